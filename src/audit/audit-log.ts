@@ -1,0 +1,72 @@
+import { repositories, type AuditRow, type Database, type SqlExecutor } from '../store/index.js';
+import { ChainVerifier, eventHash, type ChainProblem } from './chain.js';
+import type { AuditEvent, RecordedAuditEvent } from './event.js';
+
+export interface AuditLogOptions {
+  now?: () => Date;
+}
+
+/** The hash-chained audit trail in the store. */
+export class AuditLog {
+  readonly #now: () => Date;
+
+  constructor(private readonly db: Database, options: AuditLogOptions = {}) {
+    this.#now = options.now ?? (() => new Date());
+  }
+
+  /** Appends inside the caller's transaction, so the event commits with the action it records. */
+  async appendIn(tx: SqlExecutor, event: AuditEvent): Promise<RecordedAuditEvent> {
+    const repo = repositories(tx).audit;
+    const head = await repo.head();
+    const base = {
+      seq: head.seq + 1,
+      at: this.#now().toISOString(),
+      actor: event.actor,
+      action: event.action,
+      outcome: event.outcome,
+      reason_code: event.reasonCode ?? null,
+      subject: event.subject ?? null,
+      details: JSON.stringify(event.details ?? {}),
+      prev_hash: head.hash,
+    };
+    const row: AuditRow = { ...base, hash: eventHash(base) };
+    await repo.append(row);
+    return { ...event, seq: row.seq, at: row.at, hash: row.hash };
+  }
+
+  /** Appends in a transaction of its own. */
+  append(event: AuditEvent): Promise<RecordedAuditEvent> {
+    return this.db.transaction((tx) => this.appendIn(tx, event));
+  }
+
+  async list(options: { afterSeq?: number; limit?: number } = {}): Promise<RecordedAuditEvent[]> {
+    const rows = await repositories(this.db).audit.list(options);
+    return rows.map((r) => ({
+      seq: r.seq,
+      at: r.at,
+      actor: r.actor,
+      action: r.action,
+      outcome: r.outcome as RecordedAuditEvent['outcome'],
+      ...(r.reason_code ? { reasonCode: r.reason_code } : {}),
+      ...(r.subject ? { subject: r.subject } : {}),
+      details: JSON.parse(r.details) as Record<string, unknown>,
+      hash: r.hash,
+    }));
+  }
+
+  /** Walks the whole chain in pages; returns how many events it read and every problem found. */
+  async verify(): Promise<{ events: number; problems: ChainProblem[] }> {
+    const repo = repositories(this.db).audit;
+    const v = new ChainVerifier();
+    const page = 10_000;
+    let after = 0;
+    for (;;) {
+      const rows = await repo.list({ afterSeq: after, limit: page });
+      for (const r of rows) v.add(r);
+      if (rows.length < page) break;
+      after = rows[rows.length - 1]!.seq;
+    }
+    const head = await repo.head();
+    return { events: v.count, problems: v.finish(head) };
+  }
+}

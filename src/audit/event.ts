@@ -1,0 +1,27 @@
+/**
+ * An audit event: who did what to whom, when, with which outcome and why.
+ * Modelled on IHE ATNA / DICOM PS3.15 A.5 (EventOutcomeIndicator 0/4/8/12).
+ */
+export type AuditOutcome = 'success' | 'minorFailure' | 'seriousFailure' | 'majorFailure';
+
+export const ATNA_OUTCOME: Record<AuditOutcome, number> = { success: 0, minorFailure: 4, seriousFailure: 8, majorFailure: 12 };
+
+export interface AuditEvent {
+  /** The operator account, a facility number, or a component (e.g. "ca"). */
+  actor: string;
+  /** Dotted verb: ca.init, facility.add, certificate.signing, certificate.issued, certificate.revoked, crl.signed, … */
+  action: string;
+  outcome: AuditOutcome;
+  /** Stable error code when the outcome is a failure. */
+  reasonCode?: string;
+  /** What the action was about: a facility number or certificate serial. */
+  subject?: string;
+  details?: Record<string, unknown>;
+}
+
+/** An event as recorded, with its time and place in the chain. */
+export interface RecordedAuditEvent extends AuditEvent {
+  seq: number;
+  at: string;
+  hash: string;
+}

@@ -1,0 +1,226 @@
+import { createHash, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { badRequest, conflict, notFound, unauthorized } from '../errors/index.js';
+import {
+  certificatesFromPem,
+  describeCertificate,
+  keyIdentifier,
+  SoftwareSigner,
+  subjectNameDer,
+  generateKey,
+  spkiDer,
+  type KeyType,
+  type Signer,
+} from '../pki/index.js';
+import { buildCrl, type RevokedEntry } from '../pki/crl.js';
+import { reasonCode, reasonFromCode, type RevocationReason } from '../pki/revocation-reason.js';
+import { parseFacilityNumber, type EndEntityProfileName } from '../policy/index.js';
+import { openStore, repositories, type CertificateRecord, type Database, type Facility, type FacilityStatus } from '../store/index.js';
+import { AuditLog } from '../audit/index.js';
+import { loadConfig, type CaConfig } from './config.js';
+import { homePaths, isInitialized, type HomePaths } from './home.js';
+import { readKeyFile } from './key-file.js';
+import { CertificateIssuer, type IssuedCertificate, type IssuingIdentity } from './issuer.js';
+import { Registration } from './registration.js';
+import { parseSerialHex } from './serial.js';
+
+export interface OpenOptions {
+  home: string;
+  /** Overrides the configured database (postgres://…). */
+  db?: string;
+  now?: () => Date;
+}
+
+export interface FacilityInput {
+  number: string;
+  name: string;
+  address?: string;
+  contact?: string;
+}
+
+export interface CsrOrder {
+  profile: EndEntityProfileName;
+  publicKey: KeyObject;
+  facilityNumber?: string;
+  deviceName?: string;
+  hosts?: string[];
+  validityDays?: number;
+  via: string;
+  actor: string;
+}
+
+/**
+ * The certificate authority of one home directory: the registry, issuance,
+ * revocation and CRLs. Opening needs no secret; signing needs `unlock()`.
+ */
+export class CertificateAuthority {
+  readonly audit: AuditLog;
+  readonly registration: Registration;
+  readonly #signerFor: { issuing?: IssuingIdentity } = {};
+
+  private constructor(
+    readonly paths: HomePaths,
+    readonly config: CaConfig,
+    readonly db: Database,
+    readonly rootDer: Buffer,
+    readonly issuingDer: Buffer,
+    readonly now: () => Date,
+  ) {
+    this.audit = new AuditLog(db, { now });
+    this.registration = new Registration(repositories(db).facilities, config, now);
+  }
+
+  static async open(o: OpenOptions): Promise<CertificateAuthority> {
+    const paths = homePaths(o.home);
+    if (!isInitialized(o.home)) {
+      throw notFound('HOME_NOT_INITIALIZED', `no CA in ${o.home}; run "sekisho init" first (or pass --home / set SEKISHO_HOME)`);
+    }
+    const config = loadConfig(paths.config);
+    const [root] = certificatesFromPem(readFileSync(paths.rootCert, 'utf8'));
+    const [issuing] = certificatesFromPem(readFileSync(paths.issuingCert, 'utf8'));
+    if (!root || !issuing) throw notFound('CA_CERTIFICATE_MISSING', `the CA certificates in ${paths.caDir} are missing or damaged`);
+    const dbUrl = o.db ?? process.env.SEKISHO_DB ?? config.database;
+    const db = await openStore({ home: o.home, ...(dbUrl ? { url: dbUrl } : {}) });
+    return new CertificateAuthority(paths, config, db, root, issuing, o.now ?? (() => new Date()));
+  }
+
+  /** Decrypts the issuing key. A wrong passphrase is PASSPHRASE_WRONG. */
+  async unlock(passphrase: string): Promise<void> {
+    if (!passphrase) throw unauthorized('PASSPHRASE_EMPTY', 'the CA passphrase is empty; set SEKISHO_PASSPHRASE');
+    const key = await readKeyFile(this.paths.issuingKey, passphrase);
+    this.useIssuingSigner(new SoftwareSigner(key));
+  }
+
+  /** Installs the issuing signer (a software key, or a token-held key). */
+  useIssuingSigner(signer: Signer): void {
+    const view = describeCertificate(this.issuingDer);
+    if (!spkiDer(signer.publicKey).equals(spkiDer(view.publicKey))) {
+      throw badRequest('SIGNER_MISMATCH', "the signer's key does not belong to the issuing CA certificate");
+    }
+    this.#signerFor.issuing = { signer, subjectDer: subjectNameDer(this.issuingDer), keyId: keyIdentifier(view.publicKey), notAfter: view.notAfter };
+  }
+
+  #issuing(): IssuingIdentity {
+    const id = this.#signerFor.issuing;
+    if (!id) throw unauthorized('CA_LOCKED', 'the CA key is locked; this command needs SEKISHO_PASSPHRASE');
+    return id;
+  }
+
+  #issuer(): CertificateIssuer {
+    const urls = this.config.urls;
+    return new CertificateIssuer({
+      db: this.db,
+      audit: this.audit,
+      urls: { ...(urls.crl ? { crl: urls.crl } : {}), ...(urls.ocsp ? { ocsp: urls.ocsp } : {}), ...(urls.caIssuers ? { caIssuers: urls.caIssuers } : {}) },
+      now: this.now,
+    });
+  }
+
+  /** PEM chain order: issuing CA, then root. */
+  chain(): Buffer[] {
+    return [this.issuingDer, this.rootDer];
+  }
+
+  // ---- facilities ----
+
+  async addFacility(input: FacilityInput, actor: string): Promise<Facility> {
+    const number = parseFacilityNumber(input.number);
+    const name = input.name.normalize('NFC').trim();
+    if (!name || name.length > 128 || /[\u0000-\u001f]/.test(name)) {
+      throw badRequest('FACILITY_NAME_INVALID', 'the facility name must be 1–128 characters without control characters');
+    }
+    const at = this.now().toISOString();
+    const f: Facility = { number, name, status: 'active', createdAt: at, updatedAt: at, ...(input.address ? { address: input.address } : {}), ...(input.contact ? { contact: input.contact } : {}) };
+    await this.db.transaction(async (tx) => {
+      if (!(await repositories(tx).facilities.add(f))) throw conflict('FACILITY_EXISTS', `facility ${number} is already registered`);
+      await this.audit.appendIn(tx, { actor, action: 'facility.add', outcome: 'success', subject: number, details: { name } });
+    });
+    return f;
+  }
+
+  async setFacilityStatus(numberInput: string, status: FacilityStatus, actor: string): Promise<Facility> {
+    const number = parseFacilityNumber(numberInput);
+    return this.db.transaction(async (tx) => {
+      const repo = repositories(tx).facilities;
+      const f = await repo.get(number);
+      if (!f) throw notFound('FACILITY_UNKNOWN', `facility ${number} is not registered`);
+      if (f.status === status) return f;
+      await repo.setStatus(number, status, this.now().toISOString());
+      await this.audit.appendIn(tx, { actor, action: status === 'suspended' ? 'facility.suspend' : 'facility.resume', outcome: 'success', subject: number });
+      return { ...f, status };
+    });
+  }
+
+  listFacilities(): Promise<Facility[]> {
+    return repositories(this.db).facilities.list();
+  }
+
+  // ---- issuance ----
+
+  async issue(order: CsrOrder): Promise<IssuedCertificate> {
+    const issuing = this.#issuing();
+    const request = await this.registration.decide(order);
+    return this.#issuer().issue(request, issuing);
+  }
+
+  /** Makes the key pair here (for PKCS#12 delivery) and issues for it. */
+  async issueWithNewKey(order: Omit<CsrOrder, 'publicKey'> & { keyType: KeyType }): Promise<IssuedCertificate & { privateKey: KeyObject }> {
+    this.#issuing();
+    if (order.facilityNumber) await this.registration.activeFacility(order.facilityNumber);
+    const { privateKey, publicKey } = await generateKey(order.keyType);
+    return { ...(await this.issue({ ...order, publicKey })), privateKey };
+  }
+
+  /** An issued certificate for exactly this key and facility (bulk resume uses it). */
+  async findIssuedForKey(publicKey: KeyObject, facilityNumber: string): Promise<CertificateRecord | undefined> {
+    const spki = createHash('sha256').update(spkiDer(publicKey)).digest('hex');
+    return repositories(this.db).certificates.findBySpki(spki, facilityNumber);
+  }
+
+  listCertificates(filter: { facilityNumber?: string; status?: CertificateRecord['status'] } = {}): Promise<CertificateRecord[]> {
+    return repositories(this.db).certificates.list(filter);
+  }
+
+  // ---- revocation ----
+
+  async revoke(serialInput: string, reason: RevocationReason, actor: string): Promise<CertificateRecord> {
+    const serial = parseSerialHex(serialInput);
+    if (!serial) throw badRequest('SERIAL_INVALID', `"${serialInput}" is not a certificate serial (hex, as "cert list" shows it)`);
+    const at = this.now().toISOString();
+    return this.db.transaction(async (tx) => {
+      const certs = repositories(tx).certificates;
+      const rec = await certs.get(serial);
+      if (!rec) throw notFound('CERTIFICATE_UNKNOWN', `no certificate with serial ${serial}; see "sekisho cert list"`);
+      if (rec.status === 'revoked') throw conflict('CERTIFICATE_ALREADY_REVOKED', `certificate ${serial} was already revoked at ${rec.revokedAt}`);
+      if (rec.status !== 'issued') throw conflict('CERTIFICATE_NOT_ISSUED', `serial ${serial} was reserved but never issued; there is nothing to revoke`);
+      if (rec.profile === 'root-ca' || rec.profile === 'issuing-ca') throw badRequest('CA_CERTIFICATE_REVOKE', 'CA certificates are not revoked through this CRL');
+      await certs.revoke(serial, at, reasonCode(reason));
+      await this.audit.appendIn(tx, { actor, action: 'certificate.revoked', outcome: 'success', subject: serial, details: { reason, ...(rec.facilityNumber ? { facility: rec.facilityNumber } : {}) } });
+      return { ...rec, status: 'revoked', revokedAt: at, revocationReason: reasonCode(reason) };
+    });
+  }
+
+  /** Signs a CRL v2 of every revoked, unexpired certificate, with the next CRL number. */
+  async crl(): Promise<{ der: Buffer; number: bigint; entries: number; nextUpdate: Date }> {
+    const issuing = this.#issuing();
+    const thisUpdate = new Date(Math.floor(this.now().getTime() / 1000) * 1000);
+    const nextUpdate = new Date(thisUpdate.getTime() + this.config.crlValidityHours * 3_600_000);
+    const revoked = await repositories(this.db).certificates.revokedSerials(thisUpdate.toISOString());
+    const number = await this.db.transaction(async (tx) => {
+      const n = await repositories(tx).crl.next(thisUpdate.toISOString(), nextUpdate.toISOString());
+      await this.audit.appendIn(tx, { actor: 'ca', action: 'crl.signed', outcome: 'success', details: { number: n.toString(), entries: revoked.length, nextUpdate: nextUpdate.toISOString() } });
+      return n;
+    });
+    const entries: RevokedEntry[] = revoked.map((r) => ({
+      serial: Buffer.from(r.serial, 'hex'),
+      revokedAt: new Date(r.revokedAt),
+      ...(r.reason ? { reason: reasonFromCode(r.reason) ?? 'unspecified' } : {}),
+    }));
+    const der = await buildCrl({ issuer: issuing.subjectDer, signer: issuing.signer, authorityKeyIdentifier: issuing.keyId, crlNumber: number, thisUpdate, nextUpdate, entries });
+    return { der, number, entries: entries.length, nextUpdate };
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+}

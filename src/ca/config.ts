@@ -1,0 +1,105 @@
+import { readFileSync } from 'node:fs';
+import { malformed } from '../errors/index.js';
+import { isKeyType, type KeyType } from '../pki/index.js';
+
+/**
+ * The CA's configuration (<home>/config.json). Strict: an unknown key, a wrong
+ * type or an out-of-range value is an error at start-up that names the field.
+ */
+export interface CaConfig {
+  version: 1;
+  /** Organization written into the CA subjects (O=). */
+  organization: string;
+  keyType: KeyType;
+  /** postgres://user@host/db when the store is PostgreSQL (password from PGPASSWORD or ~/.pgpass, never here). */
+  database?: string;
+  urls: {
+    /** Written into certificates as cRLDistributionPoints. */
+    crl?: string;
+    /** Written as AIA id-ad-ocsp. */
+    ocsp?: string;
+    /** Written as AIA id-ad-caIssuers. */
+    caIssuers?: string;
+    /** The enrollment portal, printed on delivery texts and notices. */
+    portal?: string;
+    /** The service center (gateway) facilities connect to. */
+    center?: string;
+  };
+  validityDays: { facility: number; device: number; server: number };
+  crlValidityHours: number;
+  pkcs12: { minPasswordLength: number; iterations: number };
+}
+
+export const DEFAULT_CONFIG: CaConfig = {
+  version: 1,
+  organization: 'sekisho',
+  keyType: 'ecdsa-p256',
+  urls: {},
+  validityDays: { facility: 730, device: 730, server: 397 },
+  crlValidityHours: 24,
+  pkcs12: { minPasswordLength: 8, iterations: 2048 },
+};
+
+type Check = (v: unknown, path: string) => void;
+const fail = (path: string, what: string) => malformed('CONFIG_INVALID', `config ${path}: ${what}`);
+const str: Check = (v, p) => {
+  if (typeof v !== 'string' || v.length === 0) throw fail(p, 'must be a non-empty string');
+};
+const url: Check = (v, p) => {
+  str(v, p);
+  if (!/^https?:\/\/[^\s]+$/.test(v as string)) throw fail(p, `"${String(v)}" must be an http(s) URL`);
+};
+const int = (min: number, max: number): Check => (v, p) => {
+  if (!Number.isInteger(v) || (v as number) < min || (v as number) > max) throw fail(p, `must be a whole number from ${min} to ${max}`);
+};
+function object(fields: Record<string, Check>, required: readonly string[] = []): Check {
+  return (v, p) => {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw fail(p, 'must be an object');
+    for (const k of Object.keys(v)) if (!fields[k]) throw fail(`${p}.${k}`, `unknown setting (known: ${Object.keys(fields).join(', ')})`);
+    for (const k of required) if (!(k in v)) throw fail(`${p}.${k}`, 'is required');
+    for (const [k, check] of Object.entries(fields)) if (k in v) check((v as Record<string, unknown>)[k], `${p}.${k}`);
+  };
+}
+
+const CONFIG_SCHEMA = object(
+  {
+    version: (v, p) => {
+      if (v !== 1) throw fail(p, 'must be 1');
+    },
+    organization: str,
+    keyType: (v, p) => {
+      if (typeof v !== 'string' || !isKeyType(v)) throw fail(p, 'must be one of ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096');
+    },
+    database: (v, p) => {
+      str(v, p);
+      if (!/^postgres(ql)?:\/\/[^:@/]+(@|\/)/.test(v as string) && !/^postgres(ql)?:\/\/[^@]*$/.test(v as string)) throw fail(p, 'must be a postgres:// URL without a password');
+    },
+    urls: object({ crl: url, ocsp: url, caIssuers: url, portal: url, center: url }),
+    validityDays: object({ facility: int(1, 730), device: int(1, 730), server: int(1, 397) }, ['facility', 'device', 'server']),
+    crlValidityHours: int(1, 24 * 31),
+    pkcs12: object({ minPasswordLength: int(4, 128), iterations: int(1000, 10_000_000) }, ['minPasswordLength', 'iterations']),
+  },
+  ['version', 'organization', 'keyType'],
+);
+
+export function parseConfig(value: unknown): CaConfig {
+  CONFIG_SCHEMA(value, 'config');
+  const v = value as Partial<CaConfig>;
+  return {
+    ...DEFAULT_CONFIG,
+    ...v,
+    urls: { ...(v.urls ?? {}) },
+    validityDays: v.validityDays ?? DEFAULT_CONFIG.validityDays,
+    pkcs12: v.pkcs12 ?? DEFAULT_CONFIG.pkcs12,
+  } as CaConfig;
+}
+
+export function loadConfig(path: string): CaConfig {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw malformed('CONFIG_INVALID', `cannot read ${path}: ${(e as Error).message}`);
+  }
+  return parseConfig(raw);
+}

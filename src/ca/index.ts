@@ -1,0 +1,12 @@
+export * from './authority.js';
+export * from './init.js';
+export * from './config.js';
+export * from './home.js';
+export * from './issuer.js';
+export * from './registration.js';
+export * from './serial.js';
+export { writeFileAtomic } from './atomic-file.js';
+export { encryptPrivateKey, decryptPrivateKey, readKeyFile, writeKeyFile } from './key-file.js';
+export * from './bulk.js';
+export * from './facility-csv.js';
+export * from './delivery.js';

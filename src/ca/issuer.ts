@@ -1,0 +1,208 @@
+import { createHash, KeyObject, verify } from 'node:crypto';
+import { badRequest, internal } from '../errors/index.js';
+import {
+  describeTbs,
+  encodeName,
+  encodeTbsCertificate,
+  fingerprint,
+  formatName,
+  keyIdentifier,
+  signTbs,
+  spkiDer,
+  SIGNATURE_HASH,
+  type CertificateView,
+  type ExtensionValues,
+  type NameAttribute,
+  type Signer,
+} from '../pki/index.js';
+import { lintCertificate, type CertificateProfile } from '../policy/index.js';
+import { repositories, type CertificateRecord, type Database } from '../store/index.js';
+import type { AuditLog } from '../audit/index.js';
+import { newSerial, serialHex } from './serial.js';
+
+/** A decided request: registration has checked it; the issuer only builds, lints, signs and records. */
+export interface IssuanceRequest {
+  profile: CertificateProfile;
+  subject: NameAttribute[];
+  publicKey: KeyObject;
+  notBefore: Date;
+  notAfter: Date;
+  subjectAltName?: { dns: string[]; ip: string[] };
+  facilityNumber?: string;
+  /** How the request arrived: csr, ca-key, bulk, init. */
+  via: string;
+  actor: string;
+}
+
+/** Who signs: the signer and the facts about its certificate that go into children. */
+export interface IssuingIdentity {
+  signer: Signer;
+  subjectDer: Buffer;
+  keyId: Buffer;
+  /** Absent for the self-signed root. */
+  notAfter?: Date;
+}
+
+export interface RevocationUrls {
+  crl?: string;
+  ocsp?: string;
+  caIssuers?: string;
+}
+
+export interface IssuedCertificate {
+  der: Buffer;
+  serial: string;
+  view: CertificateView;
+}
+
+declare const lintedBrand: unique symbol;
+/**
+ * A TBS certificate that passed every lint for its profile. Only `lint()`
+ * makes one, and `sign()` accepts each one once: nothing unlinted is signed.
+ */
+export type LintedCertificate = {
+  readonly [lintedBrand]: true;
+  readonly tbs: Buffer;
+  readonly view: CertificateView;
+  readonly serial: Buffer;
+};
+
+const unsigned = new WeakSet<object>();
+
+export interface CertificateIssuerOptions {
+  db: Database;
+  audit: AuditLog;
+  urls?: RevocationUrls;
+  now?: () => Date;
+  random?: (n: number) => Buffer;
+}
+
+/** The signing side of the CA (Boulder's CA, as opposed to its RA). */
+export class CertificateIssuer {
+  readonly #db: Database;
+  readonly #audit: AuditLog;
+  readonly #urls: RevocationUrls;
+  readonly #now: () => Date;
+  readonly #random: ((n: number) => Buffer) | undefined;
+
+  constructor(o: CertificateIssuerOptions) {
+    this.#db = o.db;
+    this.#audit = o.audit;
+    this.#urls = o.urls ?? {};
+    this.#now = o.now ?? (() => new Date());
+    this.#random = o.random;
+  }
+
+  /**
+   * 1. build the TBS with a fresh serial, 2. lint it against its profile,
+   * 3. reserve the serial and audit "signing" in one transaction,
+   * 4. sign, and check the signature, 5. store the certificate and audit
+   * "issued" in one transaction. A crash after 3 leaves a reserved serial
+   * that never repeats; no signed certificate exists that the store lacks.
+   */
+  async issue(req: IssuanceRequest, issuer: IssuingIdentity): Promise<IssuedCertificate> {
+    const linted = this.lint(req, issuer);
+    const serial = serialHex(linted.serial);
+    const record = {
+      serial,
+      profile: req.profile.name,
+      subject: formatName(req.subject),
+      spkiSha256: createHash('sha256').update(spkiDer(req.publicKey)).digest('hex'),
+      notBefore: req.notBefore.toISOString(),
+      notAfter: req.notAfter.toISOString(),
+      reservedAt: this.#now().toISOString(),
+      ...(req.facilityNumber ? { facilityNumber: req.facilityNumber } : {}),
+    } satisfies Omit<CertificateRecord, 'status'>;
+    await this.#db.transaction(async (tx) => {
+      if (!(await repositories(tx).certificates.reserve(record))) {
+        throw internal('SERIAL_COLLISION', `serial ${serial} already exists; retry the issuance`);
+      }
+      await this.#audit.appendIn(tx, {
+        actor: req.actor,
+        action: 'certificate.signing',
+        outcome: 'success',
+        subject: serial,
+        details: { profile: req.profile.name, subject: record.subject, via: req.via, tbsSha256: createHash('sha256').update(linted.tbs).digest('hex'), ...(req.facilityNumber ? { facility: req.facilityNumber } : {}) },
+      });
+    });
+    const der = await this.sign(linted, issuer.signer);
+    const fp = fingerprint(der);
+    await this.#db.transaction(async (tx) => {
+      if (!(await repositories(tx).certificates.markIssued(serial, der, fp, this.#now().toISOString()))) {
+        throw internal('SERIAL_STATE', `serial ${serial} was not in the reserved state when its certificate was stored`);
+      }
+      await this.#audit.appendIn(tx, {
+        actor: req.actor,
+        action: 'certificate.issued',
+        outcome: 'success',
+        subject: serial,
+        details: { profile: req.profile.name, subject: record.subject, fingerprintSha256: fp, notAfter: record.notAfter, ...(req.facilityNumber ? { facility: req.facilityNumber } : {}) },
+      });
+    });
+    return { der, serial, view: linted.view };
+  }
+
+  /** Builds the TBS and runs every lint; throws with all problems, or returns the single-use token. */
+  lint(req: IssuanceRequest, issuer: IssuingIdentity): LintedCertificate {
+    const p = req.profile;
+    const subjectKeyId = keyIdentifier(req.publicKey);
+    const selfSigned = issuer.notAfter === undefined;
+    const extensions: ExtensionValues = {
+      basicConstraints: p.ca ? { ca: true, ...(p.pathLength !== undefined ? { pathLength: p.pathLength } : {}) } : { ca: false },
+      keyUsage: p.keyUsage,
+      ...(p.extendedKeyUsage.length ? { extendedKeyUsage: p.extendedKeyUsage } : {}),
+      ...(req.subjectAltName ? { subjectAltName: req.subjectAltName } : {}),
+      subjectKeyIdentifier: subjectKeyId,
+      authorityKeyIdentifier: selfSigned ? subjectKeyId : issuer.keyId,
+      ...(p.revocationPointers && this.#urls.crl ? { crlDistributionPoints: [this.#urls.crl] } : {}),
+      ...(p.revocationPointers && this.#urls.ocsp ? { ocspUrls: [this.#urls.ocsp] } : {}),
+      ...(p.revocationPointers && this.#urls.caIssuers ? { caIssuersUrls: [this.#urls.caIssuers] } : {}),
+    };
+    const serial = newSerial(this.#random);
+    const subjectDer = encodeName(req.subject);
+    const tbs = encodeTbsCertificate({
+      serial,
+      signatureAlgorithm: issuer.signer.algorithm,
+      issuer: selfSigned ? subjectDer : issuer.subjectDer,
+      subject: subjectDer,
+      notBefore: req.notBefore,
+      notAfter: req.notAfter,
+      publicKey: req.publicKey,
+      extensions,
+    });
+    const view = describeTbs(tbs);
+    const problems = lintCertificate(view, p, {
+      ...(issuer.notAfter ? { issuerNotAfter: issuer.notAfter } : {}),
+      issuerKeyIdentifier: selfSigned ? subjectKeyId : issuer.keyId,
+      revocationUrlsConfigured: Boolean(this.#urls.crl),
+    });
+    if (problems.length) {
+      throw badRequest('CERTIFICATE_LINT_FAILED', `the ${p.name} certificate would break its profile: ${problems.map((x) => `${x.lint}: ${x.problem}`).join('; ')}`);
+    }
+    const token = { tbs, view, serial } as LintedCertificate;
+    unsigned.add(token);
+    return token;
+  }
+
+  /** Signs a linted TBS exactly once and checks the signature before handing it out. */
+  async sign(linted: LintedCertificate, signer: Signer): Promise<Buffer> {
+    if (!unsigned.delete(linted)) throw internal('LINT_TOKEN_REUSED', 'a certificate may only be signed once, from a fresh lint');
+    const der = await signTbs(linted.tbs, signer);
+    const sigStart = linted.tbs.length; // Certificate = SEQ { tbs, alg, BIT STRING }
+    const sig = signatureValue(der, sigStart);
+    if (!verify(SIGNATURE_HASH[signer.algorithm], linted.tbs, signer.publicKey, sig)) {
+      throw internal('SIGNATURE_CHECK_FAILED', 'the signer produced a signature that does not verify; check the CA key or token');
+    }
+    return der;
+  }
+}
+
+/** The signature BIT STRING's value from a certificate built by signTbs. */
+function signatureValue(der: Buffer, tbsLength: number): Buffer {
+  const headerLen = der[1]! & 0x80 ? 2 + (der[1]! & 0x7f) : 2;
+  let p = headerLen + tbsLength;
+  p += 2 + der[p + 1]!; // AlgorithmIdentifier (short form, < 128 bytes)
+  const lenByte = der[p + 1]!;
+  const lenLen = lenByte & 0x80 ? lenByte & 0x7f : 0;
+  return der.subarray(p + 2 + lenLen + 1);
+}

@@ -1,0 +1,94 @@
+import { isIP } from 'node:net';
+import type { KeyObject } from 'node:crypto';
+import { badRequest, notFound } from '../errors/index.js';
+import type { NameAttribute } from '../pki/index.js';
+import { CERTIFICATE_PROFILES, checkSubjectKey, parseFacilityNumber, type EndEntityProfileName } from '../policy/index.js';
+import type { Facility, FacilityRepository } from '../store/index.js';
+import type { CaConfig } from './config.js';
+import type { IssuanceRequest } from './issuer.js';
+
+/** Clock skew allowance: notBefore is backdated this much (RFC 5280 allows any past time). */
+const BACKDATE_MS = 5 * 60_000;
+const DAY_MS = 86_400_000;
+
+export interface EndEntityOrder {
+  profile: EndEntityProfileName;
+  facilityNumber?: string;
+  /** device: device name (CN); server: DNS names and IP addresses. */
+  deviceName?: string;
+  hosts?: string[];
+  validityDays?: number;
+  publicKey: KeyObject;
+  via: string;
+  actor: string;
+}
+
+/**
+ * The registration side of the CA (Boulder's RA): decides whether a request
+ * may be issued and what exactly goes into it. The subject comes from the
+ * registry, never from the request.
+ */
+export class Registration {
+  constructor(
+    private readonly facilities: FacilityRepository,
+    private readonly config: CaConfig,
+    private readonly now: () => Date = () => new Date(),
+  ) {}
+
+  async activeFacility(numberInput: string): Promise<Facility> {
+    const number = parseFacilityNumber(numberInput);
+    const f = await this.facilities.get(number);
+    if (!f) {
+      throw notFound('FACILITY_UNKNOWN', `facility ${number} is not registered; add it first with: sekisho facility add --code ${number} --name …`, {
+        ja: `医療機関 ${number} は登録されていません。`,
+      });
+    }
+    if (f.status !== 'active') {
+      throw badRequest('FACILITY_SUSPENDED', `facility ${number} is suspended; resume it (sekisho facility resume ${number}) before issuing`, {
+        ja: `医療機関 ${number} は利用停止中です。運営主体にお問い合わせください。`,
+      });
+    }
+    return f;
+  }
+
+  async decide(order: EndEntityOrder): Promise<IssuanceRequest> {
+    const profile = CERTIFICATE_PROFILES[order.profile];
+    checkSubjectKey(order.publicKey);
+    const maxDays = this.config.validityDays[order.profile];
+    const days = order.validityDays ?? maxDays;
+    if (!Number.isInteger(days) || days < 1 || days > maxDays) {
+      throw badRequest('VALIDITY_OUT_OF_RANGE', `validity must be 1–${maxDays} days for a ${order.profile} certificate (got ${days})`);
+    }
+    const notBefore = new Date(Math.floor((this.now().getTime() - BACKDATE_MS) / 1000) * 1000);
+    const notAfter = new Date(notBefore.getTime() + days * DAY_MS);
+    const base = { profile, publicKey: order.publicKey, notBefore, notAfter, via: order.via, actor: order.actor };
+    const org = this.config.organization;
+    switch (order.profile) {
+      case 'facility': {
+        const f = await this.activeFacility(order.facilityNumber ?? '');
+        return { ...base, facilityNumber: f.number, subject: [{ type: 'C', value: 'JP' }, { type: 'O', value: f.name }, { type: 'CN', value: f.number }] };
+      }
+      case 'device': {
+        const f = await this.activeFacility(order.facilityNumber ?? '');
+        const name = (order.deviceName ?? '').trim();
+        if (!/^[\p{L}\p{N}][\p{L}\p{N} ._-]{0,63}$/u.test(name)) {
+          throw badRequest('DEVICE_NAME_INVALID', 'a device certificate needs --device NAME (1–64 letters, digits, space, . _ -)');
+        }
+        const subject: NameAttribute[] = [{ type: 'C', value: 'JP' }, { type: 'O', value: f.name }, { type: 'OU', value: f.number }, { type: 'CN', value: name }];
+        return { ...base, facilityNumber: f.number, subject };
+      }
+      case 'server': {
+        const hosts = order.hosts ?? [];
+        if (hosts.length === 0) throw badRequest('SERVER_NAMES_MISSING', 'a server certificate needs at least one --host DNS name or IP address');
+        const dns: string[] = [];
+        const ip: string[] = [];
+        for (const h of hosts) {
+          if (isIP(h)) ip.push(h);
+          else if (/^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i.test(h) && h.length <= 253) dns.push(h.toLowerCase());
+          else throw badRequest('SERVER_NAME_INVALID', `"${h}" is neither a DNS name nor an IP address`);
+        }
+        return { ...base, subject: [{ type: 'C', value: 'JP' }, { type: 'O', value: org }, { type: 'CN', value: dns[0] ?? ip[0]! }], subjectAltName: { dns, ip } };
+      }
+    }
+  }
+}

@@ -1,0 +1,50 @@
+import { initAuthority, resolveHome } from '../../ca/index.js';
+import { fingerprint, certificatesFromPem, parseKeyType } from '../../pki/index.js';
+import { HOME_OPTIONS, JSON_OPTION, type Command } from '../command.js';
+import { caPassphrase } from '../secrets.js';
+import { actor } from '../authority.js';
+
+export const initCommand: Command = {
+  path: ['init'],
+  summary: 'create a root CA and an issuing CA in the home directory',
+  options: {
+    ...HOME_OPTIONS,
+    key: { type: 'string', description: 'CA key type: ecdsa-p256 (default), ecdsa-p384, rsa-2048, rsa-3072, rsa-4096', valueName: 'TYPE' },
+    org: { type: 'string', description: 'organization name in the CA subjects (default "sekisho")', valueName: 'NAME' },
+    'crl-url': { type: 'string', description: 'CRL distribution point written into certificates', valueName: 'URL' },
+    'ocsp-url': { type: 'string', description: 'OCSP responder URL written into certificates', valueName: 'URL' },
+    'portal-url': { type: 'string', description: 'enrollment portal URL printed on delivery texts', valueName: 'URL' },
+    'center-url': { type: 'string', description: 'service center (gateway) URL printed on delivery texts', valueName: 'URL' },
+    ...JSON_OPTION,
+  },
+  async run(ctx) {
+    const v = ctx.values;
+    const home = resolveHome(v.home as string | undefined);
+    const passphrase = await caPassphrase(ctx.env, ctx.isTTY);
+    const urls = Object.fromEntries(
+      (
+        [
+          ['crl', v['crl-url']],
+          ['ocsp', v['ocsp-url']],
+          ['portal', v['portal-url']],
+          ['center', v['center-url']],
+        ] as const
+      ).filter(([, u]) => u !== undefined),
+    ) as Record<string, string>;
+    const r = await initAuthority({
+      home,
+      passphrase,
+      ...(v.key ? { keyType: parseKeyType(v.key as string) } : {}),
+      ...(v.org ? { organization: v.org as string } : {}),
+      ...(v.db ? { db: v.db as string } : {}),
+      urls,
+      actor: actor(ctx.env),
+    });
+    const root = certificatesFromPem(r.rootPem)[0]!;
+    const summary = { home, keyType: r.config.keyType, rootSha256: fingerprint(root), rootSha1: fingerprint(root, 'sha1') };
+    if (v.json) return ctx.json(summary);
+    ctx.out(`CA created in ${home} (${r.config.keyType})`);
+    ctx.out(`root SHA-256 ${summary.rootSha256}`);
+    ctx.out(`root SHA-1   ${summary.rootSha1}`);
+  },
+};

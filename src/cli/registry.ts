@@ -1,0 +1,25 @@
+import type { Command } from './command.js';
+import { initCommand } from './commands/init.js';
+import { caChainCommand } from './commands/ca.js';
+import { facilityAddCommand, facilityListCommand, facilityResumeCommand, facilitySuspendCommand } from './commands/facility.js';
+import { certIssueCommand, certListCommand, certRevokeCommand } from './commands/cert.js';
+import { certBulkCommand } from './commands/bulk.js';
+import { crlCommand } from './commands/crl.js';
+import { auditListCommand, auditVerifyCommand } from './commands/audit.js';
+
+/** Every command, in the order `sekisho --help` lists them. */
+export const COMMANDS: readonly Command[] = [
+  initCommand,
+  caChainCommand,
+  facilityAddCommand,
+  facilityListCommand,
+  facilitySuspendCommand,
+  facilityResumeCommand,
+  certIssueCommand,
+  certBulkCommand,
+  certListCommand,
+  certRevokeCommand,
+  crlCommand,
+  auditVerifyCommand,
+  auditListCommand,
+];

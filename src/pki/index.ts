@@ -1,0 +1,7 @@
+export * from './keys.js';
+export * from './signer.js';
+export * from './name.js';
+export * from './extensions.js';
+export * from './certificate.js';
+export * from './csr.js';
+export * from './der-reader.js';

@@ -1,0 +1,61 @@
+import { AsnConvert } from '@peculiar/asn1-schema';
+import { AttributeTypeAndValue, AttributeValue, Name, RelativeDistinguishedName } from '@peculiar/asn1-x509';
+
+/** Attribute types sekisho writes and names (RFC 5280 §4.1.2.4, X.520). */
+export const NAME_ATTRIBUTE_OIDS = {
+  C: '2.5.4.6',
+  ST: '2.5.4.8',
+  L: '2.5.4.7',
+  O: '2.5.4.10',
+  OU: '2.5.4.11',
+  CN: '2.5.4.3',
+  serialNumber: '2.5.4.5',
+  organizationIdentifier: '2.5.4.97',
+} as const;
+export type NameAttributeType = keyof typeof NAME_ATTRIBUTE_OIDS;
+
+const SHORT_BY_OID = new Map<string, string>(Object.entries(NAME_ATTRIBUTE_OIDS).map(([k, v]) => [v, k]));
+
+export interface NameAttribute {
+  /** Short name (C, O, CN, …) or the dotted OID for types sekisho does not name. */
+  type: string;
+  value: string;
+}
+
+/**
+ * Encodes a distinguished name, one attribute per RDN, in the order given.
+ * C and serialNumber are PrintableString (X.520 requires it); everything else
+ * UTF8String (RFC 5280 §4.1.2.6), so Japanese facility names survive.
+ */
+export function encodeName(attributes: readonly NameAttribute[]): Buffer {
+  const rdns = attributes.map((a) => {
+    const oid = (NAME_ATTRIBUTE_OIDS as Record<string, string>)[a.type] ?? a.type;
+    const printable = oid === NAME_ATTRIBUTE_OIDS.C || oid === NAME_ATTRIBUTE_OIDS.serialNumber;
+    const value = new AttributeValue(printable ? { printableString: a.value } : { utf8String: a.value });
+    return new RelativeDistinguishedName([new AttributeTypeAndValue({ type: oid, value })]);
+  });
+  return Buffer.from(AsnConvert.serialize(new Name(rdns)));
+}
+
+export function nameFromAsn(name: Name): NameAttribute[] {
+  const out: NameAttribute[] = [];
+  for (const rdn of name) {
+    for (const atv of rdn) {
+      out.push({ type: SHORT_BY_OID.get(atv.type) ?? atv.type, value: atv.value.toString() });
+    }
+  }
+  return out;
+}
+
+export function decodeName(der: Uint8Array): NameAttribute[] {
+  return nameFromAsn(AsnConvert.parse(der, Name));
+}
+
+/** "C=JP, O=はこだてクリニック, CN=0110113719" — for people, not for comparison. */
+export function formatName(attributes: readonly NameAttribute[]): string {
+  return attributes.map((a) => `${a.type}=${a.value}`).join(', ');
+}
+
+export function nameValue(attributes: readonly NameAttribute[], type: NameAttributeType): string | undefined {
+  return attributes.find((a) => a.type === type)?.value;
+}

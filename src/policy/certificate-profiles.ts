@@ -1,0 +1,88 @@
+import type { ExtendedKeyUsageName, KeyUsageName } from '../pki/index.js';
+
+/**
+ * Certificate profiles as data. The CA issues within them; the lint rules in
+ * certificate-lint.ts check every to-be-signed certificate against its profile.
+ *
+ * Subjects:
+ * - facility: C=JP, O=<facility name>, CN=<10-digit 医療機関番号>
+ * - device:   C=JP, O=<facility name>, OU=<医療機関番号>, CN=<device name>
+ * - server:   C=JP, O=<operator>, CN=<first DNS name or IP>; SAN required
+ */
+export type CertificateProfileName = 'facility' | 'device' | 'server' | 'root-ca' | 'issuing-ca';
+export const END_ENTITY_PROFILES = ['facility', 'device', 'server'] as const;
+export type EndEntityProfileName = (typeof END_ENTITY_PROFILES)[number];
+
+export interface CertificateProfile {
+  name: CertificateProfileName;
+  ca: boolean;
+  pathLength?: number;
+  keyUsage: KeyUsageName[];
+  /** Key usages allowed in addition for RSA subject keys (TLS 1.2 RSA key transport is not allowed by the profile, so none). */
+  extendedKeyUsage: ExtendedKeyUsageName[];
+  /** Upper bound on notAfter − notBefore. IHE ITI-19 recommends at most 2 years for node certificates. */
+  maxValidityDays: number;
+  defaultValidityDays: number;
+  requireSubjectAltName: boolean;
+  /** CRL distribution point and AIA (OCSP, caIssuers) are written when configured. */
+  revocationPointers: boolean;
+}
+
+export const CERTIFICATE_PROFILES: Record<CertificateProfileName, CertificateProfile> = {
+  facility: {
+    name: 'facility',
+    ca: false,
+    keyUsage: ['digitalSignature'],
+    extendedKeyUsage: ['clientAuth'],
+    maxValidityDays: 730,
+    defaultValidityDays: 730,
+    requireSubjectAltName: false,
+    revocationPointers: true,
+  },
+  device: {
+    name: 'device',
+    ca: false,
+    keyUsage: ['digitalSignature'],
+    extendedKeyUsage: ['clientAuth'],
+    maxValidityDays: 730,
+    defaultValidityDays: 730,
+    requireSubjectAltName: false,
+    revocationPointers: true,
+  },
+  server: {
+    name: 'server',
+    ca: false,
+    keyUsage: ['digitalSignature'],
+    extendedKeyUsage: ['serverAuth'],
+    maxValidityDays: 397,
+    defaultValidityDays: 397,
+    requireSubjectAltName: true,
+    revocationPointers: true,
+  },
+  'root-ca': {
+    name: 'root-ca',
+    ca: true,
+    pathLength: 1,
+    keyUsage: ['keyCertSign', 'cRLSign'],
+    extendedKeyUsage: [],
+    maxValidityDays: 365 * 20 + 5,
+    defaultValidityDays: 365 * 20 + 5,
+    requireSubjectAltName: false,
+    revocationPointers: false,
+  },
+  'issuing-ca': {
+    name: 'issuing-ca',
+    ca: true,
+    pathLength: 0,
+    keyUsage: ['digitalSignature', 'keyCertSign', 'cRLSign'],
+    extendedKeyUsage: [],
+    maxValidityDays: 365 * 10 + 3,
+    defaultValidityDays: 365 * 10 + 3,
+    requireSubjectAltName: false,
+    revocationPointers: false,
+  },
+};
+
+export function isEndEntityProfile(s: string): s is EndEntityProfileName {
+  return (END_ENTITY_PROFILES as readonly string[]).includes(s);
+}

@@ -1,0 +1,146 @@
+import type { SqlExecutor } from './database.js';
+
+export type CertificateStatus = 'reserved' | 'issued' | 'revoked';
+
+export interface CertificateRecord {
+  serial: string;
+  status: CertificateStatus;
+  profile: string;
+  facilityNumber?: string;
+  subject: string;
+  spkiSha256: string;
+  notBefore: string;
+  notAfter: string;
+  reservedAt: string;
+  issuedAt?: string;
+  fingerprintSha256?: string;
+  der?: Buffer;
+  revokedAt?: string;
+  revocationReason?: number;
+}
+
+interface Row {
+  serial: string;
+  status: CertificateStatus;
+  profile: string;
+  facility_number: string | null;
+  subject: string;
+  spki_sha256: string;
+  not_before: string;
+  not_after: string;
+  reserved_at: string;
+  issued_at: string | null;
+  fingerprint_sha256: string | null;
+  der: Buffer | null;
+  revoked_at: string | null;
+  revocation_reason: number | null;
+}
+
+function toRecord(r: Row): CertificateRecord {
+  const rec: CertificateRecord = {
+    serial: r.serial,
+    status: r.status,
+    profile: r.profile,
+    subject: r.subject,
+    spkiSha256: r.spki_sha256,
+    notBefore: r.not_before,
+    notAfter: r.not_after,
+    reservedAt: r.reserved_at,
+  };
+  if (r.facility_number !== null) rec.facilityNumber = r.facility_number;
+  if (r.issued_at !== null) rec.issuedAt = r.issued_at;
+  if (r.fingerprint_sha256 !== null) rec.fingerprintSha256 = r.fingerprint_sha256;
+  if (r.der !== null) rec.der = Buffer.from(r.der);
+  if (r.revoked_at !== null) rec.revokedAt = r.revoked_at;
+  if (r.revocation_reason !== null) rec.revocationReason = r.revocation_reason;
+  return rec;
+}
+
+export interface CertificateFilter {
+  facilityNumber?: string;
+  status?: CertificateStatus;
+}
+
+export interface RevokedSerial {
+  serial: string;
+  revokedAt: string;
+  reason: number;
+}
+
+/** Certificates, from serial reservation to revocation. */
+export class CertificateRepository {
+  constructor(private readonly x: SqlExecutor) {}
+
+  /** Records a serial before anything is signed. Returns false if the serial exists (then pick another). */
+  async reserve(rec: Omit<CertificateRecord, 'status'>): Promise<boolean> {
+    const r = await this.x.run(
+      `INSERT INTO certificates (serial, status, profile, facility_number, subject, spki_sha256, not_before, not_after, reserved_at)
+       VALUES (?, 'reserved', ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (serial) DO NOTHING`,
+      [rec.serial, rec.profile, rec.facilityNumber ?? null, rec.subject, rec.spkiSha256, rec.notBefore, rec.notAfter, rec.reservedAt],
+    );
+    return r.changes === 1;
+  }
+
+  /** Stores the signed certificate for a reserved serial. */
+  async markIssued(serial: string, der: Buffer, fingerprintSha256: string, issuedAt: string): Promise<boolean> {
+    const r = await this.x.run(
+      "UPDATE certificates SET status = 'issued', der = ?, fingerprint_sha256 = ?, issued_at = ? WHERE serial = ? AND status = 'reserved'",
+      [der, fingerprintSha256, issuedAt, serial],
+    );
+    return r.changes === 1;
+  }
+
+  async get(serial: string): Promise<CertificateRecord | undefined> {
+    const r = await this.x.get<Row>('SELECT * FROM certificates WHERE serial = ?', [serial]);
+    return r && toRecord(r);
+  }
+
+  async list(filter: CertificateFilter = {}): Promise<CertificateRecord[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (filter.facilityNumber) {
+      where.push('facility_number = ?');
+      params.push(filter.facilityNumber);
+    }
+    if (filter.status) {
+      where.push('status = ?');
+      params.push(filter.status);
+    }
+    const sql = `SELECT * FROM certificates ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY reserved_at, serial`;
+    return (await this.x.all<Row>(sql, params)).map(toRecord);
+  }
+
+  /** An issued (or revoked) certificate for this public key and facility, if one exists. */
+  async findBySpki(spkiSha256: string, facilityNumber: string): Promise<CertificateRecord | undefined> {
+    const r = await this.x.get<Row>(
+      "SELECT * FROM certificates WHERE spki_sha256 = ? AND facility_number = ? AND status IN ('issued', 'revoked') ORDER BY issued_at DESC",
+      [spkiSha256, facilityNumber],
+    );
+    return r && toRecord(r);
+  }
+
+  /** Marks an issued certificate revoked; returns false if it is not in the 'issued' state. */
+  async revoke(serial: string, revokedAt: string, reason: number): Promise<boolean> {
+    const r = await this.x.run(
+      "UPDATE certificates SET status = 'revoked', revoked_at = ?, revocation_reason = ? WHERE serial = ? AND status = 'issued'",
+      [revokedAt, reason, serial],
+    );
+    return r.changes === 1;
+  }
+
+  /** Every revoked serial still within validity at `at` (expired ones may leave the CRL, RFC 5280 §3.3). */
+  async revokedSerials(at: string): Promise<RevokedSerial[]> {
+    const rows = await this.x.all<{ serial: string; revoked_at: string; revocation_reason: number }>(
+      "SELECT serial, revoked_at, revocation_reason FROM certificates WHERE status = 'revoked' AND not_after > ?",
+      [at],
+    );
+    return rows.map((r) => ({ serial: r.serial, revokedAt: r.revoked_at, reason: r.revocation_reason }));
+  }
+
+  async countByStatus(): Promise<Record<CertificateStatus, number>> {
+    const rows = await this.x.all<{ status: CertificateStatus; n: number | string }>('SELECT status, COUNT(*) AS n FROM certificates GROUP BY status');
+    const out: Record<CertificateStatus, number> = { reserved: 0, issued: 0, revoked: 0 };
+    for (const r of rows) out[r.status] = Number(r.n);
+    return out;
+  }
+}

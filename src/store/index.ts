@@ -1,0 +1,58 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { badRequest } from '../errors/index.js';
+import type { Database, SqlExecutor } from './database.js';
+import { SqliteDatabase } from './sqlite.js';
+import { PostgresDatabase } from './postgres.js';
+import { migrate } from './migrations.js';
+import { FacilityRepository } from './facilities.js';
+import { CertificateRepository } from './certificates.js';
+import { AuditEventRepository } from './audit-events.js';
+import { CrlStateRepository } from './crl-state.js';
+
+export type { Database, SqlExecutor, Dialect } from './database.js';
+export type { Facility, FacilityStatus } from './facilities.js';
+export type { CertificateRecord, CertificateStatus, CertificateFilter, RevokedSerial } from './certificates.js';
+export type { AuditRow, ChainHead } from './audit-events.js';
+export { FacilityRepository, CertificateRepository, AuditEventRepository, CrlStateRepository, migrate };
+
+/** The repositories over one executor (the database itself, or a transaction). */
+export interface Repositories {
+  facilities: FacilityRepository;
+  certificates: CertificateRepository;
+  audit: AuditEventRepository;
+  crl: CrlStateRepository;
+}
+
+export function repositories(x: SqlExecutor): Repositories {
+  return {
+    facilities: new FacilityRepository(x),
+    certificates: new CertificateRepository(x),
+    audit: new AuditEventRepository(x),
+    crl: new CrlStateRepository(x),
+  };
+}
+
+/**
+ * Opens (and migrates) the store: `postgres://…` for PostgreSQL, otherwise
+ * SQLite at `<home>/sekisho.db` (or an explicit `sqlite:FILE` / file path).
+ */
+export async function openStore(options: { home: string; url?: string }): Promise<Database> {
+  let db: Database;
+  const url = options.url;
+  if (url && /^postgres(ql)?:\/\//.test(url)) {
+    db = new PostgresDatabase(url);
+  } else if (url && url.includes('://')) {
+    throw badRequest('STORE_URL_UNSUPPORTED', `unsupported --db "${url.replace(/\/\/[^@]*@/, '//***@')}"; use postgres://user@host/db or a SQLite file path`);
+  } else {
+    mkdirSync(options.home, { recursive: true, mode: 0o700 });
+    db = new SqliteDatabase(url ? url.replace(/^sqlite:/, '') : join(options.home, 'sekisho.db'));
+  }
+  try {
+    await migrate(db);
+  } catch (e) {
+    await db.close().catch(() => undefined);
+    throw e;
+  }
+  return db;
+}

@@ -1,0 +1,86 @@
+import type { Database, Dialect } from './database.js';
+
+/**
+ * Schema migrations, applied in order inside one transaction each and
+ * recorded in schema_migrations. Never edit a released migration: add one.
+ */
+interface Migration {
+  version: number;
+  name: string;
+  statements(d: Dialect): string[];
+}
+
+const blob = (d: Dialect) => (d === 'sqlite' ? 'BLOB' : 'BYTEA');
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'facilities, certificates, audit, crl state',
+    statements: (d) => [
+      `CREATE TABLE facilities (
+        number TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        address TEXT,
+        contact TEXT,
+        status TEXT NOT NULL CHECK (status IN ('active', 'suspended')),
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+      )`,
+      // A serial is reserved (status 'reserved') before anything is signed, and
+      // becomes 'issued' with its DER once signed; it never repeats.
+      `CREATE TABLE certificates (
+        serial TEXT PRIMARY KEY,
+        status TEXT NOT NULL CHECK (status IN ('reserved', 'issued', 'revoked')),
+        profile TEXT NOT NULL,
+        facility_number TEXT REFERENCES facilities(number),
+        subject TEXT NOT NULL,
+        spki_sha256 TEXT NOT NULL,
+        not_before TEXT NOT NULL,
+        not_after TEXT NOT NULL,
+        reserved_at TEXT NOT NULL,
+        issued_at TEXT,
+        fingerprint_sha256 TEXT,
+        der ${blob(d)},
+        revoked_at TEXT,
+        revocation_reason INTEGER
+      )`,
+      'CREATE INDEX certificates_facility ON certificates (facility_number)',
+      'CREATE INDEX certificates_spki ON certificates (spki_sha256)',
+      'CREATE INDEX certificates_status ON certificates (status)',
+      `CREATE TABLE audit_events (
+        seq ${d === 'sqlite' ? 'INTEGER PRIMARY KEY' : 'BIGINT PRIMARY KEY'},
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        reason_code TEXT,
+        subject TEXT,
+        details TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+      )`,
+      // One row: the chain's head, updated in the same transaction as each append,
+      // so a deleted last event shows too; FOR UPDATE on it serializes appenders.
+      `CREATE TABLE audit_head (id INTEGER PRIMARY KEY CHECK (id = 1), seq BIGINT NOT NULL, hash TEXT NOT NULL)`,
+      `INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '${'0'.repeat(64)}')`,
+      `CREATE TABLE crl_state (id INTEGER PRIMARY KEY CHECK (id = 1), number BIGINT NOT NULL, this_update TEXT, next_update TEXT)`,
+      'INSERT INTO crl_state (id, number) VALUES (1, 0)',
+    ],
+  },
+];
+
+export async function migrate(db: Database): Promise<number> {
+  await db.run('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)');
+  let applied = 0;
+  for (const m of MIGRATIONS) {
+    const done = await db.transaction(async (tx) => {
+      if (tx.dialect === 'postgres') await tx.run('LOCK TABLE schema_migrations IN EXCLUSIVE MODE');
+      if (await tx.get('SELECT version FROM schema_migrations WHERE version = ?', [m.version])) return false;
+      for (const s of m.statements(tx.dialect)) await tx.run(s);
+      await tx.run('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)', [m.version, m.name, new Date().toISOString()]);
+      return true;
+    });
+    if (done) applied++;
+  }
+  return applied;
+}

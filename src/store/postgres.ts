@@ -1,0 +1,79 @@
+import pg from 'pg';
+import { internal } from '../errors/index.js';
+import type { Database, SqlExecutor } from './database.js';
+
+// BIGINT and NUMERIC come back as strings by default; sekisho's integers fit in a double.
+pg.types.setTypeParser(20, (v) => Number(v));
+
+/** `?` → `$1, $2, …` (statements never contain a literal question mark). */
+function numbered(sql: string): string {
+  let i = 0;
+  return sql.replace(/\?/g, () => `$${++i}`);
+}
+
+function executor(client: pg.Pool | pg.PoolClient): SqlExecutor {
+  const query = async (sql: string, params: readonly unknown[] = []) => client.query(numbered(sql), params as unknown[]);
+  return {
+    dialect: 'postgres',
+    all: async <T>(sql: string, params?: readonly unknown[]) => (await query(sql, params)).rows as T[],
+    get: async <T>(sql: string, params?: readonly unknown[]) => (await query(sql, params)).rows[0] as T | undefined,
+    run: async (sql: string, params?: readonly unknown[]) => ({ changes: (await query(sql, params)).rowCount ?? 0 }),
+  };
+}
+
+/** PostgreSQL for operators who run several CA and gateway nodes on one database. */
+export class PostgresDatabase implements Database {
+  readonly dialect = 'postgres' as const;
+  readonly description: string;
+  readonly #pool: pg.Pool;
+  readonly #direct: SqlExecutor;
+
+  constructor(url: string) {
+    const u = new URL(url);
+    this.description = `PostgreSQL ${u.hostname}:${u.port || 5432}${u.pathname}`;
+    this.#pool = new pg.Pool({ connectionString: url, max: 4 });
+    this.#pool.on('error', () => undefined); // idle client errors surface on the next query
+    this.#direct = executor(this.#pool);
+  }
+
+  all<T>(sql: string, params?: readonly unknown[]) {
+    return this.#wrap(() => this.#direct.all<T>(sql, params));
+  }
+  get<T>(sql: string, params?: readonly unknown[]) {
+    return this.#wrap(() => this.#direct.get<T>(sql, params));
+  }
+  run(sql: string, params?: readonly unknown[]) {
+    return this.#wrap(() => this.#direct.run(sql, params));
+  }
+
+  async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+    const client = await this.#wrap(() => this.#pool.connect());
+    try {
+      await client.query('BEGIN');
+      const result = await fn(executor(client));
+      await client.query('COMMIT');
+      return result;
+    } catch (e) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw e;
+    } finally {
+      client.release();
+    }
+  }
+
+  async #wrap<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === '28P01' || code === '3D000') {
+        throw internal('STORE_UNREACHABLE', `cannot reach ${this.description}: ${(e as Error).message}; check --db and that the server is running`, { cause: e });
+      }
+      throw e;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#pool.end();
+  }
+}

@@ -1,0 +1,77 @@
+import BetterSqlite3 from 'better-sqlite3';
+import { internal } from '../errors/index.js';
+import { Mutex, type Database, type SqlExecutor } from './database.js';
+
+type Statement = BetterSqlite3.Statement<unknown[]>;
+
+/** SQLite through better-sqlite3 (synchronous underneath, so statements are cheap). */
+export class SqliteDatabase implements Database {
+  readonly dialect = 'sqlite' as const;
+  readonly description: string;
+  readonly #db: BetterSqlite3.Database;
+  readonly #mutex = new Mutex();
+  readonly #statements = new Map<string, Statement>();
+  readonly #direct: SqlExecutor;
+
+  constructor(file: string) {
+    this.description = `SQLite ${file}`;
+    try {
+      this.#db = new BetterSqlite3(file);
+    } catch (e) {
+      throw internal('STORE_OPEN_FAILED', `cannot open the SQLite database ${file}: ${(e as Error).message}`, { cause: e });
+    }
+    this.#db.pragma('journal_mode = WAL');
+    // FULL: a commit is on disk before issuance goes on (a CA must not forget a serial).
+    this.#db.pragma(`synchronous = ${process.env.SEKISHO_SQLITE_SYNC ?? 'FULL'}`);
+    this.#db.pragma('foreign_keys = ON');
+    this.#db.pragma('busy_timeout = 10000');
+    const prepare = (sql: string): Statement => {
+      let s = this.#statements.get(sql);
+      if (!s) {
+        s = this.#db.prepare(sql);
+        this.#statements.set(sql, s);
+      }
+      return s;
+    };
+    const bind = (params: readonly unknown[]) => params.map((p) => (typeof p === 'boolean' ? (p ? 1 : 0) : p));
+    this.#direct = {
+      dialect: 'sqlite',
+      all: async <T>(sql: string, params: readonly unknown[] = []) => prepare(sql).all(...bind(params)) as T[],
+      get: async <T>(sql: string, params: readonly unknown[] = []) => prepare(sql).get(...bind(params)) as T | undefined,
+      run: async (sql: string, params: readonly unknown[] = []) => ({ changes: prepare(sql).run(...bind(params)).changes }),
+    };
+  }
+
+  all<T>(sql: string, params?: readonly unknown[]): Promise<T[]> {
+    return this.#mutex.lock(() => this.#direct.all<T>(sql, params));
+  }
+  get<T>(sql: string, params?: readonly unknown[]): Promise<T | undefined> {
+    return this.#mutex.lock(() => this.#direct.get<T>(sql, params));
+  }
+  run(sql: string, params?: readonly unknown[]): Promise<{ changes: number }> {
+    return this.#mutex.lock(() => this.#direct.run(sql, params));
+  }
+
+  transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+    return this.#mutex.lock(async () => {
+      this.#db.exec('BEGIN IMMEDIATE');
+      try {
+        const result = await fn(this.#direct);
+        this.#db.exec('COMMIT');
+        return result;
+      } catch (e) {
+        if (this.#db.inTransaction) this.#db.exec('ROLLBACK');
+        throw e;
+      }
+    });
+  }
+
+  /** Runs raw DDL (migrations). */
+  exec(sql: string): void {
+    this.#db.exec(sql);
+  }
+
+  async close(): Promise<void> {
+    await this.#mutex.lock(async () => this.#db.close());
+  }
+}

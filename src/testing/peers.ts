@@ -1,0 +1,36 @@
+/**
+ * Test support for real peers (openssl, PostgreSQL, …). A test that needs an
+ * absent peer skips with a reason locally; under CI (CI=true) the absence is a
+ * failure, so CI can never pass by skipping.
+ */
+import { spawnSync } from 'node:child_process';
+import type { TestContext } from 'node:test';
+
+export const underCi = process.env.CI === 'true';
+
+export function hasCommand(cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+}
+
+/** Returns true when the peer is there; otherwise skips (locally) or fails (CI). */
+export function needPeer(t: TestContext, available: boolean, what: string): boolean {
+  if (available) return true;
+  if (underCi) throw new Error(`${what} is required under CI but is not available (.ci/run installs it)`);
+  t.skip(`${what} is not available on this machine`);
+  return false;
+}
+
+export function needCommand(t: TestContext, cmd: string): boolean {
+  return needPeer(t, hasCommand(cmd), `the command "${cmd}"`);
+}
+
+export interface RunResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function run(cmd: string, args: string[], input?: string | Buffer, env?: NodeJS.ProcessEnv): RunResult {
+  const r = spawnSync(cmd, args, { input, env: env ?? process.env, maxBuffer: 256 * 1024 * 1024 });
+  return { status: r.status, stdout: r.stdout?.toString() ?? '', stderr: r.stderr?.toString() ?? '' };
+}
