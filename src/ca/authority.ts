@@ -106,14 +106,16 @@ export class CertificateAuthority {
     return id;
   }
 
+  #issuerInstance: CertificateIssuer | undefined;
+
   #issuer(): CertificateIssuer {
     const urls = this.config.urls;
-    return new CertificateIssuer({
+    return (this.#issuerInstance ??= new CertificateIssuer({
       db: this.db,
       audit: this.audit,
       urls: { ...(urls.crl ? { crl: urls.crl } : {}), ...(urls.ocsp ? { ocsp: urls.ocsp } : {}), ...(urls.caIssuers ? { caIssuers: urls.caIssuers } : {}) },
       now: this.now,
-    });
+    }));
   }
 
   /** PEM chain order: issuing CA, then root. */

@@ -1,13 +1,10 @@
 import { createHash, createPublicKey, KeyObject, X509Certificate } from 'node:crypto';
-import { AsnConvert } from '@peculiar/asn1-schema';
-import { AlgorithmIdentifier, Certificate, Name, SubjectPublicKeyInfo, TBSCertificate, Validity, Version } from '@peculiar/asn1-x509';
-import { malformed } from '../errors/index.js';
+import { malformed, SekishoError } from '../errors/index.js';
 import { spkiDer } from './keys.js';
-import { encodeExtensions, readExtensions, type ExtensionValues, type ExtensionView } from './extensions.js';
-import { decodeName, nameFromAsn, type NameAttribute } from './name.js';
+import { encodeExtensions, readExtensions, splitExtensions, type ExtensionValues, type ExtensionView } from './extensions.js';
+import { decodeName, type NameAttribute } from './name.js';
 import { SIGNATURE_ALGORITHM_DER, SIGNATURE_ALGORITHM_OIDS, type SignatureAlgorithm, type Signer } from './signer.js';
-import { readTlv, children } from './der-reader.js';
-import { encodeLength } from './der.js';
+import { children, contentBytes, contextExplicit, decodeOid, decodeTime, encodeLength, integerFromUnsigned, readTlv, sequence, time, tlvBytes, TAG } from './der.js';
 
 /** What goes into a TBSCertificate (RFC 5280 §4.1.2). Names are DER, kept byte-exact. */
 export interface TbsInput {
@@ -18,28 +15,32 @@ export interface TbsInput {
   subject: Buffer;
   notBefore: Date;
   notAfter: Date;
-  publicKey: KeyObject;
+  /** The subject's public key, or its DER SubjectPublicKeyInfo. */
+  publicKey: KeyObject | Buffer;
   extensions: ExtensionValues;
 }
 
+const VERSION_V3 = contextExplicit(0, Buffer.from([0x02, 0x01, 0x02]));
+
 /**
  * ```asn1
- * TBSCertificate ::= SEQUENCE { version [0] v3, serialNumber, signature,
- *   issuer, validity, subject, subjectPublicKeyInfo, extensions [3] }
+ * TBSCertificate ::= SEQUENCE { version [0] EXPLICIT v3, serialNumber INTEGER,
+ *   signature AlgorithmIdentifier, issuer Name, validity SEQUENCE { notBefore, notAfter },
+ *   subject Name, subjectPublicKeyInfo, extensions [3] EXPLICIT Extensions }
  * ```
  */
 export function encodeTbsCertificate(input: TbsInput): Buffer {
-  const tbs = new TBSCertificate({
-    version: Version.v3,
-    serialNumber: new Uint8Array(input.serial).buffer,
-    signature: AsnConvert.parse(SIGNATURE_ALGORITHM_DER[input.signatureAlgorithm], AlgorithmIdentifier),
-    issuer: AsnConvert.parse(input.issuer, Name),
-    validity: new Validity({ notBefore: input.notBefore, notAfter: input.notAfter }),
-    subject: AsnConvert.parse(input.subject, Name),
-    subjectPublicKeyInfo: AsnConvert.parse(spkiDer(input.publicKey), SubjectPublicKeyInfo),
-    extensions: encodeExtensions(input.extensions),
-  });
-  return Buffer.from(AsnConvert.serialize(tbs));
+  const spki = Buffer.isBuffer(input.publicKey) ? input.publicKey : spkiDer(input.publicKey);
+  return sequence(
+    VERSION_V3,
+    integerFromUnsigned(input.serial),
+    SIGNATURE_ALGORITHM_DER[input.signatureAlgorithm],
+    input.issuer,
+    sequence(time(input.notBefore), time(input.notAfter)),
+    input.subject,
+    spki,
+    contextExplicit(3, encodeExtensions(input.extensions)),
+  );
 }
 
 /**
@@ -52,9 +53,9 @@ export function encodeTbsCertificate(input: TbsInput): Buffer {
 export async function signTbs(tbs: Buffer, signer: Signer): Promise<Buffer> {
   const signature = Buffer.from(await signer.sign(tbs));
   const algorithm = SIGNATURE_ALGORITHM_DER[signer.algorithm];
-  const bitString = Buffer.concat([Buffer.from([0x03]), encodeLength(signature.length + 1), Buffer.from([0]), signature]);
+  const bitString = Buffer.concat([Buffer.from([TAG.BIT_STRING]), encodeLength(signature.length + 1), Buffer.from([0]), signature]);
   const body = Buffer.concat([tbs, algorithm, bitString]);
-  return Buffer.concat([Buffer.from([0x30]), encodeLength(body.length), body]);
+  return Buffer.concat([Buffer.from([TAG.SEQUENCE]), encodeLength(body.length), body]);
 }
 
 /** A parsed view of a certificate (or of a TBS about to be signed), for linting and display. */
@@ -68,6 +69,7 @@ export interface CertificateView {
   notAfter: Date;
   signatureAlgorithmOid: string;
   signatureAlgorithm: SignatureAlgorithm | undefined;
+  spki: Buffer;
   publicKey: KeyObject;
   extensions: ExtensionView;
 }
@@ -76,45 +78,59 @@ const ALGORITHM_BY_OID = new Map<string, SignatureAlgorithm>(
   Object.entries(SIGNATURE_ALGORITHM_OIDS).map(([k, v]) => [v, k as SignatureAlgorithm]),
 );
 
-function viewOfTbs(tbs: TBSCertificate): CertificateView {
+/** Reads a DER TBSCertificate linearly (no object model: this runs once per issuance). */
+export function describeTbs(der: Buffer, offset = 0, known?: { spki: Buffer; key: KeyObject }): CertificateView {
+  const top = readTlv(der, offset);
+  if (top.tag !== TAG.SEQUENCE) throw malformed('CERTIFICATE_MALFORMED', 'a TBSCertificate must be a SEQUENCE');
+  const f = children(der, top);
+  const at = f[0]?.tag === 0xa0 ? 1 : 0;
+  const [serial, sigAlg, issuer, validity, subject, spki] = f.slice(at, at + 6);
+  if (!serial || !sigAlg || !issuer || !validity || !subject || !spki || serial.tag !== TAG.INTEGER) {
+    throw malformed('CERTIFICATE_MALFORMED', 'the TBSCertificate lacks a required field');
+  }
+  const [algOid] = children(der, sigAlg);
+  const [nb, na] = children(der, validity);
+  if (!algOid || !nb || !na) throw malformed('CERTIFICATE_MALFORMED', 'the TBSCertificate has a malformed algorithm or validity');
+  const extField = f.slice(at + 6).find((t) => t.tag === 0xa3);
+  const sigOid = decodeOid(contentBytes(der, algOid));
+  const spkiBytes = tlvBytes(der, spki);
   return {
-    serialHex: Buffer.from(tbs.serialNumber).toString('hex').replace(/^(00)+(?=.)/, ''),
-    issuer: nameFromAsn(tbs.issuer),
-    subject: nameFromAsn(tbs.subject),
-    subjectDer: Buffer.from(AsnConvert.serialize(tbs.subject)),
-    issuerDer: Buffer.from(AsnConvert.serialize(tbs.issuer)),
-    notBefore: tbs.validity.notBefore.getTime(),
-    notAfter: tbs.validity.notAfter.getTime(),
-    signatureAlgorithmOid: tbs.signature.algorithm,
-    signatureAlgorithm: ALGORITHM_BY_OID.get(tbs.signature.algorithm),
-    publicKey: createPublicKey({ key: Buffer.from(AsnConvert.serialize(tbs.subjectPublicKeyInfo)), format: 'der', type: 'spki' }),
-    extensions: readExtensions(tbs.extensions),
+    serialHex: contentBytes(der, serial).toString('hex').replace(/^(00)+(?=.)/, ''),
+    issuer: decodeName(tlvBytes(der, issuer)),
+    subject: decodeName(tlvBytes(der, subject)),
+    subjectDer: tlvBytes(der, subject),
+    issuerDer: tlvBytes(der, issuer),
+    notBefore: decodeTime(nb.tag, contentBytes(der, nb)),
+    notAfter: decodeTime(na.tag, contentBytes(der, na)),
+    signatureAlgorithmOid: sigOid,
+    signatureAlgorithm: ALGORITHM_BY_OID.get(sigOid),
+    spki: spkiBytes,
+    publicKey: known && known.spki.equals(spkiBytes) ? known.key : createPublicKey({ key: spkiBytes, format: 'der', type: 'spki' }),
+    extensions: readExtensions(extField ? splitExtensions(der, extField.start) : []),
   };
-}
-
-export function describeTbs(tbsDer: Buffer): CertificateView {
-  return viewOfTbs(AsnConvert.parse(tbsDer, TBSCertificate));
 }
 
 export function describeCertificate(der: Buffer): CertificateView {
   try {
-    return viewOfTbs(AsnConvert.parse(der, Certificate).tbsCertificate);
+    const top = readTlv(der, 0);
+    return describeTbs(der, top.start);
   } catch (e) {
+    if (e instanceof SekishoError && e.code === 'CERTIFICATE_MALFORMED') throw e;
     throw malformed('CERTIFICATE_MALFORMED', 'the data is not a DER X.509 certificate', { cause: e });
   }
 }
 
 /** The subject Name of a certificate, byte-exact (for issuer fields and CRLs). */
 export function subjectNameDer(certDer: Buffer): Buffer {
-  const cert = readTlv(certDer, 0, 'CERTIFICATE_MALFORMED');
-  const [tbs] = children(certDer, cert, 'CERTIFICATE_MALFORMED');
+  const cert = readTlv(certDer, 0);
+  const [tbs] = children(certDer, cert);
   if (!tbs) throw malformed('CERTIFICATE_MALFORMED', 'the certificate has no TBSCertificate');
-  const fields = children(certDer, tbs, 'CERTIFICATE_MALFORMED');
+  const fields = children(certDer, tbs);
   // [0] version, serial, signature, issuer, validity, subject
   const offset = fields[0]?.tag === 0xa0 ? 1 : 0;
   const subject = fields[offset + 4];
   if (!subject) throw malformed('CERTIFICATE_MALFORMED', 'the certificate has no subject');
-  return certDer.subarray(subject.start, subject.end);
+  return tlvBytes(certDer, subject);
 }
 
 export function subjectOf(certDer: Buffer): NameAttribute[] {

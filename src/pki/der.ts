@@ -440,3 +440,44 @@ export function decodeTime(tag: number, content: Uint8Array): Date {
   d.setUTCFullYear(year);
   return d;
 }
+
+/** The TLVs directly inside a constructed TLV, in order. */
+export function children(buf: Uint8Array, parent: Tlv): Tlv[] {
+  const out: Tlv[] = [];
+  for (let p = parent.start; p < parent.end; ) {
+    const t = readTlv(buf, p, parent.end);
+    out.push(t);
+    p = t.end;
+  }
+  return out;
+}
+
+/** The whole TLV (header and content) as a Buffer view. */
+export function tlvBytes(buf: Buffer, t: Tlv): Buffer {
+  return buf.subarray(t.offset, t.end);
+}
+
+/** The content as a Buffer view. */
+export function contentBytes(buf: Buffer, t: Tlv): Buffer {
+  return buf.subarray(t.start, t.end);
+}
+
+/** Dotted form of OBJECT IDENTIFIER content bytes (X.690 §8.19). */
+export function decodeOid(content: Uint8Array): string {
+  if (content.length === 0) throw malformed('DER_OID_INVALID', 'an OBJECT IDENTIFIER has no content bytes');
+  const arcs: number[] = [];
+  let v = 0;
+  for (let i = 0; i < content.length; i++) {
+    const b = content[i] as number;
+    if (v === 0 && b === 0x80) throw malformed('DER_OID_INVALID', 'an OBJECT IDENTIFIER arc is not minimally encoded');
+    v = v * 128 + (b & 0x7f);
+    if (v > Number.MAX_SAFE_INTEGER) throw malformed('DER_OID_INVALID', 'an OBJECT IDENTIFIER arc is too large');
+    if (!(b & 0x80)) {
+      arcs.push(v);
+      v = 0;
+    } else if (i === content.length - 1) throw malformed('DER_OID_INVALID', 'an OBJECT IDENTIFIER ends inside an arc');
+  }
+  const first = arcs[0] as number;
+  const head = first < 40 ? [0, first] : first < 80 ? [1, first - 40] : [2, first - 80];
+  return [...head, ...arcs.slice(1)].join('.');
+}

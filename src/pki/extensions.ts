@@ -1,5 +1,5 @@
 import { createHash, KeyObject } from 'node:crypto';
-import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
+import { AsnConvert } from '@peculiar/asn1-schema';
 import {
   AccessDescription,
   AuthorityInfoAccessSyntax,
@@ -9,8 +9,6 @@ import {
   DistributionPoint,
   DistributionPointName,
   ExtendedKeyUsage,
-  Extension,
-  Extensions,
   GeneralName,
   KeyIdentifier,
   KeyUsage,
@@ -21,7 +19,7 @@ import {
   id_ad_ocsp,
 } from '@peculiar/asn1-x509';
 import { spkiDer } from './keys.js';
-import { readTlv, children } from './der-reader.js';
+import { children, readTlv, sequence, oid as derOid, boolean as derBoolean, octetString, decodeOid, contentBytes, TAG } from './der.js';
 
 export const EXTENSION_OIDS = {
   basicConstraints: '2.5.29.19',
@@ -68,22 +66,39 @@ export interface ExtensionView extends ExtensionValues {
  */
 export function keyIdentifier(key: KeyObject): Buffer {
   const spki = spkiDer(key);
+  return keyIdentifierOfSpki(spkiDer(key));
+}
+
+export function keyIdentifierOfSpki(spki: Buffer): Buffer {
   const top = readTlv(spki, 0);
   const [, bitString] = children(spki, top);
   if (!bitString) throw new Error('SubjectPublicKeyInfo without a key');
-  const keyBits = spki.subarray(bitString.contentStart + 1, bitString.end); // skip unused-bits octet
+  const keyBits = spki.subarray(bitString.start + 1, bitString.end); // skip unused-bits octet
   return createHash('sha256').update(keyBits).digest().subarray(0, 20);
 }
 
-function ext(oid: string, critical: boolean, value: unknown): Extension {
-  return new Extension({ extnID: oid, critical, extnValue: new OctetString(AsnConvert.serialize(value)) });
+/** A raw extension: OID, criticality and the DER of extnValue's content. */
+export interface RawExtension {
+  oid: string;
+  critical: boolean;
+  value: Buffer;
+}
+
+/**
+ * ```asn1
+ * Extension ::= SEQUENCE { extnID OBJECT IDENTIFIER, critical BOOLEAN DEFAULT FALSE, extnValue OCTET STRING }
+ * ```
+ */
+function ext(id: string, critical: boolean, value: unknown): Buffer {
+  const valueDer = Buffer.from(AsnConvert.serialize(value));
+  return critical ? sequence(derOid(id), derBoolean(true), octetString(valueDer)) : sequence(derOid(id), octetString(valueDer));
 }
 
 const urlNames = (urls: readonly string[]) => urls.map((u) => new GeneralName({ uniformResourceIdentifier: u }));
 
-/** Encodes the values as X.509 extensions, with RFC 5280's criticality. */
-export function encodeExtensions(v: ExtensionValues): Extensions {
-  const out: Extension[] = [];
+/** Encodes the values as the DER `Extensions` SEQUENCE, with RFC 5280's criticality. */
+export function encodeExtensions(v: ExtensionValues): Buffer {
+  const out: Buffer[] = [];
   if (v.basicConstraints) {
     const bc = new BasicConstraints({ cA: v.basicConstraints.ca });
     if (v.basicConstraints.pathLength !== undefined) bc.pathLenConstraint = v.basicConstraints.pathLength;
@@ -122,18 +137,18 @@ export function encodeExtensions(v: ExtensionValues): Extensions {
     ...(v.caIssuersUrls ?? []).map((u) => new AccessDescription({ accessMethod: id_ad_caIssuers, accessLocation: new GeneralName({ uniformResourceIdentifier: u }) })),
   ];
   if (access.length) out.push(ext(EXTENSION_OIDS.authorityInfoAccess, false, new AuthorityInfoAccessSyntax(access)));
-  return new Extensions(out);
+  return sequence(...out);
 }
 
 const EKU_NAME_BY_OID = new Map<string, string>(Object.entries(EKU_OIDS).map(([k, v]) => [v, k]));
 
 /** Reads extensions back into values (unknown ones only listed in `present`). */
-export function readExtensions(extensions: Extensions | undefined): ExtensionView {
+export function readExtensions(extensions: readonly RawExtension[]): ExtensionView {
   const view: ExtensionView = { present: [] };
-  for (const e of extensions ?? []) {
-    view.present.push({ oid: e.extnID, critical: e.critical });
-    const value = e.extnValue.buffer;
-    switch (e.extnID) {
+  for (const e of extensions) {
+    view.present.push({ oid: e.oid, critical: e.critical });
+    const value = e.value;
+    switch (e.oid) {
       case EXTENSION_OIDS.basicConstraints: {
         const bc = AsnConvert.parse(value, BasicConstraints);
         view.basicConstraints = bc.pathLenConstraint === undefined ? { ca: bc.cA } : { ca: bc.cA, pathLength: bc.pathLenConstraint };
@@ -179,4 +194,19 @@ export function readExtensions(extensions: Extensions | undefined): ExtensionVie
     }
   }
   return view;
+}
+
+/** Splits a DER `Extensions` SEQUENCE into raw extensions. */
+export function splitExtensions(der: Buffer, start = 0): RawExtension[] {
+  const top = readTlv(der, start);
+  return children(der, top).map((e) => {
+    const parts = children(der, e);
+    const id = parts[0];
+    const last = parts[parts.length - 1];
+    if (!id || id.tag !== TAG.OID || !last || last.tag !== TAG.OCTET_STRING || parts.length > 3) {
+      throw new Error('malformed Extension');
+    }
+    const critical = parts.length === 3 && parts[1]!.tag === TAG.BOOLEAN && der[parts[1]!.start] !== 0;
+    return { oid: decodeOid(contentBytes(der, id)), critical, value: contentBytes(der, last) };
+  });
 }

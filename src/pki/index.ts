@@ -4,4 +4,4 @@ export * from './name.js';
 export * from './extensions.js';
 export * from './certificate.js';
 export * from './csr.js';
-export * from './der-reader.js';
+export * from './der.js';

@@ -1,5 +1,6 @@
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { AttributeTypeAndValue, AttributeValue, Name, RelativeDistinguishedName } from '@peculiar/asn1-x509';
+import { children, contentBytes, decodeOid, readTlv, TAG } from './der.js';
 
 /** Attribute types sekisho writes and names (RFC 5280 §4.1.2.4, X.520). */
 export const NAME_ATTRIBUTE_OIDS = {
@@ -37,18 +38,34 @@ export function encodeName(attributes: readonly NameAttribute[]): Buffer {
   return Buffer.from(AsnConvert.serialize(new Name(rdns)));
 }
 
-export function nameFromAsn(name: Name): NameAttribute[] {
+const STRING_DECODERS: Record<number, (b: Buffer) => string> = {
+  0x0c: (b) => b.toString('utf8'), // UTF8String
+  0x13: (b) => b.toString('latin1'), // PrintableString
+  0x16: (b) => b.toString('latin1'), // IA5String
+  0x14: (b) => b.toString('latin1'), // TeletexString (as Latin-1, like OpenSSL)
+  0x1e: (b) => Buffer.from(b).swap16().toString('utf16le'), // BMPString
+  0x1c: (b) => String.fromCodePoint(...Array.from({ length: b.length / 4 }, (_, i) => b.readUInt32BE(i * 4))), // UniversalString
+};
+
+/**
+ * Decodes a DER Name linearly.
+ * ```asn1
+ * Name ::= SEQUENCE OF SET OF SEQUENCE { type OBJECT IDENTIFIER, value ANY }
+ * ```
+ */
+export function decodeName(der: Buffer): NameAttribute[] {
   const out: NameAttribute[] = [];
-  for (const rdn of name) {
-    for (const atv of rdn) {
-      out.push({ type: SHORT_BY_OID.get(atv.type) ?? atv.type, value: atv.value.toString() });
+  for (const rdn of children(der, readTlv(der, 0))) {
+    for (const atv of children(der, rdn)) {
+      const [type, value] = children(der, atv);
+      if (!type || type.tag !== TAG.OID || !value) throw new Error('malformed AttributeTypeAndValue');
+      const oid = decodeOid(contentBytes(der, type));
+      const decode = STRING_DECODERS[value.tag];
+      if (decode && value.tag === 0x1e && (value.end - value.start) % 2) throw new Error('odd BMPString');
+      out.push({ type: SHORT_BY_OID.get(oid) ?? oid, value: decode ? decode(contentBytes(der, value)) : `#${der.subarray(value.offset, value.end).toString('hex')}` });
     }
   }
   return out;
-}
-
-export function decodeName(der: Uint8Array): NameAttribute[] {
-  return nameFromAsn(AsnConvert.parse(der, Name));
 }
 
 /** "C=JP, O=はこだてクリニック, CN=0110113719" — for people, not for comparison. */

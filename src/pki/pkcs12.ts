@@ -98,7 +98,8 @@ function describeOid(oid: string): string {
 // Hashes
 // ---------------------------------------------------------------------------
 
-type HashName = 'sha1' | 'sha224' | 'sha256' | 'sha384' | 'sha512';
+/** Hashes the Appendix B KDF, PBKDF2 PRFs and MACs may use, as Node's crypto names them. */
+export type HashName = 'sha1' | 'sha224' | 'sha256' | 'sha384' | 'sha512';
 
 interface HashInfo {
   name: HashName;
@@ -262,7 +263,14 @@ function serialize(obj: unknown): Buffer {
   return Buffer.from(AsnConvert.serialize(obj));
 }
 
-const MAX_ITERATIONS = 1_000_000;
+/**
+ * Upper bound on any iteration count, written or read. It matches the range
+ * `ca/config.ts` accepts for `pkcs12.iterations`, so every file sekisho can be
+ * configured to write reads back. The Appendix B KDF runs in JavaScript on the
+ * calling thread at about 0.7 µs per iteration (SHA-256), so a hostile file at
+ * this bound costs seconds of CPU in readPkcs12.
+ */
+const MAX_ITERATIONS = 10_000_000;
 
 /** An INTEGER as asn1-schema returns it (number, or decimal string from 4 bytes on) → a checked count. */
 function iterationCount(v: number | string, what: string): number {
@@ -934,7 +942,7 @@ function assemble(found: Found): Pkcs12Contents {
   const chain: typeof certs = [];
   for (let current = leaf; ; ) {
     const issuer = rest.find((c) => !chain.includes(c) && current.x509.checkIssued(c.x509));
-    if (issuer === undefined || issuer === current) break;
+    if (issuer === undefined) break;
     chain.push(issuer);
     current = issuer;
   }

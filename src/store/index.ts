@@ -56,3 +56,4 @@ export async function openStore(options: { home: string; url?: string }): Promis
   }
   return db;
 }
+export { GroupCommit } from './group-commit.js';

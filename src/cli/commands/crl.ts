@@ -3,6 +3,7 @@ import { crlToPem } from '../../pki/crl.js';
 import { badRequest } from '../../errors/index.js';
 import { HOME_OPTIONS, JSON_OPTION, type Command } from '../command.js';
 import { withAuthority } from '../authority.js';
+import { checkOutputPath } from '../output-file.js';
 
 export const crlCommand: Command = {
   path: ['crl'],
@@ -18,6 +19,8 @@ export const crlCommand: Command = {
     withAuthority(ctx, true, async (ca) => {
       const v = ctx.values;
       if (v.out && !/\S/.test(v.out as string)) throw badRequest('OUTPUT_INVALID', '--out needs a file name');
+      // Before signing: a CRL that cannot be written must not consume a CRL number or add a crl.signed event.
+      if (v.out) checkOutputPath(v.out as string, '--out', true);
       const crl = await ca.crl();
       const body = v.pem ? crlToPem(crl.der) : crl.der;
       if (v.out) writeFileAtomic(v.out as string, body);
