@@ -164,7 +164,7 @@ export function readExtensions(extensions: readonly RawExtension[]): ExtensionVi
         view.extendedKeyUsage = Array.from(AsnConvert.parse(value, ExtendedKeyUsage), (o) => EKU_NAME_BY_OID.get(o) ?? o);
         break;
       case EXTENSION_OIDS.subjectAltName: {
-        const san = AsnConvert.parse(value, SubjectAlternativeName);
+        const san = Array.from(AsnConvert.parse(value, SubjectAlternativeName));
         view.subjectAltName = {
           dns: san.filter((g) => g.dNSName !== undefined).map((g) => g.dNSName!),
           ip: san.filter((g) => g.iPAddress !== undefined).map((g) => g.iPAddress!),
@@ -180,12 +180,12 @@ export function readExtensions(extensions: readonly RawExtension[]): ExtensionVi
         break;
       }
       case EXTENSION_OIDS.crlDistributionPoints:
-        view.crlDistributionPoints = AsnConvert.parse(value, CRLDistributionPoints).flatMap((dp) =>
+        view.crlDistributionPoints = Array.from(AsnConvert.parse(value, CRLDistributionPoints)).flatMap((dp) =>
           (dp.distributionPoint?.fullName ?? []).flatMap((g) => (g.uniformResourceIdentifier ? [g.uniformResourceIdentifier] : [])),
         );
         break;
       case EXTENSION_OIDS.authorityInfoAccess: {
-        const aia = AsnConvert.parse(value, AuthorityInfoAccessSyntax);
+        const aia = Array.from(AsnConvert.parse(value, AuthorityInfoAccessSyntax));
         const urls = (m: string) => aia.filter((a) => a.accessMethod === m && a.accessLocation.uniformResourceIdentifier).map((a) => a.accessLocation.uniformResourceIdentifier!);
         view.ocspUrls = urls(id_ad_ocsp);
         view.caIssuersUrls = urls(id_ad_caIssuers);
