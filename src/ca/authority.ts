@@ -41,6 +41,8 @@ export interface FacilityInput {
 export interface CsrOrder {
   profile: EndEntityProfileName;
   publicKey: KeyObject;
+  /** DER SubjectPublicKeyInfo of publicKey (from the CSR), saving a re-encoding. */
+  spki?: Buffer;
   facilityNumber?: string;
   deviceName?: string;
   hosts?: string[];

@@ -77,7 +77,7 @@ const CONFIG_SCHEMA = object(
     urls: object({ crl: url, ocsp: url, caIssuers: url, portal: url, center: url }),
     validityDays: object({ facility: int(1, 730), device: int(1, 730), server: int(1, 397) }, ['facility', 'device', 'server']),
     crlValidityHours: int(1, 24 * 31),
-    pkcs12: object({ minPasswordLength: int(4, 128), iterations: int(1000, 10_000_000) }, ['minPasswordLength', 'iterations']),
+    pkcs12: object({ minPasswordLength: int(4, 128), iterations: int(1000, 1_000_000) }, ['minPasswordLength', 'iterations']),
   },
   ['version', 'organization', 'keyType'],
 );

@@ -25,6 +25,8 @@ export interface IssuanceRequest {
   profile: CertificateProfile;
   subject: NameAttribute[];
   publicKey: KeyObject;
+  /** DER SubjectPublicKeyInfo of publicKey when the caller already has it (from a CSR). */
+  spki?: Buffer;
   notBefore: Date;
   notAfter: Date;
   subjectAltName?: { dns: string[]; ip: string[] };
@@ -146,7 +148,7 @@ export class CertificateIssuer {
   /** Builds the TBS and runs every lint; throws with all problems, or returns the single-use token. */
   lint(req: IssuanceRequest, issuer: IssuingIdentity): LintedCertificate {
     const p = req.profile;
-    const spki = spkiDer(req.publicKey);
+    const spki = req.spki ?? spkiDer(req.publicKey);
     const subjectKeyId = keyIdentifierOfSpki(spki);
     const selfSigned = issuer.notAfter === undefined;
     const extensions: ExtensionValues = {

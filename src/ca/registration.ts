@@ -19,6 +19,8 @@ export interface EndEntityOrder {
   hosts?: string[];
   validityDays?: number;
   publicKey: KeyObject;
+  /** DER SubjectPublicKeyInfo of publicKey, when known (from a CSR). */
+  spki?: Buffer;
   via: string;
   actor: string;
 }
@@ -61,7 +63,7 @@ export class Registration {
     }
     const notBefore = new Date(Math.floor((this.now().getTime() - BACKDATE_MS) / 1000) * 1000);
     const notAfter = new Date(notBefore.getTime() + days * DAY_MS);
-    const base = { profile, publicKey: order.publicKey, notBefore, notAfter, via: order.via, actor: order.actor };
+    const base = { profile, publicKey: order.publicKey, ...(order.spki ? { spki: order.spki } : {}), notBefore, notAfter, via: order.via, actor: order.actor };
     const org = this.config.organization;
     switch (order.profile) {
       case 'facility': {

@@ -10,7 +10,6 @@ import {
   DistributionPointName,
   ExtendedKeyUsage,
   GeneralName,
-  KeyIdentifier,
   KeyUsage,
   KeyUsageFlags,
   SubjectAlternativeName,
@@ -19,7 +18,7 @@ import {
   id_ad_ocsp,
 } from '@peculiar/asn1-x509';
 import { spkiDer } from './keys.js';
-import { children, readTlv, sequence, oid as derOid, boolean as derBoolean, octetString, decodeOid, contentBytes, TAG } from './der.js';
+import { children, readTlv, sequence, oid as derOid, boolean as derBoolean, octetString, decodeOid, contentBytes, contextPrimitive, TAG } from './der.js';
 
 export const EXTENSION_OIDS = {
   basicConstraints: '2.5.29.19',
@@ -94,23 +93,44 @@ function ext(id: string, critical: boolean, value: unknown): Buffer {
   return critical ? sequence(derOid(id), derBoolean(true), octetString(valueDer)) : sequence(derOid(id), octetString(valueDer));
 }
 
+/**
+ * Extensions whose value is the same for every certificate of a profile
+ * (basic constraints, key usages, CRL and AIA URLs) are encoded once; the key
+ * is the value itself, so a different value is a different entry.
+ */
+const staticExtensions = new Map<string, Buffer>();
+function staticExt(id: string, critical: boolean, key: unknown, make: () => unknown): Buffer {
+  const k = `${id}|${critical}|${JSON.stringify(key)}`;
+  let der = staticExtensions.get(k);
+  if (!der) {
+    der = ext(id, critical, make());
+    if (staticExtensions.size < 256) staticExtensions.set(k, der);
+  }
+  return der;
+}
+
 const urlNames = (urls: readonly string[]) => urls.map((u) => new GeneralName({ uniformResourceIdentifier: u }));
 
 /** Encodes the values as the DER `Extensions` SEQUENCE, with RFC 5280's criticality. */
 export function encodeExtensions(v: ExtensionValues): Buffer {
   const out: Buffer[] = [];
   if (v.basicConstraints) {
-    const bc = new BasicConstraints({ cA: v.basicConstraints.ca });
-    if (v.basicConstraints.pathLength !== undefined) bc.pathLenConstraint = v.basicConstraints.pathLength;
-    out.push(ext(EXTENSION_OIDS.basicConstraints, true, bc));
+    const b = v.basicConstraints;
+    out.push(
+      staticExt(EXTENSION_OIDS.basicConstraints, true, b, () => {
+        const bc = new BasicConstraints({ cA: b.ca });
+        if (b.pathLength !== undefined) bc.pathLenConstraint = b.pathLength;
+        return bc;
+      }),
+    );
   }
   if (v.keyUsage) {
-    const flags = v.keyUsage.reduce((f, k) => f | KeyUsageFlags[k === 'cRLSign' ? 'cRLSign' : k], 0);
-    out.push(ext(EXTENSION_OIDS.keyUsage, true, new KeyUsage(flags)));
+    const flags = v.keyUsage.reduce((f, k) => f | KeyUsageFlags[k], 0);
+    out.push(staticExt(EXTENSION_OIDS.keyUsage, true, flags, () => new KeyUsage(flags)));
   }
   if (v.extendedKeyUsage) {
     const oids = v.extendedKeyUsage.map((n) => (EKU_OIDS as Record<string, string>)[n] ?? n);
-    out.push(ext(EXTENSION_OIDS.extendedKeyUsage, false, new ExtendedKeyUsage(oids)));
+    out.push(staticExt(EXTENSION_OIDS.extendedKeyUsage, false, oids, () => new ExtendedKeyUsage(oids)));
   }
   if (v.subjectAltName && (v.subjectAltName.dns.length || v.subjectAltName.ip.length)) {
     const names = [
@@ -120,35 +140,59 @@ export function encodeExtensions(v: ExtensionValues): Buffer {
     out.push(ext(EXTENSION_OIDS.subjectAltName, false, new SubjectAlternativeName(names)));
   }
   if (v.subjectKeyIdentifier) {
-    out.push(ext(EXTENSION_OIDS.subjectKeyIdentifier, false, new SubjectKeyIdentifier(v.subjectKeyIdentifier)));
+    out.push(sequence(derOid(EXTENSION_OIDS.subjectKeyIdentifier), octetString(octetString(v.subjectKeyIdentifier))));
   }
   if (v.authorityKeyIdentifier) {
-    const aki = new AuthorityKeyIdentifier({ keyIdentifier: new KeyIdentifier(v.authorityKeyIdentifier) });
-    out.push(ext(EXTENSION_OIDS.authorityKeyIdentifier, false, aki));
+    // AuthorityKeyIdentifier ::= SEQUENCE { keyIdentifier [0] IMPLICIT OCTET STRING }
+    out.push(sequence(derOid(EXTENSION_OIDS.authorityKeyIdentifier), octetString(sequence(contextPrimitive(0, v.authorityKeyIdentifier)))));
   }
   if (v.crlDistributionPoints?.length) {
-    const dps = new CRLDistributionPoints([
-      new DistributionPoint({ distributionPoint: new DistributionPointName({ fullName: urlNames(v.crlDistributionPoints) }) }),
-    ]);
-    out.push(ext(EXTENSION_OIDS.crlDistributionPoints, false, dps));
+    const urls = v.crlDistributionPoints;
+    out.push(
+      staticExt(EXTENSION_OIDS.crlDistributionPoints, false, urls, () => new CRLDistributionPoints([new DistributionPoint({ distributionPoint: new DistributionPointName({ fullName: urlNames(urls) }) })])),
+    );
   }
+  const accessKey = [v.ocspUrls ?? [], v.caIssuersUrls ?? []];
   const access = [
     ...(v.ocspUrls ?? []).map((u) => new AccessDescription({ accessMethod: id_ad_ocsp, accessLocation: new GeneralName({ uniformResourceIdentifier: u }) })),
     ...(v.caIssuersUrls ?? []).map((u) => new AccessDescription({ accessMethod: id_ad_caIssuers, accessLocation: new GeneralName({ uniformResourceIdentifier: u }) })),
   ];
-  if (access.length) out.push(ext(EXTENSION_OIDS.authorityInfoAccess, false, new AuthorityInfoAccessSyntax(access)));
+  if (access.length) out.push(staticExt(EXTENSION_OIDS.authorityInfoAccess, false, accessKey, () => new AuthorityInfoAccessSyntax(access)));
   return sequence(...out);
 }
 
 const EKU_NAME_BY_OID = new Map<string, string>(Object.entries(EKU_OIDS).map(([k, v]) => [v, k]));
 
 /** Reads extensions back into values (unknown ones only listed in `present`). */
+/** Parsed values of the extensions that repeat across certificates, keyed by their exact bytes. */
+const parsedStatic = new Map<string, Partial<ExtensionValues>>();
+const CACHEABLE = new Set<string>([EXTENSION_OIDS.basicConstraints, EXTENSION_OIDS.keyUsage, EXTENSION_OIDS.extendedKeyUsage, EXTENSION_OIDS.crlDistributionPoints, EXTENSION_OIDS.authorityInfoAccess]);
+
 export function readExtensions(extensions: readonly RawExtension[]): ExtensionView {
   const view: ExtensionView = { present: [] };
   for (const e of extensions) {
     view.present.push({ oid: e.oid, critical: e.critical });
-    const value = e.value;
-    switch (e.oid) {
+    if (CACHEABLE.has(e.oid)) {
+      const key = `${e.oid}|${e.value.toString('hex')}`;
+      let part = parsedStatic.get(key);
+      if (!part) {
+        const one: ExtensionView = { present: [] };
+        readExtensionValue(one, e.oid, e.value);
+        const { present: _p, ...values } = one;
+        part = values;
+        if (parsedStatic.size < 256) parsedStatic.set(key, part);
+      }
+      Object.assign(view, structuredClone(part));
+      continue;
+    }
+    readExtensionValue(view, e.oid, e.value);
+  }
+  return view;
+}
+
+function readExtensionValue(view: ExtensionView, oid: string, value: Buffer): void {
+  {
+    switch (oid) {
       case EXTENSION_OIDS.basicConstraints: {
         const bc = AsnConvert.parse(value, BasicConstraints);
         view.basicConstraints = bc.pathLenConstraint === undefined ? { ca: bc.cA } : { ca: bc.cA, pathLength: bc.pathLenConstraint };
@@ -193,7 +237,6 @@ export function readExtensions(extensions: readonly RawExtension[]): ExtensionVi
       }
     }
   }
-  return view;
 }
 
 /** Splits a DER `Extensions` SEQUENCE into raw extensions. */

@@ -1,6 +1,4 @@
-import { AsnConvert } from '@peculiar/asn1-schema';
-import { AttributeTypeAndValue, AttributeValue, Name, RelativeDistinguishedName } from '@peculiar/asn1-x509';
-import { children, contentBytes, decodeOid, readTlv, TAG } from './der.js';
+import { children, contentBytes, decodeOid, oid as derOid, readTlv, sequence, set, tlv, TAG } from './der.js';
 
 /** Attribute types sekisho writes and names (RFC 5280 §4.1.2.4, X.520). */
 export const NAME_ATTRIBUTE_OIDS = {
@@ -29,13 +27,14 @@ export interface NameAttribute {
  * UTF8String (RFC 5280 §4.1.2.6), so Japanese facility names survive.
  */
 export function encodeName(attributes: readonly NameAttribute[]): Buffer {
-  const rdns = attributes.map((a) => {
-    const oid = (NAME_ATTRIBUTE_OIDS as Record<string, string>)[a.type] ?? a.type;
-    const printable = oid === NAME_ATTRIBUTE_OIDS.C || oid === NAME_ATTRIBUTE_OIDS.serialNumber;
-    const value = new AttributeValue(printable ? { printableString: a.value } : { utf8String: a.value });
-    return new RelativeDistinguishedName([new AttributeTypeAndValue({ type: oid, value })]);
-  });
-  return Buffer.from(AsnConvert.serialize(new Name(rdns)));
+  return sequence(
+    ...attributes.map((a) => {
+      const id = (NAME_ATTRIBUTE_OIDS as Record<string, string>)[a.type] ?? a.type;
+      const printable = id === NAME_ATTRIBUTE_OIDS.C || id === NAME_ATTRIBUTE_OIDS.serialNumber;
+      if (printable && !/^[A-Za-z0-9 '()+,\-./:=?]*$/.test(a.value)) throw new Error(`${a.type} must be a PrintableString`);
+      return set(sequence(derOid(id), tlv(printable ? 0x13 : 0x0c, Buffer.from(a.value, printable ? 'latin1' : 'utf8'))));
+    }),
+  );
 }
 
 const STRING_DECODERS: Record<number, (b: Buffer) => string> = {

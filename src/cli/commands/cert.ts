@@ -56,7 +56,7 @@ export const certIssueCommand: Command = {
           throw badRequest('CSR_FILE_UNREADABLE', `cannot read the CSR file ${v.csr as string}`);
         }
         const csr = parseCsr(input);
-        issued = await ca.issue({ ...order, publicKey: csr.publicKey, via: 'csr' });
+        issued = await ca.issue({ ...order, publicKey: csr.publicKey, spki: csr.spki, via: 'csr' });
         if (out) writeFileAtomic((written = out), certificateToPem(issued.der));
         else if (!v.json) ctx.out(certificateToPem(issued.der).trimEnd());
       } else {
