@@ -81,7 +81,7 @@ export class CertificateAuthority {
     const [root] = certificatesFromPem(readFileSync(paths.rootCert, 'utf8'));
     const [issuing] = certificatesFromPem(readFileSync(paths.issuingCert, 'utf8'));
     if (!root || !issuing) throw notFound('CA_CERTIFICATE_MISSING', `the CA certificates in ${paths.caDir} are missing or damaged`);
-    const dbUrl = o.db ?? process.env.SEKISHO_DB ?? config.database;
+    const dbUrl = o.db ?? config.database;
     const db = await openStore({ home: o.home, ...(dbUrl ? { url: dbUrl } : {}) });
     return new CertificateAuthority(paths, config, db, root, issuing, o.now ?? (() => new Date()));
   }
@@ -205,14 +205,14 @@ export class CertificateAuthority {
   }
 
   /** Signs a CRL v2 of every revoked, unexpired certificate, with the next CRL number. */
-  async crl(): Promise<{ der: Buffer; number: bigint; entries: number; nextUpdate: Date }> {
+  async crl(actor = 'ca'): Promise<{ der: Buffer; number: bigint; entries: number; nextUpdate: Date }> {
     const issuing = this.#issuing();
     const thisUpdate = new Date(Math.floor(this.now().getTime() / 1000) * 1000);
     const nextUpdate = new Date(thisUpdate.getTime() + this.config.crlValidityHours * 3_600_000);
     const revoked = await repositories(this.db).certificates.revokedSerials(thisUpdate.toISOString());
     const number = await this.db.transaction(async (tx) => {
       const n = await repositories(tx).crl.next(thisUpdate.toISOString(), nextUpdate.toISOString());
-      await this.audit.appendIn(tx, { actor: 'ca', action: 'crl.signed', outcome: 'success', details: { number: n.toString(), entries: revoked.length, nextUpdate: nextUpdate.toISOString() } });
+      await this.audit.appendIn(tx, { actor, action: 'crl.signed', outcome: 'success', details: { number: n.toString(), entries: revoked.length, nextUpdate: nextUpdate.toISOString() } });
       return n;
     });
     const entries: RevokedEntry[] = revoked.map((r) => ({

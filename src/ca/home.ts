@@ -2,8 +2,8 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 /** Where a CA keeps its files: --home, else $SEKISHO_HOME, else ./sekisho-data. */
-export function resolveHome(flag?: string): string {
-  return resolve(flag ?? process.env.SEKISHO_HOME ?? 'sekisho-data');
+export function resolveHome(flag?: string, env: NodeJS.ProcessEnv = process.env): string {
+  return resolve(flag ?? env.SEKISHO_HOME ?? 'sekisho-data');
 }
 
 export interface HomePaths {

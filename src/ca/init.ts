@@ -1,5 +1,5 @@
 import { rmSync } from 'node:fs';
-import { conflict, unauthorized } from '../errors/index.js';
+import { badRequest, conflict, unauthorized } from '../errors/index.js';
 import { certificateToPem, encodeName, generateKey, keyIdentifier, SoftwareSigner, type KeyType, type NameAttribute } from '../pki/index.js';
 import { CERTIFICATE_PROFILES } from '../policy/index.js';
 import { openStore } from '../store/index.js';
@@ -40,6 +40,9 @@ const DAY = 86_400_000;
 export async function initAuthority(o: InitOptions): Promise<InitResult> {
   if (!o.passphrase) throw unauthorized('PASSPHRASE_EMPTY', 'refusing to create CA keys without a passphrase; set SEKISHO_PASSPHRASE');
   if (isInitialized(o.home)) throw conflict('HOME_INITIALIZED', `${o.home} already holds a CA; use another --home or remove it`);
+  if (o.db && !/^postgres(ql)?:\/\//.test(o.db)) {
+    throw badRequest('STORE_URL_UNSUPPORTED', `--db takes a postgres://user@host/db URL; without --db the CA uses SQLite in ${o.home}`);
+  }
   const now = o.now ?? (() => new Date());
   const config = parseConfig({
     ...DEFAULT_CONFIG,

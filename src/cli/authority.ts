@@ -4,8 +4,9 @@ import { caPassphrase } from './secrets.js';
 
 /** Opens the CA of --home/--db for one command (unlocking its key when asked) and closes it after. */
 export async function withAuthority<T>(ctx: CommandContext, unlock: boolean, fn: (ca: CertificateAuthority) => Promise<T>): Promise<T> {
-  const home = resolveHome(ctx.values.home as string | undefined);
-  const ca = await CertificateAuthority.open({ home, ...(ctx.values.db ? { db: ctx.values.db as string } : {}) });
+  const home = resolveHome(ctx.values.home as string | undefined, ctx.env);
+  const db = (ctx.values.db as string | undefined) ?? ctx.env.SEKISHO_DB;
+  const ca = await CertificateAuthority.open({ home, ...(db ? { db } : {}) });
   try {
     if (unlock) await ca.unlock(await caPassphrase(ctx.env, ctx.isTTY));
     return await fn(ca);

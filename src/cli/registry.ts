@@ -6,6 +6,7 @@ import { certIssueCommand, certListCommand, certRevokeCommand } from './commands
 import { certBulkCommand } from './commands/bulk.js';
 import { crlCommand } from './commands/crl.js';
 import { auditListCommand, auditVerifyCommand } from './commands/audit.js';
+import { scanCommand } from './commands/scan.js';
 
 /** Every command, in the order `sekisho --help` lists them. */
 export const COMMANDS: readonly Command[] = [
@@ -22,4 +23,5 @@ export const COMMANDS: readonly Command[] = [
   crlCommand,
   auditVerifyCommand,
   auditListCommand,
+  scanCommand,
 ];

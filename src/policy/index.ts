@@ -4,3 +4,4 @@ export * from './certificate-profiles.js';
 export * from './certificate-lint.js';
 export * from './tls-profiles.js';
 export * from './password-policy.js';
+export * from './tls-compliance.js';

@@ -27,8 +27,8 @@ export function checkSubjectKey(key: KeyObject): void {
   }
   if (d.algorithm === 'ec') {
     if (!(KEY_POLICY.ecCurves as readonly string[]).includes(d.curve ?? '')) {
-      throw badRequest('KEY_CURVE_UNSUPPORTED', `elliptic curve ${d.curve} is not accepted; use P-256 or P-384`, {
-        ja: `楕円曲線 ${d.curve} は使えません。P-256 または P-384 を使ってください。`,
+      throw badRequest('KEY_CURVE_UNSUPPORTED', `elliptic curve ${d.curve} is not accepted; use P-256, P-384 or P-521`, {
+        ja: `楕円曲線 ${d.curve} は使えません。P-256・P-384・P-521 のいずれかを使ってください。`,
       });
     }
     return;

@@ -36,6 +36,7 @@ export const certIssueCommand: Command = {
       const v = ctx.values;
       const profile = (v.profile as string | undefined) ?? 'facility';
       if (!isEndEntityProfile(profile)) throw badRequest('PROFILE_UNKNOWN', `unknown profile "${profile}"; use ${END_ENTITY_PROFILES.join(', ')}`);
+      if (v.days !== undefined && !/^\d{1,4}$/.test(v.days as string)) throw badRequest('VALIDITY_OUT_OF_RANGE', '--days must be a whole number of days');
       const days = v.days === undefined ? undefined : Number(v.days);
       const order = {
         profile,

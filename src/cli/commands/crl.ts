@@ -2,7 +2,7 @@ import { writeFileAtomic } from '../../ca/index.js';
 import { crlToPem } from '../../pki/crl.js';
 import { badRequest } from '../../errors/index.js';
 import { HOME_OPTIONS, JSON_OPTION, type Command } from '../command.js';
-import { withAuthority } from '../authority.js';
+import { actor, withAuthority } from '../authority.js';
 import { checkOutputPath } from '../output-file.js';
 
 export const crlCommand: Command = {
@@ -21,7 +21,7 @@ export const crlCommand: Command = {
       if (v.out && !/\S/.test(v.out as string)) throw badRequest('OUTPUT_INVALID', '--out needs a file name');
       // Before signing: a CRL that cannot be written must not consume a CRL number or add a crl.signed event.
       if (v.out) checkOutputPath(v.out as string, '--out', true);
-      const crl = await ca.crl();
+      const crl = await ca.crl(actor(ctx.env));
       const body = v.pem ? crlToPem(crl.der) : crl.der;
       if (v.out) writeFileAtomic(v.out as string, body);
       const summary = { number: crl.number.toString(), entries: crl.entries, nextUpdate: crl.nextUpdate.toISOString(), bytes: crl.der.length, ...(v.out ? { file: v.out } : {}) };

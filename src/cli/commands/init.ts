@@ -19,8 +19,10 @@ export const initCommand: Command = {
   },
   async run(ctx) {
     const v = ctx.values;
-    const home = resolveHome(v.home as string | undefined);
+    const home = resolveHome(v.home as string | undefined, ctx.env);
     const passphrase = await caPassphrase(ctx.env, ctx.isTTY);
+    // Like every later command, init takes the database from --db, else $SEKISHO_DB (and records it in config.json).
+    const db = (v.db as string | undefined) ?? ctx.env.SEKISHO_DB;
     const urls = Object.fromEntries(
       (
         [
@@ -36,7 +38,7 @@ export const initCommand: Command = {
       passphrase,
       ...(v.key ? { keyType: parseKeyType(v.key as string) } : {}),
       ...(v.org ? { organization: v.org as string } : {}),
-      ...(v.db ? { db: v.db as string } : {}),
+      ...(db ? { db } : {}),
       urls,
       actor: actor(ctx.env),
     });
