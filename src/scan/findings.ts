@@ -27,8 +27,10 @@ export interface CertificateFindings {
 export interface ClientAuthFindings {
   /** The server sent a CertificateRequest. */
   requested: boolean;
-  /** A handshake without a client certificate was refused. */
+  /** A client without a certificate was refused: in the TLS handshake, or (nginx's default) with an HTTP error right after it. */
   required: boolean;
+  /** Where the refusal happened, when required. */
+  enforcedAt?: 'handshake' | 'http';
   /** Distinguished names of acceptable CAs the server listed (RFC 4514-ish strings). */
   caNames: string[];
 }

@@ -107,30 +107,53 @@ export async function clientCertificateRequired(t: Target, timeoutMs = 3000): Pr
   return { required: true, evidence: o.error ?? 'refused' };
 }
 
-/** GET / over TLS and read Strict-Transport-Security; undefined when the server does not speak HTTP. */
-export function fetchHsts(t: Target, credential?: ClientCredential, timeoutMs = 3000): Promise<{ header: string | null; maxAge?: number } | undefined> {
+export interface HttpAnswer {
+  status: number;
+  headers: string;
+  body: string;
+}
+
+/** GET / over TLS; undefined when the server does not answer HTTP (or not within the timeout). */
+export function fetchHttp(t: Target, credential?: ClientCredential, timeoutMs = 3000): Promise<HttpAnswer | undefined> {
   return new Promise((resolve) => {
     const socket = connect(options(t, credential, timeoutMs));
     let data = '';
-    const finish = (v: { header: string | null; maxAge?: number } | undefined) => {
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
       clearTimeout(timer);
       socket.destroy();
-      resolve(v);
+      const m = /^HTTP\/1\.[01] (\d{3})/.exec(data);
+      if (!m) return resolve(undefined);
+      const [headers = '', body = ''] = data.split('\r\n\r\n');
+      resolve({ status: Number(m[1]), headers, body: body.slice(0, 2048) });
     };
-    const timer = setTimeout(() => finish(undefined), timeoutMs);
+    const timer = setTimeout(finish, timeoutMs);
     socket.on('secureConnect', () => socket.write(`GET / HTTP/1.1\r\nHost: ${t.serverName ?? t.host}\r\nConnection: close\r\nUser-Agent: sekisho-scan\r\n\r\n`));
     socket.on('data', (d: Buffer) => {
       data += d.toString('latin1');
-      if (data.length > 65536 || data.includes('\r\n\r\n')) parse();
+      if (data.length > 65536) finish();
     });
-    const parse = () => {
-      if (!/^HTTP\/1\.[01] \d{3}/.test(data)) return finish(undefined);
-      const m = /^strict-transport-security:\s*(.+?)\r?$/im.exec(data.split('\r\n\r\n')[0] ?? '');
-      if (!m) return finish({ header: null });
-      const age = /max-age\s*=\s*"?(\d+)/i.exec(m[1]!);
-      finish({ header: m[1]!.trim(), ...(age ? { maxAge: Number(age[1]) } : {}) });
-    };
-    socket.on('end', parse);
-    socket.on('error', () => finish(undefined));
+    socket.on('end', finish);
+    socket.on('close', finish);
+    socket.on('error', finish);
   });
+}
+
+/** The Strict-Transport-Security header of an HTTP answer. */
+export function hstsOf(answer: HttpAnswer): { header: string | null; maxAge?: number } {
+  const m = /^strict-transport-security:\s*(.+?)\r?$/im.exec(answer.headers);
+  if (!m) return { header: null };
+  const age = /max-age\s*=\s*"?(\d+)/i.exec(m[1]!);
+  return { header: m[1]!.trim(), ...(age ? { maxAge: Number(age[1]) } : {}) };
+}
+
+/**
+ * Servers that finish the handshake without a client certificate and refuse
+ * at the HTTP layer instead (nginx's ssl_verify_client on: "400 No required
+ * SSL certificate was sent").
+ */
+export function refusesWithoutCertificate(answer: HttpAnswer): boolean {
+  return [400, 403, 495, 496].includes(answer.status) && /certificate/i.test(answer.body + answer.headers);
 }

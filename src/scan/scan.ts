@@ -4,7 +4,7 @@ import { decodeName, formatName } from '../pki/index.js';
 import type { ComplianceProfile } from '../policy/index.js';
 import { enumerateTls } from './enumerate.js';
 import type { Findings } from './findings.js';
-import { fetchHsts, handshake, type ClientCredential, type Target } from './handshake.js';
+import { fetchHttp, handshake, hstsOf, refusesWithoutCertificate, type ClientCredential, type Target } from './handshake.js';
 import { buildReport, type ScanReport } from './report.js';
 import { judge } from './verdict.js';
 
@@ -28,19 +28,24 @@ export async function scanServer(o: ScanOptions): Promise<ScanReport> {
   const started = performance.now();
   const now = o.now ?? (() => new Date());
   const timeoutMs = o.timeoutMs ?? 3000;
-  const [wire, bare, withCredential, hsts] = await Promise.all([
+  const [wire, bare, withCredential, http, httpBare] = await Promise.all([
     enumerateTls(o.target, { timeoutMs }),
     handshake(o.target, undefined, timeoutMs),
     o.clientCredential ? handshake(o.target, o.clientCredential, timeoutMs) : Promise.resolve(undefined),
-    fetchHsts(o.target, o.clientCredential, timeoutMs),
+    fetchHttp(o.target, o.clientCredential, timeoutMs),
+    o.clientCredential ? fetchHttp(o.target, undefined, timeoutMs) : Promise.resolve(undefined),
   ]);
+  const hsts = http ? hstsOf(http) : undefined;
+  const anonymousHttp = o.clientCredential ? httpBare : http;
+  const refusedInHandshake = !bare.established;
+  const refusedOverHttp = !refusedInHandshake && anonymousHttp !== undefined && refusesWithoutCertificate(anonymousHttp);
   const anySupported = wire.protocols.some((p) => p.supported);
   if (!anySupported && !bare.established && !withCredential?.established && /ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|timed out|ETIMEDOUT/.test(bare.error ?? '')) {
     throw notFound('SCAN_UNREACHABLE', `no TLS server answered at ${o.target.host}:${o.target.port} (${bare.error}); check the address and that the server is running`);
   }
   const full = withCredential?.established ? withCredential : bare;
   const chainSeen = wire.certificateFromHello?.length ? wire.certificateFromHello : full.chain;
-  const requested = wire.clientAuthFromHello !== undefined || !bare.established;
+  const requested = wire.clientAuthFromHello !== undefined || refusedInHandshake;
   const findings: Findings = {
     target: { host: o.target.host, port: o.target.port, ...(o.target.serverName ? { serverName: o.target.serverName } : {}) },
     scannedAt: now().toISOString(),
@@ -54,7 +59,8 @@ export async function scanServer(o: ScanOptions): Promise<ScanReport> {
     ...(chainSeen.length ? { certificate: { chain: chainSeen.map((c) => c.toString('base64')), ocspStapled: full.ocspStapled } } : {}),
     clientAuth: {
       requested,
-      required: !bare.established,
+      required: refusedInHandshake || refusedOverHttp,
+      ...(refusedInHandshake ? { enforcedAt: 'handshake' as const } : refusedOverHttp ? { enforcedAt: 'http' as const } : {}),
       caNames: (wire.clientAuthFromHello?.caNames ?? []).map((dn) => {
         try {
           return formatName(decodeName(dn));

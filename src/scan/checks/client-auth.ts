@@ -9,7 +9,8 @@ export const clientAuthentication: Check = {
     const required = p.clientCertificate === 'required' ? 'the server requires a client certificate' : 'not required by this profile';
     const ca = f.clientAuth?.caNames.length ? `; acceptable CAs: ${f.clientAuth.caNames.join(' | ')}` : '';
     if (!f.clientAuth) return result(p.clientCertificate === 'required' ? 'fail' : 'info', 'could not be determined', required);
-    const found = f.clientAuth.required ? `required${ca}` : f.clientAuth.requested ? `requested but not required${ca}` : 'not requested';
+    const where = f.clientAuth.enforcedAt === 'http' ? ' (the handshake completes; the server then answers an HTTP error)' : f.clientAuth.enforcedAt === 'handshake' ? ' (refused in the TLS handshake)' : '';
+    const found = f.clientAuth.required ? `required${where}${ca}` : f.clientAuth.requested ? `requested but not required${ca}` : 'not requested';
     if (p.clientCertificate === 'required') return result(f.clientAuth.required ? 'pass' : 'fail', found, required);
     return result('info', found, required);
   },
