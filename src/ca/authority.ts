@@ -82,7 +82,15 @@ export class CertificateAuthority {
     const [issuing] = certificatesFromPem(readFileSync(paths.issuingCert, 'utf8'));
     if (!root || !issuing) throw notFound('CA_CERTIFICATE_MISSING', `the CA certificates in ${paths.caDir} are missing or damaged`);
     const dbUrl = o.db ?? config.database;
-    const db = await openStore({ home: o.home, ...(dbUrl ? { url: dbUrl } : {}) });
+    const db = await openStore({ home: o.home, create: false, ...(dbUrl ? { url: dbUrl } : {}) });
+    const identity = await repositories(db).identity.get().catch(async (e: unknown) => {
+      await db.close();
+      throw e;
+    });
+    if (!identity || identity.issuingSha256 !== createHash('sha256').update(issuing).digest('hex')) {
+      await db.close();
+      throw conflict('STORE_MISMATCH', `${db.description} is not the store of the CA in ${o.home}${identity ? ' (it belongs to another CA)' : ' (it holds no CA)'}; check --db / SEKISHO_DB`);
+    }
     return new CertificateAuthority(paths, config, db, root, issuing, o.now ?? (() => new Date()));
   }
 
@@ -130,8 +138,10 @@ export class CertificateAuthority {
   async addFacility(input: FacilityInput, actor: string): Promise<Facility> {
     const number = parseFacilityNumber(input.number);
     const name = input.name.normalize('NFC').trim();
-    if (!name || name.length > 128 || /[\u0000-\u001f]/.test(name)) {
-      throw badRequest('FACILITY_NAME_INVALID', 'the facility name must be 1–128 characters without control characters');
+    if (!name || [...name].length > 64 || /[\u0000-\u001f]/.test(name)) {
+      throw badRequest('FACILITY_NAME_INVALID', 'the facility name must be 1–64 characters (it becomes the certificate\'s O=, RFC 5280 ub-organization-name) without control characters', {
+        ja: '医療機関名は64文字以内で入力してください。',
+      });
     }
     const at = this.now().toISOString();
     const f: Facility = { number, name, status: 'active', createdAt: at, updatedAt: at, ...(input.address ? { address: input.address } : {}), ...(input.contact ? { contact: input.contact } : {}) };
@@ -155,6 +165,10 @@ export class CertificateAuthority {
     });
   }
 
+  facility(number: string): Promise<Facility | undefined> {
+    return repositories(this.db).facilities.get(number);
+  }
+
   listFacilities(): Promise<Facility[]> {
     return repositories(this.db).facilities.list();
   }
@@ -175,8 +189,8 @@ export class CertificateAuthority {
     return { ...(await this.issue({ ...order, publicKey })), privateKey };
   }
 
-  /** An issued certificate for exactly this key and facility (bulk resume uses it). */
-  async findIssuedForKey(publicKey: KeyObject, facilityNumber: string): Promise<CertificateRecord | undefined> {
+  /** The newest issued or revoked facility certificate for exactly this key (bulk resume uses it). */
+  async findCertificateForKey(publicKey: KeyObject, facilityNumber: string): Promise<CertificateRecord | undefined> {
     const spki = createHash('sha256').update(spkiDer(publicKey)).digest('hex');
     return repositories(this.db).certificates.findBySpki(spki, facilityNumber);
   }
@@ -197,31 +211,38 @@ export class CertificateAuthority {
       if (!rec) throw notFound('CERTIFICATE_UNKNOWN', `no certificate with serial ${serial}; see "sekisho cert list"`);
       if (rec.status === 'revoked') throw conflict('CERTIFICATE_ALREADY_REVOKED', `certificate ${serial} was already revoked at ${rec.revokedAt}`);
       if (rec.status !== 'issued') throw conflict('CERTIFICATE_NOT_ISSUED', `serial ${serial} was reserved but never issued; there is nothing to revoke`);
-      if (rec.profile === 'root-ca' || rec.profile === 'issuing-ca') throw badRequest('CA_CERTIFICATE_REVOKE', 'CA certificates are not revoked through this CRL');
-      await certs.revoke(serial, at, reasonCode(reason));
+      if (rec.profile === 'root-ca' || rec.profile === 'issuing-ca') throw badRequest('CA_CERTIFICATE_REVOKE', 'CA certificates are not revoked through the CRL they sign; to retire a compromised CA, replace the CA (a new home) and re-issue its facilities');
+      if (!(await certs.revoke(serial, at, reasonCode(reason)))) {
+        throw conflict('CERTIFICATE_ALREADY_REVOKED', `certificate ${serial} was revoked by someone else just now; see "sekisho cert list"`);
+      }
       await this.audit.appendIn(tx, { actor, action: 'certificate.revoked', outcome: 'success', subject: serial, details: { reason, ...(rec.facilityNumber ? { facility: rec.facilityNumber } : {}) } });
       return { ...rec, status: 'revoked', revokedAt: at, revocationReason: reasonCode(reason) };
     });
   }
 
-  /** Signs a CRL v2 of every revoked, unexpired certificate, with the next CRL number. */
+  /**
+   * Signs a CRL v2 of every revoked, unexpired certificate. The CRL number,
+   * the list and the audit event share one transaction (which holds the CRL
+   * counter's lock), so a higher CRL number never lists less, and a CRL that
+   * failed to sign consumes no number.
+   */
   async crl(actor = 'ca'): Promise<{ der: Buffer; number: bigint; entries: number; nextUpdate: Date }> {
     const issuing = this.#issuing();
     const thisUpdate = new Date(Math.floor(this.now().getTime() / 1000) * 1000);
     const nextUpdate = new Date(thisUpdate.getTime() + this.config.crlValidityHours * 3_600_000);
-    const revoked = await repositories(this.db).certificates.revokedSerials(thisUpdate.toISOString());
-    const number = await this.db.transaction(async (tx) => {
-      const n = await repositories(tx).crl.next(thisUpdate.toISOString(), nextUpdate.toISOString());
-      await this.audit.appendIn(tx, { actor, action: 'crl.signed', outcome: 'success', details: { number: n.toString(), entries: revoked.length, nextUpdate: nextUpdate.toISOString() } });
-      return n;
+    return this.db.transaction(async (tx) => {
+      const repos = repositories(tx);
+      const number = await repos.crl.next(thisUpdate.toISOString(), nextUpdate.toISOString());
+      const revoked = await repos.certificates.revokedSerials(thisUpdate.toISOString());
+      const entries: RevokedEntry[] = revoked.map((r) => ({
+        serial: Buffer.from(r.serial, 'hex'),
+        revokedAt: new Date(r.revokedAt),
+        ...(r.reason ? { reason: reasonFromCode(r.reason) ?? 'unspecified' } : {}),
+      }));
+      const der = await buildCrl({ issuer: issuing.subjectDer, signer: issuing.signer, authorityKeyIdentifier: issuing.keyId, crlNumber: number, thisUpdate, nextUpdate, entries });
+      await this.audit.appendIn(tx, { actor, action: 'crl.signed', outcome: 'success', details: { number: number.toString(), entries: entries.length, nextUpdate: nextUpdate.toISOString() } });
+      return { der, number, entries: entries.length, nextUpdate };
     });
-    const entries: RevokedEntry[] = revoked.map((r) => ({
-      serial: Buffer.from(r.serial, 'hex'),
-      revokedAt: new Date(r.revokedAt),
-      ...(r.reason ? { reason: reasonFromCode(r.reason) ?? 'unspecified' } : {}),
-    }));
-    const der = await buildCrl({ issuer: issuing.subjectDer, signer: issuing.signer, authorityKeyIdentifier: issuing.keyId, crlNumber: number, thisUpdate, nextUpdate, entries });
-    return { der, number, entries: entries.length, nextUpdate };
   }
 
   async close(): Promise<void> {

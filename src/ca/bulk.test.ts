@@ -19,6 +19,13 @@ function facilityNumber(i: number): string {
   return nine + checkDigit(nine);
 }
 
+/** Sealed keys of interrupted bulk runs, kept under <home>/bulk-pending/<run>/. */
+function pendingKeys(home: string): string[] {
+  const dir = join(home, 'bulk-pending');
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir).flatMap((run) => readdirSync(join(dir, run)).filter((f) => f.endsWith('.json')));
+}
+
 function cli(home: string, args: string[]) {
   return spawnSync(process.execPath, [CLI, ...args], { env: { ...process.env, SEKISHO_HOME: home, SEKISHO_PASSPHRASE: PASSPHRASE }, encoding: 'utf8' });
 }
@@ -103,7 +110,8 @@ test('cert bulk killed with SIGKILL at any point resumes to a consistent store: 
   const final = spawnSync(process.execPath, [...args, '--json'], { env, encoding: 'utf8' });
   assert.equal(final.status, 0, final.stderr);
   assert.equal(p12Count(), n);
-  assert.deepEqual(readdirSync(join(out, '.pending')).filter((f) => f.endsWith('.json')), [], 'no pending key left behind');
+  assert.deepEqual(pendingKeys(home), [], 'no pending key left behind');
+  assert.ok(!existsSync(join(out, '.pending')) && !readdirSync(out).some((f) => f.includes('pending')), 'nothing secret but the delivery itself in the delivery directory');
 
   const certs = JSON.parse(cli(home, ['cert', 'list', '--json']).stdout) as { serial: string; status: string; profile: string; facilityNumber?: string; pem?: string }[];
   const issued = certs.filter((c) => c.profile === 'facility' && c.status === 'issued');
@@ -141,7 +149,7 @@ test('cert bulk: a row whose certificate was issued but not delivered is resumed
   assert.equal(first.status, 1);
   const issuedBefore = (JSON.parse(cli(home, ['cert', 'list', '--json', '--facility', number]).stdout) as { serial: string; status: string }[]).filter((c) => c.status === 'issued');
   assert.equal(issuedBefore.length, 1, 'the certificate was issued before the write failed');
-  assert.equal(readdirSync(join(out, '.pending')).filter((f) => f.endsWith('.json')).length, 1, 'its key waits, sealed, in .pending');
+  assert.equal(pendingKeys(home).length, 1, 'its key waits, sealed, in the CA home');
   rmdirSync(join(out, `${number}-C診療所.p12`));
   const second = cli(home, ['cert', 'bulk', '--csv', csv, '--out', out, '--key', 'ecdsa-p256', '--json']);
   assert.equal(second.status, 0, second.stderr);
@@ -151,4 +159,47 @@ test('cert bulk: a row whose certificate was issued but not delivered is resumed
   const password = /Password:\s+(\S+)/.exec(readFileSync(join(out, `${number}-C診療所.txt`), 'utf8'))![1]!;
   const p12 = readPkcs12(readFileSync(join(out, `${number}-C診療所.p12`)), password);
   assert.match(p12.certificate.toString('hex'), new RegExp(issuedBefore[0]!.serial));
+});
+
+test('cert bulk: an undelivered certificate revoked before the rerun is never delivered; the rerun makes a new key (regression)', async () => {
+  const home = join(tempDir(), 'home');
+  await initAuthority({ home, passphrase: PASSPHRASE });
+  const out = join(home, '..', 'delivery');
+  const csv = join(home, '..', 'f.csv');
+  const number = facilityNumber(78);
+  writeFileSync(csv, `${number},D歯科\n`);
+  const { mkdirSync, rmdirSync } = await import('node:fs');
+  mkdirSync(join(out, `${number}-D歯科.p12`), { recursive: true });
+  assert.equal(cli(home, ['cert', 'bulk', '--csv', csv, '--out', out, '--key', 'ecdsa-p256']).status, 1);
+  const first = (JSON.parse(cli(home, ['cert', 'list', '--json', '--facility', number]).stdout) as { serial: string; status: string }[]).find((c) => c.status === 'issued')!;
+  assert.equal(cli(home, ['cert', 'revoke', first.serial, '--reason', 'keyCompromise']).status, 0);
+  rmdirSync(join(out, `${number}-D歯科.p12`));
+  const rerun = cli(home, ['cert', 'bulk', '--csv', csv, '--out', out, '--key', 'ecdsa-p256', '--json']);
+  assert.equal(rerun.status, 0, rerun.stderr);
+  const certs = JSON.parse(cli(home, ['cert', 'list', '--json', '--facility', number]).stdout) as { serial: string; status: string; pem?: string }[];
+  const issued = certs.filter((c) => c.status === 'issued');
+  assert.equal(issued.length, 1);
+  assert.notEqual(issued[0]!.serial, first.serial);
+  const password = /Password:\s+(\S+)/.exec(readFileSync(join(out, `${number}-D歯科.txt`), 'utf8'))![1]!;
+  const p12 = readPkcs12(readFileSync(join(out, `${number}-D歯科.p12`)), password);
+  assert.match(p12.certificate.toString('hex'), new RegExp(issued[0]!.serial), 'the delivered certificate is the new one');
+});
+
+test('cert bulk: two runs on one delivery directory cannot overlap; a dead run\'s lock is taken over', async (t) => {
+  const home = join(tempDir(), 'home');
+  await initAuthority({ home, passphrase: PASSPHRASE });
+  const out = join(home, '..', 'delivery');
+  const { mkdirSync } = await import('node:fs');
+  mkdirSync(out, { recursive: true });
+  const holder = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 20000)'], { stdio: 'ignore' });
+  writeFileSync(join(out, '.sekisho-bulk.lock'), String(holder.pid));
+  t.after(() => holder.kill('SIGKILL'));
+  const csv = join(home, '..', 'f.csv');
+  writeFileSync(csv, `${facilityNumber(79)},E\n`);
+  const r = cli(home, ['cert', 'bulk', '--csv', csv, '--out', out]);
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /^sekisho: BULK_LOCKED: /);
+  holder.kill('SIGKILL');
+  await new Promise((resolve) => holder.on('exit', resolve));
+  assert.equal(cli(home, ['cert', 'bulk', '--csv', csv, '--out', out, '--key', 'ecdsa-p256']).status, 0, 'the lock of a process that is gone is stale');
 });

@@ -1,7 +1,8 @@
-import { createCipheriv, createDecipheriv, createPrivateKey, randomBytes, scryptSync, type KeyObject } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
+import { createCipheriv, createDecipheriv, createHash, createPrivateKey, randomBytes, scryptSync, type KeyObject } from 'node:crypto';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { badRequest, isSekishoError, SekishoError } from '../errors/index.js';
+import { badRequest, conflict, isSekishoError, SekishoError, unauthorized } from '../errors/index.js';
+import type { CertificateRecord } from '../store/index.js';
 import { generateKey, type KeyType } from '../pki/index.js';
 import { buildPkcs12 } from '../pki/pkcs12.js';
 import { parseFacilityNumber } from '../policy/index.js';
@@ -58,15 +59,19 @@ class PendingBox {
   }
   seal(p: Pending): string {
     const iv = randomBytes(12);
-    const c = createCipheriv('aes-256-gcm', this.#key, iv);
+    const c = createCipheriv('aes-256-gcm', this.#key, iv, { authTagLength: 16 });
     const ct = Buffer.concat([c.update(JSON.stringify(p)), c.final()]);
     return JSON.stringify({ iv: iv.toString('base64'), tag: c.getAuthTag().toString('base64'), ct: ct.toString('base64') });
   }
-  open(text: string): Pending {
-    const { iv, tag, ct } = JSON.parse(text) as { iv: string; tag: string; ct: string };
-    const d = createDecipheriv('aes-256-gcm', this.#key, Buffer.from(iv, 'base64'));
-    d.setAuthTag(Buffer.from(tag, 'base64'));
-    return JSON.parse(Buffer.concat([d.update(Buffer.from(ct, 'base64')), d.final()]).toString('utf8')) as Pending;
+  open(text: string, facility: string): Pending {
+    try {
+      const { iv, tag, ct } = JSON.parse(text) as { iv: string; tag: string; ct: string };
+      const d = createDecipheriv('aes-256-gcm', this.#key, Buffer.from(iv, 'base64'), { authTagLength: 16 });
+      d.setAuthTag(Buffer.from(tag, 'base64'));
+      return JSON.parse(Buffer.concat([d.update(Buffer.from(ct, 'base64')), d.final()]).toString('utf8')) as Pending;
+    } catch {
+      throw unauthorized('BULK_PENDING_UNREADABLE', `the interrupted run's key for facility ${facility} cannot be opened with this passphrase; use the passphrase of that run`);
+    }
   }
 }
 
@@ -78,8 +83,49 @@ class PendingBox {
  * the store already holds for that key, so nothing is issued twice.
  */
 export async function bulkDeliver(o: BulkOptions): Promise<BulkRowResult[]> {
-  const pendingDir = join(o.outDir, '.pending');
+  // Pending keys live in the CA home (0700), never in the delivery directory that goes to CD or mail.
+  const pendingDir = join(o.ca.paths.home, 'bulk-pending', createHash('sha256').update(o.outDir).digest('hex').slice(0, 16));
   mkdirSync(pendingDir, { recursive: true, mode: 0o700 });
+  const lockFile = join(o.outDir, '.sekisho-bulk.lock');
+  takeLock(lockFile, o.outDir);
+  try {
+    return await deliver(o, pendingDir);
+  } finally {
+    rmSync(lockFile, { force: true });
+  }
+}
+
+/** One run per delivery directory. The lock holds its owner's PID; a lock whose owner died (a crash, SIGKILL) is taken over. */
+function takeLock(lockFile: string, outDir: string): void {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(lockFile, 'wx', 0o600);
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      return;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const owner = Number(readFileSync(lockFile, 'utf8').trim());
+      if (Number.isInteger(owner) && owner > 0 && processAlive(owner)) break;
+      rmSync(lockFile, { force: true }); // stale: its owner is gone
+    }
+  }
+  throw conflict('BULK_LOCKED', `another "cert bulk" (see ${lockFile}) is writing to ${outDir}; wait for it to finish`);
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+async function deliver(o: BulkOptions, pendingDir: string): Promise<BulkRowResult[]> {
+  if (generatePassword().length < o.ca.config.pkcs12.minPasswordLength) {
+    throw badRequest('PASSWORD_POLICY', `generated passwords have ${generatePassword().length} characters but config pkcs12.minPasswordLength is ${o.ca.config.pkcs12.minPasswordLength}; lower it to at most 14`);
+  }
   const box = new PendingBox(pendingDir, o.passphrase);
   const rootFile = join(o.outDir, 'root-ca.cer');
   if (!existsSync(rootFile)) writeFileAtomic(rootFile, o.ca.rootDer);
@@ -87,19 +133,22 @@ export async function bulkDeliver(o: BulkOptions): Promise<BulkRowResult[]> {
   const results: BulkRowResult[] = new Array(o.rows.length);
   const progress: BulkProgress = { total: o.rows.length, done: 0, issued: 0, skipped: 0, errors: 0 };
   const seen = new Map<string, number>();
-  const minPassword = o.ca.config.pkcs12.minPasswordLength;
 
   const handle = async (r: FacilityRow): Promise<BulkRowResult> => {
     const number = parseFacilityNumber(r.number);
     if (seen.has(number) && seen.get(number) !== r.row) throw badRequest('CSV_DUPLICATE', `facility ${number} appears again (first at row ${seen.get(number)})`);
     seen.set(number, r.row);
     if (!r.name) throw badRequest('FACILITY_NAME_INVALID', 'the facility name is empty');
-    const existing = (await o.ca.listFacilities()).find((f) => f.number === number);
+    const existing = await o.ca.facility(number);
     const name = existing?.name ?? r.name;
     const base = `${number}-${safeFileName(name)}`;
     const p12File = join(o.outDir, `${base}.p12`);
     const textFile = join(o.outDir, `${base}.txt`);
-    if (existsSync(p12File) && existsSync(textFile)) return { row: r.row, number, status: 'skipped', files: [p12File, textFile] };
+    const pendingFile = join(pendingDir, `${number}.json`);
+    if (existsSync(p12File) && existsSync(textFile)) {
+      rmSync(pendingFile, { force: true }); // left by a crash between the last write and its removal
+      return { row: r.row, number, status: 'skipped', files: [p12File, textFile] };
+    }
     if (!existing) {
       await o.ca.addFacility({ number, name: r.name, ...(r.address ? { address: r.address } : {}), ...(r.contact ? { contact: r.contact } : {}) }, o.actor).catch((e: unknown) => {
         if (!(isSekishoError(e) && e.code === 'FACILITY_EXISTS')) throw e;
@@ -107,21 +156,25 @@ export async function bulkDeliver(o: BulkOptions): Promise<BulkRowResult[]> {
     }
     await o.ca.registration.activeFacility(number);
 
-    const pendingFile = join(pendingDir, `${number}.json`);
     let pending: Pending;
     let privateKey: KeyObject;
     let resumed = false;
+    let already: CertificateRecord | undefined;
     if (existsSync(pendingFile)) {
-      pending = box.open(readFileSync(pendingFile, 'utf8'));
+      pending = box.open(readFileSync(pendingFile, 'utf8'), number);
       privateKey = createPrivateKey({ key: Buffer.from(pending.keyDer, 'base64'), format: 'der', type: 'pkcs8' });
       resumed = true;
+      already = await o.ca.findCertificateForKey(privateKey, number);
+      if (already && (already.status !== 'issued' || new Date(already.notAfter) <= o.ca.now())) {
+        // Revoked (perhaps for key compromise) or expired while undelivered: never reuse that key.
+        rmSync(pendingFile, { force: true });
+        return handle(r);
+      }
     } else {
       privateKey = (await generateKey(o.keyType)).privateKey;
       pending = { password: generatePassword(), keyDer: privateKey.export({ type: 'pkcs8', format: 'der' }).toString('base64') };
-      if (pending.password.length < minPassword) throw badRequest('PASSWORD_TOO_SHORT', 'the generated password is shorter than the configured minimum');
       writeFileAtomic(pendingFile, box.seal(pending), 0o600);
     }
-    const already = resumed ? await o.ca.findIssuedForKey(privateKey, number) : undefined;
     let der: Buffer;
     let serial: string;
     let notAfter: Date;
@@ -143,7 +196,7 @@ export async function bulkDeliver(o: BulkOptions): Promise<BulkRowResult[]> {
       deliveryText({ facilityNumber: number, facilityName: name, password: pending.password, p12FileName: `${base}.p12`, serial, notAfter, rootDer: o.ca.rootDer, ...(urls.portal ? { portalUrl: urls.portal } : {}), ...(urls.center ? { centerUrl: urls.center } : {}) }),
       0o600,
     );
-    unlinkSync(pendingFile);
+    rmSync(pendingFile, { force: true });
     return { row: r.row, number, status: resumed ? 'resumed' : 'issued', serial, files: [p12File, textFile] };
   };
 

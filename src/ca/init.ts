@@ -1,8 +1,9 @@
-import { rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, rmSync } from 'node:fs';
 import { badRequest, conflict, unauthorized } from '../errors/index.js';
 import { certificateToPem, encodeName, generateKey, keyIdentifier, SoftwareSigner, type KeyType, type NameAttribute } from '../pki/index.js';
 import { CERTIFICATE_PROFILES } from '../policy/index.js';
-import { openStore } from '../store/index.js';
+import { openStore, repositories } from '../store/index.js';
 import { AuditLog } from '../audit/index.js';
 import { DEFAULT_CONFIG, parseConfig, type CaConfig } from './config.js';
 import { ensureDirs, homePaths, isInitialized } from './home.js';
@@ -30,6 +31,7 @@ export interface InitResult {
 }
 
 const DAY = 86_400_000;
+const sha256Hex = (der: Buffer) => createHash('sha256').update(der).digest('hex');
 
 /**
  * Creates a root CA and an issuing CA in a new home directory. Both
@@ -52,10 +54,14 @@ export async function initAuthority(o: InitOptions): Promise<InitResult> {
     ...(o.db ? { database: o.db.replace(/\/\/([^:@/]+):[^@]*@/, '//$1@') } : {}),
   });
   const paths = homePaths(o.home);
-  rmSync(paths.caDir, { recursive: true, force: true }); // leftovers of an interrupted init
+  if (existsSync(paths.rootKey) || existsSync(paths.issuingKey)) {
+    throw conflict('HOME_PARTIAL', `${o.home} holds CA keys but no config.json (an interrupted init, or a damaged home); restore config.json from backup, or move ${paths.caDir} away before a new init`);
+  }
+  rmSync(paths.caDir, { recursive: true, force: true }); // certificates of an init interrupted before its keys were written
   ensureDirs(paths);
   const db = await openStore({ home: o.home, ...(o.db ? { url: o.db } : {}) });
   try {
+    if (await repositories(db).identity.get()) throw conflict('STORE_IN_USE', 'the database already belongs to another CA; give init an empty database');
     const audit = new AuditLog(db, { now });
     const issuer = new CertificateIssuer({ db, audit, now });
     const actor = o.actor ?? 'operator';
@@ -87,7 +93,12 @@ export async function initAuthority(o: InitOptions): Promise<InitResult> {
     const issuingPem = certificateToPem(issuing.der);
     writeFileAtomic(paths.rootCert, rootPem);
     writeFileAtomic(paths.issuingCert, issuingPem);
-    await audit.append({ actor, action: 'ca.init', outcome: 'success', details: { keyType: config.keyType, organization: org, root: root.serial, issuing: issuing.serial } });
+    await db.transaction(async (tx) => {
+      if (!(await repositories(tx).identity.claim({ issuingSha256: sha256Hex(issuing.der), rootSha256: sha256Hex(root.der) }, now().toISOString()))) {
+        throw conflict('STORE_IN_USE', 'the database already belongs to another CA; give init an empty database');
+      }
+      await audit.appendIn(tx, { actor, action: 'ca.init', outcome: 'success', details: { keyType: config.keyType, organization: org, root: root.serial, issuing: issuing.serial } });
+    });
     writeFileAtomic(paths.config, JSON.stringify(config, null, 2) + '\n', 0o600);
     return { home: o.home, rootPem, issuingPem, config };
   } finally {

@@ -59,14 +59,17 @@ export interface IssuedCertificate {
 
 declare const lintedBrand: unique symbol;
 /**
- * A TBS certificate that passed every lint for its profile. Only `lint()`
- * makes one, and `sign()` accepts each one once: nothing unlinted is signed.
+ * A TBS certificate that passed every lint for its profile, bound to the
+ * identity that will sign it. Only `lint()` makes one, and only `issue()`
+ * signs it, once, after its serial is reserved: nothing unlinted or
+ * unrecorded is ever signed.
  */
 export type LintedCertificate = {
   readonly [lintedBrand]: true;
   readonly tbs: Buffer;
   readonly view: CertificateView;
   readonly serial: Buffer;
+  readonly issuer: IssuingIdentity;
 };
 
 const unsigned = new WeakSet<object>();
@@ -128,7 +131,16 @@ export class CertificateIssuer {
         details: { profile: req.profile.name, subject: record.subject, via: req.via, tbsSha256: createHash('sha256').update(linted.tbs).digest('hex'), ...(req.facilityNumber ? { facility: req.facilityNumber } : {}) },
       });
     });
-    const der = await this.sign(linted, issuer.signer);
+    let der: Buffer;
+    try {
+      der = await this.#sign(linted);
+    } catch (e) {
+      const code = (e as { code?: unknown }).code;
+      await this.#commits
+        .run((tx) => this.#audit.appendIn(tx, { actor: req.actor, action: 'certificate.sign-failed', outcome: 'majorFailure', reasonCode: typeof code === 'string' ? code : 'SIGNER_FAILED', subject: serial, details: { profile: req.profile.name } }))
+        .catch(() => undefined); // the failure itself is what the caller must see
+      throw e;
+    }
     const fp = fingerprint(der);
     await this.#commits.run(async (tx) => {
       if (!(await repositories(tx).certificates.markIssued(serial, der, fp, this.#now().toISOString()))) {
@@ -183,14 +195,15 @@ export class CertificateIssuer {
     if (problems.length) {
       throw badRequest('CERTIFICATE_LINT_FAILED', `the ${p.name} certificate would break its profile: ${problems.map((x) => `${x.lint}: ${x.problem}`).join('; ')}`);
     }
-    const token = { tbs, view, serial } as LintedCertificate;
+    const token = { tbs, view, serial, issuer } as LintedCertificate;
     unsigned.add(token);
     return token;
   }
 
-  /** Signs a linted TBS exactly once and checks the signature before handing it out. */
-  async sign(linted: LintedCertificate, signer: Signer): Promise<Buffer> {
+  /** Signs a linted TBS exactly once, with the identity it was linted for, and checks the signature. */
+  async #sign(linted: LintedCertificate): Promise<Buffer> {
     if (!unsigned.delete(linted)) throw internal('LINT_TOKEN_REUSED', 'a certificate may only be signed once, from a fresh lint');
+    const signer = linted.issuer.signer;
     const der = await signTbs(linted.tbs, signer);
     const sigStart = linted.tbs.length; // Certificate = SEQ { tbs, alg, BIT STRING }
     const sig = signatureValue(der, sigStart);

@@ -85,9 +85,18 @@ export class Registration {
         const dns: string[] = [];
         const ip: string[] = [];
         for (const h of hosts) {
-          if (isIP(h)) ip.push(h);
-          else if (/^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i.test(h) && h.length <= 253) dns.push(h.toLowerCase());
-          else throw badRequest('SERVER_NAME_INVALID', `"${h}" is neither a DNS name nor an IP address`);
+          if (isIP(h) && !h.includes('%')) {
+            if (!ip.includes(h)) ip.push(h);
+            continue;
+          }
+          const name = h.toLowerCase();
+          const labels = name.split('.');
+          const valid =
+            name.length <= 253 &&
+            labels.every((l, i) => (i === 0 && l === '*' && labels.length >= 3) || /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(l)) &&
+            !/^\d+$/.test(labels[labels.length - 1]!);
+          if (!valid) throw badRequest('SERVER_NAME_INVALID', `"${h}" is neither a DNS name (a wildcard only as the whole leftmost label, under at least two labels) nor an IP address`);
+          if (!dns.includes(name)) dns.push(name);
         }
         return { ...base, subject: [{ type: 'C', value: 'JP' }, { type: 'O', value: org }, { type: 'CN', value: dns[0] ?? ip[0]! }], subjectAltName: { dns, ip } };
       }

@@ -107,6 +107,14 @@ export const CERTIFICATE_LINTS: readonly Lint[] = [
     },
   },
   {
+    name: 'name_upper_bounds',
+    cites: 'RFC 5280 Appendix A (ub-organization-name 64, ub-common-name 64, ub-organizational-unit-name 64)',
+    check: (c) => {
+      const long = c.subject.filter((a) => ['O', 'OU', 'CN'].includes(a.type) && [...a.value].length > 64);
+      return long.length ? `subject ${long.map((a) => a.type).join(', ')} longer than 64 characters` : undefined;
+    },
+  },
+  {
     name: 'subject_country',
     cites: 'sekisho profile (C=JP)',
     check: (c) => (nameValue(c.subject, 'C') === 'JP' ? undefined : 'subject C must be JP'),

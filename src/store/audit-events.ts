@@ -24,8 +24,8 @@ export class AuditEventRepository {
   constructor(private readonly x: SqlExecutor) {}
 
   /** The chain head; inside a transaction in PostgreSQL it is locked until commit. */
-  async head(): Promise<ChainHead> {
-    const lock = this.x.dialect === 'postgres' ? ' FOR UPDATE' : '';
+  async head(options: { lock?: boolean } = {}): Promise<ChainHead> {
+    const lock = this.x.dialect === 'postgres' && options.lock !== false ? ' FOR UPDATE' : '';
     const h = await this.x.get<ChainHead>(`SELECT seq, hash FROM audit_head WHERE id = 1${lock}`);
     if (!h) throw new Error('audit_head row is missing: the store was not migrated');
     return { seq: Number(h.seq), hash: h.hash };

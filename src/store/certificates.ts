@@ -110,10 +110,10 @@ export class CertificateRepository {
     return (await this.x.all<Row>(sql, params)).map(toRecord);
   }
 
-  /** An issued (or revoked) certificate for this public key and facility, if one exists. */
+  /** The newest facility certificate (issued or revoked) for this public key and facility, if one exists. */
   async findBySpki(spkiSha256: string, facilityNumber: string): Promise<CertificateRecord | undefined> {
     const r = await this.x.get<Row>(
-      "SELECT * FROM certificates WHERE spki_sha256 = ? AND facility_number = ? AND status IN ('issued', 'revoked') ORDER BY issued_at DESC",
+      "SELECT * FROM certificates WHERE spki_sha256 = ? AND facility_number = ? AND profile = 'facility' AND status IN ('issued', 'revoked') ORDER BY issued_at DESC",
       [spkiSha256, facilityNumber],
     );
     return r && toRecord(r);

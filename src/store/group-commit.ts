@@ -6,12 +6,20 @@ interface Pending<T> {
   reject: (e: unknown) => void;
 }
 
+/** Marks which unit of a shared transaction threw, so the others can be retried. */
+class UnitFailed {
+  constructor(readonly index: number, readonly error: unknown) {}
+}
+
 /**
  * Group commit: units of work that arrive while a commit is under way share
  * the next transaction, so N concurrent callers pay for one fsync instead of
  * N. Each caller's promise settles only after its transaction has committed.
- * When a shared transaction fails, its units are retried one transaction
- * each, so a failing unit never fails its neighbours.
+ * When a unit throws, that unit alone is rejected and the others run again in
+ * a new shared transaction; when the transaction itself fails (BEGIN or
+ * COMMIT), every unit in it is rejected with that error, never retried.
+ * A unit may therefore run more than once: it must have no effect outside
+ * the transaction it is given.
  */
 export class GroupCommit {
   readonly #db: Database;
@@ -36,24 +44,29 @@ export class GroupCommit {
 
   async #drain(): Promise<void> {
     while (this.#queue.length) {
-      const batch = this.#queue.splice(0, this.#maxBatch);
-      let results: unknown[] | undefined;
-      try {
-        results = await this.#db.transaction(async (tx) => {
-          const out: unknown[] = [];
-          for (const p of batch) out.push(await p.work(tx));
-          return out;
-        });
-      } catch {
-        results = undefined;
-      }
-      if (results) batch.forEach((p, i) => p.resolve(results![i]));
-      else {
-        for (const p of batch) {
-          try {
-            p.resolve(await this.#db.transaction(p.work));
-          } catch (e) {
-            p.reject(e);
+      let batch = this.#queue.splice(0, this.#maxBatch);
+      while (batch.length) {
+        try {
+          const results = await this.#db.transaction(async (tx) => {
+            const out: unknown[] = [];
+            for (let i = 0; i < batch.length; i++) {
+              try {
+                out.push(await batch[i]!.work(tx));
+              } catch (e) {
+                throw new UnitFailed(i, e);
+              }
+            }
+            return out;
+          });
+          batch.forEach((p, i) => p.resolve(results[i]));
+          batch = [];
+        } catch (e) {
+          if (e instanceof UnitFailed) {
+            batch[e.index]!.reject(e.error);
+            batch = batch.filter((_, i) => i !== e.index);
+          } else {
+            for (const p of batch) p.reject(e);
+            batch = [];
           }
         }
       }

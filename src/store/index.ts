@@ -9,12 +9,14 @@ import { FacilityRepository } from './facilities.js';
 import { CertificateRepository } from './certificates.js';
 import { AuditEventRepository } from './audit-events.js';
 import { CrlStateRepository } from './crl-state.js';
+import { CaIdentityRepository } from './ca-identity.js';
 
 export type { Database, SqlExecutor, Dialect } from './database.js';
 export type { Facility, FacilityStatus } from './facilities.js';
 export type { CertificateRecord, CertificateStatus, CertificateFilter, RevokedSerial } from './certificates.js';
 export type { AuditRow, ChainHead } from './audit-events.js';
-export { FacilityRepository, CertificateRepository, AuditEventRepository, CrlStateRepository, migrate };
+export type { CaIdentity } from './ca-identity.js';
+export { FacilityRepository, CertificateRepository, AuditEventRepository, CrlStateRepository, CaIdentityRepository, migrate };
 
 /** The repositories over one executor (the database itself, or a transaction). */
 export interface Repositories {
@@ -22,6 +24,7 @@ export interface Repositories {
   certificates: CertificateRepository;
   audit: AuditEventRepository;
   crl: CrlStateRepository;
+  identity: CaIdentityRepository;
 }
 
 export function repositories(x: SqlExecutor): Repositories {
@@ -30,6 +33,7 @@ export function repositories(x: SqlExecutor): Repositories {
     certificates: new CertificateRepository(x),
     audit: new AuditEventRepository(x),
     crl: new CrlStateRepository(x),
+    identity: new CaIdentityRepository(x),
   };
 }
 
@@ -37,7 +41,7 @@ export function repositories(x: SqlExecutor): Repositories {
  * Opens (and migrates) the store: `postgres://…` for PostgreSQL, otherwise
  * SQLite at `<home>/sekisho.db` (or an explicit `sqlite:FILE` / file path).
  */
-export async function openStore(options: { home: string; url?: string }): Promise<Database> {
+export async function openStore(options: { home: string; url?: string; /** SQLite: create the file (init only). */ create?: boolean }): Promise<Database> {
   let db: Database;
   const url = options.url;
   if (url && /^postgres(ql)?:\/\//.test(url)) {
@@ -45,8 +49,8 @@ export async function openStore(options: { home: string; url?: string }): Promis
   } else if (url && url.includes('://')) {
     throw badRequest('STORE_URL_UNSUPPORTED', `unsupported --db "${url.replace(/\/\/[^@]*@/, '//***@')}"; use postgres://user@host/db or a SQLite file path`);
   } else {
-    mkdirSync(options.home, { recursive: true, mode: 0o700 });
-    db = new SqliteDatabase(url ? url.replace(/^sqlite:/, '') : join(options.home, 'sekisho.db'));
+    if (options.create !== false) mkdirSync(options.home, { recursive: true, mode: 0o700 });
+    db = new SqliteDatabase(url ? url.replace(/^sqlite:/, '') : join(options.home, 'sekisho.db'), { create: options.create !== false });
   }
   try {
     await migrate(db);

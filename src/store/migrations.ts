@@ -62,10 +62,16 @@ export const MIGRATIONS: readonly Migration[] = [
       // One row: the chain's head, updated in the same transaction as each append,
       // so a deleted last event shows too; FOR UPDATE on it serializes appenders.
       `CREATE TABLE audit_head (id INTEGER PRIMARY KEY CHECK (id = 1), seq BIGINT NOT NULL, hash TEXT NOT NULL)`,
-      `INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '${'0'.repeat(64)}')`,
+      `INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '${'0'.repeat(64)}')`, // the genesis hash (audit/chain.ts GENESIS_HASH)
       `CREATE TABLE crl_state (id INTEGER PRIMARY KEY CHECK (id = 1), number BIGINT NOT NULL, this_update TEXT, next_update TEXT)`,
       'INSERT INTO crl_state (id, number) VALUES (1, 0)',
     ],
+  },
+  {
+    version: 2,
+    name: 'the CA a store belongs to',
+    // Written once by init; every later open compares it with the home's issuing certificate.
+    statements: () => [`CREATE TABLE ca_identity (id INTEGER PRIMARY KEY CHECK (id = 1), issuing_sha256 TEXT NOT NULL, root_sha256 TEXT NOT NULL, created_at TEXT NOT NULL)`],
   },
 ];
 

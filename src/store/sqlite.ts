@@ -1,8 +1,20 @@
 import BetterSqlite3 from 'better-sqlite3';
-import { internal } from '../errors/index.js';
+import { existsSync } from 'node:fs';
+import { internal, notFound } from '../errors/index.js';
 import { Mutex, type Database, type SqlExecutor } from './database.js';
 
 type Statement = BetterSqlite3.Statement<unknown[]>;
+
+/**
+ * FULL (the default) or EXTRA. SEKISHO_SQLITE_SYNC=NORMAL exists for
+ * benchmarks only: it survives a process crash but not a power loss, which
+ * could forget a serial already handed out.
+ */
+function synchronousMode(): 'FULL' | 'EXTRA' | 'NORMAL' {
+  const v = (process.env.SEKISHO_SQLITE_SYNC ?? 'FULL').toUpperCase();
+  if (v !== 'FULL' && v !== 'EXTRA' && v !== 'NORMAL') throw internal('CONFIG_INVALID', `SEKISHO_SQLITE_SYNC must be FULL, EXTRA or NORMAL, not "${v}"`);
+  return v;
+}
 
 /** SQLite through better-sqlite3 (synchronous underneath, so statements are cheap). */
 export class SqliteDatabase implements Database {
@@ -13,16 +25,19 @@ export class SqliteDatabase implements Database {
   readonly #statements = new Map<string, Statement>();
   readonly #direct: SqlExecutor;
 
-  constructor(file: string) {
+  constructor(file: string, options: { create?: boolean } = {}) {
     this.description = `SQLite ${file}`;
     try {
-      this.#db = new BetterSqlite3(file);
+      this.#db = new BetterSqlite3(file, { fileMustExist: options.create === false });
     } catch (e) {
+      if (options.create === false && !existsSync(file)) {
+        throw notFound('STORE_MISSING', `the database ${file} does not exist; check --home / --db (a CA's SQLite store is made by "sekisho init")`);
+      }
       throw internal('STORE_OPEN_FAILED', `cannot open the SQLite database ${file}: ${(e as Error).message}`, { cause: e });
     }
     this.#db.pragma('journal_mode = WAL');
     // FULL: a commit is on disk before issuance goes on (a CA must not forget a serial).
-    this.#db.pragma(`synchronous = ${process.env.SEKISHO_SQLITE_SYNC ?? 'FULL'}`);
+    this.#db.pragma(`synchronous = ${synchronousMode()}`);
     this.#db.pragma('foreign_keys = ON');
     this.#db.pragma('busy_timeout = 10000');
     const prepare = (sql: string): Statement => {

@@ -1,6 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { openStore, repositories, migrate, type Database } from './index.js';
+import { MIGRATIONS } from './migrations.js';
 import { AuditLog } from '../audit/index.js';
 import { STORE_TARGETS, tempDir } from '../testing/stores.js';
 import { needPeer } from '../testing/peers.js';
@@ -23,7 +24,7 @@ for (const target of STORE_TARGETS) {
       try {
         assert.equal(await migrate(db), 0);
         const rows = await db.all<{ version: number }>('SELECT version FROM schema_migrations');
-        assert.deepEqual(rows.map((r) => Number(r.version)), [1]);
+        assert.deepEqual(rows.map((r) => Number(r.version)).sort(), MIGRATIONS.map((m) => m.version));
       } finally {
         await db.close();
       }
@@ -109,3 +110,19 @@ for (const target of STORE_TARGETS) {
     });
   });
 }
+
+test('audit verify does not mistake events appended during the walk for tampering (regression: false "deleted at the end" alarms)', async () => {
+  const db = await openStore({ home: tempDir() });
+  try {
+    const log = new AuditLog(db);
+    for (let i = 0; i < 50; i++) await log.append({ actor: 't', action: 'x', outcome: 'success' });
+    const writer = (async () => {
+      for (let i = 0; i < 200; i++) await log.append({ actor: 't', action: 'y', outcome: 'success' });
+    })();
+    for (let i = 0; i < 20; i++) assert.deepEqual((await log.verify()).problems, []);
+    await writer;
+    assert.deepEqual((await log.verify()).problems, []);
+  } finally {
+    await db.close();
+  }
+});
