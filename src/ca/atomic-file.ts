@@ -24,7 +24,16 @@ export function writeFileAtomic(path: string, data: Buffer | string, mode = 0o64
     throw e;
   }
   closeSync(fd);
-  renameSync(tmp, path);
+  try {
+    renameSync(tmp, path);
+  } catch (e) {
+    try {
+      unlinkSync(tmp); // never leave a copy of a key or PKCS#12 behind
+    } catch {
+      /* already gone */
+    }
+    throw e;
+  }
   try {
     const dfd = openSync(dirname(path), 'r');
     fsyncSync(dfd);

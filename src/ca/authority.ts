@@ -9,12 +9,16 @@ import {
   subjectNameDer,
   generateKey,
   spkiDer,
+  buildCrl,
+  buildPkcs12,
+  reasonCode,
+  reasonFromCode,
+  type RevokedEntry,
+  type RevocationReason,
   type KeyType,
   type Signer,
 } from '../pki/index.js';
-import { buildCrl, type RevokedEntry } from '../pki/crl.js';
-import { reasonCode, reasonFromCode, type RevocationReason } from '../pki/revocation-reason.js';
-import { parseFacilityNumber, type EndEntityProfileName } from '../policy/index.js';
+import { checkPkcs12Password, parseFacilityNumber, type EndEntityProfileName } from '../policy/index.js';
 import { openStore, repositories, type CertificateRecord, type Database, type Facility, type FacilityStatus } from '../store/index.js';
 import { AuditLog } from '../audit/index.js';
 import { loadConfig, type CaConfig } from './config.js';
@@ -187,6 +191,27 @@ export class CertificateAuthority {
     if (order.facilityNumber) await this.registration.activeFacility(order.facilityNumber);
     const { privateKey, publicKey } = await generateKey(order.keyType);
     return { ...(await this.issue({ ...order, publicKey })), privateKey };
+  }
+
+  /**
+   * Makes the key here, issues for it, and packs key, certificate and chain as
+   * PKCS#12 under the facility's password (checked against the operator's
+   * policy first). friendlyName is the facility name.
+   */
+  async issuePkcs12(
+    order: Omit<CsrOrder, 'publicKey'> & { keyType: KeyType },
+    password: string,
+    options: { legacy?: boolean } = {},
+  ): Promise<IssuedCertificate & { pkcs12: Buffer }> {
+    checkPkcs12Password(password, this.config.pkcs12.minPasswordLength);
+    const issued = await this.issueWithNewKey(order);
+    return { ...issued, pkcs12: await this.pkcs12For(issued.privateKey, issued.der, password, issued.view.subject, options) };
+  }
+
+  /** PKCS#12 of a key and its certificate with this CA's chain; friendlyName = O (the facility name) or CN. */
+  pkcs12For(privateKey: KeyObject, certificate: Buffer, password: string, subject: { type: string; value: string }[], options: { legacy?: boolean } = {}): Promise<Buffer> {
+    const friendlyName = subject.find((a) => a.type === 'O' && a.value !== this.config.organization)?.value ?? subject.find((a) => a.type === 'CN')?.value ?? 'sekisho';
+    return buildPkcs12({ privateKey, certificate, chain: this.chain(), password, friendlyName, legacy: Boolean(options.legacy), iterations: this.config.pkcs12.iterations });
   }
 
   /** The newest issued or revoked facility certificate for exactly this key (bulk resume uses it). */

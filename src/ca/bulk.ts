@@ -4,7 +4,6 @@ import { join } from 'node:path';
 import { badRequest, conflict, isSekishoError, SekishoError, unauthorized } from '../errors/index.js';
 import type { CertificateRecord } from '../store/index.js';
 import { generateKey, type KeyType } from '../pki/index.js';
-import { buildPkcs12 } from '../pki/pkcs12.js';
 import { parseFacilityNumber } from '../policy/index.js';
 import type { CertificateAuthority } from './authority.js';
 import type { FacilityRow } from './facility-csv.js';
@@ -188,7 +187,7 @@ async function deliver(o: BulkOptions, pendingDir: string): Promise<BulkRowResul
       serial = issued.serial;
       notAfter = issued.view.notAfter;
     }
-    const p12 = await buildPkcs12({ privateKey, certificate: der, chain: o.ca.chain(), password: pending.password, friendlyName: name, iterations: o.ca.config.pkcs12.iterations });
+    const p12 = await o.ca.pkcs12For(privateKey, der, pending.password, [{ type: 'O', value: name }]);
     writeFileAtomic(p12File, p12, 0o600);
     const urls = o.ca.config.urls;
     writeFileAtomic(

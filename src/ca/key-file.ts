@@ -30,7 +30,7 @@ export async function encryptPrivateKey(key: KeyObject, passphrase: string, kdf 
   const iv = randomBytes(12);
   const dk = await scryptAsync(passphrase.normalize('NFC'), salt, 32, { ...kdf, maxmem: 256 * kdf.N * kdf.r + 1024 * 1024 });
   const header = { format: 'sekisho-encrypted-key' as const, version: 1 as const, kdf: { name: 'scrypt' as const, ...kdf, salt: salt.toString('base64') } };
-  const cipher = createCipheriv('aes-256-gcm', dk, iv);
+  const cipher = createCipheriv('aes-256-gcm', dk, iv, { authTagLength: 16 });
   cipher.setAAD(aad({ ...header, iv: iv.toString('base64') }));
   const der = key.export({ type: 'pkcs8', format: 'der' });
   const ciphertext = Buffer.concat([cipher.update(der), cipher.final()]);
@@ -48,13 +48,15 @@ export async function decryptPrivateKey(text: string, passphrase: string, where 
     throw malformed('KEY_FILE_MALFORMED', `${where} is not a sekisho encrypted key file (damaged?); restore it from backup`);
   }
   const { N, r, p } = f.kdf;
-  if (![N, r, p].every((v) => Number.isInteger(v) && v > 0) || N > 1 << 20 || r > 32 || p > 16) {
+  if (![N, r, p].every((v) => Number.isInteger(v) && v > 0) || N < 1 << 14 || N > 1 << 20 || (N & (N - 1)) !== 0 || r > 16 || p > 4) {
     throw malformed('KEY_FILE_MALFORMED', `${where} has out-of-range key derivation parameters`);
   }
   const dk = await scryptAsync(passphrase.normalize('NFC'), Buffer.from(f.kdf.salt, 'base64'), 32, { N, r, p, maxmem: 256 * N * r + 1024 * 1024 });
-  const decipher = createDecipheriv('aes-256-gcm', dk, Buffer.from(f.cipher.iv, 'base64'));
+  const decipher = createDecipheriv('aes-256-gcm', dk, Buffer.from(f.cipher.iv, 'base64'), { authTagLength: 16 });
   decipher.setAAD(aad({ format: f.format, version: f.version, kdf: f.kdf, iv: f.cipher.iv }));
-  decipher.setAuthTag(Buffer.from(f.cipher.tag, 'base64'));
+  const tag = Buffer.from(f.cipher.tag, 'base64');
+  if (tag.length !== 16) throw malformed('KEY_FILE_MALFORMED', `${where} has a truncated authentication tag; restore it from backup`);
+  decipher.setAuthTag(tag);
   let der: Buffer;
   try {
     der = Buffer.concat([decipher.update(Buffer.from(f.ciphertext, 'base64')), decipher.final()]);

@@ -22,6 +22,8 @@ export interface Command {
   /** Named validators for flag combinations, each returning an error message or nothing. */
   validators?: ((v: CommandContext['values'], positionals: string[]) => string | undefined)[];
   positionals?: { name: string; required: boolean }[];
+  /** Exit status for any failure of this command, when its contract differs (scan: 2 = could not scan, since 1 means not compliant). */
+  failureExitCode?: number;
   run(ctx: CommandContext): Promise<number | void>;
 }
 

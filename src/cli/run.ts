@@ -96,7 +96,7 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
     const status = await command.run(ctx);
     return typeof status === 'number' ? status : 0;
   } catch (e) {
-    if (isSekishoError(e)) return fail(e.code, e.ja ? `${e.message} / ${e.ja}` : e.message, EXIT_CODE[e.kind]);
-    return fail('INTERNAL', `unexpected failure: ${(e as Error).message ?? String(e)}; please report it with the command you ran`, 1);
+    if (isSekishoError(e)) return fail(e.code, e.ja ? `${e.message} / ${e.ja}` : e.message, command.failureExitCode ?? EXIT_CODE[e.kind]);
+    return fail('INTERNAL', `unexpected failure: ${(e as Error).message ?? String(e)}; please report it with the command you ran`, command.failureExitCode ?? 1);
   }
 }

@@ -5,3 +5,6 @@ export * from './extensions.js';
 export * from './certificate.js';
 export * from './csr.js';
 export * from './der.js';
+export * from './crl.js';
+export * from './pkcs12.js';
+export * from './revocation-reason.js';

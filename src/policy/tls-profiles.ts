@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 /**
  * The TLS profiles (CRYPTREC GL-3001 high / recommended / exception) as data,
  * shipped in data/tls-profiles.json with the sources and how firm each item
- * is. The gateway enforces them, the scanner judges with them.
+ * is (copied beside the compiled module by scripts/postbuild.mjs). The gateway enforces them, the scanner judges with them.
  */
 export type TlsProfileName = 'high' | 'recommended' | 'exception';
 
@@ -24,6 +24,6 @@ interface TlsProfilesFile {
 let cache: TlsProfilesFile | undefined;
 
 export function tlsProfile(name: TlsProfileName): TlsProfile {
-  cache ??= JSON.parse(readFileSync(new URL('../../../src/policy/data/tls-profiles.json', import.meta.url), 'utf8')) as TlsProfilesFile;
+  cache ??= JSON.parse(readFileSync(new URL('./data/tls-profiles.json', import.meta.url), 'utf8')) as TlsProfilesFile;
   return cache.profiles[name];
 }

@@ -1,10 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { badRequest } from '../../errors/index.js';
 import { writeFileAtomic } from '../../ca/index.js';
-import { certificateToPem, fingerprint, parseCsr, parseKeyType } from '../../pki/index.js';
-import { buildPkcs12 } from '../../pki/pkcs12.js';
-import { OPERATOR_REVOCATION_REASONS, parseRevocationReason } from '../../pki/revocation-reason.js';
-import { checkPkcs12Password, isEndEntityProfile, END_ENTITY_PROFILES } from '../../policy/index.js';
+import { certificateToPem, fingerprint, OPERATOR_REVOCATION_REASONS, parseCsr, parseKeyType, parseRevocationReason } from '../../pki/index.js';
+import { isEndEntityProfile, END_ENTITY_PROFILES } from '../../policy/index.js';
 import type { CertificateRecord } from '../../store/index.js';
 import { exactlyOne, HOME_OPTIONS, JSON_OPTION, requires, type Command } from '../command.js';
 import { actor, withAuthority } from '../authority.js';
@@ -63,19 +61,10 @@ export const certIssueCommand: Command = {
       } else {
         const out = checkOutputPath(v.p12 as string, '--p12');
         const password = secretFromFile(v['password-file'] as string, 'PKCS#12 password');
-        checkPkcs12Password(password, ca.config.pkcs12.minPasswordLength);
         const keyType = parseKeyType((v.key as string | undefined) ?? 'ecdsa-p256');
-        issued = await ca.issueWithNewKey({ ...order, keyType, via: 'ca-key' });
-        const facility = order.facilityNumber ? (await ca.listFacilities()).find((f) => f.number === order.facilityNumber) : undefined;
-        const p12 = await buildPkcs12({
-          privateKey: issued.privateKey,
-          certificate: issued.der,
-          chain: ca.chain(),
-          password,
-          friendlyName: facility?.name ?? issued.view.subject.find((a) => a.type === 'CN')?.value ?? 'sekisho',
-          legacy: Boolean(v.legacy),
-          iterations: ca.config.pkcs12.iterations,
-        });
+        const result = await ca.issuePkcs12({ ...order, keyType, via: 'ca-key' }, password, { legacy: Boolean(v.legacy) });
+        issued = result;
+        const p12 = result.pkcs12;
         writeFileAtomic((written = out), p12, 0o600);
       }
       const summary = { serial: issued.serial, subject: issued.view.subject, notAfter: issued.view.notAfter.toISOString(), sha256: fingerprint(issued.der), ...(written ? { file: written } : {}), ...(v.json && v.csr && !written ? { pem: certificateToPem(issued.der) } : {}) };

@@ -1,5 +1,5 @@
 import { writeFileAtomic } from '../../ca/index.js';
-import { crlToPem } from '../../pki/crl.js';
+import { crlToPem } from '../../pki/index.js';
 import { badRequest } from '../../errors/index.js';
 import { HOME_OPTIONS, JSON_OPTION, type Command } from '../command.js';
 import { actor, withAuthority } from '../authority.js';

@@ -37,6 +37,7 @@ export const scanCommand: Command = {
     ...JSON_OPTION,
   },
   validators: [requires('cert', 'key'), requires('key', 'cert')],
+  failureExitCode: 2,
   async run(ctx) {
     const v = ctx.values;
     const target = parseTarget(ctx.positionals[0]!);
