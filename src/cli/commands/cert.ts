@@ -28,7 +28,15 @@ export const certIssueCommand: Command = {
     legacy: { type: 'boolean', description: 'PKCS#12 for old Windows importers (3DES, SHA-1 MAC)' },
     ...JSON_OPTION,
   },
-  validators: [exactlyOne('csr', 'p12'), requires('p12', 'password-file'), (v) => (v.out !== undefined && v.p12 !== undefined ? '--out goes with --csr; --p12 names its own file' : undefined)],
+  validators: [
+    exactlyOne('csr', 'p12'),
+    requires('p12', 'password-file'),
+    (v) => (v.out !== undefined && v.p12 !== undefined ? '--out goes with --csr; --p12 names its own file' : undefined),
+    (v) => (v.host !== undefined && v.profile !== 'server' ? '--host goes with --profile server' : undefined),
+    (v) => (v.device !== undefined && v.profile !== 'device' ? '--device goes with --profile device' : undefined),
+    (v) => (v.facility !== undefined && v.profile === 'server' ? 'a server certificate belongs to no facility; drop --facility' : undefined),
+    (v) => (v.legacy !== undefined && v.p12 === undefined ? '--legacy goes with --p12' : undefined),
+  ],
   run: (ctx) =>
     withAuthority(ctx, true, async (ca) => {
       const v = ctx.values;
