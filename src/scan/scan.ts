@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { notFound } from '../errors/index.js';
+import { internal, notFound } from '../errors/index.js';
 import { decodeName, formatName } from '../pki/index.js';
 import type { ComplianceProfile } from '../policy/index.js';
 import { enumerateTls } from './enumerate.js';
@@ -16,6 +16,8 @@ export interface ScanOptions {
   /** Trust anchors (DER) for the chain check. */
   trustAnchors?: Buffer[];
   timeoutMs?: number;
+  /** Bound on the whole scan (every probe is bounded too); default 60 s. */
+  deadlineMs?: number;
   now?: () => Date;
 }
 
@@ -28,13 +30,20 @@ export async function scanServer(o: ScanOptions): Promise<ScanReport> {
   const started = performance.now();
   const now = o.now ?? (() => new Date());
   const timeoutMs = o.timeoutMs ?? 3000;
-  const [wire, bare, withCredential, http, httpBare] = await Promise.all([
+  const deadlineMs = o.deadlineMs ?? 60_000;
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(internal('SCAN_DEADLINE', `the scan of ${o.target.host}:${o.target.port} took longer than ${deadlineMs / 1000} s (a very slow or stalling server); try a larger --timeout`)), deadlineMs);
+    timer.unref();
+  });
+  const probes = Promise.all([
     enumerateTls(o.target, { timeoutMs }),
     handshake(o.target, undefined, timeoutMs),
     o.clientCredential ? handshake(o.target, o.clientCredential, timeoutMs) : Promise.resolve(undefined),
     fetchHttp(o.target, o.clientCredential, timeoutMs),
     o.clientCredential ? fetchHttp(o.target, undefined, timeoutMs) : Promise.resolve(undefined),
   ]);
+  const [wire, bare, withCredential, http, httpBare] = await Promise.race([probes, deadline]).finally(() => clearTimeout(timer));
   const hsts = http ? hstsOf(http) : undefined;
   const anonymousHttp = o.clientCredential ? httpBare : http;
   const refusedInHandshake = !bare.established;
