@@ -72,7 +72,13 @@ const CONFIG_SCHEMA = object(
     },
     database: (v, p) => {
       str(v, p);
-      if (!/^postgres(ql)?:\/\/[^:@/]+(@|\/)/.test(v as string) && !/^postgres(ql)?:\/\/[^@]*$/.test(v as string)) throw fail(p, 'must be a postgres:// URL without a password');
+      let u: URL | undefined;
+      try {
+        u = new URL(v as string);
+      } catch {
+        u = undefined;
+      }
+      if (!u || !/^postgres(ql)?:$/.test(u.protocol) || u.password || u.searchParams.has('password')) throw fail(p, 'must be a postgres:// URL without a password (set PGPASSWORD or use ~/.pgpass)');
     },
     urls: object({ crl: url, ocsp: url, caIssuers: url, portal: url, center: url }),
     validityDays: object({ facility: int(1, 730), device: int(1, 730), server: int(1, 397) }, ['facility', 'device', 'server']),

@@ -45,13 +45,16 @@ export async function initAuthority(o: InitOptions): Promise<InitResult> {
   if (o.db && !/^postgres(ql)?:\/\//.test(o.db)) {
     throw badRequest('STORE_URL_UNSUPPORTED', `--db takes a postgres://user@host/db URL; without --db the CA uses SQLite in ${o.home}`);
   }
+  if (o.db && /\/\/[^/@]*:[^/@]*@|[?&]password=/.test(o.db)) {
+    throw badRequest('STORE_URL_SECRET', 'put no password in the database URL (it would show in the process list and config); set PGPASSWORD or use ~/.pgpass');
+  }
   const now = o.now ?? (() => new Date());
   const config = parseConfig({
     ...DEFAULT_CONFIG,
     keyType: o.keyType ?? DEFAULT_CONFIG.keyType,
     organization: o.organization ?? DEFAULT_CONFIG.organization,
     urls: o.urls ?? {},
-    ...(o.db ? { database: o.db.replace(/\/\/([^:@/]+):[^@]*@/, '//$1@') } : {}),
+    ...(o.db ? { database: o.db } : {}),
   });
   const paths = homePaths(o.home);
   if (existsSync(paths.rootKey) || existsSync(paths.issuingKey)) {

@@ -45,6 +45,10 @@ export async function openStore(options: { home: string; url?: string; /** SQLit
   let db: Database;
   const url = options.url;
   if (url && /^postgres(ql)?:\/\//.test(url)) {
+    const u = new URL(url);
+    if (u.password || u.searchParams.has('password')) {
+      throw badRequest('STORE_URL_SECRET', 'put no password in the database URL (it would show in the process list and config); set PGPASSWORD or use ~/.pgpass');
+    }
     db = new PostgresDatabase(url);
   } else if (url && url.includes('://')) {
     throw badRequest('STORE_URL_UNSUPPORTED', `unsupported --db "${url.replace(/\/\/[^@]*@/, '//***@')}"; use postgres://user@host/db or a SQLite file path`);

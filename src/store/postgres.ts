@@ -48,16 +48,19 @@ export class PostgresDatabase implements Database {
 
   async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
     const client = await this.#wrap(() => this.#pool.connect());
+    let broken: Error | undefined;
     try {
       await client.query('BEGIN');
       const result = await fn(executor(client));
-      await client.query('COMMIT');
+      const commit = await client.query('COMMIT');
+      // PostgreSQL answers COMMIT of an aborted transaction with ROLLBACK, not an error.
+      if (commit.command !== 'COMMIT') throw internal('STORE_COMMIT_FAILED', `${this.description} rolled the transaction back at COMMIT; nothing was stored, retry`);
       return result;
     } catch (e) {
-      await client.query('ROLLBACK').catch(() => undefined);
+      await client.query('ROLLBACK').catch((err: Error) => (broken = err));
       throw e;
     } finally {
-      client.release();
+      client.release(broken); // a client that cannot roll back is discarded, not reused
     }
   }
 
