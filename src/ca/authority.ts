@@ -82,9 +82,16 @@ export class CertificateAuthority {
       throw notFound('HOME_NOT_INITIALIZED', `no CA in ${o.home}; run "sekisho init" first (or pass --home / set SEKISHO_HOME)`);
     }
     const config = loadConfig(paths.config);
-    const [root] = certificatesFromPem(readFileSync(paths.rootCert, 'utf8'));
-    const [issuing] = certificatesFromPem(readFileSync(paths.issuingCert, 'utf8'));
-    if (!root || !issuing) throw notFound('CA_CERTIFICATE_MISSING', `the CA certificates in ${paths.caDir} are missing or damaged`);
+    const readPem = (file: string) => {
+      try {
+        return certificatesFromPem(readFileSync(file, 'utf8'))[0];
+      } catch {
+        return undefined;
+      }
+    };
+    const root = readPem(paths.rootCert);
+    const issuing = readPem(paths.issuingCert);
+    if (!root || !issuing) throw notFound('CA_CERTIFICATE_MISSING', `the CA certificates (root.pem, issuing.pem) in ${paths.caDir} are missing or damaged; restore them from backup`);
     const dbUrl = o.db ?? config.database;
     const db = await openStore({ home: o.home, create: false, ...(dbUrl ? { url: dbUrl } : {}) });
     const identity = await repositories(db).identity.get().catch(async (e: unknown) => {

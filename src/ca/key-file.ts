@@ -1,7 +1,7 @@
 import { createCipheriv, createDecipheriv, createPrivateKey, randomBytes, scrypt, KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
-import { malformed, unauthorized } from '../errors/index.js';
+import { malformed, notFound, unauthorized } from '../errors/index.js';
 import { writeFileAtomic } from './atomic-file.js';
 
 const scryptAsync = promisify(scrypt) as (pw: string | Buffer, salt: Buffer, len: number, opts: { N: number; r: number; p: number; maxmem: number }) => Promise<Buffer>;
@@ -75,5 +75,11 @@ export async function writeKeyFile(path: string, key: KeyObject, passphrase: str
 }
 
 export async function readKeyFile(path: string, passphrase: string): Promise<KeyObject> {
-  return decryptPrivateKey(readFileSync(path, 'utf8'), passphrase, path);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw notFound('KEY_FILE_MISSING', `cannot read the CA key ${path} (${(e as NodeJS.ErrnoException).code ?? 'error'}); restore it from backup`);
+  }
+  return decryptPrivateKey(text, passphrase, path);
 }

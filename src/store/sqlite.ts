@@ -69,7 +69,14 @@ export class SqliteDatabase implements Database {
 
   transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
     return this.#mutex.lock(async () => {
-      this.#db.exec('BEGIN IMMEDIATE');
+      try {
+        this.#db.exec('BEGIN IMMEDIATE');
+      } catch (e) {
+        if ((e as { code?: string }).code === 'SQLITE_BUSY') {
+          throw internal('STORE_BUSY', `another process has held ${this.description} for over 10 s (a long bulk run?); retry when it is done`, { cause: e });
+        }
+        throw e;
+      }
       try {
         const result = await fn(this.#direct);
         this.#db.exec('COMMIT');
