@@ -62,7 +62,7 @@ export interface CsrOrder {
 export class CertificateAuthority {
   readonly audit: AuditLog;
   readonly registration: Registration;
-  readonly #signerFor: { issuing?: IssuingIdentity } = {};
+  #issuingIdentity: IssuingIdentity | undefined;
 
   private constructor(
     readonly paths: HomePaths,
@@ -118,11 +118,12 @@ export class CertificateAuthority {
     if (!spkiDer(signer.publicKey).equals(spkiDer(view.publicKey))) {
       throw badRequest('SIGNER_MISMATCH', "the signer's key does not belong to the issuing CA certificate");
     }
-    this.#signerFor.issuing = { signer, subjectDer: subjectNameDer(this.issuingDer), keyId: keyIdentifier(view.publicKey), notAfter: view.notAfter };
+    // Children's authorityKeyIdentifier is the issuing certificate's own subjectKeyIdentifier (RFC 5280 §4.2.1.1).
+    this.#issuingIdentity = { signer, subjectDer: subjectNameDer(this.issuingDer), keyId: view.extensions.subjectKeyIdentifier ?? keyIdentifier(view.publicKey), notAfter: view.notAfter };
   }
 
   #issuing(): IssuingIdentity {
-    const id = this.#signerFor.issuing;
+    const id = this.#issuingIdentity;
     if (!id) throw unauthorized('CA_LOCKED', 'the CA key is locked; this command needs SEKISHO_PASSPHRASE');
     return id;
   }
@@ -130,13 +131,7 @@ export class CertificateAuthority {
   #issuerInstance: CertificateIssuer | undefined;
 
   #issuer(): CertificateIssuer {
-    const urls = this.config.urls;
-    return (this.#issuerInstance ??= new CertificateIssuer({
-      db: this.db,
-      audit: this.audit,
-      urls: { ...(urls.crl ? { crl: urls.crl } : {}), ...(urls.ocsp ? { ocsp: urls.ocsp } : {}), ...(urls.caIssuers ? { caIssuers: urls.caIssuers } : {}) },
-      now: this.now,
-    }));
+    return (this.#issuerInstance ??= new CertificateIssuer({ db: this.db, audit: this.audit, urls: this.config.urls, now: this.now }));
   }
 
   /** PEM chain order: issuing CA, then root. */

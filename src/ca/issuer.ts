@@ -109,6 +109,7 @@ export class CertificateIssuer {
   async issue(req: IssuanceRequest, issuer: IssuingIdentity): Promise<IssuedCertificate> {
     const linted = this.lint(req, issuer);
     const serial = serialHex(linted.serial);
+    const facility = req.facilityNumber ? { facility: req.facilityNumber } : {};
     const record = {
       serial,
       profile: req.profile.name,
@@ -120,15 +121,19 @@ export class CertificateIssuer {
       ...(req.facilityNumber ? { facilityNumber: req.facilityNumber } : {}),
     } satisfies Omit<CertificateRecord, 'status'>;
     await this.#commits.run(async (tx) => {
-      if (!(await repositories(tx).certificates.reserve(record))) {
-        throw internal('SERIAL_COLLISION', `serial ${serial} already exists; retry the issuance`);
+      const reserved = await repositories(tx).certificates.reserve(record);
+      if (reserved === 'serial-exists') throw internal('SERIAL_COLLISION', `serial ${serial} already exists; retry the issuance`);
+      if (reserved === 'facility-not-active') {
+        throw badRequest('FACILITY_SUSPENDED', `facility ${req.facilityNumber} was suspended while its certificate was being prepared; nothing was issued`, {
+          ja: `医療機関 ${req.facilityNumber} は利用停止中です。運営主体にお問い合わせください。`,
+        });
       }
       await this.#audit.appendIn(tx, {
         actor: req.actor,
         action: 'certificate.signing',
         outcome: 'success',
         subject: serial,
-        details: { profile: req.profile.name, subject: record.subject, via: req.via, tbsSha256: createHash('sha256').update(linted.tbs).digest('hex'), ...(req.facilityNumber ? { facility: req.facilityNumber } : {}) },
+        details: { profile: req.profile.name, subject: record.subject, via: req.via, tbsSha256: createHash('sha256').update(linted.tbs).digest('hex'), ...facility },
       });
     });
     let der: Buffer;
@@ -151,7 +156,7 @@ export class CertificateIssuer {
         action: 'certificate.issued',
         outcome: 'success',
         subject: serial,
-        details: { profile: req.profile.name, subject: record.subject, fingerprintSha256: fp, notAfter: record.notAfter, ...(req.facilityNumber ? { facility: req.facilityNumber } : {}) },
+        details: { profile: req.profile.name, subject: record.subject, fingerprintSha256: fp, notAfter: record.notAfter, ...facility },
       });
     });
     return { der, serial, view: linted.view };
@@ -204,22 +209,10 @@ export class CertificateIssuer {
   async #sign(linted: LintedCertificate): Promise<Buffer> {
     if (!unsigned.delete(linted)) throw internal('LINT_TOKEN_REUSED', 'a certificate may only be signed once, from a fresh lint');
     const signer = linted.issuer.signer;
-    const der = await signTbs(linted.tbs, signer);
-    const sigStart = linted.tbs.length; // Certificate = SEQ { tbs, alg, BIT STRING }
-    const sig = signatureValue(der, sigStart);
-    if (!verify(SIGNATURE_HASH[signer.algorithm], linted.tbs, signer.publicKey, sig)) {
+    const { der, signature } = await signTbs(linted.tbs, signer);
+    if (!verify(SIGNATURE_HASH[signer.algorithm], linted.tbs, signer.publicKey, signature)) {
       throw internal('SIGNATURE_CHECK_FAILED', 'the signer produced a signature that does not verify; check the CA key or token');
     }
     return der;
   }
-}
-
-/** The signature BIT STRING's value from a certificate built by signTbs. */
-function signatureValue(der: Buffer, tbsLength: number): Buffer {
-  const headerLen = der[1]! & 0x80 ? 2 + (der[1]! & 0x7f) : 2;
-  let p = headerLen + tbsLength;
-  p += 2 + der[p + 1]!; // AlgorithmIdentifier (short form, < 128 bytes)
-  const lenByte = der[p + 1]!;
-  const lenLen = lenByte & 0x80 ? lenByte & 0x7f : 0;
-  return der.subarray(p + 2 + lenLen + 1);
 }

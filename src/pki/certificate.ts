@@ -1,4 +1,4 @@
-import { createHash, createPublicKey, KeyObject, X509Certificate } from 'node:crypto';
+import { createHash, createPublicKey, KeyObject } from 'node:crypto';
 import { malformed, SekishoError } from '../errors/index.js';
 import { spkiDer } from './keys.js';
 import { encodeExtensions, readExtensions, splitExtensions, type ExtensionValues, type ExtensionView } from './extensions.js';
@@ -50,12 +50,12 @@ export function encodeTbsCertificate(input: TbsInput): Buffer {
  * Signs the exact TBS bytes with the signer; the signature algorithm must be
  * the one the TBS names.
  */
-export async function signTbs(tbs: Buffer, signer: Signer): Promise<Buffer> {
+export async function signTbs(tbs: Buffer, signer: Signer): Promise<{ der: Buffer; signature: Buffer }> {
   const signature = Buffer.from(await signer.sign(tbs));
   const algorithm = SIGNATURE_ALGORITHM_DER[signer.algorithm];
   const bitString = Buffer.concat([Buffer.from([TAG.BIT_STRING]), encodeLength(signature.length + 1), Buffer.from([0]), signature]);
   const body = Buffer.concat([tbs, algorithm, bitString]);
-  return Buffer.concat([Buffer.from([TAG.SEQUENCE]), encodeLength(body.length), body]);
+  return { der: Buffer.concat([Buffer.from([TAG.SEQUENCE]), encodeLength(body.length), body]), signature };
 }
 
 /** A parsed view of a certificate (or of a TBS about to be signed), for linting and display. */
@@ -174,9 +174,4 @@ export function pemOrDer(input: Buffer | string, labels: readonly string[], code
 /** Every PEM certificate in a text, in order. */
 export function certificatesFromPem(text: string): Buffer[] {
   return [...text.matchAll(/-----BEGIN CERTIFICATE-----([\s\S]*?)-----END CERTIFICATE-----/g)].map((m) => Buffer.from(m[1]!.replace(/\s+/g, ''), 'base64'));
-}
-
-/** Node's own parser as a second opinion (used by tests and the CA's self-check). */
-export function nodeCertificate(der: Buffer): X509Certificate {
-  return new X509Certificate(der);
 }

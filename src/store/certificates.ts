@@ -71,14 +71,27 @@ export interface RevokedSerial {
 export class CertificateRepository {
   constructor(private readonly x: SqlExecutor) {}
 
-  /** Records a serial before anything is signed. Returns false if the serial exists (then pick another). */
-  async reserve(rec: Omit<CertificateRecord, 'status'>): Promise<boolean> {
-    const r = await this.x.run(
-      `INSERT INTO certificates (serial, status, profile, facility_number, subject, spki_sha256, not_before, not_after, reserved_at)
-       VALUES (?, 'reserved', ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (serial) DO NOTHING`,
-      [rec.serial, rec.profile, rec.facilityNumber ?? null, rec.subject, rec.spkiSha256, rec.notBefore, rec.notAfter, rec.reservedAt],
-    );
-    return r.changes === 1;
+  /**
+   * Records a serial before anything is signed; for a facility's certificate
+   * only while that facility is active (checked in the same statement, so a
+   * suspension that commits first always wins). Returns 'reserved', or why not.
+   */
+  async reserve(rec: Omit<CertificateRecord, 'status'>): Promise<'reserved' | 'serial-exists' | 'facility-not-active'> {
+    const params = [rec.serial, rec.profile, rec.facilityNumber ?? null, rec.subject, rec.spkiSha256, rec.notBefore, rec.notAfter, rec.reservedAt];
+    const r = rec.facilityNumber
+      ? await this.x.run(
+          `INSERT INTO certificates (serial, status, profile, facility_number, subject, spki_sha256, not_before, not_after, reserved_at)
+           SELECT ?, 'reserved', ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM facilities WHERE number = ? AND status = 'active')
+           ON CONFLICT (serial) DO NOTHING`,
+          [...params, rec.facilityNumber],
+        )
+      : await this.x.run(
+          `INSERT INTO certificates (serial, status, profile, facility_number, subject, spki_sha256, not_before, not_after, reserved_at)
+           VALUES (?, 'reserved', ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (serial) DO NOTHING`,
+          params,
+        );
+    if (r.changes === 1) return 'reserved';
+    return (await this.get(rec.serial)) ? 'serial-exists' : 'facility-not-active';
   }
 
   /** Stores the signed certificate for a reserved serial. */

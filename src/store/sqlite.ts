@@ -88,11 +88,6 @@ export class SqliteDatabase implements Database {
     });
   }
 
-  /** Runs raw DDL (migrations). */
-  exec(sql: string): void {
-    this.#db.exec(sql);
-  }
-
   async close(): Promise<void> {
     await this.#mutex.lock(async () => this.#db.close());
   }

@@ -52,8 +52,11 @@ for (const target of STORE_TARGETS) {
         const r = repositories(db);
         await r.facilities.add(facility);
         const c = r.certificates;
-        assert.equal(await c.reserve(cert('01aa')), true);
-        assert.equal(await c.reserve(cert('01aa')), false, 'a serial never repeats');
+        assert.equal(await c.reserve(cert('01aa')), 'reserved');
+        assert.equal(await c.reserve(cert('01aa')), 'serial-exists', 'a serial never repeats');
+        await r.facilities.setStatus('0110113719', 'suspended', at);
+        assert.equal(await c.reserve(cert('01bb')), 'facility-not-active', 'no serial is reserved for a suspended facility');
+        await r.facilities.setStatus('0110113719', 'active', at);
         assert.equal(await c.revoke('01aa', at, 1), false, 'a reserved serial cannot be revoked');
         assert.equal(await c.markIssued('01aa', Buffer.from([1, 2, 3]), 'FP', at), true);
         assert.equal(await c.markIssued('01aa', Buffer.from([9]), 'FP', at), false, 'an issued certificate is not overwritten');

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { badRequest } from '../../errors/index.js';
 import { writeFileAtomic } from '../../ca/index.js';
 import { certificateToPem, fingerprint, OPERATOR_REVOCATION_REASONS, parseCsr, parseKeyType, parseRevocationReason } from '../../pki/index.js';
-import { isEndEntityProfile, END_ENTITY_PROFILES } from '../../policy/index.js';
+import { isEndEntityProfile, parseFacilityNumber, END_ENTITY_PROFILES } from '../../policy/index.js';
 import type { CertificateRecord } from '../../store/index.js';
 import { exactlyOne, HOME_OPTIONS, JSON_OPTION, requires, type Command } from '../command.js';
 import { actor, withAuthority } from '../authority.js';
@@ -97,7 +97,7 @@ export const certListCommand: Command = {
       const status = ctx.values.status as string | undefined;
       if (status && !['reserved', 'issued', 'revoked'].includes(status)) throw badRequest('STATUS_UNKNOWN', `--status must be reserved, issued or revoked`);
       const list = await ca.listCertificates({
-        ...(ctx.values.facility ? { facilityNumber: ctx.values.facility as string } : {}),
+        ...(ctx.values.facility ? { facilityNumber: parseFacilityNumber(ctx.values.facility as string) } : {}),
         ...(status ? { status: status as CertificateRecord['status'] } : {}),
       });
       if (ctx.values.json) return ctx.json(list.map(({ der, ...rest }) => ({ ...rest, ...(der ? { pem: certificateToPem(der) } : {}) })));
