@@ -1,3 +1,4 @@
+import { internal } from '../errors/index.js';
 import { repositories, type AuditRow, type Database, type SqlExecutor } from '../store/index.js';
 import { ChainVerifier, eventHash, type ChainProblem } from './chain.js';
 import type { AuditEvent, RecordedAuditEvent } from './event.js';
@@ -16,6 +17,8 @@ export class AuditLog {
 
   /** Appends inside the caller's transaction, so the event commits with the action it records. */
   async appendIn(tx: SqlExecutor, event: AuditEvent): Promise<RecordedAuditEvent> {
+    // Reading the head, inserting and moving the head must be one transaction, or concurrent appends fork the chain.
+    if (!tx.inTransaction) throw internal('AUDIT_OUTSIDE_TRANSACTION', 'an audit event was appended outside a transaction; use append() or pass the transaction');
     const repo = repositories(tx).audit;
     const head = await repo.head();
     const base = {

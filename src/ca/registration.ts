@@ -32,7 +32,8 @@ export interface EndEntityOrder {
  */
 export class Registration {
   constructor(
-    private readonly facilities: FacilityRepository,
+    /** Registration only reads the registry. */
+    private readonly facilities: Pick<FacilityRepository, 'get'>,
     private readonly config: CaConfig,
     private readonly now: () => Date = () => new Date(),
   ) {}

@@ -8,6 +8,8 @@ export type Dialect = 'sqlite' | 'postgres';
 
 export interface SqlExecutor {
   readonly dialect: Dialect;
+  /** True for the executor handed to a transaction's function. */
+  readonly inTransaction: boolean;
   all<T>(sql: string, params?: readonly unknown[]): Promise<T[]>;
   get<T>(sql: string, params?: readonly unknown[]): Promise<T | undefined>;
   run(sql: string, params?: readonly unknown[]): Promise<{ changes: number }>;

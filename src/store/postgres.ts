@@ -11,10 +11,11 @@ function numbered(sql: string): string {
   return sql.replace(/\?/g, () => `$${++i}`);
 }
 
-function executor(client: pg.Pool | pg.PoolClient): SqlExecutor {
+function executor(client: pg.Pool | pg.PoolClient, inTransaction: boolean): SqlExecutor {
   const query = async (sql: string, params: readonly unknown[] = []) => client.query(numbered(sql), params as unknown[]);
   return {
     dialect: 'postgres',
+    inTransaction,
     all: async <T>(sql: string, params?: readonly unknown[]) => (await query(sql, params)).rows as T[],
     get: async <T>(sql: string, params?: readonly unknown[]) => (await query(sql, params)).rows[0] as T | undefined,
     run: async (sql: string, params?: readonly unknown[]) => ({ changes: (await query(sql, params)).rowCount ?? 0 }),
@@ -24,6 +25,7 @@ function executor(client: pg.Pool | pg.PoolClient): SqlExecutor {
 /** PostgreSQL for operators who run several CA and gateway nodes on one database. */
 export class PostgresDatabase implements Database {
   readonly dialect = 'postgres' as const;
+  readonly inTransaction = false;
   readonly description: string;
   readonly #pool: pg.Pool;
   readonly #direct: SqlExecutor;
@@ -33,7 +35,7 @@ export class PostgresDatabase implements Database {
     this.description = `PostgreSQL ${u.hostname}:${u.port || 5432}${u.pathname}`;
     this.#pool = new pg.Pool({ connectionString: url, max: 4 });
     this.#pool.on('error', () => undefined); // idle client errors surface on the next query
-    this.#direct = executor(this.#pool);
+    this.#direct = executor(this.#pool, false);
   }
 
   all<T>(sql: string, params?: readonly unknown[]) {
@@ -51,7 +53,7 @@ export class PostgresDatabase implements Database {
     let broken: Error | undefined;
     try {
       await client.query('BEGIN');
-      const result = await fn(executor(client));
+      const result = await fn(executor(client, true));
       const commit = await client.query('COMMIT');
       // PostgreSQL answers COMMIT of an aborted transaction with ROLLBACK, not an error.
       if (commit.command !== 'COMMIT') throw internal('STORE_COMMIT_FAILED', `${this.description} rolled the transaction back at COMMIT; nothing was stored, retry`);

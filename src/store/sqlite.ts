@@ -19,11 +19,13 @@ function synchronousMode(): 'FULL' | 'EXTRA' | 'NORMAL' {
 /** SQLite through better-sqlite3 (synchronous underneath, so statements are cheap). */
 export class SqliteDatabase implements Database {
   readonly dialect = 'sqlite' as const;
+  readonly inTransaction = false;
   readonly description: string;
   readonly #db: BetterSqlite3.Database;
   readonly #mutex = new Mutex();
   readonly #statements = new Map<string, Statement>();
   readonly #direct: SqlExecutor;
+  readonly #tx: SqlExecutor;
 
   constructor(file: string, options: { create?: boolean } = {}) {
     this.description = `SQLite ${file}`;
@@ -51,10 +53,12 @@ export class SqliteDatabase implements Database {
     const bind = (params: readonly unknown[]) => params.map((p) => (typeof p === 'boolean' ? (p ? 1 : 0) : p));
     this.#direct = {
       dialect: 'sqlite',
+      inTransaction: false,
       all: async <T>(sql: string, params: readonly unknown[] = []) => prepare(sql).all(...bind(params)) as T[],
       get: async <T>(sql: string, params: readonly unknown[] = []) => prepare(sql).get(...bind(params)) as T | undefined,
       run: async (sql: string, params: readonly unknown[] = []) => ({ changes: prepare(sql).run(...bind(params)).changes }),
     };
+    this.#tx = { ...this.#direct, inTransaction: true };
   }
 
   all<T>(sql: string, params?: readonly unknown[]): Promise<T[]> {
@@ -78,7 +82,7 @@ export class SqliteDatabase implements Database {
         throw e;
       }
       try {
-        const result = await fn(this.#direct);
+        const result = await fn(this.#tx);
         this.#db.exec('COMMIT');
         return result;
       } catch (e) {

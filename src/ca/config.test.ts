@@ -1,0 +1,42 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { DEFAULT_CONFIG, loadConfig, parseConfig } from './config.js';
+import { SekishoError } from '../errors/index.js';
+
+test('the shipped example config and the defaults load', () => {
+  const example = fileURLToPath(new URL('../../../docs/examples/config.json', import.meta.url));
+  const c = loadConfig(example);
+  assert.equal(c.organization, '北海道地域医療連携ネットワーク');
+  assert.deepEqual(c, parseConfig(JSON.parse(readFileSync(example, 'utf8'))));
+  assert.deepEqual(parseConfig(DEFAULT_CONFIG), DEFAULT_CONFIG);
+});
+
+const base = { version: 1, organization: 'x', keyType: 'ecdsa-p256' };
+/** Numbered bad configs: each is refused with CONFIG_INVALID naming the field. */
+const BAD: [number, unknown, RegExp][] = [
+  [1, { ...base, colour: 'red' }, /config\.colour: unknown setting/],
+  [2, { ...base, version: 2 }, /config\.version: must be 1/],
+  [3, { ...base, keyType: 'rsa-1024' }, /config\.keyType/],
+  [4, { organization: 'x', keyType: 'ecdsa-p256' }, /config\.version: is required/],
+  [5, { ...base, urls: { crl: 'ftp://x' } }, /config\.urls\.crl/],
+  [6, { ...base, urls: { portal: 'https://x', extra: 'https://y' } }, /config\.urls\.extra: unknown setting/],
+  [7, { ...base, validityDays: { facility: 731, device: 730, server: 397 } }, /config\.validityDays\.facility: must be a whole number from 1 to 730/],
+  [8, { ...base, validityDays: { facility: 730, device: 730 } }, /config\.validityDays\.server: is required/],
+  [9, { ...base, crlValidityHours: 0 }, /config\.crlValidityHours/],
+  [10, { ...base, pkcs12: { minPasswordLength: 2, iterations: 2048 } }, /config\.pkcs12\.minPasswordLength/],
+  [11, { ...base, pkcs12: { minPasswordLength: 8, iterations: 50_000_000 } }, /config\.pkcs12\.iterations/],
+  [12, { ...base, database: 'postgres://u:secret@db/x' }, /config\.database: must be a postgres:\/\/ URL without a password/],
+  [13, { ...base, database: 'postgres://u@db/x?password=secret' }, /config\.database/],
+  [14, { ...base, organization: '' }, /config\.organization: must be a non-empty string/],
+  [15, [], /config: must be an object/],
+];
+for (const [n, value, message] of BAD) {
+  test(`bad config #${n} is refused and names its field`, () => {
+    assert.throws(
+      () => parseConfig(value),
+      (e: unknown) => e instanceof SekishoError && e.code === 'CONFIG_INVALID' && message.test(e.message) && !/secret/.test(e.message),
+    );
+  });
+}
