@@ -5,3 +5,4 @@ export * from './certificate-lint.js';
 export * from './tls-profiles.js';
 export * from './password-policy.js';
 export * from './tls-compliance.js';
+export * from './tls-server-options.js';

@@ -1,0 +1,37 @@
+import type { SecureContextOptions, TlsOptions } from 'node:tls';
+import { suiteByName } from './cipher-suites.js';
+import type { ComplianceProfile, Protocol } from './tls-compliance.js';
+import { tlsProfile } from './tls-profiles.js';
+
+const NODE_VERSION: Partial<Record<Protocol, 'TLSv1' | 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3'>> = {
+  'TLSv1.0': 'TLSv1',
+  'TLSv1.1': 'TLSv1.1',
+  'TLSv1.2': 'TLSv1.2',
+  'TLSv1.3': 'TLSv1.3',
+};
+const ORDER: Protocol[] = ['SSLv3', 'TLSv1.0', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'];
+
+/** Named groups as OpenSSL's groups list spells them. */
+const OPENSSL_GROUP: Record<string, string> = { x25519: 'X25519', x448: 'X448', secp256r1: 'P-256', secp384r1: 'P-384', secp521r1: 'P-521', ffdhe2048: 'ffdhe2048', ffdhe3072: 'ffdhe3072', ffdhe4096: 'ffdhe4096' };
+
+/**
+ * The TLS server settings a profile implies, for Node's `tls` (the gateway
+ * and every HTTPS surface use them; the scanner judges with the same
+ * profile). TLS 1.2 suites in the profile's order and TLS 1.3 suites named
+ * explicitly (OpenSSL enables the CCM suites only when named); the server's
+ * order wins; session renegotiation is off in Node by default.
+ */
+export function tlsServerOptions(profile: ComplianceProfile): Pick<TlsOptions & SecureContextOptions, 'minVersion' | 'maxVersion' | 'ciphers' | 'honorCipherOrder' | 'ecdhCurve' | 'dhparam'> {
+  const versions = profile.protocolsAllowed.filter((p) => NODE_VERSION[p]).sort((a, b) => ORDER.indexOf(a) - ORDER.indexOf(b));
+  const tls12 = profile.suitesListed.map((n) => suiteByName(n)?.openssl).filter((n): n is string => Boolean(n));
+  const groups = (tlsProfile('high').key_exchange?.groups ?? []).map((g) => OPENSSL_GROUP[g]).filter((g): g is string => Boolean(g));
+  return {
+    minVersion: NODE_VERSION[versions[0]!]!,
+    maxVersion: NODE_VERSION[versions[versions.length - 1]!]!,
+    // Node takes TLS 1.3 suites (TLS_…) in the same string as the TLS 1.2 ones.
+    ciphers: [...profile.tls13SuitesListed, ...tls12].join(':'),
+    honorCipherOrder: true,
+    ecdhCurve: groups.join(':'),
+    dhparam: 'auto',
+  };
+}
