@@ -1,4 +1,4 @@
-import { createHash, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { badRequest, conflict, notFound, unauthorized } from '../errors/index.js';
 import {
@@ -9,6 +9,8 @@ import {
   subjectNameDer,
   generateKey,
   spkiDer,
+  spkiSha256,
+  fingerprint,
   buildCrl,
   buildPkcs12,
   reasonCode,
@@ -98,7 +100,7 @@ export class CertificateAuthority {
       await db.close();
       throw e;
     });
-    if (!identity || identity.issuingSha256 !== createHash('sha256').update(issuing).digest('hex')) {
+    if (!identity || identity.issuingSha256 !== fingerprint(issuing)) {
       await db.close();
       throw conflict('STORE_MISMATCH', `${db.description} is not the store of the CA in ${o.home}${identity ? ' (it belongs to another CA)' : ' (it holds no CA)'}; check --db / SEKISHO_DB`);
     }
@@ -218,8 +220,7 @@ export class CertificateAuthority {
 
   /** The newest issued or revoked facility certificate for exactly this key (bulk resume uses it). */
   async findCertificateForKey(publicKey: KeyObject, facilityNumber: string): Promise<CertificateRecord | undefined> {
-    const spki = createHash('sha256').update(spkiDer(publicKey)).digest('hex');
-    return repositories(this.db).certificates.findBySpki(spki, facilityNumber);
+    return repositories(this.db).certificates.findBySpki(spkiSha256(spkiDer(publicKey)), facilityNumber);
   }
 
   listCertificates(filter: { facilityNumber?: string; status?: CertificateRecord['status'] } = {}): Promise<CertificateRecord[]> {

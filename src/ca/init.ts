@@ -1,8 +1,7 @@
-import { createHash } from 'node:crypto';
 import { existsSync, rmSync } from 'node:fs';
 import { badRequest, conflict, unauthorized } from '../errors/index.js';
-import { certificateToPem, encodeName, generateKey, keyIdentifier, SoftwareSigner, type KeyType, type NameAttribute } from '../pki/index.js';
-import { CERTIFICATE_PROFILES } from '../policy/index.js';
+import { certificateToPem, encodeName, fingerprint, generateKey, keyIdentifier, SoftwareSigner, type KeyType, type NameAttribute } from '../pki/index.js';
+import { CERTIFICATE_PROFILES, issuanceNotBefore } from '../policy/index.js';
 import { openStore, repositories } from '../store/index.js';
 import { AuditLog } from '../audit/index.js';
 import { DEFAULT_CONFIG, parseConfig, type CaConfig } from './config.js';
@@ -31,7 +30,6 @@ export interface InitResult {
 }
 
 const DAY = 86_400_000;
-const sha256Hex = (der: Buffer) => createHash('sha256').update(der).digest('hex');
 
 /**
  * Creates a root CA and an issuing CA in a new home directory. Both
@@ -71,7 +69,7 @@ export async function initAuthority(o: InitOptions): Promise<InitResult> {
     const [rootKey, issuingKey] = await Promise.all([generateKey(config.keyType), generateKey(config.keyType)]);
     const rootSigner = new SoftwareSigner(rootKey.privateKey);
     const issuingSigner = new SoftwareSigner(issuingKey.privateKey);
-    const notBefore = new Date(Math.floor((now().getTime() - 5 * 60_000) / 1000) * 1000);
+    const notBefore = issuanceNotBefore(now());
     const org = config.organization;
 
     const rootSubject: NameAttribute[] = [{ type: 'C', value: 'JP' }, { type: 'O', value: org }, { type: 'CN', value: `${org} Root CA` }];
@@ -97,7 +95,7 @@ export async function initAuthority(o: InitOptions): Promise<InitResult> {
     writeFileAtomic(paths.rootCert, rootPem);
     writeFileAtomic(paths.issuingCert, issuingPem);
     await db.transaction(async (tx) => {
-      if (!(await repositories(tx).identity.claim({ issuingSha256: sha256Hex(issuing.der), rootSha256: sha256Hex(root.der) }, now().toISOString()))) {
+      if (!(await repositories(tx).identity.claim({ issuingSha256: fingerprint(issuing.der), rootSha256: fingerprint(root.der) }, now().toISOString()))) {
         throw conflict('STORE_IN_USE', 'the database already belongs to another CA; give init an empty database');
       }
       await audit.appendIn(tx, { actor, action: 'ca.init', outcome: 'success', details: { keyType: config.keyType, organization: org, root: root.serial, issuing: issuing.serial } });

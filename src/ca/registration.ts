@@ -2,13 +2,11 @@ import { isIP } from 'node:net';
 import type { KeyObject } from 'node:crypto';
 import { badRequest, notFound } from '../errors/index.js';
 import type { NameAttribute } from '../pki/index.js';
-import { CERTIFICATE_PROFILES, checkSubjectKey, parseFacilityNumber, type EndEntityProfileName } from '../policy/index.js';
+import { CERTIFICATE_PROFILES, checkSubjectKey, issuanceNotBefore, parseFacilityNumber, type EndEntityProfileName } from '../policy/index.js';
 import type { Facility, FacilityRepository } from '../store/index.js';
 import type { CaConfig } from './config.js';
 import type { IssuanceRequest } from './issuer.js';
 
-/** Clock skew allowance: notBefore is backdated this much (RFC 5280 allows any past time). */
-const BACKDATE_MS = 5 * 60_000;
 const DAY_MS = 86_400_000;
 
 export interface EndEntityOrder {
@@ -62,7 +60,7 @@ export class Registration {
     if (!Number.isInteger(days) || days < 1 || days > maxDays) {
       throw badRequest('VALIDITY_OUT_OF_RANGE', `validity must be 1–${maxDays} days for a ${order.profile} certificate (got ${days})`);
     }
-    const notBefore = new Date(Math.floor((this.now().getTime() - BACKDATE_MS) / 1000) * 1000);
+    const notBefore = issuanceNotBefore(this.now());
     const notAfter = new Date(notBefore.getTime() + days * DAY_MS);
     const base = { profile, publicKey: order.publicKey, ...(order.spki ? { spki: order.spki } : {}), notBefore, notAfter, via: order.via, actor: order.actor };
     const org = this.config.organization;

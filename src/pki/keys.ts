@@ -1,4 +1,4 @@
-import { generateKeyPair, KeyObject, createPublicKey } from 'node:crypto';
+import { createHash, generateKeyPair, KeyObject, createPublicKey } from 'node:crypto';
 import { promisify } from 'node:util';
 import { badRequest } from '../errors/index.js';
 
@@ -77,4 +77,9 @@ export function describePublicKey(key: KeyObject): PublicKeyDescription {
 export function spkiDer(key: KeyObject): Buffer {
   const pub = key.type === 'private' ? createPublicKey(key) : key;
   return pub.export({ type: 'spki', format: 'der' });
+}
+
+/** SHA-256 (hex) of a DER SubjectPublicKeyInfo: how the store finds certificates by key. */
+export function spkiSha256(spki: Buffer): string {
+  return createHash('sha256').update(spki).digest('hex');
 }

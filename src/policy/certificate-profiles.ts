@@ -86,3 +86,11 @@ export const CERTIFICATE_PROFILES: Record<CertificateProfileName, CertificatePro
 export function isEndEntityProfile(s: string): s is EndEntityProfileName {
   return (END_ENTITY_PROFILES as readonly string[]).includes(s);
 }
+
+/** Clock-skew allowance: certificates start this long before they are issued (RFC 5280 allows any past notBefore). */
+export const NOT_BEFORE_BACKDATE_MS = 5 * 60_000;
+
+/** notBefore for a certificate issued at `now`: backdated, in whole seconds (DER times carry no fractions). */
+export function issuanceNotBefore(now: Date): Date {
+  return new Date(Math.floor((now.getTime() - NOT_BEFORE_BACKDATE_MS) / 1000) * 1000);
+}

@@ -1,5 +1,6 @@
 import type { SqlExecutor } from './database.js';
 
+/** SHA-256 fingerprints (as pki's fingerprint() writes them) of the CA's certificates. */
 export interface CaIdentity {
   issuingSha256: string;
   rootSha256: string;
