@@ -31,7 +31,7 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { Agent, request } from 'node:http';
-import { createServer, connect } from 'node:net';
+import { accepts as canConnect, freePort } from '../src/testing/tls-servers.js';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { CertificateAuthority, initAuthority, readKeyFile } from '../src/ca/index.js';
@@ -269,33 +269,6 @@ async function runOpenssl(dir: string, csrFiles: string[], caPem: string, caKey:
   const res = { ...rate(made, r.seconds, made < csrFiles.length), processesInParallel: 2, verify, note: 'one openssl x509 -req process per CSR; writes PEM files, no database or audit trail' };
   log(`issuance bench: openssl: ${made} in ${res.seconds}s = ${res.perSecond}/s`);
   return res;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => (typeof a === 'object' && a ? resolve(a.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const c = connect({ host: '127.0.0.1', port });
-    c.setTimeout(1000);
-    c.once('connect', () => {
-      c.destroy();
-      resolve(true);
-    });
-    c.once('error', () => resolve(false));
-    c.once('timeout', () => {
-      c.destroy();
-      resolve(false);
-    });
-  });
 }
 
 function post(agent: Agent, port: number, path: string, body: string): Promise<{ status: number; body: string }> {
