@@ -16,14 +16,14 @@ export class AuditLog {
   }
 
   /** Appends inside the caller's transaction, so the event commits with the action it records. */
-  async appendIn(tx: SqlExecutor, event: AuditEvent): Promise<RecordedAuditEvent> {
+  async appendIn(tx: SqlExecutor, event: AuditEvent, /** When it happened, if earlier than now (events recorded in batches). */ at?: Date): Promise<RecordedAuditEvent> {
     // Reading the head, inserting and moving the head must be one transaction, or concurrent appends fork the chain.
     if (!tx.inTransaction) throw internal('AUDIT_OUTSIDE_TRANSACTION', 'an audit event was appended outside a transaction; use append() or pass the transaction');
     const repo = repositories(tx).audit;
     const head = await repo.head();
     const base = {
       seq: head.seq + 1,
-      at: this.#now().toISOString(),
+      at: (at ?? this.#now()).toISOString(),
       actor: event.actor,
       action: event.action,
       outcome: event.outcome,

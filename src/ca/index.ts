@@ -10,3 +10,4 @@ export { encryptPrivateKey, decryptPrivateKey, readKeyFile, writeKeyFile } from 
 export * from './bulk.js';
 export * from './facility-csv.js';
 export * from './delivery.js';
+export * from './server-credential.js';

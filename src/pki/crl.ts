@@ -23,6 +23,7 @@
  *      crlExtensions           [0]  EXPLICIT Extensions OPTIONAL }
  * ```
  */
+import { verify, type KeyObject } from 'node:crypto';
 import { badRequest, internal, malformed } from '../errors/index.js';
 import {
   TAG,
@@ -32,6 +33,7 @@ import {
   contextPrimitive,
   decodeInteger,
   decodeTime,
+  decodeOid,
   expectTlv,
   integerFromUnsigned,
   octetString,
@@ -354,7 +356,14 @@ function positiveHex(content: Buffer): string {
  * der.ts (asn1-schema builds an object per entry and is far slower on large
  * lists). Does not check the signature.
  */
-export function parseCrlSummary(der: Buffer, options: { entries?: boolean } = {}): CrlSummary {
+export function parseCrlSummary(
+  der: Buffer,
+  options: {
+    entries?: boolean;
+    /** Called with each entry's serial (lowercase hex of the positive value), without building per-entry objects. */
+    onSerial?: (serialHex: string) => void;
+  } = {},
+): CrlSummary {
   const cl = expectTlv(der, 0, TAG.SEQUENCE, 'CertificateList');
   if (cl.end !== der.length) throw malformed('CRL_TRAILING_DATA', `the CRL has ${der.length - cl.end} bytes after its end`);
   const tbs = expectTlv(der, cl.start, TAG.SEQUENCE, 'TBSCertList', cl.end);
@@ -382,6 +391,12 @@ export function parseCrlSummary(der: Buffer, options: { entries?: boolean } = {}
       for (let e = t.start; e < t.end; ) {
         const entry = expectTlv(der, e, TAG.SEQUENCE, 'revoked certificate', t.end);
         count++;
+        if (options.onSerial) {
+          const serial = expectTlv(der, entry.start, TAG.INTEGER, 'userCertificate', entry.end);
+          let s = serial.start;
+          while (s < serial.end - 1 && der[s] === 0) s++;
+          options.onSerial(der.toString('hex', s, serial.end));
+        }
         if (want) {
           const serial = expectTlv(der, entry.start, TAG.INTEGER, 'userCertificate', entry.end);
           const hex = positiveHex(der.subarray(serial.start, serial.end));
@@ -413,4 +428,31 @@ export function parseCrlSummary(der: Buffer, options: { entries?: boolean } = {}
   const summary: CrlSummary = { crlNumber, thisUpdate, nextUpdate, issuer, count };
   if (want) Object.assign(summary, { serials, reasons, revokedAt });
   return summary;
+}
+
+const CRL_SIGNATURE_HASH: Record<string, 'sha256' | 'sha384' | 'sha512'> = {
+  '1.2.840.113549.1.1.11': 'sha256',
+  '1.2.840.113549.1.1.12': 'sha384',
+  '1.2.840.113549.1.1.13': 'sha512',
+  '1.2.840.10045.4.3.2': 'sha256',
+  '1.2.840.10045.4.3.3': 'sha384',
+  '1.2.840.10045.4.3.4': 'sha512',
+};
+
+/**
+ * Checks a CRL's signature with its issuer's public key. Only SHA-2
+ * signatures count: a CRL signed with SHA-1 or anything else is refused
+ * (CRL_SIGNATURE_ALGORITHM), a bad signature too (CRL_SIGNATURE_INVALID).
+ */
+export function verifyCrlSignature(der: Buffer, issuerKey: KeyObject): void {
+  const cl = expectTlv(der, 0, TAG.SEQUENCE, 'CertificateList');
+  const tbs = expectTlv(der, cl.start, TAG.SEQUENCE, 'TBSCertList', cl.end);
+  const alg = expectTlv(der, tbs.end, TAG.SEQUENCE, 'signatureAlgorithm', cl.end);
+  const algOid = expectTlv(der, alg.start, TAG.OID, 'signature algorithm OID', alg.end);
+  const sig = expectTlv(der, alg.end, TAG.BIT_STRING, 'signatureValue', cl.end);
+  const algorithm = decodeOid(der.subarray(algOid.start, algOid.end));
+  const hash = CRL_SIGNATURE_HASH[algorithm];
+  if (!hash) throw malformed('CRL_SIGNATURE_ALGORITHM', `the CRL is signed with ${algorithm}; only SHA-2 RSA or ECDSA signatures are accepted`);
+  const ok = verify(hash, der.subarray(tbs.offset, tbs.end), issuerKey, der.subarray(sig.start + 1, sig.end));
+  if (!ok) throw malformed('CRL_SIGNATURE_INVALID', 'the CRL signature does not verify with the issuing CA key; the file is damaged or not from this CA');
 }

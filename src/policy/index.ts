@@ -6,3 +6,4 @@ export * from './tls-profiles.js';
 export * from './password-policy.js';
 export * from './tls-compliance.js';
 export * from './tls-server-options.js';
+export * from './client-certificate-policy.js';

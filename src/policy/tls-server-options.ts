@@ -21,7 +21,7 @@ const OPENSSL_GROUP: Record<string, string> = { x25519: 'X25519', x448: 'X448', 
  * explicitly (OpenSSL enables the CCM suites only when named); the server's
  * order wins; session renegotiation is off in Node by default.
  */
-export function tlsServerOptions(profile: ComplianceProfile): Pick<TlsOptions & SecureContextOptions, 'minVersion' | 'maxVersion' | 'ciphers' | 'honorCipherOrder' | 'ecdhCurve' | 'dhparam'> {
+export function tlsServerOptions(profile: ComplianceProfile): Pick<TlsOptions & SecureContextOptions, 'minVersion' | 'maxVersion' | 'ciphers' | 'honorCipherOrder' | 'ecdhCurve' | 'dhparam' | 'sigalgs'> {
   const versions = profile.protocolsAllowed.filter((p) => NODE_VERSION[p]).sort((a, b) => ORDER.indexOf(a) - ORDER.indexOf(b));
   const tls12 = profile.suitesListed.map((n) => suiteByName(n)?.openssl).filter((n): n is string => Boolean(n));
   const groups = (tlsProfile('high').key_exchange?.groups ?? []).map((g) => OPENSSL_GROUP[g]).filter((g): g is string => Boolean(g));
@@ -33,5 +33,22 @@ export function tlsServerOptions(profile: ComplianceProfile): Pick<TlsOptions & 
     honorCipherOrder: true,
     ecdhCurve: groups.join(':'),
     dhparam: 'auto',
+    sigalgs: signatureAlgorithms(profile.certificate.signatureHashes),
   };
+}
+
+/**
+ * Signature algorithms offered and accepted in handshakes (also for a
+ * client's CertificateVerify): ECDSA, RSA-PSS and RSA PKCS#1 with the
+ * profile's SHA-2 hashes only, so no SHA-1 signature is ever negotiated.
+ */
+function signatureAlgorithms(hashes: readonly string[]): string {
+  const bits = hashes.map((h) => /^sha-?(256|384|512)$/i.exec(h)?.[1]).filter((b): b is string => Boolean(b));
+  const use = bits.length ? bits : ['256', '384', '512'];
+  return [
+    ...use.map((b) => `ECDSA+SHA${b}`),
+    ...use.map((b) => `rsa_pss_rsae_sha${b}`),
+    ...use.map((b) => `rsa_pss_pss_sha${b}`),
+    ...use.map((b) => `RSA+SHA${b}`),
+  ].join(':');
 }

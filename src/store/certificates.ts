@@ -150,6 +150,15 @@ export class CertificateRepository {
     return rows.map((r) => ({ serial: r.serial, revokedAt: r.revoked_at, reason: r.revocation_reason }));
   }
 
+  /** Serials revoked at or after `since` (ISO time), for gateways that follow revocations live. */
+  async revokedSince(since: string): Promise<RevokedSerial[]> {
+    const rows = await this.x.all<{ serial: string; revoked_at: string; revocation_reason: number }>(
+      "SELECT serial, revoked_at, revocation_reason FROM certificates WHERE revoked_at >= ? AND status = 'revoked'",
+      [since],
+    );
+    return rows.map((r) => ({ serial: r.serial, revokedAt: r.revoked_at, reason: r.revocation_reason }));
+  }
+
   async countByStatus(): Promise<Record<CertificateStatus, number>> {
     const rows = await this.x.all<{ status: CertificateStatus; n: number | string }>('SELECT status, COUNT(*) AS n FROM certificates GROUP BY status');
     const out: Record<CertificateStatus, number> = { reserved: 0, issued: 0, revoked: 0 };

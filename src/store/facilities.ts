@@ -54,6 +54,11 @@ export class FacilityRepository {
     return (await this.x.all<Row>('SELECT * FROM facilities ORDER BY number')).map(toFacility);
   }
 
+  /** Facilities added or changed at or after `since` (ISO time), for gateways that follow status live. */
+  async changedSince(since: string): Promise<Facility[]> {
+    return (await this.x.all<Row>('SELECT * FROM facilities WHERE updated_at >= ?', [since])).map(toFacility);
+  }
+
   async setStatus(number: string, status: FacilityStatus, at: string): Promise<boolean> {
     const r = await this.x.run('UPDATE facilities SET status = ?, updated_at = ? WHERE number = ?', [status, at, number]);
     return r.changes === 1;

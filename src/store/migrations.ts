@@ -73,6 +73,12 @@ export const MIGRATIONS: readonly Migration[] = [
     // Written once by init; every later open compares it with the home's issuing certificate.
     statements: () => [`CREATE TABLE ca_identity (id INTEGER PRIMARY KEY CHECK (id = 1), issuing_sha256 TEXT NOT NULL, root_sha256 TEXT NOT NULL, created_at TEXT NOT NULL)`],
   },
+  {
+    version: 4,
+    name: 'indexes for gateways following revocations and facility status',
+    // Gateways poll "revoked since" and "changed since" every second.
+    statements: () => ['CREATE INDEX certificates_revoked_at ON certificates (revoked_at)', 'CREATE INDEX facilities_updated_at ON facilities (updated_at)'],
+  },
 ];
 
 export async function migrate(db: Database): Promise<number> {

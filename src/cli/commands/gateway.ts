@@ -1,0 +1,95 @@
+import { resolveHome } from '../../ca/index.js';
+import { badRequest } from '../../errors/index.js';
+import { loadGatewayConfig, openGateway, parseGatewayConfig, type GatewayConfig } from '../../gateway/index.js';
+import { HOME_OPTIONS, JSON_OPTION, type Command, type CommandContext } from '../command.js';
+import { caPassphrase } from '../secrets.js';
+
+const LISTENER_FLAGS = ['listen', 'upstream', 'mode', 'proxy-protocol', 'allow-facility'];
+
+/** The configuration the flags describe (one listener), or the --config file's. */
+export function gatewayConfigFromFlags(v: CommandContext['values'], env: NodeJS.ProcessEnv): GatewayConfig {
+  const list = (name: string) => (v[name] as string[] | undefined) ?? [];
+  if (v.config !== undefined) {
+    const cfg = loadGatewayConfig(v.config as string);
+    if (v['log-level']) cfg.logLevel = v['log-level'] as GatewayConfig['logLevel'];
+    return cfg;
+  }
+  const mode = (v.mode as string | undefined) ?? 'http';
+  const facilities = list('allow-facility');
+  const allow = facilities.length ? { facilities } : { anyone: true };
+  const listener =
+    mode === 'tcp'
+      ? { name: 'tcp', mode: 'tcp', listen: v.listen, upstream: v.upstream, proxyProtocol: v['proxy-protocol'] === true, allow }
+      : { name: 'http', mode, listen: v.listen, routes: [{ path: '/', upstream: v.upstream, allow }] };
+  if (mode !== 'tcp' && v['proxy-protocol']) throw badRequest('GATEWAY_FLAGS_INVALID', '--proxy-protocol applies to --mode tcp only');
+  const explicit = v.cert !== undefined;
+  const raw: Record<string, unknown> = {
+    profile: v.profile ?? 'high',
+    ...(explicit ? { tls: { cert: v.cert, key: v.key } } : {}),
+    ...(!explicit || v.home !== undefined ? { home: resolveHome(v.home as string | undefined, env) } : {}),
+    ...(v.db !== undefined ? { db: v.db } : {}),
+    clientCa: list('client-ca'),
+    crl: list('crl'),
+    pins: list('pin'),
+    serverNames: list('server-name'),
+    revocation: { onStale: v['on-stale'] ?? 'fail-closed', ...(v.refresh !== undefined ? { refreshSeconds: Number(v.refresh) } : {}) },
+    ...(v.admin !== undefined ? { admin: v.admin } : {}),
+    ...(v.contact !== undefined ? { contact: v.contact } : {}),
+    ...(v['log-level'] !== undefined ? { log: v['log-level'] } : {}),
+    listeners: [listener],
+  };
+  return parseGatewayConfig(raw);
+}
+
+export const gatewayCommand: Command = {
+  path: ['gateway'],
+  summary: 'run the mutual-TLS gateway in front of HTTP or TCP upstreams',
+  usage: 'sekisho gateway --listen HOST:PORT --upstream URL [--mode http|tcp] [options] | sekisho gateway --config FILE',
+  options: {
+    config: { type: 'string', description: 'YAML configuration (several listeners and routes); see docs/gateway.md', valueName: 'FILE' },
+    listen: { type: 'string', description: 'address to accept clients on', valueName: 'HOST:PORT' },
+    upstream: { type: 'string', description: 'http://HOST:PORT (http mode) or tcp://HOST:PORT (tcp mode)', valueName: 'URL' },
+    mode: { type: 'string', description: 'http (identity headers) or tcp (byte pipe); default http', valueName: 'MODE' },
+    'proxy-protocol': { type: 'boolean', description: 'tcp mode: send a PROXY protocol v2 header with the identity first' },
+    'allow-facility': { type: 'string', multiple: true, description: 'only these facilities may pass (default: every authenticated client)', valueName: 'NUMBER' },
+    profile: { type: 'string', description: 'TLS profile: high (default), recommended, mhlw, or a profile JSON file', valueName: 'NAME' },
+    ...HOME_OPTIONS,
+    cert: { type: 'string', description: 'server certificate chain PEM (a gateway apart from the CA)', valueName: 'FILE' },
+    key: { type: 'string', description: 'server private key PEM', valueName: 'FILE' },
+    'client-ca': { type: 'string', multiple: true, description: 'trust anchors for client certificates (PEM)', valueName: 'FILE' },
+    crl: { type: 'string', multiple: true, description: 'CRL file or http(s) URL, re-read while running', valueName: 'FILE|URL' },
+    pin: { type: 'string', multiple: true, description: 'SHA-256 fingerprint of an individually trusted client certificate', valueName: 'HEX' },
+    'server-name': { type: 'string', multiple: true, description: 'host name or address for the home-issued server certificate', valueName: 'NAME' },
+    refresh: { type: 'string', description: 'seconds between revocation refreshes (default 1)', valueName: 'SECONDS' },
+    'on-stale': { type: 'string', description: 'when revocation information is stale: fail-closed (default) or fail-open', valueName: 'MODE' },
+    admin: { type: 'string', description: 'admin listener for /metrics, /healthz, /status', valueName: 'HOST:PORT' },
+    contact: { type: 'string', description: 'help-desk contact shown on refusal pages', valueName: 'TEXT' },
+    'log-level': { type: 'string', description: 'debug, info (default), warn or error', valueName: 'LEVEL' },
+    ...JSON_OPTION,
+  },
+  validators: [
+    (v) => (v.config !== undefined && LISTENER_FLAGS.some((f) => v[f] !== undefined) ? `--config describes the listeners; drop ${LISTENER_FLAGS.filter((f) => v[f] !== undefined).map((f) => `--${f}`).join(', ')}` : undefined),
+    (v) => (v.config === undefined && (v.listen === undefined || v.upstream === undefined) ? 'give --listen and --upstream (or --config FILE)' : undefined),
+    (v) => (v.mode !== undefined && v.mode !== 'http' && v.mode !== 'tcp' ? '--mode is http or tcp' : undefined),
+    (v) => ((v.cert === undefined) !== (v.key === undefined) ? '--cert and --key go together' : undefined),
+    (v) => (v.cert !== undefined && v.home === undefined && !(v['client-ca'] as string[] | undefined)?.length && !(v.pin as string[] | undefined)?.length ? 'a gateway apart from the CA (--cert/--key) needs --client-ca or --pin (or --home)' : undefined),
+  ],
+  async run(ctx) {
+    const cfg = gatewayConfigFromFlags(ctx.values, ctx.env);
+    const setup = await openGateway(cfg, { passphrase: () => caPassphrase(ctx.env, ctx.isTTY) });
+    const summary = { listeners: setup.gateway.addresses(), admin: setup.gateway.adminAddress(), profile: cfg.profile, home: cfg.home, pid: process.pid };
+    if (ctx.values.json) ctx.json(summary);
+    else for (const l of summary.listeners) ctx.err(`sekisho gateway: ${l.name} (${l.mode}) on ${l.host}:${l.port}`);
+    await new Promise<void>((resolve) => {
+      const reload = () => void setup.gateway.reload();
+      const stop = () => {
+        process.off('SIGHUP', reload);
+        setup.close(10_000).then(resolve, resolve);
+      };
+      process.on('SIGHUP', reload);
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+    });
+    return 0;
+  },
+};

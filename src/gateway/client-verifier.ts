@@ -1,0 +1,152 @@
+import { timingSafeEqual, type X509Certificate } from 'node:crypto';
+import { describeCertificate, type CertificateView } from '../pki/index.js';
+import { judgeClientChain, type ClientCertificatePolicy, type DatedException } from '../policy/index.js';
+import { identityOf, type ClientIdentity } from './client-identity.js';
+import type { FacilityDirectory } from './facility-directory.js';
+import type { RefusalReason } from './refusal.js';
+import { serialKey, type RevocationSource } from './revocation.js';
+
+export type Verdict =
+  | {
+      ok: true;
+      identity: ClientIdentity;
+      exceptionsUsed: DatedException[];
+      /** "issuer fingerprint|serial" of every certificate under the anchor: a later revocation of any of them closes the connection. */
+      revocationKeys: string[];
+    }
+  | {
+      ok: false;
+      reason: RefusalReason;
+      detail: string;
+      /** Present when the certificate chains to a trusted CA: the client is someone we know, and may be told why on a page. */
+      identity?: ClientIdentity;
+    };
+
+export interface ClientVerifierOptions {
+  /** Trust anchors: the CA certificates a client chain must end at (roots and/or issuing CAs). */
+  anchors: readonly X509Certificate[];
+  /** SHA-256 fingerprints (hex, any case, colons allowed) of individually trusted client certificates (IHE ITI-19's second method). */
+  pins?: readonly string[];
+  policy: ClientCertificatePolicy;
+  revocation: readonly RevocationSource[];
+  /** Whether revocation information may be relied on now (false: fail closed). */
+  revocationUsable: () => boolean;
+  facilities?: FacilityDirectory;
+  now?: () => Date;
+}
+
+interface Chain {
+  /** Leaf first, anchor last (just the leaf for a pinned certificate). */
+  certs: X509Certificate[];
+  views: CertificateView[];
+  pinned: boolean;
+  identity: ClientIdentity;
+  revocationKeys: string[];
+}
+
+const MAX_DEPTH = 6;
+const CACHE_LIMIT = 10_000;
+
+/**
+ * Decides whether a client certificate may in, and says why not. The TLS
+ * layer only collects the certificate (OpenSSL's own verdict is reported by
+ * Node as an opaque code, SHA-1 as "UNSPECIFIED"); every rule is applied here,
+ * each with its own reason: chain to an anchor or a pin, validity of every
+ * certificate, the client certificate policy (SHA-1, EKU, key size, dated
+ * exceptions), revocation of every certificate under the anchor, facility
+ * status. Chain building and signature checks are cached per certificate
+ * fingerprint; time, revocation and status are checked on every handshake.
+ */
+export class ClientVerifier {
+  readonly #anchors: X509Certificate[];
+  readonly #anchorFingerprints: Set<string>;
+  readonly #pins: Buffer[];
+  readonly #chains = new Map<string, Chain | { unknown: string }>();
+  readonly #now: () => Date;
+
+  constructor(private readonly o: ClientVerifierOptions) {
+    if (o.anchors.length === 0 && !o.pins?.length) throw new Error('a client verifier needs at least one trust anchor or pinned certificate');
+    this.#anchors = [...o.anchors];
+    this.#anchorFingerprints = new Set(o.anchors.map((a) => a.fingerprint256));
+    this.#pins = (o.pins ?? []).map((p) => Buffer.from(p.replace(/:/g, ''), 'hex'));
+    this.#now = o.now ?? (() => new Date());
+  }
+
+  verify(leaf: X509Certificate, presented: readonly X509Certificate[] = []): Verdict {
+    const chain = this.#chain(leaf, presented);
+    if ('unknown' in chain) return { ok: false, reason: 'UNKNOWN_CA', detail: chain.unknown };
+    const { identity } = chain;
+    const now = this.#now();
+    if (!this.o.revocationUsable()) {
+      return { ok: false, reason: 'REVOCATION_UNAVAILABLE', detail: 'revocation information is stale or unavailable and the gateway fails closed', identity };
+    }
+    for (const [i, key] of chain.revocationKeys.entries()) {
+      const [issuer, serial] = key.split('|') as [string, string];
+      for (const source of this.o.revocation) {
+        if (source.isRevoked(issuer, serial)) {
+          return { ok: false, reason: 'REVOKED', detail: `${i === 0 ? 'the client certificate' : `chain certificate ${i}`} (serial ${serial}) is revoked (${source.name})`, identity };
+        }
+      }
+    }
+    for (const [i, v] of chain.views.entries()) {
+      const which = i === 0 ? 'the client certificate' : `chain certificate ${i}`;
+      if (now < v.notBefore) return { ok: false, reason: 'NOT_YET_VALID', detail: `${which} is valid only from ${v.notBefore.toISOString()}`, identity };
+      if (now > v.notAfter) return { ok: false, reason: 'EXPIRED', detail: `${which} expired at ${v.notAfter.toISOString()}`, identity };
+    }
+    const judgement = judgeClientChain(chain.views, identity.facilityNumber, this.o.policy, now);
+    if (judgement.refusal) return { ok: false, reason: judgement.refusal.rule, detail: judgement.refusal.detail, identity };
+    if (this.o.facilities && identity.profile !== 'other') {
+      const f = this.o.facilities.lookup(identity.facilityNumber!);
+      if (!f) return { ok: false, reason: 'FACILITY_UNKNOWN', detail: `facility ${identity.facilityNumber} is not registered`, identity };
+      if (f.status !== 'active') return { ok: false, reason: 'FACILITY_SUSPENDED', detail: `facility ${identity.facilityNumber} is ${f.status}`, identity };
+    }
+    return { ok: true, identity, exceptionsUsed: judgement.exceptionsUsed, revocationKeys: chain.revocationKeys };
+  }
+
+  #chain(leaf: X509Certificate, presented: readonly X509Certificate[]): Chain | { unknown: string } {
+    const key = leaf.fingerprint256;
+    const cached = this.#chains.get(key);
+    if (cached) return cached;
+    const built = this.#build(leaf, presented);
+    // Unknown chains are cached only when nothing was presented (a later client may send the missing intermediate).
+    if (!('unknown' in built) || presented.length === 0) {
+      if (this.#chains.size >= CACHE_LIMIT) this.#chains.delete(this.#chains.keys().next().value!);
+      this.#chains.set(key, built);
+    }
+    return built;
+  }
+
+  #build(leaf: X509Certificate, presented: readonly X509Certificate[]): Chain | { unknown: string } {
+    let views: CertificateView[];
+    try {
+      views = [describeCertificate(leaf.raw)];
+    } catch {
+      return { unknown: 'the client certificate cannot be parsed' };
+    }
+    const leafFp = Buffer.from(leaf.fingerprint256.replace(/:/g, ''), 'hex');
+    const fingerprint = leafFp.toString('hex');
+    const certs = [leaf];
+    let current = leaf;
+    for (let depth = 0; depth < MAX_DEPTH && !this.#anchorFingerprints.has(current.fingerprint256); depth++) {
+      const issuer = [...this.#anchors, ...presented].find((c) => c !== current && current.checkIssued(c) && (c.ca || this.#anchorFingerprints.has(c.fingerprint256)) && current.verify(c.publicKey));
+      if (!issuer) break;
+      certs.push(issuer);
+      try {
+        views.push(describeCertificate(issuer.raw));
+      } catch {
+        return { unknown: 'a chain certificate cannot be parsed' };
+      }
+      current = issuer;
+    }
+    const anchored = this.#anchorFingerprints.has(current.fingerprint256) && current !== leaf;
+    const pinned = this.#pins.some((p) => p.length === leafFp.length && timingSafeEqual(p, leafFp));
+    if (!anchored && !pinned) {
+      return { unknown: `no trusted CA issued "${leaf.issuer.replace(/\n/g, ', ')}" (the certificate is not from this network's CA and is not pinned)` };
+    }
+    const used = anchored ? certs : [leaf];
+    const usedViews = anchored ? views : views.slice(0, 1);
+    const chainDer = used.slice(1, anchored ? -1 : undefined).map((c) => c.raw);
+    const revocationKeys = used.slice(0, -1).map((c, i) => `${used[i + 1]!.fingerprint256}|${serialKey(c.serialNumber)}`);
+    return { certs: used, views: usedViews, pinned: !anchored, identity: identityOf(usedViews[0]!, leaf.raw, fingerprint, chainDer, !anchored), revocationKeys };
+  }
+}

@@ -1,0 +1,196 @@
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { badRequest } from '../errors/index.js';
+import { checkDatedExceptions, type DatedException } from '../policy/index.js';
+import type { AccessRule } from './access-rule.js';
+import type { HostPort, ListenerConfig } from './gateway.js';
+import { LOG_LEVELS, type LogLevel } from './log.js';
+
+/**
+ * The gateway's configuration: from a YAML file (several listeners and
+ * routes) or from command-line flags (one listener). Strict: an unknown key
+ * is an error naming where it is, and every rule sits beside its field.
+ */
+export interface GatewayConfig {
+  /** A profile name (high, recommended, …) or a profile JSON file. */
+  profile: string;
+  /** CA home: trust anchors, revocations and facility status from its store, server certificate. */
+  home?: string;
+  db?: string;
+  /** Explicit server credential (a gateway apart from the CA). */
+  tls?: { cert: string; key: string };
+  clientCa: string[];
+  pins: string[];
+  crl: string[];
+  revocation: { refreshSeconds: number; onStale: 'fail-closed' | 'fail-open' };
+  exceptions: DatedException[];
+  admin?: HostPort;
+  contact?: string;
+  logLevel: LogLevel;
+  /** Host names and addresses the home-issued server certificate covers. */
+  serverNames: string[];
+  listeners: ListenerConfig[];
+}
+
+const fail = (where: string, what: string) => badRequest('GATEWAY_CONFIG_INVALID', `${where}: ${what}`);
+
+type Obj = Record<string, unknown>;
+
+function object(v: unknown, where: string, keys: readonly string[]): Obj {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw fail(where, 'must be a mapping');
+  for (const k of Object.keys(v)) if (!keys.includes(k)) throw fail(where, `unknown key "${k}" (allowed: ${keys.join(', ')})`);
+  return v as Obj;
+}
+function str(v: unknown, where: string): string {
+  if (typeof v !== 'string' || !v) throw fail(where, 'must be a non-empty string');
+  return v;
+}
+function strings(v: unknown, where: string): string[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v)) throw fail(where, 'must be a list');
+  return v.map((x, i) => str(x, `${where}[${i}]`));
+}
+
+export function parseHostPort(v: string, where: string): HostPort {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]+)):(\d{1,5})$/.exec(v);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw fail(where, `"${v}" is not HOST:PORT (e.g. 127.0.0.1:8443 or [::1]:8443)`);
+  return { host: m[1] ?? m[2]!, port };
+}
+
+function upstreamUrl(v: string, where: string, scheme: 'http' | 'tcp'): URL {
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    throw fail(where, `"${v}" is not a URL (e.g. ${scheme}://127.0.0.1:9000)`);
+  }
+  if (u.protocol !== `${scheme}:`) throw fail(where, `"${v}" must be a ${scheme}:// URL${scheme === 'http' ? ' (the upstream is reached in plain HTTP on a trusted network)' : ''}`);
+  if (!u.port && scheme === 'tcp') throw fail(where, `"${v}" needs a port`);
+  return u;
+}
+
+function accessRule(v: unknown, where: string): AccessRule {
+  if (v === undefined) throw fail(where, 'allow is required; write "allow: { anyone: true }" to let every authenticated client in, or list facilities / profiles');
+  const o = object(v, where, ['anyone', 'facilities', 'profiles']);
+  const rule: AccessRule = {};
+  if (o.anyone !== undefined) {
+    if (typeof o.anyone !== 'boolean') throw fail(`${where}.anyone`, 'must be true or false');
+    rule.anyone = o.anyone;
+  }
+  const facilities = strings(o.facilities, `${where}.facilities`);
+  for (const f of facilities) if (!/^\d{10}$/.test(f)) throw fail(`${where}.facilities`, `"${f}" is not a 10-digit facility number`);
+  const profiles = strings(o.profiles, `${where}.profiles`);
+  for (const p of profiles) if (!['facility', 'device', 'other'].includes(p)) throw fail(`${where}.profiles`, `"${p}" is not facility, device or other`);
+  if (facilities.length) rule.facilities = facilities;
+  if (profiles.length) rule.profiles = profiles as AccessRule['profiles'];
+  return rule;
+}
+
+function listener(v: unknown, i: number): ListenerConfig {
+  const where = `listeners[${i}]`;
+  const o = object(v, where, ['name', 'mode', 'listen', 'routes', 'upstream', 'proxyProtocol', 'allow']);
+  const name = o.name === undefined ? `listener-${i + 1}` : str(o.name, `${where}.name`);
+  const listen = parseHostPort(str(o.listen, `${where}.listen`), `${where}.listen`);
+  const mode = o.mode ?? 'http';
+  if (mode === 'http') {
+    if (o.upstream !== undefined || o.proxyProtocol !== undefined || o.allow !== undefined) throw fail(where, 'an http listener takes routes (path, upstream, allow), not upstream/proxyProtocol/allow');
+    if (!Array.isArray(o.routes) || !o.routes.length) throw fail(`${where}.routes`, 'an http listener needs at least one route');
+    const routes = o.routes.map((r, j) => {
+      const rw = `${where}.routes[${j}]`;
+      const ro = object(r, rw, ['path', 'upstream', 'allow']);
+      const path = ro.path === undefined ? '/' : str(ro.path, `${rw}.path`);
+      if (!path.startsWith('/')) throw fail(`${rw}.path`, 'must start with /');
+      return { path, upstream: upstreamUrl(str(ro.upstream, `${rw}.upstream`), `${rw}.upstream`, 'http'), allow: accessRule(ro.allow, `${rw}.allow`) };
+    });
+    return { name, mode: 'http', listen, routes };
+  }
+  if (mode === 'tcp') {
+    if (o.routes !== undefined) throw fail(where, 'a tcp listener takes upstream and allow, not routes');
+    const u = upstreamUrl(str(o.upstream, `${where}.upstream`), `${where}.upstream`, 'tcp');
+    if (o.proxyProtocol !== undefined && typeof o.proxyProtocol !== 'boolean') throw fail(`${where}.proxyProtocol`, 'must be true or false');
+    return { name, mode: 'tcp', listen, upstream: { host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port) }, proxyProtocol: o.proxyProtocol === true, allow: accessRule(o.allow, `${where}.allow`) };
+  }
+  throw fail(`${where}.mode`, `"${String(mode)}" is not http or tcp`);
+}
+
+const TOP_KEYS = ['profile', 'home', 'db', 'tls', 'clientCa', 'pins', 'crl', 'revocation', 'exceptions', 'admin', 'contact', 'log', 'serverNames', 'listeners'] as const;
+
+/** Validates a configuration object (from YAML or built from flags). Relative paths are resolved against `base`. */
+export function parseGatewayConfig(raw: unknown, base = process.cwd()): GatewayConfig {
+  const o = object(raw, 'configuration', TOP_KEYS);
+  const path = (p: string) => (/^https?:\/\//.test(p) ? p : resolve(base, p));
+  const profile = o.profile === undefined ? 'high' : str(o.profile, 'profile');
+  const cfg: GatewayConfig = {
+    profile: /\.json$/.test(profile) ? path(profile) : profile,
+    clientCa: strings(o.clientCa, 'clientCa').map(path),
+    pins: strings(o.pins, 'pins'),
+    crl: strings(o.crl, 'crl').map(path),
+    revocation: { refreshSeconds: 1, onStale: 'fail-closed' },
+    exceptions: [],
+    logLevel: 'info',
+    serverNames: strings(o.serverNames, 'serverNames'),
+    listeners: [],
+  };
+  for (const p of cfg.pins) if (!/^([0-9a-fA-F]{2}:?){31}[0-9a-fA-F]{2}$/.test(p)) throw fail('pins', `"${p}" is not a SHA-256 fingerprint (64 hex digits, colons allowed)`);
+  if (o.home !== undefined) cfg.home = path(str(o.home, 'home'));
+  if (o.db !== undefined) cfg.db = str(o.db, 'db');
+  if (o.tls !== undefined) {
+    const t = object(o.tls, 'tls', ['cert', 'key']);
+    cfg.tls = { cert: path(str(t.cert, 'tls.cert')), key: path(str(t.key, 'tls.key')) };
+  }
+  if (o.revocation !== undefined) {
+    const r = object(o.revocation, 'revocation', ['refreshSeconds', 'onStale']);
+    if (r.refreshSeconds !== undefined) {
+      if (typeof r.refreshSeconds !== 'number' || !(r.refreshSeconds >= 0.1 && r.refreshSeconds <= 3600)) throw fail('revocation.refreshSeconds', 'must be a number of seconds between 0.1 and 3600');
+      cfg.revocation.refreshSeconds = r.refreshSeconds;
+    }
+    if (r.onStale !== undefined) {
+      if (r.onStale !== 'fail-closed' && r.onStale !== 'fail-open') throw fail('revocation.onStale', 'must be fail-closed or fail-open');
+      cfg.revocation.onStale = r.onStale;
+    }
+  }
+  if (o.exceptions !== undefined) {
+    if (!Array.isArray(o.exceptions)) throw fail('exceptions', 'must be a list');
+    cfg.exceptions = o.exceptions.map((e, i) => {
+      const x = object(e, `exceptions[${i}]`, ['facility', 'allow', 'until', 'note']);
+      const until = x.until instanceof Date ? x.until.toISOString().slice(0, 10) : str(x.until, `exceptions[${i}].until`);
+      return { facility: String(x.facility ?? ''), allow: String(x.allow ?? '') as DatedException['allow'], until, ...(x.note !== undefined ? { note: str(x.note, `exceptions[${i}].note`) } : {}) };
+    });
+    const bad = checkDatedExceptions(cfg.exceptions);
+    if (bad) throw fail('exceptions', bad);
+  }
+  if (o.admin !== undefined) cfg.admin = parseHostPort(str(o.admin, 'admin'), 'admin');
+  if (o.contact !== undefined) cfg.contact = str(o.contact, 'contact');
+  if (o.log !== undefined) {
+    if (!LOG_LEVELS.includes(o.log as LogLevel)) throw fail('log', `must be one of ${LOG_LEVELS.join(', ')}`);
+    cfg.logLevel = o.log as LogLevel;
+  }
+  if (!Array.isArray(o.listeners) || !o.listeners.length) throw fail('listeners', 'at least one listener is needed');
+  cfg.listeners = o.listeners.map(listener);
+  const names = new Set<string>();
+  for (const l of cfg.listeners) {
+    if (names.has(l.name)) throw fail('listeners', `two listeners are named "${l.name}"`);
+    names.add(l.name);
+  }
+  if (!cfg.home && !cfg.tls) throw fail('configuration', 'give either home (a CA home) or tls: { cert, key } with clientCa');
+  if (!cfg.home && !cfg.clientCa.length && !cfg.pins.length) throw fail('clientCa', 'a gateway apart from the CA needs clientCa (trust anchors) or pins');
+  return cfg;
+}
+
+export function loadGatewayConfig(file: string): GatewayConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    throw badRequest('GATEWAY_CONFIG_UNREADABLE', `cannot read the gateway configuration ${file}`);
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text, { prettyErrors: true, uniqueKeys: true });
+  } catch (e) {
+    throw badRequest('GATEWAY_CONFIG_INVALID', `${file} is not valid YAML: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`);
+  }
+  return parseGatewayConfig(raw, dirname(resolve(file)));
+}

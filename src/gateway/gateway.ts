@@ -1,0 +1,424 @@
+import { connect as netConnect, type Socket } from 'node:net';
+import { createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
+import type { X509Certificate } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
+import type { Server } from 'node:http';
+import { tlsServerOptions, type ClientCertificatePolicy, type ComplianceProfile, type DatedException } from '../policy/index.js';
+import { allows, type AccessRule } from './access-rule.js';
+import { adminServer } from './admin-server.js';
+import type { AuditBatch } from './audit-batch.js';
+import type { ClientIdentity } from './client-identity.js';
+import { ClientVerifier, type Verdict } from './client-verifier.js';
+import type { FacilityDirectory } from './facility-directory.js';
+import { httpForwarder, type ConnectionState, type HttpRoute } from './http-forwarder.js';
+import type { Logger } from './log.js';
+import { GatewayMetrics } from './metrics.js';
+import { proxyV2Header } from './proxy-protocol.js';
+import { EXPLAINABLE_OVER_HTTP, type RefusalReason } from './refusal.js';
+import type { RevocationSource } from './revocation.js';
+import { TlsListener } from './tls-listener.js';
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export type ListenerConfig =
+  | { name: string; mode: 'http'; listen: HostPort; routes: HttpRoute[] }
+  | { name: string; mode: 'tcp'; listen: HostPort; upstream: HostPort; proxyProtocol: boolean; allow: AccessRule };
+
+/** What the gateway trusts and presents; loaded at start and again on every reload. */
+export interface GatewayCredentials {
+  /** Server certificate chain, PEM (leaf first). */
+  cert: string;
+  /** Server private key, PEM. */
+  key: string;
+  anchors: X509Certificate[];
+  pins: string[];
+}
+
+export interface GatewayOptions {
+  profile: ComplianceProfile;
+  listeners: ListenerConfig[];
+  /** Reads credentials and trust; called at start and on reload (parse everything, then swap). */
+  loadCredentials: () => Promise<GatewayCredentials>;
+  policy: ClientCertificatePolicy;
+  revocation: RevocationSource[];
+  /** When revocation information is stale: refuse everyone (default) or let clients in and alarm. */
+  onStaleRevocation?: 'fail-closed' | 'fail-open';
+  facilities?: FacilityDirectory;
+  audit?: AuditBatch;
+  admin?: HostPort;
+  log: Logger;
+  handshakeTimeoutMs?: number;
+  /** Shown on refusal pages (operator's help desk). */
+  contact?: string;
+  now?: () => Date;
+}
+
+interface LiveConnection {
+  socket: TLSSocket;
+  upstream?: Socket;
+  identity: ClientIdentity;
+  listener: string;
+  keys: string[];
+}
+
+interface ListenerEntry {
+  config: ListenerConfig;
+  tls: TlsListener;
+  http?: ReturnType<typeof httpForwarder>;
+  address?: HostPort;
+}
+
+type GatewayState = 'starting' | 'listening' | 'reloading' | 'stopping' | 'stopped';
+
+/**
+ * The service center's front door: listeners built from one TLS profile,
+ * every client certificate judged by the verifier, identity handed to the
+ * upstream, every decision audited and counted. Revocations and suspensions
+ * close live connections too. `reload()` re-reads credentials and trust and
+ * swaps them only when all of it parsed (the old state stays otherwise).
+ */
+export class Gateway {
+  readonly metrics = new GatewayMetrics();
+  #state: GatewayState = 'starting';
+  #context!: SecureContext;
+  #verifier!: ClientVerifier;
+  #listeners: ListenerEntry[] = [];
+  #admin: Server | undefined;
+  #adminAddress: HostPort | undefined;
+  #live = new Map<string, Set<LiveConnection>>();
+  #states = new WeakMap<TLSSocket, ConnectionState>();
+  #exceptionUse = new Map<string, { exception: DatedException; count: number; lastSeen: string }>();
+  #revocationUsable = true;
+  #tick: NodeJS.Timeout | undefined;
+  readonly #now: () => Date;
+
+  private constructor(private readonly o: GatewayOptions) {
+    this.#now = o.now ?? (() => new Date());
+  }
+
+  static async start(o: GatewayOptions): Promise<Gateway> {
+    const g = new Gateway(o);
+    await g.#start();
+    return g;
+  }
+
+  get state(): GatewayState {
+    return this.#state;
+  }
+
+  addresses(): { name: string; mode: string; host: string; port: number }[] {
+    return this.#listeners.map((l) => ({ name: l.config.name, mode: l.config.mode, ...l.address! }));
+  }
+
+  adminAddress(): HostPort | undefined {
+    return this.#adminAddress;
+  }
+
+  async #start(): Promise<void> {
+    await this.#swap(await this.o.loadCredentials());
+    for (const s of this.o.revocation) {
+      await s.start();
+      s.onRevoked((issuer, serials) => this.#cut(serials.map((x) => `${issuer}|${x}`), 'REVOKED'));
+    }
+    if (this.o.facilities) {
+      await this.o.facilities.start();
+      this.o.facilities.onSuspended((numbers) => this.#cut(numbers.map((n) => `facility|${n}`), 'FACILITY_SUSPENDED'));
+    }
+    this.#refreshRevocationHealth();
+    this.#tick = setInterval(() => this.#refreshRevocationHealth(), 1000).unref();
+    for (const config of this.o.listeners) {
+      const tls = new TlsListener({
+        host: config.listen.host,
+        port: config.listen.port,
+        context: () => this.#context,
+        verify: (leaf, presented) => this.#verifier.verify(leaf, presented()),
+        ...(config.mode === 'http' ? { alpn: ['http/1.1'] } : {}),
+        handshakeTimeoutMs: this.o.handshakeTimeoutMs ?? 10_000,
+        onHandshake: ({ socket, verdict, seconds }) => this.#decide(config, socket, verdict, seconds),
+        onRefusedInHandshake: (reason, detail, remote, seconds) => this.#refused(config.name, reason, detail, `${remote.address}:${remote.port}`, undefined, seconds),
+      });
+      const entry: ListenerEntry = { config, tls };
+      if (config.mode === 'http') {
+        entry.http = httpForwarder({
+          routes: config.routes,
+          stateOf: (s) => this.#states.get(s),
+          ...(this.o.contact ? { contact: this.o.contact } : {}),
+          onAccessDenied: (s, id, path) => this.#refused(config.name, 'ACCESS_DENIED', `no route of "${config.name}" lets ${id.facilityNumber ?? id.subject} reach ${path}`, `${s.remoteAddress}:${s.remotePort}`, id, undefined),
+          onRequest: (status, s, req, id) => {
+            this.metrics.requests.add({ listener: config.name, status: String(status) });
+            if (this.o.log.enabled('info')) {
+              this.o.log.log('info', 'request', { listener: config.name, client: `${s.remoteAddress}:${s.remotePort}`, facility: id?.facilityNumber, serial: id?.serial, method: req.method, path: req.url, status });
+            }
+          },
+          onUpstreamError: (message) => {
+            this.metrics.upstreamErrors.add({ listener: config.name });
+            this.o.log.log('error', 'upstream failed', { listener: config.name, error: message });
+          },
+        });
+      }
+      entry.address = await tls.listen();
+      this.#listeners.push(entry);
+    }
+    if (this.o.admin) {
+      this.#admin = adminServer({ metrics: () => this.#renderMetrics(), health: () => this.#health(), status: () => this.status() });
+      await new Promise<void>((resolve, reject) => {
+        this.#admin!.once('error', reject);
+        this.#admin!.listen(this.o.admin!.port, this.o.admin!.host, () => resolve());
+      });
+      const a = this.#admin.address() as { address: string; port: number };
+      this.#adminAddress = { host: a.address, port: a.port };
+    }
+    this.#state = 'listening';
+    this.o.log.log('info', 'gateway listening', { listeners: this.addresses(), admin: this.#adminAddress, profile: this.o.profile.name });
+  }
+
+  /** Builds the TLS context and verifier from fresh credentials; throws (keeping the old ones) if anything is wrong. */
+  async #swap(c: GatewayCredentials): Promise<void> {
+    const context = createSecureContext({
+      ...tlsServerOptions(this.o.profile),
+      cert: c.cert,
+      key: c.key,
+      ca: c.anchors.map((a) => a.toString()),
+    });
+    const verifier = new ClientVerifier({
+      anchors: c.anchors,
+      pins: c.pins,
+      policy: this.o.policy,
+      revocation: this.o.revocation,
+      revocationUsable: () => this.#revocationUsable,
+      ...(this.o.facilities ? { facilities: this.o.facilities } : {}),
+      now: this.#now,
+    });
+    this.#context = context;
+    this.#verifier = verifier;
+  }
+
+  async reload(): Promise<boolean> {
+    if (this.#state !== 'listening') return false;
+    this.#state = 'reloading';
+    try {
+      await this.#swap(await this.o.loadCredentials());
+      this.metrics.reloads.add({ outcome: 'ok' });
+      this.o.log.log('info', 'credentials and trust reloaded');
+      return true;
+    } catch (e) {
+      this.metrics.reloads.add({ outcome: 'failed' });
+      this.o.log.log('error', 'reload failed; the previous credentials and trust stay in use', { error: e instanceof Error ? e.message : String(e) });
+      return false;
+    } finally {
+      if (this.#state === 'reloading') this.#state = 'listening';
+    }
+  }
+
+  #decide(config: ListenerConfig, socket: TLSSocket, verdict: Verdict, seconds: number): void {
+    const client = `${socket.remoteAddress}:${socket.remotePort}`;
+    if (!verdict.ok) {
+      this.#refused(config.name, verdict.reason, verdict.detail, client, verdict.identity, seconds, socket);
+      if (config.mode === 'http' && verdict.identity && EXPLAINABLE_OVER_HTTP.has(verdict.reason)) {
+        // A client of ours: tell it why on a page instead of a bare close.
+        this.#states.set(socket, { refusal: verdict.reason, identity: verdict.identity });
+        socket.setTimeout(10_000, () => socket.destroy());
+        this.#listeners.find((l) => l.config === config)!.http!.server.emit('connection', socket);
+      } else {
+        socket.destroy();
+      }
+      return;
+    }
+    const id = verdict.identity;
+    if (config.mode === 'tcp' && !allows(config.allow, id)) {
+      this.#refused(config.name, 'ACCESS_DENIED', `listener "${config.name}" does not let ${id.facilityNumber ?? id.subject} in`, client, id, seconds, socket);
+      socket.destroy();
+      return;
+    }
+    this.metrics.handshakes.add({ listener: config.name, outcome: 'accepted', reason: '' });
+    this.metrics.handshakeSeconds.observe(seconds);
+    for (const ex of verdict.exceptionsUsed) this.#noteException(ex);
+    const tls = { protocol: socket.getProtocol() ?? '', cipher: socket.getCipher()?.standardName ?? '' };
+    this.o.audit?.record({
+      actor: id.facilityNumber ?? id.subject,
+      action: 'gateway.authenticated',
+      outcome: 'success',
+      subject: id.serial,
+      details: { listener: config.name, client, ...tls, fingerprint: id.fingerprint, ...(verdict.exceptionsUsed.length ? { exceptions: verdict.exceptionsUsed.map((e) => e.allow) } : {}) },
+    });
+    if (this.o.log.enabled('debug')) this.o.log.log('debug', 'client authenticated', { listener: config.name, client, facility: id.facilityNumber, serial: id.serial, ...tls });
+    const live: LiveConnection = { socket, identity: id, listener: config.name, keys: [...verdict.revocationKeys, ...(id.facilityNumber ? [`facility|${id.facilityNumber}`] : [])] };
+    this.#track(live);
+    if (config.mode === 'http') {
+      this.#states.set(socket, { identity: id });
+      this.#listeners.find((l) => l.config === config)!.http!.server.emit('connection', socket);
+    } else {
+      this.#pipe(config, live, tls);
+    }
+  }
+
+  #pipe(config: Extract<ListenerConfig, { mode: 'tcp' }>, live: LiveConnection, tls: { protocol: string; cipher: string }): void {
+    const { socket } = live;
+    socket.pause();
+    const upstream = netConnect({ host: config.upstream.host, port: config.upstream.port, noDelay: true });
+    live.upstream = upstream;
+    upstream.once('connect', () => {
+      if (config.proxyProtocol) {
+        upstream.write(
+          proxyV2Header({
+            source: { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 },
+            destination: { address: socket.localAddress ?? '', port: socket.localPort ?? 0 },
+            connectionId: randomUUID(),
+            tls: { version: tls.protocol, cipher: tls.cipher },
+            identity: live.identity,
+          }),
+        );
+      }
+      socket.pipe(upstream);
+      upstream.pipe(socket);
+      socket.resume();
+    });
+    upstream.on('error', (e) => {
+      this.metrics.upstreamErrors.add({ listener: config.name });
+      this.o.log.log('error', 'upstream failed', { listener: config.name, upstream: `${config.upstream.host}:${config.upstream.port}`, error: e.message });
+      socket.destroy();
+    });
+    socket.on('error', () => upstream.destroy());
+    socket.once('close', () => upstream.destroy());
+    upstream.once('close', () => socket.end());
+  }
+
+  #track(live: LiveConnection): void {
+    for (const k of live.keys) {
+      let set = this.#live.get(k);
+      if (!set) this.#live.set(k, (set = new Set()));
+      set.add(live);
+    }
+    this.metrics.active.add({ listener: live.listener }, 1);
+    live.socket.once('close', () => {
+      this.metrics.active.add({ listener: live.listener }, -1);
+      for (const k of live.keys) {
+        const set = this.#live.get(k);
+        set?.delete(live);
+        if (set && set.size === 0) this.#live.delete(k);
+      }
+    });
+  }
+
+  /** Closes live connections whose certificate (or facility) just became unacceptable. */
+  #cut(keys: string[], reason: RefusalReason): void {
+    for (const k of keys) {
+      const set = this.#live.get(k);
+      if (!set) continue;
+      for (const live of [...set]) {
+        this.metrics.cut.add({ listener: live.listener, reason });
+        this.o.audit?.record({
+          actor: live.identity.facilityNumber ?? live.identity.subject,
+          action: 'gateway.connection-cut',
+          outcome: 'minorFailure',
+          reasonCode: reason,
+          subject: live.identity.serial,
+          details: { listener: live.listener, client: `${live.socket.remoteAddress}:${live.socket.remotePort}` },
+        });
+        this.o.log.log('warn', 'live connection closed', { listener: live.listener, reason, facility: live.identity.facilityNumber, serial: live.identity.serial });
+        live.upstream?.destroy();
+        live.socket.destroy();
+      }
+    }
+  }
+
+  #refused(listener: string, reason: RefusalReason, detail: string, client: string, identity: ClientIdentity | undefined, seconds: number | undefined, socket?: TLSSocket): void {
+    this.metrics.handshakes.add({ listener, outcome: 'refused', reason });
+    if (seconds !== undefined) this.metrics.handshakeSeconds.observe(seconds);
+    const tls = socket ? { protocol: socket.getProtocol() ?? '', cipher: socket.getCipher()?.standardName ?? '' } : {};
+    this.o.audit?.record({
+      actor: identity?.facilityNumber ?? identity?.subject ?? 'unknown',
+      action: 'gateway.refused',
+      outcome: 'minorFailure',
+      reasonCode: reason,
+      ...(identity ? { subject: identity.serial } : {}),
+      details: { listener, client, detail, ...tls, ...(identity ? { fingerprint: identity.fingerprint } : {}) },
+    });
+    this.o.log.log('warn', 'client refused', { listener, client, reason, detail, facility: identity?.facilityNumber, serial: identity?.serial });
+  }
+
+  #noteException(ex: DatedException): void {
+    const key = `${ex.facility}|${ex.allow}`;
+    const seen = this.#exceptionUse.get(key);
+    this.metrics.exceptionUse.add({ facility: ex.facility, rule: ex.allow });
+    if (seen) {
+      seen.count++;
+      seen.lastSeen = this.#now().toISOString();
+      return;
+    }
+    this.#exceptionUse.set(key, { exception: ex, count: 1, lastSeen: this.#now().toISOString() });
+    this.o.log.log('warn', 'client accepted under a dated policy exception', { facility: ex.facility, rule: ex.allow, until: ex.until });
+  }
+
+  #refreshRevocationHealth(): void {
+    const now = this.#now();
+    let usable = true;
+    let earliest: number | undefined;
+    for (const s of this.o.revocation) {
+      const st = s.status(now);
+      this.metrics.revocationEntries.set({ source: s.name }, st.entries);
+      this.metrics.revocationAge.set({ source: s.name }, st.refreshedAt ? Math.round((now.getTime() - st.refreshedAt.getTime()) / 1000) : -1);
+      this.metrics.revocationStale.set({ source: s.name }, st.stale ? 1 : 0);
+      if (st.nextUpdate) earliest = Math.min(earliest ?? Infinity, (st.nextUpdate.getTime() - now.getTime()) / 1000);
+      if (st.stale) {
+        usable = false;
+        this.o.log.log('error', 'REVOCATION INFORMATION IS STALE', { source: s.name, nextUpdate: st.nextUpdate?.toISOString(), refreshedAt: st.refreshedAt?.toISOString(), error: st.lastError, behaviour: this.o.onStaleRevocation ?? 'fail-closed' });
+      }
+    }
+    if (earliest !== undefined) this.metrics.crlNextUpdate.set({}, Math.round(earliest));
+    this.#revocationUsable = usable || this.o.onStaleRevocation === 'fail-open';
+  }
+
+  #renderMetrics(): string {
+    this.#refreshRevocationHealth();
+    return this.metrics.render();
+  }
+
+  #health(): { ok: boolean; state: string } {
+    return { ok: this.#state === 'listening' || this.#state === 'reloading' ? this.#revocationUsable : false, state: this.#revocationUsable ? this.#state : `${this.#state}, revocation stale` };
+  }
+
+  status(): unknown {
+    const now = this.#now();
+    return {
+      state: this.#state,
+      profile: this.o.profile.name,
+      listeners: this.addresses(),
+      revocation: this.o.revocation.map((s) => s.status(now)),
+      onStaleRevocation: this.o.onStaleRevocation ?? 'fail-closed',
+      revocationUsable: this.#revocationUsable,
+      exceptionsInUse: [...this.#exceptionUse.values()].map((e) => ({ ...e.exception, connections: e.count, lastSeen: e.lastSeen })),
+      auditPending: this.o.audit?.pending() ?? 0,
+    };
+  }
+
+  /** Stops accepting, lets requests and connections finish for up to `graceMs`, then closes the rest. */
+  async close(graceMs = 10_000): Promise<void> {
+    if (this.#state === 'stopped' || this.#state === 'stopping') return;
+    this.#state = 'stopping';
+    this.o.log.log('info', 'gateway stopping', { graceMs });
+    if (this.#tick) clearInterval(this.#tick);
+    const stopped = Promise.all(this.#listeners.map((l) => l.tls.stop()));
+    for (const l of this.#listeners) l.http?.server.closeIdleConnections();
+    const deadline = new Promise((r) => setTimeout(r, graceMs).unref());
+    await Promise.race([stopped, deadline]);
+    for (const l of this.#listeners) {
+      l.http?.server.closeAllConnections();
+      l.http?.closeUpstreams();
+      l.tls.destroyAll();
+    }
+    for (const s of this.o.revocation) s.close();
+    this.o.facilities?.close();
+    await this.o.audit?.flush();
+    if (this.#admin) {
+      const closed = new Promise<void>((r) => this.#admin!.close(() => r()));
+      this.#admin.closeAllConnections();
+      await closed;
+    }
+    this.#state = 'stopped';
+    this.o.log.log('info', 'gateway stopped');
+  }
+}

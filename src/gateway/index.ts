@@ -1,0 +1,13 @@
+export { Gateway, type GatewayOptions, type GatewayCredentials, type ListenerConfig, type HostPort } from './gateway.js';
+export { ClientVerifier, type Verdict, type ClientVerifierOptions } from './client-verifier.js';
+export type { ClientIdentity } from './client-identity.js';
+export { REFUSAL_REASONS, REFUSAL_ADVICE, type RefusalReason } from './refusal.js';
+export { StoreRevocationSource, CrlRevocationSource, serialKey, type RevocationSource, type RevocationStatus } from './revocation.js';
+export { StoreFacilityDirectory, type FacilityDirectory } from './facility-directory.js';
+export { AuditBatch } from './audit-batch.js';
+export { IDENTITY_HEADERS, forwardHeaders, isSpoofable } from './identity-headers.js';
+export { proxyV2Header, parseProxyV2, PP2_TYPE_SEKISHO_IDENTITY, PP2_TYPE_SSL, PP2_SUBTYPE_SSL_CN } from './proxy-protocol.js';
+export { ANYONE, allows, type AccessRule } from './access-rule.js';
+export { jsonLogger, LOG_LEVELS, type Logger, type LogLevel } from './log.js';
+export { loadGatewayConfig, parseGatewayConfig, type GatewayConfig } from './config.js';
+export { openGateway, type GatewaySetup } from './setup.js';

@@ -1,0 +1,151 @@
+import { readFileSync, unwatchFile, watchFile } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { CertificateAuthority, issueServerCredential, serverCredentialPaths, serverCredentialUsable } from '../ca/index.js';
+import { badRequest } from '../errors/index.js';
+import { certificatesFromPem } from '../pki/index.js';
+import { COMPLIANCE_PROFILES, complianceProfile, loadComplianceProfile, type ComplianceProfile, type ComplianceProfileName } from '../policy/index.js';
+import { AuditBatch } from './audit-batch.js';
+import type { GatewayConfig } from './config.js';
+import { StoreFacilityDirectory } from './facility-directory.js';
+import { Gateway, type GatewayCredentials } from './gateway.js';
+import { jsonLogger, type Logger } from './log.js';
+import { CrlRevocationSource, StoreRevocationSource, type RevocationSource } from './revocation.js';
+
+export interface GatewaySetup {
+  gateway: Gateway;
+  /** Files whose change triggers a reload (server credential, trust). */
+  watched: string[];
+  /** Graceful stop: the gateway, file watches, the CA store. */
+  close(graceMs?: number): Promise<void>;
+}
+
+export interface SetupOptions {
+  /** The CA passphrase, asked only when the home's server certificate must be issued. */
+  passphrase: () => Promise<string>;
+  log?: Logger;
+  /** Also watch files and reload on change (default true). */
+  watch?: boolean;
+}
+
+function resolveProfile(name: string): ComplianceProfile {
+  if ((COMPLIANCE_PROFILES as readonly string[]).includes(name)) return complianceProfile(name as ComplianceProfileName);
+  if (name.endsWith('.json')) return loadComplianceProfile(name);
+  throw badRequest('GATEWAY_PROFILE_UNKNOWN', `unknown profile "${name}"; use ${COMPLIANCE_PROFILES.join(', ')} or a profile JSON file`);
+}
+
+function readAnchors(files: readonly string[]): X509Certificate[] {
+  return files.flatMap((f) => {
+    let text: string;
+    try {
+      text = readFileSync(f, 'utf8');
+    } catch {
+      throw badRequest('GATEWAY_FILE_UNREADABLE', `cannot read ${f}`);
+    }
+    const ders = certificatesFromPem(text);
+    if (!ders.length) throw badRequest('GATEWAY_CLIENT_CA_INVALID', `${f} holds no PEM certificate`);
+    return ders.map((d) => new X509Certificate(d));
+  });
+}
+
+function readFile(f: string): string {
+  try {
+    return readFileSync(f, 'utf8');
+  } catch {
+    throw badRequest('GATEWAY_FILE_UNREADABLE', `cannot read ${f}`);
+  }
+}
+
+/** Default names for a home-issued server certificate: loopback plus each concrete listen address. */
+function defaultServerNames(cfg: GatewayConfig): string[] {
+  const names = new Set(['localhost', '127.0.0.1']);
+  for (const l of cfg.listeners) if (!['0.0.0.0', '::', '127.0.0.1'].includes(l.listen.host)) names.add(l.listen.host);
+  return [...names];
+}
+
+/**
+ * Builds a running gateway from its configuration: in a CA home, trust,
+ * revocations, facility status and the audit trail come from the CA's store
+ * and the server certificate is issued on first start; apart from the CA,
+ * from explicit files (and CRL files or URLs).
+ */
+export async function openGateway(cfg: GatewayConfig, o: SetupOptions): Promise<GatewaySetup> {
+  const log = o.log ?? jsonLogger(cfg.logLevel);
+  const profile = resolveProfile(cfg.profile);
+  let ca: CertificateAuthority | undefined;
+  const closers: (() => Promise<void> | void)[] = [];
+  try {
+    let certFile: string;
+    let keyFile: string;
+    const revocation: RevocationSource[] = [];
+    let chainFiles: string[] = [];
+    let audit: AuditBatch | undefined;
+    let facilities: StoreFacilityDirectory | undefined;
+    if (cfg.home) {
+      ca = await CertificateAuthority.open({ home: cfg.home, ...(cfg.db ? { db: cfg.db } : {}) });
+      const opened = ca;
+      closers.push(() => opened.close());
+      chainFiles = [ca.paths.issuingCert, ca.paths.rootCert];
+      if (cfg.tls) {
+        certFile = cfg.tls.cert;
+        keyFile = cfg.tls.key;
+      } else {
+        const paths = serverCredentialPaths(cfg.home);
+        const names = cfg.serverNames.length ? cfg.serverNames : defaultServerNames(cfg);
+        if (!serverCredentialUsable(paths, names, new Date())) {
+          await ca.unlock(await o.passphrase());
+          await issueServerCredential(ca, names, 'gateway');
+          log.log('info', 'server certificate issued', { file: paths.cert, names });
+        }
+        certFile = paths.cert;
+        keyFile = paths.key;
+      }
+      const issuing = new X509Certificate(ca.issuingDer);
+      revocation.push(new StoreRevocationSource(ca.db, issuing.fingerprint256, cfg.revocation.refreshSeconds * 1000));
+      facilities = new StoreFacilityDirectory(ca.db, cfg.revocation.refreshSeconds * 1000);
+      audit = new AuditBatch(ca.db, { onError: (m) => log.log('error', 'audit trail write failed; events are kept and retried', { error: m }) });
+    } else {
+      certFile = cfg.tls!.cert;
+      keyFile = cfg.tls!.key;
+    }
+    const trustFiles = [...chainFiles, ...cfg.clientCa];
+    const loadCredentials = async (): Promise<GatewayCredentials> => ({
+      cert: readFile(certFile),
+      key: readFile(keyFile),
+      anchors: readAnchors(trustFiles),
+      pins: cfg.pins,
+    });
+    if (cfg.crl.length) revocation.push(new CrlRevocationSource(cfg.crl, readAnchors(trustFiles), cfg.revocation.refreshSeconds * 1000));
+    const gateway = await Gateway.start({
+      profile,
+      listeners: cfg.listeners,
+      loadCredentials,
+      policy: { exceptions: cfg.exceptions },
+      revocation,
+      onStaleRevocation: cfg.revocation.onStale,
+      ...(facilities ? { facilities } : {}),
+      ...(audit ? { audit } : {}),
+      ...(cfg.admin ? { admin: cfg.admin } : {}),
+      ...(cfg.contact ? { contact: cfg.contact } : {}),
+      log,
+    });
+    const watched = [certFile, keyFile, ...trustFiles];
+    if (o.watch !== false) {
+      const onChange = () => void gateway.reload();
+      for (const f of watched) watchFile(f, { interval: 2000, persistent: false }, onChange);
+      closers.push(() => {
+        for (const f of watched) unwatchFile(f, onChange);
+      });
+    }
+    return {
+      gateway,
+      watched,
+      async close(graceMs?: number) {
+        await gateway.close(graceMs);
+        for (const c of closers.reverse()) await c();
+      },
+    };
+  } catch (e) {
+    for (const c of closers.reverse()) await Promise.resolve(c()).catch(() => undefined);
+    throw e;
+  }
+}
