@@ -1,0 +1,663 @@
+/**
+ * The token interface over any PKCS#11 module (SoftHSM2 in tests, a smart
+ * card or HSM in the field), through pkcs11js. The module keeps the keys and
+ * decides PIN policy: what it reports in its token flags is what we report
+ * (SoftHSM2 never locks a PIN).
+ */
+import { createHash, createPublicKey, KeyObject, X509Certificate } from 'node:crypto';
+import { createRequire } from 'node:module';
+import type * as P from 'pkcs11js';
+import { badRequest, conflict, internal, notFound, unauthorized, type SekishoError } from '../errors/index.js';
+import { describePublicKey, spkiDer, subjectNameDer, type KeyType } from '../pki/index.js';
+import { CKF } from './flags.js';
+import { keyIdFor, mechanismFits, SIGN_HASH } from './mechanisms.js';
+import { tokenErrors } from './software-token.js';
+import type {
+  CipherMechanism,
+  DigestMechanism,
+  GeneratedKeyPair,
+  KeyAlgorithm,
+  KeyPairTemplate,
+  ModuleInfo,
+  ObjectAttributes,
+  ObjectClass,
+  ObjectHandle,
+  ObjectTemplate,
+  SignMechanism,
+  SlotInfo,
+  TokenInfo,
+  TokenModule,
+  TokenSession,
+  UserType,
+} from './token.js';
+
+type Pkcs11js = typeof P;
+let binding: Pkcs11js | undefined;
+function pkcs11js(): Pkcs11js {
+  if (!binding) {
+    try {
+      binding = createRequire(import.meta.url)('pkcs11js') as Pkcs11js;
+    } catch (e) {
+      throw internal('PKCS11_BINDING_MISSING', `the pkcs11js binding is not installed or did not build (${(e as Error).message.split('\n')[0]}); run npm install`);
+    }
+  }
+  return binding;
+}
+
+const EC_PARAMS: Record<string, Buffer> = {
+  'ecdsa-p256': Buffer.from('06082a8648ce3d030107', 'hex'),
+  'ecdsa-p384': Buffer.from('06052b81040022', 'hex'),
+};
+const CURVE_OF_PARAMS: Record<string, 'P-256' | 'P-384'> = { '06082a8648ce3d030107': 'P-256', '06052b81040022': 'P-384' };
+
+const b64u = (b: Buffer) => b.toString('base64url');
+const unb64u = (s: string | undefined) => Buffer.from(s ?? '', 'base64url');
+const str = (s: string) => s.replace(/[\s\u0000]+$/, '');
+
+function handleOf(n: number): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(BigInt(n));
+  return b;
+}
+function numberOf(h: Buffer): number {
+  return Number(h.readBigUInt64LE(0));
+}
+
+/** A Cryptoki return value as a sekisho error. */
+function mapError(e: unknown, doing: string): SekishoError {
+  const p = pkcs11js();
+  const code = (e as { code?: number }).code;
+  const name = (e as Error).message?.split(':')[0] ?? 'error';
+  switch (code) {
+    case p.CKR_PIN_INCORRECT:
+      return unauthorized('PIN_WRONG', `wrong PIN (${doing}); the token counts wrong tries and may lock`, { ja: 'PINが違います。' });
+    case p.CKR_PIN_LOCKED:
+      return tokenErrors.pinLocked();
+    case p.CKR_PIN_LEN_RANGE:
+      return badRequest('PIN_TOO_SHORT', `the token refuses the PIN's length (${doing}); see its minimum with "sekisho token info"`);
+    case p.CKR_SLOT_ID_INVALID:
+      return notFound('TOKEN_SLOT_NOT_FOUND', `the module has no such slot (${doing}); list the slots with "sekisho token info --module PATH"`);
+    case p.CKR_TOKEN_NOT_PRESENT:
+    case p.CKR_TOKEN_NOT_RECOGNIZED:
+      return notFound('TOKEN_NOT_PRESENT', `no token in the slot (${doing}); insert the token or initialize it`);
+    case p.CKR_USER_NOT_LOGGED_IN:
+      return tokenErrors.notLoggedIn(doing);
+    case p.CKR_MECHANISM_INVALID:
+    case p.CKR_MECHANISM_PARAM_INVALID:
+    case p.CKR_KEY_TYPE_INCONSISTENT:
+      return badRequest('TOKEN_MECHANISM_INVALID', `the token does not offer this mechanism for this key (${doing})`);
+    case p.CKR_KEY_FUNCTION_NOT_PERMITTED:
+      return badRequest('TOKEN_KEY_FUNCTION_NOT_PERMITTED', `the key may not be used for this (${doing})`);
+    case p.CKR_OBJECT_HANDLE_INVALID:
+    case p.CKR_KEY_HANDLE_INVALID:
+      return notFound('TOKEN_OBJECT_NOT_FOUND', `the token holds no such object (${doing})`);
+    case p.CKR_ATTRIBUTE_SENSITIVE:
+      return badRequest('TOKEN_ATTRIBUTE_SENSITIVE', `the token will not reveal a sensitive attribute (${doing})`);
+    case p.CKR_ENCRYPTED_DATA_INVALID:
+    case p.CKR_ENCRYPTED_DATA_LEN_RANGE:
+      return badRequest('TOKEN_DECRYPT_FAILED', 'the data does not decrypt with this key (wrong key, mechanism or damaged data)');
+    default:
+      return internal('PKCS11_ERROR', `the PKCS#11 module failed ${doing}: ${name}`, { cause: e });
+  }
+}
+
+function guard<T>(doing: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if ((e as { code?: unknown }).code !== undefined && typeof (e as { code?: unknown }).code === 'number') throw mapError(e, doing);
+    if ((e as SekishoError).name === 'SekishoError') throw e;
+    throw internal('PKCS11_ERROR', `the PKCS#11 module failed ${doing}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/** Loads a PKCS#11 module (C_Initialize). A missing or unloadable file is PKCS11_MODULE_NOT_FOUND. */
+export function openPkcs11Module(path: string): Pkcs11Module {
+  const p = pkcs11js();
+  const lib = new p.PKCS11();
+  try {
+    lib.load(path);
+  } catch (e) {
+    throw notFound('PKCS11_MODULE_NOT_FOUND', `cannot load the PKCS#11 module ${path} (${(e as Error).message.split('\n')[0]}); check --module (SoftHSM2: /usr/lib/softhsm/libsofthsm2.so)`);
+  }
+  try {
+    lib.C_Initialize();
+  } catch (e) {
+    if ((e as { code?: number }).code !== p.CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+      try {
+        lib.close();
+      } catch {
+        /* nothing more to do */
+      }
+      throw mapError(e, 'initializing');
+    }
+  }
+  return new Pkcs11Module(path, lib);
+}
+
+export class Pkcs11Module implements TokenModule {
+  readonly kind = 'pkcs11' as const;
+  readonly #sessions = new Set<Pkcs11Session>();
+  #closed = false;
+
+  constructor(
+    readonly path: string,
+    readonly lib: P.PKCS11,
+  ) {}
+
+  async info(): Promise<ModuleInfo> {
+    const i = guard('reading its info', () => this.lib.C_GetInfo());
+    return {
+      manufacturer: str(i.manufacturerID),
+      description: str(i.libraryDescription),
+      cryptokiVersion: `${i.cryptokiVersion.major}.${i.cryptokiVersion.minor}`,
+      libraryVersion: `${i.libraryVersion.major}.${i.libraryVersion.minor}`,
+    };
+  }
+
+  async slots(): Promise<SlotInfo[]> {
+    return guard('listing slots', () =>
+      this.lib.C_GetSlotList(false).map((h) => {
+        const s = this.lib.C_GetSlotInfo(h);
+        return { slotId: numberOf(h), description: str(s.slotDescription), manufacturer: str(s.manufacturerID), tokenPresent: (s.flags & 0x1) !== 0, flags: s.flags };
+      }),
+    );
+  }
+
+  async #slot(slotId: number): Promise<Buffer> {
+    const known = guard('listing slots', () => this.lib.C_GetSlotList(false));
+    const h = known.find((k) => numberOf(k) === slotId);
+    if (!h) throw tokenErrors.slot(slotId);
+    return h;
+  }
+
+  /** The slot whose token has this label. */
+  async slotByLabel(label: string): Promise<number> {
+    for (const h of guard('listing slots', () => this.lib.C_GetSlotList(true))) {
+      const t = guard('reading token info', () => this.lib.C_GetTokenInfo(h));
+      if (str(t.label) === label) return numberOf(h);
+    }
+    throw notFound('TOKEN_NOT_FOUND', `no token labelled "${label}" in ${this.path}; list them with "sekisho token info --module ${this.path}"`);
+  }
+
+  /** The first slot whose token is not yet initialized (SoftHSM2 always offers one). */
+  async freeSlot(): Promise<number> {
+    for (const h of guard('listing slots', () => this.lib.C_GetSlotList(true))) {
+      const t = guard('reading token info', () => this.lib.C_GetTokenInfo(h));
+      if ((t.flags & CKF.TOKEN_INITIALIZED) === 0) return numberOf(h);
+    }
+    throw notFound('TOKEN_NO_FREE_SLOT', `${this.path} has no uninitialized token; give --slot`);
+  }
+
+  async tokenInfo(slotId: number): Promise<TokenInfo> {
+    const h = await this.#slot(slotId);
+    const t = guard('reading token info', () => this.lib.C_GetTokenInfo(h));
+    return { label: str(t.label), manufacturer: str(t.manufacturerID), model: str(t.model), serialNumber: str(t.serialNumber), flags: t.flags, minPinLength: t.minPinLen, maxPinLength: t.maxPinLen };
+  }
+
+  async initToken(slotId: number, o: { label: string; soPin: string; userPin: string }): Promise<void> {
+    const h = await this.#slot(slotId);
+    const label = Buffer.from(o.label, 'utf8');
+    if (label.length === 0 || label.length > 32) throw badRequest('TOKEN_LABEL_INVALID', 'the token label must be 1–32 bytes (the PKCS#11 label field)');
+    // CK_TOKEN_INFO.label is blank-padded (pkcs11js would pad with NULs, which pkcs11-tool then shows).
+    const padded = Buffer.concat([label, Buffer.alloc(32 - label.length, 0x20)]).toString('utf8');
+    guard('initializing the token', () => this.lib.C_InitToken(h, o.soPin, padded));
+    const s = await this.openSession(slotId);
+    try {
+      await s.login('so', o.soPin);
+      await s.initPin(o.userPin);
+    } finally {
+      await s.close();
+    }
+  }
+
+  async openSession(slotId: number): Promise<TokenSession> {
+    if (this.#closed) throw conflict('TOKEN_MODULE_CLOSED', 'the PKCS#11 module was finalized');
+    const h = await this.#slot(slotId);
+    const p = pkcs11js();
+    const session = guard('opening a session', () => this.lib.C_OpenSession(h, p.CKF_SERIAL_SESSION | p.CKF_RW_SESSION));
+    const s = new Pkcs11Session(this, slotId, session, () => this.#sessions.delete(s));
+    this.#sessions.add(s);
+    return s;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    for (const s of [...this.#sessions]) await s.close();
+    this.#closed = true;
+    try {
+      this.lib.C_Finalize();
+    } finally {
+      this.lib.close();
+    }
+  }
+}
+
+const CLASS_OF: Record<ObjectClass, () => number> = {
+  certificate: () => pkcs11js().CKO_CERTIFICATE,
+  'public-key': () => pkcs11js().CKO_PUBLIC_KEY,
+  'private-key': () => pkcs11js().CKO_PRIVATE_KEY,
+  data: () => pkcs11js().CKO_DATA,
+};
+
+class Pkcs11Session implements TokenSession {
+  #who: UserType | undefined;
+  #closed = false;
+
+  constructor(
+    readonly module: Pkcs11Module,
+    readonly slotId: number,
+    readonly handle: Buffer,
+    readonly onClose: () => void,
+  ) {}
+
+  get loggedInAs(): UserType | undefined {
+    return this.#who;
+  }
+  get #lib(): P.PKCS11 {
+    if (this.#closed) throw conflict('TOKEN_SESSION_CLOSED', 'this token session is closed; open a new one');
+    return this.module.lib;
+  }
+
+  async login(userType: UserType, pin: string): Promise<void> {
+    const p = pkcs11js();
+    if (!pin) throw unauthorized('PIN_REQUIRED', 'a PIN is needed: set SEKISHO_PIN (user) or SEKISHO_SO_PIN (security officer)');
+    try {
+      this.#lib.C_Login(this.handle, userType === 'so' ? p.CKU_SO : p.CKU_USER, pin);
+    } catch (e) {
+      if ((e as { code?: number }).code !== p.CKR_USER_ALREADY_LOGGED_IN) throw mapError(e, 'logging in');
+    }
+    this.#who = userType;
+  }
+
+  async logout(): Promise<void> {
+    if (!this.#who) return;
+    try {
+      this.#lib.C_Logout(this.handle);
+    } catch {
+      /* already logged out */
+    }
+    this.#who = undefined;
+  }
+
+  #requireUser(doing: string): void {
+    // The JAHIS rule for user data: readable by anyone, written only after authentication.
+    if (this.#who !== 'user') throw tokenErrors.notLoggedIn(doing);
+  }
+
+  async initPin(newPin: string): Promise<void> {
+    guard('setting the user PIN', () => this.#lib.C_InitPIN(this.handle, newPin));
+  }
+
+  async setPin(oldPin: string, newPin: string): Promise<void> {
+    guard('changing the PIN', () => this.#lib.C_SetPIN(this.handle, oldPin, newPin));
+  }
+
+  #template(t: ObjectTemplate): P.Template {
+    const p = pkcs11js();
+    const out: P.Template = [];
+    if (t.class) out.push({ type: p.CKA_CLASS, value: CLASS_OF[t.class]() });
+    if (t.label !== undefined) out.push({ type: p.CKA_LABEL, value: t.label });
+    if (t.id !== undefined) out.push({ type: p.CKA_ID, value: t.id });
+    if (t.keyType) out.push({ type: p.CKA_KEY_TYPE, value: t.keyType === 'ec' ? p.CKK_EC : p.CKK_RSA });
+    if (t.application !== undefined) out.push({ type: p.CKA_APPLICATION, value: t.application });
+    if (t.private !== undefined) out.push({ type: p.CKA_PRIVATE, value: t.private });
+    return out;
+  }
+
+  async findObjects(t: ObjectTemplate): Promise<ObjectHandle[]> {
+    const lib = this.#lib;
+    return guard('finding objects', () => {
+      lib.C_FindObjectsInit(this.handle, this.#template(t));
+      try {
+        const found: Buffer[] = [];
+        for (;;) {
+          const batch = lib.C_FindObjects(this.handle, 64);
+          found.push(...batch);
+          if (batch.length < 64) break;
+        }
+        return found.map((h) => h.toString('hex'));
+      } finally {
+        lib.C_FindObjectsFinal(this.handle);
+      }
+    });
+  }
+
+  #attr(obj: Buffer, type: number): Buffer | undefined {
+    try {
+      const [a] = this.#lib.C_GetAttributeValue(this.handle, obj, [{ type }]);
+      return a?.value as Buffer | undefined;
+    } catch {
+      return undefined; // not an attribute of this class, or sensitive
+    }
+  }
+
+  async getAttributes(handle: ObjectHandle): Promise<ObjectAttributes> {
+    const p = pkcs11js();
+    const obj = Buffer.from(handle, 'hex');
+    const clsBuf = this.#attr(obj, p.CKA_CLASS);
+    if (!clsBuf) throw tokenErrors.noSuchObject(handle);
+    const cls = numberOf(Buffer.concat([clsBuf, Buffer.alloc(8)]).subarray(0, 8));
+    const klass = (Object.keys(CLASS_OF) as ObjectClass[]).find((k) => CLASS_OF[k]() === cls);
+    if (!klass) throw badRequest('TOKEN_OBJECT_CLASS_UNSUPPORTED', `object ${handle} is of a class sekisho does not handle (${cls})`);
+    const bool = (type: number) => {
+      const b = this.#attr(obj, type);
+      return b && b.length ? b[0] !== 0 : undefined;
+    };
+    const a: ObjectAttributes = { class: klass };
+    const label = this.#attr(obj, p.CKA_LABEL);
+    if (label) a.label = label.toString('utf8');
+    const id = this.#attr(obj, p.CKA_ID);
+    if (id && id.length) a.id = id;
+    a.private = bool(p.CKA_PRIVATE);
+    a.modifiable = bool(p.CKA_MODIFIABLE);
+    if (klass === 'certificate' || klass === 'data') {
+      const v = this.#attr(obj, p.CKA_VALUE);
+      if (v) a.value = v;
+      if (klass === 'data') {
+        const app = this.#attr(obj, p.CKA_APPLICATION);
+        if (app) a.application = app.toString('utf8');
+      }
+    }
+    if (klass === 'public-key' || klass === 'private-key') {
+      const kt = this.#attr(obj, p.CKA_KEY_TYPE);
+      const ktn = kt ? numberOf(Buffer.concat([kt, Buffer.alloc(8)]).subarray(0, 8)) : undefined;
+      a.keyType = ktn === p.CKK_EC ? 'ec' : ktn === p.CKK_RSA ? 'rsa' : undefined;
+      const spki = this.#publicKeyInfo(obj, a.keyType);
+      if (spki) a.publicKeyInfo = spki;
+      a.local = bool(p.CKA_LOCAL);
+      if (klass === 'private-key') {
+        a.sensitive = bool(p.CKA_SENSITIVE);
+        a.extractable = bool(p.CKA_EXTRACTABLE);
+        a.alwaysSensitive = bool(p.CKA_ALWAYS_SENSITIVE);
+        a.neverExtractable = bool(p.CKA_NEVER_EXTRACTABLE);
+        a.sign = bool(p.CKA_SIGN);
+        a.decrypt = bool(p.CKA_DECRYPT);
+      } else {
+        a.verify = bool(p.CKA_VERIFY);
+        a.encrypt = bool(p.CKA_ENCRYPT);
+      }
+    }
+    for (const k of Object.keys(a) as (keyof ObjectAttributes)[]) if (a[k] === undefined) delete a[k];
+    return a;
+  }
+
+  /** DER SubjectPublicKeyInfo of a key object: from its public components, or from the public key with the same CKA_ID. */
+  #publicKeyInfo(obj: Buffer, keyType: KeyAlgorithm | undefined): Buffer | undefined {
+    const p = pkcs11js();
+    if (keyType === 'ec') {
+      const params = this.#attr(obj, p.CKA_EC_PARAMS);
+      const point = this.#attr(obj, p.CKA_EC_POINT);
+      const crv = params && CURVE_OF_PARAMS[params.toString('hex')];
+      if (crv && point) {
+        // CKA_EC_POINT is a DER OCTET STRING around the uncompressed point (SoftHSM2, OpenSC); accept the bare point too.
+        let raw = point;
+        if (raw[0] === 0x04 && raw.length > 2 && raw[1]! + 2 === raw.length) raw = raw.subarray(2);
+        else if (raw[0] === 0x04 && raw[1] === 0x81) raw = raw.subarray(3);
+        const n = (raw.length - 1) / 2;
+        return spkiDer(createPublicKey({ key: { kty: 'EC', crv, x: b64u(raw.subarray(1, 1 + n)), y: b64u(raw.subarray(1 + n)) }, format: 'jwk' }));
+      }
+    } else if (keyType === 'rsa') {
+      const n = this.#attr(obj, p.CKA_MODULUS);
+      const e = this.#attr(obj, p.CKA_PUBLIC_EXPONENT);
+      if (n && e) return spkiDer(createPublicKey({ key: { kty: 'RSA', n: b64u(n), e: b64u(e) }, format: 'jwk' }));
+    }
+    // A private EC key carries no point: take it from the public key with the same id.
+    const id = this.#attr(obj, p.CKA_ID);
+    if (!id || !id.length) return undefined;
+    const lib = this.#lib;
+    lib.C_FindObjectsInit(this.handle, [
+      { type: p.CKA_CLASS, value: p.CKO_PUBLIC_KEY },
+      { type: p.CKA_ID, value: id },
+    ]);
+    let pub: Buffer | null;
+    try {
+      pub = lib.C_FindObjects(this.handle);
+    } finally {
+      lib.C_FindObjectsFinal(this.handle);
+    }
+    if (!pub || pub.equals(obj)) return undefined;
+    return this.#publicKeyInfo(pub, keyType);
+  }
+
+  async setAttributes(handle: ObjectHandle, attrs: Pick<ObjectAttributes, 'label' | 'value'>): Promise<void> {
+    this.#requireUser('changing an object');
+    const p = pkcs11js();
+    const t: P.Template = [];
+    if (attrs.label !== undefined) t.push({ type: p.CKA_LABEL, value: attrs.label });
+    if (attrs.value !== undefined) t.push({ type: p.CKA_VALUE, value: Buffer.from(attrs.value) });
+    guard('changing an object', () => this.#lib.C_SetAttributeValue(this.handle, Buffer.from(handle, 'hex'), t));
+  }
+
+  async createObject(a: ObjectAttributes): Promise<ObjectHandle> {
+    this.#requireUser('writing to the token');
+    const p = pkcs11js();
+    const t: P.Template = [
+      { type: p.CKA_CLASS, value: CLASS_OF[a.class]() },
+      { type: p.CKA_TOKEN, value: true },
+      { type: p.CKA_PRIVATE, value: a.private ?? false },
+      { type: p.CKA_MODIFIABLE, value: a.modifiable ?? true },
+    ];
+    if (a.label !== undefined) t.push({ type: p.CKA_LABEL, value: a.label });
+    if (a.class === 'certificate') {
+      if (!a.value) throw badRequest('TOKEN_TEMPLATE_INCOMPLETE', 'a certificate object needs its DER value');
+      const cert = new X509Certificate(a.value);
+      t.push(
+        { type: p.CKA_CERTIFICATE_TYPE, value: p.CKC_X_509 },
+        { type: p.CKA_VALUE, value: Buffer.from(a.value) },
+        { type: p.CKA_SUBJECT, value: subjectNameDer(Buffer.from(a.value)) },
+        { type: p.CKA_ID, value: a.id ?? keyIdFor(spkiDer(cert.publicKey)) },
+      );
+    } else if (a.class === 'data') {
+      t.push({ type: p.CKA_VALUE, value: Buffer.from(a.value ?? Buffer.alloc(0)) });
+      if (a.application !== undefined) t.push({ type: p.CKA_APPLICATION, value: a.application });
+      if (a.id) t.push({ type: p.CKA_OBJECT_ID, value: a.id });
+    } else if (a.class === 'public-key') {
+      if (!a.publicKeyInfo) throw badRequest('TOKEN_TEMPLATE_INCOMPLETE', 'a public key object needs its SubjectPublicKeyInfo');
+      const key = createPublicKey({ key: a.publicKeyInfo, format: 'der', type: 'spki' });
+      t.push(...publicKeyTemplate(key), { type: p.CKA_ID, value: a.id ?? keyIdFor(a.publicKeyInfo) }, { type: p.CKA_VERIFY, value: true });
+    } else {
+      throw badRequest('TOKEN_TEMPLATE_INCONSISTENT', 'write private keys with importPrivateKey (from a PKCS#12) or generate them in the token');
+    }
+    return guard('creating an object', () => this.#lib.C_CreateObject(this.handle, t)).toString('hex');
+  }
+
+  async importPrivateKey(key: KeyObject, tmpl: KeyPairTemplate): Promise<ObjectHandle> {
+    this.#requireUser('writing a key to the token');
+    const p = pkcs11js();
+    const d = describePublicKey(key);
+    if (key.type !== 'private' || !d.keyType) throw badRequest('KEY_TYPE_UNSUPPORTED', 'only an ECDSA P-256/P-384 or RSA private key can be imported');
+    const jwk = key.export({ format: 'jwk' });
+    const id = tmpl.id ?? keyIdFor(spkiDer(key));
+    const t: P.Template = [
+      { type: p.CKA_CLASS, value: p.CKO_PRIVATE_KEY },
+      { type: p.CKA_TOKEN, value: true },
+      { type: p.CKA_PRIVATE, value: true },
+      { type: p.CKA_SENSITIVE, value: true },
+      { type: p.CKA_EXTRACTABLE, value: false },
+      { type: p.CKA_SIGN, value: true },
+      { type: p.CKA_LABEL, value: tmpl.label },
+      { type: p.CKA_ID, value: id },
+    ];
+    if (jwk.kty === 'EC') {
+      t.push({ type: p.CKA_KEY_TYPE, value: p.CKK_EC }, { type: p.CKA_EC_PARAMS, value: EC_PARAMS[d.keyType]! }, { type: p.CKA_VALUE, value: unb64u(jwk.d) });
+    } else {
+      t.push(
+        { type: p.CKA_KEY_TYPE, value: p.CKK_RSA },
+        { type: p.CKA_DECRYPT, value: true },
+        { type: p.CKA_MODULUS, value: unb64u(jwk.n) },
+        { type: p.CKA_PUBLIC_EXPONENT, value: unb64u(jwk.e) },
+        { type: p.CKA_PRIVATE_EXPONENT, value: unb64u(jwk.d) },
+        { type: p.CKA_PRIME_1, value: unb64u(jwk.p) },
+        { type: p.CKA_PRIME_2, value: unb64u(jwk.q) },
+        { type: p.CKA_EXPONENT_1, value: unb64u(jwk.dp) },
+        { type: p.CKA_EXPONENT_2, value: unb64u(jwk.dq) },
+        { type: p.CKA_COEFFICIENT, value: unb64u(jwk.qi) },
+      );
+    }
+    const h = guard('importing a private key', () => this.#lib.C_CreateObject(this.handle, t)).toString('hex');
+    // The public half beside it, so verify/encrypt and pkcs11-tool find it by the same id.
+    const pub = createPublicKey(key);
+    guard('importing the public key', () =>
+      this.#lib.C_CreateObject(this.handle, [
+        { type: p.CKA_CLASS, value: p.CKO_PUBLIC_KEY },
+        { type: p.CKA_TOKEN, value: true },
+        { type: p.CKA_PRIVATE, value: false },
+        { type: p.CKA_LABEL, value: tmpl.label },
+        { type: p.CKA_ID, value: id },
+        { type: p.CKA_VERIFY, value: true },
+        ...(jwk.kty === 'RSA' ? [{ type: p.CKA_ENCRYPT, value: true }] : []),
+        ...publicKeyTemplate(pub),
+      ]),
+    );
+    return h;
+  }
+
+  async destroyObject(handle: ObjectHandle): Promise<void> {
+    this.#requireUser('removing an object');
+    guard('removing an object', () => this.#lib.C_DestroyObject(this.handle, Buffer.from(handle, 'hex')));
+  }
+
+  async generateKeyPair(keyType: KeyType, tmpl: KeyPairTemplate): Promise<GeneratedKeyPair> {
+    this.#requireUser('generating a key');
+    const p = pkcs11js();
+    const ec = keyType.startsWith('ecdsa');
+    const common = (isPrivate: boolean): P.Template => [
+      { type: p.CKA_TOKEN, value: true },
+      { type: p.CKA_PRIVATE, value: isPrivate },
+      { type: p.CKA_LABEL, value: tmpl.label },
+      ...(tmpl.id ? [{ type: p.CKA_ID, value: tmpl.id }] : []),
+    ];
+    const pubT: P.Template = [...common(false), { type: p.CKA_VERIFY, value: true }];
+    const privT: P.Template = [...common(true), { type: p.CKA_SIGN, value: true }, { type: p.CKA_SENSITIVE, value: true }, { type: p.CKA_EXTRACTABLE, value: false }];
+    let mech: P.Mechanism;
+    if (ec) {
+      mech = { mechanism: p.CKM_EC_KEY_PAIR_GEN };
+      pubT.push({ type: p.CKA_EC_PARAMS, value: EC_PARAMS[keyType]! });
+    } else {
+      mech = { mechanism: p.CKM_RSA_PKCS_KEY_PAIR_GEN };
+      pubT.push({ type: p.CKA_MODULUS_BITS, value: Number(keyType.slice(4)) }, { type: p.CKA_PUBLIC_EXPONENT, value: Buffer.from([1, 0, 1]) }, { type: p.CKA_ENCRYPT, value: true });
+      privT.push({ type: p.CKA_DECRYPT, value: true });
+    }
+    const pair = guard('generating a key pair', () => this.#lib.C_GenerateKeyPair(this.handle, mech, pubT, privT));
+    const spki = this.#publicKeyInfo(pair.publicKey, ec ? 'ec' : 'rsa');
+    if (!spki) throw internal('PKCS11_ERROR', 'the token made a key pair but does not show its public key');
+    if (!tmpl.id) {
+      // Like the software token: CKA_ID from the public key, so certificates imported later find their key.
+      const id = keyIdFor(spki);
+      guard('setting the key id', () => {
+        this.#lib.C_SetAttributeValue(this.handle, pair.publicKey, [{ type: p.CKA_ID, value: id }]);
+        this.#lib.C_SetAttributeValue(this.handle, pair.privateKey, [{ type: p.CKA_ID, value: id }]);
+      });
+    }
+    return { publicKey: pair.publicKey.toString('hex'), privateKey: pair.privateKey.toString('hex'), publicKeyInfo: spki };
+  }
+
+  async #keyAlgorithm(handle: ObjectHandle): Promise<KeyAlgorithm | undefined> {
+    return (await this.getAttributes(handle)).keyType;
+  }
+
+  async sign(mechanism: SignMechanism, handle: ObjectHandle, data: Uint8Array): Promise<Buffer> {
+    const p = pkcs11js();
+    const alg = await this.#keyAlgorithm(handle);
+    if (!mechanismFits(mechanism, alg)) throw badRequest('TOKEN_MECHANISM_INVALID', `${mechanism} does not fit a ${alg ?? 'non-key'} object`);
+    const key = Buffer.from(handle, 'hex');
+    return guard('signing', () => {
+      if (alg === 'ec') {
+        // CKM_ECDSA over a hash made here: SoftHSM2 (and many cards) do not offer CKM_ECDSA_SHA256.
+        this.#lib.C_SignInit(this.handle, { mechanism: p.CKM_ECDSA }, key);
+        return Buffer.from(this.#lib.C_Sign(this.handle, createHash(SIGN_HASH[mechanism]).update(data).digest(), Buffer.alloc(256)));
+      }
+      this.#lib.C_SignInit(this.handle, { mechanism: mechanism === 'sha256-rsa-pkcs' ? p.CKM_SHA256_RSA_PKCS : p.CKM_SHA384_RSA_PKCS }, key);
+      return Buffer.from(this.#lib.C_Sign(this.handle, Buffer.from(data), Buffer.alloc(1024)));
+    });
+  }
+
+  async verify(mechanism: SignMechanism, handle: ObjectHandle, data: Uint8Array, signature: Uint8Array): Promise<boolean> {
+    const p = pkcs11js();
+    const alg = await this.#keyAlgorithm(handle);
+    if (!mechanismFits(mechanism, alg)) throw badRequest('TOKEN_MECHANISM_INVALID', `${mechanism} does not fit this key`);
+    const key = Buffer.from(handle, 'hex');
+    const lib = this.#lib;
+    try {
+      if (alg === 'ec') {
+        lib.C_VerifyInit(this.handle, { mechanism: p.CKM_ECDSA }, key);
+        return lib.C_Verify(this.handle, createHash(SIGN_HASH[mechanism]).update(data).digest(), Buffer.from(signature));
+      }
+      lib.C_VerifyInit(this.handle, { mechanism: mechanism === 'sha256-rsa-pkcs' ? p.CKM_SHA256_RSA_PKCS : p.CKM_SHA384_RSA_PKCS }, key);
+      return lib.C_Verify(this.handle, Buffer.from(data), Buffer.from(signature));
+    } catch (e) {
+      const code = (e as { code?: number }).code;
+      if (code === p.CKR_SIGNATURE_INVALID || code === p.CKR_SIGNATURE_LEN_RANGE) return false;
+      throw mapError(e, 'verifying');
+    }
+  }
+
+  #oaep(mechanism: CipherMechanism): P.Mechanism {
+    const p = pkcs11js();
+    const sha1 = mechanism === 'rsa-oaep-sha1';
+    return {
+      mechanism: p.CKM_RSA_PKCS_OAEP,
+      parameter: { type: p.CK_PARAMS_RSA_OAEP, hashAlg: sha1 ? p.CKM_SHA_1 : p.CKM_SHA256, mgf: sha1 ? p.CKG_MGF1_SHA1 : p.CKG_MGF1_SHA256, source: 1 /* CKZ_DATA_SPECIFIED */ } as P.RsaOAEP,
+    };
+  }
+
+  async encrypt(mechanism: CipherMechanism, handle: ObjectHandle, data: Uint8Array): Promise<Buffer> {
+    return guard('encrypting', () => {
+      this.#lib.C_EncryptInit(this.handle, this.#oaep(mechanism), Buffer.from(handle, 'hex'));
+      return Buffer.from(this.#lib.C_Encrypt(this.handle, Buffer.from(data), Buffer.alloc(1024)));
+    });
+  }
+
+  async decrypt(mechanism: CipherMechanism, handle: ObjectHandle, data: Uint8Array): Promise<Buffer> {
+    return guard('decrypting', () => {
+      this.#lib.C_DecryptInit(this.handle, this.#oaep(mechanism), Buffer.from(handle, 'hex'));
+      return Buffer.from(this.#lib.C_Decrypt(this.handle, Buffer.from(data), Buffer.alloc(1024)));
+    });
+  }
+
+  async digest(mechanism: DigestMechanism, data: Uint8Array): Promise<Buffer> {
+    const p = pkcs11js();
+    const m = { sha256: p.CKM_SHA256, sha384: p.CKM_SHA384, sha512: p.CKM_SHA512 }[mechanism];
+    return guard('hashing', () => {
+      this.#lib.C_DigestInit(this.handle, { mechanism: m });
+      return Buffer.from(this.#lib.C_Digest(this.handle, Buffer.from(data), Buffer.alloc(64)));
+    });
+  }
+
+  async generateRandom(length: number): Promise<Buffer> {
+    if (!Number.isInteger(length) || length < 1 || length > 65536) throw badRequest('TOKEN_RANDOM_LENGTH', 'ask for 1 to 65536 random bytes');
+    return guard('making random bytes', () => Buffer.from(this.#lib.C_GenerateRandom(this.handle, Buffer.alloc(length))));
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    await this.logout();
+    try {
+      this.module.lib.C_CloseSession(this.handle);
+    } catch {
+      /* the module may have been finalized */
+    }
+    this.#closed = true;
+    this.onClose();
+  }
+}
+
+function publicKeyTemplate(key: KeyObject): P.Template {
+  const p = pkcs11js();
+  const jwk = key.export({ format: 'jwk' });
+  if (jwk.kty === 'EC') {
+    const d = describePublicKey(key);
+    const point = Buffer.concat([Buffer.from([0x04]), unb64u(jwk.x), unb64u(jwk.y)]);
+    return [
+      { type: p.CKA_KEY_TYPE, value: p.CKK_EC },
+      { type: p.CKA_EC_PARAMS, value: EC_PARAMS[d.keyType ?? '']! },
+      { type: p.CKA_EC_POINT, value: Buffer.concat([Buffer.from([0x04, point.length]), point]) },
+    ];
+  }
+  return [
+    { type: p.CKA_KEY_TYPE, value: p.CKK_RSA },
+    { type: p.CKA_MODULUS, value: unb64u(jwk.n) },
+    { type: p.CKA_PUBLIC_EXPONENT, value: unb64u(jwk.e) },
+  ];
+}
