@@ -63,10 +63,18 @@ function numberOf(h: Buffer): number {
   return Number(h.readBigUInt64LE(0));
 }
 
+/** The CK_RV of a failed call (pkcs11js puts it in .code, or only in the message for some functions). */
+function ckr(e: unknown): number | undefined {
+  const c = (e as { code?: unknown }).code;
+  if (typeof c === 'number' && c !== 0) return c;
+  const m = /CKR_[A-Z_]+:(\d+)/.exec(String((e as Error)?.message ?? ''));
+  return m ? Number(m[1]) : undefined;
+}
+
 /** A Cryptoki return value as a sekisho error. */
 function mapError(e: unknown, doing: string): SekishoError {
   const p = pkcs11js();
-  const code = (e as { code?: number }).code;
+  const code = ckr(e);
   const name = (e as Error).message?.split(':')[0] ?? 'error';
   switch (code) {
     case p.CKR_PIN_INCORRECT:
@@ -105,7 +113,7 @@ function guard<T>(doing: string, fn: () => T): T {
   try {
     return fn();
   } catch (e) {
-    if ((e as { code?: unknown }).code !== undefined && typeof (e as { code?: unknown }).code === 'number') throw mapError(e, doing);
+    if (ckr(e) !== undefined) throw mapError(e, doing);
     if ((e as SekishoError).name === 'SekishoError') throw e;
     throw internal('PKCS11_ERROR', `the PKCS#11 module failed ${doing}: ${(e as Error).message}`, { cause: e });
   }
@@ -123,7 +131,7 @@ export function openPkcs11Module(path: string): Pkcs11Module {
   try {
     lib.C_Initialize();
   } catch (e) {
-    if ((e as { code?: number }).code !== p.CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+    if (ckr(e) !== p.CKR_CRYPTOKI_ALREADY_INITIALIZED) {
       try {
         lib.close();
       } catch {
@@ -265,7 +273,7 @@ class Pkcs11Session implements TokenSession {
     try {
       this.#lib.C_Login(this.handle, userType === 'so' ? p.CKU_SO : p.CKU_USER, pin);
     } catch (e) {
-      if ((e as { code?: number }).code !== p.CKR_USER_ALREADY_LOGGED_IN) throw mapError(e, 'logging in');
+      if (ckr(e) !== p.CKR_USER_ALREADY_LOGGED_IN) throw mapError(e, 'logging in');
     }
     this.#who = userType;
   }
@@ -420,13 +428,25 @@ class Pkcs11Session implements TokenSession {
     return this.#publicKeyInfo(pub, keyType);
   }
 
-  async setAttributes(handle: ObjectHandle, attrs: Pick<ObjectAttributes, 'label' | 'value'>): Promise<void> {
+  async setAttributes(handle: ObjectHandle, attrs: Pick<ObjectAttributes, 'label' | 'value'>): Promise<ObjectHandle> {
     this.#requireUser('changing an object');
     const p = pkcs11js();
+    const obj = Buffer.from(handle, 'hex');
     const t: P.Template = [];
     if (attrs.label !== undefined) t.push({ type: p.CKA_LABEL, value: attrs.label });
     if (attrs.value !== undefined) t.push({ type: p.CKA_VALUE, value: Buffer.from(attrs.value) });
-    guard('changing an object', () => this.#lib.C_SetAttributeValue(this.handle, Buffer.from(handle, 'hex'), t));
+    try {
+      this.#lib.C_SetAttributeValue(this.handle, obj, t);
+      return handle;
+    } catch (e) {
+      if (ckr(e) !== p.CKR_ATTRIBUTE_READ_ONLY) throw mapError(e, 'changing an object');
+    }
+    // SoftHSM2 (like many modules) fixes a data object's CKA_VALUE at creation: write the new object first, then remove the old one.
+    const a = await this.getAttributes(handle);
+    if (a.class !== 'data' || a.modifiable === false) throw badRequest('TOKEN_OBJECT_READ_ONLY', `object ${handle} cannot be modified`);
+    const created = await this.createObject({ ...a, ...(attrs.label !== undefined ? { label: attrs.label } : {}), ...(attrs.value !== undefined ? { value: Buffer.from(attrs.value) } : {}) });
+    await this.destroyObject(handle);
+    return created;
   }
 
   async createObject(a: ObjectAttributes): Promise<ObjectHandle> {
@@ -587,7 +607,7 @@ class Pkcs11Session implements TokenSession {
       lib.C_VerifyInit(this.handle, { mechanism: mechanism === 'sha256-rsa-pkcs' ? p.CKM_SHA256_RSA_PKCS : p.CKM_SHA384_RSA_PKCS }, key);
       return lib.C_Verify(this.handle, Buffer.from(data), Buffer.from(signature));
     } catch (e) {
-      const code = (e as { code?: number }).code;
+      const code = ckr(e);
       if (code === p.CKR_SIGNATURE_INVALID || code === p.CKR_SIGNATURE_LEN_RANGE) return false;
       throw mapError(e, 'verifying');
     }
@@ -610,10 +630,15 @@ class Pkcs11Session implements TokenSession {
   }
 
   async decrypt(mechanism: CipherMechanism, handle: ObjectHandle, data: Uint8Array): Promise<Buffer> {
-    return guard('decrypting', () => {
-      this.#lib.C_DecryptInit(this.handle, this.#oaep(mechanism), Buffer.from(handle, 'hex'));
+    const p = pkcs11js();
+    guard('decrypting', () => this.#lib.C_DecryptInit(this.handle, this.#oaep(mechanism), Buffer.from(handle, 'hex')));
+    try {
       return Buffer.from(this.#lib.C_Decrypt(this.handle, Buffer.from(data), Buffer.alloc(1024)));
-    });
+    } catch (e) {
+      // SoftHSM2 answers a failed OAEP check with CKR_GENERAL_ERROR.
+      if (ckr(e) === p.CKR_GENERAL_ERROR) throw badRequest('TOKEN_DECRYPT_FAILED', 'the data does not decrypt with this key (wrong key, mechanism or damaged data)');
+      throw mapError(e, 'decrypting');
+    }
   }
 
   async digest(mechanism: DigestMechanism, data: Uint8Array): Promise<Buffer> {

@@ -339,7 +339,7 @@ class SoftwareTokenSession implements TokenSession {
     return loadAttributes(this.#find(handle).attrs);
   }
 
-  async setAttributes(handle: ObjectHandle, attrs: Pick<ObjectAttributes, 'label' | 'value'>): Promise<void> {
+  async setAttributes(handle: ObjectHandle, attrs: Pick<ObjectAttributes, 'label' | 'value'>): Promise<ObjectHandle> {
     const u = this.#unlocked('changing an object');
     const o = [...u.file.body.publicObjects, ...u.privates].find((x) => String(x.handle) === handle);
     if (!o) throw tokenErrors.noSuchObject(handle);
@@ -348,6 +348,7 @@ class SoftwareTokenSession implements TokenSession {
     if (attrs.value !== undefined && a.class !== 'data') throw badRequest('TOKEN_ATTRIBUTE_READ_ONLY', 'only a data object\'s value can be changed');
     o.attrs = storeAttributes({ ...a, ...(attrs.label !== undefined ? { label: attrs.label } : {}), ...(attrs.value !== undefined ? { value: Buffer.from(attrs.value) } : {}) });
     this.#save(u);
+    return handle;
   }
 
   #add(u: Unlocked, attrs: ObjectAttributes, pkcs8?: Buffer): ObjectHandle {

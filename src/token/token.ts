@@ -112,8 +112,13 @@ export interface TokenSession {
   setPin(oldPin: string, newPin: string): Promise<void>;
   findObjects(template: ObjectTemplate): Promise<ObjectHandle[]>;
   getAttributes(handle: ObjectHandle): Promise<ObjectAttributes>;
-  /** C_SetAttributeValue for label and value (e.g. the device-identification data object). */
-  setAttributes(handle: ObjectHandle, attrs: Pick<ObjectAttributes, 'label' | 'value'>): Promise<void>;
+  /**
+   * C_SetAttributeValue for label and value (e.g. the device-identification data
+   * object). Returns the object's handle, which changes where a module fixes a
+   * data object's value at creation (SoftHSM2): then the object is rewritten
+   * (C_CreateObject, then C_DestroyObject of the old one).
+   */
+  setAttributes(handle: ObjectHandle, attrs: Pick<ObjectAttributes, 'label' | 'value'>): Promise<ObjectHandle>;
   /** C_CreateObject for certificates, data objects, public keys; `importPrivateKey` for private keys. */
   createObject(attrs: ObjectAttributes): Promise<ObjectHandle>;
   /** Writes a private key taken from elsewhere (a PKCS#12 from the CA) as a sensitive, non-extractable object. */
