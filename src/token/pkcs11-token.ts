@@ -175,7 +175,7 @@ export class Pkcs11Module implements TokenModule {
   async #slot(slotId: number): Promise<Buffer> {
     const known = guard('listing slots', () => this.lib.C_GetSlotList(false));
     const h = known.find((k) => numberOf(k) === slotId);
-    if (!h) throw tokenErrors.slot(slotId);
+    if (!h) throw tokenErrors.slot(slotId, `the slots of ${this.path} are ${known.map(numberOf).join(', ') || 'none'}; SoftHSM2 renumbers a slot when its token is initialized`);
     return h;
   }
 

@@ -72,7 +72,7 @@ export const tokenErrors = {
     }),
   notLoggedIn: (what: string) => unauthorized('TOKEN_NOT_LOGGED_IN', `${what} needs a login with the user PIN (SEKISHO_PIN)`),
   noSuchObject: (h: string) => notFound('TOKEN_OBJECT_NOT_FOUND', `the token holds no object with handle ${h}; list them with "sekisho token list"`),
-  slot: (slotId: number) => notFound('TOKEN_SLOT_NOT_FOUND', `there is no slot ${slotId} (a software token has one slot, 0)`),
+  slot: (slotId: number, hint = 'a software token has one slot, 0') => notFound('TOKEN_SLOT_NOT_FOUND', `there is no slot ${slotId} (${hint})`),
 };
 
 export function checkPinLength(pin: string, min: number, what = 'PIN'): void {
