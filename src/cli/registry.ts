@@ -7,6 +7,7 @@ import { certBulkCommand } from './commands/bulk.js';
 import { crlCommand } from './commands/crl.js';
 import { auditListCommand, auditVerifyCommand } from './commands/audit.js';
 import { scanCommand } from './commands/scan.js';
+import { TOKEN_COMMANDS } from './commands/token.js';
 
 /** Every command, in the order `sekisho --help` lists them. */
 export const COMMANDS: readonly Command[] = [
@@ -24,4 +25,5 @@ export const COMMANDS: readonly Command[] = [
   auditVerifyCommand,
   auditListCommand,
   scanCommand,
+  ...TOKEN_COMMANDS,
 ];
