@@ -114,6 +114,7 @@ test('bad input at the module: missing module, missing slot, unknown token label
     await assert.rejects(m.openSession(987654), code('TOKEN_SLOT_NOT_FOUND'));
     await assert.rejects(m.tokenInfo(987654), code('TOKEN_SLOT_NOT_FOUND'));
     await assert.rejects(m.slotByLabel('no-such-token'), code('TOKEN_NOT_FOUND'));
+    await assert.rejects(m.initToken(await m.slotByLabel(LABEL), { label: 'wiped', soPin: SO_PIN, userPin: USER_PIN }), code('TOKEN_EXISTS'), 'an initialized token is never wiped');
   });
   await assert.rejects(openTokenSigner({ kind: 'pkcs11', module: SOFTHSM_MODULE, uri: keyUri(LABEL, 'made-by-tool') }, 'wrong-PIN-000'), code('PIN_WRONG'));
   await assert.rejects(openTokenSigner({ kind: 'pkcs11', module: SOFTHSM_MODULE, uri: keyUri(LABEL, 'no-such-key') }, USER_PIN), code('TOKEN_KEY_NOT_FOUND'));

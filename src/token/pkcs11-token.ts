@@ -205,6 +205,11 @@ export class Pkcs11Module implements TokenModule {
 
   async initToken(slotId: number, o: { label: string; soPin: string; userPin: string }): Promise<void> {
     const h = await this.#slot(slotId);
+    const present = guard('reading token info', () => this.lib.C_GetTokenInfo(h));
+    if (present.flags & CKF.TOKEN_INITIALIZED) {
+      // C_InitToken would wipe every key on it; sekisho never does that for you.
+      throw conflict('TOKEN_EXISTS', `the token in slot ${slotId} ("${str(present.label)}") is already initialized; re-initializing would destroy its keys — use the token's own tools if you really mean to`);
+    }
     const label = Buffer.from(o.label, 'utf8');
     if (label.length === 0 || label.length > 32) throw badRequest('TOKEN_LABEL_INVALID', 'the token label must be 1–32 bytes (the PKCS#11 label field)');
     // CK_TOKEN_INFO.label is blank-padded (pkcs11js would pad with NULs, which pkcs11-tool then shows).

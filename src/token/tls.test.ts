@@ -7,7 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
@@ -18,7 +18,6 @@ import { hasSoftHsm, needSoftHsm, PKCS11_ENGINE, SOFTHSM_MODULE, useTemporarySof
 import { tlsKeyOptions } from './tls.js';
 import { keyUri } from './key-ref.js';
 import { formatPkcs11Uri, parsePkcs11Uri } from './uri.js';
-import { existsSync } from 'node:fs';
 
 const USER_PIN = 'user-PIN-4821';
 const SO_PIN = 'so-PIN-77310';
