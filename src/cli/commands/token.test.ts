@@ -10,8 +10,11 @@ import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tempDir } from '../../testing/stores.js';
-import { needCommand, run, underCi } from '../../testing/peers.js';
-import { hasSoftHsm, needSoftHsm, SOFTHSM_MODULE, useTemporarySoftHsm } from '../../token/softhsm-fixture.js';
+import { needCommand, needPeer, run, underCi } from '../../testing/peers.js';
+import { hasSoftHsm, needSoftHsm, PKCS11_ENGINE, SOFTHSM_MODULE, useTemporarySoftHsm } from '../../token/softhsm-fixture.js';
+import { keyUri, tlsKeyOptions, formatPkcs11Uri, parsePkcs11Uri } from '../../token/index.js';
+import tls from 'node:tls';
+import type { AddressInfo } from 'node:net';
 
 const MAIN = fileURLToPath(new URL('../main.js', import.meta.url));
 const USER_PIN = 'user-PIN-4821';
@@ -175,6 +178,7 @@ describe('sekisho token (PKCS#11, SoftHSM2)', { skip: !hasSoftHsm() && !underCi 
 });
 
 describe('sekisho init with the issuing key in a token', () => {
+  let hsmHome = '';
   before(() => {
     if (hasSoftHsm()) useTemporarySoftHsm();
   });
@@ -219,6 +223,7 @@ describe('sekisho init with the issuing key in a token', () => {
     const dir = tempDir('sekisho-ca-hsm-');
     ok(['token', 'init', '--module', SOFTHSM_MODULE, '--label', 'ca-hsm'], PINS);
     const home = join(dir, 'home');
+    hsmHome = home;
     const env = { SEKISHO_PASSPHRASE: PASSPHRASE, SEKISHO_PIN: USER_PIN };
     fails(['init', '--home', home, '--pkcs11-uri', 'pkcs11:token=ca-hsm;object=issuing'], env, 'USAGE');
     ok(['init', '--home', home, '--pkcs11-uri', 'pkcs11:token=ca-hsm;object=issuing', '--module', SOFTHSM_MODULE], env);
@@ -226,5 +231,46 @@ describe('sekisho init with the issuing key in a token', () => {
     assert.match(listed.stdout, /label:\s+issuing[\s\S]*never extractable/);
     issueAndVerify(home, env);
     fails(['crl', '--home', home, '--pem'], { ...env, SEKISHO_PIN: 'wrong-PIN-0001' }, 'PIN_WRONG');
+  });
+
+  test('a facility certificate from the HSM-held CA, for a key that never left SoftHSM2, authenticates at a mutual-TLS server', async (t) => {
+    if (!needSoftHsm(t) || !needCommand(t, 'openssl') || !hsmHome) return;
+    if (!needPeer(t, existsSync(PKCS11_ENGINE), 'the OpenSSL pkcs11 engine (Debian package libengine-pkcs11-openssl)')) return;
+    const env = { SEKISHO_PASSPHRASE: PASSPHRASE, SEKISHO_PIN: USER_PIN };
+    const dir = join(hsmHome, '..');
+    // The facility's own token and key.
+    ok(['token', 'init', '--module', SOFTHSM_MODULE, '--label', 'facility-hsm'], PINS);
+    ok(['token', 'keygen', '--module', SOFTHSM_MODULE, '--label', 'facility-hsm', '--key-label', 'facility-client'], PINS);
+    // Its CSR is signed inside the token by OpenSSL's pkcs11 engine.
+    const keyRef = { kind: 'pkcs11' as const, uri: keyUri('facility-hsm', 'facility-client'), pin: USER_PIN, module: SOFTHSM_MODULE };
+    const options = tlsKeyOptions(keyRef); // also sets OPENSSL_ENGINES / PKCS11_MODULE_PATH for the openssl child
+    const csr = join(dir, 'facility.csr');
+    const r = run('openssl', ['req', '-new', '-engine', 'pkcs11', '-keyform', 'engine', '-key', formatPkcs11Uri({ ...parsePkcs11Uri(keyRef.uri), pinValue: USER_PIN }), '-subj', `/CN=${FACILITY}`, '-out', csr]);
+    assert.equal(r.status, 0, r.stderr);
+    const leaf = join(dir, 'facility-tls.pem');
+    ok(['cert', 'issue', '--home', hsmHome, '--facility', FACILITY, '--csr', csr, '--out', leaf], env);
+    // The service center's server certificate from the same CA.
+    const pw = join(dir, 'server.pw');
+    writeFileSync(pw, `${P12_PASSWORD}\n`);
+    const serverP12 = join(dir, 'server.p12');
+    ok(['cert', 'issue', '--home', hsmHome, '--profile', 'server', '--host', 'localhost', '--p12', serverP12, '--password-file', pw], env);
+    const ca = [readFileSync(join(hsmHome, 'ca', 'issuing.pem'), 'utf8'), readFileSync(join(hsmHome, 'ca', 'root.pem'), 'utf8')];
+    const server = tls.createServer({ pfx: readFileSync(serverP12), passphrase: P12_PASSWORD, ca, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2' }, (sock) => {
+      const cn = sock.getPeerCertificate().subject?.CN;
+      sock.end(`welcome ${String(cn)} authorized=${sock.authorized}`);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const reply = await new Promise<string>((resolve, reject) => {
+        const c = tls.connect({ host: '127.0.0.1', port: (server.address() as AddressInfo).port, servername: 'localhost', ca, cert: readFileSync(leaf, 'utf8'), ...options });
+        let data = '';
+        c.on('data', (d: Buffer) => (data += d.toString()));
+        c.on('end', () => resolve(data));
+        c.on('error', reject);
+      });
+      assert.equal(reply, `welcome ${FACILITY} authorized=true`);
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 });
