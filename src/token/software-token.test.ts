@@ -89,6 +89,16 @@ test('three wrong PINs lock the token across restarts; COUNT_LOW, FINAL_TRY and 
   await assert.rejects(loginOnce(file, 'user', USER_PIN), code('PIN_WRONG'));
 });
 
+test('parallel wrong PINs from several sessions are all counted: the token locks at exactly the limit and releases its lock file', async () => {
+  const file = await newToken();
+  const results = await Promise.allSettled(Array.from({ length: 6 }, (_, k) => loginOnce(file, 'user', `parallel-wrong-${k}`)));
+  const codes = results.map((r) => (r.status === 'rejected' && isSekishoError(r.reason) ? r.reason.code : 'accepted')).sort();
+  assert.deepEqual(codes, ['PIN_LOCKED', 'PIN_LOCKED', 'PIN_LOCKED', 'PIN_LOCKED', 'PIN_WRONG', 'PIN_WRONG']);
+  assert.equal((await info(file)).userPinFailures, 3);
+  await assert.rejects(loginOnce(file, 'user', USER_PIN), code('PIN_LOCKED'));
+  assert.deepEqual(readdirSync(dirname(file)), ['token.json'], 'the lock file is gone');
+});
+
 test('a right PIN resets the counter; the number of tries is configurable', async () => {
   const file = await newToken({ maxUserPinTries: 5 });
   for (let k = 0; k < 4; k++) await assert.rejects(loginOnce(file, 'user', `wrong-PIN-${k}`), code('PIN_WRONG'));

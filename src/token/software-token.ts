@@ -5,7 +5,7 @@
  * temporary file, fsynced and renamed, so the file is never half-written.
  */
 import { createHash, createPrivateKey, createPublicKey, privateDecrypt, publicEncrypt, randomBytes, sign as cryptoSign, verify as cryptoVerify, constants, KeyObject, X509Certificate } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { badRequest, conflict, notFound, unauthorized, type SekishoError } from '../errors/index.js';
 import { describePublicKey, generateKey, spkiDer, type KeyType } from '../pki/index.js';
 import { writeFileAtomic } from '../ca/atomic-file.js';
@@ -109,6 +109,41 @@ export class SoftwareToken implements TokenModule {
 
   write(f: TokenFile): void {
     writeFileAtomic(this.file, serializeTokenFile(f), 0o600);
+  }
+
+  /**
+   * Runs `fn` holding the token's lock file (`FILE.lock`, created exclusively),
+   * so read-change-write steps of several sessions and processes never
+   * interleave. A lock older than 30 s is taken to be left by a crash.
+   */
+  async locked<T>(fn: () => Promise<T>): Promise<T> {
+    const lock = `${this.file}.lock`;
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      try {
+        closeSync(openSync(lock, 'wx', 0o600));
+        break;
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code !== 'EEXIST') throw notFound('TOKEN_FILE_MISSING', `cannot lock the token file ${this.file} (${code ?? 'error'}); check that its directory exists and is writable`);
+        try {
+          if (Date.now() - statSync(lock).mtimeMs > 30_000) unlinkSync(lock);
+        } catch {
+          /* released meanwhile */
+        }
+        if (Date.now() > deadline) throw conflict('TOKEN_BUSY', `the token ${this.file} is in use by another process (lock ${lock}); try again`);
+        await new Promise((r) => setTimeout(r, 5 + Math.floor(Math.random() * 20)));
+      }
+    }
+    try {
+      return await fn();
+    } finally {
+      try {
+        unlinkSync(lock);
+      } catch {
+        /* already gone */
+      }
+    }
   }
 
   async info(): Promise<ModuleInfo> {
@@ -224,20 +259,27 @@ class SoftwareTokenSession implements TokenSession {
     if (this.#closed) throw conflict('TOKEN_SESSION_CLOSED', 'this token session is closed; open a new one');
   }
 
-  /** Checks the PIN of `who` against the file, counting a wrong one (persisted). Returns the token key. */
+  /**
+   * Checks the PIN of `who`, counting the try *before* the (slow) check, as a
+   * smart card does: parallel guesses cannot slip past the limit, and a crash
+   * mid-check counts as a wrong try. A right PIN resets the count. Returns the
+   * token key.
+   */
   async #checkPin(who: UserType, pin: string): Promise<Buffer> {
-    const f = this.token.read();
-    const max = who === 'so' ? f.body.policy.maxSoPinTries : f.body.policy.maxUserPinTries;
     const field = who === 'so' ? 'soPinFailures' : 'userPinFailures';
-    if (f.counters[field] >= max) throw who === 'so' ? tokenErrors.soLocked() : tokenErrors.pinLocked();
+    const locked = () => (who === 'so' ? tokenErrors.soLocked() : tokenErrors.pinLocked());
+    const { f, max } = await this.token.locked(async () => {
+      const f = this.token.read();
+      const max = who === 'so' ? f.body.policy.maxSoPinTries : f.body.policy.maxUserPinTries;
+      if (f.counters[field] >= max) throw locked();
+      f.counters[field] += 1;
+      this.token.write(f);
+      return { f, max };
+    });
     const key = await unwrapTokenKey(f.body, pin, who);
     if (!key) {
-      // Count the wrong try against the file as it is now (another process may have counted too).
-      const now = this.token.read();
-      now.counters[field] = Math.min(now.counters[field] + 1, max);
-      this.token.write(now);
-      const left = max - now.counters[field];
-      throw left <= 0 ? (who === 'so' ? tokenErrors.soLocked() : tokenErrors.pinLocked()) : tokenErrors.pinWrong(left, who);
+      const left = max - f.counters[field];
+      throw left <= 0 ? locked() : tokenErrors.pinWrong(left, who);
     }
     if (!macMatches(key, f)) {
       key.fill(0);
@@ -245,10 +287,11 @@ class SoftwareTokenSession implements TokenSession {
         ja: 'トークンファイルが改ざんされています。バックアップから復元してください。',
       });
     }
-    if (f.counters[field] !== 0) {
-      f.counters[field] = 0;
-      this.token.write(f);
-    }
+    await this.token.locked(async () => {
+      const now = this.token.read();
+      now.counters[field] = 0;
+      this.token.write(now);
+    });
     return key;
   }
 
@@ -282,6 +325,16 @@ class SoftwareTokenSession implements TokenSession {
     this.token.write(u.file);
   }
 
+  /** One change to the token under its lock: read, check, change, write. */
+  #mutate<T>(what: string, as: UserType, fn: (u: Unlocked) => Promise<T>): Promise<T> {
+    return this.token.locked(async () => {
+      const u = this.#unlocked(what, as);
+      const r = await fn(u);
+      this.#save(u);
+      return r;
+    });
+  }
+
   /** Every object this session may see: public ones always, private ones after user login. */
   #visible(): StoredObject[] {
     this.#open();
@@ -300,11 +353,11 @@ class SoftwareTokenSession implements TokenSession {
   }
 
   async initPin(newPin: string): Promise<void> {
-    const u = this.#unlocked('setting a new user PIN', 'so');
-    checkPinLength(newPin, u.file.body.policy.minPinLength, 'new user PIN');
-    u.file.body.wraps.user = await wrapTokenKey(this.#tokenKey!, newPin, u.file.body.serial, 'user', u.file.body.kdf);
-    u.file.counters.userPinFailures = 0;
-    this.#save(u);
+    return this.#mutate('setting a new user PIN', 'so', async (u) => {
+      checkPinLength(newPin, u.file.body.policy.minPinLength, 'new user PIN');
+      u.file.body.wraps.user = await wrapTokenKey(this.#tokenKey!, newPin, u.file.body.serial, 'user', u.file.body.kdf);
+      u.file.counters.userPinFailures = 0;
+    });
   }
 
   async setPin(oldPin: string, newPin: string): Promise<void> {
@@ -314,9 +367,9 @@ class SoftwareTokenSession implements TokenSession {
     checkPinLength(newPin, policy.minPinLength, 'new PIN');
     const key = await this.#checkPin(who, oldPin);
     key.fill(0);
-    const u = this.#unlocked('changing the PIN', who);
-    u.file.body.wraps[who] = await wrapTokenKey(this.#tokenKey!, newPin, u.file.body.serial, who, u.file.body.kdf);
-    this.#save(u);
+    return this.#mutate('changing the PIN', who, async (u) => {
+      u.file.body.wraps[who] = await wrapTokenKey(this.#tokenKey!, newPin, u.file.body.serial, who, u.file.body.kdf);
+    });
   }
 
   async findObjects(t: ObjectTemplate): Promise<ObjectHandle[]> {
@@ -340,15 +393,15 @@ class SoftwareTokenSession implements TokenSession {
   }
 
   async setAttributes(handle: ObjectHandle, attrs: Pick<ObjectAttributes, 'label' | 'value'>): Promise<ObjectHandle> {
-    const u = this.#unlocked('changing an object');
-    const o = [...u.file.body.publicObjects, ...u.privates].find((x) => String(x.handle) === handle);
-    if (!o) throw tokenErrors.noSuchObject(handle);
-    const a = loadAttributes(o.attrs);
-    if (a.modifiable === false) throw badRequest('TOKEN_OBJECT_READ_ONLY', `object ${handle} cannot be modified`);
-    if (attrs.value !== undefined && a.class !== 'data') throw badRequest('TOKEN_ATTRIBUTE_READ_ONLY', 'only a data object\'s value can be changed');
-    o.attrs = storeAttributes({ ...a, ...(attrs.label !== undefined ? { label: attrs.label } : {}), ...(attrs.value !== undefined ? { value: Buffer.from(attrs.value) } : {}) });
-    this.#save(u);
-    return handle;
+    return this.#mutate('changing an object', 'user', async (u) => {
+      const o = [...u.file.body.publicObjects, ...u.privates].find((x) => String(x.handle) === handle);
+      if (!o) throw tokenErrors.noSuchObject(handle);
+      const a = loadAttributes(o.attrs);
+      if (a.modifiable === false) throw badRequest('TOKEN_OBJECT_READ_ONLY', `object ${handle} cannot be modified`);
+      if (attrs.value !== undefined && a.class !== 'data') throw badRequest('TOKEN_ATTRIBUTE_READ_ONLY', 'only a data object\'s value can be changed');
+      o.attrs = storeAttributes({ ...a, ...(attrs.label !== undefined ? { label: attrs.label } : {}), ...(attrs.value !== undefined ? { value: Buffer.from(attrs.value) } : {}) });
+      return handle;
+    });
   }
 
   #add(u: Unlocked, attrs: ObjectAttributes, pkcs8?: Buffer): ObjectHandle {
@@ -360,43 +413,43 @@ class SoftwareTokenSession implements TokenSession {
   }
 
   async createObject(attrs: ObjectAttributes): Promise<ObjectHandle> {
-    const u = this.#unlocked('writing to the token');
-    const a = normalizeNewObject(attrs);
-    const h = this.#add(u, a);
-    this.#save(u);
-    return h;
+    return this.#mutate('writing to the token', 'user', async (u) => {
+      const a = normalizeNewObject(attrs);
+      const h = this.#add(u, a);
+      return h;
+    });
   }
 
   async importPrivateKey(key: KeyObject, t: KeyPairTemplate): Promise<ObjectHandle> {
-    const u = this.#unlocked('writing a key to the token');
-    if (key.type !== 'private') throw badRequest('KEY_NOT_PRIVATE', 'only a private key can be imported as one');
-    const spki = spkiDer(key);
-    const pkcs8 = key.export({ type: 'pkcs8', format: 'der' });
-    const h = this.#add(u, { ...privateKeyAttributes(key, spki, t), local: false, alwaysSensitive: false, neverExtractable: false }, pkcs8);
-    pkcs8.fill(0);
-    this.#save(u);
-    return h;
+    return this.#mutate('writing a key to the token', 'user', async (u) => {
+      if (key.type !== 'private') throw badRequest('KEY_NOT_PRIVATE', 'only a private key can be imported as one');
+      const spki = spkiDer(key);
+      const pkcs8 = key.export({ type: 'pkcs8', format: 'der' });
+      const h = this.#add(u, { ...privateKeyAttributes(key, spki, t), local: false, alwaysSensitive: false, neverExtractable: false }, pkcs8);
+      pkcs8.fill(0);
+      return h;
+    });
   }
 
   async destroyObject(handle: ObjectHandle): Promise<void> {
-    const u = this.#unlocked('removing an object');
-    const before = u.file.body.publicObjects.length + u.privates.length;
-    u.file.body.publicObjects = u.file.body.publicObjects.filter((o) => String(o.handle) !== handle);
-    u.privates = u.privates.filter((o) => String(o.handle) !== handle);
-    if (u.file.body.publicObjects.length + u.privates.length === before) throw tokenErrors.noSuchObject(handle);
-    this.#save(u);
+    return this.#mutate('removing an object', 'user', async (u) => {
+      const before = u.file.body.publicObjects.length + u.privates.length;
+      u.file.body.publicObjects = u.file.body.publicObjects.filter((o) => String(o.handle) !== handle);
+      u.privates = u.privates.filter((o) => String(o.handle) !== handle);
+      if (u.file.body.publicObjects.length + u.privates.length === before) throw tokenErrors.noSuchObject(handle);
+    });
   }
 
   async generateKeyPair(keyType: KeyType, t: KeyPairTemplate): Promise<GeneratedKeyPair> {
-    const u = this.#unlocked('generating a key');
-    const pair = await generateKey(keyType);
-    const spki = spkiDer(pair.publicKey);
-    const pkcs8 = pair.privateKey.export({ type: 'pkcs8', format: 'der' });
-    const priv = this.#add(u, { ...privateKeyAttributes(pair.privateKey, spki, t), local: true, alwaysSensitive: true, neverExtractable: true }, pkcs8);
-    pkcs8.fill(0);
-    const pub = this.#add(u, { class: 'public-key', label: t.label, id: t.id ?? keyIdFor(spki), private: false, modifiable: true, keyType: keyAlgorithm(pair.publicKey), publicKeyInfo: spki, local: true, verify: true, encrypt: keyAlgorithm(pair.publicKey) === 'rsa' });
-    this.#save(u);
-    return { publicKey: pub, privateKey: priv, publicKeyInfo: spki };
+    return this.#mutate('generating a key', 'user', async (u) => {
+      const pair = await generateKey(keyType);
+      const spki = spkiDer(pair.publicKey);
+      const pkcs8 = pair.privateKey.export({ type: 'pkcs8', format: 'der' });
+      const priv = this.#add(u, { ...privateKeyAttributes(pair.privateKey, spki, t), local: true, alwaysSensitive: true, neverExtractable: true }, pkcs8);
+      pkcs8.fill(0);
+      const pub = this.#add(u, { class: 'public-key', label: t.label, id: t.id ?? keyIdFor(spki), private: false, modifiable: true, keyType: keyAlgorithm(pair.publicKey), publicKeyInfo: spki, local: true, verify: true, encrypt: keyAlgorithm(pair.publicKey) === 'rsa' });
+      return { publicKey: pub, privateKey: priv, publicKeyInfo: spki };
+    });
   }
 
   #privateKey(handle: ObjectHandle, use: 'sign' | 'decrypt'): { key: KeyObject; attrs: ObjectAttributes } {
