@@ -28,6 +28,9 @@ import { homePaths, isInitialized, type HomePaths } from './home.js';
 import { readKeyFile } from './key-file.js';
 import { CertificateIssuer, type IssuedCertificate, type IssuingIdentity } from './issuer.js';
 import { Registration } from './registration.js';
+import { openTokenSigner, readTokenKeyRef, type TokenKeyRef } from '../token/index.js';
+import { issuingKeyRefPath } from './init.js';
+import { existsSync } from 'node:fs';
 import { parseSerialHex } from './serial.js';
 
 export interface OpenOptions {
@@ -112,6 +115,29 @@ export class CertificateAuthority {
     if (!passphrase) throw unauthorized('PASSPHRASE_EMPTY', 'the CA passphrase is empty; set SEKISHO_PASSPHRASE');
     const key = await readKeyFile(this.paths.issuingKey, passphrase);
     this.useIssuingSigner(new SoftwareSigner(key));
+  }
+
+  /** Where the issuing key lives when `sekisho init --token/--pkcs11-uri` put it in a token; undefined for a key file. */
+  issuingKeyRef(): TokenKeyRef | undefined {
+    const path = issuingKeyRefPath(this.paths);
+    return existsSync(path) ? readTokenKeyRef(path) : undefined;
+  }
+
+  #closeToken: (() => Promise<void>) | undefined;
+
+  /** Logs in to the token holding the issuing key (user PIN) and signs with it from now on. */
+  async unlockWithToken(pin: string): Promise<void> {
+    const ref = this.issuingKeyRef();
+    if (!ref) throw badRequest('CA_KEY_NOT_IN_TOKEN', 'this CA keeps its issuing key in a key file; unlock it with SEKISHO_PASSPHRASE');
+    const opened = await openTokenSigner(ref, pin);
+    try {
+      this.useIssuingSigner(opened.signer);
+    } catch (e) {
+      await opened.close();
+      throw e;
+    }
+    await this.#closeToken?.();
+    this.#closeToken = opened.close;
   }
 
   /** Installs the issuing signer (a software key, or a token-held key). */
@@ -274,6 +300,8 @@ export class CertificateAuthority {
   }
 
   async close(): Promise<void> {
+    await this.#closeToken?.();
+    this.#closeToken = undefined;
     await this.db.close();
   }
 }

@@ -1,6 +1,7 @@
 import { CertificateAuthority, resolveHome } from '../ca/index.js';
 import type { CommandContext } from './command.js';
-import { caPassphrase } from './secrets.js';
+import { caPassphrase, prompt } from './secrets.js';
+import { unauthorized } from '../errors/index.js';
 
 /** Opens the CA of --home/--db for one command (unlocking its key when asked) and closes it after. */
 export async function withAuthority<T>(ctx: CommandContext, unlock: boolean, fn: (ca: CertificateAuthority) => Promise<T>): Promise<T> {
@@ -8,7 +9,8 @@ export async function withAuthority<T>(ctx: CommandContext, unlock: boolean, fn:
   const db = (ctx.values.db as string | undefined) ?? ctx.env.SEKISHO_DB;
   const ca = await CertificateAuthority.open({ home, ...(db ? { db } : {}) });
   try {
-    if (unlock) await ca.unlock(await caPassphrase(ctx.env, ctx.isTTY));
+    // An issuing key in a token opens with the token's user PIN; a key file with the CA passphrase.
+    if (unlock) await (ca.issuingKeyRef() ? ca.unlockWithToken(await tokenPin(ctx)) : ca.unlock(await caPassphrase(ctx.env, ctx.isTTY)));
     return await fn(ca);
   } finally {
     await ca.close();
@@ -18,4 +20,12 @@ export async function withAuthority<T>(ctx: CommandContext, unlock: boolean, fn:
 /** Who is acting, for the audit trail: $SEKISHO_ACTOR or the OS user. */
 export function actor(env: NodeJS.ProcessEnv): string {
   return env.SEKISHO_ACTOR ?? `operator:${env.USER ?? env.LOGNAME ?? 'unknown'}`;
+}
+
+/** The user PIN of the token holding a CA key: $SEKISHO_PIN, else a prompt on a terminal; never argv. */
+export async function tokenPin(ctx: CommandContext): Promise<string> {
+  let p = ctx.env.SEKISHO_PIN;
+  if (p === undefined && ctx.isTTY) p = await prompt('token PIN: ');
+  if (!p) throw unauthorized('PIN_REQUIRED', 'the CA key is in a token: set SEKISHO_PIN to its user PIN (or run on a terminal to be asked)');
+  return p;
 }

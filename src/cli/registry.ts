@@ -8,6 +8,7 @@ import { crlCommand } from './commands/crl.js';
 import { auditListCommand, auditVerifyCommand } from './commands/audit.js';
 import { scanCommand } from './commands/scan.js';
 import { gatewayCommand } from './commands/gateway.js';
+import { TOKEN_COMMANDS } from './commands/token.js';
 
 /** Every command, in the order `sekisho --help` lists them. */
 export const COMMANDS: readonly Command[] = [
@@ -26,4 +27,5 @@ export const COMMANDS: readonly Command[] = [
   auditListCommand,
   scanCommand,
   gatewayCommand,
+  ...TOKEN_COMMANDS,
 ];

@@ -1,8 +1,11 @@
+import { resolve } from 'node:path';
 import { initAuthority, resolveHome } from '../../ca/index.js';
 import { fingerprint, certificatesFromPem, parseKeyType } from '../../pki/index.js';
 import { HOME_OPTIONS, JSON_OPTION, type Command } from '../command.js';
 import { caPassphrase } from '../secrets.js';
-import { actor } from '../authority.js';
+import { actor, tokenPin } from '../authority.js';
+import { ISSUING_KEY_LABEL } from '../../ca/index.js';
+import type { TokenKeyRef } from '../../token/index.js';
 
 export const initCommand: Command = {
   path: ['init'],
@@ -15,8 +18,15 @@ export const initCommand: Command = {
     'ocsp-url': { type: 'string', description: 'OCSP responder URL written into certificates', valueName: 'URL' },
     'portal-url': { type: 'string', description: 'enrollment portal URL printed on delivery texts', valueName: 'URL' },
     'center-url': { type: 'string', description: 'service center (gateway) URL printed on delivery texts', valueName: 'URL' },
+    token: { type: 'string', description: `keep the issuing key in this software token (key "${ISSUING_KEY_LABEL}"; PIN from SEKISHO_PIN)`, valueName: 'FILE' },
+    'pkcs11-uri': { type: 'string', description: 'keep the issuing key in a PKCS#11 token: pkcs11:token=LABEL;object=KEY (made there if absent; PIN from SEKISHO_PIN)', valueName: 'URI' },
+    module: { type: 'string', description: 'PKCS#11 module for --pkcs11-uri', valueName: 'PATH' },
     ...JSON_OPTION,
   },
+  validators: [
+    (v) => (v.token !== undefined && v['pkcs11-uri'] !== undefined ? 'give --token FILE or --pkcs11-uri URI, not both' : undefined),
+    (v) => ((v['pkcs11-uri'] === undefined) !== (v.module === undefined) ? '--pkcs11-uri and --module go together' : undefined),
+  ],
   async run(ctx) {
     const v = ctx.values;
     const home = resolveHome(v.home as string | undefined, ctx.env);
@@ -33,7 +43,13 @@ export const initCommand: Command = {
         ] as const
       ).filter(([, u]) => u !== undefined),
     ) as Record<string, string>;
+    const tokenRef: TokenKeyRef | undefined = v.token
+      ? { kind: 'software', file: resolve(v.token as string), label: ISSUING_KEY_LABEL }
+      : v['pkcs11-uri']
+        ? { kind: 'pkcs11', module: v.module as string, uri: v['pkcs11-uri'] as string }
+        : undefined;
     const r = await initAuthority({
+      ...(tokenRef ? { issuingToken: { ref: tokenRef, pin: await tokenPin(ctx) } } : {}),
       home,
       passphrase,
       ...(v.key ? { keyType: parseKeyType(v.key as string) } : {}),
@@ -43,10 +59,11 @@ export const initCommand: Command = {
       actor: actor(ctx.env),
     });
     const root = certificatesFromPem(r.rootPem)[0]!;
-    const summary = { home, keyType: r.config.keyType, rootSha256: fingerprint(root), rootSha1: fingerprint(root, 'sha1') };
+    const summary = { home, keyType: r.config.keyType, rootSha256: fingerprint(root), rootSha1: fingerprint(root, 'sha1'), ...(tokenRef ? { issuingKey: tokenRef.kind === 'software' ? `software token ${tokenRef.file}` : tokenRef.uri } : {}) };
     if (v.json) return ctx.json(summary);
     ctx.out(`CA created in ${home} (${r.config.keyType})`);
     ctx.out(`root SHA-256 ${summary.rootSha256}`);
     ctx.out(`root SHA-1   ${summary.rootSha1}`);
+    if (summary.issuingKey) ctx.out(`issuing key in ${summary.issuingKey}`);
   },
 };

@@ -1,0 +1,10 @@
+export * from './token.js';
+export * from './flags.js';
+export * from './uri.js';
+export { keyIdFor, signMechanismFor, SIGN_HASH } from './mechanisms.js';
+export { openSoftwareToken, SoftwareToken, DEFAULT_TOKEN_POLICY, checkPinLength, type SoftwareTokenOptions } from './software-token.js';
+export { DEFAULT_KDF, type KdfParams, type TokenPolicy } from './software-token-file.js';
+export { openPkcs11Module, Pkcs11Module } from './pkcs11-token.js';
+export * from './signer.js';
+export * from './key-ref.js';
+export * from './tls.js';

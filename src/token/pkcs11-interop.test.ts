@@ -1,0 +1,134 @@
+/**
+ * The PKCS#11 bridge against the real peers: SoftHSM2 holds the keys, OpenSC's
+ * pkcs11-tool sees and uses what sekisho made (and the other way round), and
+ * OpenSSL verifies every signature.
+ */
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, createPublicKey, verify as cryptoVerify } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { isSekishoError } from '../errors/index.js';
+import { needCommand, run, underCi } from '../testing/peers.js';
+import { spkiDer } from '../pki/index.js';
+import { openPkcs11Module, type Pkcs11Module } from './pkcs11-token.js';
+import { TokenSigner } from './signer.js';
+import { hasSoftHsm, needSoftHsm, SOFTHSM_MODULE, useTemporarySoftHsm } from './softhsm-fixture.js';
+import { openTokenSigner, keyUri } from './key-ref.js';
+
+const USER_PIN = 'user-PIN-4821';
+const SO_PIN = 'so-PIN-77310';
+const LABEL = 'interop';
+const code = (c: string) => (e: unknown) => isSekishoError(e) && e.code === c;
+
+let dir = '';
+const skip = !hasSoftHsm() && !underCi;
+
+function tool(args: string[]) {
+  const r = run('pkcs11-tool', ['--module', SOFTHSM_MODULE, '--token-label', LABEL, ...args]);
+  assert.equal(r.status, 0, `pkcs11-tool ${args.join(' ')} failed: ${r.stderr}`);
+  return r.stdout;
+}
+
+async function withModule<T>(fn: (m: Pkcs11Module) => Promise<T>): Promise<T> {
+  const m = openPkcs11Module(SOFTHSM_MODULE);
+  try {
+    return await fn(m);
+  } finally {
+    await m.close();
+  }
+}
+
+before(async () => {
+  if (skip) return;
+  dir = useTemporarySoftHsm().dir;
+  await withModule(async (m) => {
+    await m.initToken(await m.freeSlot(), { label: LABEL, soPin: SO_PIN, userPin: USER_PIN });
+  });
+});
+
+test('a key made by sekisho is listed by pkcs11-tool and signs through it; OpenSSL verifies the signatures', { skip }, async (t) => {
+  if (!needSoftHsm(t) || !needCommand(t, 'pkcs11-tool') || !needCommand(t, 'openssl')) return;
+  const made = await withModule(async (m) => {
+    const s = await m.openSession(await m.slotByLabel(LABEL));
+    await s.login('user', USER_PIN);
+    const ec = await s.generateKeyPair('ecdsa-p256', { label: 'made-by-sekisho' });
+    const rsa = await s.generateKeyPair('rsa-2048', { label: 'made-by-sekisho-rsa' });
+    return { ec: (await s.getAttributes(ec.privateKey)).id!, ecSpki: ec.publicKeyInfo, rsa: (await s.getAttributes(rsa.privateKey)).id!, rsaSpki: rsa.publicKeyInfo };
+  });
+  const listing = tool(['--login', '--pin', USER_PIN, '--list-objects']);
+  assert.match(listing, /Private Key Object; EC[\s\S]*label:\s+made-by-sekisho\n/);
+  assert.match(listing, new RegExp(`ID:\\s+${made.ec.toString('hex')}`));
+  assert.match(listing, /Access:\s+sensitive, always sensitive, never extractable, local/);
+
+  const data = join(dir, 'data.txt');
+  writeFileSync(data, 'signed by a key that never left SoftHSM2');
+  const hash = join(dir, 'data.sha256');
+  writeFileSync(hash, createHash('sha256').update(readFileSync(data)).digest());
+  const pubPem = join(dir, 'ec.pem');
+  writeFileSync(pubPem, createPublicKey({ key: made.ecSpki, format: 'der', type: 'spki' }).export({ type: 'spki', format: 'pem' }));
+  const sig = join(dir, 'ec.sig');
+  tool(['--login', '--pin', USER_PIN, '--sign', '--id', made.ec.toString('hex'), '--mechanism', 'ECDSA', '--signature-format', 'openssl', '--input-file', hash, '--output-file', sig]);
+  const v = run('openssl', ['dgst', '-sha256', '-verify', pubPem, '-signature', sig, data]);
+  assert.equal(v.status, 0, v.stdout + v.stderr);
+  assert.match(v.stdout, /Verified OK/);
+
+  const rsaPem = join(dir, 'rsa.pem');
+  writeFileSync(rsaPem, createPublicKey({ key: made.rsaSpki, format: 'der', type: 'spki' }).export({ type: 'spki', format: 'pem' }));
+  const rsaSig = join(dir, 'rsa.sig');
+  tool(['--login', '--pin', USER_PIN, '--sign', '--id', made.rsa.toString('hex'), '--mechanism', 'SHA256-RSA-PKCS', '--input-file', data, '--output-file', rsaSig]);
+  const vr = run('openssl', ['dgst', '-sha256', '-verify', rsaPem, '-signature', rsaSig, data]);
+  assert.match(vr.stdout, /Verified OK/);
+});
+
+test('a key made by pkcs11-tool is found and used by sekisho, with the same public key pkcs11-tool exports', { skip }, async (t) => {
+  if (!needSoftHsm(t) || !needCommand(t, 'pkcs11-tool')) return;
+  tool(['--login', '--pin', USER_PIN, '--keypairgen', '--key-type', 'EC:prime256v1', '--label', 'made-by-tool', '--id', '4242']);
+  const exported = join(dir, 'tool-pub.der');
+  tool(['--read-object', '--type', 'pubkey', '--label', 'made-by-tool', '--output-file', exported]);
+  const opened = await openTokenSigner({ kind: 'pkcs11', module: SOFTHSM_MODULE, uri: keyUri(LABEL, 'made-by-tool') }, USER_PIN);
+  try {
+    assert.deepEqual(spkiDer(opened.signer.publicKey), readFileSync(exported));
+    assert.equal(opened.signer.keyType, 'ecdsa-p256');
+    const data = Buffer.from('signed by sekisho with a pkcs11-tool key');
+    assert.ok(cryptoVerify('sha256', data, createPublicKey({ key: readFileSync(exported), format: 'der', type: 'spki' }), await opened.signer.sign(data)));
+  } finally {
+    await opened.close();
+  }
+  // By id too, as a pkcs11: URI names it.
+  await withModule(async (m) => {
+    const s = await m.openSession(await m.slotByLabel(LABEL));
+    await s.login('user', USER_PIN);
+    const signer = await TokenSigner.find(s, { id: Buffer.from('4242', 'hex') });
+    assert.equal(signer.keyType, 'ecdsa-p256');
+  });
+});
+
+test('bad input at the module: missing module, missing slot, unknown token label, wrong PIN, missing key — each a clear error', { skip }, async (t) => {
+  if (!needSoftHsm(t)) return;
+  assert.throws(() => openPkcs11Module(join(dir, 'no-such-module.so')), code('PKCS11_MODULE_NOT_FOUND'));
+  const notAModule = join(dir, 'not-a-module.so');
+  writeFileSync(notAModule, 'not an ELF file');
+  assert.throws(() => openPkcs11Module(notAModule), code('PKCS11_MODULE_NOT_FOUND'));
+  await withModule(async (m) => {
+    await assert.rejects(m.openSession(987654), code('TOKEN_SLOT_NOT_FOUND'));
+    await assert.rejects(m.tokenInfo(987654), code('TOKEN_SLOT_NOT_FOUND'));
+    await assert.rejects(m.slotByLabel('no-such-token'), code('TOKEN_NOT_FOUND'));
+    await assert.rejects(m.initToken(await m.slotByLabel(LABEL), { label: 'wiped', soPin: SO_PIN, userPin: USER_PIN }), code('TOKEN_EXISTS'), 'an initialized token is never wiped');
+  });
+  await assert.rejects(openTokenSigner({ kind: 'pkcs11', module: SOFTHSM_MODULE, uri: keyUri(LABEL, 'made-by-tool') }, 'wrong-PIN-000'), code('PIN_WRONG'));
+  await assert.rejects(openTokenSigner({ kind: 'pkcs11', module: SOFTHSM_MODULE, uri: keyUri(LABEL, 'no-such-key') }, USER_PIN), code('TOKEN_KEY_NOT_FOUND'));
+  await assert.rejects(openTokenSigner({ kind: 'pkcs11', module: SOFTHSM_MODULE, uri: 'pkcs11:token=interop;object=x;bogus=1' }, USER_PIN), code('PKCS11_URI_INVALID'));
+});
+
+test('SoftHSM2 never locks a PIN: the bridge reports the module\'s own flags and the right PIN still works after many wrong ones', { skip }, async (t) => {
+  if (!needSoftHsm(t)) return;
+  await withModule(async (m) => {
+    const s = await m.openSession(await m.slotByLabel(LABEL));
+    for (let k = 0; k < 5; k++) await assert.rejects(s.login('user', `wrong-PIN-${k}`), code('PIN_WRONG'));
+    const info = await m.tokenInfo(await m.slotByLabel(LABEL));
+    assert.equal(info.userPinFailures, undefined, 'the module keeps its own counters');
+    await s.login('user', USER_PIN);
+  });
+});
+

@@ -1,0 +1,141 @@
+/**
+ * The token interface over any PKCS#11 module (SoftHSM2 in tests, a smart
+ * card or HSM in the field), through pkcs11js. The module keeps the keys and
+ * decides PIN policy: what it reports in its token flags is what we report
+ * (SoftHSM2 never locks a PIN).
+ */
+import type * as P from 'pkcs11js';
+import { badRequest, conflict, notFound } from '../errors/index.js';
+import { CKF } from './flags.js';
+import { tokenErrors } from './token-errors.js';
+import { ckr, guard, mapError, numberOf, pkcs11js, str } from './pkcs11-binding.js';
+import { Pkcs11Session } from './pkcs11-session.js';
+import type { ModuleInfo, SlotInfo, TokenInfo, TokenModule, TokenSession } from './token.js';
+
+/** Loads a PKCS#11 module (C_Initialize). A missing or unloadable file is PKCS11_MODULE_NOT_FOUND. */
+export function openPkcs11Module(path: string): Pkcs11Module {
+  const p = pkcs11js();
+  const lib = new p.PKCS11();
+  try {
+    lib.load(path);
+  } catch (e) {
+    throw notFound('PKCS11_MODULE_NOT_FOUND', `cannot load the PKCS#11 module ${path} (${(e as Error).message.split('\n')[0]}); check --module (SoftHSM2: /usr/lib/softhsm/libsofthsm2.so)`);
+  }
+  try {
+    lib.C_Initialize();
+  } catch (e) {
+    if (ckr(e) !== p.CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+      try {
+        lib.close();
+      } catch {
+        /* nothing more to do */
+      }
+      throw mapError(e, 'initializing');
+    }
+  }
+  return new Pkcs11Module(path, lib);
+}
+
+export class Pkcs11Module implements TokenModule {
+  readonly kind = 'pkcs11' as const;
+  readonly #sessions = new Set<Pkcs11Session>();
+  #closed = false;
+
+  constructor(
+    readonly path: string,
+    readonly lib: P.PKCS11,
+  ) {}
+
+  async info(): Promise<ModuleInfo> {
+    const i = guard('reading its info', () => this.lib.C_GetInfo());
+    return {
+      manufacturer: str(i.manufacturerID),
+      description: str(i.libraryDescription),
+      cryptokiVersion: `${i.cryptokiVersion.major}.${i.cryptokiVersion.minor}`,
+      libraryVersion: `${i.libraryVersion.major}.${i.libraryVersion.minor}`,
+    };
+  }
+
+  async slots(): Promise<SlotInfo[]> {
+    return guard('listing slots', () =>
+      this.lib.C_GetSlotList(false).map((h) => {
+        const s = this.lib.C_GetSlotInfo(h);
+        return { slotId: numberOf(h), description: str(s.slotDescription), manufacturer: str(s.manufacturerID), tokenPresent: (s.flags & 0x1) !== 0, flags: s.flags };
+      }),
+    );
+  }
+
+  async #slot(slotId: number): Promise<Buffer> {
+    const known = guard('listing slots', () => this.lib.C_GetSlotList(false));
+    const h = known.find((k) => numberOf(k) === slotId);
+    if (!h) throw tokenErrors.slot(slotId, `the slots of ${this.path} are ${known.map(numberOf).join(', ') || 'none'}; SoftHSM2 renumbers a slot when its token is initialized`);
+    return h;
+  }
+
+  /** The slot whose token has this label. */
+  async slotByLabel(label: string): Promise<number> {
+    for (const h of guard('listing slots', () => this.lib.C_GetSlotList(true))) {
+      const t = guard('reading token info', () => this.lib.C_GetTokenInfo(h));
+      if (str(t.label) === label) return numberOf(h);
+    }
+    throw notFound('TOKEN_NOT_FOUND', `no token labelled "${label}" in ${this.path}; list them with "sekisho token info --module ${this.path}"`);
+  }
+
+  /** The first slot whose token is not yet initialized (SoftHSM2 always offers one). */
+  async freeSlot(): Promise<number> {
+    for (const h of guard('listing slots', () => this.lib.C_GetSlotList(true))) {
+      const t = guard('reading token info', () => this.lib.C_GetTokenInfo(h));
+      if ((t.flags & CKF.TOKEN_INITIALIZED) === 0) return numberOf(h);
+    }
+    throw notFound('TOKEN_NO_FREE_SLOT', `${this.path} has no uninitialized token; give --slot`);
+  }
+
+  async tokenInfo(slotId: number): Promise<TokenInfo> {
+    const h = await this.#slot(slotId);
+    const t = guard('reading token info', () => this.lib.C_GetTokenInfo(h));
+    return { label: str(t.label), manufacturer: str(t.manufacturerID), model: str(t.model), serialNumber: str(t.serialNumber), flags: t.flags, minPinLength: t.minPinLen, maxPinLength: t.maxPinLen };
+  }
+
+  async initToken(slotId: number, o: { label: string; soPin: string; userPin: string }): Promise<void> {
+    const h = await this.#slot(slotId);
+    const present = guard('reading token info', () => this.lib.C_GetTokenInfo(h));
+    if (present.flags & CKF.TOKEN_INITIALIZED) {
+      // C_InitToken would wipe every key on it; sekisho never does that for you.
+      throw conflict('TOKEN_EXISTS', `the token in slot ${slotId} ("${str(present.label)}") is already initialized; re-initializing would destroy its keys — use the token's own tools if you really mean to`);
+    }
+    const label = Buffer.from(o.label, 'utf8');
+    if (label.length === 0 || label.length > 32) throw badRequest('TOKEN_LABEL_INVALID', 'the token label must be 1–32 bytes (the PKCS#11 label field)');
+    // CK_TOKEN_INFO.label is blank-padded (pkcs11js would pad with NULs, which pkcs11-tool then shows).
+    const padded = Buffer.concat([label, Buffer.alloc(32 - label.length, 0x20)]).toString('utf8');
+    guard('initializing the token', () => this.lib.C_InitToken(h, o.soPin, padded));
+    const s = await this.openSession(slotId);
+    try {
+      await s.login('so', o.soPin);
+      await s.initPin(o.userPin);
+    } finally {
+      await s.close();
+    }
+  }
+
+  async openSession(slotId: number): Promise<TokenSession> {
+    if (this.#closed) throw conflict('TOKEN_MODULE_CLOSED', 'the PKCS#11 module was finalized');
+    const h = await this.#slot(slotId);
+    const p = pkcs11js();
+    const session = guard('opening a session', () => this.lib.C_OpenSession(h, p.CKF_SERIAL_SESSION | p.CKF_RW_SESSION));
+    const s = new Pkcs11Session(this, slotId, session, () => this.#sessions.delete(s));
+    this.#sessions.add(s);
+    return s;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    for (const s of [...this.#sessions]) await s.close();
+    this.#closed = true;
+    try {
+      this.lib.C_Finalize();
+    } finally {
+      this.lib.close();
+    }
+  }
+}
+

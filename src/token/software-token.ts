@@ -1,0 +1,541 @@
+/**
+ * The encrypted software token: one file, one slot (0), the PKCS#11-shaped
+ * interface of token.ts. Every operation reads the file afresh (so two
+ * processes see each other's PIN counters) and every change is written to a
+ * temporary file, fsynced and renamed, so the file is never half-written.
+ */
+import { createHash, createPrivateKey, createPublicKey, privateDecrypt, publicEncrypt, randomBytes, sign as cryptoSign, verify as cryptoVerify, constants, KeyObject, X509Certificate } from 'node:crypto';
+import { closeSync, existsSync, openSync, readFileSync, statSync, unlinkSync } from 'node:fs';
+import { badRequest, conflict, notFound, unauthorized, type SekishoError } from '../errors/index.js';
+import { describePublicKey, generateKey, spkiDer, type KeyType } from '../pki/index.js';
+import { writeFileAtomic } from '../ca/atomic-file.js';
+import { CKF, pinCounterFlags } from './flags.js';
+import {
+  DEFAULT_KDF,
+  TOKEN_FILE_FORMAT,
+  computeMac,
+  loadAttributes,
+  macMatches,
+  openBackup,
+  openPrivateObjects,
+  parseTokenFile,
+  sealBackup,
+  sealPrivateObjects,
+  serializeTokenFile,
+  storeAttributes,
+  unwrapTokenKey,
+  wrapTokenKey,
+  type KdfParams,
+  type StoredObject,
+  type TokenFile,
+  type TokenPolicy,
+} from './software-token-file.js';
+import type {
+  CipherMechanism,
+  DigestMechanism,
+  GeneratedKeyPair,
+  KeyPairTemplate,
+  ModuleInfo,
+  ObjectAttributes,
+  ObjectHandle,
+  ObjectTemplate,
+  SignMechanism,
+  SlotInfo,
+  TokenInfo,
+  TokenModule,
+  TokenSession,
+  UserType,
+} from './token.js';
+import { keyIdFor, mechanismFits, SIGN_HASH } from './mechanisms.js';
+import { tokenErrors } from './token-errors.js';
+
+export const DEFAULT_TOKEN_POLICY: TokenPolicy = { minPinLength: 6, maxUserPinTries: 3, maxSoPinTries: 10 };
+const MAX_PIN_LENGTH = 256;
+
+export interface SoftwareTokenOptions {
+  /** Used by initToken only; an existing token keeps the policy it was made with. */
+  policy?: Partial<TokenPolicy>;
+  kdf?: KdfParams;
+}
+
+
+export function checkPinLength(pin: string, min: number, what = 'PIN'): void {
+  const n = [...pin.normalize('NFC')].length;
+  if (n < min) throw badRequest('PIN_TOO_SHORT', `the ${what} must be at least ${min} characters (the operator's minimum; a longer PIN takes longer to guess offline)`, { ja: `PINは${min}文字以上にしてください。` });
+  if (n > MAX_PIN_LENGTH) throw badRequest('PIN_TOO_LONG', `the ${what} must be at most ${MAX_PIN_LENGTH} characters`);
+}
+
+/** Opens (or, through initToken, creates) the software token in `file`. */
+export function openSoftwareToken(file: string, o: SoftwareTokenOptions = {}): SoftwareToken {
+  return new SoftwareToken(file, o);
+}
+
+export class SoftwareToken implements TokenModule {
+  readonly kind = 'software' as const;
+  readonly #sessions = new Set<SoftwareTokenSession>();
+
+  constructor(
+    readonly file: string,
+    readonly options: SoftwareTokenOptions = {},
+  ) {}
+
+  /** Reads and checks the file (checksum, shape). */
+  read(): TokenFile {
+    let text: string;
+    try {
+      text = readFileSync(this.file, 'utf8');
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      throw notFound('TOKEN_FILE_MISSING', `cannot read the token file ${this.file} (${code ?? 'error'})${code === 'ENOENT' ? '; create it with "sekisho token init --token FILE"' : ''}`);
+    }
+    return parseTokenFile(text, this.file);
+  }
+
+  write(f: TokenFile): void {
+    writeFileAtomic(this.file, serializeTokenFile(f), 0o600);
+  }
+
+  /**
+   * Runs `fn` holding the token's lock file (`FILE.lock`, created exclusively),
+   * so read-change-write steps of several sessions and processes never
+   * interleave. A lock older than 30 s is taken to be left by a crash.
+   */
+  async locked<T>(fn: () => Promise<T>): Promise<T> {
+    const lock = `${this.file}.lock`;
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      try {
+        closeSync(openSync(lock, 'wx', 0o600));
+        break;
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code !== 'EEXIST') throw notFound('TOKEN_FILE_MISSING', `cannot lock the token file ${this.file} (${code ?? 'error'}); check that its directory exists and is writable`);
+        try {
+          if (Date.now() - statSync(lock).mtimeMs > 30_000) unlinkSync(lock);
+        } catch {
+          /* released meanwhile */
+        }
+        if (Date.now() > deadline) throw conflict('TOKEN_BUSY', `the token ${this.file} is in use by another process (lock ${lock}); try again`);
+        await new Promise((r) => setTimeout(r, 5 + Math.floor(Math.random() * 20)));
+      }
+    }
+    try {
+      return await fn();
+    } finally {
+      try {
+        unlinkSync(lock);
+      } catch {
+        /* already gone */
+      }
+    }
+  }
+
+  async info(): Promise<ModuleInfo> {
+    return { manufacturer: 'sekisho', description: 'sekisho encrypted software token', cryptokiVersion: '2.40', libraryVersion: '0.1' };
+  }
+
+  async slots(): Promise<SlotInfo[]> {
+    return [{ slotId: 0, description: `software token ${this.file}`, manufacturer: 'sekisho', tokenPresent: existsSync(this.file), flags: 0x1 /* CKF_TOKEN_PRESENT when the file exists */ }];
+  }
+
+  async tokenInfo(slotId: number): Promise<TokenInfo> {
+    if (slotId !== 0) throw tokenErrors.slot(slotId);
+    const { body, counters } = this.read();
+    const p = body.policy;
+    const flags =
+      CKF.RNG | CKF.LOGIN_REQUIRED | CKF.USER_PIN_INITIALIZED | CKF.TOKEN_INITIALIZED | pinCounterFlags(counters.userPinFailures, p.maxUserPinTries, 'USER') | pinCounterFlags(counters.soPinFailures, p.maxSoPinTries, 'SO');
+    return {
+      label: body.label,
+      manufacturer: 'sekisho',
+      model: 'software token',
+      serialNumber: body.serial,
+      flags,
+      minPinLength: p.minPinLength,
+      maxPinLength: MAX_PIN_LENGTH,
+      userPinFailures: counters.userPinFailures,
+      maxUserPinTries: p.maxUserPinTries,
+      soPinFailures: counters.soPinFailures,
+      maxSoPinTries: p.maxSoPinTries,
+    };
+  }
+
+  async initToken(slotId: number, o: { label: string; soPin: string; userPin: string }): Promise<void> {
+    if (slotId !== 0) throw tokenErrors.slot(slotId);
+    if (existsSync(this.file)) throw conflict('TOKEN_EXISTS', `${this.file} already holds a token; choose another file, or remove this one if it is really no longer needed`);
+    const policy = { ...DEFAULT_TOKEN_POLICY, ...this.options.policy };
+    if (!Number.isInteger(policy.minPinLength) || policy.minPinLength < 4 || policy.minPinLength > 64) throw badRequest('TOKEN_POLICY_INVALID', 'the minimum PIN length must be a whole number from 4 to 64');
+    if (!Number.isInteger(policy.maxUserPinTries) || policy.maxUserPinTries < 1 || policy.maxUserPinTries > 100) throw badRequest('TOKEN_POLICY_INVALID', 'the number of PIN tries must be a whole number from 1 to 100');
+    if (!Number.isInteger(policy.maxSoPinTries) || policy.maxSoPinTries < 1 || policy.maxSoPinTries > 100) throw badRequest('TOKEN_POLICY_INVALID', 'the number of SO PIN tries must be a whole number from 1 to 100');
+    const label = o.label.trim();
+    if (!label || [...label].length > 32 || /[\u0000-\u001f]/.test(label)) throw badRequest('TOKEN_LABEL_INVALID', 'the token label must be 1–32 characters (the PKCS#11 label field) without control characters');
+    checkPinLength(o.userPin, policy.minPinLength, 'user PIN');
+    checkPinLength(o.soPin, policy.minPinLength, 'SO PIN');
+    if (o.userPin === o.soPin) throw badRequest('PIN_SAME_AS_SO_PIN', 'the user PIN and the SO PIN must differ');
+    const kdf = this.options.kdf ?? DEFAULT_KDF;
+    const serial = randomBytes(8).toString('hex');
+    const tokenKey = randomBytes(32);
+    try {
+      const body = {
+        format: TOKEN_FILE_FORMAT,
+        version: 1 as const,
+        serial,
+        label,
+        createdAt: new Date().toISOString(),
+        policy,
+        kdf: { name: 'scrypt' as const, ...kdf },
+        wraps: { user: await wrapTokenKey(tokenKey, o.userPin, serial, 'user', kdf), so: await wrapTokenKey(tokenKey, o.soPin, serial, 'so', kdf) },
+        nextHandle: 1,
+        publicObjects: [],
+        privateObjects: sealPrivateObjects(tokenKey, serial, []),
+      };
+      this.write({ body, mac: computeMac(tokenKey, body), counters: { userPinFailures: 0, soPinFailures: 0 } });
+    } finally {
+      tokenKey.fill(0);
+    }
+  }
+
+  async openSession(slotId: number): Promise<TokenSession> {
+    if (slotId !== 0) throw tokenErrors.slot(slotId);
+    this.read();
+    const s = new SoftwareTokenSession(this, () => this.#sessions.delete(s));
+    this.#sessions.add(s);
+    return s;
+  }
+
+  async close(): Promise<void> {
+    for (const s of [...this.#sessions]) await s.close();
+  }
+
+  /** An encrypted copy of the token file, for removable media. */
+  async backup(passphrase: string, kdf?: KdfParams): Promise<string> {
+    if (!passphrase) throw badRequest('BACKUP_PASSPHRASE_EMPTY', 'a backup needs a passphrase: set SEKISHO_BACKUP_PASSPHRASE');
+    const text = readFileSync(this.file, 'utf8');
+    parseTokenFile(text, this.file);
+    return sealBackup(text, passphrase, kdf);
+  }
+
+  /** Writes the token held in a backup to this file (atomically; refuses to replace a token unless `replace`). */
+  async restore(backupText: string, passphrase: string, o: { where: string; replace?: boolean }): Promise<void> {
+    const inner = await openBackup(backupText, passphrase, o.where);
+    if (existsSync(this.file) && !o.replace) throw conflict('TOKEN_EXISTS', `${this.file} already holds a token; restore to a new file, or pass --replace`);
+    writeFileAtomic(this.file, inner, 0o600);
+  }
+}
+
+type Unlocked = { file: TokenFile; privates: StoredObject[] };
+
+class SoftwareTokenSession implements TokenSession {
+  readonly slotId = 0;
+  #who: UserType | undefined;
+  #tokenKey: Buffer | undefined;
+  #closed = false;
+
+  constructor(
+    readonly token: SoftwareToken,
+    readonly onClose: () => void,
+  ) {}
+
+  get loggedInAs(): UserType | undefined {
+    return this.#who;
+  }
+
+  #open(): void {
+    if (this.#closed) throw conflict('TOKEN_SESSION_CLOSED', 'this token session is closed; open a new one');
+  }
+
+  /**
+   * Checks the PIN of `who`, counting the try *before* the (slow) check, as a
+   * smart card does: parallel guesses cannot slip past the limit, and a crash
+   * mid-check counts as a wrong try. A right PIN resets the count. Returns the
+   * token key.
+   */
+  async #checkPin(who: UserType, pin: string): Promise<Buffer> {
+    const field = who === 'so' ? 'soPinFailures' : 'userPinFailures';
+    const locked = () => (who === 'so' ? tokenErrors.soLocked() : tokenErrors.pinLocked());
+    const { f, max } = await this.token.locked(async () => {
+      const f = this.token.read();
+      const max = who === 'so' ? f.body.policy.maxSoPinTries : f.body.policy.maxUserPinTries;
+      if (f.counters[field] >= max) throw locked();
+      f.counters[field] += 1;
+      this.token.write(f);
+      return { f, max };
+    });
+    const key = await unwrapTokenKey(f.body, pin, who);
+    if (!key) {
+      const left = max - f.counters[field];
+      throw left <= 0 ? locked() : tokenErrors.pinWrong(left, who);
+    }
+    if (!macMatches(key, f)) {
+      key.fill(0);
+      throw badRequest('TOKEN_FILE_TAMPERED', `${this.token.file} was changed outside sekisho (its integrity code does not match); restore it from your backup`, {
+        ja: 'トークンファイルが改ざんされています。バックアップから復元してください。',
+      });
+    }
+    await this.token.locked(async () => {
+      const now = this.token.read();
+      now.counters[field] = 0;
+      this.token.write(now);
+    });
+    return key;
+  }
+
+  async login(userType: UserType, pin: string): Promise<void> {
+    this.#open();
+    if (this.#who) throw conflict('TOKEN_ALREADY_LOGGED_IN', `this session is already logged in as ${this.#who}; log out first`);
+    if (typeof pin !== 'string' || pin.length === 0) throw unauthorized('PIN_REQUIRED', 'a PIN is needed: set SEKISHO_PIN (user) or SEKISHO_SO_PIN (security officer)');
+    this.#tokenKey = await this.#checkPin(userType, pin);
+    this.#who = userType;
+  }
+
+  async logout(): Promise<void> {
+    this.#tokenKey?.fill(0);
+    this.#tokenKey = undefined;
+    this.#who = undefined;
+  }
+
+  /** The file with its private objects, after checking that it still belongs to the key this session holds. */
+  #unlocked(what: string, as: UserType = 'user'): Unlocked {
+    this.#open();
+    if (!this.#tokenKey || this.#who !== as) throw as === 'so' ? unauthorized('TOKEN_NOT_LOGGED_IN', `${what} needs a login with the SO PIN (SEKISHO_SO_PIN)`) : tokenErrors.notLoggedIn(what);
+    const file = this.token.read();
+    if (!macMatches(this.#tokenKey, file)) throw badRequest('TOKEN_FILE_TAMPERED', `${this.token.file} changed outside sekisho since login; restore it from your backup`);
+    return { file, privates: as === 'user' ? openPrivateObjects(this.#tokenKey, file.body, this.token.file) : [] };
+  }
+
+  #save(u: Unlocked): void {
+    const key = this.#tokenKey!;
+    if (this.#who === 'user') u.file.body.privateObjects = sealPrivateObjects(key, u.file.body.serial, u.privates);
+    u.file.mac = computeMac(key, u.file.body);
+    this.token.write(u.file);
+  }
+
+  /** One change to the token under its lock: read, check, change, write. */
+  #mutate<T>(what: string, as: UserType, fn: (u: Unlocked) => Promise<T>): Promise<T> {
+    return this.token.locked(async () => {
+      const u = this.#unlocked(what, as);
+      const r = await fn(u);
+      this.#save(u);
+      return r;
+    });
+  }
+
+  /** Every object this session may see: public ones always, private ones after user login. */
+  #visible(): StoredObject[] {
+    this.#open();
+    const f = this.token.read();
+    if (this.#who === 'user' && this.#tokenKey) {
+      if (!macMatches(this.#tokenKey, f)) throw badRequest('TOKEN_FILE_TAMPERED', `${this.token.file} changed outside sekisho since login; restore it from your backup`);
+      return [...f.body.publicObjects, ...openPrivateObjects(this.#tokenKey, f.body, this.token.file)];
+    }
+    return f.body.publicObjects;
+  }
+
+  #find(handle: ObjectHandle): StoredObject {
+    const o = this.#visible().find((x) => String(x.handle) === handle);
+    if (!o) throw tokenErrors.noSuchObject(handle);
+    return o;
+  }
+
+  async initPin(newPin: string): Promise<void> {
+    return this.#mutate('setting a new user PIN', 'so', async (u) => {
+      checkPinLength(newPin, u.file.body.policy.minPinLength, 'new user PIN');
+      u.file.body.wraps.user = await wrapTokenKey(this.#tokenKey!, newPin, u.file.body.serial, 'user', u.file.body.kdf);
+      u.file.counters.userPinFailures = 0;
+    });
+  }
+
+  async setPin(oldPin: string, newPin: string): Promise<void> {
+    const who = this.#who;
+    if (!who) throw tokenErrors.notLoggedIn('changing the PIN');
+    const policy = this.token.read().body.policy;
+    checkPinLength(newPin, policy.minPinLength, 'new PIN');
+    const key = await this.#checkPin(who, oldPin);
+    key.fill(0);
+    return this.#mutate('changing the PIN', who, async (u) => {
+      u.file.body.wraps[who] = await wrapTokenKey(this.#tokenKey!, newPin, u.file.body.serial, who, u.file.body.kdf);
+    });
+  }
+
+  async findObjects(t: ObjectTemplate): Promise<ObjectHandle[]> {
+    return this.#visible()
+      .filter((o) => {
+        const a = loadAttributes(o.attrs);
+        return (
+          (t.class === undefined || a.class === t.class) &&
+          (t.label === undefined || a.label === t.label) &&
+          (t.id === undefined || (a.id !== undefined && a.id.equals(t.id))) &&
+          (t.keyType === undefined || a.keyType === t.keyType) &&
+          (t.application === undefined || a.application === t.application) &&
+          (t.private === undefined || (a.private ?? false) === t.private)
+        );
+      })
+      .map((o) => String(o.handle));
+  }
+
+  async getAttributes(handle: ObjectHandle): Promise<ObjectAttributes> {
+    return loadAttributes(this.#find(handle).attrs);
+  }
+
+  async setAttributes(handle: ObjectHandle, attrs: Pick<ObjectAttributes, 'label' | 'value'>): Promise<ObjectHandle> {
+    return this.#mutate('changing an object', 'user', async (u) => {
+      const o = [...u.file.body.publicObjects, ...u.privates].find((x) => String(x.handle) === handle);
+      if (!o) throw tokenErrors.noSuchObject(handle);
+      const a = loadAttributes(o.attrs);
+      if (a.modifiable === false) throw badRequest('TOKEN_OBJECT_READ_ONLY', `object ${handle} cannot be modified`);
+      if (attrs.value !== undefined && a.class !== 'data') throw badRequest('TOKEN_ATTRIBUTE_READ_ONLY', 'only a data object\'s value can be changed');
+      o.attrs = storeAttributes({ ...a, ...(attrs.label !== undefined ? { label: attrs.label } : {}), ...(attrs.value !== undefined ? { value: Buffer.from(attrs.value) } : {}) });
+      return handle;
+    });
+  }
+
+  #add(u: Unlocked, attrs: ObjectAttributes, pkcs8?: Buffer): ObjectHandle {
+    const handle = u.file.body.nextHandle++;
+    const rec: StoredObject = { handle, attrs: storeAttributes(attrs), ...(pkcs8 ? { pkcs8: pkcs8.toString('base64') } : {}) };
+    if (attrs.private) u.privates.push(rec);
+    else u.file.body.publicObjects.push(rec);
+    return String(handle);
+  }
+
+  async createObject(attrs: ObjectAttributes): Promise<ObjectHandle> {
+    return this.#mutate('writing to the token', 'user', async (u) => {
+      const a = normalizeNewObject(attrs);
+      const h = this.#add(u, a);
+      return h;
+    });
+  }
+
+  async importPrivateKey(key: KeyObject, t: KeyPairTemplate): Promise<ObjectHandle> {
+    return this.#mutate('writing a key to the token', 'user', async (u) => {
+      if (key.type !== 'private') throw badRequest('KEY_NOT_PRIVATE', 'only a private key can be imported as one');
+      const spki = spkiDer(key);
+      const pkcs8 = key.export({ type: 'pkcs8', format: 'der' });
+      const h = this.#add(u, { ...privateKeyAttributes(key, spki, t), local: false, alwaysSensitive: false, neverExtractable: false }, pkcs8);
+      pkcs8.fill(0);
+      return h;
+    });
+  }
+
+  async destroyObject(handle: ObjectHandle): Promise<void> {
+    return this.#mutate('removing an object', 'user', async (u) => {
+      const before = u.file.body.publicObjects.length + u.privates.length;
+      u.file.body.publicObjects = u.file.body.publicObjects.filter((o) => String(o.handle) !== handle);
+      u.privates = u.privates.filter((o) => String(o.handle) !== handle);
+      if (u.file.body.publicObjects.length + u.privates.length === before) throw tokenErrors.noSuchObject(handle);
+    });
+  }
+
+  async generateKeyPair(keyType: KeyType, t: KeyPairTemplate): Promise<GeneratedKeyPair> {
+    return this.#mutate('generating a key', 'user', async (u) => {
+      const pair = await generateKey(keyType);
+      const spki = spkiDer(pair.publicKey);
+      const pkcs8 = pair.privateKey.export({ type: 'pkcs8', format: 'der' });
+      const priv = this.#add(u, { ...privateKeyAttributes(pair.privateKey, spki, t), local: true, alwaysSensitive: true, neverExtractable: true }, pkcs8);
+      pkcs8.fill(0);
+      const pub = this.#add(u, { class: 'public-key', label: t.label, id: t.id ?? keyIdFor(spki), private: false, modifiable: true, keyType: keyAlgorithm(pair.publicKey), publicKeyInfo: spki, local: true, verify: true, encrypt: keyAlgorithm(pair.publicKey) === 'rsa' });
+      return { publicKey: pub, privateKey: priv, publicKeyInfo: spki };
+    });
+  }
+
+  #privateKey(handle: ObjectHandle, use: 'sign' | 'decrypt'): { key: KeyObject; attrs: ObjectAttributes } {
+    const u = this.#unlocked(use === 'sign' ? 'signing' : 'decrypting');
+    const o = u.privates.find((x) => String(x.handle) === handle);
+    if (!o || !o.pkcs8) throw tokenErrors.noSuchObject(handle);
+    const attrs = loadAttributes(o.attrs);
+    if (attrs[use] !== true) throw badRequest('TOKEN_KEY_FUNCTION_NOT_PERMITTED', `key ${handle} may not be used to ${use}`);
+    const der = Buffer.from(o.pkcs8, 'base64');
+    try {
+      return { key: createPrivateKey({ key: der, format: 'der', type: 'pkcs8' }), attrs };
+    } finally {
+      der.fill(0);
+    }
+  }
+
+  #publicKey(handle: ObjectHandle): { key: KeyObject; attrs: ObjectAttributes } {
+    const attrs = loadAttributes(this.#find(handle).attrs);
+    let key: KeyObject | undefined;
+    if (attrs.publicKeyInfo) key = createPublicKey({ key: attrs.publicKeyInfo, format: 'der', type: 'spki' });
+    else if (attrs.class === 'certificate' && attrs.value) key = new X509Certificate(attrs.value).publicKey;
+    if (!key) throw badRequest('TOKEN_KEY_TYPE_INCONSISTENT', `object ${handle} holds no public key`);
+    return { key, attrs };
+  }
+
+  async sign(mechanism: SignMechanism, handle: ObjectHandle, data: Uint8Array): Promise<Buffer> {
+    const { key, attrs } = this.#privateKey(handle, 'sign');
+    if (!mechanismFits(mechanism, attrs.keyType)) throw badRequest('TOKEN_MECHANISM_INVALID', `${mechanism} does not fit a ${attrs.keyType} key`);
+    return cryptoSign(SIGN_HASH[mechanism], data, attrs.keyType === 'ec' ? { key, dsaEncoding: 'ieee-p1363' } : key);
+  }
+
+  async verify(mechanism: SignMechanism, handle: ObjectHandle, data: Uint8Array, signature: Uint8Array): Promise<boolean> {
+    const { key, attrs } = this.#publicKey(handle);
+    if (!mechanismFits(mechanism, attrs.keyType ?? keyAlgorithm(key))) throw badRequest('TOKEN_MECHANISM_INVALID', `${mechanism} does not fit this key`);
+    return cryptoVerify(SIGN_HASH[mechanism], data, keyAlgorithm(key) === 'ec' ? { key, dsaEncoding: 'ieee-p1363' } : key, signature);
+  }
+
+  async encrypt(mechanism: CipherMechanism, handle: ObjectHandle, data: Uint8Array): Promise<Buffer> {
+    const { key } = this.#publicKey(handle);
+    if (keyAlgorithm(key) !== 'rsa') throw badRequest('TOKEN_MECHANISM_INVALID', `${mechanism} needs an RSA key`);
+    return publicEncrypt({ key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: mechanism === 'rsa-oaep-sha1' ? 'sha1' : 'sha256' }, data);
+  }
+
+  async decrypt(mechanism: CipherMechanism, handle: ObjectHandle, data: Uint8Array): Promise<Buffer> {
+    const { key, attrs } = this.#privateKey(handle, 'decrypt');
+    if (attrs.keyType !== 'rsa') throw badRequest('TOKEN_MECHANISM_INVALID', `${mechanism} needs an RSA key`);
+    try {
+      return privateDecrypt({ key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: mechanism === 'rsa-oaep-sha1' ? 'sha1' : 'sha256' }, data);
+    } catch {
+      throw badRequest('TOKEN_DECRYPT_FAILED', 'the data does not decrypt with this key (wrong key, mechanism or damaged data)');
+    }
+  }
+
+  async digest(mechanism: DigestMechanism, data: Uint8Array): Promise<Buffer> {
+    this.#open();
+    return createHash(mechanism).update(data).digest();
+  }
+
+  async generateRandom(length: number): Promise<Buffer> {
+    this.#open();
+    if (!Number.isInteger(length) || length < 1 || length > 65536) throw badRequest('TOKEN_RANDOM_LENGTH', 'ask for 1 to 65536 random bytes');
+    return randomBytes(length);
+  }
+
+  async close(): Promise<void> {
+    await this.logout();
+    this.#closed = true;
+    this.onClose();
+  }
+}
+
+function keyAlgorithm(k: KeyObject): 'ec' | 'rsa' {
+  return k.asymmetricKeyType === 'ec' ? 'ec' : 'rsa';
+}
+
+function privateKeyAttributes(key: KeyObject, spki: Buffer, t: KeyPairTemplate): ObjectAttributes {
+  const d = describePublicKey(key);
+  if (!d.keyType) throw badRequest('KEY_TYPE_UNSUPPORTED', `this ${d.algorithm} key (${d.bits} bits) is not a supported key type`);
+  const alg = keyAlgorithm(key);
+  return { class: 'private-key', label: t.label, id: t.id ?? keyIdFor(spki), private: true, modifiable: true, keyType: alg, publicKeyInfo: spki, sensitive: true, extractable: false, sign: true, decrypt: alg === 'rsa' };
+}
+
+function normalizeNewObject(a: ObjectAttributes): ObjectAttributes {
+  switch (a.class) {
+    case 'certificate': {
+      if (!a.value) throw badRequest('TOKEN_TEMPLATE_INCOMPLETE', 'a certificate object needs its DER value');
+      let cert: X509Certificate;
+      try {
+        cert = new X509Certificate(a.value);
+      } catch {
+        throw badRequest('TOKEN_TEMPLATE_INCONSISTENT', 'the certificate object\'s value is not a DER certificate');
+      }
+      return { class: 'certificate', label: a.label, id: a.id ?? keyIdFor(spkiDer(cert.publicKey)), private: a.private ?? false, modifiable: a.modifiable ?? true, value: Buffer.from(a.value) };
+    }
+    case 'data':
+      return { class: 'data', label: a.label, application: a.application, id: a.id, private: a.private ?? false, modifiable: a.modifiable ?? true, value: Buffer.from(a.value ?? Buffer.alloc(0)) };
+    case 'public-key': {
+      if (!a.publicKeyInfo) throw badRequest('TOKEN_TEMPLATE_INCOMPLETE', 'a public key object needs its SubjectPublicKeyInfo');
+      const k = createPublicKey({ key: a.publicKeyInfo, format: 'der', type: 'spki' });
+      return { class: 'public-key', label: a.label, id: a.id ?? keyIdFor(a.publicKeyInfo), private: false, modifiable: a.modifiable ?? true, keyType: keyAlgorithm(k), publicKeyInfo: Buffer.from(a.publicKeyInfo), verify: true, encrypt: keyAlgorithm(k) === 'rsa' };
+    }
+    default:
+      throw badRequest('TOKEN_TEMPLATE_INCONSISTENT', 'write private keys with importPrivateKey (from a PKCS#12) or generate them in the token') as SekishoError;
+  }
+}

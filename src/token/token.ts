@@ -1,0 +1,148 @@
+/**
+ * One secure-token interface shaped after PKCS#11 (v2.40): a module holds
+ * slots, a slot holds a token, a session on a token logs in as the user or the
+ * security officer (SO) and works on objects. Both implementations — the
+ * encrypted software token and the bridge to a real PKCS#11 module — honour it,
+ * and the conformance table in docs/tokens.md names the method behind each
+ * PKCS#11 function.
+ */
+import type { KeyType } from '../pki/index.js';
+
+/** C_GetInfo. */
+export interface ModuleInfo {
+  manufacturer: string;
+  description: string;
+  cryptokiVersion: string;
+  libraryVersion: string;
+}
+
+/** C_GetSlotInfo. */
+export interface SlotInfo {
+  slotId: number;
+  description: string;
+  manufacturer: string;
+  tokenPresent: boolean;
+  flags: number;
+}
+
+/** C_GetTokenInfo, with the PIN counters spelled out (flags carry them as CKF_* bits). */
+export interface TokenInfo {
+  label: string;
+  manufacturer: string;
+  model: string;
+  serialNumber: string;
+  /** CKF_* token flags (see flags.ts). */
+  flags: number;
+  minPinLength: number;
+  maxPinLength: number;
+  /** Known only where the token keeps the counters itself (the software token); undefined for a PKCS#11 module. */
+  userPinFailures?: number;
+  maxUserPinTries?: number;
+  soPinFailures?: number;
+  maxSoPinTries?: number;
+}
+
+export type UserType = 'user' | 'so';
+export type ObjectClass = 'certificate' | 'public-key' | 'private-key' | 'data';
+export type KeyAlgorithm = 'ec' | 'rsa';
+/** An object handle, valid while its session is open. */
+export type ObjectHandle = string;
+
+/**
+ * The attributes sekisho reads and writes (CKA_* names in camelCase). Private
+ * key values (CKA_VALUE, CKA_PRIVATE_EXPONENT, …) are never among them.
+ */
+export interface ObjectAttributes {
+  class: ObjectClass;
+  label?: string;
+  /** CKA_ID: ties a private key, its public key and its certificate together. */
+  id?: Buffer;
+  /** CKA_PRIVATE: readable only after user login. */
+  private?: boolean;
+  modifiable?: boolean;
+  keyType?: KeyAlgorithm;
+  /** CKA_VALUE of a certificate (DER) or a data object. Never of a private key. */
+  value?: Buffer;
+  /** CKA_APPLICATION of a data object. */
+  application?: string;
+  /** CKA_PUBLIC_KEY_INFO: DER SubjectPublicKeyInfo of a key (public or private). */
+  publicKeyInfo?: Buffer;
+  sensitive?: boolean;
+  extractable?: boolean;
+  alwaysSensitive?: boolean;
+  neverExtractable?: boolean;
+  /** CKA_LOCAL: generated inside the token. */
+  local?: boolean;
+  sign?: boolean;
+  verify?: boolean;
+  encrypt?: boolean;
+  decrypt?: boolean;
+}
+
+/** A search template: every given attribute must match (C_FindObjectsInit). */
+export type ObjectTemplate = Partial<Pick<ObjectAttributes, 'class' | 'label' | 'id' | 'keyType' | 'application' | 'private'>>;
+
+/** Signing mechanisms; the data is the message (hashing happens inside the mechanism). EC signatures come back as raw r‖s, as PKCS#11 returns them. */
+export type SignMechanism = 'ecdsa-sha256' | 'ecdsa-sha384' | 'sha256-rsa-pkcs' | 'sha384-rsa-pkcs';
+/** Encryption mechanisms (RSA keys): OAEP with SHA-1/MGF1-SHA-1 (what SoftHSM2 offers) or SHA-256. */
+export type CipherMechanism = 'rsa-oaep-sha1' | 'rsa-oaep-sha256';
+export type DigestMechanism = 'sha256' | 'sha384' | 'sha512';
+
+export interface GeneratedKeyPair {
+  publicKey: ObjectHandle;
+  privateKey: ObjectHandle;
+  publicKeyInfo: Buffer;
+}
+
+export interface KeyPairTemplate {
+  label: string;
+  id?: Buffer;
+}
+
+/** A session on one token (C_OpenSession … C_CloseSession). */
+export interface TokenSession {
+  readonly slotId: number;
+  login(userType: UserType, pin: string): Promise<void>;
+  logout(): Promise<void>;
+  /** Who is logged in on this session, if anyone. */
+  readonly loggedInAs: UserType | undefined;
+  /** C_InitPIN: the SO sets a new user PIN (and so unlocks a locked user PIN). */
+  initPin(newPin: string): Promise<void>;
+  /** C_SetPIN: the logged-in user (or SO) changes its own PIN. */
+  setPin(oldPin: string, newPin: string): Promise<void>;
+  findObjects(template: ObjectTemplate): Promise<ObjectHandle[]>;
+  getAttributes(handle: ObjectHandle): Promise<ObjectAttributes>;
+  /**
+   * C_SetAttributeValue for label and value (e.g. the device-identification data
+   * object). Returns the object's handle, which changes where a module fixes a
+   * data object's value at creation (SoftHSM2): then the object is rewritten
+   * (C_CreateObject, then C_DestroyObject of the old one).
+   */
+  setAttributes(handle: ObjectHandle, attrs: Pick<ObjectAttributes, 'label' | 'value'>): Promise<ObjectHandle>;
+  /** C_CreateObject for certificates, data objects, public keys; `importPrivateKey` for private keys. */
+  createObject(attrs: ObjectAttributes): Promise<ObjectHandle>;
+  /** Writes a private key taken from elsewhere (a PKCS#12 from the CA) as a sensitive, non-extractable object. */
+  importPrivateKey(key: import('node:crypto').KeyObject, template: KeyPairTemplate): Promise<ObjectHandle>;
+  destroyObject(handle: ObjectHandle): Promise<void>;
+  generateKeyPair(keyType: KeyType, template: KeyPairTemplate): Promise<GeneratedKeyPair>;
+  sign(mechanism: SignMechanism, key: ObjectHandle, data: Uint8Array): Promise<Buffer>;
+  verify(mechanism: SignMechanism, key: ObjectHandle, data: Uint8Array, signature: Uint8Array): Promise<boolean>;
+  encrypt(mechanism: CipherMechanism, key: ObjectHandle, data: Uint8Array): Promise<Buffer>;
+  decrypt(mechanism: CipherMechanism, key: ObjectHandle, data: Uint8Array): Promise<Buffer>;
+  digest(mechanism: DigestMechanism, data: Uint8Array): Promise<Buffer>;
+  generateRandom(length: number): Promise<Buffer>;
+  close(): Promise<void>;
+}
+
+/** A loaded module (C_Initialize … C_Finalize). */
+export interface TokenModule {
+  readonly kind: 'software' | 'pkcs11';
+  info(): Promise<ModuleInfo>;
+  slots(): Promise<SlotInfo[]>;
+  tokenInfo(slotId: number): Promise<TokenInfo>;
+  /** C_InitToken (and, for convenience, C_InitPIN with the first user PIN). */
+  initToken(slotId: number, o: { label: string; soPin: string; userPin: string }): Promise<void>;
+  openSession(slotId: number): Promise<TokenSession>;
+  /** C_Finalize: closes every session. */
+  close(): Promise<void>;
+}
