@@ -1,0 +1,75 @@
+/**
+ * A CA in a temporary home plus the enrollment server (web/) over HTTPS on a
+ * free loopback port, for tests of the portal, EST, CRL/OCSP and for the
+ * gateway's tests that need a live CA. The server certificate is issued by
+ * the CA itself (profile server, localhost + 127.0.0.1), so a client trusts
+ * it with `rootFile` (curl --cacert, openssl -CAfile, Node `ca`).
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CertificateAuthority, initAuthority, type CreatedNotice } from '../ca/index.js';
+import { certificateToPem } from '../pki/index.js';
+import { startWebServer, type RateLimitOptions, type WebServer } from '../web/index.js';
+import { tempDir } from './stores.js';
+
+export const TEST_PASSPHRASE = 'enrollment-test-passphrase';
+export const TEST_FACILITY = { number: '0110113719', name: 'はこだてクリニック' } as const;
+
+export interface TestEnrollment {
+  home: string;
+  /** A scratch directory for the test's files (holds root.pem and chain.pem). */
+  dir: string;
+  ca: CertificateAuthority;
+  server: WebServer;
+  /** https://127.0.0.1:PORT/ */
+  url: string;
+  rootPem: string;
+  /** root.pem on disk (curl --cacert). */
+  rootFile: string;
+  /** issuing + root PEM on disk. */
+  chainFile: string;
+  /** A fresh notice for the test facility. */
+  notice(o?: { kind?: 'letter' | 'est-code'; validityDays?: number }): Promise<CreatedNotice>;
+  close(): Promise<void>;
+}
+
+export async function startTestEnrollment(o: { db?: string; rateLimit?: RateLimitOptions; now?: () => Date; facility?: boolean } = {}): Promise<TestEnrollment> {
+  const dir = tempDir('sekisho-enroll-');
+  const home = join(dir, 'home');
+  await initAuthority({ home, passphrase: TEST_PASSPHRASE, ...(o.db ? { db: o.db } : {}), ...(o.now ? { now: o.now } : {}) });
+  const ca = await CertificateAuthority.open({ home, ...(o.now ? { now: o.now } : {}) });
+  try {
+    await ca.unlock(TEST_PASSPHRASE);
+    if (o.facility !== false) await ca.addFacility({ ...TEST_FACILITY }, 'operator:test');
+    const tls = await ca.issueWithNewKey({ profile: 'server', hosts: ['localhost', '127.0.0.1'], keyType: 'ecdsa-p256', via: 'test', actor: 'operator:test' });
+    const server = await startWebServer({
+      authority: ca,
+      listen: { host: '127.0.0.1', port: 0 },
+      tls: { cert: certificateToPem(tls.der), key: tls.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, chain: [certificateToPem(ca.issuingDer)] },
+      ...(o.rateLimit ? { rateLimit: o.rateLimit } : {}),
+    });
+    const rootPem = certificateToPem(ca.rootDer);
+    const rootFile = join(dir, 'root.pem');
+    const chainFile = join(dir, 'chain.pem');
+    writeFileSync(rootFile, rootPem);
+    writeFileSync(chainFile, ca.chain().map(certificateToPem).join(''));
+    return {
+      home,
+      dir,
+      ca,
+      server,
+      url: server.url,
+      rootPem,
+      rootFile,
+      chainFile,
+      notice: (n = {}) => ca.notices.create({ facilityNumber: TEST_FACILITY.number, actor: 'operator:test', ...n }),
+      async close() {
+        await server.close();
+        await ca.close();
+      },
+    };
+  } catch (e) {
+    await ca.close();
+    throw e;
+  }
+}
