@@ -7,6 +7,8 @@ import { certBulkCommand } from './commands/bulk.js';
 import { crlCommand } from './commands/crl.js';
 import { auditListCommand, auditVerifyCommand } from './commands/audit.js';
 import { scanCommand } from './commands/scan.js';
+import { estCodeCreateCommand, noticeCreateCommand, noticeListCommand, noticeRevokeCommand, noticeUnlockCommand } from './commands/notice.js';
+import { enrollCommand } from './commands/enroll.js';
 
 /** Every command, in the order `sekisho --help` lists them. */
 export const COMMANDS: readonly Command[] = [
@@ -21,6 +23,12 @@ export const COMMANDS: readonly Command[] = [
   certListCommand,
   certRevokeCommand,
   crlCommand,
+  noticeCreateCommand,
+  noticeListCommand,
+  noticeRevokeCommand,
+  noticeUnlockCommand,
+  estCodeCreateCommand,
+  enrollCommand,
   auditVerifyCommand,
   auditListCommand,
   scanCommand,

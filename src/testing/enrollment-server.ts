@@ -5,6 +5,7 @@
  * the CA itself (profile server, localhost + 127.0.0.1), so a client trusts
  * it with `rootFile` (curl --cacert, openssl -CAfile, Node `ca`).
  */
+import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CertificateAuthority, initAuthority, type CreatedNotice } from '../ca/index.js';
@@ -72,4 +73,23 @@ export async function startTestEnrollment(o: { db?: string; rateLimit?: RateLimi
     await ca.close();
     throw e;
   }
+}
+
+/**
+ * Runs a peer (curl, openssl, bash) without blocking the event loop: the
+ * enrollment server under test lives in this process, so spawnSync would
+ * deadlock against it.
+ */
+export function runPeer(cmd: string, args: string[], input?: string | Buffer, env?: NodeJS.ProcessEnv): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { env: env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.stderr.on('data', (d: Buffer) => err.push(d));
+    child.on('error', reject);
+    child.on('close', (status) => resolve({ status, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(input ?? '');
+  });
 }
