@@ -6,6 +6,8 @@
  * it with `rootFile` (curl --cacert, openssl -CAfile, Node `ca`).
  */
 import { spawn } from 'node:child_process';
+import type { IncomingHttpHeaders } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CertificateAuthority, initAuthority, type CreatedNotice } from '../ca/index.js';
@@ -91,5 +93,22 @@ export function runPeer(cmd: string, args: string[], input?: string | Buffer, en
     child.on('close', (status) => resolve({ status, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
     child.stdin.on('error', () => undefined);
     child.stdin.end(input ?? '');
+  });
+}
+
+/** One HTTPS request to the server under test, trusting its root. */
+export function fetchTls(url: string, o: { ca: string; method?: string; headers?: Record<string, string>; body?: string | Buffer }): Promise<{ status: number; headers: IncomingHttpHeaders; body: Buffer; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(url, { method: o.method ?? 'GET', headers: o.headers ?? {}, ca: o.ca }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (c: Buffer) => parts.push(c));
+      res.on('end', () => {
+        const body = Buffer.concat(parts);
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body, text: body.toString('utf8') });
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(o.body);
   });
 }

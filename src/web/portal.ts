@@ -6,7 +6,7 @@ import { clientAddress, mediaType, publicError, readBody, send, sendError, sendJ
 import { parseCsrEnrollJson, parseEnrollForm, parseEnrollJson } from './forms.js';
 import { portalPage, resultPage, type DownloadFile } from './portal-page.js';
 import { zipStore } from './zip.js';
-import { NOTICE_ERRORS } from '../ca/index.js';
+import { NOTICE_ERRORS, noticeIdProblem } from '../ca/index.js';
 import type { AttemptLimiter } from './rate-limit.js';
 
 const FORM_LIMIT = 16 * 1024;
@@ -96,13 +96,14 @@ export class Portal {
 
   /** POST /enroll (the form, works without script): the result page with the files, or the form with the reason. */
   async enrollForm(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    let ids: { requestId?: string; referenceId?: string } = {};
+    let ids: { requestId?: string } = {};
     try {
       if (mediaType(req) !== 'application/x-www-form-urlencoded') throw malformed('CONTENT_TYPE_UNSUPPORTED', 'send the form as application/x-www-form-urlencoded');
       const body = await readBody(req, FORM_LIMIT);
       const source = await this.#admit(req, 'portal');
       const form = parseEnrollForm(body);
-      ids = { requestId: form.requestId.slice(0, 40), referenceId: form.referenceId.slice(0, 40) };
+      // Only the request ID is put back in the form: the reference ID is a secret and is never echoed.
+      if (noticeIdProblem('request', form.requestId) === undefined) ids = { requestId: form.requestId };
       const r = await this.#enrollment.withPkcs12(form, source, { password: form.password, legacy: form.legacy, ...(form.keyType ? { keyType: form.keyType } : {}) });
       send(res, 200, 'text/html; charset=utf-8', resultPage({ facilityName: r.facility.name, facilityNumber: r.facility.number, serial: r.serial, notAfter: r.view.notAfter, files: this.#files(r) }), { 'Cache-Control': 'no-store' });
     } catch (e) {
