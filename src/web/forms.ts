@@ -17,7 +17,8 @@ export interface CsrEnrollRequest {
   csr: string;
 }
 
-const FORM_FIELDS = new Set(['request_id', 'reference_id', 'password', 'password_confirm', 'legacy', 'key_type']);
+/** key_mode is the page's own choice (browser or server); when it reaches the server, the server makes the key. */
+const FORM_FIELDS = new Set(['request_id', 'reference_id', 'password', 'password_confirm', 'legacy', 'key_type', 'key_mode']);
 const MAX_FIELD = 1024;
 
 function decodeUtf8(body: Buffer): string {
@@ -58,6 +59,8 @@ export function parseEnrollForm(body: Buffer): EnrollRequest {
   const legacy = seen.get('legacy');
   if (legacy !== undefined && legacy !== 'on' && legacy !== '1') throw malformed('FORM_FIELD_INVALID', 'legacy must be "on" when present');
   const keyType = keyTypeOf(seen.get('key_type'));
+  const mode = seen.get('key_mode');
+  if (mode !== undefined && mode !== 'server' && mode !== 'browser') throw malformed('FORM_FIELD_INVALID', 'key_mode must be browser or server');
   return { requestId: seen.get('request_id') ?? '', referenceId: seen.get('reference_id') ?? '', password, legacy: legacy !== undefined, ...(keyType ? { keyType } : {}) };
 }
 

@@ -288,7 +288,6 @@ if (form) {
       const problem = c.length >= 16 ? idProblem(kind, input.value) : '';
       hint.textContent = problem || (c.length === 16 ? '✓' : '');
       hint.className = problem ? 'hint bad' : c.length === 16 ? 'hint good' : 'hint';
-      input.setCustomValidity(problem);
     });
   }
   if (subtle && window.isSecureContext) document.getElementById('keymode').hidden = false;
