@@ -1,3 +1,29 @@
+/**
+ * The enrollment server: every HTTP surface of the CA over one HTTPS listener.
+ *
+ * | Path | Method | What |
+ * |---|---|---|
+ * | `/` | GET | the portal page (Japanese/English): two IDs, a password twice, download |
+ * | `/enroll` | POST form | the page's form without script: result page with ZIP, .p12, root-ca.cer, thumbprints.txt |
+ * | `/api/enroll` | POST JSON | `{requestId, referenceId, password, legacy?, keyType?}` → PKCS#12 (base64); used by `sekisho enroll` |
+ * | `/api/enroll-csr` | POST JSON | `{requestId, referenceId, csr}` → certificate + chain (PEM); the page's WebCrypto mode |
+ * | `/.well-known/est/cacerts`, `simpleenroll`, `simplereenroll` | GET/POST | EST (RFC 7030) |
+ * | `/crl`, `/crl.pem` | GET | the current CRL (signed again after each revocation) |
+ * | `/ocsp`, `/ocsp/{base64}` | POST/GET | OCSP (RFC 6960), signed by the issuing CA |
+ * | `/root.cer`, `/root.pem`, `/ca-chain.pem` | GET | the root (DER/PEM) and the chain |
+ * | `/healthz` | GET | `ok` |
+ *
+ * ```ts
+ * const ca = await CertificateAuthority.open({ home });
+ * await ca.unlock(passphrase);
+ * const web = await startWebServer({ authority: ca, listen: { host: '127.0.0.1', port: 8080 }, tls: { cert, key, chain: [issuingPem] } });
+ * console.log(web.url); // https://127.0.0.1:8080/
+ * await web.close();
+ * ```
+ * For tests, `testing/enrollment-server.ts` `startTestEnrollment()` makes a CA
+ * in a temporary home, a server certificate for localhost/127.0.0.1, and this
+ * server on a free port.
+ */
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { CertificateAuthority } from '../ca/index.js';
