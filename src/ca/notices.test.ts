@@ -5,6 +5,7 @@ import pg from 'pg';
 import Database from 'better-sqlite3';
 import { CertificateAuthority } from './authority.js';
 import { initAuthority } from './init.js';
+import { Enrollment } from './enrollment.js';
 import { checkCharacter, generateNoticeId, NOTICE_ID_ALPHABET, noticeIdProblem, parseNoticeId } from './notice-id.js';
 import { SekishoError } from '../errors/index.js';
 import { STORE_TARGETS, tempDir } from '../testing/stores.js';
@@ -188,7 +189,18 @@ for (const target of STORE_TARGETS) {
         await ca.setFacilityStatus(FACILITY, 'suspended', 'op');
         await assert.rejects(ca.notices.claim(n, SOURCE), code('FACILITY_SUSPENDED'));
         await ca.setFacilityStatus(FACILITY, 'active', 'op');
-        assert.ok(await ca.notices.claim(n, SOURCE));
+        // An issuance that fails after the claim releases the notice (a CA whose key is locked cannot sign).
+        const locked = await CertificateAuthority.open({ home: o.home });
+        try {
+          await assert.rejects(new Enrollment(locked).withPkcs12(n, SOURCE, { password: 'long-enough-password' }), code('CA_LOCKED'));
+        } finally {
+          await locked.close();
+        }
+        assert.equal((await ca.notices.list()).find((x) => x.id === n.id)?.state, 'active');
+        assert.ok((await ca.audit.list()).some((e) => e.action === 'notice.released' && e.reasonCode === 'CA_LOCKED'));
+        // A claim that never finished (a crash) can still be revoked by the operator.
+        await ca.notices.claim(n, SOURCE);
+        assert.equal((await ca.notices.revoke(n.id, 'op')).state, 'revoked');
         assert.deepEqual((await ca.audit.verify()).problems, []);
       } finally {
         await ca.close();

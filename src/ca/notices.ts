@@ -170,7 +170,7 @@ export class IssuanceNotices {
       const repo = repositories(tx).notices;
       const n = await repo.get(id);
       if (!n) throw notFound('NOTICE_UNKNOWN_HANDLE', `no notice ${id}; see "sekisho notice list"`);
-      if (n.status !== 'active') throw conflict('NOTICE_NOT_ACTIVE', `notice ${id} is already ${n.status}; there is nothing to revoke`);
+      if (n.status !== 'active' && n.status !== 'claimed') throw conflict('NOTICE_NOT_ACTIVE', `notice ${id} is already ${n.status}; there is nothing to revoke`);
       if (!(await repo.revoke(id, at))) throw conflict('NOTICE_NOT_ACTIVE', `notice ${id} changed state just now; see "sekisho notice list"`);
       await this.o.audit.appendIn(tx, { actor, action: 'notice.revoked', outcome: 'success', subject: id, details: { facility: n.facilityNumber } });
       return this.#summary({ ...n, status: 'revoked', revokedAt: at }, at);

@@ -134,7 +134,8 @@ export class NoticeRepository {
     return (await this.x.run("UPDATE notices SET status = 'used', serial = ?, used_at = ? WHERE id = ? AND status = 'claimed'", [serial, at, id])).changes === 1;
   }
 
+  /** active (or claimed: an issuance that never finished, e.g. a crash) → revoked. */
   async revoke(id: string, at: string): Promise<boolean> {
-    return (await this.x.run("UPDATE notices SET status = 'revoked', revoked_at = ? WHERE id = ? AND status = 'active'", [at, id])).changes === 1;
+    return (await this.x.run("UPDATE notices SET status = 'revoked', revoked_at = ? WHERE id = ? AND status IN ('active', 'claimed')", [at, id])).changes === 1;
   }
 }

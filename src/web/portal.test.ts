@@ -46,6 +46,21 @@ describe('enrollment portal over HTTPS', () => {
     assert.equal((await fetchTls(new URL('/enroll', t.url).href, { ca: t.rootPem })).status, 405);
   });
 
+  test('TLS 1.2 and 1.3 only; a client certificate is asked for (naming only this CA) but not required', async (tc) => {
+    if (!needCommand(tc, 'openssl')) return;
+    const { port } = t.server.address;
+    const sClient = (args: string[]) => runPeer('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-CAfile', t.rootFile, ...args], 'Q\n');
+    const old = await sClient(['-tls1_1', '-cipher', 'DEFAULT@SECLEVEL=0']);
+    assert.match(old.stdout, /Cipher is \(NONE\)/, 'no TLS 1.1 session');
+    assert.notEqual(old.status, 0);
+    const tls12 = await sClient(['-tls1_2']);
+    assert.match(tls12.stdout, /Protocol\s*:\s*TLSv1\.2/);
+    assert.match(tls12.stdout, /Verify return code: 0 \(ok\)/);
+    assert.match(tls12.stdout, /Acceptable client certificate CA names\n(.*\n)*.*sekisho (Issuing|Root) CA/);
+    const tls13 = await sClient(['-tls1_3']);
+    assert.match(tls13.stdout, /TLSv1\.3/);
+  });
+
   test('each refusal has its status and message, spends no attempt it should not, echoes no secret', async () => {
     const n = await t.notice();
     const other = await t.notice();
