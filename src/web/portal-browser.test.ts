@@ -15,7 +15,9 @@ import { hasChromium, launchChromium } from '../testing/browser.js';
 import { needCommand, needPeer } from '../testing/peers.js';
 import { runPeer, startTestEnrollment, TEST_FACILITY, type TestEnrollment } from '../testing/enrollment-server.js';
 import { findChromium, printToPdf, renderNoticeLetter } from '../ca/index.js';
-import { readPkcs12 } from '../pki/index.js';
+import { certificateToPem, readPkcs12 } from '../pki/index.js';
+import { connect as tlsConnect, createServer as createTlsServer } from 'node:tls';
+import type { AddressInfo } from 'node:net';
 
 const PASSWORD = 'Shinryo-Pass-2041';
 const shots = mkdtempSync(join(tmpdir(), 'sekisho-shots-'));
@@ -73,6 +75,27 @@ describe('the portal in Chromium', () => {
     return leaf.stdout;
   }
 
+  /** Connects with the PKCS#12 to a mutual-TLS server that requires a client certificate of this CA; returns the CN it saw. */
+  async function authenticates(p12: Buffer): Promise<string> {
+    const tlsKey = await t.ca.issueWithNewKey({ profile: 'server', hosts: ['127.0.0.1'], keyType: 'ecdsa-p256', via: 'test', actor: 'operator:test' });
+    const server = createTlsServer({ cert: [certificateToPem(tlsKey.der), certificateToPem(t.ca.issuingDer)].join(''), key: tlsKey.privateKey.export({ type: 'pkcs8', format: 'pem' }), ca: t.rootPem, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2' }, (s) => {
+      s.end(`${(s.getPeerCertificate().subject as unknown as Record<string, string>).CN}`);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      return await new Promise<string>((resolve, reject) => {
+        const c = tlsConnect({ host: '127.0.0.1', port, ca: t.rootPem, pfx: p12, passphrase: PASSWORD }, () => undefined);
+        let got = '';
+        c.on('data', (d: Buffer) => (got += d.toString()));
+        c.on('end', () => resolve(got));
+        c.on('error', reject);
+      });
+    } finally {
+      server.close();
+    }
+  }
+
   test('a typo is caught in the page before anything is sent', async (tc) => {
     if (!needPeer(tc, hasChromium(), 'Chromium (/usr/bin/chromium)')) return;
     const n = await t.notice();
@@ -109,8 +132,10 @@ describe('the portal in Chromium', () => {
     assert.equal(contents.chain.length, 2);
     const zip = await download(page, '.zip');
     assert.ok(zip.includes(p12));
+    // The browser-built PKCS#12 authenticates as a TLS client to a server that requires this CA's certificates.
+    assert.equal(await authenticates(p12), `${TEST_FACILITY.number}`);
     const events = await t.ca.audit.list();
-    const signing = events.filter((e) => e.action === 'certificate.signing').pop();
+    const signing = events.filter((e) => e.action === 'certificate.signing' && e.details?.facility === TEST_FACILITY.number).pop();
     assert.equal(signing?.details?.via, 'portal-csr', 'issued for a CSR: the server never made or saw the key');
     assert.equal((await t.ca.notices.list()).find((x) => x.id === n.id)?.state, 'used');
     await page.context().close();
