@@ -32,6 +32,7 @@ import { openTokenSigner, readTokenKeyRef, type TokenKeyRef } from '../token/ind
 import { issuingKeyRefPath } from './init.js';
 import { existsSync } from 'node:fs';
 import { parseSerialHex } from './serial.js';
+import { IssuanceNotices } from './notices.js';
 
 export interface OpenOptions {
   home: string;
@@ -67,6 +68,8 @@ export interface CsrOrder {
 export class CertificateAuthority {
   readonly audit: AuditLog;
   readonly registration: Registration;
+  /** Issuance notices and one-time EST codes. */
+  readonly notices: IssuanceNotices;
   #issuingIdentity: IssuingIdentity | undefined;
 
   private constructor(
@@ -79,6 +82,7 @@ export class CertificateAuthority {
   ) {
     this.audit = new AuditLog(db, { now });
     this.registration = new Registration(repositories(db).facilities, config, now);
+    this.notices = new IssuanceNotices({ db, audit: this.audit, registration: this.registration, now });
   }
 
   static async open(o: OpenOptions): Promise<CertificateAuthority> {
@@ -247,6 +251,17 @@ export class CertificateAuthority {
   /** The newest issued or revoked facility certificate for exactly this key (bulk resume uses it). */
   async findCertificateForKey(publicKey: KeyObject, facilityNumber: string): Promise<CertificateRecord | undefined> {
     return repositories(this.db).certificates.findBySpki(spkiSha256(spkiDer(publicKey)), facilityNumber);
+  }
+
+  /** One certificate by serial (hex, as "cert list" shows it). */
+  certificate(serialHex: string): Promise<CertificateRecord | undefined> {
+    const serial = parseSerialHex(serialHex);
+    return serial ? repositories(this.db).certificates.get(serial) : Promise.resolve(undefined);
+  }
+
+  /** The signer and facts of the issuing CA, for OCSP responses (which it signs itself). */
+  issuingIdentity(): IssuingIdentity {
+    return this.#issuing();
   }
 
   listCertificates(filter: { facilityNumber?: string; status?: CertificateRecord['status'] } = {}): Promise<CertificateRecord[]> {

@@ -11,3 +11,8 @@ export * from './bulk.js';
 export * from './facility-csv.js';
 export * from './delivery.js';
 export * from './server-credential.js';
+export * from './notice-id.js';
+export * from './notices.js';
+export * from './notice-letter.js';
+export * from './enrollment.js';
+export * from './revocation-publisher.js';

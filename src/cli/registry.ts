@@ -9,6 +9,8 @@ import { auditListCommand, auditVerifyCommand } from './commands/audit.js';
 import { scanCommand } from './commands/scan.js';
 import { gatewayCommand } from './commands/gateway.js';
 import { TOKEN_COMMANDS } from './commands/token.js';
+import { estCodeCreateCommand, noticeCreateCommand, noticeListCommand, noticeRevokeCommand, noticeUnlockCommand } from './commands/notice.js';
+import { enrollCommand } from './commands/enroll.js';
 
 /** Every command, in the order `sekisho --help` lists them. */
 export const COMMANDS: readonly Command[] = [
@@ -23,6 +25,12 @@ export const COMMANDS: readonly Command[] = [
   certListCommand,
   certRevokeCommand,
   crlCommand,
+  noticeCreateCommand,
+  noticeListCommand,
+  noticeRevokeCommand,
+  noticeUnlockCommand,
+  estCodeCreateCommand,
+  enrollCommand,
   auditVerifyCommand,
   auditListCommand,
   scanCommand,

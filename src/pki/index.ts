@@ -8,3 +8,5 @@ export * from './der.js';
 export * from './crl.js';
 export * from './pkcs12.js';
 export * from './revocation-reason.js';
+export * from './ocsp.js';
+export * from './pkcs7.js';

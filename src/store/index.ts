@@ -10,13 +10,15 @@ import { CertificateRepository } from './certificates.js';
 import { AuditEventRepository } from './audit-events.js';
 import { CrlStateRepository } from './crl-state.js';
 import { CaIdentityRepository } from './ca-identity.js';
+import { NoticeRepository } from './notices.js';
 
 export type { Database, SqlExecutor, Dialect } from './database.js';
 export type { Facility, FacilityStatus } from './facilities.js';
 export type { CertificateRecord, CertificateStatus, CertificateFilter, RevokedSerial } from './certificates.js';
 export type { AuditRow, ChainHead } from './audit-events.js';
 export type { CaIdentity } from './ca-identity.js';
-export { FacilityRepository, CertificateRepository, AuditEventRepository, CrlStateRepository, CaIdentityRepository, migrate };
+export type { NoticeRecord, NoticeKind, NoticeStatus } from './notices.js';
+export { FacilityRepository, CertificateRepository, AuditEventRepository, CrlStateRepository, CaIdentityRepository, NoticeRepository, migrate };
 
 /** The repositories over one executor (the database itself, or a transaction). */
 export interface Repositories {
@@ -25,6 +27,7 @@ export interface Repositories {
   audit: AuditEventRepository;
   crl: CrlStateRepository;
   identity: CaIdentityRepository;
+  notices: NoticeRepository;
 }
 
 export function repositories(x: SqlExecutor): Repositories {
@@ -34,6 +37,7 @@ export function repositories(x: SqlExecutor): Repositories {
     audit: new AuditEventRepository(x),
     crl: new CrlStateRepository(x),
     identity: new CaIdentityRepository(x),
+    notices: new NoticeRepository(x),
   };
 }
 

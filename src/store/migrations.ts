@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Database, Dialect } from './database.js';
 
 /**
@@ -72,6 +73,35 @@ export const MIGRATIONS: readonly Migration[] = [
     name: 'the CA a store belongs to',
     // Written once by init; every later open compares it with the home's issuing certificate.
     statements: () => [`CREATE TABLE ca_identity (id INTEGER PRIMARY KEY CHECK (id = 1), issuing_sha256 TEXT NOT NULL, root_sha256 TEXT NOT NULL, created_at TEXT NOT NULL)`],
+  },
+  {
+    version: 3,
+    name: 'issuance notices and one-time EST codes',
+    statements: () => [
+      // The key of the request-ID lookup hash (HMAC-SHA256), made once per store:
+      // a request ID is found by its keyed hash, never stored in the clear.
+      `CREATE TABLE notice_key (id INTEGER PRIMARY KEY CHECK (id = 1), key_hex TEXT NOT NULL)`,
+      `INSERT INTO notice_key (id, key_hex) VALUES (1, '${randomBytes(32).toString('hex')}')`,
+      // kind 'letter' is a printed issuance notice, 'est-code' an operator-issued one-time EST code.
+      // The reference ID is kept only as scrypt(salt, id); failures count wrong reference IDs.
+      `CREATE TABLE notices (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('letter', 'est-code')),
+        facility_number TEXT NOT NULL REFERENCES facilities(number),
+        request_lookup TEXT NOT NULL UNIQUE,
+        reference_salt TEXT NOT NULL,
+        reference_hash TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('active', 'claimed', 'used', 'revoked')),
+        failures INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        used_at TEXT,
+        serial TEXT,
+        revoked_at TEXT,
+        created_by TEXT NOT NULL
+      )`,
+      'CREATE INDEX notices_facility ON notices (facility_number)',
+    ],
   },
   {
     version: 4,

@@ -1,0 +1,304 @@
+import { createHmac, randomBytes, scrypt as scryptCallback, timingSafeEqual } from 'node:crypto';
+import { promisify } from 'node:util';
+import { badRequest, conflict, notFound, unauthorized, type SekishoError } from '../errors/index.js';
+import { parseFacilityNumber } from '../policy/index.js';
+import { repositories, type Database, type Facility, type NoticeKind, type NoticeRecord } from '../store/index.js';
+import type { AuditLog } from '../audit/index.js';
+import type { Registration } from './registration.js';
+import { generateNoticeId, NOTICE_ID_ALPHABET, parseNoticeId } from './notice-id.js';
+
+const scrypt = promisify(scryptCallback) as (password: string, salt: Buffer, keylen: number, options: { N: number; r: number; p: number }) => Promise<Buffer>;
+const SCRYPT = { N: 16384, r: 8, p: 1 };
+const DAY_MS = 86_400_000;
+
+export const NOTICE_DEFAULTS = {
+  /** Days a printed notice stays valid. */
+  letterDays: 180,
+  /** Days a one-time EST code stays valid. */
+  estCodeDays: 7,
+  /** Wrong reference IDs after which a notice locks until the operator unlocks it. */
+  maxFailures: 5,
+} as const;
+
+/** The IDs of a new notice: shown once, never stored in the clear. */
+export interface CreatedNotice {
+  id: string;
+  kind: NoticeKind;
+  facility: Facility;
+  requestId: string;
+  referenceId: string;
+  createdAt: string;
+  expiresAt: string;
+}
+
+export type NoticeState = 'active' | 'locked' | 'expired' | 'claimed' | 'used' | 'revoked';
+
+/** A notice as the operator sees it (no hashes). */
+export interface NoticeSummary {
+  id: string;
+  kind: NoticeKind;
+  facilityNumber: string;
+  state: NoticeState;
+  failures: number;
+  createdAt: string;
+  expiresAt: string;
+  usedAt?: string;
+  serial?: string;
+  revokedAt?: string;
+}
+
+/** Who presented the IDs, for the audit trail. */
+export interface AttemptSource {
+  /** Client IP address (or "cli"). */
+  client: string;
+  /** portal, api, est. */
+  via: string;
+}
+
+/** A notice that passed every check and is held for one issuance. */
+export interface NoticeClaim {
+  readonly noticeId: string;
+  readonly kind: NoticeKind;
+  readonly facility: Facility;
+  readonly source: AttemptSource;
+}
+
+export interface IssuanceNoticesOptions {
+  db: Database;
+  audit: AuditLog;
+  registration: Registration;
+  now: () => Date;
+  maxFailures?: number;
+}
+
+const NOTICE_HANDLE = /^N-[ACDEFGHJKLMNPQRTUVWXY34679]{8}$/;
+
+/**
+ * Issuance notices (証明書発行通知書) and one-time EST codes: a request ID
+ * (found by its keyed hash) and a reference ID (checked against a salted
+ * scrypt hash, in constant time). Each notice is single-use, expires, locks
+ * after too many wrong reference IDs, and every attempt is audited in the
+ * same transaction as its effect.
+ */
+export class IssuanceNotices {
+  readonly maxFailures: number;
+  #lookupKey: Buffer | undefined;
+
+  constructor(private readonly o: IssuanceNoticesOptions) {
+    this.maxFailures = o.maxFailures ?? NOTICE_DEFAULTS.maxFailures;
+  }
+
+  async #lookup(compactRequestId: string): Promise<string> {
+    this.#lookupKey ??= await repositories(this.o.db).notices.lookupKey();
+    return createHmac('sha256', this.#lookupKey).update(`request:${compactRequestId}`).digest('hex');
+  }
+
+  async create(input: { facilityNumber: string; kind?: NoticeKind; validityDays?: number; actor: string }): Promise<CreatedNotice> {
+    const kind = input.kind ?? 'letter';
+    const days = input.validityDays ?? (kind === 'letter' ? NOTICE_DEFAULTS.letterDays : NOTICE_DEFAULTS.estCodeDays);
+    if (!Number.isInteger(days) || days < 1 || days > 366) throw badRequest('NOTICE_DAYS_INVALID', `a notice is valid for 1–366 days (got ${days}); the default is ${NOTICE_DEFAULTS.letterDays} for letters`);
+    const facility = await this.o.registration.activeFacility(parseFacilityNumber(input.facilityNumber));
+    const now = this.o.now();
+    const createdAt = now.toISOString();
+    const expiresAt = new Date(now.getTime() + days * DAY_MS).toISOString();
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const requestId = generateNoticeId('request');
+      const referenceId = generateNoticeId('reference');
+      const salt = randomBytes(16);
+      const record: NoticeRecord = {
+        id: `N-${Array.from(randomBytes(8), (b) => NOTICE_ID_ALPHABET[b % NOTICE_ID_ALPHABET.length]).join('')}`,
+        kind,
+        facilityNumber: facility.number,
+        requestLookup: await this.#lookup(requestId.replace(/-/g, '')),
+        referenceSalt: salt.toString('hex'),
+        referenceHash: (await scrypt(referenceId.replace(/-/g, ''), salt, 32, SCRYPT)).toString('hex'),
+        status: 'active',
+        failures: 0,
+        createdAt,
+        expiresAt,
+        createdBy: input.actor,
+      };
+      const added = await this.o.db.transaction(async (tx) => {
+        if (!(await repositories(tx).notices.add(record))) return false;
+        await this.o.audit.appendIn(tx, { actor: input.actor, action: 'notice.created', outcome: 'success', subject: record.id, details: { facility: facility.number, kind, expiresAt } });
+        return true;
+      });
+      if (added) return { id: record.id, kind, facility, requestId, referenceId, createdAt, expiresAt };
+    }
+    throw conflict('NOTICE_ID_COLLISION', 'could not make unique notice IDs; try again');
+  }
+
+  #state(n: NoticeRecord, at: string): NoticeState {
+    if (n.status !== 'active') return n.status;
+    if (n.expiresAt <= at) return 'expired';
+    if (n.failures >= this.maxFailures) return 'locked';
+    return 'active';
+  }
+
+  #summary(n: NoticeRecord, at: string): NoticeSummary {
+    return {
+      id: n.id,
+      kind: n.kind,
+      facilityNumber: n.facilityNumber,
+      state: this.#state(n, at),
+      failures: n.failures,
+      createdAt: n.createdAt,
+      expiresAt: n.expiresAt,
+      ...(n.usedAt ? { usedAt: n.usedAt } : {}),
+      ...(n.serial ? { serial: n.serial } : {}),
+      ...(n.revokedAt ? { revokedAt: n.revokedAt } : {}),
+    };
+  }
+
+  async list(filter: { facilityNumber?: string; kind?: NoticeKind } = {}): Promise<NoticeSummary[]> {
+    const at = this.o.now().toISOString();
+    const f = filter.facilityNumber ? { ...filter, facilityNumber: parseFacilityNumber(filter.facilityNumber) } : filter;
+    return (await repositories(this.o.db).notices.list(f)).map((n) => this.#summary(n, at));
+  }
+
+  #handle(id: string): string {
+    const h = id.trim().toUpperCase().replace(/^N(?!-)/, 'N-');
+    if (!NOTICE_HANDLE.test(h)) throw badRequest('NOTICE_HANDLE_INVALID', `"${id.slice(0, 40)}" is not a notice handle (N-XXXXXXXX, as "notice list" shows it)`);
+    return h;
+  }
+
+  /** Revokes an unused notice (the clinic lost the letter, or asked for a new one). */
+  async revoke(idInput: string, actor: string): Promise<NoticeSummary> {
+    const id = this.#handle(idInput);
+    const at = this.o.now().toISOString();
+    return this.o.db.transaction(async (tx) => {
+      const repo = repositories(tx).notices;
+      const n = await repo.get(id);
+      if (!n) throw notFound('NOTICE_UNKNOWN_HANDLE', `no notice ${id}; see "sekisho notice list"`);
+      if (n.status !== 'active' && n.status !== 'claimed') throw conflict('NOTICE_NOT_ACTIVE', `notice ${id} is already ${n.status}; there is nothing to revoke`);
+      if (!(await repo.revoke(id, at))) throw conflict('NOTICE_NOT_ACTIVE', `notice ${id} changed state just now; see "sekisho notice list"`);
+      await this.o.audit.appendIn(tx, { actor, action: 'notice.revoked', outcome: 'success', subject: id, details: { facility: n.facilityNumber } });
+      return this.#summary({ ...n, status: 'revoked', revokedAt: at }, at);
+    });
+  }
+
+  /** Clears the wrong-attempt count of a locked notice. */
+  async unlock(idInput: string, actor: string): Promise<NoticeSummary> {
+    const id = this.#handle(idInput);
+    const at = this.o.now().toISOString();
+    return this.o.db.transaction(async (tx) => {
+      const repo = repositories(tx).notices;
+      const n = await repo.get(id);
+      if (!n) throw notFound('NOTICE_UNKNOWN_HANDLE', `no notice ${id}; see "sekisho notice list"`);
+      if (n.status !== 'active' || n.failures < this.maxFailures) throw conflict('NOTICE_NOT_LOCKED', `notice ${id} is not locked (${this.#state(n, at)}, ${n.failures} wrong attempts)`);
+      await repo.resetFailures(id);
+      await this.o.audit.appendIn(tx, { actor, action: 'notice.unlocked', outcome: 'success', subject: id, details: { facility: n.facilityNumber, failures: n.failures } });
+      return this.#summary({ ...n, failures: 0 }, at);
+    });
+  }
+
+  /** Audits an attempt refused before any notice was looked at (mistyped ID, rate limit). */
+  async refuse(source: AttemptSource, error: SekishoError): Promise<void> {
+    await this.o.audit.append({ actor: `client:${source.client}`, action: 'notice.attempt', outcome: 'minorFailure', reasonCode: error.code, details: { via: source.via } });
+  }
+
+  /**
+   * Checks both IDs and holds the notice for one issuance. Mistyped IDs are
+   * refused before any lookup (no attempt counted); a wrong reference ID
+   * counts towards the lock. Throws the reason the clinic should read.
+   */
+  async claim(input: { requestId: string; referenceId: string; kinds?: readonly NoticeKind[] }, source: AttemptSource): Promise<NoticeClaim> {
+    let request: string;
+    let reference: string;
+    try {
+      request = parseNoticeId('request', input.requestId);
+      reference = parseNoticeId('reference', input.referenceId);
+    } catch (e) {
+      await this.refuse(source, e as SekishoError);
+      throw e;
+    }
+    const lookup = await this.#lookup(request);
+    const before = await repositories(this.o.db).notices.findByLookup(lookup, { lock: false });
+    // The hash is computed outside the transaction (it is slow on purpose); the salt never changes.
+    const salt = Buffer.from(before?.referenceSalt ?? randomBytes(16).toString('hex'), 'hex');
+    const presented = await scrypt(reference, salt, 32, SCRYPT);
+    const actor = `client:${source.client}`;
+    const result = await this.o.db.transaction(async (tx): Promise<{ error: SekishoError } | { claim: NoticeClaim }> => {
+      const repos = repositories(tx);
+      const n = await repos.notices.findByLookup(lookup);
+      const fail = async (error: SekishoError, details: Record<string, unknown> = {}) => {
+        await this.o.audit.appendIn(tx, { actor, action: 'notice.attempt', outcome: 'minorFailure', reasonCode: error.code, ...(n ? { subject: n.id } : {}), details: { via: source.via, ...details } });
+        return { error };
+      };
+      if (!n) return fail(NOTICE_ERRORS.unknown());
+      if (input.kinds && !input.kinds.includes(n.kind)) return fail(NOTICE_ERRORS.unknown());
+      const at = this.o.now().toISOString();
+      const state = this.#state(n, at);
+      if (state === 'revoked') return fail(NOTICE_ERRORS.revoked());
+      if (state === 'used' || state === 'claimed') return fail(NOTICE_ERRORS.used(n.usedAt));
+      if (state === 'expired') return fail(NOTICE_ERRORS.expired(n.expiresAt));
+      if (state === 'locked') return fail(NOTICE_ERRORS.locked());
+      const expected = Buffer.from(n.referenceHash, 'hex');
+      if (expected.length !== presented.length || !timingSafeEqual(expected, presented)) {
+        const failures = (await repos.notices.countFailure(n.id)) ?? n.failures + 1;
+        const left = this.maxFailures - failures;
+        return fail(left > 0 ? NOTICE_ERRORS.wrongReference(left) : NOTICE_ERRORS.locked(), { failures, ...(left <= 0 ? { locked: true } : {}) });
+      }
+      const facility = await repos.facilities.get(n.facilityNumber);
+      if (!facility || facility.status !== 'active') return fail(NOTICE_ERRORS.facilitySuspended(n.facilityNumber));
+      if (!(await repos.notices.claim(n.id, at, this.maxFailures))) return fail(NOTICE_ERRORS.used(at));
+      await this.o.audit.appendIn(tx, { actor, action: 'notice.claimed', outcome: 'success', subject: n.id, details: { via: source.via, facility: n.facilityNumber } });
+      return { claim: { noticeId: n.id, kind: n.kind, facility, source } };
+    });
+    if ('error' in result) throw result.error;
+    return result.claim;
+  }
+
+  /** The issuance for a claim succeeded: the notice is spent. */
+  async complete(claim: NoticeClaim, serial: string): Promise<void> {
+    const at = this.o.now().toISOString();
+    await this.o.db.transaction(async (tx) => {
+      await repositories(tx).notices.markUsed(claim.noticeId, serial, at);
+      await this.o.audit.appendIn(tx, { actor: `client:${claim.source.client}`, action: 'notice.redeemed', outcome: 'success', subject: claim.noticeId, details: { via: claim.source.via, facility: claim.facility.number, serial } });
+    });
+  }
+
+  /** The issuance for a claim failed: the notice is not spent. */
+  async release(claim: NoticeClaim, reasonCode: string): Promise<void> {
+    await this.o.db.transaction(async (tx) => {
+      await repositories(tx).notices.release(claim.noticeId);
+      await this.o.audit.appendIn(tx, { actor: `client:${claim.source.client}`, action: 'notice.released', outcome: 'minorFailure', reasonCode, subject: claim.noticeId, details: { via: claim.source.via } });
+    });
+  }
+}
+
+/** The reasons a notice is refused, in English and Japanese (the clinic reads them). */
+export const NOTICE_ERRORS = {
+  unknown: () =>
+    unauthorized('NOTICE_NOT_RECOGNIZED', 'these IDs do not match any issuance notice; check both IDs against the notice, or ask the network operator', {
+      ja: '入力されたIDに該当する発行通知書がありません。通知書の申請IDと参照IDをご確認のうえ、解決しない場合は運営主体にお問い合わせください。',
+    }),
+  wrongReference: (left: number) =>
+    unauthorized('NOTICE_REFERENCE_WRONG', `the reference ID is wrong; ${left} more wrong attempt${left === 1 ? '' : 's'} will lock this notice`, {
+      ja: `参照IDが正しくありません。あと${left}回間違えると、この通知書はロックされます。`,
+    }),
+  locked: () =>
+    conflict('NOTICE_LOCKED', 'this notice is locked after too many wrong reference IDs; ask the network operator to unlock it', {
+      ja: '参照IDの誤入力が続いたため、この通知書はロックされました。運営主体にロック解除をご依頼ください。',
+    }),
+  expired: (at: string) =>
+    conflict('NOTICE_EXPIRED', `this notice expired on ${at.slice(0, 10)}; ask the network operator for a new notice`, {
+      ja: `この通知書の有効期限（${at.slice(0, 10)}）が過ぎています。運営主体に通知書の再発行をご依頼ください。`,
+    }),
+  used: (at?: string) =>
+    conflict('NOTICE_USED', `this notice was already used${at ? ` on ${at.slice(0, 10)}` : ''} and cannot download again; if that was not you, tell the network operator at once`, {
+      ja: `この通知書は${at ? `${at.slice(0, 10)}に` : ''}使用済みです。再度のダウンロードはできません。心当たりがない場合は、すぐに運営主体にご連絡ください。`,
+    }),
+  revoked: () =>
+    conflict('NOTICE_REVOKED', 'this notice was revoked by the network operator; use the newer notice, or ask for one', {
+      ja: 'この通知書は運営主体により無効化されています。新しい通知書をご利用ください。',
+    }),
+  facilitySuspended: (n: string) =>
+    badRequest('FACILITY_SUSPENDED', `facility ${n} is suspended; the notice was not used. Ask the network operator`, {
+      ja: `医療機関 ${n} は利用停止中です（通知書は使用されていません）。運営主体にお問い合わせください。`,
+    }),
+  rateLimited: (seconds: number) =>
+    badRequest('RATE_LIMITED', `too many attempts from this address; wait ${seconds} seconds and try again`, {
+      ja: `試行回数が多すぎます。${seconds}秒ほど待ってから再度お試しください。`,
+    }),
+};

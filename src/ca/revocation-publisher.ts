@@ -1,0 +1,91 @@
+import { describeCertificate, buildOcspResponse, certIdMatchesIssuer, ocspErrorResponse, parseOcspRequest, reasonFromCode, type OcspSingleResponse } from '../pki/index.js';
+import { repositories } from '../store/index.js';
+import type { CertificateAuthority } from './authority.js';
+
+export interface RevocationPublisherOptions {
+  /** How long an OCSP response may be cached by clients (nextUpdate − thisUpdate). Default 1 hour. */
+  ocspValiditySeconds?: number;
+}
+
+/**
+ * Publishes revocation status from the store: CRLs (signed again whenever a
+ * revocation happened or half the CRL's validity passed) and OCSP responses
+ * signed by the issuing CA (RFC 6960 §2.2), straight from the store, so a
+ * revocation shows on the next OCSP request.
+ */
+export class RevocationPublisher {
+  #crl: { der: Buffer; mark: string; nextUpdate: Date; signedAt: number } | undefined;
+  #signing: Promise<Buffer> | undefined;
+  readonly #ocspValidityMs: number;
+
+  constructor(
+    private readonly ca: CertificateAuthority,
+    o: RevocationPublisherOptions = {},
+  ) {
+    this.#ocspValidityMs = (o.ocspValiditySeconds ?? 3600) * 1000;
+  }
+
+  async #mark(): Promise<string> {
+    const counts = await repositories(this.ca.db).certificates.countByStatus();
+    return `${counts.revoked}`;
+  }
+
+  /** The current CRL (DER). */
+  async crl(): Promise<Buffer> {
+    const mark = await this.#mark();
+    const now = this.ca.now().getTime();
+    const c = this.#crl;
+    if (c && c.mark === mark && now < c.signedAt + (c.nextUpdate.getTime() - c.signedAt) / 2) return c.der;
+    this.#signing ??= (async () => {
+      try {
+        const signed = await this.ca.crl('web');
+        this.#crl = { der: signed.der, mark, nextUpdate: signed.nextUpdate, signedAt: now };
+        return signed.der;
+      } finally {
+        this.#signing = undefined;
+      }
+    })();
+    return this.#signing;
+  }
+
+  /** Answers a DER OCSPRequest with a DER OCSPResponse; never throws for bad input. */
+  async ocsp(body: Buffer): Promise<Buffer> {
+    let request;
+    try {
+      request = parseOcspRequest(body);
+    } catch {
+      return ocspErrorResponse('malformedRequest');
+    }
+    let issuing;
+    try {
+      issuing = this.ca.issuingIdentity();
+    } catch {
+      return ocspErrorResponse('tryLater');
+    }
+    const issuingView = describeCertificate(this.ca.issuingDer);
+    const now = this.ca.now();
+    const next = new Date(now.getTime() + this.#ocspValidityMs);
+    const certs = repositories(this.ca.db).certificates;
+    const responses: OcspSingleResponse[] = [];
+    for (const id of request.certIds) {
+      let certStatus: OcspSingleResponse['certStatus'] = { status: 'unknown' };
+      if (certIdMatchesIssuer(id, issuingView.subjectDer, issuingView.spki)) {
+        const rec = await certs.get(id.serialHex);
+        if (rec?.status === 'issued') certStatus = { status: 'good' };
+        else if (rec?.status === 'revoked' && rec.revokedAt) {
+          const reason = rec.revocationReason === undefined ? undefined : reasonFromCode(rec.revocationReason);
+          certStatus = { status: 'revoked', revokedAt: new Date(rec.revokedAt), ...(reason ? { reason } : {}) };
+        }
+      }
+      responses.push({ certIdDer: id.der, certStatus, thisUpdate: now, nextUpdate: next });
+    }
+    return buildOcspResponse({
+      signer: issuing.signer,
+      responderSpki: issuingView.spki,
+      producedAt: now,
+      responses,
+      ...(request.nonceExtension ? { nonceExtension: request.nonceExtension } : {}),
+      certs: [this.ca.issuingDer],
+    });
+  }
+}

@@ -1,0 +1,141 @@
+import type { SqlExecutor } from './database.js';
+
+export type NoticeKind = 'letter' | 'est-code';
+/** active → claimed (an issuance is under way) → used; or revoked by the operator. */
+export type NoticeStatus = 'active' | 'claimed' | 'used' | 'revoked';
+
+/** An issuance notice (証明書発行通知書) or one-time EST code, as stored: no ID in the clear. */
+export interface NoticeRecord {
+  id: string;
+  kind: NoticeKind;
+  facilityNumber: string;
+  requestLookup: string;
+  referenceSalt: string;
+  referenceHash: string;
+  status: NoticeStatus;
+  /** Wrong reference IDs so far. */
+  failures: number;
+  createdAt: string;
+  expiresAt: string;
+  usedAt?: string;
+  serial?: string;
+  revokedAt?: string;
+  createdBy: string;
+}
+
+interface Row {
+  id: string;
+  kind: NoticeKind;
+  facility_number: string;
+  request_lookup: string;
+  reference_salt: string;
+  reference_hash: string;
+  status: NoticeStatus;
+  failures: number | string;
+  created_at: string;
+  expires_at: string;
+  used_at: string | null;
+  serial: string | null;
+  revoked_at: string | null;
+  created_by: string;
+}
+
+const toRecord = (r: Row): NoticeRecord => ({
+  id: r.id,
+  kind: r.kind,
+  facilityNumber: r.facility_number,
+  requestLookup: r.request_lookup,
+  referenceSalt: r.reference_salt,
+  referenceHash: r.reference_hash,
+  status: r.status,
+  failures: Number(r.failures),
+  createdAt: r.created_at,
+  expiresAt: r.expires_at,
+  ...(r.used_at ? { usedAt: r.used_at } : {}),
+  ...(r.serial ? { serial: r.serial } : {}),
+  ...(r.revoked_at ? { revokedAt: r.revoked_at } : {}),
+  createdBy: r.created_by,
+});
+
+/**
+ * Notices and one-time EST codes. Every state change is a compare-and-set on
+ * the expected state, so two concurrent redemptions cannot both win.
+ */
+export class NoticeRepository {
+  constructor(private readonly x: SqlExecutor) {}
+
+  /** The per-store key of the request-ID lookup hash. */
+  async lookupKey(): Promise<Buffer> {
+    const r = await this.x.get<{ key_hex: string }>('SELECT key_hex FROM notice_key WHERE id = 1');
+    if (!r) throw new Error('notice_key row is missing: the store was not migrated');
+    return Buffer.from(r.key_hex, 'hex');
+  }
+
+  async add(n: NoticeRecord): Promise<boolean> {
+    const r = await this.x.run(
+      `INSERT INTO notices (id, kind, facility_number, request_lookup, reference_salt, reference_hash, status, failures, created_at, expires_at, created_by)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+      [n.id, n.kind, n.facilityNumber, n.requestLookup, n.referenceSalt, n.referenceHash, n.status, n.failures, n.createdAt, n.expiresAt, n.createdBy],
+    );
+    return r.changes === 1;
+  }
+
+  async get(id: string): Promise<NoticeRecord | undefined> {
+    const r = await this.x.get<Row>('SELECT * FROM notices WHERE id = ?', [id]);
+    return r && toRecord(r);
+  }
+
+  /** By request-ID lookup hash; inside a PostgreSQL transaction the row stays locked until commit. */
+  async findByLookup(lookup: string, options: { lock?: boolean } = {}): Promise<NoticeRecord | undefined> {
+    const lock = this.x.dialect === 'postgres' && this.x.inTransaction && options.lock !== false ? ' FOR UPDATE' : '';
+    const r = await this.x.get<Row>(`SELECT * FROM notices WHERE request_lookup = ?${lock}`, [lookup]);
+    return r && toRecord(r);
+  }
+
+  async list(filter: { facilityNumber?: string; kind?: NoticeKind } = {}): Promise<NoticeRecord[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (filter.facilityNumber) {
+      where.push('facility_number = ?');
+      params.push(filter.facilityNumber);
+    }
+    if (filter.kind) {
+      where.push('kind = ?');
+      params.push(filter.kind);
+    }
+    const rows = await this.x.all<Row>(`SELECT * FROM notices ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at, id`, params);
+    return rows.map(toRecord);
+  }
+
+  /** Counts one wrong reference ID; returns the new count (undefined when the notice is not active). */
+  async countFailure(id: string): Promise<number | undefined> {
+    const r = await this.x.run("UPDATE notices SET failures = failures + 1 WHERE id = ? AND status = 'active'", [id]);
+    if (r.changes !== 1) return undefined;
+    return (await this.get(id))?.failures;
+  }
+
+  async resetFailures(id: string): Promise<boolean> {
+    return (await this.x.run('UPDATE notices SET failures = 0 WHERE id = ? AND failures > 0', [id])).changes === 1;
+  }
+
+  /** active → claimed, only while unexpired and below the failure limit. */
+  async claim(id: string, at: string, maxFailures: number): Promise<boolean> {
+    const r = await this.x.run("UPDATE notices SET status = 'claimed', used_at = ? WHERE id = ? AND status = 'active' AND failures < ? AND expires_at > ?", [at, id, maxFailures, at]);
+    return r.changes === 1;
+  }
+
+  /** claimed → active (the issuance failed; the notice was not spent). */
+  async release(id: string): Promise<boolean> {
+    return (await this.x.run("UPDATE notices SET status = 'active', used_at = NULL WHERE id = ? AND status = 'claimed'", [id])).changes === 1;
+  }
+
+  /** claimed → used, with the certificate it produced. */
+  async markUsed(id: string, serial: string, at: string): Promise<boolean> {
+    return (await this.x.run("UPDATE notices SET status = 'used', serial = ?, used_at = ? WHERE id = ? AND status = 'claimed'", [serial, at, id])).changes === 1;
+  }
+
+  /** active (or claimed: an issuance that never finished, e.g. a crash) → revoked. */
+  async revoke(id: string, at: string): Promise<boolean> {
+    return (await this.x.run("UPDATE notices SET status = 'revoked', revoked_at = ? WHERE id = ? AND status IN ('active', 'claimed')", [at, id])).changes === 1;
+  }
+}

@@ -1,0 +1,114 @@
+/**
+ * A CA in a temporary home plus the enrollment server (web/) over HTTPS on a
+ * free loopback port, for tests of the portal, EST, CRL/OCSP and for the
+ * gateway's tests that need a live CA. The server certificate is issued by
+ * the CA itself (profile server, localhost + 127.0.0.1), so a client trusts
+ * it with `rootFile` (curl --cacert, openssl -CAfile, Node `ca`).
+ */
+import { spawn } from 'node:child_process';
+import type { IncomingHttpHeaders } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CertificateAuthority, initAuthority, type CreatedNotice } from '../ca/index.js';
+import { certificateToPem } from '../pki/index.js';
+import { startWebServer, type RateLimitOptions, type WebServer } from '../web/index.js';
+import { tempDir } from './stores.js';
+
+export const TEST_PASSPHRASE = 'enrollment-test-passphrase';
+export const TEST_FACILITY = { number: '0110113719', name: 'はこだてクリニック' } as const;
+
+export interface TestEnrollment {
+  home: string;
+  /** A scratch directory for the test's files (holds root.pem and chain.pem). */
+  dir: string;
+  ca: CertificateAuthority;
+  server: WebServer;
+  /** https://127.0.0.1:PORT/ */
+  url: string;
+  rootPem: string;
+  /** root.pem on disk (curl --cacert). */
+  rootFile: string;
+  /** issuing + root PEM on disk. */
+  chainFile: string;
+  /** A fresh notice for the test facility. */
+  notice(o?: { kind?: 'letter' | 'est-code'; validityDays?: number }): Promise<CreatedNotice>;
+  close(): Promise<void>;
+}
+
+export async function startTestEnrollment(o: { db?: string; rateLimit?: RateLimitOptions; now?: () => Date; facility?: boolean } = {}): Promise<TestEnrollment> {
+  const dir = tempDir('sekisho-enroll-');
+  const home = join(dir, 'home');
+  await initAuthority({ home, passphrase: TEST_PASSPHRASE, ...(o.db ? { db: o.db } : {}), ...(o.now ? { now: o.now } : {}) });
+  const ca = await CertificateAuthority.open({ home, ...(o.now ? { now: o.now } : {}) });
+  try {
+    await ca.unlock(TEST_PASSPHRASE);
+    if (o.facility !== false) await ca.addFacility({ ...TEST_FACILITY }, 'operator:test');
+    const tls = await ca.issueWithNewKey({ profile: 'server', hosts: ['localhost', '127.0.0.1'], keyType: 'ecdsa-p256', via: 'test', actor: 'operator:test' });
+    const server = await startWebServer({
+      authority: ca,
+      listen: { host: '127.0.0.1', port: 0 },
+      tls: { cert: certificateToPem(tls.der), key: tls.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, chain: [certificateToPem(ca.issuingDer)] },
+      ...(o.rateLimit ? { rateLimit: o.rateLimit } : {}),
+    });
+    const rootPem = certificateToPem(ca.rootDer);
+    const rootFile = join(dir, 'root.pem');
+    const chainFile = join(dir, 'chain.pem');
+    writeFileSync(rootFile, rootPem);
+    writeFileSync(chainFile, ca.chain().map(certificateToPem).join(''));
+    return {
+      home,
+      dir,
+      ca,
+      server,
+      url: server.url,
+      rootPem,
+      rootFile,
+      chainFile,
+      notice: (n = {}) => ca.notices.create({ facilityNumber: TEST_FACILITY.number, actor: 'operator:test', ...n }),
+      async close() {
+        await server.close();
+        await ca.close();
+      },
+    };
+  } catch (e) {
+    await ca.close();
+    throw e;
+  }
+}
+
+/**
+ * Runs a peer (curl, openssl, bash) without blocking the event loop: the
+ * enrollment server under test lives in this process, so spawnSync would
+ * deadlock against it.
+ */
+export function runPeer(cmd: string, args: string[], input?: string | Buffer, env?: NodeJS.ProcessEnv): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { env: env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.stderr.on('data', (d: Buffer) => err.push(d));
+    child.on('error', reject);
+    child.on('close', (status) => resolve({ status, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(input ?? '');
+  });
+}
+
+/** One HTTPS request to the server under test, trusting its root. */
+export function fetchTls(url: string, o: { ca: string; method?: string; headers?: Record<string, string>; body?: string | Buffer }): Promise<{ status: number; headers: IncomingHttpHeaders; body: Buffer; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(url, { method: o.method ?? 'GET', headers: o.headers ?? {}, ca: o.ca }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (c: Buffer) => parts.push(c));
+      res.on('end', () => {
+        const body = Buffer.concat(parts);
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body, text: body.toString('utf8') });
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(o.body);
+  });
+}

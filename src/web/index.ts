@@ -1,0 +1,118 @@
+/**
+ * The enrollment server: every HTTP surface of the CA over one HTTPS listener.
+ *
+ * | Path | Method | What |
+ * |---|---|---|
+ * | `/` | GET | the portal page (Japanese/English): two IDs, a password twice, download |
+ * | `/enroll` | POST form | the page's form without script: result page with ZIP, .p12, root-ca.cer, thumbprints.txt |
+ * | `/api/enroll` | POST JSON | `{requestId, referenceId, password, legacy?, keyType?}` → PKCS#12 (base64); used by `sekisho enroll` |
+ * | `/api/enroll-csr` | POST JSON | `{requestId, referenceId, csr}` → certificate + chain (PEM); the page's WebCrypto mode |
+ * | `/.well-known/est/cacerts`, `simpleenroll`, `simplereenroll` | GET/POST | EST (RFC 7030) |
+ * | `/crl`, `/crl.pem` | GET | the current CRL (signed again after each revocation) |
+ * | `/ocsp`, `/ocsp/{base64}` | POST/GET | OCSP (RFC 6960), signed by the issuing CA |
+ * | `/root.cer`, `/root.pem`, `/ca-chain.pem` | GET | the root (DER/PEM) and the chain |
+ * | `/healthz` | GET | `ok` |
+ *
+ * ```ts
+ * const ca = await CertificateAuthority.open({ home });
+ * await ca.unlock(passphrase);
+ * const web = await startWebServer({ authority: ca, listen: { host: '127.0.0.1', port: 8080 }, tls: { cert, key, chain: [issuingPem] } });
+ * console.log(web.url); // https://127.0.0.1:8080/
+ * await web.close();
+ * ```
+ * For tests, `testing/enrollment-server.ts` `startTestEnrollment()` makes a CA
+ * in a temporary home, a server certificate for localhost/127.0.0.1, and this
+ * server on a free port.
+ */
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { CertificateAuthority } from '../ca/index.js';
+import { certificateToPem } from '../pki/index.js';
+import { complianceProfile, tlsServerOptions, type ComplianceProfileName } from '../policy/index.js';
+import { createWebApp } from './app.js';
+import type { RateLimitOptions } from './rate-limit.js';
+
+export { createWebApp, type WebAppOptions } from './app.js';
+export { AttemptLimiter, type RateLimitOptions } from './rate-limit.js';
+export { parseEnrollForm, parseEnrollJson, parseCsrEnrollJson, type EnrollRequest, type CsrEnrollRequest } from './forms.js';
+export { parseBasicAuth, estCsrDer, EST_PREFIX } from './est.js';
+export { zipStore } from './zip.js';
+export { httpStatus, publicError } from './http.js';
+
+export interface WebServerOptions {
+  /** An opened CA; unlocked, or issuance, CRLs and OCSP answer "not ready". */
+  authority: CertificateAuthority;
+  /** Where to listen; port 0 picks a free port. */
+  listen: { host: string; port: number };
+  /** The server's own certificate and key (PEM) and any intermediates. */
+  tls: { cert: string; key: string; chain?: string[] };
+  /** The portal's public address (for letters and the summary); default the listening address. */
+  publicUrl?: string;
+  /** Notice attempts per client address (default 20 per 600 s). */
+  rateLimit?: RateLimitOptions;
+  /** Seconds an OCSP response stays valid (default 3600). */
+  ocspValiditySeconds?: number;
+  /**
+   * Ask clients for a certificate (never required) so EST simplereenroll can
+   * authenticate by the current certificate. Default true; the request names
+   * only this CA, so browsers without a sekisho certificate are not prompted.
+   */
+  requestClientCertificate?: boolean;
+  /** The TLS profile (default CRYPTREC "recommended": TLS 1.2 and 1.3). */
+  tlsProfile?: ComplianceProfileName;
+}
+
+export interface WebServer {
+  /** The portal's URL (publicUrl, or https://host:port/ as bound). */
+  url: string;
+  /** The bound address (useful with port 0). */
+  address: { host: string; port: number };
+  server: Server;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the enrollment server over HTTPS (TLS 1.2+, the CRYPTREC
+ * "recommended" profile's settings): the portal, EST, CRL, OCSP and the root
+ * certificate. Resolves once listening; `close()` stops accepting, ends idle
+ * connections and resolves when the server has closed.
+ */
+export async function startWebServer(options: WebServerOptions): Promise<WebServer> {
+  const ca = options.authority;
+  const profile = complianceProfile(options.tlsProfile ?? 'recommended');
+  const server = createServer(
+    {
+      ...tlsServerOptions(profile),
+      cert: [options.tls.cert, ...(options.tls.chain ?? [])].join('\n'),
+      key: options.tls.key,
+      requestCert: options.requestClientCertificate !== false,
+      rejectUnauthorized: false,
+      ca: ca.chain().map(certificateToPem),
+      // Slow clients cannot hold the server: headers within 20 s, the whole request within 60 s.
+      headersTimeout: 20_000,
+      requestTimeout: 60_000,
+    },
+    createWebApp({ authority: ca, ...(options.rateLimit ? { rateLimit: options.rateLimit } : {}), ...(options.ocspValiditySeconds ? { ocspValiditySeconds: options.ocspValiditySeconds } : {}) }),
+  );
+  server.on('tlsClientError', () => undefined);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.listen.port, options.listen.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const a = server.address() as AddressInfo;
+  const hostForUrl = a.family === 'IPv6' ? `[${a.address}]` : a.address;
+  const url = options.publicUrl ?? `https://${hostForUrl}:${a.port}/`;
+  return {
+    url,
+    address: { host: a.address, port: a.port },
+    server,
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.close((e) => (e ? reject(e) : resolve()));
+        server.closeIdleConnections();
+      }),
+  };
+}

@@ -1,0 +1,195 @@
+/**
+ * The portal in Debian's Chromium (playwright-core): the clinic fills the
+ * form and downloads; openssl opens what it got. Both key modes: made in the
+ * browser (WebCrypto, only a CSR reaches the server) and made on the server.
+ * Also the notice letter: rendered in Chromium, printed to PDF, and the PDF
+ * opened with pdftoppm. Set SEKISHO_SCREENSHOTS=DIR to keep the screenshots.
+ */
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { tmpdir } from 'node:os';
+import type { Browser, Page } from 'playwright-core';
+import { hasChromium, launchChromium } from '../testing/browser.js';
+import { needCommand, needPeer } from '../testing/peers.js';
+import { runPeer, startTestEnrollment, TEST_FACILITY, type TestEnrollment } from '../testing/enrollment-server.js';
+import { findChromium, printToPdf, renderNoticeLetter } from '../ca/index.js';
+import { certificateToPem, readPkcs12 } from '../pki/index.js';
+import { connect as tlsConnect, createServer as createTlsServer } from 'node:tls';
+import type { AddressInfo } from 'node:net';
+
+const PASSWORD = 'Shinryo-Pass-2041';
+const shots = mkdtempSync(join(tmpdir(), 'sekisho-shots-'));
+const keep = process.env.SEKISHO_SCREENSHOTS ? resolve(process.env.SEKISHO_SCREENSHOTS) : undefined;
+
+function saveShot(name: string, png: Buffer): void {
+  writeFileSync(join(shots, name), png);
+  if (keep) {
+    mkdirSync(keep, { recursive: true });
+    copyFileSync(join(shots, name), join(keep, name));
+  }
+}
+
+describe('the portal in Chromium', () => {
+  let t: TestEnrollment;
+  let browser: Browser | undefined;
+  before(async () => {
+    t = await startTestEnrollment({ rateLimit: { attempts: 1000 } });
+    if (hasChromium()) browser = await launchChromium();
+  });
+  after(async () => {
+    await browser?.close();
+    await t.close();
+  });
+
+  async function openPortal(): Promise<Page> {
+    // The test trusts the CA's root the way a clinic would after checking its thumbprint.
+    const context = await browser!.newContext({ ignoreHTTPSErrors: true, acceptDownloads: true, locale: 'ja-JP', viewport: { width: 900, height: 1100 } });
+    const page = await context.newPage();
+    await page.goto(t.url);
+    return page;
+  }
+
+  async function fill(page: Page, n: { requestId: string; referenceId: string }) {
+    await page.fill('#request_id', n.requestId.toLowerCase());
+    await page.fill('#reference_id', n.referenceId);
+    await page.fill('#password', PASSWORD);
+    await page.fill('#password_confirm', PASSWORD);
+  }
+
+  async function download(page: Page, suffix: string): Promise<Buffer> {
+    const [d] = await Promise.all([page.waitForEvent('download'), page.click(`a.download[download$="${suffix}"]`)]);
+    const path = join(mkdtempSync(join(tmpdir(), 'sekisho-dl-')), d.suggestedFilename());
+    await d.saveAs(path);
+    return readFileSync(path);
+  }
+
+  async function opensslOpens(p12: Buffer): Promise<string> {
+    const dir = mkdtempSync(join(tmpdir(), 'sekisho-p12-'));
+    writeFileSync(join(dir, 'c.p12'), p12);
+    const r = await runPeer('openssl', ['pkcs12', '-in', join(dir, 'c.p12'), '-passin', `pass:${PASSWORD}`, '-nodes']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /BEGIN PRIVATE KEY/);
+    const leaf = await runPeer('openssl', ['pkcs12', '-in', join(dir, 'c.p12'), '-passin', `pass:${PASSWORD}`, '-nokeys', '-clcerts']);
+    return leaf.stdout;
+  }
+
+  /** Connects with the PKCS#12 to a mutual-TLS server that requires a client certificate of this CA; returns the CN it saw. */
+  async function authenticates(p12: Buffer): Promise<string> {
+    const tlsKey = await t.ca.issueWithNewKey({ profile: 'server', hosts: ['127.0.0.1'], keyType: 'ecdsa-p256', via: 'test', actor: 'operator:test' });
+    const server = createTlsServer({ cert: [certificateToPem(tlsKey.der), certificateToPem(t.ca.issuingDer)].join(''), key: tlsKey.privateKey.export({ type: 'pkcs8', format: 'pem' }), ca: t.rootPem, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2' }, (s) => {
+      s.end(`${(s.getPeerCertificate().subject as unknown as Record<string, string>).CN}`);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      return await new Promise<string>((resolve, reject) => {
+        const c = tlsConnect({ host: '127.0.0.1', port, ca: t.rootPem, pfx: p12, passphrase: PASSWORD }, () => undefined);
+        let got = '';
+        c.on('data', (d: Buffer) => (got += d.toString()));
+        c.on('end', () => resolve(got));
+        c.on('error', reject);
+      });
+    } finally {
+      server.close();
+    }
+  }
+
+  test('a typo is caught in the page before anything is sent', async (tc) => {
+    if (!needPeer(tc, hasChromium(), 'Chromium (/usr/bin/chromium)')) return;
+    const n = await t.notice();
+    const page = await openPortal();
+    saveShot('portal.png', await page.screenshot({ fullPage: true }));
+    const before = (await t.ca.audit.list()).length;
+    const typo = n.requestId.slice(0, 5) + (n.requestId[5] === 'A' ? 'C' : 'A') + n.requestId.slice(6);
+    await fill(page, { ...n, requestId: typo });
+    assert.match(await page.textContent('#request_id_hint') ?? '', /入力ミス|入れ替/);
+    await page.click('#submit');
+    await page.waitForSelector('#error:not([hidden])');
+    assert.equal(await page.getAttribute('#error', 'data-code'), 'NOTICE_ID_MISTYPED');
+    assert.equal((await t.ca.audit.list()).length, before, 'the server saw no attempt');
+    saveShot('portal-error.png', await page.screenshot({ fullPage: true }));
+    await page.context().close();
+  });
+
+  test('key made in the browser: only a CSR reaches the server; openssl opens the PKCS#12 built by WebCrypto', async (tc) => {
+    if (!needPeer(tc, hasChromium(), 'Chromium (/usr/bin/chromium)') || !needCommand(tc, 'openssl')) return;
+    const n = await t.notice();
+    const page = await openPortal();
+    assert.equal(await page.isVisible('#keymode'), true, 'WebCrypto mode offered');
+    await fill(page, n);
+    await page.selectOption('#key_type', 'ecdsa-p256');
+    await page.click('#submit');
+    await page.waitForSelector('#issued', { timeout: 30_000 });
+    saveShot('portal-result.png', await page.screenshot({ fullPage: true }));
+    const p12 = await download(page, '.p12');
+    const leaf = await opensslOpens(p12);
+    assert.match(leaf, new RegExp(`CN = ${TEST_FACILITY.number}`));
+    // openssl prints a BMPString friendlyName byte-wise; read it back with sekisho's own reader.
+    const contents = readPkcs12(p12, PASSWORD);
+    assert.equal(contents.friendlyName, TEST_FACILITY.name);
+    assert.equal(contents.chain.length, 2);
+    const zip = await download(page, '.zip');
+    assert.ok(zip.includes(p12));
+    // The browser-built PKCS#12 authenticates as a TLS client to a server that requires this CA's certificates.
+    assert.equal(await authenticates(p12), `${TEST_FACILITY.number}`);
+    const events = await t.ca.audit.list();
+    const signing = events.filter((e) => e.action === 'certificate.signing' && e.details?.facility === TEST_FACILITY.number).pop();
+    assert.equal(signing?.details?.via, 'portal-csr', 'issued for a CSR: the server never made or saw the key');
+    assert.equal((await t.ca.notices.list()).find((x) => x.id === n.id)?.state, 'used');
+    await page.context().close();
+  });
+
+  test('key made on the server (no WebCrypto needed): the form posts and the files download', async (tc) => {
+    if (!needPeer(tc, hasChromium(), 'Chromium (/usr/bin/chromium)') || !needCommand(tc, 'openssl')) return;
+    const n = await t.notice();
+    const page = await openPortal();
+    await fill(page, n);
+    await page.check('input[name=key_mode][value=server]');
+    await Promise.all([page.waitForNavigation(), page.click('#submit')]);
+    await page.waitForSelector('#issued');
+    const leaf = await opensslOpens(await download(page, '.p12'));
+    assert.match(leaf, new RegExp(`CN = ${TEST_FACILITY.number}`));
+    const cer = await download(page, '.cer');
+    assert.ok(cer.equals(t.ca.rootDer));
+    // Used now: the same IDs again say so, in Japanese and English.
+    const again = await openPortal();
+    await fill(again, n);
+    await again.check('input[name=key_mode][value=server]');
+    await Promise.all([again.waitForNavigation(), again.click('#submit')]);
+    assert.equal(await again.getAttribute('#error', 'data-code'), 'NOTICE_USED');
+    assert.match((await again.textContent('#error')) ?? '', /使用済み[\s\S]*already used/);
+    await page.context().close();
+    await again.context().close();
+  });
+
+  test('the notice letter: A4, Japanese, both IDs and thumbprints; its PDF opens with pdftoppm', async (tc) => {
+    if (!needPeer(tc, hasChromium(), 'Chromium (/usr/bin/chromium)') || !needCommand(tc, 'pdftoppm')) return;
+    const notice = await t.notice();
+    const html = renderNoticeLetter({ notice, organization: 'はこだて地域医療ネットワーク', portalUrl: t.url, rootDer: t.ca.rootDer });
+    const context = await browser!.newContext({ viewport: { width: 900, height: 1300 } });
+    const page = await context.newPage();
+    await page.setContent(html);
+    const text = (await page.textContent('body')) ?? '';
+    for (const s of [notice.requestId, notice.referenceId, TEST_FACILITY.name, TEST_FACILITY.number, '秘密キーの保護を強力にする', 'SHA-256', 'SHA-1', t.url]) assert.ok(text.includes(s), `the letter shows ${s}`);
+    saveShot('letter.png', await page.screenshot({ fullPage: true }));
+    await context.close();
+    const pdf = await printToPdf(html, findChromium()!);
+    assert.equal(pdf.subarray(0, 5).toString(), '%PDF-');
+    const dir = mkdtempSync(join(tmpdir(), 'sekisho-pdf-'));
+    writeFileSync(join(dir, 'letter.pdf'), pdf);
+    const r = await runPeer('pdftoppm', ['-png', '-r', '60', join(dir, 'letter.pdf'), join(dir, 'page')]);
+    assert.equal(r.status, 0, r.stderr);
+    const pages = readdirSync(dir).filter((f) => f.startsWith('page') && f.endsWith('.png'));
+    assert.equal(pages.length, 1, 'the letter fits on one A4 page');
+    const png = readFileSync(join(dir, pages[0]!));
+    // A4 at 60 dpi is 496 × 702 pixels.
+    assert.equal(png.readUInt32BE(16), 496);
+    assert.equal(png.readUInt32BE(20), 702);
+    assert.ok(statSync(join(dir, pages[0]!)).size > 20_000, 'the page has content');
+    saveShot('letter-pdf.png', png);
+    const info = await runPeer('pdfinfo', [join(dir, 'letter.pdf')]);
+    if (info.status === 0) assert.match(info.stdout, /Page size:\s+59[45]\.\d* x 841\.\d* pts \(A4\)/);
+  });
+});

@@ -1,0 +1,163 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Enrollment, safeFileName, type CertificateAuthority, type EnrollmentResult, type IssuanceNotices } from '../ca/index.js';
+import { malformed, type SekishoError } from '../errors/index.js';
+import { certificateToPem, fingerprint, parseCsr } from '../pki/index.js';
+import { clientAddress, mediaType, publicError, readBody, send, sendError, sendJson } from './http.js';
+import { parseCsrEnrollJson, parseEnrollForm, parseEnrollJson } from './forms.js';
+import { portalPage, resultPage, type DownloadFile } from './portal-page.js';
+import { zipStore } from './zip.js';
+import { NOTICE_ERRORS, noticeIdProblem } from '../ca/index.js';
+import type { AttemptLimiter } from './rate-limit.js';
+
+const FORM_LIMIT = 16 * 1024;
+const JSON_LIMIT = 64 * 1024;
+
+/** The text that travels with the files: what was issued and the root's thumbprints (never the password). */
+export function thumbprintText(r: EnrollmentResult, rootDer: Buffer, p12Name: string): string {
+  return [
+    'クライアント証明書 / Client certificate',
+    '',
+    `医療機関名 / Facility:   ${r.facility.name}`,
+    `医療機関番号 / Number:   ${r.facility.number}`,
+    `証明書ファイル / File:   ${p12Name}`,
+    `シリアル番号 / Serial:   ${r.serial}`,
+    `有効期限 / Valid until:  ${r.view.notAfter.toISOString().slice(0, 10)}`,
+    `証明書の拇印 / Certificate SHA-256: ${fingerprint(r.der)}`,
+    '',
+    'ルート証明書の拇印 / Root certificate thumbprints (root-ca.cer):',
+    `  SHA-256: ${fingerprint(rootDer)}`,
+    `  SHA-1:   ${fingerprint(rootDer, 'sha1')}`,
+    '',
+    '1. root-ca.cer の拇印が通知書と一致することを確認し、「信頼されたルート証明機関」にインストールします。',
+    `2. ${p12Name} を開き、ダウンロード時に決めたパスワードでインストールします。`,
+    '   Windows:「秘密キーの保護を強力にする」にはチェックを入れないでください。',
+    '1. Check root-ca.cer against the notice\'s thumbprints, then trust it as a root.',
+    `2. Open ${p12Name} with the password you chose. On Windows leave "Enable strong private key protection" unchecked.`,
+    '',
+  ].join('\r\n');
+}
+
+export interface PortalOptions {
+  authority: CertificateAuthority;
+  limiter: AttemptLimiter;
+}
+
+/** The enrollment portal: the page, the form post, and the JSON API the page's script and `sekisho enroll` use. */
+export class Portal {
+  readonly #ca: CertificateAuthority;
+  readonly #enrollment: Enrollment;
+  readonly #limiter: AttemptLimiter;
+  readonly #notices: IssuanceNotices;
+
+  constructor(o: PortalOptions) {
+    this.#ca = o.authority;
+    this.#enrollment = new Enrollment(o.authority);
+    this.#limiter = o.limiter;
+    this.#notices = o.authority.notices;
+  }
+
+  #page(error?: ReturnType<typeof publicError>, ids: { requestId?: string; referenceId?: string } = {}): string {
+    return portalPage({
+      organization: this.#ca.config.organization,
+      rootSha256: fingerprint(this.#ca.rootDer),
+      rootSha1: fingerprint(this.#ca.rootDer, 'sha1'),
+      minPasswordLength: this.#ca.config.pkcs12.minPasswordLength,
+      ...(error ? { error } : {}),
+      ...ids,
+    });
+  }
+
+  showPage(res: ServerResponse): void {
+    send(res, 200, 'text/html; charset=utf-8', this.#page(), { 'Cache-Control': 'no-store' });
+  }
+
+  /** Counts an attempt against the client's address; a refused one is audited and thrown. */
+  async #admit(req: IncomingMessage, via: string): Promise<{ client: string; via: string }> {
+    const source = { client: clientAddress(req), via };
+    const wait = this.#limiter.take(source.client);
+    if (wait > 0) {
+      const err = NOTICE_ERRORS.rateLimited(wait);
+      await this.#notices.refuse(source, err);
+      throw Object.assign(err, { retryAfter: wait });
+    }
+    return source;
+  }
+
+  #files(r: EnrollmentResult & { pkcs12: Buffer }): DownloadFile[] {
+    const base = `${safeFileName(r.facility.name)}_${r.facility.number}`;
+    const p12Name = `${base}.p12`;
+    const files: DownloadFile[] = [
+      { name: p12Name, type: 'application/x-pkcs12', data: r.pkcs12 },
+      { name: 'root-ca.cer', type: 'application/pkix-cert', data: this.#ca.rootDer },
+      { name: 'thumbprints.txt', type: 'text/plain; charset=utf-8', data: Buffer.from(thumbprintText(r, this.#ca.rootDer, p12Name), 'utf8') },
+    ];
+    return [{ name: `${base}.zip`, type: 'application/zip', data: zipStore(files) }, ...files];
+  }
+
+  /** POST /enroll (the form, works without script): the result page with the files, or the form with the reason. */
+  async enrollForm(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    let ids: { requestId?: string } = {};
+    try {
+      if (mediaType(req) !== 'application/x-www-form-urlencoded') throw malformed('CONTENT_TYPE_UNSUPPORTED', 'send the form as application/x-www-form-urlencoded');
+      const body = await readBody(req, FORM_LIMIT);
+      const source = await this.#admit(req, 'portal');
+      const form = parseEnrollForm(body);
+      // Only the request ID is put back in the form: the reference ID is a secret and is never echoed.
+      if (noticeIdProblem('request', form.requestId) === undefined) ids = { requestId: form.requestId };
+      const r = await this.#enrollment.withPkcs12(form, source, { password: form.password, legacy: form.legacy, ...(form.keyType ? { keyType: form.keyType } : {}) });
+      send(res, 200, 'text/html; charset=utf-8', resultPage({ facilityName: r.facility.name, facilityNumber: r.facility.number, serial: r.serial, notAfter: r.view.notAfter, files: this.#files(r) }), { 'Cache-Control': 'no-store' });
+    } catch (e) {
+      const p = publicError(e);
+      const retry = (e as { retryAfter?: number }).retryAfter;
+      send(res, p.status, 'text/html; charset=utf-8', this.#page(p, ids), { 'Cache-Control': 'no-store', ...(retry ? { 'Retry-After': String(retry) } : {}) });
+    }
+  }
+
+  /** POST /api/enroll: JSON in, JSON out (PKCS#12 and root as base64); for `sekisho enroll`. */
+  async enrollJson(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    try {
+      if (mediaType(req) !== 'application/json') throw malformed('CONTENT_TYPE_UNSUPPORTED', 'send application/json');
+      const body = await readBody(req, JSON_LIMIT);
+      const source = await this.#admit(req, 'api');
+      const r = parseEnrollJson(body);
+      const issued = await this.#enrollment.withPkcs12(r, source, { password: r.password, legacy: r.legacy, ...(r.keyType ? { keyType: r.keyType } : {}) });
+      const p12Name = `${safeFileName(issued.facility.name)}_${issued.facility.number}.p12`;
+      sendJson(res, 200, {
+        facility: { number: issued.facility.number, name: issued.facility.name },
+        serial: issued.serial,
+        notAfter: issued.view.notAfter.toISOString(),
+        pkcs12: issued.pkcs12.toString('base64'),
+        fileName: p12Name,
+        root: this.#ca.rootDer.toString('base64'),
+        thumbprints: thumbprintText(issued, this.#ca.rootDer, p12Name),
+      });
+    } catch (e) {
+      const retry = (e as { retryAfter?: number }).retryAfter;
+      sendError(res, e, retry ? { 'Retry-After': String(retry) } : {});
+    }
+  }
+
+  /** POST /api/enroll-csr: the key was made in the browser; only its CSR arrives. Returns the certificate and chain (PEM). */
+  async enrollCsr(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    try {
+      if (mediaType(req) !== 'application/json') throw malformed('CONTENT_TYPE_UNSUPPORTED', 'send application/json');
+      const body = await readBody(req, JSON_LIMIT);
+      const source = await this.#admit(req, 'portal-csr');
+      const r = parseCsrEnrollJson(body);
+      const csr = parseCsr(r.csr);
+      const issued = await this.#enrollment.withCsr(r, source, csr);
+      sendJson(res, 200, {
+        facility: { number: issued.facility.number, name: issued.facility.name },
+        serial: issued.serial,
+        notAfter: issued.view.notAfter.toISOString(),
+        certificate: certificateToPem(issued.der),
+        chain: this.#ca.chain().map(certificateToPem),
+        friendlyName: issued.facility.name,
+        thumbprints: thumbprintText(issued, this.#ca.rootDer, `${safeFileName(issued.facility.name)}_${issued.facility.number}.p12`),
+      });
+    } catch (e) {
+      const retry = (e as { retryAfter?: number }).retryAfter;
+      sendError(res, e as SekishoError, retry ? { 'Retry-After': String(retry) } : {});
+    }
+  }
+}
