@@ -101,7 +101,13 @@ export class Gateway {
 
   static async start(o: GatewayOptions): Promise<Gateway> {
     const g = new Gateway(o);
-    await g.#start();
+    try {
+      await g.#start();
+    } catch (e) {
+      // Whatever started (listeners, polling, admin) stops again: a failed start leaves nothing running.
+      await g.close(0).catch(() => undefined);
+      throw e;
+    }
     return g;
   }
 
@@ -398,8 +404,9 @@ export class Gateway {
   /** Stops accepting, lets requests and connections finish for up to `graceMs`, then closes the rest. */
   async close(graceMs = 10_000): Promise<void> {
     if (this.#state === 'stopped' || this.#state === 'stopping') return;
+    const wasServing = this.#state !== 'starting';
     this.#state = 'stopping';
-    this.o.log.log('info', 'gateway stopping', { graceMs });
+    if (wasServing) this.o.log.log('info', 'gateway stopping', { graceMs });
     if (this.#tick) clearInterval(this.#tick);
     const stopped = Promise.all(this.#listeners.map((l) => l.tls.stop()));
     for (const l of this.#listeners) l.http?.server.closeIdleConnections();
@@ -419,6 +426,6 @@ export class Gateway {
       await closed;
     }
     this.#state = 'stopped';
-    this.o.log.log('info', 'gateway stopped');
+    if (wasServing) this.o.log.log('info', 'gateway stopped');
   }
 }

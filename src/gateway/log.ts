@@ -1,4 +1,4 @@
-/** Structured JSON logs, one object per line (to stdout by default). Never pass secrets in fields. */
+/** Structured JSON logs, one object per line (to stderr by default, so stdout stays for --json output). Never pass secrets in fields. */
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
@@ -7,7 +7,7 @@ export interface Logger {
   enabled(level: LogLevel): boolean;
 }
 
-export function jsonLogger(min: LogLevel = 'info', write: (line: string) => void = (l) => process.stdout.write(l)): Logger {
+export function jsonLogger(min: LogLevel = 'info', write: (line: string) => void = (l) => process.stderr.write(l)): Logger {
   return {
     enabled: (level) => RANK[level] >= RANK[min],
     log(level, msg, fields = {}) {

@@ -44,7 +44,7 @@ export function gatewayConfigFromFlags(v: CommandContext['values'], env: NodeJS.
 export const gatewayCommand: Command = {
   path: ['gateway'],
   summary: 'run the mutual-TLS gateway in front of HTTP or TCP upstreams',
-  usage: 'sekisho gateway --listen HOST:PORT --upstream URL [--mode http|tcp] [options] | sekisho gateway --config FILE',
+  usage: 'gateway --listen HOST:PORT --upstream URL [--mode http|tcp]  (or: sekisho gateway --config FILE)',
   options: {
     config: { type: 'string', description: 'YAML configuration (several listeners and routes); see docs/gateway.md', valueName: 'FILE' },
     listen: { type: 'string', description: 'address to accept clients on', valueName: 'HOST:PORT' },
@@ -77,10 +77,8 @@ export const gatewayCommand: Command = {
   async run(ctx) {
     const cfg = gatewayConfigFromFlags(ctx.values, ctx.env);
     const setup = await openGateway(cfg, { passphrase: () => caPassphrase(ctx.env, ctx.isTTY) });
-    const summary = { listeners: setup.gateway.addresses(), admin: setup.gateway.adminAddress(), profile: cfg.profile, home: cfg.home, pid: process.pid };
-    if (ctx.values.json) ctx.json(summary);
-    else for (const l of summary.listeners) ctx.err(`sekisho gateway: ${l.name} (${l.mode}) on ${l.host}:${l.port}`);
-    await new Promise<void>((resolve) => {
+    // Signal handlers first: a supervisor may stop the gateway as soon as it reads the summary.
+    const stopped = new Promise<void>((resolve) => {
       const reload = () => void setup.gateway.reload();
       const stop = () => {
         process.off('SIGHUP', reload);
@@ -90,6 +88,10 @@ export const gatewayCommand: Command = {
       process.once('SIGTERM', stop);
       process.once('SIGINT', stop);
     });
+    const summary = { listeners: setup.gateway.addresses(), admin: setup.gateway.adminAddress(), profile: cfg.profile, home: cfg.home, pid: process.pid };
+    if (ctx.values.json) ctx.json(summary);
+    else for (const l of summary.listeners) ctx.err(`sekisho gateway: ${l.name} (${l.mode}) on ${l.host}:${l.port}`);
+    await stopped;
     return 0;
   },
 };

@@ -14,7 +14,8 @@ import { needCommand, needPeer, run, underCi } from '../../testing/peers.js';
 import { hasSoftHsm, needSoftHsm, PKCS11_ENGINE, SOFTHSM_MODULE, useTemporarySoftHsm } from '../../token/softhsm-fixture.js';
 import { keyUri, tlsKeyOptions, formatPkcs11Uri, parsePkcs11Uri } from '../../token/index.js';
 import tls from 'node:tls';
-import type { AddressInfo } from 'node:net';
+import { jsonLogger, openGateway, parseGatewayConfig } from '../../gateway/index.js';
+import { echoUpstream } from '../../testing/gateway-fixture.js';
 
 const MAIN = fileURLToPath(new URL('../main.js', import.meta.url));
 const USER_PIN = 'user-PIN-4821';
@@ -233,7 +234,7 @@ describe('sekisho init with the issuing key in a token', () => {
     fails(['crl', '--home', home, '--pem'], { ...env, SEKISHO_PIN: 'wrong-PIN-0001' }, 'PIN_WRONG');
   });
 
-  test('a facility certificate from the HSM-held CA, for a key that never left SoftHSM2, authenticates at a mutual-TLS server', async (t) => {
+  test('a facility certificate from the HSM-held CA, for a key that never left SoftHSM2, authenticates at the gateway and reaches the upstream', async (t) => {
     if (!needSoftHsm(t) || !needCommand(t, 'openssl') || !hsmHome) return;
     if (!needPeer(t, existsSync(PKCS11_ENGINE), 'the OpenSSL pkcs11 engine (Debian package libengine-pkcs11-openssl)')) return;
     const env = { SEKISHO_PASSPHRASE: PASSPHRASE, SEKISHO_PIN: USER_PIN };
@@ -255,22 +256,29 @@ describe('sekisho init with the issuing key in a token', () => {
     const serverP12 = join(dir, 'server.p12');
     ok(['cert', 'issue', '--home', hsmHome, '--profile', 'server', '--host', 'localhost', '--p12', serverP12, '--password-file', pw], env);
     const ca = [readFileSync(join(hsmHome, 'ca', 'issuing.pem'), 'utf8'), readFileSync(join(hsmHome, 'ca', 'root.pem'), 'utf8')];
-    const server = tls.createServer({ pfx: readFileSync(serverP12), passphrase: P12_PASSWORD, ca, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2' }, (sock) => {
-      const cn = sock.getPeerCertificate().subject?.CN;
-      sock.end(`welcome ${String(cn)} authorized=${sock.authorized}`);
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const serverPem = join(dir, 'server-all.pem');
+    const conv = run('openssl', ['pkcs12', '-in', serverP12, '-passin', `file:${pw}`, '-nodes', '-out', serverPem]);
+    assert.equal(conv.status, 0, conv.stderr);
+    // The service center's door is sekisho's own gateway, beside the HSM-held CA.
+    const upstream = await echoUpstream();
+    const setup = await openGateway(
+      parseGatewayConfig({ home: hsmHome, tls: { cert: serverPem, key: serverPem }, listeners: [{ name: 'web', listen: '127.0.0.1:0', routes: [{ path: '/', upstream: `http://127.0.0.1:${upstream.port}`, allow: { anyone: true } }] }] }),
+      { passphrase: async () => PASSPHRASE, log: jsonLogger('error'), watch: false },
+    );
     try {
       const reply = await new Promise<string>((resolve, reject) => {
-        const c = tls.connect({ host: '127.0.0.1', port: (server.address() as AddressInfo).port, servername: 'localhost', ca, cert: readFileSync(leaf, 'utf8'), ...options });
+        const c = tls.connect({ host: '127.0.0.1', port: setup.gateway.addresses()[0]!.port, servername: 'localhost', ca, cert: readFileSync(leaf, 'utf8'), ...options });
         let data = '';
+        c.once('secureConnect', () => c.write('GET /chart HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n'));
         c.on('data', (d: Buffer) => (data += d.toString()));
         c.on('end', () => resolve(data));
         c.on('error', reject);
       });
-      assert.equal(reply, `welcome ${FACILITY} authorized=true`);
+      assert.match(reply, /^HTTP\/1.1 200/);
+      assert.equal(upstream.seen.at(-1)?.['x-sekisho-facility-number'], FACILITY, 'the upstream sees the facility whose key is in SoftHSM2');
     } finally {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await setup.close(100);
+      upstream.server.close();
     }
   });
 });

@@ -1,0 +1,63 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadGatewayConfig, parseGatewayConfig } from './config.js';
+import { SekishoError } from '../errors/index.js';
+import { tempDir } from '../testing/stores.js';
+
+const repo = fileURLToPath(new URL('../../..', import.meta.url));
+const listener = { name: 'web', listen: '127.0.0.1:8443', routes: [{ path: '/', upstream: 'http://127.0.0.1:9000', allow: { anyone: true } }] };
+
+test('the shipped example configuration loads, with every listener, route, exception and rule', () => {
+  const cfg = loadGatewayConfig(join(repo, 'docs/examples/gateway.yaml'));
+  assert.equal(cfg.profile, 'high');
+  assert.deepEqual(cfg.listeners.map((l) => [l.name, l.mode, l.listen.port]), [['portal-api', 'http', 8443], ['hl7', 'tcp', 2575]]);
+  const web = cfg.listeners[0]!;
+  assert.ok(web.mode === 'http' && web.routes[1]!.allow.facilities?.[0] === '0110113719');
+  const hl7 = cfg.listeners[1]!;
+  assert.ok(hl7.mode === 'tcp' && hl7.proxyProtocol && hl7.upstream.port === 2576);
+  assert.deepEqual(cfg.exceptions[0], { facility: '0110113719', allow: 'SHA1_SIGNATURE', until: '2027-03-31', note: 'reception PC replaced in March (ticket 1234)' });
+  assert.deepEqual(cfg.admin, { host: '127.0.0.1', port: 9443 });
+});
+
+const BAD: [string, unknown, RegExp][] = [
+  ['1 unknown top-level key', { home: '/h', listeners: [listener], listners: [] }, /unknown key "listners"/],
+  ['2 no listeners', { home: '/h', listeners: [] }, /at least one listener/],
+  ['3 neither home nor tls', { clientCa: ['ca.pem'], listeners: [listener] }, /either home/],
+  ['4 apart from the CA without trust', { tls: { cert: 'a', key: 'b' }, listeners: [listener] }, /clientCa/],
+  ['5 route without allow (deny is never implicit)', { home: '/h', listeners: [{ ...listener, routes: [{ path: '/', upstream: 'http://127.0.0.1:9000' }] }] }, /allow is required/],
+  ['6 https upstream', { home: '/h', listeners: [{ ...listener, routes: [{ path: '/', upstream: 'https://x:1', allow: { anyone: true } }] }] }, /http:\/\/ URL/],
+  ['7 listen without port', { home: '/h', listeners: [{ ...listener, listen: '127.0.0.1' }] }, /HOST:PORT/],
+  ['8 tcp listener with routes', { home: '/h', listeners: [{ name: 't', mode: 'tcp', listen: '127.0.0.1:1', routes: [], upstream: 'tcp://127.0.0.1:2', allow: { anyone: true } }] }, /not routes/],
+  ['9 tcp upstream without port', { home: '/h', listeners: [{ name: 't', mode: 'tcp', listen: '127.0.0.1:1', upstream: 'tcp://127.0.0.1', allow: { anyone: true } }] }, /needs a port/],
+  ['10 bad facility in allow', { home: '/h', listeners: [{ ...listener, routes: [{ path: '/', upstream: 'http://127.0.0.1:9000', allow: { facilities: ['12345'] } }] }] }, /10-digit/],
+  ['11 exception with a bad date', { home: '/h', exceptions: [{ facility: '0110113719', allow: 'SHA1_SIGNATURE', until: 'March' }], listeners: [listener] }, /YYYY-MM-DD/],
+  ['12 exception for an unknown rule', { home: '/h', exceptions: [{ facility: '0110113719', allow: 'EVERYTHING', until: '2027-01-01' }], listeners: [listener] }, /allow must be/],
+  ['13 pin that is not SHA-256', { home: '/h', pins: ['abcd'], listeners: [listener] }, /SHA-256 fingerprint/],
+  ['14 onStale misspelt', { home: '/h', revocation: { onStale: 'open' }, listeners: [listener] }, /fail-closed or fail-open/],
+  ['15 two listeners with one name', { home: '/h', listeners: [listener, listener] }, /two listeners are named "web"/],
+  ['16 mode misspelt', { home: '/h', listeners: [{ ...listener, mode: 'https' }] }, /not http or tcp/],
+];
+
+for (const [name, raw, message] of BAD) {
+  test(`bad configuration ${name}: GATEWAY_CONFIG_INVALID naming the place`, () => {
+    assert.throws(
+      () => parseGatewayConfig(raw),
+      (e: unknown) => e instanceof SekishoError && e.code === 'GATEWAY_CONFIG_INVALID' && message.test(e.message),
+    );
+  });
+}
+
+test('YAML that does not parse, or repeats a key, is GATEWAY_CONFIG_INVALID', () => {
+  const dir = tempDir();
+  for (const [file, text] of [
+    ['broken.yaml', 'listeners: [\n'],
+    ['dup.yaml', 'home: /a\nhome: /b\nlisteners: []\n'],
+  ] as const) {
+    writeFileSync(join(dir, file), text);
+    assert.throws(() => loadGatewayConfig(join(dir, file)), (e: unknown) => e instanceof SekishoError && e.code === 'GATEWAY_CONFIG_INVALID');
+  }
+  assert.throws(() => loadGatewayConfig(join(dir, 'absent.yaml')), (e: unknown) => e instanceof SekishoError && e.code === 'GATEWAY_CONFIG_UNREADABLE');
+});
