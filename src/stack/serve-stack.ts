@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { CertificateAuthority, issueServerCredential, serverCredentialPaths, serverCredentialUsable } from '../ca/index.js';
 import { openGateway, jsonLogger, type GatewayConfig, type GatewaySetup, type HostPort, type Logger } from '../gateway/index.js';
 import { startWebServer, type WebServer } from '../web/index.js';
-import { badRequest } from '../errors/index.js';
+import { badRequest, internal } from '../errors/index.js';
 
 /**
  * `sekisho serve` in one process: the gateway (mutual TLS in front of the
@@ -69,6 +69,15 @@ export function serverNames(cfg: GatewayConfig, portal: HostPort): string[] {
   return [...names];
 }
 
+/** A port taken or forbidden is the operator's to fix: say which address and which flag. */
+function listenError(e: unknown, address: string, flag: string): unknown {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'EADDRINUSE') return badRequest('PORT_IN_USE', `${address} is already in use (another sekisho, or another server); stop it or choose another ${flag} HOST:PORT`);
+  if (code === 'EACCES') return badRequest('PORT_FORBIDDEN', `this user may not listen on ${address} (ports below 1024 need privileges); choose another ${flag} HOST:PORT`);
+  if (code === 'EADDRNOTAVAIL') return badRequest('ADDRESS_UNAVAILABLE', `${address} is not an address of this machine; choose another ${flag} HOST:PORT`);
+  return e;
+}
+
 async function closeWeb(web: WebServer, graceMs: number): Promise<void> {
   const timer = setTimeout(() => web.server.closeAllConnections(), graceMs);
   try {
@@ -100,10 +109,17 @@ export async function startServeStack(o: ServeStackOptions): Promise<ServeStack>
       listen: o.portal,
       tls: { cert: readFileSync(paths.cert, 'utf8'), key: readFileSync(paths.key, 'utf8') },
       ...(o.portalUrl ? { publicUrl: o.portalUrl } : {}),
+    }).catch((e: unknown) => {
+      throw listenError(e, `${o.portal.host}:${o.portal.port}`, '--portal');
     });
     const portalUrl = o.portalUrl ?? `https://${urlHost(web.address.host)}:${web.address.port}/`;
     // The credential is already usable, so the gateway never asks for the passphrase.
-    const gateway = await openGateway(o.gateway, { passphrase: () => Promise.reject(new Error('the server certificate was issued at start')), log });
+    const gateway = await openGateway(o.gateway, {
+      passphrase: () => Promise.reject(internal('SERVE_GATEWAY_HOME', 'the gateway needs a server certificate from another CA home than the portal; give both the same --home')),
+      log,
+    }).catch((e: unknown) => {
+      throw listenError(e, o.gateway.listeners.map((l) => `${l.listen.host}:${l.listen.port}`).join(', '), o.gateway.listeners.length > 1 ? 'listen address in the configuration:' : '--listen');
+    });
     const started = web;
     return {
       ca,

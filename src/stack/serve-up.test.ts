@@ -223,6 +223,11 @@ describe('sekisho serve: the gateway and the CA endpoints in one process', () =>
       const served = await runAsync('openssl', ['s_client', '-connect', `127.0.0.1:${s.portal.port}`, '-servername', 'localhost', '-verify_return_error', '-CAfile', root], { input: '' });
       assert.match(served.stdout, /Verify return code: 0 \(ok\)/);
 
+      // A second serve on the same portal port says which address is taken, and exits 2.
+      const twice = await cli(['serve', '--listen', '127.0.0.1:0', '--portal', `127.0.0.1:${s.portal.port}`, '--upstream', upstream.url], { cwd: dir, env });
+      assert.equal(twice.status, 2, twice.stderr);
+      assert.match(twice.stderr, new RegExp(`^sekisho: PORT_IN_USE: 127\\.0\\.0\\.1:${s.portal.port} is already in use.*--portal`, 'm'));
+
       serve.child.kill('SIGHUP');
       const deadline = Date.now() + 5_000;
       while (!/credentials and trust reloaded/.test(serve.stderr()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
