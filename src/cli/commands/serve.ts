@@ -30,7 +30,7 @@ export function summaryLines(s: ServeSummary): string[] {
 export const serveCommand: Command = {
   path: ['serve'],
   summary: "run the gateway and the CA's HTTP endpoints (portal, EST, CRL, OCSP) in one process",
-  usage: 'sekisho serve --upstream URL [--listen HOST:PORT] [--portal HOST:PORT] [gateway options] | sekisho serve --config FILE [--portal HOST:PORT]',
+  usage: 'serve --upstream URL [--listen HOST:PORT] [--portal HOST:PORT] [gateway options] | sekisho serve --config FILE [--portal HOST:PORT]',
   options: {
     ...gatewayCommand.options,
     listen: { ...gatewayCommand.options.listen!, description: `address to accept gateway clients on (default ${DEFAULT_GATEWAY_LISTEN})` },
@@ -53,10 +53,12 @@ export const serveCommand: Command = {
       unlock: unlockFor(ctx),
       log: jsonLogger(cfg.logLevel, (l) => ctx.err(l.replace(/\n$/, ''))),
     });
+    // Signals are handled before the summary is printed: whoever reads it may stop the server at once.
+    const stopped = untilStopped(stack);
     const summary = stack.summary();
     if (values.json) ctx.json(summary);
     else ctx.out([`sekisho serve: CA home ${home} (profile ${summary.profile}); stop with Ctrl-C or SIGTERM, reload with SIGHUP`, ...summaryLines(summary)].join('\n'));
-    await untilStopped(stack);
+    await stopped;
     return 0;
   },
 };

@@ -84,6 +84,8 @@ export const upCommand: Command = {
       await upstream.close();
       throw e;
     }
+    // Signals are handled before the summary is printed: whoever reads it may stop the center at once.
+    const stopped = untilStopped(stack);
     const s = stack.summary();
     const steps = nextSteps(center, s);
     if (v.json) {
@@ -119,7 +121,7 @@ export const upCommand: Command = {
       );
     }
     try {
-      await untilStopped(stack);
+      await stopped;
     } finally {
       await upstream.close();
     }
