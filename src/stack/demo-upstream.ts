@@ -7,8 +7,8 @@ import { IDENTITY_HEADERS } from '../gateway/index.js';
  * loopback port that answers who called it, in Japanese and English, from the
  * identity headers the gateway sets (facility number and name, device,
  * certificate serial). With `Accept: application/json` the same as JSON.
- * It trusts those headers because only the gateway can reach it (loopback);
- * a real upstream must do the same (listen where only the gateway reaches).
+ * It trusts those headers because it listens on loopback only (a demo on one
+ * machine); a real upstream must listen where only the gateway reaches it.
  */
 export interface DemoUpstream {
   /** http://127.0.0.1:PORT */

@@ -158,7 +158,7 @@ describe('sekisho up: a demo center a newcomer runs with no setup', () => {
     }
   });
 
-  test('with SEKISHO_PASSPHRASE no passphrase is written; a later run without it and without a terminal is refused', async () => {
+  test('with SEKISHO_PASSPHRASE no passphrase is written; a second run prints the unused notice again; a run without it and without a terminal is refused', async () => {
     const dir = tempDir('sekisho-up-env-');
     const home = join(dir, 'demo');
     const up = start(['up', '--json', '--home', home, '--listen', '127.0.0.1:0', '--portal', '127.0.0.1:0'], { cwd: dir, env: cleanEnv({ SEKISHO_PASSPHRASE: 'a-demo-passphrase-from-env' }) });
@@ -167,6 +167,17 @@ describe('sekisho up: a demo center a newcomer runs with no setup', () => {
       assert.equal(s.passphraseFile, null);
       assert.equal(existsSync(join(home, 'demo-passphrase')), false);
       assert.equal(await up.stop('SIGTERM'), 0);
+      // Run again: the unused notice is printed again, the same IDs.
+      const again = start(['up', '--json', '--home', home, '--listen', '127.0.0.1:0', '--portal', '127.0.0.1:0'], { cwd: dir, env: cleanEnv({ SEKISHO_PASSPHRASE: 'a-demo-passphrase-from-env' }) });
+      try {
+        const s2 = await again.summary;
+        assert.equal(s2.created, false);
+        assert.deepEqual([s2.notice.id, s2.notice.requestId, s2.notice.referenceId, s2.notice.state], [s.notice.id, s.notice.requestId, s.notice.referenceId, 'active']);
+        assert.ok(s2.steps.some((l: string) => l.includes(`--request-id ${s.notice.requestId} --reference-id ${s.notice.referenceId}`)));
+        assert.equal(await again.stop('SIGTERM'), 0);
+      } finally {
+        await again.stop('SIGKILL');
+      }
     } finally {
       await up.stop('SIGKILL');
     }
