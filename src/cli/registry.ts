@@ -11,9 +11,12 @@ import { gatewayCommand } from './commands/gateway.js';
 import { TOKEN_COMMANDS } from './commands/token.js';
 import { estCodeCreateCommand, noticeCreateCommand, noticeListCommand, noticeRevokeCommand, noticeUnlockCommand } from './commands/notice.js';
 import { enrollCommand } from './commands/enroll.js';
+import { serveCommand } from './commands/serve.js';
+import { upCommand } from './commands/up.js';
 
 /** Every command, in the order `sekisho --help` lists them. */
 export const COMMANDS: readonly Command[] = [
+  upCommand,
   initCommand,
   caChainCommand,
   facilityAddCommand,
@@ -35,5 +38,6 @@ export const COMMANDS: readonly Command[] = [
   auditListCommand,
   scanCommand,
   gatewayCommand,
+  serveCommand,
   ...TOKEN_COMMANDS,
 ];

@@ -52,10 +52,11 @@ function strings(v: unknown, where: string): string[] {
   return v.map((x, i) => str(x, `${where}[${i}]`));
 }
 
-export function parseHostPort(v: string, where: string): HostPort {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]+)):(\d{1,5})$/.exec(v);
+/** HOST:PORT (port 0: any free port), e.g. 127.0.0.1:8443 or [::1]:8443. */
+export function parseHostPort(v: string, where: string, code = 'GATEWAY_CONFIG_INVALID'): HostPort {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s[\]]+)):(\d{1,5})$/.exec(v);
   const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) throw fail(where, `"${v}" is not HOST:PORT (e.g. 127.0.0.1:8443 or [::1]:8443)`);
+  if (!m || port > 65535) throw badRequest(code, `${where} "${v.slice(0, 80)}" is not HOST:PORT (e.g. 127.0.0.1:8443 or [::1]:8443)`);
   return { host: m[1] ?? m[2]!, port };
 }
 

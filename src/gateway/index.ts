@@ -9,5 +9,5 @@ export { IDENTITY_HEADERS, forwardHeaders, isSpoofable } from './identity-header
 export { proxyV2Header, parseProxyV2, PP2_TYPE_SEKISHO_IDENTITY, PP2_TYPE_SSL, PP2_SUBTYPE_SSL_CN } from './proxy-protocol.js';
 export { ANYONE, allows, type AccessRule } from './access-rule.js';
 export { jsonLogger, LOG_LEVELS, type Logger, type LogLevel } from './log.js';
-export { loadGatewayConfig, parseGatewayConfig, type GatewayConfig } from './config.js';
+export { loadGatewayConfig, parseGatewayConfig, parseHostPort, type GatewayConfig } from './config.js';
 export { openGateway, type GatewaySetup } from './setup.js';

@@ -2,7 +2,7 @@ import { createServer as createNetServer, type Server, type Socket } from 'node:
 import { TLSSocket, type SecureContext } from 'node:tls';
 import { X509Certificate as CryptoX509 } from 'node:crypto';
 import type { Verdict } from './client-verifier.js';
-import { badRequest } from '../errors/index.js';
+import { listenFailure } from '../errors/index.js';
 import { reasonOfTlsError, type RefusalReason } from './refusal.js';
 
 /**
@@ -40,13 +40,7 @@ export class TlsListener {
 
   listen(): Promise<{ host: string; port: number }> {
     return new Promise((resolve, reject) => {
-      this.server.once('error', (e: NodeJS.ErrnoException) =>
-        reject(
-          e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL'
-            ? badRequest('PORT_IN_USE', `cannot listen on ${this.o.host}:${this.o.port} (${e.code}); choose another address or stop what uses it`)
-            : e,
-        ),
-      );
+      this.server.once('error', (e) => reject(listenFailure(e, `${this.o.host}:${this.o.port}`, 'listen address (--listen or listeners[].listen)')));
       this.server.listen(this.o.port, this.o.host, () => {
         this.server.removeAllListeners('error');
         const a = this.server.address() as { address: string; port: number };

@@ -3,6 +3,7 @@ import { badRequest } from '../../errors/index.js';
 import { loadGatewayConfig, openGateway, parseGatewayConfig, type GatewayConfig } from '../../gateway/index.js';
 import { HOME_OPTIONS, JSON_OPTION, type Command, type CommandContext } from '../command.js';
 import { caPassphrase } from '../secrets.js';
+import { untilStopped } from '../../stack/index.js';
 
 const LISTENER_FLAGS = ['listen', 'upstream', 'mode', 'proxy-protocol', 'allow-facility'];
 
@@ -78,16 +79,7 @@ export const gatewayCommand: Command = {
     const cfg = gatewayConfigFromFlags(ctx.values, ctx.env);
     const setup = await openGateway(cfg, { passphrase: () => caPassphrase(ctx.env, ctx.isTTY) });
     // Signal handlers first: a supervisor may stop the gateway as soon as it reads the summary.
-    const stopped = new Promise<void>((resolve) => {
-      const reload = () => void setup.gateway.reload();
-      const stop = () => {
-        process.off('SIGHUP', reload);
-        setup.close(10_000).then(resolve, resolve);
-      };
-      process.on('SIGHUP', reload);
-      process.once('SIGTERM', stop);
-      process.once('SIGINT', stop);
-    });
+    const stopped = untilStopped({ reload: () => setup.gateway.reload(), close: (graceMs) => setup.close(graceMs) });
     const summary = { listeners: setup.gateway.addresses(), admin: setup.gateway.adminAddress(), profile: cfg.profile, home: cfg.home, pid: process.pid };
     if (ctx.values.json) ctx.json(summary);
     else for (const l of summary.listeners) ctx.err(`sekisho gateway: ${l.name} (${l.mode}) on ${l.host}:${l.port}`);

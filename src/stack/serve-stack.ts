@@ -1,0 +1,167 @@
+import { readFileSync } from 'node:fs';
+import { CertificateAuthority, issueServerCredential, serverCredentialPaths, serverCredentialUsable } from '../ca/index.js';
+import { openGateway, jsonLogger, parseHostPort, type GatewayConfig, type GatewaySetup, type HostPort, type Logger } from '../gateway/index.js';
+import { startWebServer, type WebServer } from '../web/index.js';
+import { badRequest, internal, listenFailure } from '../errors/index.js';
+
+/**
+ * `sekisho serve` in one process: the gateway (mutual TLS in front of the
+ * upstreams) and the CA's HTTP endpoints (enrollment portal, EST, CRL, OCSP,
+ * root) over HTTPS with the home's server certificate, which both present.
+ *
+ * ```ts
+ * const stack = await startServeStack({ gateway: cfg, home, portal: { host: '127.0.0.1', port: 8080 }, unlock: (ca) => ca.unlock(pass) });
+ * stack.summary(); // URLs, with the ports actually bound
+ * await stack.reload(); // SIGHUP
+ * await stack.close(); // SIGTERM
+ * ```
+ */
+export interface ServeStackOptions {
+  /** The gateway's configuration (from flags or a YAML file). */
+  gateway: GatewayConfig;
+  /** The CA home the portal serves (the gateway's own home when it has one). */
+  home: string;
+  db?: string;
+  /** Where the portal listens; port 0 picks a free port. */
+  portal: HostPort;
+  /** The portal's public URL (default https://localhost:PORT/ on loopback, else the bound address). */
+  portalUrl?: string;
+  /** Unlocks the opened CA (passphrase or token PIN): the portal issues, signs CRLs and OCSP answers. */
+  unlock: (ca: CertificateAuthority) => Promise<void>;
+  log?: Logger;
+}
+
+export interface ServeSummary {
+  home: string;
+  profile: string;
+  pid: number;
+  gateway: { listeners: { name: string; mode: string; host: string; port: number; url: string }[]; admin: HostPort | null };
+  portal: { url: string; est: string; crl: string; ocsp: string; root: string; host: string; port: number };
+}
+
+export interface ServeStack {
+  ca: CertificateAuthority;
+  gateway: GatewaySetup;
+  web: WebServer;
+  summary(): ServeSummary;
+  /** Reloads the gateway's credentials and trust (SIGHUP); false when the reload failed and the old state stays. */
+  reload(): Promise<boolean>;
+  /** Stops both gracefully: no new connections, open ones get `graceMs` to finish. */
+  close(graceMs?: number): Promise<void>;
+}
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+const WILDCARD = new Set(['0.0.0.0', '::']);
+/** Hosts the default names already cover (as the gateway's own start-up decides). */
+const COVERED = new Set(['0.0.0.0', '::', '127.0.0.1', 'localhost']);
+
+/** A URL for an address: loopback as "localhost" (the server certificate names it), IPv6 in brackets. */
+export function urlHost(host: string): string {
+  if (LOOPBACK.has(host) || WILDCARD.has(host)) return 'localhost';
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+/** The names the home's server certificate must cover: loopback, each concrete listen address, or the configured names. */
+export function serverNames(cfg: GatewayConfig, portal: HostPort): string[] {
+  const names = new Set(cfg.serverNames.length ? cfg.serverNames : ['localhost', '127.0.0.1']);
+  const hosts = [...cfg.listeners.map((l) => l.listen.host), portal.host];
+  for (const h of hosts) if (!COVERED.has(h)) names.add(h);
+  return [...names];
+}
+
+async function closeWeb(web: WebServer, graceMs: number): Promise<void> {
+  const timer = setTimeout(() => web.server.closeAllConnections(), graceMs);
+  try {
+    await web.close();
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Opens the CA, makes sure the home's server certificate covers every
+ * address (issuing it on first start), then starts the portal and the
+ * gateway. If any part fails to start, what started is stopped again.
+ */
+export async function startServeStack(o: ServeStackOptions): Promise<ServeStack> {
+  const log = o.log ?? jsonLogger(o.gateway.logLevel, (l) => process.stderr.write(l));
+  const ca = await CertificateAuthority.open({ home: o.home, ...(o.db ? { db: o.db } : {}) });
+  let web: WebServer | undefined;
+  try {
+    await o.unlock(ca);
+    const paths = serverCredentialPaths(o.home);
+    const names = serverNames(o.gateway, o.portal);
+    if (!serverCredentialUsable(paths, names, new Date())) {
+      await issueServerCredential(ca, names, 'serve');
+      log.log('info', 'server certificate issued', { file: paths.cert, names });
+    }
+    web = await startWebServer({
+      authority: ca,
+      listen: o.portal,
+      tls: { cert: readFileSync(paths.cert, 'utf8'), key: readFileSync(paths.key, 'utf8') },
+      ...(o.portalUrl ? { publicUrl: o.portalUrl } : {}),
+    }).catch((e: unknown) => {
+      throw listenFailure(e, `${o.portal.host}:${o.portal.port}`, '--portal');
+    });
+    const portalUrl = o.portalUrl ?? `https://${urlHost(web.address.host)}:${web.address.port}/`;
+    // The credential is already usable, so the gateway never asks for the passphrase.
+    const gateway = await openGateway(o.gateway, {
+      passphrase: () => Promise.reject(internal('SERVE_GATEWAY_HOME', 'the gateway needs a server certificate from another CA home than the portal; give both the same --home')),
+      log,
+    }).catch((e: unknown) => {
+      throw listenFailure(e, o.gateway.listeners.map((l) => `${l.listen.host}:${l.listen.port}`).join(', '), o.gateway.listeners.length > 1 ? 'listen address in the configuration:' : '--listen');
+    });
+    const started = web;
+    return {
+      ca,
+      gateway,
+      web: started,
+      summary: () => {
+        const base = portalUrl.replace(/\/$/, '');
+        return {
+          home: o.home,
+          profile: o.gateway.profile,
+          pid: process.pid,
+          gateway: {
+            listeners: gateway.gateway.addresses().map((l) => ({ ...l, url: `${l.mode === 'tcp' ? 'tls' : 'https'}://${urlHost(l.host)}:${l.port}/` })),
+            admin: gateway.gateway.adminAddress() ?? null,
+          },
+          portal: { url: portalUrl, est: `${base}/.well-known/est/`, crl: `${base}/crl`, ocsp: `${base}/ocsp`, root: `${base}/root.cer`, host: started.address.host, port: started.address.port },
+        };
+      },
+      reload: () => gateway.gateway.reload(),
+      async close(graceMs = 10_000) {
+        await Promise.allSettled([gateway.close(graceMs), closeWeb(started, graceMs)]);
+        await ca.close();
+      },
+    };
+  } catch (e) {
+    if (web) await closeWeb(web, 0).catch(() => undefined);
+    await ca.close().catch(() => undefined);
+    throw e;
+  }
+}
+
+/** A HOST:PORT for the portal (port 0: a free port). */
+export function parseListenAddress(v: string, flag: string): HostPort {
+  return parseHostPort(v, flag, 'LISTEN_ADDRESS_INVALID');
+}
+
+/**
+ * Serves until SIGTERM or SIGINT (then stops gracefully); SIGHUP reloads the
+ * gateway's credentials and trust.
+ */
+export function untilStopped(stack: Pick<ServeStack, 'reload' | 'close'>, graceMs = 10_000): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const reload = () => void stack.reload();
+    const stop = () => {
+      process.off('SIGHUP', reload);
+      process.off('SIGTERM', stop);
+      process.off('SIGINT', stop);
+      stack.close(graceMs).then(resolve, resolve);
+    };
+    process.on('SIGHUP', reload);
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+  });
+}
