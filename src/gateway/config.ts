@@ -18,8 +18,8 @@ export interface GatewayConfig {
   /** CA home: trust anchors, revocations and facility status from its store, server certificate. */
   home?: string;
   db?: string;
-  /** Explicit server credential (a gateway apart from the CA). */
-  tls?: { cert: string; key: string };
+  /** Explicit server credential: a PEM key file, or a `pkcs11:` URI of a key in a token (with the module; PIN from SEKISHO_PIN). */
+  tls?: { cert: string; key: string; module?: string };
   clientCa: string[];
   pins: string[];
   crl: string[];
@@ -138,8 +138,10 @@ export function parseGatewayConfig(raw: unknown, base = process.cwd()): GatewayC
   if (o.home !== undefined) cfg.home = path(str(o.home, 'home'));
   if (o.db !== undefined) cfg.db = str(o.db, 'db');
   if (o.tls !== undefined) {
-    const t = object(o.tls, 'tls', ['cert', 'key']);
-    cfg.tls = { cert: path(str(t.cert, 'tls.cert')), key: path(str(t.key, 'tls.key')) };
+    const t = object(o.tls, 'tls', ['cert', 'key', 'module']);
+    const key = str(t.key, 'tls.key');
+    cfg.tls = { cert: path(str(t.cert, 'tls.cert')), key: key.startsWith('pkcs11:') ? key : path(key), ...(t.module !== undefined ? { module: path(str(t.module, 'tls.module')) } : {}) };
+    if (t.module !== undefined && !key.startsWith('pkcs11:')) throw fail('tls.module', 'a PKCS#11 module goes with a pkcs11: URI as tls.key');
   }
   if (o.revocation !== undefined) {
     const r = object(o.revocation, 'revocation', ['refreshSeconds', 'onStale']);

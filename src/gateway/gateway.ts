@@ -3,6 +3,7 @@ import { createSecureContext, type SecureContext, type TLSSocket } from 'node:tl
 import type { X509Certificate } from 'node:crypto';
 import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
+import type { TlsKeyOptions } from '../token/index.js';
 import { tlsServerOptions, type ClientCertificatePolicy, type ComplianceProfile, type DatedException } from '../policy/index.js';
 import { allows, type AccessRule } from './access-rule.js';
 import { adminServer } from './admin-server.js';
@@ -31,8 +32,8 @@ export type ListenerConfig =
 export interface GatewayCredentials {
   /** Server certificate chain, PEM (leaf first). */
   cert: string;
-  /** Server private key, PEM. */
-  key: string;
+  /** Server private key: PEM, or a key that stays in a PKCS#11 token (OpenSSL engine options, token/tls.ts). */
+  key: TlsKeyOptions;
   anchors: X509Certificate[];
   pins: string[];
 }
@@ -186,7 +187,7 @@ export class Gateway {
     const context = createSecureContext({
       ...tlsServerOptions(this.o.profile),
       cert: c.cert,
-      key: c.key,
+      ...c.key,
       ca: c.anchors.map((a) => a.toString()),
     });
     const verifier = new ClientVerifier({

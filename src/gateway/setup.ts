@@ -9,6 +9,7 @@ import type { GatewayConfig } from './config.js';
 import { StoreFacilityDirectory } from './facility-directory.js';
 import { Gateway, type GatewayCredentials } from './gateway.js';
 import { jsonLogger, type Logger } from './log.js';
+import { tlsKeyOptions } from '../token/index.js';
 import { CrlRevocationSource, StoreRevocationSource, type RevocationSource } from './revocation.js';
 
 export interface GatewaySetup {
@@ -25,6 +26,8 @@ export interface SetupOptions {
   log?: Logger;
   /** Also watch files and reload on change (default true). */
   watch?: boolean;
+  /** The token PIN, for a server key in a PKCS#11 token. */
+  pin?: () => string;
 }
 
 function resolveProfile(name: string): ComplianceProfile {
@@ -108,9 +111,11 @@ export async function openGateway(cfg: GatewayConfig, o: SetupOptions): Promise<
       keyFile = cfg.tls!.key;
     }
     const trustFiles = [...chainFiles, ...cfg.clientCa];
+    const tokenKey = keyFile.startsWith('pkcs11:');
     const loadCredentials = async (): Promise<GatewayCredentials> => ({
       cert: readFile(certFile),
-      key: readFile(keyFile),
+      // A token-held key never leaves the token: OpenSSL's pkcs11 engine signs with it.
+      key: tokenKey ? tlsKeyOptions({ kind: 'pkcs11', uri: keyFile, pin: o.pin?.() ?? '', ...(cfg.tls?.module ? { module: cfg.tls.module } : {}) }) : { key: readFile(keyFile) },
       anchors: readAnchors(trustFiles),
       pins: cfg.pins,
     });
@@ -128,7 +133,7 @@ export async function openGateway(cfg: GatewayConfig, o: SetupOptions): Promise<
       ...(cfg.contact ? { contact: cfg.contact } : {}),
       log,
     });
-    const watched = [certFile, keyFile, ...trustFiles];
+    const watched = [certFile, ...(tokenKey ? [] : [keyFile]), ...trustFiles];
     if (o.watch !== false) {
       const onChange = () => void gateway.reload();
       for (const f of watched) watchFile(f, { interval: 2000, persistent: false }, onChange);

@@ -107,6 +107,7 @@ export async function startServeStack(o: ServeStackOptions): Promise<ServeStack>
     // The credential is already usable, so the gateway never asks for the passphrase.
     const gateway = await openGateway(o.gateway, {
       passphrase: () => Promise.reject(internal('SERVE_GATEWAY_HOME', 'the gateway needs a server certificate from another CA home than the portal; give both the same --home')),
+      pin: () => process.env.SEKISHO_PIN ?? '',
       log,
     }).catch((e: unknown) => {
       throw listenFailure(e, o.gateway.listeners.map((l) => `${l.listen.host}:${l.listen.port}`).join(', '), o.gateway.listeners.length > 1 ? 'listen address in the configuration:' : '--listen');

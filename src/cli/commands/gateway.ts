@@ -26,7 +26,7 @@ export function gatewayConfigFromFlags(v: CommandContext['values'], env: NodeJS.
   const explicit = v.cert !== undefined;
   const raw: Record<string, unknown> = {
     profile: v.profile ?? 'high',
-    ...(explicit ? { tls: { cert: v.cert, key: v.key } } : {}),
+    ...(explicit ? { tls: { cert: v.cert, key: v.key, ...(v.module !== undefined ? { module: v.module } : {}) } } : {}),
     ...(!explicit || v.home !== undefined ? { home: resolveHome(v.home as string | undefined, env) } : {}),
     ...(v.db !== undefined ? { db: v.db } : {}),
     clientCa: list('client-ca'),
@@ -56,7 +56,8 @@ export const gatewayCommand: Command = {
     profile: { type: 'string', description: 'TLS profile: high (default), recommended, mhlw, or a profile JSON file', valueName: 'NAME' },
     ...HOME_OPTIONS,
     cert: { type: 'string', description: 'server certificate chain PEM (a gateway apart from the CA)', valueName: 'FILE' },
-    key: { type: 'string', description: 'server private key PEM', valueName: 'FILE' },
+    key: { type: 'string', description: 'server private key PEM, or a pkcs11: URI of a key in a token (PIN from SEKISHO_PIN)', valueName: 'FILE|URI' },
+    module: { type: 'string', description: 'PKCS#11 module for a pkcs11: --key (e.g. /usr/lib/softhsm/libsofthsm2.so)', valueName: 'PATH' },
     'client-ca': { type: 'string', multiple: true, description: 'trust anchors for client certificates (PEM)', valueName: 'FILE' },
     crl: { type: 'string', multiple: true, description: 'CRL file or http(s) URL, re-read while running', valueName: 'FILE|URL' },
     pin: { type: 'string', multiple: true, description: 'SHA-256 fingerprint of an individually trusted client certificate', valueName: 'HEX' },
@@ -77,7 +78,7 @@ export const gatewayCommand: Command = {
   ],
   async run(ctx) {
     const cfg = gatewayConfigFromFlags(ctx.values, ctx.env);
-    const setup = await openGateway(cfg, { passphrase: () => caPassphrase(ctx.env, ctx.isTTY) });
+    const setup = await openGateway(cfg, { passphrase: () => caPassphrase(ctx.env, ctx.isTTY), pin: () => ctx.env.SEKISHO_PIN ?? '' });
     // Signal handlers first: a supervisor may stop the gateway as soon as it reads the summary.
     const stopped = untilStopped({ reload: () => setup.gateway.reload(), close: (graceMs) => setup.close(graceMs) });
     const summary = { listeners: setup.gateway.addresses(), admin: setup.gateway.adminAddress(), profile: cfg.profile, home: cfg.home, pid: process.pid };

@@ -234,7 +234,7 @@ describe('sekisho init with the issuing key in a token', () => {
     fails(['crl', '--home', home, '--pem'], { ...env, SEKISHO_PIN: 'wrong-PIN-0001' }, 'PIN_WRONG');
   });
 
-  test('a facility certificate from the HSM-held CA, for a key that never left SoftHSM2, authenticates at the gateway and reaches the upstream', async (t) => {
+  test('a facility certificate from the HSM-held CA, for a key that never left SoftHSM2, authenticates at the gateway (whose own key is in SoftHSM2 too) and reaches the upstream', async (t) => {
     if (!needSoftHsm(t) || !needCommand(t, 'openssl') || !hsmHome) return;
     if (!needPeer(t, existsSync(PKCS11_ENGINE), 'the OpenSSL pkcs11 engine (Debian package libengine-pkcs11-openssl)')) return;
     const env = { SEKISHO_PASSPHRASE: PASSPHRASE, SEKISHO_PIN: USER_PIN };
@@ -250,20 +250,22 @@ describe('sekisho init with the issuing key in a token', () => {
     assert.equal(r.status, 0, r.stderr);
     const leaf = join(dir, 'facility-tls.pem');
     ok(['cert', 'issue', '--home', hsmHome, '--facility', FACILITY, '--csr', csr, '--out', leaf], env);
-    // The service center's server certificate from the same CA.
-    const pw = join(dir, 'server.pw');
-    writeFileSync(pw, `${P12_PASSWORD}\n`);
-    const serverP12 = join(dir, 'server.p12');
-    ok(['cert', 'issue', '--home', hsmHome, '--profile', 'server', '--host', 'localhost', '--p12', serverP12, '--password-file', pw], env);
+    // The service center's server key lives in a token of its own too; its certificate comes from the same CA.
+    ok(['token', 'init', '--module', SOFTHSM_MODULE, '--label', 'center-hsm'], PINS);
+    ok(['token', 'keygen', '--module', SOFTHSM_MODULE, '--label', 'center-hsm', '--key-label', 'gateway-server'], PINS);
+    const serverCsr = join(dir, 'server.csr');
+    const sr = run('openssl', ['req', '-new', '-engine', 'pkcs11', '-keyform', 'engine', '-key', formatPkcs11Uri({ ...parsePkcs11Uri(keyUri('center-hsm', 'gateway-server')), pinValue: USER_PIN }), '-subj', '/CN=localhost', '-out', serverCsr]);
+    assert.equal(sr.status, 0, sr.stderr);
+    const serverLeaf = join(dir, 'server-leaf.pem');
+    ok(['cert', 'issue', '--home', hsmHome, '--profile', 'server', '--host', 'localhost', '--csr', serverCsr, '--out', serverLeaf], env);
     const ca = [readFileSync(join(hsmHome, 'ca', 'issuing.pem'), 'utf8'), readFileSync(join(hsmHome, 'ca', 'root.pem'), 'utf8')];
-    const serverPem = join(dir, 'server-all.pem');
-    const conv = run('openssl', ['pkcs12', '-in', serverP12, '-passin', `file:${pw}`, '-nodes', '-out', serverPem]);
-    assert.equal(conv.status, 0, conv.stderr);
+    const serverPem = join(dir, 'server-chain.pem');
+    writeFileSync(serverPem, readFileSync(serverLeaf, 'utf8') + ca[0]);
     // The service center's door is sekisho's own gateway, beside the HSM-held CA.
     const upstream = await echoUpstream();
     const setup = await openGateway(
-      parseGatewayConfig({ home: hsmHome, tls: { cert: serverPem, key: serverPem }, listeners: [{ name: 'web', listen: '127.0.0.1:0', routes: [{ path: '/', upstream: `http://127.0.0.1:${upstream.port}`, allow: { anyone: true } }] }] }),
-      { passphrase: async () => PASSPHRASE, log: jsonLogger('error'), watch: false },
+      parseGatewayConfig({ home: hsmHome, tls: { cert: serverPem, key: keyUri('center-hsm', 'gateway-server'), module: SOFTHSM_MODULE }, listeners: [{ name: 'web', listen: '127.0.0.1:0', routes: [{ path: '/', upstream: `http://127.0.0.1:${upstream.port}`, allow: { anyone: true } }] }] }),
+      { passphrase: async () => PASSPHRASE, pin: () => USER_PIN, log: jsonLogger('error'), watch: false },
     );
     try {
       const reply = await new Promise<string>((resolve, reject) => {
