@@ -41,7 +41,7 @@ after(async () => {
   await fx.close();
 });
 
-async function apart(extra: Record<string, unknown> = {}, logs: Record<string, unknown>[] = []): Promise<{ setup: GatewaySetup; port: number; admin: number }> {
+async function apart(extra: Record<string, unknown> = {}, logs: Record<string, unknown>[] = [], watch = false): Promise<{ setup: GatewaySetup; port: number; admin: number }> {
   const cfg = parseGatewayConfig({
     tls: { cert: serverCert, key: serverKey },
     clientCa: [fx.caFile],
@@ -50,7 +50,7 @@ async function apart(extra: Record<string, unknown> = {}, logs: Record<string, u
     listeners: [{ name: 'web', listen: '127.0.0.1:0', routes: [{ path: '/', upstream: `http://127.0.0.1:${upstream.port}`, allow: { anyone: true } }] }],
     ...extra,
   });
-  const setup = await openGateway(cfg, { passphrase: async () => PASSPHRASE, log: jsonLogger('debug', (l) => logs.push(JSON.parse(l) as Record<string, unknown>)), watch: false });
+  const setup = await openGateway(cfg, { passphrase: async () => PASSPHRASE, log: jsonLogger('debug', (l) => logs.push(JSON.parse(l) as Record<string, unknown>)), watch });
   return { setup, port: setup.gateway.addresses()[0]!.port, admin: setup.gateway.adminAddress()!.port };
 }
 
@@ -239,6 +239,39 @@ describe('gateway apart from the CA', () => {
       const m = await (await fetch(`http://127.0.0.1:${admin}/metrics`)).text();
       assert.match(m, /sekisho_gateway_reloads_total\{outcome="failed"\} 1/);
       assert.match(m, /sekisho_gateway_reloads_total\{outcome="ok"\} 1/);
+    } finally {
+      await setup.close(100);
+    }
+  });
+
+  test('a new server certificate written over the old files is picked up without a signal', async (t) => {
+    if (!needCommand(t, 'openssl')) return;
+    const cert = join(fx.dir, 'watched.pem');
+    const key = join(fx.dir, 'watched.key');
+    copyFileSync(serverCert, cert);
+    copyFileSync(serverKey, key);
+    const { setup, port } = await apart({ tls: { cert, key } }, [], true);
+    const served = () =>
+      new Promise<string>((resolve, reject) => {
+        const s = tlsConnect({ host: '127.0.0.1', port, servername: 'localhost', ca: readFileSync(fx.caFile), cert: readFileSync(fx.clients.good.cert), key: readFileSync(fx.clients.good.key) });
+        s.once('secureConnect', () => {
+          resolve(s.getPeerX509Certificate()!.serialNumber);
+          s.destroy();
+        });
+        s.once('error', reject);
+      });
+    try {
+      const first = await served();
+      const fresh = await issueServerCredential(fx.ca, ['localhost', '127.0.0.1'], 'test');
+      copyFileSync(fresh.key, key);
+      copyFileSync(fresh.cert, cert);
+      const deadline = Date.now() + 8000;
+      let now = first;
+      while (now === first && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 250));
+        now = await served();
+      }
+      assert.notEqual(now, first, 'the gateway presents the new certificate');
     } finally {
       await setup.close(100);
     }
