@@ -93,6 +93,7 @@ export class Gateway {
   #states = new WeakMap<TLSSocket, ConnectionState>();
   #exceptionUse = new Map<string, { exception: DatedException; count: number; lastSeen: string }>();
   #revocationUsable = true;
+  #staleLoggedAt = new Map<string, number>();
   #tick: NodeJS.Timeout | undefined;
   readonly #now: () => Date;
 
@@ -372,7 +373,13 @@ export class Gateway {
       if (st.nextUpdate) earliest = Math.min(earliest ?? Infinity, (st.nextUpdate.getTime() - now.getTime()) / 1000);
       if (st.stale) {
         usable = false;
+        // Loud, but not a flood: once when it starts, then every minute while it lasts.
+        const last = this.#staleLoggedAt.get(s.name) ?? 0;
+        if (now.getTime() - last < 60_000) continue;
+        this.#staleLoggedAt.set(s.name, now.getTime());
         this.o.log.log('error', 'REVOCATION INFORMATION IS STALE', { source: s.name, nextUpdate: st.nextUpdate?.toISOString(), refreshedAt: st.refreshedAt?.toISOString(), error: st.lastError, behaviour: this.o.onStaleRevocation ?? 'fail-closed' });
+      } else if (this.#staleLoggedAt.delete(s.name)) {
+        this.o.log.log('warn', 'revocation information is current again', { source: s.name });
       }
     }
     if (earliest !== undefined) this.metrics.crlNextUpdate.set({}, Math.round(earliest));
