@@ -8,7 +8,7 @@ import { parseFacilityNumber } from '../policy/index.js';
 import type { CertificateAuthority } from './authority.js';
 import type { FacilityRow } from './facility-csv.js';
 import { deliveryText, generatePassword, safeFileName } from './delivery.js';
-import { writeFileAtomic } from './atomic-file.js';
+import { writeFileAtomic } from '../files/index.js';
 
 export interface BulkOptions {
   ca: CertificateAuthority;

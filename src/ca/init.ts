@@ -8,7 +8,7 @@ import { AuditLog } from '../audit/index.js';
 import { DEFAULT_CONFIG, parseConfig, type CaConfig } from './config.js';
 import { ensureDirs, homePaths, isInitialized, type HomePaths } from './home.js';
 import { writeKeyFile } from './key-file.js';
-import { writeFileAtomic } from './atomic-file.js';
+import { writeFileAtomic } from '../files/index.js';
 import { CertificateIssuer } from './issuer.js';
 import { normalizeTokenKeyRef, openTokenOfRef, parsePkcs11Uri, TokenSigner, writeTokenKeyRef, type TokenKeyRef } from '../token/index.js';
 import type { KeyObject } from 'node:crypto';

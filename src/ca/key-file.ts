@@ -2,7 +2,7 @@ import { createCipheriv, createDecipheriv, createPrivateKey, randomBytes, scrypt
 import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { malformed, notFound, unauthorized } from '../errors/index.js';
-import { writeFileAtomic } from './atomic-file.js';
+import { writeFileAtomic } from '../files/index.js';
 
 const scryptAsync = promisify(scrypt) as (pw: string | Buffer, salt: Buffer, len: number, opts: { N: number; r: number; p: number; maxmem: number }) => Promise<Buffer>;
 

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import { certificateToPem } from '../pki/index.js';
-import { writeFileAtomic } from './atomic-file.js';
+import { writeFileAtomic } from '../files/index.js';
 import type { CertificateAuthority } from './authority.js';
 
 export interface ServerCredentialPaths {

@@ -15,7 +15,7 @@ import { CKF, flagNames } from './flags.js';
 import { openPkcs11Module } from './pkcs11-token.js';
 import { openSoftwareToken } from './software-token.js';
 import { TokenSigner } from './signer.js';
-import { hasSoftHsm, SOFTHSM_MODULE, useTemporarySoftHsm } from './softhsm-fixture.js';
+import { hasSoftHsm, SOFTHSM_MODULE, useTemporarySoftHsm } from '../testing/softhsm.js';
 import type { GeneratedKeyPair, TokenModule, TokenSession } from './token.js';
 import { generateKey, SIGNATURE_HASH } from '../pki/index.js';
 

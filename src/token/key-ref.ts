@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { badRequest, malformed, notFound } from '../errors/index.js';
-import { writeFileAtomic } from '../ca/atomic-file.js';
+import { writeFileAtomic } from '../files/index.js';
 import { openPkcs11Module } from './pkcs11-token.js';
 import { TokenSigner } from './signer.js';
 import { openSoftwareToken } from './software-token.js';

@@ -13,7 +13,7 @@ import { needCommand, run, underCi } from '../testing/peers.js';
 import { spkiDer } from '../pki/index.js';
 import { openPkcs11Module, type Pkcs11Module } from './pkcs11-token.js';
 import { TokenSigner } from './signer.js';
-import { hasSoftHsm, needSoftHsm, SOFTHSM_MODULE, useTemporarySoftHsm } from './softhsm-fixture.js';
+import { hasSoftHsm, needSoftHsm, SOFTHSM_MODULE, useTemporarySoftHsm } from '../testing/softhsm.js';
 import { openTokenSigner, keyUri } from './key-ref.js';
 
 const USER_PIN = 'user-PIN-4821';

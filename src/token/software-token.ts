@@ -8,7 +8,7 @@ import { createHash, createPrivateKey, createPublicKey, privateDecrypt, publicEn
 import { closeSync, existsSync, openSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { badRequest, conflict, notFound, unauthorized, type SekishoError } from '../errors/index.js';
 import { describePublicKey, generateKey, spkiDer, type KeyType } from '../pki/index.js';
-import { writeFileAtomic } from '../ca/atomic-file.js';
+import { writeFileAtomic } from '../files/index.js';
 import { CKF, pinCounterFlags } from './flags.js';
 import {
   DEFAULT_KDF,

@@ -14,7 +14,7 @@ import type { AddressInfo } from 'node:net';
 import { isSekishoError } from '../errors/index.js';
 import { hasCommand, needCommand, run, underCi } from '../testing/peers.js';
 import { openPkcs11Module } from './pkcs11-token.js';
-import { hasSoftHsm, needSoftHsm, PKCS11_ENGINE, SOFTHSM_MODULE, useTemporarySoftHsm } from './softhsm-fixture.js';
+import { hasSoftHsm, needSoftHsm, PKCS11_ENGINE, SOFTHSM_MODULE, useTemporarySoftHsm } from '../testing/softhsm.js';
 import { tlsKeyOptions } from './tls.js';
 import { keyUri } from './key-ref.js';
 import { formatPkcs11Uri, parsePkcs11Uri } from './uri.js';

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tempDir } from '../../testing/stores.js';
 import { needCommand, needPeer, run, underCi } from '../../testing/peers.js';
-import { hasSoftHsm, needSoftHsm, PKCS11_ENGINE, SOFTHSM_MODULE, useTemporarySoftHsm } from '../../token/softhsm-fixture.js';
+import { hasSoftHsm, needSoftHsm, PKCS11_ENGINE, SOFTHSM_MODULE, useTemporarySoftHsm } from '../../testing/softhsm.js';
 import { keyUri, tlsKeyOptions, formatPkcs11Uri, parsePkcs11Uri } from '../../token/index.js';
 import tls from 'node:tls';
 import { jsonLogger, openGateway, parseGatewayConfig } from '../../gateway/index.js';

@@ -6,8 +6,8 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
-import { hasCommand, needPeer } from '../testing/peers.js';
-import { tempDir } from '../testing/stores.js';
+import { hasCommand, needPeer } from './peers.js';
+import { tempDir } from './stores.js';
 
 export const SOFTHSM_MODULE = '/usr/lib/softhsm/libsofthsm2.so';
 export const PKCS11_ENGINE = '/usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so';
