@@ -41,7 +41,8 @@ import { fileURLToPath } from 'node:url';
 import { CertificateAuthority, initAuthority, issueServerCredential, readKeyFile } from '../src/ca/index.js';
 import { buildCrl, certificateToPem, describeCertificate, SoftwareSigner, subjectNameDer, type RevokedEntry } from '../src/pki/index.js';
 import { checkDigit, complianceProfile, tlsServerOptions } from '../src/policy/index.js';
-import { accepts, freePort } from '../src/testing/tls-servers.js';
+import { accepts } from '../src/testing/tls-servers.js';
+import { createServer, type AddressInfo, type Server } from 'node:net';
 import { envNumber, invokedDirectly, log, mustSh, round, runDirectly, sh, start, tempDir, type Started } from './support.js';
 import { runLoad, type LoadSpec } from './tls-load.js';
 
@@ -105,6 +106,20 @@ function machineTicks(): { busy: number; total: number } {
   return { busy: total - idle, total };
 }
 
+/** `n` distinct ports that were free a moment ago (all bound at once, then released). */
+async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: n }, () => new Promise<Server>((resolve, reject) => {
+      const s = createServer();
+      s.once('error', reject);
+      s.listen(0, '127.0.0.1', () => resolve(s));
+    })),
+  );
+  const ports = servers.map((s) => (s.address() as AddressInfo).port);
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
+}
+
 const sleepUntil = (t: number) => new Promise((r) => setTimeout(r, Math.max(0, t - Date.now())));
 
 async function waitForPort(port: number, what: Started, name: string, timeoutMs = 30_000): Promise<void> {
@@ -116,7 +131,12 @@ async function waitForPort(port: number, what: Started, name: string, timeoutMs 
       const e = await what.exited;
       throw new Error(`${name} exited (${e.code ?? e.signal}) before listening: ${e.stderr.trim().slice(0, 2000)}`);
     }
-    if (await accepts(port)) return;
+    if (await accepts(port)) {
+      // Still ours? (Another program may hold the port if ours failed to bind it.)
+      await new Promise((r) => setTimeout(r, 200));
+      if (!exited) return;
+      continue;
+    }
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`${name} did not listen on ${port} within ${timeoutMs} ms`);
@@ -409,7 +429,7 @@ export async function main() {
   try {
     log('gateway bench: CA home, certificates');
     const m = await makeHome(tmp.path);
-    const [upPort, nginxPort, gwPort, gwnPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const [upPort, nginxPort, gwPort, gwnPort] = (await freePorts(4)) as [number, number, number, number];
     const upstream = await startNginx('upstream', tmp.path, upstreamConf(tmp.path, upPort), upPort);
     peers.push(upstream);
     const contenders: Peer[] = [];

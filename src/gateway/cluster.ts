@@ -38,6 +38,11 @@ export function leaveCluster(): void {
 
 /** In the primary: runs N workers until a stop signal; resolves with the exit code. */
 export function runPrimary(o: PrimaryOptions): Promise<number> {
+  // Workers accept on the shared socket themselves: with Node's default
+  // round-robin the primary accepts every connection and hands it over, which
+  // costs a busy gateway a good part of a core (NODE_CLUSTER_SCHED_POLICY=rr
+  // restores it).
+  if (!process.env.NODE_CLUSTER_SCHED_POLICY) cluster.schedulingPolicy = cluster.SCHED_NONE;
   return new Promise((resolve) => {
     const workers = new Set<Worker>();
     let stopping = false;
