@@ -31,7 +31,8 @@
  * GATEWAY_BENCH_WORKERS (gateway --workers for the multi-process run, default
  * the CPU count), GATEWAY_BENCH_REVOKED (default 1000000),
  * GATEWAY_BENCH_CPU_PROF (a directory: the single-process gateway writes a
- * V8 CPU profile there on exit).
+ * V8 CPU profile there on exit; with GATEWAY_BENCH_PERF=FILE as well, it runs
+ * under `perf record -g` writing FILE, for the native side: OpenSSL, libuv).
  */
 import { randomBytes, X509Certificate } from 'node:crypto';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -236,6 +237,8 @@ function proxyConf(dir: string, port: number, upstreamPort: number, m: Material)
     '      proxy_set_header X-Client-Subject $ssl_client_s_dn;',
     '      proxy_set_header X-Client-Serial $ssl_client_serial;',
     '      proxy_set_header X-Client-Fingerprint $ssl_client_fingerprint;',
+    // The certificate itself, as the gateway passes it (RFC 9440 Client-Cert).
+    '      proxy_set_header X-Client-Cert $ssl_client_escaped_cert;',
     '    }',
     '  }',
     '}',
@@ -274,7 +277,10 @@ async function startGateway(name: string, m: Material, port: number, upstreamPor
     CLI, 'gateway', '--home', m.home, '--listen', `127.0.0.1:${port}`, '--upstream', `http://127.0.0.1:${upstreamPort}`, '--log-level', 'warn',
     ...(workers > 1 ? ['--workers', String(workers)] : []),
   ];
-  const started = start(process.execPath, args, { timeoutMs: 3_600_000, env: { ...process.env, SEKISHO_PASSPHRASE: PASSPHRASE } });
+  const perf = cpuProfDir ? process.env.GATEWAY_BENCH_PERF : undefined;
+  const started = perf
+    ? start('perf', ['record', '-F', '499', '-g', '-o', perf, '--', process.execPath, '--perf-basic-prof', ...args], { timeoutMs: 3_600_000, env: { ...process.env, SEKISHO_PASSPHRASE: PASSPHRASE } })
+    : start(process.execPath, args, { timeoutMs: 3_600_000, env: { ...process.env, SEKISHO_PASSPHRASE: PASSPHRASE } });
   await waitForPort(port, started, name);
   // --workers: wait for every worker to be up before taking the process tree.
   const deadline = Date.now() + 30_000;

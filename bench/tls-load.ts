@@ -182,16 +182,16 @@ function keepAliveLoop(spec: LoadSpec, context: SecureContext, c: Counter): Prom
 async function workerMain(spec: LoadSpec): Promise<WorkerResult> {
   const context = createSecureContext({ cert: readFileSync(spec.cert), key: readFileSync(spec.key) });
   const c = new Counter(spec);
-  const lane = async (first: boolean) => {
+  const lane = async () => {
     for (let i = 0; Date.now() < spec.until; i++) {
       if (spec.mode === 'handshake') await handshakeOnce(spec, context, c);
       else {
-        if (i > 0 || !first) c.reconnects++;
+        if (i > 0) c.reconnects++;
         await keepAliveLoop(spec, context, c);
       }
     }
   };
-  await Promise.all(Array.from({ length: spec.concurrency }, () => lane(true)));
+  await Promise.all(Array.from({ length: spec.concurrency }, () => lane()));
   return { completed: c.completed, errors: c.errors, reconnects: c.reconnects, ...(c.firstError ? { firstError: c.firstError } : {}) };
 }
 
