@@ -455,6 +455,8 @@ export async function main() {
       for (let r = 0; r < rounds; r++) {
         for (const peer of contenders) {
           const x = await measure(peer, test, m, { seconds, warmup, loadWorkers });
+          const gone = await Promise.race([peer.started.exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), 50))]);
+          if (gone) throw new Error(`${peer.name} stopped during ${test.name} (${gone.code ?? gone.signal}): ${gone.stderr.trim().slice(-3000)}`);
           (runs[test.name]![peer.name] ??= []).push(x);
           log(`gateway bench: ${test.name} round ${r + 1} ${peer.name}: ${x.perSecond}/s, server ${x.serverCores} cores, ${x.perServerCpuSecond ?? '-'}/server-CPU-s, load generator ${x.loadGeneratorCores} cores, machine ${Math.round(x.machineBusy * 100)}% busy${x.errors ? `, ${x.errors} errors (${x.firstError})` : ''}`);
         }
