@@ -44,7 +44,7 @@ export function gatewayConfigFromFlags(v: CommandContext['values'], env: NodeJS.
 export const gatewayCommand: Command = {
   path: ['gateway'],
   summary: 'run the mutual-TLS gateway in front of HTTP or TCP upstreams',
-  usage: 'sekisho gateway --listen HOST:PORT --upstream URL [--mode http|tcp] [options] | sekisho gateway --config FILE',
+  usage: 'gateway --listen HOST:PORT --upstream URL [--mode http|tcp] [options] | sekisho gateway --config FILE',
   options: {
     config: { type: 'string', description: 'YAML configuration (several listeners and routes); see docs/gateway.md', valueName: 'FILE' },
     listen: { type: 'string', description: 'address to accept clients on', valueName: 'HOST:PORT' },
