@@ -2,7 +2,7 @@
  * `npm run bench`: runs the benchmarks in sequence and prints ONE JSON
  * document to stdout (progress goes to stderr):
  *
- *   { "machine": { cpus, cpuModel, node, openssl, … }, "results": { crl, issuance, bulk, scan } }
+ *   { "machine": { cpus, cpuModel, node, openssl, … }, "results": { crl, issuance, bulk, scan, gateway } }
  *
  * `npm run bench -- crl issuance` runs only the named ones; `--out FILE` also
  * writes the document to FILE. npm prints its own "> sekisho@… bench" banner
@@ -18,9 +18,10 @@ import { main as crl } from './crl.js';
 import { main as issuance } from './issuance.js';
 import { main as bulk } from './bulk.js';
 import { main as scan } from './scan.js';
+import { main as gateway } from './gateway.js';
 import { invokedDirectly, log, opensslVersion, round, sh } from './support.js';
 
-const BENCHES = { crl, issuance, bulk, scan } as const satisfies Record<string, () => Promise<unknown>>;
+const BENCHES = { crl, issuance, bulk, scan, gateway } as const satisfies Record<string, () => Promise<unknown>>;
 type BenchName = keyof typeof BENCHES;
 
 export interface BenchRun {

@@ -72,7 +72,12 @@ export class ClientVerifier {
     this.#now = o.now ?? (() => new Date());
   }
 
-  verify(leaf: X509Certificate, presented: readonly X509Certificate[] = []): Verdict {
+  /**
+   * `presented` (the intermediates the client sent) may be given as a
+   * function: it is then called only when the chain of this certificate is
+   * not cached yet, which spares collecting the peer chain on every handshake.
+   */
+  verify(leaf: X509Certificate, presented: readonly X509Certificate[] | (() => readonly X509Certificate[]) = []): Verdict {
     const chain = this.#chain(leaf, presented);
     if ('unknown' in chain) return { ok: false, reason: 'UNKNOWN_CA', detail: chain.unknown };
     const { identity } = chain;
@@ -103,10 +108,11 @@ export class ClientVerifier {
     return { ok: true, identity, exceptionsUsed: judgement.exceptionsUsed, revocationKeys: chain.revocationKeys };
   }
 
-  #chain(leaf: X509Certificate, presented: readonly X509Certificate[]): Chain | { unknown: string } {
+  #chain(leaf: X509Certificate, given: readonly X509Certificate[] | (() => readonly X509Certificate[])): Chain | { unknown: string } {
     const key = leaf.fingerprint256;
     const cached = this.#chains.get(key);
     if (cached) return cached;
+    const presented = typeof given === 'function' ? given() : given;
     const built = this.#build(leaf, presented);
     // Unknown chains are cached only when nothing was presented (a later client may send the missing intermediate).
     if (!('unknown' in built) || presented.length === 0) {

@@ -142,7 +142,7 @@ export class Gateway {
         host: config.listen.host,
         port: config.listen.port,
         context: () => this.#context,
-        verify: (leaf, presented) => this.#verifier.verify(leaf, presented()),
+        verify: (leaf, presented) => this.#verifier.verify(leaf, presented),
         ...(config.mode === 'http' ? { alpn: ['http/1.1'] } : {}),
         handshakeTimeoutMs: this.o.handshakeTimeoutMs ?? 10_000,
         onHandshake: ({ socket, verdict, seconds }) => this.#decide(config, socket, verdict, seconds),

@@ -42,6 +42,15 @@ export function forwardHeaders(incoming: IncomingHttpHeaders, identity: ClientId
   if (host) out.host = host;
   out['x-forwarded-for'] = clientAddress;
   out['x-forwarded-proto'] = 'https';
+  return Object.assign(out, identityHeaders(identity));
+}
+
+/** The identity headers of one client: the same on every request, so encoded once per identity. */
+const identityCache = new WeakMap<ClientIdentity, OutgoingHttpHeaders>();
+function identityHeaders(identity: ClientIdentity): OutgoingHttpHeaders {
+  let out = identityCache.get(identity);
+  if (out) return out;
+  out = {};
   if (identity.facilityNumber) out[IDENTITY_HEADERS.facilityNumber] = identity.facilityNumber;
   if (identity.facilityName) out[IDENTITY_HEADERS.facilityName] = encodeURIComponent(identity.facilityName);
   if (identity.deviceName) out[IDENTITY_HEADERS.deviceName] = encodeURIComponent(identity.deviceName);
@@ -51,6 +60,7 @@ export function forwardHeaders(incoming: IncomingHttpHeaders, identity: ClientId
   out[IDENTITY_HEADERS.subject] = encodeURIComponent(identity.subject);
   out[IDENTITY_HEADERS.clientCert] = `:${identity.certificate.toString('base64')}:`;
   if (identity.chain.length) out[IDENTITY_HEADERS.clientCertChain] = identity.chain.map((c) => `:${c.toString('base64')}:`).join(', ');
+  identityCache.set(identity, out);
   return out;
 }
 

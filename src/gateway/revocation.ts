@@ -86,7 +86,8 @@ abstract class PollingSource implements RevocationSource {
     const next = replace ? new Set<string>() : (before ?? new Set<string>());
     const fresh: string[] = [];
     for (const s of serials) {
-      if (!before?.has(s)) fresh.push(s);
+      // Only a refresh reports new serials: the first load does not collect them.
+      if (before && !before.has(s)) fresh.push(s);
       next.add(s);
     }
     this.revoked.set(issuer, next);

@@ -1,6 +1,6 @@
 import { resolveHome } from '../../ca/index.js';
 import { badRequest } from '../../errors/index.js';
-import { loadGatewayConfig, openGateway, parseGatewayConfig, type GatewayConfig } from '../../gateway/index.js';
+import { isClusterWorker, leaveCluster, loadGatewayConfig, notifyListening, openGateway, parseGatewayConfig, runPrimary, type GatewayConfig } from '../../gateway/index.js';
 import { HOME_OPTIONS, JSON_OPTION, type Command, type CommandContext } from '../command.js';
 import { caPassphrase } from '../secrets.js';
 import { untilStopped } from '../../stack/index.js';
@@ -67,6 +67,7 @@ export const gatewayCommand: Command = {
     admin: { type: 'string', description: 'admin listener for /metrics, /healthz, /status', valueName: 'HOST:PORT' },
     contact: { type: 'string', description: 'help-desk contact shown on refusal pages', valueName: 'TEXT' },
     'log-level': { type: 'string', description: 'debug, info (default), warn or error', valueName: 'LEVEL' },
+    workers: { type: 'string', description: 'worker processes sharing the listen addresses (default 1; e.g. the number of cores)', valueName: 'N' },
     ...JSON_OPTION,
   },
   validators: [
@@ -74,17 +75,32 @@ export const gatewayCommand: Command = {
     (v) => (v.config === undefined && (v.listen === undefined || v.upstream === undefined) ? 'give --listen and --upstream (or --config FILE)' : undefined),
     (v) => (v.mode !== undefined && v.mode !== 'http' && v.mode !== 'tcp' ? '--mode is http or tcp' : undefined),
     (v) => ((v.cert === undefined) !== (v.key === undefined) ? '--cert and --key go together' : undefined),
+    (v) => (v.workers !== undefined && !/^([1-9]|[1-5][0-9]|6[0-4])$/.test(v.workers as string) ? '--workers is a number of processes from 1 to 64' : undefined),
     (v) => (v.cert !== undefined && v.home === undefined && !(v['client-ca'] as string[] | undefined)?.length && !(v.pin as string[] | undefined)?.length ? 'a gateway apart from the CA (--cert/--key) needs --client-ca or --pin (or --home)' : undefined),
   ],
   async run(ctx) {
     const cfg = gatewayConfigFromFlags(ctx.values, ctx.env);
+    const workers = Number(ctx.values.workers ?? 1);
+    const print = (summary: { listeners: { name: string; mode: string; host: string; port: number }[] }) => {
+      if (ctx.values.json) ctx.json(summary);
+      else for (const l of summary.listeners) ctx.err(`sekisho gateway: ${l.name} (${l.mode}) on ${l.host}:${l.port}${workers > 1 ? ` (${workers} workers)` : ''}`);
+    };
+    if (workers > 1 && !isClusterWorker()) {
+      // The primary: the workers run this same command line and serve.
+      return runPrimary({
+        workers,
+        onListening: (summary, workerPids) => print({ ...(summary as Parameters<typeof print>[0]), pid: process.pid, workers: workerPids } as Parameters<typeof print>[0]),
+        say: (line) => ctx.err(line),
+      });
+    }
     const setup = await openGateway(cfg, { passphrase: () => caPassphrase(ctx.env, ctx.isTTY), pin: () => ctx.env.SEKISHO_PIN ?? '' });
     // Signal handlers first: a supervisor may stop the gateway as soon as it reads the summary.
     const stopped = untilStopped({ reload: () => setup.gateway.reload(), close: (graceMs) => setup.close(graceMs) });
     const summary = { listeners: setup.gateway.addresses(), admin: setup.gateway.adminAddress(), profile: cfg.profile, home: cfg.home, pid: process.pid };
-    if (ctx.values.json) ctx.json(summary);
-    else for (const l of summary.listeners) ctx.err(`sekisho gateway: ${l.name} (${l.mode}) on ${l.host}:${l.port}`);
+    if (isClusterWorker()) notifyListening(summary);
+    else print(summary);
     await stopped;
+    leaveCluster();
     return 0;
   },
 };

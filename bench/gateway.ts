@@ -1,0 +1,515 @@
+/**
+ * Gateway benchmark: `sekisho gateway` beside nginx (Debian's), in one run,
+ * with the same server certificate (ECDSA P-256, issued by the home), the same
+ * client certificate (ECDSA P-256), the same cipher policy (the `high`
+ * profile's TLS 1.2 ciphers, TLS 1.3 suites, groups and signature algorithms)
+ * and client certificates required (`ssl_verify_client on`). Run
+ * `npm run -s bench -- gateway`, or `node dist/bench/gateway.js` after a build.
+ *
+ *  1. Full mutual-TLS handshakes per second, TLS 1.3 and TLS 1.2: a new
+ *     connection each time, no session resumption (nginx: session tickets off,
+ *     no session cache; the client never offers a session), one tiny GET
+ *     proxied to the upstream, close.
+ *  2. Proxied HTTP requests per second over kept-alive TLS 1.3 connections.
+ *  3. A revocation set of 1,000,000 serials: a CRL of that size built with
+ *     buildCrl and signed by the home's issuing CA, loaded through
+ *     CrlRevocationSource in a child process (`--expose-gc`): seconds and
+ *     heap / RSS growth.
+ *
+ * Both proxies forward to the same plain-HTTP upstream: nginx with one
+ * worker answering `return 200`. The load generator (bench/tls-load.ts) is
+ * the same for both, in worker threads. Each measurement is a warm-up then a
+ * fixed window; peers alternate (nginx, sekisho, sekisho --workers N, nginx,
+ * …) for GATEWAY_BENCH_ROUNDS rounds and medians are reported. Server CPU
+ * seconds in each window come from /proc/<pid>/stat of the server's whole
+ * process tree (nginx master + workers; gateway primary + workers), so
+ * throughput per server CPU-second is reported beside throughput.
+ *
+ * Knobs (environment): GATEWAY_BENCH_SECONDS (window, default 5),
+ * GATEWAY_BENCH_WARMUP (default 1), GATEWAY_BENCH_ROUNDS (default 3),
+ * GATEWAY_BENCH_LOAD_WORKERS (load threads, default 2),
+ * GATEWAY_BENCH_WORKERS (gateway --workers for the multi-process run, default
+ * the CPU count), GATEWAY_BENCH_REVOKED (default 1000000),
+ * GATEWAY_BENCH_CPU_PROF (a directory: the single-process gateway writes a
+ * V8 CPU profile there on exit; with GATEWAY_BENCH_PERF=FILE as well, it runs
+ * under `perf record -g` writing FILE, for the native side: OpenSSL, libuv).
+ */
+import { randomBytes, X509Certificate } from 'node:crypto';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CertificateAuthority, initAuthority, issueServerCredential, readKeyFile } from '../src/ca/index.js';
+import { buildCrl, certificateToPem, describeCertificate, SoftwareSigner, subjectNameDer, type RevokedEntry } from '../src/pki/index.js';
+import { checkDigit, complianceProfile, tlsServerOptions } from '../src/policy/index.js';
+import { accepts } from '../src/testing/tls-servers.js';
+import { createServer, type AddressInfo, type Server } from 'node:net';
+import { envNumber, invokedDirectly, log, mustSh, round, runDirectly, sh, start, tempDir, type Started } from './support.js';
+import { runLoad, type LoadSpec } from './tls-load.js';
+
+const PASSPHRASE = 'gateway-bench-passphrase';
+const REPO = fileURLToPath(new URL('../..', import.meta.url));
+const CLI = join(REPO, 'dist/src/cli/main.js');
+
+type TestName = 'handshakesTls13' | 'handshakesTls12' | 'requestsKeepAlive';
+const TESTS: { name: TestName; mode: LoadSpec['mode']; tls: LoadSpec['tls']; concurrency: number }[] = [
+  { name: 'handshakesTls13', mode: 'handshake', tls: 'TLSv1.3', concurrency: 8 },
+  { name: 'handshakesTls12', mode: 'handshake', tls: 'TLSv1.2', concurrency: 8 },
+  { name: 'requestsKeepAlive', mode: 'requests', tls: 'TLSv1.3', concurrency: 16 },
+];
+const GOALS: Record<TestName, number> = { handshakesTls13: 0.9, handshakesTls12: 0.9, requestsKeepAlive: 0.8 };
+
+// ---- CPU accounting from /proc ----
+
+const CLK_TCK = (() => {
+  const r = sh('getconf', ['CLK_TCK']);
+  const n = Number(r.out.trim());
+  return r.status === 0 && n > 0 ? n : 100;
+})();
+
+function statFields(pid: number): string[] | undefined {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return s.slice(s.lastIndexOf(')') + 2).split(' '); // [0] is state (field 3)
+  } catch {
+    return undefined;
+  }
+}
+
+/** `pid` and all its descendants. */
+function processTree(pid: number): number[] {
+  const parent = new Map<number, number>();
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    const f = statFields(Number(e));
+    if (f) parent.set(Number(e), Number(f[1]));
+  }
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) for (const [p, pp] of parent) if (pp === out[i]) out.push(p);
+  return out;
+}
+
+/** user + system CPU seconds of the processes (utime, stime: fields 14, 15). */
+function cpuSeconds(pids: number[]): number {
+  let ticks = 0;
+  for (const p of pids) {
+    const f = statFields(p);
+    if (f) ticks += Number(f[11]) + Number(f[12]);
+  }
+  return ticks / CLK_TCK;
+}
+
+/** Busy and total jiffies of the whole machine (/proc/stat). */
+function machineTicks(): { busy: number; total: number } {
+  const cpu = readFileSync('/proc/stat', 'latin1').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const total = cpu.slice(0, 8).reduce((a, b) => a + b, 0);
+  const idle = (cpu[3] ?? 0) + (cpu[4] ?? 0);
+  return { busy: total - idle, total };
+}
+
+/** `n` distinct ports that were free a moment ago (all bound at once, then released). */
+async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: n }, () => new Promise<Server>((resolve, reject) => {
+      const s = createServer();
+      s.once('error', reject);
+      s.listen(0, '127.0.0.1', () => resolve(s));
+    })),
+  );
+  const ports = servers.map((s) => (s.address() as AddressInfo).port);
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
+}
+
+const sleepUntil = (t: number) => new Promise((r) => setTimeout(r, Math.max(0, t - Date.now())));
+
+async function waitForPort(port: number, what: Started, name: string, timeoutMs = 30_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  let exited = false;
+  void what.exited.then(() => (exited = true));
+  while (Date.now() < until) {
+    if (exited) {
+      const e = await what.exited;
+      throw new Error(`${name} exited (${e.code ?? e.signal}) before listening: ${e.stderr.trim().slice(0, 2000)}`);
+    }
+    if (await accepts(port)) {
+      // Still ours? (Another program may hold the port if ours failed to bind it.)
+      await new Promise((r) => setTimeout(r, 200));
+      if (!exited) return;
+      continue;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${name} did not listen on ${port} within ${timeoutMs} ms`);
+}
+
+// ---- the peers ----
+
+interface Material {
+  home: string;
+  serverCert: string;
+  serverKey: string;
+  chain: string;
+  issuingPem: string;
+  clientCert: string;
+  clientKey: string;
+}
+
+async function makeHome(dir: string): Promise<Material> {
+  const home = join(dir, 'home');
+  await initAuthority({ home, passphrase: PASSPHRASE });
+  const ca = await CertificateAuthority.open({ home });
+  try {
+    await ca.unlock(PASSPHRASE);
+    const nine = '011011371';
+    const facility = nine + checkDigit(nine);
+    await ca.addFacility({ number: facility, name: 'ベンチ診療所' }, 'bench');
+    const issued = await ca.issueWithNewKey({ via: 'bench', actor: 'bench', keyType: 'ecdsa-p256', profile: 'facility', facilityNumber: facility });
+    const clientCert = join(dir, 'client.pem');
+    const clientKey = join(dir, 'client.key');
+    writeFileSync(clientCert, certificateToPem(issued.der) + certificateToPem(ca.chain()[0]!));
+    writeFileSync(clientKey, issued.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 });
+    const server = await issueServerCredential(ca, ['localhost', '127.0.0.1'], 'bench');
+    const chain = join(dir, 'ca-chain.pem');
+    writeFileSync(chain, ca.chain().map(certificateToPem).join(''));
+    const issuingPem = join(dir, 'issuing.pem');
+    writeFileSync(issuingPem, certificateToPem(ca.chain()[0]!));
+    return { home, serverCert: server.cert, serverKey: server.key, chain, issuingPem, clientCert, clientKey };
+  } finally {
+    await ca.close();
+  }
+}
+
+const q = (s: string) => `"${s.replace(/["\\]/g, '\\$&')}"`;
+
+function nginxHead(dir: string, workers: number): string[] {
+  return [
+    process.getuid?.() === 0 ? 'user root;' : '# not root: the workers run as this user',
+    `worker_processes ${workers};`,
+    'events { worker_connections 4096; }',
+    'http {',
+    '  access_log off;',
+    ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `  ${t}_temp_path ${q(join(dir, `${t}_temp`))};`),
+  ];
+}
+
+/** The plain-HTTP upstream both proxies forward to. */
+function upstreamConf(dir: string, port: number): string {
+  return [
+    ...nginxHead(dir, 1),
+    '  keepalive_requests 1000000;',
+    `  server { listen 127.0.0.1:${port}; location / { default_type text/plain; return 200 "ok\\n"; } }`,
+    '}',
+  ].join('\n') + '\n';
+}
+
+/** nginx as the mutual-TLS proxy, with the `high` profile's policy. */
+function proxyConf(dir: string, port: number, upstreamPort: number, m: Material): string {
+  const o = tlsServerOptions(complianceProfile('high'));
+  const all = (o.ciphers ?? '').split(':');
+  const tls13 = all.filter((c) => c.startsWith('TLS_')).join(':');
+  const tls12 = all.filter((c) => !c.startsWith('TLS_')).join(':');
+  return [
+    ...nginxHead(dir, availableParallelism()),
+    `  upstream backend { server 127.0.0.1:${upstreamPort}; keepalive 64; keepalive_requests 1000000; }`,
+    '  server {',
+    `    listen 127.0.0.1:${port} ssl;`,
+    '    server_name localhost;',
+    `    ssl_certificate ${q(m.serverCert)};`,
+    `    ssl_certificate_key ${q(m.serverKey)};`,
+    '    ssl_protocols TLSv1.2 TLSv1.3;',
+    `    ssl_ciphers ${q(tls12)};`,
+    '    ssl_prefer_server_ciphers on;',
+    `    ssl_conf_command Ciphersuites ${q(tls13)};`,
+    `    ssl_conf_command SignatureAlgorithms ${q(o.sigalgs ?? '')};`,
+    `    ssl_ecdh_curve ${o.ecdhCurve};`,
+    `    ssl_client_certificate ${q(m.chain)};`,
+    '    ssl_verify_client on;',
+    '    ssl_verify_depth 2;',
+    '    ssl_session_tickets off;',
+    '    ssl_session_cache off;',
+    '    keepalive_requests 1000000;',
+    '    location / {',
+    '      proxy_pass http://backend;',
+    '      proxy_http_version 1.1;',
+    '      proxy_set_header Connection "";',
+    // What a deployment hands the application, as the gateway hands its identity headers.
+    '      proxy_set_header X-Client-Subject $ssl_client_s_dn;',
+    '      proxy_set_header X-Client-Serial $ssl_client_serial;',
+    '      proxy_set_header X-Client-Fingerprint $ssl_client_fingerprint;',
+    // The certificate itself, as the gateway passes it (RFC 9440 Client-Cert).
+    '      proxy_set_header X-Client-Cert $ssl_client_escaped_cert;',
+    '    }',
+    '  }',
+    '}',
+  ].join('\n') + '\n';
+}
+
+interface Peer {
+  name: string;
+  port: number;
+  started: Started;
+  pids: number[];
+  stop(): Promise<void>;
+}
+
+async function startNginx(name: string, dir: string, conf: string, port: number): Promise<Peer> {
+  const file = join(dir, `${name}.conf`);
+  writeFileSync(file, conf);
+  const started = start('nginx', ['-p', `${dir}/`, '-c', file, '-g', `daemon off; pid ${join(dir, `${name}.pid`)}; error_log ${join(dir, `${name}.error.log`)} warn;`], { timeoutMs: 3_600_000 });
+  await waitForPort(port, started, name);
+  await new Promise((r) => setTimeout(r, 300)); // the workers
+  return {
+    name,
+    port,
+    started,
+    pids: processTree(started.child.pid!),
+    async stop() {
+      started.kill();
+      await started.exited;
+    },
+  };
+}
+
+async function startGateway(name: string, m: Material, port: number, upstreamPort: number, workers: number, cpuProfDir?: string): Promise<Peer> {
+  const args = [
+    ...(cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfDir] : []),
+    CLI, 'gateway', '--home', m.home, '--listen', `127.0.0.1:${port}`, '--upstream', `http://127.0.0.1:${upstreamPort}`, '--log-level', 'warn',
+    ...(workers > 1 ? ['--workers', String(workers)] : []),
+  ];
+  const perf = cpuProfDir ? process.env.GATEWAY_BENCH_PERF : undefined;
+  const started = perf
+    ? start('perf', ['record', '-F', '499', '-g', '-o', perf, '--', process.execPath, '--perf-basic-prof', ...args], { timeoutMs: 3_600_000, env: { ...process.env, SEKISHO_PASSPHRASE: PASSPHRASE } })
+    : start(process.execPath, args, { timeoutMs: 3_600_000, env: { ...process.env, SEKISHO_PASSPHRASE: PASSPHRASE } });
+  await waitForPort(port, started, name);
+  // --workers: wait for every worker to be up before taking the process tree.
+  const deadline = Date.now() + 30_000;
+  let pids = processTree(started.child.pid!);
+  while (workers > 1 && pids.length < workers + 1 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 200));
+    pids = processTree(started.child.pid!);
+  }
+  await new Promise((r) => setTimeout(r, 500));
+  pids = processTree(started.child.pid!);
+  return {
+    name,
+    port,
+    started,
+    pids,
+    async stop() {
+      // SIGTERM: a graceful stop, so a CPU profile is written; SIGKILL after 15 s.
+      try {
+        process.kill(started.child.pid!, 'SIGTERM');
+      } catch {
+        // gone already
+      }
+      const t = setTimeout(() => started.kill(), 15_000);
+      await started.exited;
+      clearTimeout(t);
+    },
+  };
+}
+
+// ---- one measurement ----
+
+interface Measurement {
+  perSecond: number;
+  completed: number;
+  errors: number;
+  firstError?: string;
+  reconnects: number;
+  /** Server CPU seconds in the window / window seconds. */
+  serverCores: number;
+  perServerCpuSecond: number | null;
+  /** The bench process's CPU (load generator threads) / window seconds. */
+  loadGeneratorCores: number;
+  /** Fraction of the machine's CPU busy in the window (everything, other users too). */
+  machineBusy: number;
+}
+
+async function measure(peer: Peer, test: (typeof TESTS)[number], m: Material, o: { seconds: number; warmup: number; loadWorkers: number }): Promise<Measurement> {
+  const countFrom = Date.now() + 300 + o.warmup * 1000;
+  const until = countFrom + o.seconds * 1000;
+  const spec: LoadSpec = { mode: test.mode, tls: test.tls, host: '127.0.0.1', port: peer.port, cert: m.clientCert, key: m.clientKey, concurrency: test.concurrency, countFrom, until };
+  const load = runLoad(spec, o.loadWorkers);
+  await sleepUntil(countFrom);
+  const cpu0 = cpuSeconds(peer.pids);
+  const me0 = process.cpuUsage();
+  const mt0 = machineTicks();
+  await sleepUntil(until);
+  const cpu1 = cpuSeconds(peer.pids);
+  const me1 = process.cpuUsage(me0);
+  const mt1 = machineTicks();
+  const r = await load;
+  const server = cpu1 - cpu0;
+  return {
+    perSecond: round(r.perSecond, 1),
+    completed: r.completed,
+    errors: r.errors,
+    ...(r.firstError ? { firstError: r.firstError } : {}),
+    reconnects: r.reconnects,
+    serverCores: round(server / o.seconds, 2),
+    perServerCpuSecond: server > 0 ? round(r.completed / server, 1) : null,
+    loadGeneratorCores: round((me1.user + me1.system) / 1e6 / o.seconds, 2),
+    machineBusy: round((mt1.busy - mt0.busy) / Math.max(1, mt1.total - mt0.total), 2),
+  };
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const n = s.length;
+  return n === 0 ? NaN : n % 2 ? s[(n - 1) / 2]! : (s[n / 2 - 1]! + s[n / 2]!) / 2;
+};
+
+// ---- revocation ----
+
+async function revocationBench(dir: string, m: Material, n: number) {
+  const ca = await CertificateAuthority.open({ home: m.home });
+  let crlFile: string;
+  let probe: string;
+  let buildSeconds: number;
+  let bytes: number;
+  try {
+    const issuingDer = ca.chain()[0]!;
+    const key = await readKeyFile(ca.paths.issuingKey, PASSPHRASE);
+    const ski = describeCertificate(issuingDer).extensions.subjectKeyIdentifier;
+    if (!ski) throw new Error('the issuing CA has no subjectKeyIdentifier');
+    const pool = randomBytes(9 * n);
+    const now = Date.now();
+    const entries: RevokedEntry[] = new Array(n);
+    for (let i = 0; i < n; i++) {
+      const serial = pool.subarray(i * 9, i * 9 + 9);
+      serial[0] = ((serial[0] as number) % 0x7f) + 1; // sekisho's shape: positive, 9 bytes
+      entries[i] = { serial, revokedAt: new Date(Math.floor((now - (i % 31_536_000) * 1000) / 1000) * 1000) };
+    }
+    probe = entries[n >> 1]!.serial.toString('hex');
+    const t = performance.now();
+    const der = await buildCrl({
+      issuer: subjectNameDer(issuingDer),
+      signer: new SoftwareSigner(key),
+      authorityKeyIdentifier: ski,
+      thisUpdate: new Date(now),
+      nextUpdate: new Date(now + 7 * 86_400_000),
+      crlNumber: 1n,
+      entries,
+    });
+    buildSeconds = (performance.now() - t) / 1000;
+    bytes = der.length;
+    crlFile = join(dir, 'revoked-1m.crl');
+    writeFileSync(crlFile, der);
+  } finally {
+    await ca.close();
+  }
+  log(`gateway bench: CRL of ${n} entries (${round(bytes / 2 ** 20, 1)} MiB) built in ${round(buildSeconds, 2)} s; loading it in a child process`);
+  const r = mustSh(process.execPath, ['--expose-gc', join(REPO, 'dist/bench/gateway-revocation.js'), crlFile, m.issuingPem, probe], { timeoutMs: 120_000 });
+  const child = JSON.parse(r.trim().split('\n').pop()!) as { seconds: number; entries: number; stale: boolean; probeRevoked: boolean; heapGrowthMiB: number; rssGrowthMiB: number; rssPeakGrowthMiB: number; externalGrowthMiB: number };
+  if (child.entries !== n || !child.probeRevoked) throw new Error(`the loaded set is wrong: ${JSON.stringify(child)}`);
+  return {
+    source: 'CrlRevocationSource (one DER CRL file: read, parse, signature verified against the issuing CA, serial set built)',
+    entries: child.entries,
+    crlBytes: bytes,
+    crlBuildSeconds: round(buildSeconds, 2),
+    seconds: round(child.seconds, 3),
+    heapGrowthMiB: round(child.heapGrowthMiB, 1),
+    rssGrowthMiB: round(child.rssGrowthMiB, 1),
+    rssPeakGrowthMiB: round(child.rssPeakGrowthMiB, 1),
+    externalGrowthMiB: round(child.externalGrowthMiB, 1),
+    goal: { seconds: 2, memoryMiB: 100 },
+    meetsGoal: child.seconds <= 2 && Math.max(child.heapGrowthMiB, child.rssGrowthMiB) <= 100,
+  };
+}
+
+// ---- main ----
+
+export async function main() {
+  const seconds = envNumber('GATEWAY_BENCH_SECONDS', 5);
+  const warmup = envNumber('GATEWAY_BENCH_WARMUP', 1);
+  const rounds = envNumber('GATEWAY_BENCH_ROUNDS', 3);
+  const loadWorkers = envNumber('GATEWAY_BENCH_LOAD_WORKERS', 2);
+  const gwWorkers = envNumber('GATEWAY_BENCH_WORKERS', availableParallelism());
+  const revoked = envNumber('GATEWAY_BENCH_REVOKED', 1_000_000);
+  const cpuProf = process.env.GATEWAY_BENCH_CPU_PROF;
+  const only = (process.env.GATEWAY_BENCH_ONLY ?? '').split(',').filter(Boolean);
+  const tmp = tempDir('sekisho-gw-bench-');
+  const peers: Peer[] = [];
+  try {
+    log('gateway bench: CA home, certificates');
+    const m = await makeHome(tmp.path);
+    const [upPort, nginxPort, gwPort, gwnPort] = (await freePorts(4)) as [number, number, number, number];
+    const upstream = await startNginx('upstream', tmp.path, upstreamConf(tmp.path, upPort), upPort);
+    peers.push(upstream);
+    const contenders: Peer[] = [];
+    const add = async (p: () => Promise<Peer>) => {
+      const peer = await p();
+      peers.push(peer);
+      contenders.push(peer);
+    };
+    await add(() => startNginx('nginx', tmp.path, proxyConf(tmp.path, nginxPort, upPort, m), nginxPort));
+    await add(() => startGateway('sekisho', m, gwPort, upPort, 1, cpuProf));
+    if (gwWorkers > 1) await add(() => startGateway(`sekisho-workers-${gwWorkers}`, m, gwnPort, upPort, gwWorkers));
+
+    const runs: Record<string, Record<string, Measurement[]>> = {};
+    for (const test of TESTS) {
+      if (only.length && !only.includes(test.name)) continue;
+      runs[test.name] = {};
+      for (let r = 0; r < rounds; r++) {
+        for (const peer of contenders) {
+          const x = await measure(peer, test, m, { seconds, warmup, loadWorkers });
+          const gone = await Promise.race([peer.started.exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), 50))]);
+          if (gone) throw new Error(`${peer.name} stopped during ${test.name} (${gone.code ?? gone.signal}): ${gone.stderr.trim().slice(-3000)}`);
+          (runs[test.name]![peer.name] ??= []).push(x);
+          log(`gateway bench: ${test.name} round ${r + 1} ${peer.name}: ${x.perSecond}/s, server ${x.serverCores} cores, ${x.perServerCpuSecond ?? '-'}/server-CPU-s, load generator ${x.loadGeneratorCores} cores, machine ${Math.round(x.machineBusy * 100)}% busy${x.errors ? `, ${x.errors} errors (${x.firstError})` : ''}`);
+        }
+      }
+    }
+    const upstreamCpu = cpuSeconds(upstream.pids);
+
+    const results: Record<string, unknown> = {};
+    for (const [test, byPeer] of Object.entries(runs)) {
+      const summary: Record<string, unknown> = {};
+      const med: Record<string, { perSecond: number; perServerCpuSecond: number }> = {};
+      for (const [peer, xs] of Object.entries(byPeer)) {
+        med[peer] = { perSecond: round(median(xs.map((x) => x.perSecond)), 1), perServerCpuSecond: round(median(xs.map((x) => x.perServerCpuSecond ?? 0)), 1) };
+        summary[peer] = { ...med[peer], serverCores: round(median(xs.map((x) => x.serverCores)), 2), errors: xs.reduce((a, x) => a + x.errors, 0), runs: xs };
+      }
+      const goal = GOALS[test as TestName];
+      const ratios: Record<string, { throughput: number; perServerCpuSecond: number; meetsGoal: boolean }> = {};
+      for (const peer of Object.keys(med)) {
+        if (peer === 'nginx') continue;
+        const t = round(med[peer]!.perSecond / med.nginx!.perSecond, 2);
+        ratios[peer] = { throughput: t, perServerCpuSecond: round(med[peer]!.perServerCpuSecond / med.nginx!.perServerCpuSecond, 2), meetsGoal: t >= goal };
+        log(`gateway bench: ${test}: ${peer} / nginx = ${t} (goal ≥ ${goal}), per server CPU-second ${ratios[peer]!.perServerCpuSecond}`);
+      }
+      results[test] = { goal, ratios, ...summary };
+    }
+    for (const p of [...peers].reverse()) await p.stop();
+    peers.length = 0;
+
+    let revocation: unknown;
+    if (!only.length || only.includes('revocation')) revocation = await revocationBench(tmp.path, m, revoked);
+
+    return {
+      bench: 'gateway',
+      nginx: mustSh('nginx', ['-v']).trim(),
+      cpus: availableParallelism(),
+      setup: {
+        keys: 'ECDSA P-256 server and client certificates from one sekisho CA home; high profile on both (TLS 1.2 + 1.3)',
+        upstream: 'nginx, 1 worker, plain HTTP `return 200` (the same for both proxies)',
+        nginx: `worker_processes ${availableParallelism()}, ssl_verify_client on, session tickets off, no session cache, upstream keepalive`,
+        gateway: `node dist/src/cli/main.js gateway --home … --log-level warn (1 process, and --workers ${gwWorkers})`,
+        loadGenerator: `bench/tls-load.ts, ${loadWorkers} worker threads; handshakes: 8 in flight per thread, each a new connection + full handshake + one GET; requests: 16 kept-alive TLS 1.3 connections per thread`,
+        windowSeconds: seconds,
+        warmupSeconds: warmup,
+        rounds,
+        upstreamCpuSeconds: round(upstreamCpu, 1),
+      },
+      ...results,
+      ...(revocation ? { revocation } : {}),
+    };
+  } finally {
+    for (const p of [...peers].reverse()) await p.stop().catch(() => undefined);
+    tmp.remove();
+  }
+}
+
+if (invokedDirectly(import.meta.url)) runDirectly(main);

@@ -1,0 +1,125 @@
+/**
+ * `sekisho gateway --workers N` as an operator runs it: a separate process
+ * (the CLI), curl as the clinic, a real HTTP upstream; SIGHUP and SIGTERM
+ * sent to the primary.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { echoUpstream, FACILITY_A, gatewayFixture, PASSPHRASE, type ClientFiles, type GatewayFixture } from '../testing/gateway-fixture.js';
+import { hasCommand, needCommand, run, runAsync } from '../testing/peers.js';
+import { freePort, portIsFree } from '../testing/tls-servers.js';
+
+const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+const ready = hasCommand('openssl') && hasCommand('curl');
+
+let fx: GatewayFixture;
+let http: Awaited<ReturnType<typeof echoUpstream>>;
+
+before(async () => {
+  if (!ready) return;
+  fx = await gatewayFixture();
+  http = await echoUpstream();
+});
+
+after(async () => {
+  if (!ready) return;
+  http.server.close();
+  await fx.close();
+});
+
+function curl(port: number, client: ClientFiles) {
+  return runAsync('curl', ['-sS', '--max-time', '10', '--cacert', fx.caFile, '--cert', client.cert, '--key', client.key, '-o', '/dev/null', '-w', '%{http_code}', `https://localhost:${port}/hello`]);
+}
+
+function parentOf(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Resolves with the --json summary on stdout, or rejects with stderr when the process exits first. */
+function summaryOf(child: ChildProcess, stderr: () => string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`no summary within 60 s: ${stderr()}`)), 60_000);
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      try {
+        JSON.parse(out);
+      } catch {
+        return; // not all of it yet
+      }
+      clearTimeout(timer);
+      resolve(out);
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`the gateway exited (${code}) before listening: ${stderr()}`));
+    });
+  });
+}
+
+describe('sekisho gateway --workers', () => {
+  test('--workers 2: two worker processes serve one port, SIGHUP reloads without stopping, SIGTERM stops all cleanly', async (t) => {
+    if (!needCommand(t, 'openssl') || !needCommand(t, 'curl')) return;
+    const port = await freePort();
+    const child = spawn(process.execPath, [CLI, 'gateway', '--home', fx.home, '--listen', `127.0.0.1:${port}`, '--upstream', `http://127.0.0.1:${http.port}`, '--workers', '2', '--log-level', 'warn', '--json'], {
+      env: { ...process.env, SEKISHO_PASSPHRASE: PASSPHRASE },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    try {
+      const summary = JSON.parse(await summaryOf(child, () => stderr)) as { pid: number; workers: number[]; listeners: { port: number }[] };
+      assert.equal(summary.pid, child.pid);
+      assert.equal(summary.listeners[0]?.port, port);
+      assert.equal(new Set(summary.workers).size, 2, 'two distinct worker processes');
+      for (const w of summary.workers) assert.equal(parentOf(w), child.pid, `worker ${w} is a child of the primary`);
+
+      const codes = await Promise.all(Array.from({ length: 12 }, () => curl(port, fx.clients.good)));
+      assert.deepEqual(codes.map((c) => c.stdout), Array(12).fill('200'), codes.map((c) => c.stderr).join(''));
+      assert.ok(http.seen.some((h) => Object.values(h).includes(FACILITY_A)), 'the upstream saw the identity headers');
+      // Every worker reads revocations from the store on its own.
+      const revoked = await Promise.all(Array.from({ length: 4 }, () => curl(port, fx.clients.revoked)));
+      for (const r of revoked) assert.notEqual(r.stdout, '200');
+
+      child.kill('SIGHUP');
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal((await curl(port, fx.clients.good)).stdout, '200', 'still serving after SIGHUP');
+      for (const w of summary.workers) assert.ok(alive(w), `worker ${w} survived SIGHUP`);
+
+      child.kill('SIGTERM');
+      const exit = await Promise.race([exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 20_000))]);
+      assert.deepEqual(exit, { code: 0, signal: null }, stderr);
+      for (const w of summary.workers) assert.ok(!alive(w), `worker ${w} has stopped`);
+      assert.ok(await portIsFree(port), 'the port is released');
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
+  });
+
+  test('a --workers that is not a small positive number is refused as bad input', (t) => {
+    if (!needCommand(t, 'openssl')) return;
+    for (const bad of ['0', '-1', 'two', '65']) {
+      const r = run(process.execPath, [CLI, 'gateway', '--home', fx.home, '--listen', '127.0.0.1:0', '--upstream', 'http://127.0.0.1:1', `--workers=${bad}`]);
+      assert.equal(r.status, 2, `--workers ${bad}: ${r.stderr}`);
+      assert.match(r.stderr, /--workers is a number of processes from 1 to 64/);
+    }
+  });
+});

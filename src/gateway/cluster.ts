@@ -1,0 +1,114 @@
+import cluster, { type Worker } from 'node:cluster';
+
+/**
+ * `sekisho gateway --workers N`: one gateway per worker process on the same
+ * listen addresses (node:cluster shares the ports), so TLS handshakes use
+ * every core. Each worker opens the store on its own (audit batches from
+ * several processes are fine on SQLite WAL and PostgreSQL). The primary only
+ * supervises: it starts the first worker alone (it may issue the home's
+ * server certificate), then the others; forwards SIGHUP (reload) and
+ * SIGTERM/SIGINT (graceful stop) to them; replaces a worker that dies while
+ * running; and exits once every worker has stopped.
+ */
+export interface ListeningMessage {
+  sekisho: 'gateway-listening';
+  summary: Record<string, unknown>;
+}
+
+export interface PrimaryOptions {
+  workers: number;
+  /** Once every worker listens: the first worker's summary and all worker pids. */
+  onListening: (summary: Record<string, unknown>, workerPids: number[]) => void;
+  /** A line for the operator (stderr). */
+  say: (line: string) => void;
+}
+
+export const isClusterWorker = (): boolean => cluster.isWorker;
+
+/** In a worker: tells the primary this worker is listening. */
+export function notifyListening(summary: Record<string, unknown>): void {
+  const m: ListeningMessage = { sekisho: 'gateway-listening', summary };
+  process.send?.(m);
+}
+
+/** In a worker, after the gateway has closed: drop the channel to the primary so the process can exit. */
+export function leaveCluster(): void {
+  if (cluster.isWorker && process.connected) process.disconnect();
+}
+
+/** In the primary: runs N workers until a stop signal; resolves with the exit code. */
+export function runPrimary(o: PrimaryOptions): Promise<number> {
+  // Workers accept on the shared socket themselves: with Node's default
+  // round-robin the primary accepts every connection and hands it over, which
+  // costs a busy gateway a good part of a core (NODE_CLUSTER_SCHED_POLICY=rr
+  // restores it).
+  if (!process.env.NODE_CLUSTER_SCHED_POLICY) cluster.schedulingPolicy = cluster.SCHED_NONE;
+  return new Promise((resolve) => {
+    const workers = new Set<Worker>();
+    let stopping = false;
+    let started = false;
+    let exitCode = 0;
+
+    const finishIfDone = () => {
+      if (stopping && workers.size === 0) {
+        for (const [s, f] of handlers) process.off(s, f);
+        resolve(exitCode);
+      }
+    };
+    const stop = () => {
+      if (stopping) return;
+      stopping = true;
+      for (const w of workers) w.process.kill('SIGTERM');
+      finishIfDone();
+    };
+    const reload = () => {
+      for (const w of workers) w.process.kill('SIGHUP');
+    };
+    const handlers: [NodeJS.Signals, () => void][] = [
+      ['SIGTERM', stop],
+      ['SIGINT', stop],
+      ['SIGHUP', reload],
+    ];
+    for (const [s, f] of handlers) process.on(s, f);
+
+    const fork = (): Promise<Record<string, unknown>> =>
+      new Promise((ready, failed) => {
+        const w = cluster.fork();
+        workers.add(w);
+        let listening = false;
+        w.on('message', (m: Partial<ListeningMessage>) => {
+          if (m?.sekisho !== 'gateway-listening' || listening) return;
+          listening = true;
+          ready(m.summary ?? {});
+        });
+        w.once('exit', (code, signal) => {
+          workers.delete(w);
+          if (!listening) failed(Object.assign(new Error(`a gateway worker stopped before listening (${code ?? signal})`), { exitCode: code || 1 }));
+          else if (!stopping) {
+            o.say(`sekisho gateway: worker ${w.process.pid} stopped (${code ?? signal}); starting another`);
+            setTimeout(() => {
+              if (!stopping) fork().catch((e: unknown) => o.say(`sekisho gateway: ${e instanceof Error ? e.message : String(e)}`));
+            }, 1000).unref();
+          }
+          finishIfDone();
+        });
+      });
+
+    (async () => {
+      const summary = await fork();
+      await Promise.all(Array.from({ length: o.workers - 1 }, () => fork()));
+      return summary;
+    })().then(
+      (summary) => {
+        started = true;
+        if (stopping) return;
+        o.onListening(summary, [...workers].map((w) => w.process.pid!));
+      },
+      (e: unknown) => {
+        if (!started) exitCode = (e as { exitCode?: number }).exitCode ?? 1;
+        o.say(`sekisho gateway: ${e instanceof Error ? e.message : String(e)}`);
+        stop();
+      },
+    );
+  });
+}
