@@ -5,15 +5,15 @@
  * the CA itself (profile server, localhost + 127.0.0.1), so a client trusts
  * it with `rootFile` (curl --cacert, openssl -CAfile, Node `ca`).
  */
-import { spawn } from 'node:child_process';
 import type { IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CertificateAuthority, initAuthority, type CreatedNotice } from '../ca/index.js';
+import { CertificateAuthority, checkCharacter, compactNoticeId, initAuthority, NOTICE_ID_ALPHABET, type CreatedNotice, type NoticeIdKind } from '../ca/index.js';
 import { certificateToPem } from '../pki/index.js';
 import { startWebServer, type RateLimitOptions, type WebServer } from '../web/index.js';
 import { tempDir } from './stores.js';
+import { runAsync, type RunResult } from './peers.js';
 
 export const TEST_PASSPHRASE = 'enrollment-test-passphrase';
 export const TEST_FACILITY = { number: '0110113719', name: 'はこだてクリニック' } as const;
@@ -77,23 +77,20 @@ export async function startTestEnrollment(o: { db?: string; rateLimit?: RateLimi
   }
 }
 
+/** Runs a peer without blocking the event loop (the server under test lives in this process): peers.ts runAsync. */
+export function runPeer(cmd: string, args: string[], input?: string | Buffer, env?: NodeJS.ProcessEnv): Promise<RunResult> {
+  return runAsync(cmd, args, { ...(input !== undefined ? { input } : {}), ...(env ? { env } : {}), timeoutMs: 120_000 });
+}
+
 /**
- * Runs a peer (curl, openssl, bash) without blocking the event loop: the
- * enrollment server under test lives in this process, so spawnSync would
- * deadlock against it.
+ * A notice ID with a wrong check character that is not the other kind's
+ * either, so it reads as a typo and never as swapped IDs (a fixed letter
+ * would be the other kind's check character once in 26 runs).
  */
-export function runPeer(cmd: string, args: string[], input?: string | Buffer, env?: NodeJS.ProcessEnv): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env: env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (d: Buffer) => out.push(d));
-    child.stderr.on('data', (d: Buffer) => err.push(d));
-    child.on('error', reject);
-    child.on('close', (status) => resolve({ status, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(input ?? '');
-  });
+export function withTypo(kind: NoticeIdKind, id: string): string {
+  const data = compactNoticeId(id).slice(0, -1);
+  const avoid = new Set([checkCharacter(kind, data), checkCharacter(kind === 'request' ? 'reference' : 'request', data)]);
+  return id.slice(0, -1) + [...NOTICE_ID_ALPHABET].find((c) => !avoid.has(c))!;
 }
 
 /** One HTTPS request to the server under test, trusting its root. */

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { X509Certificate } from 'node:crypto';
 import { needCommand } from '../testing/peers.js';
-import { runPeer as run, startTestEnrollment, TEST_FACILITY, type TestEnrollment } from '../testing/enrollment-server.js';
+import { runPeer as run, startTestEnrollment, TEST_FACILITY, withTypo, type TestEnrollment } from '../testing/enrollment-server.js';
 
 const README = fileURLToPath(new URL('../../../README.md', import.meta.url));
 
@@ -118,7 +118,7 @@ describe('EST session (verbatim) and what follows it', () => {
     const before = JSON.stringify(await t.ca.listCertificates());
     const cases: { name: string; args: string[]; body: string; status: number; code: string }[] = [
       { name: 'no credentials', args: pkcs10, body: csr, status: 401, code: 'EST_AUTH_REQUIRED' },
-      { name: 'mistyped request ID', args: [...pkcs10, '-u', `${notice.requestId.slice(0, -1)}A:${notice.referenceId}`], body: csr, status: 400, code: 'NOTICE_ID_' },
+      { name: 'mistyped request ID', args: [...pkcs10, '-u', `${withTypo('request', notice.requestId)}:${notice.referenceId}`], body: csr, status: 400, code: 'NOTICE_ID_' },
       { name: 'swapped IDs', args: [...pkcs10, '-u', `${notice.referenceId}:${notice.requestId}`], body: csr, status: 400, code: 'NOTICE_IDS_SWAPPED' },
       { name: 'wrong reference ID', args: [...pkcs10, '-u', `${notice.requestId}:${code.referenceId}`], body: csr, status: 401, code: 'NOTICE_REFERENCE_WRONG' },
       { name: 'not base64', args: [...pkcs10, '-u', `${notice.requestId}:${notice.referenceId}`], body: '!!!not base64!!!', status: 400, code: 'CSR_MALFORMED' },

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import type { Browser, Page } from 'playwright-core';
 import { hasChromium, launchChromium } from '../testing/browser.js';
 import { needCommand, needPeer } from '../testing/peers.js';
-import { runPeer, startTestEnrollment, TEST_FACILITY, type TestEnrollment } from '../testing/enrollment-server.js';
+import { runPeer, startTestEnrollment, TEST_FACILITY, withTypo, type TestEnrollment } from '../testing/enrollment-server.js';
 import { findChromium, printToPdf, renderNoticeLetter } from '../ca/index.js';
 import { certificateToPem, readPkcs12 } from '../pki/index.js';
 import { connect as tlsConnect, createServer as createTlsServer } from 'node:tls';
@@ -102,7 +102,7 @@ describe('the portal in Chromium', () => {
     const page = await openPortal();
     saveShot('portal.png', await page.screenshot({ fullPage: true }));
     const before = (await t.ca.audit.list()).length;
-    const typo = n.requestId.slice(0, 5) + (n.requestId[5] === 'A' ? 'C' : 'A') + n.requestId.slice(6);
+    const typo = withTypo('request', n.requestId);
     await fill(page, { ...n, requestId: typo });
     assert.match(await page.textContent('#request_id_hint') ?? '', /入力ミス|入れ替/);
     await page.click('#submit');

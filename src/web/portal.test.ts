@@ -9,7 +9,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { needCommand } from '../testing/peers.js';
-import { fetchTls, runPeer, startTestEnrollment, TEST_FACILITY, type TestEnrollment } from '../testing/enrollment-server.js';
+import { fetchTls, runPeer, startTestEnrollment, TEST_FACILITY, withTypo, type TestEnrollment } from '../testing/enrollment-server.js';
 
 const PASSWORD = 'Kinkyu-Pass-8812';
 const DAY = 86_400_000;
@@ -64,7 +64,7 @@ describe('enrollment portal over HTTPS', () => {
   test('each refusal has its status and message, spends no attempt it should not, echoes no secret', async () => {
     const n = await t.notice();
     const other = await t.notice();
-    const typo = n.requestId.slice(0, -1) + (n.requestId.endsWith('A') ? 'C' : 'A');
+    const typo = withTypo('request', n.requestId);
     const cases: { name: string; body: string; status: number; code: string; ja: RegExp }[] = [
       { name: 'mistyped request ID', body: form({ request_id: typo, reference_id: n.referenceId, password: PASSWORD, password_confirm: PASSWORD }), status: 400, code: 'NOTICE_ID_MISTYPED', ja: /入力ミス/ },
       { name: 'character never used in IDs', body: form({ request_id: n.requestId.replace(/^./, '0'), reference_id: n.referenceId, password: PASSWORD, password_confirm: PASSWORD }), status: 400, code: 'NOTICE_ID_MISTYPED', ja: /使われない文字/ },
