@@ -64,6 +64,18 @@ async function legacyCurl(port: number, client: ClientFiles): Promise<{ status: 
   return { status, ...(refusal ? { refusal } : {}) };
 }
 
+/** The serial of the server certificate the gateway presents to a new connection. */
+function servedSerial(port: number): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const s = tlsConnect({ host: '127.0.0.1', port, servername: 'localhost', ca: readFileSync(fx.caFile), cert: readFileSync(fx.clients.good.cert), key: readFileSync(fx.clients.good.key) });
+    s.once('secureConnect', () => {
+      resolve(s.getPeerX509Certificate()!.serialNumber);
+      s.destroy();
+    });
+    s.once('error', reject);
+  });
+}
+
 /** One HTTPS request with Node's client; resolves to the status and the refusal header, or to 'closed'. */
 function get(port: number, client: ClientFiles, path = '/'): Promise<{ status: number; refusal?: string } | 'closed'> {
   return new Promise((resolve) => {
@@ -217,15 +229,7 @@ describe('gateway apart from the CA', () => {
     copyFileSync(serverCert, cert);
     copyFileSync(serverKey, key);
     const { setup, port, admin } = await apart({ tls: { cert, key } });
-    const served = () =>
-      new Promise<string>((resolve, reject) => {
-        const s = tlsConnect({ host: '127.0.0.1', port, servername: 'localhost', ca: readFileSync(fx.caFile), cert: readFileSync(fx.clients.good.cert), key: readFileSync(fx.clients.good.key) });
-        s.once('secureConnect', () => {
-          resolve(s.getPeerX509Certificate()!.serialNumber);
-          s.destroy();
-        });
-        s.once('error', reject);
-      });
+    const served = () => servedSerial(port);
     try {
       const first = await served();
       writeFileSync(cert, 'garbage');
@@ -251,15 +255,7 @@ describe('gateway apart from the CA', () => {
     copyFileSync(serverCert, cert);
     copyFileSync(serverKey, key);
     const { setup, port } = await apart({ tls: { cert, key } }, [], true);
-    const served = () =>
-      new Promise<string>((resolve, reject) => {
-        const s = tlsConnect({ host: '127.0.0.1', port, servername: 'localhost', ca: readFileSync(fx.caFile), cert: readFileSync(fx.clients.good.cert), key: readFileSync(fx.clients.good.key) });
-        s.once('secureConnect', () => {
-          resolve(s.getPeerX509Certificate()!.serialNumber);
-          s.destroy();
-        });
-        s.once('error', reject);
-      });
+    const served = () => servedSerial(port);
     try {
       const first = await served();
       const fresh = await issueServerCredential(fx.ca, ['localhost', '127.0.0.1'], 'test');
