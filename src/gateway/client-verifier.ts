@@ -42,6 +42,8 @@ interface Chain {
   pinned: boolean;
   identity: ClientIdentity;
   revocationKeys: string[];
+  /** The same, as pairs, for the per-handshake check. */
+  revocationPairs: { issuer: string; serial: string }[];
 }
 
 const MAX_DEPTH = 6;
@@ -85,8 +87,7 @@ export class ClientVerifier {
     if (!this.o.revocationUsable()) {
       return { ok: false, reason: 'REVOCATION_UNAVAILABLE', detail: 'revocation information is stale or unavailable and the gateway fails closed', identity };
     }
-    for (const [i, key] of chain.revocationKeys.entries()) {
-      const [issuer, serial] = key.split('|') as [string, string];
+    for (const [i, { issuer, serial }] of chain.revocationPairs.entries()) {
       for (const source of this.o.revocation) {
         if (source.isRevoked(issuer, serial)) {
           return { ok: false, reason: 'REVOKED', detail: `${i === 0 ? 'the client certificate' : `chain certificate ${i}`} (serial ${serial}) is revoked (${source.name})`, identity };
@@ -152,7 +153,8 @@ export class ClientVerifier {
     const used = anchored ? certs : [leaf];
     const usedViews = anchored ? views : views.slice(0, 1);
     const chainDer = used.slice(1, anchored ? -1 : undefined).map((c) => c.raw);
-    const revocationKeys = used.slice(0, -1).map((c, i) => `${used[i + 1]!.fingerprint256}|${serialKey(c.serialNumber)}`);
-    return { certs: used, views: usedViews, pinned: !anchored, identity: identityOf(usedViews[0]!, leaf.raw, fingerprint, chainDer, !anchored), revocationKeys };
+    const revocationPairs = used.slice(0, -1).map((c, i) => ({ issuer: used[i + 1]!.fingerprint256, serial: serialKey(c.serialNumber) }));
+    const revocationKeys = revocationPairs.map((p) => `${p.issuer}|${p.serial}`);
+    return { certs: used, views: usedViews, pinned: !anchored, identity: identityOf(usedViews[0]!, leaf.raw, fingerprint, chainDer, !anchored), revocationKeys, revocationPairs };
   }
 }
