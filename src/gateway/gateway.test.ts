@@ -248,6 +248,9 @@ describe('gateway: the door of the service center', () => {
     assert.equal(status.state, 'listening');
     assert.ok(status.revocation[0]!.entries >= 2);
     assert.ok(logs.some((l) => l.msg === 'client refused' && l.reason === 'REVOKED'), 'structured JSON log line per refusal');
+    const closed = logs.find((l) => l.msg === 'connection closed' && l.serial === fx.clients.good.serial);
+    assert.ok(closed && typeof closed.seconds === 'number' && (closed.bytesIn as number) > 0 && (closed.bytesOut as number) > 0, 'an access log line with the duration and bytes of each connection');
+    assert.ok(logs.some((l) => l.msg === 'request' && l.serial === fx.clients.good.serial && l.path === '/hello' && l.status === 200), 'an access log line per request');
   });
 
   test('the compliance scanner judges the gateway compliant with the mhlw profile', async (t) => {

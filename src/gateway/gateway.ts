@@ -301,8 +301,22 @@ export class Gateway {
       set.add(live);
     }
     this.metrics.active.add({ listener: live.listener }, 1);
+    const opened = performance.now();
+    const client = `${live.socket.remoteAddress}:${live.socket.remotePort}`;
     live.socket.once('close', () => {
       this.metrics.active.add({ listener: live.listener }, -1);
+      // The access log's other half (MHLW 6.0: login time and duration): when and how long, bytes each way.
+      if (this.o.log.enabled('info')) {
+        this.o.log.log('info', 'connection closed', {
+          listener: live.listener,
+          client,
+          facility: live.identity.facilityNumber,
+          serial: live.identity.serial,
+          seconds: Math.round(performance.now() - opened) / 1000,
+          bytesIn: live.socket.bytesRead,
+          bytesOut: live.socket.bytesWritten,
+        });
+      }
       for (const k of live.keys) {
         const set = this.#live.get(k);
         set?.delete(live);
