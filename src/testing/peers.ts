@@ -37,17 +37,23 @@ export function run(cmd: string, args: string[], input?: string | Buffer, env?: 
 
 /** Like run(), without blocking the event loop (for peers talking to a server in this process). */
 export function runAsync(cmd: string, args: string[], options: { input?: string | Buffer; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<RunResult> {
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { env: options.env ?? process.env });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (d: Buffer) => out.push(d));
     child.stderr.on('data', (d: Buffer) => err.push(d));
     const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 30_000);
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
     child.on('close', (status) => {
       clearTimeout(timer);
       resolve({ status, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() });
     });
+    // A peer may exit without reading its input (EPIPE); its exit status says what happened.
+    child.stdin.on('error', () => undefined);
     child.stdin.end(options.input ?? '');
   });
 }
