@@ -1,12 +1,11 @@
 /** `sekisho gateway` as an operator runs it: a process, flags, signals. */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { echoUpstream, gatewayFixture, PASSPHRASE, type GatewayFixture } from '../testing/gateway-fixture.js';
 import { hasCommand, needCommand, runAsync } from '../testing/peers.js';
+import { SEKISHO_MAIN, startSekisho } from '../testing/cli-process.js';
 
-const main = fileURLToPath(new URL('./main.js', import.meta.url));
+const main = SEKISHO_MAIN;
 const ready = hasCommand('openssl') && hasCommand('curl');
 let fx: GatewayFixture;
 let upstream: Awaited<ReturnType<typeof echoUpstream>>;
@@ -24,37 +23,21 @@ after(async () => {
 
 test('sekisho gateway --home: issues its server certificate on first start, serves, reloads on SIGHUP, stops on SIGTERM with exit 0', async (t) => {
   if (!needCommand(t, 'curl')) return;
-  const child = spawn(process.execPath, [main, 'gateway', '--home', fx.home, '--listen', '127.0.0.1:0', '--upstream', `http://127.0.0.1:${upstream.port}`, '--admin', '127.0.0.1:0', '--json', '--log-level', 'warn'], {
-    env: { ...process.env, SEKISHO_PASSPHRASE: PASSPHRASE },
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const summary = await new Promise<{ listeners: { port: number }[]; admin: { port: number } }>((resolve, reject) => {
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-      try {
-        resolve(JSON.parse(stdout) as { listeners: { port: number }[]; admin: { port: number } });
-      } catch {
-        /* not complete yet */
-      }
-    });
-    child.once('exit', () => reject(new Error(`gateway exited: ${stderr}`)));
-  });
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  t.after(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
+  const gw = startSekisho<{ listeners: { port: number }[]; admin: { port: number } }>(
+    ['gateway', '--home', fx.home, '--listen', '127.0.0.1:0', '--upstream', `http://127.0.0.1:${upstream.port}`, '--admin', '127.0.0.1:0', '--json', '--log-level', 'warn'],
+    { env: { ...process.env, SEKISHO_PASSPHRASE: PASSPHRASE } },
+  );
+  t.after(() => gw.stop('SIGKILL'));
+  const summary = await gw.summary;
   const port = summary.listeners[0]!.port;
   const call = () => runAsync('curl', ['-sS', '--cacert', fx.caFile, '--cert', fx.clients.good.cert, '--key', fx.clients.good.key, '-o', '/dev/null', '-w', '%{http_code}', `https://localhost:${port}/`]);
   assert.equal((await call()).stdout, '200');
-  child.kill('SIGHUP');
+  gw.child.kill('SIGHUP');
   await new Promise((r) => setTimeout(r, 300));
   assert.equal((await call()).stdout, '200', 'still serving after a reload');
   const metrics = await (await fetch(`http://127.0.0.1:${summary.admin.port}/metrics`)).text();
   assert.match(metrics, /sekisho_gateway_reloads_total\{outcome="ok"\} 1/);
-  child.kill('SIGTERM');
-  assert.equal(await exited, 0, stderr);
+  assert.equal(await gw.stop('SIGTERM'), 0, gw.stderr());
 });
 
 // The home is given in every case but one (a gateway apart from the CA takes its trust from files).

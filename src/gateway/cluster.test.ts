@@ -5,14 +5,13 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { echoUpstream, FACILITY_A, gatewayFixture, PASSPHRASE, type ClientFiles, type GatewayFixture } from '../testing/gateway-fixture.js';
 import { hasCommand, needCommand, run, runAsync } from '../testing/peers.js';
 import { freePort, portIsFree } from '../testing/tls-servers.js';
+import { SEKISHO_MAIN, startSekisho } from '../testing/cli-process.js';
 
-const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+const CLI = SEKISHO_MAIN;
 const ready = hasCommand('openssl') && hasCommand('curl');
 
 let fx: GatewayFixture;
@@ -52,41 +51,17 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Resolves with the --json summary on stdout, or rejects with stderr when the process exits first. */
-function summaryOf(child: ChildProcess, stderr: () => string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`no summary within 60 s: ${stderr()}`)), 60_000);
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      try {
-        JSON.parse(out);
-      } catch {
-        return; // not all of it yet
-      }
-      clearTimeout(timer);
-      resolve(out);
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`the gateway exited (${code}) before listening: ${stderr()}`));
-    });
-  });
-}
-
 describe('sekisho gateway --workers', () => {
   test('--workers 2: two worker processes serve one port, SIGHUP reloads without stopping, SIGTERM stops all cleanly', async (t) => {
     if (!needCommand(t, 'openssl') || !needCommand(t, 'curl')) return;
     const port = await freePort();
-    const child = spawn(process.execPath, [CLI, 'gateway', '--home', fx.home, '--listen', `127.0.0.1:${port}`, '--upstream', `http://127.0.0.1:${http.port}`, '--workers', '2', '--log-level', 'warn', '--json'], {
-      env: { ...process.env, SEKISHO_PASSPHRASE: PASSPHRASE },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    const gw = startSekisho<{ pid: number; workers: number[]; listeners: { port: number }[] }>(
+      ['gateway', '--home', fx.home, '--listen', `127.0.0.1:${port}`, '--upstream', `http://127.0.0.1:${http.port}`, '--workers', '2', '--log-level', 'warn', '--json'],
+      { env: { ...process.env, SEKISHO_PASSPHRASE: PASSPHRASE } },
+    );
+    const { child } = gw;
     try {
-      const summary = JSON.parse(await summaryOf(child, () => stderr)) as { pid: number; workers: number[]; listeners: { port: number }[] };
+      const summary = await gw.summary;
       assert.equal(summary.pid, child.pid);
       assert.equal(summary.listeners[0]?.port, port);
       assert.equal(new Set(summary.workers).size, 2, 'two distinct worker processes');
@@ -105,12 +80,12 @@ describe('sekisho gateway --workers', () => {
       for (const w of summary.workers) assert.ok(alive(w), `worker ${w} survived SIGHUP`);
 
       child.kill('SIGTERM');
-      const exit = await Promise.race([exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 20_000))]);
-      assert.deepEqual(exit, { code: 0, signal: null }, stderr);
+      const exit = await Promise.race([gw.exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 20_000))]);
+      assert.equal(exit, 0, gw.stderr());
       for (const w of summary.workers) assert.ok(!alive(w), `worker ${w} has stopped`);
       assert.ok(await portIsFree(port), 'the port is released');
     } finally {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await Promise.race([gw.stop('SIGKILL'), new Promise((r) => setTimeout(r, 5000))]);
     }
   });
 

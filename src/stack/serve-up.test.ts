@@ -6,16 +6,14 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { runCli } from '../cli/run.js';
 import { needCommand, run, runAsync } from '../testing/peers.js';
 import { tempDir } from '../testing/stores.js';
+import { SEKISHO_MAIN as MAIN, startSekisho } from '../testing/cli-process.js';
 import { DEMO_FACILITY, startDemoUpstream } from './index.js';
 
-const MAIN = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 
 /** The environment of a fresh machine: no sekisho variables. */
 function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
@@ -24,45 +22,8 @@ function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return env;
 }
 
-interface Running {
-  child: ChildProcessWithoutNullStreams;
-  /** The start-up summary (--json), once printed. */
-  summary: Promise<any>;
-  stderr(): string;
-  /** Resolves with the exit status. */
-  exited: Promise<number | null>;
-  stop(signal: NodeJS.Signals): Promise<number | null>;
-}
-
-/** Starts a long-running sekisho command and waits for nothing; its --json summary arrives on `summary`. */
-function start(args: string[], o: { cwd: string; env: NodeJS.ProcessEnv }): Running {
-  const child = spawn(process.execPath, [MAIN, ...args], { cwd: o.cwd, env: o.env });
-  let out = '';
-  let err = '';
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const summary = new Promise<any>((resolve, reject) => {
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      try {
-        resolve(JSON.parse(out));
-      } catch {
-        /* not complete yet */
-      }
-    });
-    void exited.then((code) => reject(new Error(`sekisho ${args[0]} exited with ${code} before its summary: ${err}`)));
-  });
-  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  return {
-    child,
-    summary,
-    stderr: () => err,
-    exited,
-    stop(signal) {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      return exited;
-    },
-  };
-}
+/** Starts a long-running sekisho command; its --json summary arrives on `summary`. */
+const start = (args: string[], o: { cwd: string; env: NodeJS.ProcessEnv }) => startSekisho<any>(args, o);
 
 async function cli(args: string[], o: { cwd: string; env: NodeJS.ProcessEnv; input?: string }) {
   return runAsync(process.execPath, [MAIN, ...args], { env: o.env, ...(o.input ? { input: o.input } : {}), timeoutMs: 60_000 }).then((r) => r);
