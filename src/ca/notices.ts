@@ -33,19 +33,8 @@ export interface CreatedNotice {
 
 export type NoticeState = 'active' | 'locked' | 'expired' | 'claimed' | 'used' | 'revoked';
 
-/** A notice as the operator sees it (no hashes). */
-export interface NoticeSummary {
-  id: string;
-  kind: NoticeKind;
-  facilityNumber: string;
-  state: NoticeState;
-  failures: number;
-  createdAt: string;
-  expiresAt: string;
-  usedAt?: string;
-  serial?: string;
-  revokedAt?: string;
-}
+/** A notice as the operator sees it: the stored record without its hashes, with its state as of now. */
+export type NoticeSummary = Pick<NoticeRecord, 'id' | 'kind' | 'facilityNumber' | 'failures' | 'createdAt' | 'expiresAt' | 'usedAt' | 'serial' | 'revokedAt'> & { state: NoticeState };
 
 /** Who presented the IDs, for the audit trail. */
 export interface AttemptSource {
@@ -162,14 +151,19 @@ export class IssuanceNotices {
     return h;
   }
 
+  async #existing(repo: ReturnType<typeof repositories>['notices'], id: string): Promise<NoticeRecord> {
+    const n = await repo.get(id);
+    if (!n) throw notFound('NOTICE_UNKNOWN_HANDLE', `no notice ${id}; see "sekisho notice list"`);
+    return n;
+  }
+
   /** Revokes an unused notice (the clinic lost the letter, or asked for a new one). */
   async revoke(idInput: string, actor: string): Promise<NoticeSummary> {
     const id = this.#handle(idInput);
     const at = this.o.now().toISOString();
     return this.o.db.transaction(async (tx) => {
       const repo = repositories(tx).notices;
-      const n = await repo.get(id);
-      if (!n) throw notFound('NOTICE_UNKNOWN_HANDLE', `no notice ${id}; see "sekisho notice list"`);
+      const n = await this.#existing(repo, id);
       if (n.status !== 'active' && n.status !== 'claimed') throw conflict('NOTICE_NOT_ACTIVE', `notice ${id} is already ${n.status}; there is nothing to revoke`);
       if (!(await repo.revoke(id, at))) throw conflict('NOTICE_NOT_ACTIVE', `notice ${id} changed state just now; see "sekisho notice list"`);
       await this.o.audit.appendIn(tx, { actor, action: 'notice.revoked', outcome: 'success', subject: id, details: { facility: n.facilityNumber } });
@@ -183,8 +177,7 @@ export class IssuanceNotices {
     const at = this.o.now().toISOString();
     return this.o.db.transaction(async (tx) => {
       const repo = repositories(tx).notices;
-      const n = await repo.get(id);
-      if (!n) throw notFound('NOTICE_UNKNOWN_HANDLE', `no notice ${id}; see "sekisho notice list"`);
+      const n = await this.#existing(repo, id);
       if (n.status !== 'active' || n.failures < this.maxFailures) throw conflict('NOTICE_NOT_LOCKED', `notice ${id} is not locked (${this.#state(n, at)}, ${n.failures} wrong attempts)`);
       await repo.resetFailures(id);
       await this.o.audit.appendIn(tx, { actor, action: 'notice.unlocked', outcome: 'success', subject: id, details: { facility: n.facilityNumber, failures: n.failures } });

@@ -50,25 +50,16 @@ export interface ProxyHeaderInput {
 export function proxyV2Header(h: ProxyHeaderInput): Buffer {
   const src = unmapped(h.source.address);
   const dst = unmapped(h.destination.address);
-  let fam: number;
-  let addr: Buffer;
-  if (isIPv4(src) && isIPv4(dst)) {
-    fam = 0x11;
-    addr = Buffer.alloc(12);
-    ipBytes(src, 4).copy(addr, 0);
-    ipBytes(dst, 4).copy(addr, 4);
-    addr.writeUInt16BE(h.source.port, 8);
-    addr.writeUInt16BE(h.destination.port, 10);
-  } else if (isIPv6(src) && isIPv6(dst)) {
-    fam = 0x21;
-    addr = Buffer.alloc(36);
-    ipBytes(src, 6).copy(addr, 0);
-    ipBytes(dst, 6).copy(addr, 16);
-    addr.writeUInt16BE(h.source.port, 32);
-    addr.writeUInt16BE(h.destination.port, 34);
-  } else {
-    fam = 0x00; // UNSPEC: mixed families
-    addr = Buffer.alloc(0);
+  // Both ends of one family: TCP over IPv4 (0x11) or IPv6 (0x21), addresses then ports; else UNSPEC (0x00), no address block.
+  const family = isIPv4(src) && isIPv4(dst) ? 4 : isIPv6(src) && isIPv6(dst) ? 6 : undefined;
+  const size = family === 4 ? 4 : 16;
+  const fam = family === 4 ? 0x11 : family === 6 ? 0x21 : 0x00;
+  const addr = Buffer.alloc(family ? 2 * size + 4 : 0);
+  if (family) {
+    ipBytes(src, family).copy(addr, 0);
+    ipBytes(dst, family).copy(addr, size);
+    addr.writeUInt16BE(h.source.port, 2 * size);
+    addr.writeUInt16BE(h.destination.port, 2 * size + 2);
   }
   const id = h.identity;
   const ssl = Buffer.concat([
