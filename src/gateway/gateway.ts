@@ -145,7 +145,7 @@ export class Gateway {
         verify: (leaf, presented) => this.#verifier.verify(leaf, presented),
         ...(config.mode === 'http' ? { alpn: ['http/1.1'] } : {}),
         handshakeTimeoutMs: this.o.handshakeTimeoutMs ?? 10_000,
-        onHandshake: ({ socket, verdict, seconds }) => this.#decide(config, socket, verdict, seconds),
+        onHandshake: ({ socket, verdict, seconds }) => this.#decide(entry, socket, verdict, seconds),
         onRefusedInHandshake: (reason, detail, remote, seconds) => this.#refused(config.name, reason, detail, `${remote.address}:${remote.port}`, undefined, seconds),
       });
       const entry: ListenerEntry = { config, tls };
@@ -221,7 +221,8 @@ export class Gateway {
     }
   }
 
-  #decide(config: ListenerConfig, socket: TLSSocket, verdict: Verdict, seconds: number): void {
+  #decide(entry: ListenerEntry, socket: TLSSocket, verdict: Verdict, seconds: number): void {
+    const { config } = entry;
     const client = `${socket.remoteAddress}:${socket.remotePort}`;
     if (!verdict.ok) {
       this.#refused(config.name, verdict.reason, verdict.detail, client, verdict.identity, seconds, socket);
@@ -229,7 +230,7 @@ export class Gateway {
         // A client of ours: tell it why on a page instead of a bare close.
         this.#states.set(socket, { refusal: verdict.reason, identity: verdict.identity });
         socket.setTimeout(10_000, () => socket.destroy());
-        this.#listeners.find((l) => l.config === config)!.http!.server.emit('connection', socket);
+        entry.http!.server.emit('connection', socket);
       } else {
         socket.destroy();
       }
@@ -257,7 +258,7 @@ export class Gateway {
     this.#track(live);
     if (config.mode === 'http') {
       this.#states.set(socket, { identity: id });
-      this.#listeners.find((l) => l.config === config)!.http!.server.emit('connection', socket);
+      entry.http!.server.emit('connection', socket);
     } else {
       this.#pipe(config, live, tls);
     }
