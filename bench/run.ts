@@ -19,7 +19,7 @@ import { main as issuance } from './issuance.js';
 import { main as bulk } from './bulk.js';
 import { main as scan } from './scan.js';
 import { main as gateway } from './gateway.js';
-import { invokedDirectly, log, opensslVersion, round, sh } from './support.js';
+import { invokedDirectly, log, opensslVersion, round, sh, withRuntime } from './support.js';
 
 const BENCHES = { crl, issuance, bulk, scan, gateway } as const satisfies Record<string, () => Promise<unknown>>;
 type BenchName = keyof typeof BENCHES;
@@ -78,7 +78,7 @@ export async function run(asked: string[]): Promise<{ report: BenchRun; failed: 
       memoryGiB: round(totalmem() / 2 ** 30, 1),
       platform: `${platform()} ${release()}`,
       node: process.version,
-      openssl: opensslVersion(),
+      openssl: `${process.versions.openssl} (Node.js); peers: ${opensslVersion()}`,
       loadAverage1m: {},
       ...sourceVersion(),
     },
@@ -91,7 +91,7 @@ export async function run(asked: string[]): Promise<{ report: BenchRun; failed: 
     log(`bench: ${name} … (load average ${report.machine.loadAverage1m[name]})`);
     const started = performance.now();
     try {
-      report.results[name] = await BENCHES[name]();
+      report.results[name] = withRuntime(await BENCHES[name]());
     } catch (e) {
       failed = true;
       report.results[name] = { error: e instanceof Error ? e.message : String(e) };

@@ -178,6 +178,20 @@ export function opensslVersion(): string {
   return mustSh('openssl', ['version']).trim();
 }
 
+/**
+ * The runtime a figure was measured on, printed beside every benchmark's
+ * result: the Node.js version, the OpenSSL it links (sekisho's TLS and
+ * crypto), and the OpenSSL of the command-line peers (openssl s_time, nginx).
+ */
+export function runtimeVersions(): { node: string; nodeOpenssl: string; peerOpenssl: string } {
+  return { node: process.version, nodeOpenssl: process.versions.openssl, peerOpenssl: opensslVersion() };
+}
+
+/** A benchmark's result with the runtime it was measured on first. */
+export function withRuntime(result: unknown): unknown {
+  return result !== null && typeof result === 'object' && !Array.isArray(result) ? { runtime: runtimeVersions(), ...result } : { runtime: runtimeVersions(), result };
+}
+
 export function envNumber(name: string, fallback: number): number {
   const v = process.env[name];
   if (v === undefined || v === '') return fallback;
@@ -194,7 +208,7 @@ export function invokedDirectly(url: string): boolean {
 /** `main().then(print JSON)` for a benchmark run as a script. */
 export function runDirectly(main: () => Promise<unknown>): void {
   main().then(
-    (report) => process.stdout.write(`${JSON.stringify(report, null, 2)}\n`),
+    (report) => process.stdout.write(`${JSON.stringify(withRuntime(report), null, 2)}\n`),
     (e: unknown) => {
       process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
       process.exitCode = 1;
