@@ -6,7 +6,7 @@ export interface StatusFeedOptions {
   intervalMs?: number;
   /** How often to read everything again instead, correcting anything a follow could have missed (default 10 min). */
   resyncMs?: number;
-  /** The gateway's own clock, for "last read" only: it never decides what is new. */
+  /** The gateway's own clock, for "last read" only: it never decides what is new (the resync is timed on the monotonic clock). */
   now?: () => Date;
 }
 
@@ -89,7 +89,7 @@ export class StoreStatusFeed {
 
   /** Reads now (a follow, or a full read when due); for the timer and for tests. */
   async refresh(): Promise<void> {
-    if (this.#now().getTime() - this.#lastFullAt >= this.#resyncMs) await this.#full();
+    if (performance.now() - this.#lastFullAt >= this.#resyncMs) await this.#full();
     else await this.#follow();
     this.refreshedAt = this.#now();
     this.lastError = undefined;
@@ -114,7 +114,7 @@ export class StoreStatusFeed {
     this.#facilities = new Map();
     const suspended = this.#applyFacilities(batch, before, first);
     this.#cursor = batch.seq;
-    this.#lastFullAt = this.#now().getTime();
+    this.#lastFullAt = performance.now();
     this.#tell(fresh, suspended);
   }
 
