@@ -23,7 +23,12 @@ export interface GatewayConfig {
   clientCa: string[];
   pins: string[];
   crl: string[];
-  revocation: { refreshSeconds: number; onStale: 'fail-closed' | 'fail-open' };
+  revocation: {
+    refreshSeconds: number;
+    /** CA home: a full re-read of the store's revocations and facility status this often (the follow in between reads changes only). */
+    resyncSeconds: number;
+    onStale: 'fail-closed' | 'fail-open';
+  };
   exceptions: DatedException[];
   admin?: HostPort;
   contact?: string;
@@ -128,7 +133,7 @@ export function parseGatewayConfig(raw: unknown, base = process.cwd()): GatewayC
     clientCa: strings(o.clientCa, 'clientCa').map(path),
     pins: strings(o.pins, 'pins'),
     crl: strings(o.crl, 'crl').map(path),
-    revocation: { refreshSeconds: 1, onStale: 'fail-closed' },
+    revocation: { refreshSeconds: 1, resyncSeconds: 600, onStale: 'fail-closed' },
     exceptions: [],
     logLevel: 'info',
     serverNames: strings(o.serverNames, 'serverNames'),
@@ -144,10 +149,14 @@ export function parseGatewayConfig(raw: unknown, base = process.cwd()): GatewayC
     if (t.module !== undefined && !key.startsWith('pkcs11:')) throw fail('tls.module', 'a PKCS#11 module goes with a pkcs11: URI as tls.key');
   }
   if (o.revocation !== undefined) {
-    const r = object(o.revocation, 'revocation', ['refreshSeconds', 'onStale']);
+    const r = object(o.revocation, 'revocation', ['refreshSeconds', 'resyncSeconds', 'onStale']);
     if (r.refreshSeconds !== undefined) {
       if (typeof r.refreshSeconds !== 'number' || !(r.refreshSeconds >= 0.1 && r.refreshSeconds <= 3600)) throw fail('revocation.refreshSeconds', 'must be a number of seconds between 0.1 and 3600');
       cfg.revocation.refreshSeconds = r.refreshSeconds;
+    }
+    if (r.resyncSeconds !== undefined) {
+      if (typeof r.resyncSeconds !== 'number' || !(r.resyncSeconds >= 1 && r.resyncSeconds <= 86_400)) throw fail('revocation.resyncSeconds', 'must be a number of seconds between 1 and 86400');
+      cfg.revocation.resyncSeconds = r.resyncSeconds;
     }
     if (r.onStale !== undefined) {
       if (r.onStale !== 'fail-closed' && r.onStale !== 'fail-open') throw fail('revocation.onStale', 'must be fail-closed or fail-open');

@@ -1,10 +1,11 @@
-import type { Database, FacilityStatus } from '../store/index.js';
-import { repositories } from '../store/index.js';
+import type { FacilityStatus } from '../store/index.js';
+import type { StoreStatusFeed } from './status-feed.js';
 
 /**
  * The facility registry as the gateway follows it: status by number, loaded
- * once and then followed every second ("changed since", with an overlap), so
- * a suspension takes effect on new and live connections within seconds.
+ * once and then followed by the store's change sequence (status-feed.ts), so
+ * a suspension takes effect on new and live connections within seconds,
+ * whatever the clock of the host that suspended it.
  */
 export interface FacilityDirectory {
   start(): Promise<void>;
@@ -17,56 +18,27 @@ export interface FacilityDirectory {
   close(): void;
 }
 
+/** The facility registry from the CA's store, through the status feed the revocation source shares. */
 export class StoreFacilityDirectory implements FacilityDirectory {
-  #facilities = new Map<string, { status: FacilityStatus; name: string }>();
-  #listeners: ((numbers: readonly string[]) => void)[] = [];
-  #since = '';
-  #timer: NodeJS.Timeout | undefined;
-  #refreshedAt: Date | undefined;
+  constructor(private readonly feed: StoreStatusFeed) {}
 
-  constructor(
-    private readonly db: Database,
-    private readonly intervalMs = 1000,
-  ) {}
-
-  async start(): Promise<void> {
-    await this.#refresh();
-    const tick = async () => {
-      await this.#refresh().catch(() => undefined);
-      if (this.#timer) this.#timer = setTimeout(tick, this.intervalMs).unref();
-    };
-    this.#timer = setTimeout(tick, this.intervalMs).unref();
-  }
-
-  async #refresh(): Promise<void> {
-    const started = Date.now();
-    const repo = repositories(this.db).facilities;
-    const rows = this.#since ? await repo.changedSince(this.#since) : await repo.list();
-    const suspended: string[] = [];
-    for (const f of rows) {
-      const before = this.#facilities.get(f.number);
-      if (f.status === 'suspended' && before && before.status !== 'suspended') suspended.push(f.number);
-      this.#facilities.set(f.number, { status: f.status, name: f.name });
-    }
-    this.#since = new Date(started - 30_000).toISOString();
-    this.#refreshedAt = new Date();
-    if (suspended.length) for (const l of this.#listeners) l(suspended);
+  start(): Promise<void> {
+    return this.feed.start();
   }
 
   lookup(number: string) {
-    return this.#facilities.get(number);
+    return this.feed.facility(number);
   }
 
   onSuspended(listener: (numbers: readonly string[]) => void): void {
-    this.#listeners.push(listener);
+    this.feed.onSuspended(listener);
   }
 
   refreshedAt(): Date | undefined {
-    return this.#refreshedAt;
+    return this.feed.refreshedAt;
   }
 
   close(): void {
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.feed.close();
   }
 }

@@ -4,6 +4,7 @@ export type { ClientIdentity } from './client-identity.js';
 export { REFUSAL_REASONS, REFUSAL_ADVICE, type RefusalReason } from './refusal.js';
 export { StoreRevocationSource, CrlRevocationSource, serialKey, type RevocationSource, type RevocationStatus } from './revocation.js';
 export { StoreFacilityDirectory, type FacilityDirectory } from './facility-directory.js';
+export { StoreStatusFeed, type StatusFeedOptions } from './status-feed.js';
 export { AuditBatch } from './audit-batch.js';
 export { IDENTITY_HEADERS, forwardHeaders, isSpoofable } from './identity-headers.js';
 export { proxyV2Header, parseProxyV2, PP2_TYPE_SEKISHO_IDENTITY, PP2_TYPE_SSL, PP2_SUBTYPE_SSL_CN } from './proxy-protocol.js';

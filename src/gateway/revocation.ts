@@ -1,8 +1,10 @@
 import { readFile, stat } from 'node:fs/promises';
 import type { X509Certificate } from 'node:crypto';
 import { parseCrlSummary, subjectNameDer, verifyCrlSignature } from '../pki/index.js';
-import type { Database } from '../store/index.js';
-import { repositories } from '../store/index.js';
+import { serialKey } from './serial-key.js';
+import type { StoreStatusFeed } from './status-feed.js';
+
+export { serialKey };
 
 /**
  * Revocation as the gateway consults it: per issuing CA (named by the SHA-256
@@ -39,11 +41,7 @@ export interface RevocationSource {
   close(): void;
 }
 
-/** Normalizes a serial as Node prints it (uppercase, maybe 00-padded) to the sets' form. */
-export function serialKey(serialNumber: string): string {
-  return serialNumber.toLowerCase().replace(/^(00)+(?=.)/, '');
-}
-
+/** A source that re-reads its whole input every interval (CRLs). */
 abstract class PollingSource implements RevocationSource {
   abstract readonly name: string;
   protected readonly revoked = new Map<string, Set<string>>();
@@ -110,41 +108,47 @@ abstract class PollingSource implements RevocationSource {
 
 /**
  * Revocations straight from the CA's store (a gateway beside the CA, or any
- * gateway given the PostgreSQL URL): the full set once, then "revoked since"
- * every second, with an overlap so a slow commit is not missed.
+ * gateway given the PostgreSQL URL), through the store's status feed: the
+ * full set once, then the changes after the store's change sequence number
+ * (status-feed.ts), so no clock, the gateway's or the revoking host's,
+ * decides what is new. Stale when the feed has not been read for staleAfterMs.
  */
-export class StoreRevocationSource extends PollingSource {
+export class StoreRevocationSource implements RevocationSource {
   readonly name = 'store';
-  #since = '';
   constructor(
-    private readonly db: Database,
+    private readonly feed: StoreStatusFeed,
     /** Fingerprint (SHA-256, as X509Certificate.fingerprint256) of the issuing CA the store's serials belong to. */
     private readonly issuer: string,
-    intervalMs = 1000,
-    /** Refreshes failing this long make the information stale. */
+    /** Reads failing this long make the information stale. */
     private readonly staleAfterMs = 30_000,
-    private readonly now: () => Date = () => new Date(),
-  ) {
-    super(intervalMs);
+  ) {}
+
+  start(): Promise<void> {
+    return this.feed.start();
   }
 
-  protected async refresh(): Promise<void> {
-    const started = this.now();
-    const certs = repositories(this.db).certificates;
-    const rows = this.#since ? await certs.revokedSince(this.#since) : await certs.revokedSerials(new Date(0).toISOString());
-    this.add(this.issuer, rows.map((r) => serialKey(r.serial)));
-    this.#since = new Date(started.getTime() - 30_000).toISOString();
+  isRevoked(issuer: string, serialHex: string): boolean {
+    return issuer === this.issuer && this.feed.isRevoked(serialHex);
+  }
+
+  onRevoked(listener: RevokedListener): void {
+    this.feed.onRevoked((serials) => listener(this.issuer, serials));
   }
 
   status(now: Date): RevocationStatus {
-    const age = this.refreshedAt ? now.getTime() - this.refreshedAt.getTime() : Infinity;
+    const refreshedAt = this.feed.refreshedAt;
+    const age = refreshedAt ? now.getTime() - refreshedAt.getTime() : Infinity;
     return {
       source: this.name,
-      entries: this.count(),
-      ...(this.refreshedAt ? { refreshedAt: this.refreshedAt } : {}),
+      entries: this.feed.revokedCount(),
+      ...(refreshedAt ? { refreshedAt } : {}),
       stale: age > this.staleAfterMs,
-      ...(this.lastError ? { lastError: this.lastError } : {}),
+      ...(this.feed.lastError ? { lastError: this.feed.lastError } : {}),
     };
+  }
+
+  close(): void {
+    this.feed.close();
   }
 }
 

@@ -11,6 +11,8 @@ import { Gateway, type GatewayCredentials } from './gateway.js';
 import { jsonLogger, type Logger } from './log.js';
 import { tlsKeyOptions } from '../token/index.js';
 import { CrlRevocationSource, StoreRevocationSource, type RevocationSource } from './revocation.js';
+import { StoreStatusFeed } from './status-feed.js';
+import { StatusFeedRepository } from '../store/index.js';
 
 export interface GatewaySetup {
   gateway: Gateway;
@@ -103,8 +105,10 @@ export async function openGateway(cfg: GatewayConfig, o: SetupOptions): Promise<
         keyFile = paths.key;
       }
       const issuing = new X509Certificate(ca.issuingDer);
-      revocation.push(new StoreRevocationSource(ca.db, issuing.fingerprint256, cfg.revocation.refreshSeconds * 1000));
-      facilities = new StoreFacilityDirectory(ca.db, cfg.revocation.refreshSeconds * 1000);
+      // The gateway is handed the store's read-only status feed, not the store.
+      const feed = new StoreStatusFeed(new StatusFeedRepository(ca.db), { intervalMs: cfg.revocation.refreshSeconds * 1000, resyncMs: cfg.revocation.resyncSeconds * 1000 });
+      revocation.push(new StoreRevocationSource(feed, issuing.fingerprint256));
+      facilities = new StoreFacilityDirectory(feed);
       audit = new AuditBatch(ca.db, { onError: (m) => log.log('error', 'audit trail write failed; events are kept and retried', { error: m }) });
     } else {
       certFile = cfg.tls!.cert;

@@ -1,4 +1,5 @@
 import type { SqlExecutor } from './database.js';
+import { withChangeSeq } from './change-seq.js';
 
 export type CertificateStatus = 'reserved' | 'issued' | 'revoked';
 
@@ -132,13 +133,18 @@ export class CertificateRepository {
     return r && toRecord(r);
   }
 
-  /** Marks an issued certificate revoked; returns false if it is not in the 'issued' state. */
+  /**
+   * Marks an issued certificate revoked, with the next change sequence number
+   * (gateways follow it); returns false if it is not in the 'issued' state.
+   */
   async revoke(serial: string, revokedAt: string, reason: number): Promise<boolean> {
-    const r = await this.x.run(
-      "UPDATE certificates SET status = 'revoked', revoked_at = ?, revocation_reason = ? WHERE serial = ? AND status = 'issued'",
-      [revokedAt, reason, serial],
-    );
-    return r.changes === 1;
+    return withChangeSeq(this.x, async (tx, seq) => {
+      const r = await tx.run(
+        "UPDATE certificates SET status = 'revoked', revoked_at = ?, revocation_reason = ?, change_seq = ? WHERE serial = ? AND status = 'issued'",
+        [revokedAt, reason, seq, serial],
+      );
+      return r.changes === 1;
+    });
   }
 
   /** Every revoked serial still within validity at `at` (expired ones may leave the CRL, RFC 5280 §3.3). */
@@ -146,15 +152,6 @@ export class CertificateRepository {
     const rows = await this.x.all<{ serial: string; revoked_at: string; revocation_reason: number }>(
       "SELECT serial, revoked_at, revocation_reason FROM certificates WHERE status = 'revoked' AND not_after > ?",
       [at],
-    );
-    return rows.map((r) => ({ serial: r.serial, revokedAt: r.revoked_at, reason: r.revocation_reason }));
-  }
-
-  /** Serials revoked at or after `since` (ISO time), for gateways that follow revocations live. */
-  async revokedSince(since: string): Promise<RevokedSerial[]> {
-    const rows = await this.x.all<{ serial: string; revoked_at: string; revocation_reason: number }>(
-      "SELECT serial, revoked_at, revocation_reason FROM certificates WHERE revoked_at >= ? AND status = 'revoked'",
-      [since],
     );
     return rows.map((r) => ({ serial: r.serial, revokedAt: r.revoked_at, reason: r.revocation_reason }));
   }

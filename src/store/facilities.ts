@@ -1,4 +1,5 @@
 import type { SqlExecutor } from './database.js';
+import { withChangeSeq } from './change-seq.js';
 
 export type FacilityStatus = 'active' | 'suspended';
 
@@ -36,13 +37,15 @@ const toFacility = (r: Row): Facility => ({
 export class FacilityRepository {
   constructor(private readonly x: SqlExecutor) {}
 
-  /** Inserts; returns false when the number is already registered. */
+  /** Inserts, with the next change sequence number (gateways follow it); returns false when the number is already registered. */
   async add(f: Facility): Promise<boolean> {
-    const r = await this.x.run(
-      'INSERT INTO facilities (number, name, address, contact, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (number) DO NOTHING',
-      [f.number, f.name, f.address ?? null, f.contact ?? null, f.status, f.createdAt, f.updatedAt],
-    );
-    return r.changes === 1;
+    return withChangeSeq(this.x, async (tx, seq) => {
+      const r = await tx.run(
+        'INSERT INTO facilities (number, name, address, contact, status, created_at, updated_at, change_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (number) DO NOTHING',
+        [f.number, f.name, f.address ?? null, f.contact ?? null, f.status, f.createdAt, f.updatedAt, seq],
+      );
+      return r.changes === 1;
+    });
   }
 
   async get(number: string): Promise<Facility | undefined> {
@@ -54,13 +57,11 @@ export class FacilityRepository {
     return (await this.x.all<Row>('SELECT * FROM facilities ORDER BY number')).map(toFacility);
   }
 
-  /** Facilities added or changed at or after `since` (ISO time), for gateways that follow status live. */
-  async changedSince(since: string): Promise<Facility[]> {
-    return (await this.x.all<Row>('SELECT * FROM facilities WHERE updated_at >= ?', [since])).map(toFacility);
-  }
-
+  /** Sets the status, with the next change sequence number (gateways follow it). */
   async setStatus(number: string, status: FacilityStatus, at: string): Promise<boolean> {
-    const r = await this.x.run('UPDATE facilities SET status = ?, updated_at = ? WHERE number = ?', [status, at, number]);
-    return r.changes === 1;
+    return withChangeSeq(this.x, async (tx, seq) => {
+      const r = await tx.run('UPDATE facilities SET status = ?, updated_at = ?, change_seq = ? WHERE number = ?', [status, at, seq, number]);
+      return r.changes === 1;
+    });
   }
 }

@@ -109,6 +109,24 @@ export const MIGRATIONS: readonly Migration[] = [
     // Gateways poll "revoked since" and "changed since" every second.
     statements: () => ['CREATE INDEX certificates_revoked_at ON certificates (revoked_at)', 'CREATE INDEX facilities_updated_at ON facilities (updated_at)'],
   },
+  {
+    version: 5,
+    name: 'a store-assigned change sequence for gateways following revocations and facility status',
+    // Gateways follow "changes after seq N" (store/change-seq.ts), never a wall clock:
+    // a revocation written by a host whose clock is behind is still new. Rows from
+    // before this migration keep 0; a gateway's first load reads everything anyway.
+    statements: () => [
+      'CREATE TABLE change_counter (id INTEGER PRIMARY KEY CHECK (id = 1), seq BIGINT NOT NULL)',
+      'INSERT INTO change_counter (id, seq) VALUES (1, 0)',
+      'ALTER TABLE certificates ADD COLUMN change_seq BIGINT NOT NULL DEFAULT 0',
+      'ALTER TABLE facilities ADD COLUMN change_seq BIGINT NOT NULL DEFAULT 0',
+      'CREATE INDEX certificates_change_seq ON certificates (change_seq)',
+      'CREATE INDEX facilities_change_seq ON facilities (change_seq)',
+      // The time-stamped polls these served are gone.
+      'DROP INDEX certificates_revoked_at',
+      'DROP INDEX facilities_updated_at',
+    ],
+  },
 ];
 
 export async function migrate(db: Database): Promise<number> {

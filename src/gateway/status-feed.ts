@@ -1,0 +1,158 @@
+import type { FacilityStatus, StatusFeedBatch, StatusFeedReader } from '../store/index.js';
+import { serialKey } from './serial-key.js';
+
+export interface StatusFeedOptions {
+  /** How often to ask for changes (default 1 s). */
+  intervalMs?: number;
+  /** How often to read everything again instead, correcting anything a follow could have missed (default 10 min). */
+  resyncMs?: number;
+  /** The gateway's own clock, for "last read" only: it never decides what is new (the resync is timed on the monotonic clock). */
+  now?: () => Date;
+}
+
+/**
+ * Revocations and facility status as the gateway follows them from the CA's
+ * store: everything once, then "changes after sequence N" every interval, with
+ * N the store-assigned change sequence (store/change-seq.ts), never a time.
+ * A revocation written by a host whose clock is minutes off is as new as any
+ * other. A failed read leaves the cursor where it was, so the next good read
+ * catches up on everything in between; a full read every resyncMs (or when the
+ * store's sequence goes back, as after a restore) replaces the state outright.
+ *
+ * One feed serves both faces the gateway uses (revocation source and facility
+ * directory), so they share one cursor, one read per interval, one staleness.
+ */
+export class StoreStatusFeed {
+  #revoked = new Set<string>();
+  #facilities = new Map<string, { status: FacilityStatus; name: string }>();
+  #cursor = -1;
+  #lastFullAt = -Infinity;
+  #started: Promise<void> | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #closed = false;
+  #revokedListeners: ((serials: readonly string[]) => void)[] = [];
+  #suspendedListeners: ((numbers: readonly string[]) => void)[] = [];
+  readonly #intervalMs: number;
+  readonly #resyncMs: number;
+  readonly #now: () => Date;
+  /** When the store was last read successfully (gateway clock). */
+  refreshedAt: Date | undefined;
+  /** Why the last read failed, until one succeeds. */
+  lastError: string | undefined;
+
+  constructor(
+    private readonly reader: StatusFeedReader,
+    o: StatusFeedOptions = {},
+  ) {
+    this.#intervalMs = o.intervalMs ?? 1000;
+    this.#resyncMs = o.resyncMs ?? 600_000;
+    this.#now = o.now ?? (() => new Date());
+    if (!(this.#intervalMs > 0) || !(this.#resyncMs > 0)) throw new RangeError('the feed interval and resync interval must be positive');
+  }
+
+  /** First full read (throws when the store cannot be read: fail at start-up), then follows. Idempotent. */
+  start(): Promise<void> {
+    this.#started ??= (async () => {
+      await this.#full();
+      this.refreshedAt = this.#now();
+      if (!this.#closed) this.#timer = setTimeout(() => void this.#tick(), this.#intervalMs).unref();
+    })();
+    return this.#started;
+  }
+
+  /** The change sequence number the state reflects (-1 before the first read). */
+  get cursor(): number {
+    return this.#cursor;
+  }
+
+  isRevoked(serialHex: string): boolean {
+    return this.#revoked.has(serialHex);
+  }
+
+  revokedCount(): number {
+    return this.#revoked.size;
+  }
+
+  facility(number: string): { status: FacilityStatus; name: string } | undefined {
+    return this.#facilities.get(number);
+  }
+
+  /** Told the serials (sets' form) newly revoked after the first read. */
+  onRevoked(listener: (serials: readonly string[]) => void): void {
+    this.#revokedListeners.push(listener);
+  }
+
+  /** Told the facility numbers newly suspended after the first read. */
+  onSuspended(listener: (numbers: readonly string[]) => void): void {
+    this.#suspendedListeners.push(listener);
+  }
+
+  /** Reads now (a follow, or a full read when due); for the timer and for tests. */
+  async refresh(): Promise<void> {
+    if (performance.now() - this.#lastFullAt >= this.#resyncMs) await this.#full();
+    else await this.#follow();
+    this.refreshedAt = this.#now();
+    this.lastError = undefined;
+  }
+
+  async #tick(): Promise<void> {
+    try {
+      await this.refresh();
+    } catch (e) {
+      this.lastError = e instanceof Error ? e.message : String(e);
+    }
+    if (!this.#closed) this.#timer = setTimeout(() => void this.#tick(), this.#intervalMs).unref();
+  }
+
+  async #full(): Promise<void> {
+    const batch = await this.reader.snapshot();
+    const first = this.#cursor < 0;
+    const revoked = new Set(batch.revoked.map(serialKey));
+    const fresh = first ? [] : [...revoked].filter((s) => !this.#revoked.has(s));
+    const before = this.#facilities;
+    this.#revoked = revoked;
+    this.#facilities = new Map();
+    const suspended = this.#applyFacilities(batch, before, first);
+    this.#cursor = batch.seq;
+    this.#lastFullAt = performance.now();
+    this.#tell(fresh, suspended);
+  }
+
+  async #follow(): Promise<void> {
+    const batch = await this.reader.changesAfter(this.#cursor);
+    // The store's sequence went back (restored from a backup, or another database): start over.
+    if (batch.seq < this.#cursor) return this.#full();
+    const fresh: string[] = [];
+    for (const s of batch.revoked.map(serialKey)) {
+      if (this.#revoked.has(s)) continue;
+      this.#revoked.add(s);
+      fresh.push(s);
+    }
+    const suspended = this.#applyFacilities(batch, this.#facilities, false);
+    this.#cursor = batch.seq;
+    this.#tell(fresh, suspended);
+  }
+
+  /** Writes the batch's facilities into the current map (emptied first by a full read); returns those that went from not suspended to suspended. */
+  #applyFacilities(batch: StatusFeedBatch, before: Map<string, { status: FacilityStatus; name: string }>, first: boolean): string[] {
+    const suspended: string[] = [];
+    const next = this.#facilities;
+    for (const f of batch.facilities) {
+      const was = before.get(f.number);
+      if (!first && f.status === 'suspended' && was && was.status !== 'suspended') suspended.push(f.number);
+      next.set(f.number, { status: f.status, name: f.name });
+    }
+    return suspended;
+  }
+
+  #tell(revoked: string[], suspended: string[]): void {
+    if (revoked.length) for (const l of this.#revokedListeners) l(revoked);
+    if (suspended.length) for (const l of this.#suspendedListeners) l(suspended);
+  }
+
+  close(): void {
+    this.#closed = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+}

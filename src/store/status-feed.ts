@@ -1,0 +1,65 @@
+import type { SqlExecutor } from './database.js';
+import type { FacilityStatus } from './facilities.js';
+
+/** A facility as a gateway needs it. */
+export interface FeedFacility {
+  number: string;
+  name: string;
+  status: FacilityStatus;
+}
+
+/**
+ * What a gateway follows, as of store change sequence `seq`: revoked serials
+ * (as stored: hex) and facility status. A snapshot holds everything; changes
+ * hold the rows changed after a cursor, up to `seq`.
+ */
+export interface StatusFeedBatch {
+  /** The cursor to ask from next time: every change numbered up to it is in this batch or an earlier one. */
+  seq: number;
+  revoked: string[];
+  facilities: FeedFacility[];
+}
+
+/**
+ * The read-only face of the store a gateway is given (and nothing more): the
+ * whole state, then the changes after a sequence number. See change-seq.ts for
+ * why a reader of this feed never skips a change, whatever the clocks say.
+ */
+export interface StatusFeedReader {
+  snapshot(): Promise<StatusFeedBatch>;
+  changesAfter(seq: number): Promise<StatusFeedBatch>;
+}
+
+interface FacilityRow {
+  number: string;
+  name: string;
+  status: FacilityStatus;
+}
+
+const facility = (r: FacilityRow): FeedFacility => ({ number: r.number, name: r.name, status: r.status });
+
+export class StatusFeedRepository implements StatusFeedReader {
+  constructor(private readonly x: SqlExecutor) {}
+
+  /** The sequence number of the latest committed change (0: none yet). */
+  async head(): Promise<number> {
+    const r = await this.x.get<{ seq: number | string }>('SELECT seq FROM change_counter WHERE id = 1');
+    return Number(r?.seq ?? 0);
+  }
+
+  async snapshot(): Promise<StatusFeedBatch> {
+    // The head first: rows read after it include every change up to it (and maybe later ones, sent again next time).
+    const seq = await this.head();
+    const revoked = await this.x.all<{ serial: string }>("SELECT serial FROM certificates WHERE status = 'revoked'");
+    const facilities = await this.x.all<FacilityRow>('SELECT number, name, status FROM facilities');
+    return { seq, revoked: revoked.map((r) => r.serial), facilities: facilities.map(facility) };
+  }
+
+  async changesAfter(after: number): Promise<StatusFeedBatch> {
+    const seq = await this.head();
+    if (seq <= after) return { seq, revoked: [], facilities: [] };
+    const revoked = await this.x.all<{ serial: string }>("SELECT serial FROM certificates WHERE change_seq > ? AND change_seq <= ? AND status = 'revoked' ORDER BY change_seq", [after, seq]);
+    const facilities = await this.x.all<FacilityRow>('SELECT number, name, status FROM facilities WHERE change_seq > ? AND change_seq <= ? ORDER BY change_seq', [after, seq]);
+    return { seq, revoked: revoked.map((r) => r.serial), facilities: facilities.map(facility) };
+  }
+}
