@@ -35,7 +35,10 @@ export class TlsListener {
   readonly #raw = new Set<Socket>();
 
   constructor(private readonly o: TlsListenerOptions) {
-    this.server = createNetServer({ noDelay: true }, (raw) => this.#accept(raw));
+    // allowHalfOpen: a client may send its request and then close its side
+    // (TLS 1.3 close_notify, TCP FIN) and still read the answer; the TLS
+    // socket takes the setting from the raw socket, and whoever answers ends it.
+    this.server = createNetServer({ noDelay: true, allowHalfOpen: true }, (raw) => this.#accept(raw));
   }
 
   listen(): Promise<{ host: string; port: number }> {
