@@ -14,6 +14,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect as tlsConnect } from 'node:tls';
+import { connect as netConnect } from 'node:net';
 import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
@@ -32,6 +33,7 @@ let echo: Awaited<ReturnType<typeof echoUpstream>>;
 let atEnd: Awaited<ReturnType<typeof replyAtEndUpstream>>;
 let port = 0;
 let tcpPort = 0;
+const logs: Record<string, unknown>[] = [];
 
 const ready = hasCommand('openssl') && hasCommand('nginx') && hasCommand('python3');
 
@@ -56,7 +58,7 @@ before(async () => {
       { name: 'pipe', mode: 'tcp', listen: '127.0.0.1:0', upstream: `tcp://127.0.0.1:${atEnd.port}`, allow: { anyone: true } },
     ],
   });
-  setup = await openGateway(cfg, { passphrase: async () => PASSPHRASE, log: jsonLogger('error', () => undefined), watch: false });
+  setup = await openGateway(cfg, { passphrase: async () => PASSPHRASE, log: jsonLogger('warn', (l) => logs.push(JSON.parse(l) as Record<string, unknown>)), watch: false });
   port = setup.gateway.addresses().find((a) => a.name === 'web')!.port;
   tcpPort = setup.gateway.addresses().find((a) => a.name === 'pipe')!.port;
 });
@@ -284,5 +286,19 @@ describe('a TLS 1.3 client that half-closes after sending still gets the answer'
     if (!needCommand(t, 'openssl')) return;
     const r = await halfClosingClient('openssl', sClient(tcpPort, fx.clients.good), 'PING\n');
     assert.match(r.stdout, /PONG/, r.stdout + r.stderr);
+  });
+});
+
+describe('half-open is for after the handshake', () => {
+  test('a client that closes before completing the handshake is refused at once as HANDSHAKE_FAILED, not held until the handshake timeout', async (t) => {
+    if (!needCommand(t, 'openssl')) return;
+    const s = netConnect(tcpPort, '127.0.0.1', () => s.end(Buffer.from('160301', 'hex')));
+    s.on('error', () => undefined);
+    s.resume();
+    await new Promise((r) => s.once('close', r));
+    for (let i = 0; i < 100 && !logs.some((l) => l.reason === 'HANDSHAKE_FAILED'); i++) await new Promise((r) => setTimeout(r, 50));
+    const line = logs.find((l) => l.msg === 'client refused' && l.reason === 'HANDSHAKE_FAILED');
+    assert.ok(line, JSON.stringify(logs.slice(-5)));
+    assert.match(String(line.detail), /closed the connection before the handshake completed/);
   });
 });

@@ -79,6 +79,14 @@ export class TlsListener {
       this.o.onRefusedInHandshake(reasonOfTlsError(e.code, message), message.replace(/^[0-9A-F]+:error:/, ''), remote, (performance.now() - started) / 1000);
       socket.destroy();
     });
+    // Half-open is for after the handshake: a client that stops sending before it completes never will.
+    socket.once('end', () => {
+      if (decided) return;
+      decided = true;
+      clearTimeout(timer);
+      this.o.onRefusedInHandshake('HANDSHAKE_FAILED', 'the client closed the connection before the handshake completed', remote, (performance.now() - started) / 1000);
+      socket.destroy();
+    });
     socket.once('secure', () => {
       if (decided) return;
       decided = true;
