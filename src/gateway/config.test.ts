@@ -39,6 +39,10 @@ const BAD: [string, unknown, RegExp][] = [
   ['14 onStale misspelt', { home: '/h', revocation: { onStale: 'open' }, listeners: [listener] }, /fail-closed or fail-open/],
   ['15 two listeners with one name', { home: '/h', listeners: [listener, listener] }, /two listeners are named "web"/],
   ['16 mode misspelt', { home: '/h', listeners: [{ ...listener, mode: 'https' }] }, /not http or tcp/],
+  ['17 route path not starting with /', { home: '/h', listeners: [{ ...listener, routes: [{ path: 'admin/', upstream: 'http://127.0.0.1:9000', allow: { anyone: true } }] }] }, /must start with \//],
+  ['18 route path not normalized (a route the upstream never sees)', { home: '/h', listeners: [{ ...listener, routes: [{ path: '//admin/', upstream: 'http://127.0.0.1:9000', allow: { anyone: true } }] }] }, /normalized form \(write "\/admin\/"/],
+  ['19 route path with a dot segment', { home: '/h', listeners: [{ ...listener, routes: [{ path: '/x/../admin/', upstream: 'http://127.0.0.1:9000', allow: { anyone: true } }] }] }, /normalized form/],
+  ['20 route path percent-encoded', { home: '/h', listeners: [{ ...listener, routes: [{ path: '/%61dmin/', upstream: 'http://127.0.0.1:9000', allow: { anyone: true } }] }] }, /only letters, digits/],
 ];
 
 for (const [name, raw, message] of BAD) {

@@ -6,6 +6,7 @@ import { checkDatedExceptions, type DatedException } from '../policy/index.js';
 import type { AccessRule } from './access-rule.js';
 import type { HostPort, ListenerConfig } from './gateway.js';
 import { LOG_LEVELS, type LogLevel } from './log.js';
+import { checkRoutePath } from './request-target.js';
 
 /**
  * The gateway's configuration: from a YAML file (several listeners and
@@ -107,7 +108,8 @@ function listener(v: unknown, i: number): ListenerConfig {
       const rw = `${where}.routes[${j}]`;
       const ro = object(r, rw, ['path', 'upstream', 'allow']);
       const path = ro.path === undefined ? '/' : str(ro.path, `${rw}.path`);
-      if (!path.startsWith('/')) throw fail(`${rw}.path`, 'must start with /');
+      const bad = checkRoutePath(path);
+      if (bad) throw fail(`${rw}.path`, `"${path}" ${bad}`);
       return { path, upstream: upstreamUrl(str(ro.upstream, `${rw}.upstream`), `${rw}.upstream`, 'http'), allow: accessRule(ro.allow, `${rw}.allow`) };
     });
     return { name, mode: 'http', listen, routes };

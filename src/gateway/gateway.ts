@@ -155,6 +155,11 @@ export class Gateway {
           stateOf: (s) => this.#states.get(s),
           ...(this.o.contact ? { contact: this.o.contact } : {}),
           onAccessDenied: (s, id, path) => this.#refused(config.name, 'ACCESS_DENIED', `no route of "${config.name}" lets ${id.facilityNumber ?? id.subject} reach ${path}`, `${s.remoteAddress}:${s.remotePort}`, id, undefined),
+          onBadTarget: (s, id, e) => {
+            const client = `${s.remoteAddress}:${s.remotePort}`;
+            this.o.audit?.record({ actor: id.facilityNumber ?? id.subject, action: 'gateway.request-refused', outcome: 'minorFailure', reasonCode: e.code, subject: id.serial, details: { listener: config.name, client, detail: e.message } });
+            this.o.log.log('warn', 'request refused', { listener: config.name, client, facility: id.facilityNumber, serial: id.serial, reason: e.code, detail: e.message });
+          },
           onRequest: (status, s, req, id) => {
             this.metrics.requests.add({ listener: config.name, status: String(status) });
             if (this.o.log.enabled('info')) {

@@ -4,6 +4,8 @@ import { allows, type AccessRule } from './access-rule.js';
 import type { ClientIdentity } from './client-identity.js';
 import { forwardHeaders, responseHeaders } from './identity-headers.js';
 import { refusalPage } from './refusal-page.js';
+import { normalizeTarget, type RequestTarget } from './request-target.js';
+import { isSekishoError, type SekishoError } from '../errors/index.js';
 import type { RefusalReason } from './refusal.js';
 
 export interface HttpRoute {
@@ -21,6 +23,8 @@ export interface HttpForwarderOptions {
   stateOf: (socket: TLSSocket) => ConnectionState | undefined;
   contact?: string;
   onAccessDenied: (socket: TLSSocket, identity: ClientIdentity, path: string) => void;
+  /** A request target that cannot be normalized safely (answered 400). */
+  onBadTarget: (socket: TLSSocket, identity: ClientIdentity, error: SekishoError) => void;
   onRequest: (status: number, socket: TLSSocket, req: IncomingMessage, identity: ClientIdentity | undefined) => void;
   onUpstreamError: (message: string) => void;
 }
@@ -31,7 +35,10 @@ export interface HttpForwarderOptions {
  * client that may not in gets a page saying why, in Japanese and English.
  */
 export function httpForwarder(o: HttpForwarderOptions): { server: Server; closeUpstreams(): void } {
-  const routes = [...o.routes].sort((a, b) => b.path.length - a.path.length);
+  // Per route, once: the upstream's path prefix; longest route path first.
+  const routes = [...o.routes]
+    .sort((a, b) => b.path.length - a.path.length)
+    .map((r) => ({ ...r, prefix: r.upstream.pathname === '/' ? '' : r.upstream.pathname.replace(/\/$/, '') }));
   const agents = new Map<string, Agent>();
   const agentFor = (u: URL) => {
     let a = agents.get(u.host);
@@ -65,7 +72,20 @@ export function httpForwarder(o: HttpForwarderOptions): { server: Server; closeU
       return;
     }
     const id = state.identity;
-    const path = req.url ?? '/';
+    // Route rules judge, and the upstream receives, the one normalized path (request-target.ts).
+    let target: RequestTarget;
+    try {
+      target = normalizeTarget(req.url ?? '');
+    } catch (e) {
+      if (!isSekishoError(e)) throw e;
+      o.onBadTarget(socket, id, e);
+      const body = 'bad request target / 不正なリクエストです\n';
+      res.writeHead(400, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', connection: 'close' });
+      res.end(body);
+      o.onRequest(400, socket, req, id);
+      return;
+    }
+    const path = target.path;
     const route = routes.find((r) => path.startsWith(r.path) || (r.path.endsWith('/') && path === r.path.slice(0, -1)));
     if (!route || !allows(route.allow, id)) {
       o.onAccessDenied(socket, id, path);
@@ -79,7 +99,7 @@ export function httpForwarder(o: HttpForwarderOptions): { server: Server; closeU
         host: up.hostname,
         port: up.port || 80,
         method: req.method,
-        path: (up.pathname === '/' ? '' : up.pathname.replace(/\/$/, '')) + path,
+        path: route.prefix + path + target.query,
         headers: forwardHeaders(req.headers, id, socket.remoteAddress ?? '', req.headers.host),
         agent: agentFor(up),
       },
@@ -100,6 +120,11 @@ export function httpForwarder(o: HttpForwarderOptions): { server: Server; closeU
     });
     req.pipe(fwd);
   });
+  // A client that half-closes after its request (TLS 1.3 close_notify, FIN)
+  // still gets the answer: with httpAllowHalfOpen Node's HTTP server marks the
+  // pending response as the last one and ends the connection after writing it,
+  // instead of aborting the request at the client's end of stream.
+  (server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
   return {
     server,
     closeUpstreams: () => {

@@ -6,8 +6,9 @@ import type { ClientIdentity } from './client-identity.js';
  * X-Sekisho-*, values ASCII (names in Japanese percent-encoded as UTF-8,
  * RFC 3986), and RFC 9440's Client-Cert / Client-Cert-Chain (structured-field
  * byte sequences of the DER). Every incoming copy of these, and of the
- * forwarding headers, is removed first: a client cannot claim to be another
- * facility by sending them.
+ * forwarding headers, is removed first, under every spelling an upstream
+ * folds into the same name (see isSpoofable): a client cannot claim to be
+ * another facility by sending them.
  */
 export const IDENTITY_HEADERS = {
   facilityNumber: 'x-sekisho-facility-number',
@@ -26,8 +27,21 @@ const STRIPPED = new Set(['client-cert', 'client-cert-chain', 'forwarded', 'x-re
 /** Hop-by-hop headers (RFC 9110 §7.6.1) never forwarded. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authorization', 'proxy-authenticate']);
 
+/** Characters other than letters, digits and '-' in a header name: folded to '-' before the check. */
+const FOLDED = /[^a-z0-9-]/;
+const FOLDED_ALL = /[^a-z0-9-]/g;
+
+/**
+ * Whether an incoming header may claim an identity or forwarding value: its
+ * name, case-folded and with every character other than a letter, digit or
+ * '-' read as '-', is protected. CGI and WSGI upstreams (and Apache's
+ * mod_cgi, PHP) turn `X_Sekisho_Facility_Number`, `x.sekisho.facility.number`
+ * and `X-Sekisho-Facility-Number` into the same HTTP_X_SEKISHO_FACILITY_NUMBER,
+ * so every such spelling is removed, not only the one with dashes.
+ */
 export function isSpoofable(name: string): boolean {
-  const n = name.toLowerCase();
+  let n = name.toLowerCase();
+  if (FOLDED.test(n)) n = n.replace(FOLDED_ALL, '-');
   return STRIPPED.has(n) || STRIPPED_PREFIXES.some((p) => n.startsWith(p));
 }
 

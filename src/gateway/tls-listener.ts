@@ -35,7 +35,10 @@ export class TlsListener {
   readonly #raw = new Set<Socket>();
 
   constructor(private readonly o: TlsListenerOptions) {
-    this.server = createNetServer({ noDelay: true }, (raw) => this.#accept(raw));
+    // allowHalfOpen: a client may send its request and then close its side
+    // (TLS 1.3 close_notify, TCP FIN) and still read the answer; the TLS
+    // socket takes the setting from the raw socket, and whoever answers ends it.
+    this.server = createNetServer({ noDelay: true, allowHalfOpen: true }, (raw) => this.#accept(raw));
   }
 
   listen(): Promise<{ host: string; port: number }> {
@@ -74,6 +77,14 @@ export class TlsListener {
       clearTimeout(timer);
       const message = e.message.split('\n')[0] ?? '';
       this.o.onRefusedInHandshake(reasonOfTlsError(e.code, message), message.replace(/^[0-9A-F]+:error:/, ''), remote, (performance.now() - started) / 1000);
+      socket.destroy();
+    });
+    // Half-open is for after the handshake: a client that stops sending before it completes never will.
+    socket.once('end', () => {
+      if (decided) return;
+      decided = true;
+      clearTimeout(timer);
+      this.o.onRefusedInHandshake('HANDSHAKE_FAILED', 'the client closed the connection before the handshake completed', remote, (performance.now() - started) / 1000);
       socket.destroy();
     });
     socket.once('secure', () => {
