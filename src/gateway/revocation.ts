@@ -132,7 +132,9 @@ export class StoreRevocationSource extends PollingSource {
     const started = this.now();
     const certs = repositories(this.db).certificates;
     const rows = this.#since ? await certs.revokedSince(this.#since) : await certs.revokedSerials(new Date(0).toISOString());
-    this.add(this.issuer, rows.map((r) => serialKey(r.serial)));
+    // Renewed certificates whose overlap has ended count as revoked (superseded) even before a CA process records it.
+    const due = await certs.dueRevocations(started.toISOString());
+    this.add(this.issuer, [...rows, ...due].map((r) => serialKey(r.serial)));
     this.#since = new Date(started.getTime() - 30_000).toISOString();
   }
 

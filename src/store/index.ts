@@ -18,6 +18,7 @@ export type { CertificateRecord, CertificateStatus, CertificateFilter, RevokedSe
 export type { AuditRow, ChainHead } from './audit-events.js';
 export type { CaIdentity } from './ca-identity.js';
 export type { NoticeRecord, NoticeKind, NoticeStatus } from './notices.js';
+export { RENEWAL_PENDING } from './certificates.js';
 export { FacilityRepository, CertificateRepository, AuditEventRepository, CrlStateRepository, CaIdentityRepository, NoticeRepository, migrate };
 
 /** The repositories over one executor (the database itself, or a transaction). */
