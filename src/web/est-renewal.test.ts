@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import { needCommand } from '../testing/peers.js';
 import { runPeer as run, startTestEnrollment, TEST_FACILITY, TEST_PASSPHRASE, type TestEnrollment } from '../testing/enrollment-server.js';
-import { tempDir } from '../testing/stores.js';
+import { STORE_TARGETS, tempDir } from '../testing/stores.js';
 import { CertificateAuthority, Enrollment, renewalOpensAt, type RenewalConfig } from '../ca/index.js';
 import { jsonLogger, openGateway, parseGatewayConfig } from '../gateway/index.js';
 import { echoUpstream } from '../testing/gateway-fixture.js';
@@ -26,9 +26,9 @@ const OCSP_REVOKED = /(: |\n)revoked\n/;
 const HOUR = 3_600_000;
 
 /** A CA whose clock the test moves (the certificates' own validity is checked against it by the CA). */
-async function start(renewal: Partial<RenewalConfig> = {}, rateLimit = { attempts: 1000 }) {
+async function start(renewal: Partial<RenewalConfig> = {}, db?: string) {
   const clock = { offset: 0 };
-  const t = await startTestEnrollment({ now: () => new Date(Date.now() + clock.offset), renewal, rateLimit });
+  const t = await startTestEnrollment({ now: () => new Date(Date.now() + clock.offset), renewal, rateLimit: { attempts: 1000 }, ...(db ? { db } : {}) });
   const dir = tempDir('sekisho-renew-');
   return { t, clock, dir, ...peers(t, dir) };
 }
@@ -102,37 +102,39 @@ describe('EST renewal cannot multiply a stolen certificate', () => {
     }
   });
 
-  test('a certificate renews once: a second renewal, even concurrent (the 137-copies defect), is refused; the successor waits for its own window', async (tc) => {
-    if (!needCommand(tc, 'curl') || !needCommand(tc, 'openssl')) return;
-    const s = await start();
-    try {
-      const a = await s.enroll(await code(s.t));
-      s.clock.offset = 500 * DAY; // inside A's window (the last third of 730 days)
-      const tries = await Promise.all(Array.from({ length: 8 }, () => s.reenroll(a)));
-      const won = tries.filter((r) => r.status === 200);
-      assert.equal(won.length, 1, tries.map((r) => `${r.status} ${r.text}`).join('\n'));
-      for (const r of tries.filter((x) => x.status !== 200)) {
-        assert.equal(r.status, 403, r.text);
-        assert.match(r.text, /CLIENT_CERT_SUPERSEDED/);
+  for (const target of STORE_TARGETS) {
+    test(`a certificate renews once: a second renewal, even concurrent (the 137-copies defect), is refused; the successor waits for its own window (${target.name})`, { skip: !target.available && 'no PostgreSQL (SEKISHO_TEST_POSTGRES_URL)' }, async (tc) => {
+      if (!needCommand(tc, 'curl') || !needCommand(tc, 'openssl')) return;
+      const s = await start({}, await target.fresh());
+      try {
+        const a = await s.enroll(await code(s.t));
+        s.clock.offset = 500 * DAY; // inside A's window (the last third of 730 days)
+        const tries = await Promise.all(Array.from({ length: 8 }, () => s.reenroll(a)));
+        const won = tries.filter((r) => r.status === 200);
+        assert.equal(won.length, 1, tries.map((r) => `${r.status} ${r.text}`).join('\n'));
+        for (const r of tries.filter((x) => x.status !== 200)) {
+          assert.equal(r.status, 403, r.text);
+          assert.match(r.text, /CLIENT_CERT_SUPERSEDED/);
+        }
+        const b = won[0]!.next!;
+        const again = await s.reenroll(a);
+        assert.equal(again.status, 403);
+        assert.match(again.text, /CLIENT_CERT_SUPERSEDED: this certificate was already renewed \(successor /);
+        // The successor's window is its own: not open right after it was issued.
+        const early = await s.reenroll(b);
+        assert.equal(early.status, 409, early.text);
+        assert.match(early.text, /RENEWAL_TOO_EARLY/);
+        // The lineage is in the store.
+        const recA = await s.t.ca.certificate(s.serialOf(a.cert));
+        const recB = await s.t.ca.certificate(s.serialOf(b.cert));
+        assert.equal(recA?.supersededBy, recB?.serial);
+        assert.equal(recB?.renewedFrom, recA?.serial);
+        assert.equal((await s.t.ca.listCertificates({ facilityNumber: TEST_FACILITY.number })).filter((c) => c.renewedFrom).length, 1, 'one renewal, not eight');
+      } finally {
+        await s.t.close();
       }
-      const b = won[0]!.next!;
-      const again = await s.reenroll(a);
-      assert.equal(again.status, 403);
-      assert.match(again.text, /CLIENT_CERT_SUPERSEDED: this certificate was already renewed \(successor /);
-      // The successor's window is its own: not open right after it was issued.
-      const early = await s.reenroll(b);
-      assert.equal(early.status, 409, early.text);
-      assert.match(early.text, /RENEWAL_TOO_EARLY/);
-      // The lineage is in the store.
-      const recA = await s.t.ca.certificate(s.serialOf(a.cert));
-      const recB = await s.t.ca.certificate(s.serialOf(b.cert));
-      assert.equal(recA?.supersededBy, recB?.serial);
-      assert.equal(recB?.renewedFrom, recA?.serial);
-      assert.equal((await s.t.ca.listCertificates({ facilityNumber: TEST_FACILITY.number })).filter((c) => c.renewedFrom).length, 1, 'one renewal, not eight');
-    } finally {
-      await s.t.close();
-    }
-  });
+    });
+  }
 
   test('a renewal chain cannot run faster than the window: each link waits two thirds of its predecessor', async (tc) => {
     if (!needCommand(tc, 'curl') || !needCommand(tc, 'openssl')) return;
@@ -262,26 +264,28 @@ describe('EST renewal cannot multiply a stolen certificate', () => {
     }
   });
 
-  test('a facility renews at most maxPerFacilityPerDay times a day (RENEWAL_RATE_LIMITED with Retry-After)', async (tc) => {
-    if (!needCommand(tc, 'curl') || !needCommand(tc, 'openssl')) return;
-    const s = await start({ windowPercent: 100, maxPerFacilityPerDay: 2 });
-    try {
-      const certs = [];
-      for (let i = 0; i < 3; i++) certs.push(await s.enroll(await code(s.t)));
-      assert.equal((await s.reenroll(certs[0]!)).status, 200);
-      assert.equal((await s.reenroll(certs[1]!)).status, 200);
-      const third = await s.reenroll(certs[2]!);
-      assert.equal(third.status, 429, third.text);
-      assert.match(third.text, /RENEWAL_RATE_LIMITED/);
-      const retry = Number(/^retry-after: (\d+)/im.exec(third.headers)?.[1]);
-      assert.ok(retry > 23 * 3600 && retry <= 24 * 3600, third.headers);
-      // Refused before the claim: the certificate can renew the next day.
-      s.clock.offset = DAY + HOUR;
-      assert.equal((await s.reenroll(certs[2]!)).status, 200);
-    } finally {
-      await s.t.close();
-    }
-  });
+  for (const target of STORE_TARGETS) {
+    test(`a facility renews at most maxPerFacilityPerDay times a day (RENEWAL_RATE_LIMITED with Retry-After) (${target.name})`, { skip: !target.available && 'no PostgreSQL (SEKISHO_TEST_POSTGRES_URL)' }, async (tc) => {
+      if (!needCommand(tc, 'curl') || !needCommand(tc, 'openssl')) return;
+      const s = await start({ windowPercent: 100, maxPerFacilityPerDay: 2 }, await target.fresh());
+      try {
+        const certs = [];
+        for (let i = 0; i < 3; i++) certs.push(await s.enroll(await code(s.t)));
+        assert.equal((await s.reenroll(certs[0]!)).status, 200);
+        assert.equal((await s.reenroll(certs[1]!)).status, 200);
+        const third = await s.reenroll(certs[2]!);
+        assert.equal(third.status, 429, third.text);
+        assert.match(third.text, /RENEWAL_RATE_LIMITED/);
+        const retry = Number(/^retry-after: (\d+)/im.exec(third.headers)?.[1]);
+        assert.ok(retry > 23 * 3600 && retry <= 24 * 3600, third.headers);
+        // Refused before the claim: the certificate can renew the next day.
+        s.clock.offset = DAY + HOUR;
+        assert.equal((await s.reenroll(certs[2]!)).status, 200);
+      } finally {
+        await s.t.close();
+      }
+    });
+  }
 
   test('an EST code made for a device yields that device certificate, even when the CSR asks for the facility subject', async (tc) => {
     if (!needCommand(tc, 'curl') || !needCommand(tc, 'openssl')) return;
