@@ -8,7 +8,7 @@ import { checkOutputPath } from '../output-file.js';
 
 export const DEFAULT_PORTAL_URL = 'https://127.0.0.1:8080/';
 
-const row = (n: NoticeSummary) => `${n.id}  ${n.kind.padEnd(8)}  ${n.facilityNumber}  ${n.state.padEnd(7)}  ${String(n.failures).padStart(1)}  ${n.expiresAt.slice(0, 10)}  ${n.serial ?? '-'}`;
+const row = (n: NoticeSummary) => `${n.id}  ${n.kind.padEnd(8)}  ${n.facilityNumber}  ${n.state.padEnd(7)}  ${String(n.failures).padStart(1)}  ${n.expiresAt.slice(0, 10)}  ${n.serial ?? '-'}${n.deviceName ? `  device ${n.deviceName}` : ''}`;
 
 function days(v: unknown): number | undefined {
   if (v === undefined) return undefined;
