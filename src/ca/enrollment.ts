@@ -97,7 +97,8 @@ export class Enrollment {
       }
       await this.ca.renewals.complete(claim, issued.serial);
       // With no overlap the superseded certificate is revoked now; otherwise when its due time comes.
-      await this.ca.applyDueRevocations();
+      // The successor exists either way: if this fails, the periodic run and the next CRL/OCSP apply it.
+      await this.ca.applyDueRevocations().catch(() => undefined);
       return { ...issued, facility };
     } catch (e) {
       if (isSekishoError(e)) {
