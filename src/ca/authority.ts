@@ -1,6 +1,6 @@
 import type { KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { badRequest, conflict, notFound, unauthorized } from '../errors/index.js';
+import { badRequest, conflict, isSekishoError, notFound, unauthorized } from '../errors/index.js';
 import {
   certificatesFromPem,
   describeCertificate,
@@ -21,7 +21,7 @@ import {
   type Signer,
 } from '../pki/index.js';
 import { checkPkcs12Password, parseFacilityNumber, type EndEntityProfileName } from '../policy/index.js';
-import { openStore, repositories, type CertificateRecord, type Database, type Facility, type FacilityStatus } from '../store/index.js';
+import { openStore, repositories, type CertificateRecord, type Database, type Facility, type FacilityStatus, type SqlExecutor } from '../store/index.js';
 import { AuditLog } from '../audit/index.js';
 import { loadConfig, type CaConfig } from './config.js';
 import { homePaths, isInitialized, type HomePaths } from './home.js';
@@ -33,6 +33,7 @@ import { issuingKeyRefPath } from './init.js';
 import { existsSync } from 'node:fs';
 import { parseSerialHex } from './serial.js';
 import { IssuanceNotices } from './notices.js';
+import { RenewalLineage } from './renewal.js';
 
 export interface OpenOptions {
   home: string;
@@ -57,6 +58,8 @@ export interface CsrOrder {
   deviceName?: string;
   hosts?: string[];
   validityDays?: number;
+  /** Renewal: the certificate this one replaces. */
+  renewedFrom?: string;
   via: string;
   actor: string;
 }
@@ -70,6 +73,8 @@ export class CertificateAuthority {
   readonly registration: Registration;
   /** Issuance notices and one-time EST codes. */
   readonly notices: IssuanceNotices;
+  /** Renewal windows, once-only renewal and the per-facility daily cap. */
+  readonly renewals: RenewalLineage;
   #issuingIdentity: IssuingIdentity | undefined;
 
   private constructor(
@@ -83,6 +88,7 @@ export class CertificateAuthority {
     this.audit = new AuditLog(db, { now });
     this.registration = new Registration(repositories(db).facilities, config, now);
     this.notices = new IssuanceNotices({ db, audit: this.audit, registration: this.registration, now });
+    this.renewals = new RenewalLineage({ db, audit: this.audit, config: config.renewal, now });
   }
 
   static async open(o: OpenOptions): Promise<CertificateAuthority> {
@@ -273,19 +279,51 @@ export class CertificateAuthority {
   async revoke(serialInput: string, reason: RevocationReason, actor: string): Promise<CertificateRecord> {
     const serial = parseSerialHex(serialInput);
     if (!serial) throw badRequest('SERIAL_INVALID', `"${serialInput}" is not a certificate serial (hex, as "cert list" shows it)`);
+    await this.applyDueRevocations();
+    return this.db.transaction((tx) => this.#revokeIn(tx, serial, reason, actor));
+  }
+
+  /** The one revocation path: state checks, the compare-and-set, and the audit event in the caller's transaction. */
+  async #revokeIn(tx: SqlExecutor, serial: string, reason: RevocationReason, actor: string, details: Record<string, unknown> = {}): Promise<CertificateRecord> {
     const at = this.now().toISOString();
+    const certs = repositories(tx).certificates;
+    const rec = await certs.get(serial);
+    if (!rec) throw notFound('CERTIFICATE_UNKNOWN', `no certificate with serial ${serial}; see "sekisho cert list"`);
+    if (rec.status === 'revoked') throw conflict('CERTIFICATE_ALREADY_REVOKED', `certificate ${serial} was already revoked at ${rec.revokedAt}`);
+    if (rec.status !== 'issued') throw conflict('CERTIFICATE_NOT_ISSUED', `serial ${serial} was reserved but never issued; there is nothing to revoke`);
+    if (rec.profile === 'root-ca' || rec.profile === 'issuing-ca') throw badRequest('CA_CERTIFICATE_REVOKE', 'CA certificates are not revoked through the CRL they sign; to retire a compromised CA, replace the CA (a new home) and re-issue its facilities');
+    if (!(await certs.revoke(serial, at, reasonCode(reason)))) {
+      throw conflict('CERTIFICATE_ALREADY_REVOKED', `certificate ${serial} was revoked by someone else just now; see "sekisho cert list"`);
+    }
+    await this.audit.appendIn(tx, { actor, action: 'certificate.revoked', outcome: 'success', subject: serial, details: { reason, ...(rec.facilityNumber ? { facility: rec.facilityNumber } : {}), ...details } });
+    return { ...rec, status: 'revoked', revokedAt: at, revocationReason: reasonCode(reason) };
+  }
+
+  /**
+   * Revokes (reason superseded) every renewed certificate whose overlap has
+   * ended, through the same path as an operator's revocation, so CRL, OCSP
+   * and gateways following the store see it like any other. The due time is
+   * in the store, so this survives restarts: the CA's web server runs it
+   * periodically, and every CRL, OCSP answer and revocation runs it first.
+   * Returns the serials it revoked.
+   */
+  async applyDueRevocations(actor = 'ca'): Promise<string[]> {
+    const at = this.now().toISOString();
+    const due = await repositories(this.db).certificates.dueRevocations(at);
+    if (due.length === 0) return [];
     return this.db.transaction(async (tx) => {
-      const certs = repositories(tx).certificates;
-      const rec = await certs.get(serial);
-      if (!rec) throw notFound('CERTIFICATE_UNKNOWN', `no certificate with serial ${serial}; see "sekisho cert list"`);
-      if (rec.status === 'revoked') throw conflict('CERTIFICATE_ALREADY_REVOKED', `certificate ${serial} was already revoked at ${rec.revokedAt}`);
-      if (rec.status !== 'issued') throw conflict('CERTIFICATE_NOT_ISSUED', `serial ${serial} was reserved but never issued; there is nothing to revoke`);
-      if (rec.profile === 'root-ca' || rec.profile === 'issuing-ca') throw badRequest('CA_CERTIFICATE_REVOKE', 'CA certificates are not revoked through the CRL they sign; to retire a compromised CA, replace the CA (a new home) and re-issue its facilities');
-      if (!(await certs.revoke(serial, at, reasonCode(reason)))) {
-        throw conflict('CERTIFICATE_ALREADY_REVOKED', `certificate ${serial} was revoked by someone else just now; see "sekisho cert list"`);
+      const done: string[] = [];
+      // Read again inside the transaction: another CA process may have applied some already.
+      for (const d of await repositories(tx).certificates.dueRevocations(at)) {
+        try {
+          await this.#revokeIn(tx, d.serial, 'superseded', actor, { supersededBy: d.supersededBy, dueAt: d.revokeDueAt });
+          done.push(d.serial);
+        } catch (e) {
+          // Revoked concurrently (by an operator, or another CA process): nothing left to do for it.
+          if (!isSekishoError(e) || e.kind !== 'conflict') throw e;
+        }
       }
-      await this.audit.appendIn(tx, { actor, action: 'certificate.revoked', outcome: 'success', subject: serial, details: { reason, ...(rec.facilityNumber ? { facility: rec.facilityNumber } : {}) } });
-      return { ...rec, status: 'revoked', revokedAt: at, revocationReason: reasonCode(reason) };
+      return done;
     });
   }
 
@@ -297,6 +335,7 @@ export class CertificateAuthority {
    */
   async crl(actor = 'ca'): Promise<{ der: Buffer; number: bigint; entries: number; nextUpdate: Date }> {
     const issuing = this.#issuing();
+    await this.applyDueRevocations();
     const thisUpdate = new Date(Math.floor(this.now().getTime() / 1000) * 1000);
     const nextUpdate = new Date(thisUpdate.getTime() + this.config.crlValidityHours * 3_600_000);
     return this.db.transaction(async (tx) => {

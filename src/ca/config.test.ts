@@ -31,6 +31,10 @@ const BAD: [number, unknown, RegExp][] = [
   [13, { ...base, database: 'postgres://u@db/x?password=secret' }, /config\.database/],
   [14, { ...base, organization: '' }, /config\.organization: must be a non-empty string/],
   [15, [], /config: must be an object/],
+  [16, { ...base, renewal: { windowPercent: 0 } }, /config\.renewal\.windowPercent: must be a whole number from 1 to 100/],
+  [17, { ...base, renewal: { overlapHours: -1 } }, /config\.renewal\.overlapHours/],
+  [18, { ...base, renewal: { maxPerFacilityPerDay: 0 } }, /config\.renewal\.maxPerFacilityPerDay/],
+  [19, { ...base, renewal: { every: 1 } }, /config\.renewal\.every: unknown setting/],
 ];
 for (const [n, value, message] of BAD) {
   test(`bad config #${n} is refused and names its field`, () => {

@@ -28,6 +28,21 @@ export interface CaConfig {
   validityDays: { facility: number; device: number; server: number };
   crlValidityHours: number;
   pkcs12: { minPasswordLength: number; iterations: number };
+  /** Renewal with the current certificate (EST simplereenroll). */
+  renewal: RenewalConfig;
+}
+
+export interface RenewalConfig {
+  /**
+   * Renewal opens when at most this percentage of the certificate's validity
+   * is left (33: the last third; 730 days → the last 240). Earlier renewals
+   * are refused with RENEWAL_TOO_EARLY.
+   */
+  windowPercent: number;
+  /** Hours the renewed (superseded) certificate stays valid beside its successor before it is revoked (reason superseded); 0 = at once. */
+  overlapHours: number;
+  /** Renewals per facility (all its certificates and devices) in any 24 hours; more are refused with RENEWAL_RATE_LIMITED. */
+  maxPerFacilityPerDay: number;
 }
 
 export const DEFAULT_CONFIG: CaConfig = {
@@ -38,6 +53,7 @@ export const DEFAULT_CONFIG: CaConfig = {
   validityDays: { facility: 730, device: 730, server: 397 },
   crlValidityHours: 24,
   pkcs12: { minPasswordLength: 8, iterations: 2048 },
+  renewal: { windowPercent: 33, overlapHours: 24, maxPerFacilityPerDay: 50 },
 };
 
 type Check = (v: unknown, path: string) => void;
@@ -84,6 +100,7 @@ const CONFIG_SCHEMA = object(
     validityDays: object({ facility: int(1, 730), device: int(1, 730), server: int(1, 397) }, ['facility', 'device', 'server']),
     crlValidityHours: int(1, 24 * 31),
     pkcs12: object({ minPasswordLength: int(4, 128), iterations: int(1000, 1_000_000) }, ['minPasswordLength', 'iterations']),
+    renewal: object({ windowPercent: int(1, 100), overlapHours: int(0, 24 * 30), maxPerFacilityPerDay: int(1, 100_000) }),
   },
   ['version', 'organization', 'keyType'],
 );
@@ -97,6 +114,7 @@ export function parseConfig(value: unknown): CaConfig {
     urls: { ...(v.urls ?? {}) },
     validityDays: v.validityDays ?? DEFAULT_CONFIG.validityDays,
     pkcs12: v.pkcs12 ?? DEFAULT_CONFIG.pkcs12,
+    renewal: { ...DEFAULT_CONFIG.renewal, ...(v.renewal ?? {}) },
   } as CaConfig;
 }
 

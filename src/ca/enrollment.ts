@@ -5,7 +5,7 @@ import { checkPkcs12Password, checkSubjectKey } from '../policy/index.js';
 import type { CertificateAuthority } from './authority.js';
 import type { IssuedCertificate } from './issuer.js';
 import type { AttemptSource, NoticeClaim } from './notices.js';
-import type { Facility, NoticeKind } from '../store/index.js';
+import type { CertificateRecord, Facility, NoticeKind } from '../store/index.js';
 
 export interface NoticeCredentials {
   requestId: string;
@@ -43,12 +43,17 @@ export class Enrollment {
   }
 
   /** Makes the key here and hands it back as PKCS#12 under the clinic's password. */
+  /** What a claimed notice yields: the device's certificate for a code made for a device, else the facility's own. */
+  static orderFor(claim: NoticeClaim): { profile: 'facility' } | { profile: 'device'; deviceName: string } {
+    return claim.profile === 'device' ? { profile: 'device', deviceName: claim.deviceName ?? '' } : { profile: 'facility' };
+  }
+
   async withPkcs12(creds: NoticeCredentials, source: AttemptSource, o: { password: string; legacy?: boolean; keyType?: KeyType }): Promise<EnrollmentResult & { pkcs12: Buffer }> {
     checkPkcs12Password(o.password, this.ca.config.pkcs12.minPasswordLength);
     const keyType = o.keyType ?? 'rsa-2048';
     if (!PORTAL_KEY_TYPES.includes(keyType)) throw badRequest('KEY_TYPE_UNSUPPORTED', `the portal makes ${PORTAL_KEY_TYPES.join(' or ')} keys`);
     return this.#withClaim(creds, source, ['letter', 'est-code'], (claim) =>
-      this.ca.issuePkcs12({ profile: 'facility', facilityNumber: claim.facility.number, keyType, via: source.via, actor: `client:${source.client}` }, o.password, { legacy: Boolean(o.legacy) }),
+      this.ca.issuePkcs12({ ...Enrollment.orderFor(claim), facilityNumber: claim.facility.number, keyType, via: source.via, actor: `client:${source.client}` }, o.password, { legacy: Boolean(o.legacy) }),
     );
   }
 
@@ -56,7 +61,7 @@ export class Enrollment {
   async withCsr(creds: NoticeCredentials, source: AttemptSource, csr: VerifiedCsr): Promise<EnrollmentResult> {
     checkSubjectKey(csr.publicKey);
     return this.#withClaim(creds, source, ['letter', 'est-code'], (claim) =>
-      this.ca.issue({ profile: 'facility', facilityNumber: claim.facility.number, publicKey: csr.publicKey, spki: csr.spki, via: source.via, actor: `client:${source.client}` }),
+      this.ca.issue({ ...Enrollment.orderFor(claim), facilityNumber: claim.facility.number, publicKey: csr.publicKey, spki: csr.spki, via: source.via, actor: `client:${source.client}` }),
     );
   }
 
@@ -65,6 +70,9 @@ export class Enrollment {
    * 7030 §4.2.2): it must be one this CA issued, within validity, not
    * revoked, of an active facility, and the CSR's subject must equal its
    * subject. The new certificate has the same profile and facility.
+   * RenewalLineage bounds it: only inside the renewal window, only once per
+   * certificate, at most N per facility a day; the renewed certificate is
+   * superseded (revoked, reason superseded, after the configured overlap).
    */
   async reenroll(currentDer: Buffer, csr: VerifiedCsr, source: AttemptSource): Promise<EnrollmentResult> {
     const current = await this.checkCurrent(currentDer);
@@ -79,7 +87,18 @@ export class Enrollment {
         current.profile === 'device'
           ? { profile: 'device' as const, deviceName: nameValue(current.view.subject, 'CN') ?? '' }
           : { profile: 'facility' as const };
-      const issued = await this.ca.issue({ ...order, facilityNumber: facility.number, publicKey: csr.publicKey, spki: csr.spki, via: source.via, actor });
+      const claim = await this.ca.renewals.claim(current.record, actor);
+      let issued: IssuedCertificate;
+      try {
+        issued = await this.ca.issue({ ...order, facilityNumber: facility.number, publicKey: csr.publicKey, spki: csr.spki, renewedFrom: current.serial, via: source.via, actor });
+      } catch (e) {
+        await this.ca.renewals.release(claim).catch(() => undefined);
+        throw e;
+      }
+      await this.ca.renewals.complete(claim, issued.serial);
+      // With no overlap the superseded certificate is revoked now; otherwise when its due time comes.
+      // The successor exists either way: if this fails, the periodic run and the next CRL/OCSP apply it.
+      await this.ca.applyDueRevocations().catch(() => undefined);
       return { ...issued, facility };
     } catch (e) {
       if (isSekishoError(e)) {
@@ -90,7 +109,7 @@ export class Enrollment {
   }
 
   /** The presented certificate, checked as renewal proof. */
-  async checkCurrent(der: Buffer): Promise<{ serial: string; profile: string; facilityNumber: string; view: ReturnType<typeof describeCertificate> }> {
+  async checkCurrent(der: Buffer): Promise<{ serial: string; profile: string; facilityNumber: string; view: ReturnType<typeof describeCertificate>; record: CertificateRecord }> {
     const refuse = (code: string, en: string, ja: string) => unauthorized(code, en, { ja });
     let cert: X509Certificate;
     try {
@@ -113,6 +132,6 @@ export class Enrollment {
     if (!rec.facilityNumber || (rec.profile !== 'facility' && rec.profile !== 'device')) {
       throw badRequest('REENROLL_PROFILE', `a ${rec.profile} certificate is not renewed over EST; issue it with "sekisho cert issue"`);
     }
-    return { serial: rec.serial, profile: rec.profile, facilityNumber: rec.facilityNumber, view };
+    return { serial: rec.serial, profile: rec.profile, facilityNumber: rec.facilityNumber, view, record: rec };
   }
 }

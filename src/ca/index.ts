@@ -15,4 +15,5 @@ export * from './notice-id.js';
 export * from './notices.js';
 export * from './notice-letter.js';
 export * from './enrollment.js';
+export * from './renewal.js';
 export * from './revocation-publisher.js';

@@ -32,6 +32,8 @@ export interface IssuanceRequest {
   notAfter: Date;
   subjectAltName?: { dns: string[]; ip: string[] };
   facilityNumber?: string;
+  /** Renewal: the certificate this one replaces, recorded with the reserved serial. */
+  renewedFrom?: string;
   /** How the request arrived: csr, ca-key, bulk, init. */
   via: string;
   actor: string;
@@ -120,6 +122,7 @@ export class CertificateIssuer {
       notAfter: req.notAfter.toISOString(),
       reservedAt: this.#now().toISOString(),
       ...(req.facilityNumber ? { facilityNumber: req.facilityNumber } : {}),
+      ...(req.renewedFrom ? { renewedFrom: req.renewedFrom } : {}),
     } satisfies Omit<CertificateRecord, 'status'>;
     await this.#commits.run(async (tx) => {
       const reserved = await repositories(tx).certificates.reserve(record);
@@ -134,7 +137,7 @@ export class CertificateIssuer {
         action: 'certificate.signing',
         outcome: 'success',
         subject: serial,
-        details: { profile: req.profile.name, subject: record.subject, via: req.via, tbsSha256: createHash('sha256').update(linted.tbs).digest('hex'), ...facility },
+        details: { profile: req.profile.name, subject: record.subject, via: req.via, tbsSha256: createHash('sha256').update(linted.tbs).digest('hex'), ...facility, ...(req.renewedFrom ? { renewedFrom: req.renewedFrom } : {}) },
       });
     });
     let der: Buffer;

@@ -4,7 +4,7 @@ import { badRequest, conflict, notFound, unauthorized, type SekishoError } from 
 import { parseFacilityNumber } from '../policy/index.js';
 import { repositories, type Database, type Facility, type NoticeKind, type NoticeRecord } from '../store/index.js';
 import type { AuditLog } from '../audit/index.js';
-import type { Registration } from './registration.js';
+import { parseDeviceName, type Registration } from './registration.js';
 import { generateNoticeId, NOTICE_ID_ALPHABET, parseNoticeId } from './notice-id.js';
 
 const scrypt = promisify(scryptCallback) as (password: string, salt: Buffer, keylen: number, options: { N: number; r: number; p: number }) => Promise<Buffer>;
@@ -29,12 +29,14 @@ export interface CreatedNotice {
   referenceId: string;
   createdAt: string;
   expiresAt: string;
+  /** Set when the code was made for a device: it yields that device's certificate. */
+  deviceName?: string;
 }
 
 export type NoticeState = 'active' | 'locked' | 'expired' | 'claimed' | 'used' | 'revoked';
 
 /** A notice as the operator sees it: the stored record without its hashes, with its state as of now. */
-export type NoticeSummary = Pick<NoticeRecord, 'id' | 'kind' | 'facilityNumber' | 'failures' | 'createdAt' | 'expiresAt' | 'usedAt' | 'serial' | 'revokedAt'> & { state: NoticeState };
+export type NoticeSummary = Pick<NoticeRecord, 'id' | 'kind' | 'facilityNumber' | 'failures' | 'createdAt' | 'expiresAt' | 'usedAt' | 'serial' | 'revokedAt' | 'deviceName'> & { state: NoticeState };
 
 /** Who presented the IDs, for the audit trail. */
 export interface AttemptSource {
@@ -50,6 +52,9 @@ export interface NoticeClaim {
   readonly kind: NoticeKind;
   readonly facility: Facility;
   readonly source: AttemptSource;
+  /** What the notice yields, fixed when it was made (the request cannot change it). */
+  readonly profile: 'facility' | 'device';
+  readonly deviceName?: string;
 }
 
 export interface IssuanceNoticesOptions {
@@ -82,8 +87,14 @@ export class IssuanceNotices {
     return createHmac('sha256', this.#lookupKey).update(`request:${compactRequestId}`).digest('hex');
   }
 
-  async create(input: { facilityNumber: string; kind?: NoticeKind; validityDays?: number; actor: string }): Promise<CreatedNotice> {
+  /**
+   * A notice (or EST code) for the facility's own certificate, or, with
+   * `deviceName`, for that device's certificate: the profile and name are
+   * stored with it and are all it can ever yield.
+   */
+  async create(input: { facilityNumber: string; kind?: NoticeKind; validityDays?: number; deviceName?: string; actor: string }): Promise<CreatedNotice> {
     const kind = input.kind ?? 'letter';
+    const deviceName = input.deviceName === undefined ? undefined : parseDeviceName(input.deviceName);
     const days = input.validityDays ?? (kind === 'letter' ? NOTICE_DEFAULTS.letterDays : NOTICE_DEFAULTS.estCodeDays);
     if (!Number.isInteger(days) || days < 1 || days > 366) throw badRequest('NOTICE_DAYS_INVALID', `a notice is valid for 1–366 days (got ${days}); the default is ${NOTICE_DEFAULTS.letterDays} for letters`);
     const facility = await this.o.registration.activeFacility(parseFacilityNumber(input.facilityNumber));
@@ -106,13 +117,14 @@ export class IssuanceNotices {
         createdAt,
         expiresAt,
         createdBy: input.actor,
+        ...(deviceName !== undefined ? { profile: 'device' as const, deviceName } : {}),
       };
       const added = await this.o.db.transaction(async (tx) => {
         if (!(await repositories(tx).notices.add(record))) return false;
-        await this.o.audit.appendIn(tx, { actor: input.actor, action: 'notice.created', outcome: 'success', subject: record.id, details: { facility: facility.number, kind, expiresAt } });
+        await this.o.audit.appendIn(tx, { actor: input.actor, action: 'notice.created', outcome: 'success', subject: record.id, details: { facility: facility.number, kind, expiresAt, ...(deviceName !== undefined ? { profile: 'device', device: deviceName } : {}) } });
         return true;
       });
-      if (added) return { id: record.id, kind, facility, requestId, referenceId, createdAt, expiresAt };
+      if (added) return { id: record.id, kind, facility, requestId, referenceId, createdAt, expiresAt, ...(deviceName !== undefined ? { deviceName } : {}) };
     }
     throw conflict('NOTICE_ID_COLLISION', 'could not make unique notice IDs; try again');
   }
@@ -136,6 +148,7 @@ export class IssuanceNotices {
       ...(n.usedAt ? { usedAt: n.usedAt } : {}),
       ...(n.serial ? { serial: n.serial } : {}),
       ...(n.revokedAt ? { revokedAt: n.revokedAt } : {}),
+      ...(n.deviceName ? { deviceName: n.deviceName } : {}),
     };
   }
 
@@ -235,8 +248,9 @@ export class IssuanceNotices {
       const facility = await repos.facilities.get(n.facilityNumber);
       if (!facility || facility.status !== 'active') return fail(NOTICE_ERRORS.facilitySuspended(n.facilityNumber));
       if (!(await repos.notices.claim(n.id, at, this.maxFailures))) return fail(NOTICE_ERRORS.used(at));
-      await this.o.audit.appendIn(tx, { actor, action: 'notice.claimed', outcome: 'success', subject: n.id, details: { via: source.via, facility: n.facilityNumber } });
-      return { claim: { noticeId: n.id, kind: n.kind, facility, source } };
+      await this.o.audit.appendIn(tx, { actor, action: 'notice.claimed', outcome: 'success', subject: n.id, details: { via: source.via, facility: n.facilityNumber, ...(n.deviceName ? { device: n.deviceName } : {}) } });
+      const yields = n.profile === 'device' ? { profile: 'device' as const, deviceName: n.deviceName ?? '' } : { profile: 'facility' as const };
+      return { claim: { noticeId: n.id, kind: n.kind, facility, source, ...yields } };
     });
     if ('error' in result) throw result.error;
     return result.claim;

@@ -16,11 +16,22 @@ export interface EndEntityOrder {
   deviceName?: string;
   hosts?: string[];
   validityDays?: number;
+  /** Renewal: the serial of the certificate this one replaces (recorded with the new serial). */
+  renewedFrom?: string;
   publicKey: KeyObject;
   /** DER SubjectPublicKeyInfo of publicKey, when known (from a CSR). */
   spki?: Buffer;
   via: string;
   actor: string;
+}
+
+/** A device name as it goes into a device certificate's CN (and into an EST code made for the device). */
+export function parseDeviceName(input: string | undefined): string {
+  const name = (input ?? '').normalize('NFC').trim();
+  if (!/^[\p{L}\p{N}][\p{L}\p{N} ._-]{0,63}$/u.test(name)) {
+    throw badRequest('DEVICE_NAME_INVALID', 'a device certificate needs --device NAME (1–64 letters, digits, space, . _ -)');
+  }
+  return name;
 }
 
 /**
@@ -62,7 +73,7 @@ export class Registration {
     }
     const notBefore = issuanceNotBefore(this.now());
     const notAfter = new Date(notBefore.getTime() + days * DAY_MS);
-    const base = { profile, publicKey: order.publicKey, ...(order.spki ? { spki: order.spki } : {}), notBefore, notAfter, via: order.via, actor: order.actor };
+    const base = { profile, publicKey: order.publicKey, ...(order.spki ? { spki: order.spki } : {}), ...(order.renewedFrom ? { renewedFrom: order.renewedFrom } : {}), notBefore, notAfter, via: order.via, actor: order.actor };
     const org = this.config.organization;
     switch (order.profile) {
       case 'facility': {
@@ -71,10 +82,7 @@ export class Registration {
       }
       case 'device': {
         const f = await this.activeFacility(order.facilityNumber ?? '');
-        const name = (order.deviceName ?? '').trim();
-        if (!/^[\p{L}\p{N}][\p{L}\p{N} ._-]{0,63}$/u.test(name)) {
-          throw badRequest('DEVICE_NAME_INVALID', 'a device certificate needs --device NAME (1–64 letters, digits, space, . _ -)');
-        }
+        const name = parseDeviceName(order.deviceName);
         const subject: NameAttribute[] = [{ type: 'C', value: 'JP' }, { type: 'O', value: f.name }, { type: 'OU', value: f.number }, { type: 'CN', value: name }];
         return { ...base, facilityNumber: f.number, subject };
       }

@@ -32,6 +32,7 @@ export class RevocationPublisher {
 
   /** The current CRL (DER). */
   async crl(): Promise<Buffer> {
+    await this.ca.applyDueRevocations('web');
     const mark = await this.#mark();
     const now = this.ca.now().getTime();
     const c = this.#crl;
@@ -62,6 +63,8 @@ export class RevocationPublisher {
     } catch {
       return ocspErrorResponse('tryLater');
     }
+    // A superseded certificate whose overlap ended is answered as revoked, even between periodic runs.
+    await this.ca.applyDueRevocations('web').catch(() => undefined);
     const issuingView = describeCertificate(this.ca.issuingDer);
     const now = this.ca.now();
     const next = new Date(now.getTime() + this.#ocspValidityMs);

@@ -104,6 +104,11 @@ describe('sekisho notice / est-code / enroll', () => {
     assert.equal(code.status, 0, code.stderr);
     const c = JSON.parse(code.stdout) as { user: string; password: string; expiresAt: string };
     assert.ok(new Date(c.expiresAt).getTime() - Date.now() < 8 * 86_400_000);
+    // A code made for a device says so, and stores what it yields.
+    const dev = await sekisho(['est-code', 'create', '--facility', TEST_FACILITY.number, '--device', 'CT-1', '--json']);
+    assert.equal(dev.status, 0, dev.stderr);
+    assert.deepEqual(((d) => [d.profile, d.device])(JSON.parse(dev.stdout) as { profile: string; device: string }), ['device', 'CT-1']);
+    assert.match((await sekisho(['notice', 'list'])).stdout, /est-code .* device CT-1/);
     const before = JSON.stringify(await t.ca.notices.list());
     const bad: [string[], string][] = [
       [['notice', 'create', '--facility', '1310000003', '--no-pdf', '--out-dir', dir], 'FACILITY_UNKNOWN'],
@@ -112,6 +117,7 @@ describe('sekisho notice / est-code / enroll', () => {
       [['notice', 'create', '--facility', TEST_FACILITY.number, '--no-pdf', '--out-dir', join(dir, 'missing')], 'OUTPUT_DIR_MISSING'],
       [['notice', 'create', '--facility', TEST_FACILITY.number, '--no-pdf', '--out-dir', dir, '--portal', 'http://insecure/'], 'PORTAL_URL_INVALID'],
       [['notice', 'revoke', n.id], 'NOTICE_NOT_ACTIVE'],
+      [['est-code', 'create', '--facility', TEST_FACILITY.number, '--device', '../etc'], 'DEVICE_NAME_INVALID'],
       [['notice', 'unlock', 'N-AAAAAAAA'], 'NOTICE_UNKNOWN_HANDLE'],
       [['enroll', '--portal', t.url, '--request-id', 'x', '--reference-id', 'y', '--password-file', join(dir, 'password.txt'), '--out', join(dir, 'z.p12')], 'USAGE'],
       [['enroll', '--portal', 'http://x/', '--request-id', 'x', '--reference-id', 'y', '--password-file', join(dir, 'password.txt'), '--out', join(dir, 'z.p12'), '--ca', t.rootFile], 'PORTAL_URL_INVALID'],

@@ -24,6 +24,8 @@ export interface StatusFeedOptions {
  */
 export class StoreStatusFeed {
   #revoked = new Set<string>();
+  /** Superseded certificates whose revocation is due at a time (ms): revoked from then on, even before a CA process records it. */
+  #due = new Map<string, number>();
   #facilities = new Map<string, { status: FacilityStatus; name: string }>();
   #cursor = -1;
   #lastFullAt = -Infinity;
@@ -66,7 +68,9 @@ export class StoreStatusFeed {
   }
 
   isRevoked(serialHex: string): boolean {
-    return this.#revoked.has(serialHex);
+    if (this.#revoked.has(serialHex)) return true;
+    const due = this.#due.get(serialHex);
+    return due !== undefined && due <= this.#now().getTime();
   }
 
   revokedCount(): number {
@@ -111,6 +115,9 @@ export class StoreStatusFeed {
     const fresh = first ? [] : [...revoked].filter((s) => !this.#revoked.has(s));
     const before = this.#facilities;
     this.#revoked = revoked;
+    this.#due = new Map();
+    this.#addDue(batch);
+    fresh.push(...this.#promoteDue(first));
     this.#facilities = new Map();
     const suspended = this.#applyFacilities(batch, before, first);
     this.#cursor = batch.seq;
@@ -128,9 +135,34 @@ export class StoreStatusFeed {
       this.#revoked.add(s);
       fresh.push(s);
     }
+    this.#addDue(batch);
+    fresh.push(...this.#promoteDue(false));
     const suspended = this.#applyFacilities(batch, this.#facilities, false);
     this.#cursor = batch.seq;
     this.#tell(fresh, suspended);
+  }
+
+  #addDue(batch: StatusFeedBatch): void {
+    for (const d of batch.due) {
+      const s = serialKey(d.serial);
+      const at = Date.parse(d.dueAt);
+      if (!this.#revoked.has(s) && Number.isFinite(at)) this.#due.set(s, at);
+    }
+  }
+
+  /** Moves superseded certificates whose due time has passed to the revoked set; returns them (none on the first read, like revocations). */
+  #promoteDue(first: boolean): string[] {
+    if (this.#due.size === 0) return [];
+    const now = this.#now().getTime();
+    const fresh: string[] = [];
+    for (const [s, at] of this.#due) {
+      if (at > now) continue;
+      this.#due.delete(s);
+      if (this.#revoked.has(s)) continue;
+      this.#revoked.add(s);
+      if (!first) fresh.push(s);
+    }
+    return fresh;
   }
 
   /** Writes the batch's facilities into the current map (emptied first by a full read); returns those that went from not suspended to suspended. */

@@ -18,7 +18,18 @@ export interface CertificateRecord {
   der?: Buffer;
   revokedAt?: string;
   revocationReason?: number;
+  /** The certificate this one renewed. */
+  renewedFrom?: string;
+  /** The renewal that replaced this one ('pending' while it is being issued). */
+  supersededBy?: string;
+  /** When that renewal was claimed. */
+  supersededAt?: string;
+  /** When this superseded certificate is revoked (reason superseded), unless it already is. */
+  revokeDueAt?: string;
 }
+
+/** superseded_by while the renewal that claimed a certificate is being issued. */
+export const RENEWAL_PENDING = 'pending';
 
 interface Row {
   serial: string;
@@ -35,6 +46,10 @@ interface Row {
   der: Buffer | null;
   revoked_at: string | null;
   revocation_reason: number | null;
+  renewed_from?: string | null;
+  superseded_by?: string | null;
+  superseded_at?: string | null;
+  revoke_due_at?: string | null;
 }
 
 function toRecord(r: Row): CertificateRecord {
@@ -54,6 +69,10 @@ function toRecord(r: Row): CertificateRecord {
   if (r.der !== null) rec.der = Buffer.from(r.der);
   if (r.revoked_at !== null) rec.revokedAt = r.revoked_at;
   if (r.revocation_reason !== null) rec.revocationReason = r.revocation_reason;
+  if (r.renewed_from) rec.renewedFrom = r.renewed_from;
+  if (r.superseded_by) rec.supersededBy = r.superseded_by;
+  if (r.superseded_at) rec.supersededAt = r.superseded_at;
+  if (r.revoke_due_at) rec.revokeDueAt = r.revoke_due_at;
   return rec;
 }
 
@@ -78,17 +97,17 @@ export class CertificateRepository {
    * suspension that commits first always wins). Returns 'reserved', or why not.
    */
   async reserve(rec: Omit<CertificateRecord, 'status'>): Promise<'reserved' | 'serial-exists' | 'facility-not-active'> {
-    const params = [rec.serial, rec.profile, rec.facilityNumber ?? null, rec.subject, rec.spkiSha256, rec.notBefore, rec.notAfter, rec.reservedAt];
+    const params = [rec.serial, rec.profile, rec.facilityNumber ?? null, rec.subject, rec.spkiSha256, rec.notBefore, rec.notAfter, rec.reservedAt, rec.renewedFrom ?? null];
     const r = rec.facilityNumber
       ? await this.x.run(
-          `INSERT INTO certificates (serial, status, profile, facility_number, subject, spki_sha256, not_before, not_after, reserved_at)
-           SELECT ?, 'reserved', ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM facilities WHERE number = ? AND status = 'active')
+          `INSERT INTO certificates (serial, status, profile, facility_number, subject, spki_sha256, not_before, not_after, reserved_at, renewed_from)
+           SELECT ?, 'reserved', ?, ?, ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM facilities WHERE number = ? AND status = 'active')
            ON CONFLICT (serial) DO NOTHING`,
           [...params, rec.facilityNumber],
         )
       : await this.x.run(
-          `INSERT INTO certificates (serial, status, profile, facility_number, subject, spki_sha256, not_before, not_after, reserved_at)
-           VALUES (?, 'reserved', ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (serial) DO NOTHING`,
+          `INSERT INTO certificates (serial, status, profile, facility_number, subject, spki_sha256, not_before, not_after, reserved_at, renewed_from)
+           VALUES (?, 'reserved', ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (serial) DO NOTHING`,
           params,
         );
     if (r.changes === 1) return 'reserved';
@@ -145,6 +164,57 @@ export class CertificateRepository {
       );
       return r.changes === 1;
     });
+  }
+
+  // ---- renewal lineage ----
+
+  /**
+   * Claims an issued, never-renewed certificate for one renewal (compare-and-set:
+   * of many concurrent renewals exactly one wins). Returns false if it is
+   * revoked, not issued, or already renewed (or being renewed).
+   */
+  async claimRenewal(serial: string, at: string): Promise<boolean> {
+    const r = await this.x.run(
+      "UPDATE certificates SET superseded_by = ?, superseded_at = ? WHERE serial = ? AND status = 'issued' AND superseded_by IS NULL",
+      [RENEWAL_PENDING, at, serial],
+    );
+    return r.changes === 1;
+  }
+
+  /** The renewal was issued: the old certificate is superseded by `by` and revoked at `dueAt`. */
+  async completeRenewal(serial: string, by: string, dueAt: string): Promise<boolean> {
+    // A followed change: gateways learn the due time from the status feed and refuse the certificate once it has passed.
+    return withChangeSeq(this.x, async (tx, seq) => {
+      const r = await tx.run('UPDATE certificates SET superseded_by = ?, revoke_due_at = ?, change_seq = ? WHERE serial = ? AND superseded_by = ?', [by, dueAt, seq, serial, RENEWAL_PENDING]);
+      return r.changes === 1;
+    });
+  }
+
+  /** The renewal failed before anything was issued: the certificate may renew again. */
+  async releaseRenewal(serial: string): Promise<boolean> {
+    const r = await this.x.run('UPDATE certificates SET superseded_by = NULL, superseded_at = NULL WHERE serial = ? AND superseded_by = ?', [serial, RENEWAL_PENDING]);
+    return r.changes === 1;
+  }
+
+  /**
+   * Renewals of this facility's certificates claimed at or after `since`
+   * (pending ones included), and the oldest of them. Inside a PostgreSQL
+   * transaction the facility's row stays locked until commit, so concurrent
+   * renewals of one facility count one after another.
+   */
+  async renewalsSince(facilityNumber: string, since: string): Promise<{ count: number; oldest?: string }> {
+    if (this.x.dialect === 'postgres' && this.x.inTransaction) await this.x.get('SELECT number FROM facilities WHERE number = ? FOR UPDATE', [facilityNumber]);
+    const r = await this.x.get<{ n: number | string; oldest: string | null }>('SELECT COUNT(*) AS n, MIN(superseded_at) AS oldest FROM certificates WHERE facility_number = ? AND superseded_at >= ?', [facilityNumber, since]);
+    return { count: Number(r?.n ?? 0), ...(r?.oldest ? { oldest: r.oldest } : {}) };
+  }
+
+  /** Superseded certificates still issued whose revocation is due at `at`. */
+  async dueRevocations(at: string): Promise<{ serial: string; supersededBy: string; revokeDueAt: string }[]> {
+    const rows = await this.x.all<{ serial: string; superseded_by: string; revoke_due_at: string }>(
+      "SELECT serial, superseded_by, revoke_due_at FROM certificates WHERE status = 'issued' AND revoke_due_at IS NOT NULL AND revoke_due_at <= ? ORDER BY revoke_due_at, serial",
+      [at],
+    );
+    return rows.map((r) => ({ serial: r.serial, supersededBy: r.superseded_by, revokeDueAt: r.revoke_due_at }));
   }
 
   /** Every revoked serial still within validity at `at` (expired ones may leave the CRL, RFC 5280 §3.3). */

@@ -20,6 +20,7 @@ export type { AuditRow, ChainHead } from './audit-events.js';
 export type { CaIdentity } from './ca-identity.js';
 export type { NoticeRecord, NoticeKind, NoticeStatus } from './notices.js';
 export type { StatusFeedReader, StatusFeedBatch, FeedFacility } from './status-feed.js';
+export { RENEWAL_PENDING } from './certificates.js';
 export { FacilityRepository, CertificateRepository, AuditEventRepository, CrlStateRepository, CaIdentityRepository, NoticeRepository, StatusFeedRepository, migrate };
 
 /** The repositories over one executor (the database itself, or a transaction). */

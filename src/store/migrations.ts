@@ -127,6 +127,26 @@ export const MIGRATIONS: readonly Migration[] = [
       'DROP INDEX facilities_updated_at',
     ],
   },
+  // Version 6 is the notice rate limit; the runner applies each version it has not recorded, gaps allowed.
+  {
+    version: 7,
+    name: 'renewal lineage, superseded revocation due times, EST codes bound to a profile',
+    statements: () => [
+      // renewed_from: the certificate this one renewed (set when its serial is reserved).
+      // superseded_by: the renewal that replaced this one ('pending' while it is being issued); set once, never cleared after success.
+      // superseded_at: when that renewal was claimed (the per-facility daily cap counts these).
+      // revoke_due_at: when this superseded certificate is revoked (reason superseded) if it is still issued.
+      'ALTER TABLE certificates ADD COLUMN renewed_from TEXT',
+      'ALTER TABLE certificates ADD COLUMN superseded_by TEXT',
+      'ALTER TABLE certificates ADD COLUMN superseded_at TEXT',
+      'ALTER TABLE certificates ADD COLUMN revoke_due_at TEXT',
+      'CREATE INDEX certificates_revoke_due_at ON certificates (revoke_due_at)',
+      'CREATE INDEX certificates_superseded_at ON certificates (superseded_at)',
+      // What an EST code (or letter) yields: NULL profile = the facility's own certificate (as before).
+      "ALTER TABLE notices ADD COLUMN profile TEXT CHECK (profile IS NULL OR profile IN ('facility', 'device'))",
+      'ALTER TABLE notices ADD COLUMN device_name TEXT',
+    ],
+  },
 ];
 
 export async function migrate(db: Database): Promise<number> {

@@ -21,6 +21,9 @@ export interface NoticeRecord {
   serial?: string;
   revokedAt?: string;
   createdBy: string;
+  /** What the notice yields: absent = the facility's own certificate; 'device' with deviceName = that device's certificate. */
+  profile?: 'facility' | 'device';
+  deviceName?: string;
 }
 
 interface Row {
@@ -38,6 +41,8 @@ interface Row {
   serial: string | null;
   revoked_at: string | null;
   created_by: string;
+  profile?: 'facility' | 'device' | null;
+  device_name?: string | null;
 }
 
 const toRecord = (r: Row): NoticeRecord => ({
@@ -55,6 +60,8 @@ const toRecord = (r: Row): NoticeRecord => ({
   ...(r.serial ? { serial: r.serial } : {}),
   ...(r.revoked_at ? { revokedAt: r.revoked_at } : {}),
   createdBy: r.created_by,
+  ...(r.profile ? { profile: r.profile } : {}),
+  ...(r.device_name ? { deviceName: r.device_name } : {}),
 });
 
 /**
@@ -73,9 +80,9 @@ export class NoticeRepository {
 
   async add(n: NoticeRecord): Promise<boolean> {
     const r = await this.x.run(
-      `INSERT INTO notices (id, kind, facility_number, request_lookup, reference_salt, reference_hash, status, failures, created_at, expires_at, created_by)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-      [n.id, n.kind, n.facilityNumber, n.requestLookup, n.referenceSalt, n.referenceHash, n.status, n.failures, n.createdAt, n.expiresAt, n.createdBy],
+      `INSERT INTO notices (id, kind, facility_number, request_lookup, reference_salt, reference_hash, status, failures, created_at, expires_at, created_by, profile, device_name)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+      [n.id, n.kind, n.facilityNumber, n.requestLookup, n.referenceSalt, n.referenceHash, n.status, n.failures, n.createdAt, n.expiresAt, n.createdBy, n.profile ?? null, n.deviceName ?? null],
     );
     return r.changes === 1;
   }

@@ -17,6 +17,8 @@ export interface StatusFeedBatch {
   /** The cursor to ask from next time: every change numbered up to it is in this batch or an earlier one. */
   seq: number;
   revoked: string[];
+  /** Superseded certificates not yet revoked, with the time their revocation is due (ISO 8601). */
+  due: { serial: string; dueAt: string }[];
   facilities: FeedFacility[];
 }
 
@@ -36,6 +38,13 @@ interface FacilityRow {
   status: FacilityStatus;
 }
 
+interface DueRow {
+  serial: string;
+  revoke_due_at: string;
+}
+
+const dueEntry = (r: DueRow) => ({ serial: r.serial, dueAt: r.revoke_due_at });
+
 const facility = (r: FacilityRow): FeedFacility => ({ number: r.number, name: r.name, status: r.status });
 
 export class StatusFeedRepository implements StatusFeedReader {
@@ -51,15 +60,17 @@ export class StatusFeedRepository implements StatusFeedReader {
     // The head first: rows read after it include every change up to it (and maybe later ones, sent again next time).
     const seq = await this.head();
     const revoked = await this.x.all<{ serial: string }>("SELECT serial FROM certificates WHERE status = 'revoked'");
+    const due = await this.x.all<DueRow>("SELECT serial, revoke_due_at FROM certificates WHERE status = 'issued' AND revoke_due_at IS NOT NULL");
     const facilities = await this.x.all<FacilityRow>('SELECT number, name, status FROM facilities');
-    return { seq, revoked: revoked.map((r) => r.serial), facilities: facilities.map(facility) };
+    return { seq, revoked: revoked.map((r) => r.serial), due: due.map(dueEntry), facilities: facilities.map(facility) };
   }
 
   async changesAfter(after: number): Promise<StatusFeedBatch> {
     const seq = await this.head();
-    if (seq <= after) return { seq, revoked: [], facilities: [] };
+    if (seq <= after) return { seq, revoked: [], due: [], facilities: [] };
     const revoked = await this.x.all<{ serial: string }>("SELECT serial FROM certificates WHERE change_seq > ? AND change_seq <= ? AND status = 'revoked' ORDER BY change_seq", [after, seq]);
+    const due = await this.x.all<DueRow>("SELECT serial, revoke_due_at FROM certificates WHERE change_seq > ? AND change_seq <= ? AND status = 'issued' AND revoke_due_at IS NOT NULL ORDER BY change_seq", [after, seq]);
     const facilities = await this.x.all<FacilityRow>('SELECT number, name, status FROM facilities WHERE change_seq > ? AND change_seq <= ? ORDER BY change_seq', [after, seq]);
-    return { seq, revoked: revoked.map((r) => r.serial), facilities: facilities.map(facility) };
+    return { seq, revoked: revoked.map((r) => r.serial), due: due.map(dueEntry), facilities: facilities.map(facility) };
   }
 }

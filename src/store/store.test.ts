@@ -76,7 +76,7 @@ for (const target of STORE_TARGETS) {
       if (!db) return;
       try {
         const r = repositories(db);
-        assert.deepEqual(await r.feed.snapshot(), { seq: 0, revoked: [], facilities: [] });
+        assert.deepEqual(await r.feed.snapshot(), { seq: 0, revoked: [], due: [], facilities: [] });
         await r.facilities.add(facility);
         for (const serial of ['01aa', '01bb', '01cc']) {
           await r.certificates.reserve(cert(serial));
@@ -84,11 +84,11 @@ for (const target of STORE_TARGETS) {
         }
         // A revocation stamped a minute in the past (a host whose clock is behind) is still the newest change.
         await r.certificates.revoke('01aa', '2025-12-31T23:59:00.000Z', 1);
-        assert.deepEqual(await r.feed.changesAfter(1), { seq: 2, revoked: ['01aa'], facilities: [] });
+        assert.deepEqual(await r.feed.changesAfter(1), { seq: 2, revoked: ['01aa'], due: [], facilities: [] });
         await r.facilities.setStatus(facility.number, 'suspended', '2020-01-01T00:00:00.000Z');
-        assert.deepEqual(await r.feed.changesAfter(2), { seq: 3, revoked: [], facilities: [{ number: facility.number, name: facility.name, status: 'suspended' }] });
-        assert.deepEqual(await r.feed.changesAfter(3), { seq: 3, revoked: [], facilities: [] });
-        assert.deepEqual(await r.feed.snapshot(), { seq: 3, revoked: ['01aa'], facilities: [{ number: facility.number, name: facility.name, status: 'suspended' }] });
+        assert.deepEqual(await r.feed.changesAfter(2), { seq: 3, revoked: [], due: [], facilities: [{ number: facility.number, name: facility.name, status: 'suspended' }] });
+        assert.deepEqual(await r.feed.changesAfter(3), { seq: 3, revoked: [], due: [], facilities: [] });
+        assert.deepEqual(await r.feed.snapshot(), { seq: 3, revoked: ['01aa'], due: [], facilities: [{ number: facility.number, name: facility.name, status: 'suspended' }] });
         // A rolled-back change takes nothing with it.
         await assert.rejects(
           db.transaction(async (tx) => {
@@ -97,7 +97,7 @@ for (const target of STORE_TARGETS) {
           }),
           /boom/,
         );
-        assert.deepEqual(await r.feed.changesAfter(3), { seq: 3, revoked: [], facilities: [] });
+        assert.deepEqual(await r.feed.changesAfter(3), { seq: 3, revoked: [], due: [], facilities: [] });
         // While one change holds its number uncommitted, the next waits for it: numbers commit in order, so a reader never skips one.
         let release!: () => void;
         const held = new Promise<void>((resolve) => (release = resolve));
@@ -112,12 +112,12 @@ for (const target of STORE_TARGETS) {
         const second = r.certificates.revoke('01cc', '2030-01-01T00:00:00.000Z', 1);
         if (db.dialect === 'postgres') {
           await new Promise((resolve) => setTimeout(resolve, 200));
-          assert.deepEqual(await r.feed.changesAfter(3), { seq: 3, revoked: [], facilities: [] }, 'an uncommitted number is not visible');
+          assert.deepEqual(await r.feed.changesAfter(3), { seq: 3, revoked: [], due: [], facilities: [] }, 'an uncommitted number is not visible');
         }
         release();
         await first;
         assert.equal(await second, true);
-        assert.deepEqual(await r.feed.changesAfter(3), { seq: 5, revoked: ['01bb', '01cc'], facilities: [] });
+        assert.deepEqual(await r.feed.changesAfter(3), { seq: 5, revoked: ['01bb', '01cc'], due: [], facilities: [] });
         const seqs = await db.all<{ serial: string; change_seq: number | string }>("SELECT serial, change_seq FROM certificates WHERE serial IN ('01bb', '01cc') ORDER BY serial");
         assert.deepEqual(seqs.map((x) => Number(x.change_seq)), [4, 5]);
       } finally {

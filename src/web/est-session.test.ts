@@ -35,7 +35,8 @@ export function runSession(cwd: string, env: Record<string, string>) {
 describe('EST session (verbatim) and what follows it', () => {
   let t: TestEnrollment;
   before(async () => {
-    t = await startTestEnrollment({ rateLimit: { attempts: 1000 } });
+    // Renewal opens at once here (windowPercent 100) so the README session can renew right after enrolling.
+    t = await startTestEnrollment({ rateLimit: { attempts: 1000 }, renewal: { windowPercent: 100 } });
   });
   after(async () => {
     await t.close();

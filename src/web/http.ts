@@ -21,6 +21,8 @@ const STATUS_BY_CODE: Record<string, number> = {
   CLIENT_CERT_UNKNOWN: 403,
   CLIENT_CERT_INVALID: 403,
   REENROLL_SUBJECT_MISMATCH: 400,
+  CLIENT_CERT_SUPERSEDED: 403,
+  RENEWAL_RATE_LIMITED: 429,
 };
 
 export function httpStatus(e: SekishoError): number {

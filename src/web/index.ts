@@ -60,6 +60,8 @@ export interface WebServerOptions {
   requestClientCertificate?: boolean;
   /** The TLS profile (default CRYPTREC "recommended": TLS 1.2 and 1.3). */
   tlsProfile?: ComplianceProfileName;
+  /** Seconds between runs of the CA's due revocations (superseded certificates whose overlap ended; default 60). */
+  dueRevocationSeconds?: number;
 }
 
 export interface WebServer {
@@ -102,6 +104,11 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
       resolve();
     });
   });
+  // The CA process applies due revocations (renewed certificates whose overlap ended) on its own,
+  // so they reach the store, OCSP, the CRL and gateways even when nobody asks for a CRL.
+  const applyDue = () => void ca.applyDueRevocations().catch(() => undefined);
+  applyDue();
+  const dueTimer = setInterval(applyDue, (options.dueRevocationSeconds ?? 60) * 1000).unref();
   const a = server.address() as AddressInfo;
   const hostForUrl = a.family === 'IPv6' ? `[${a.address}]` : a.address;
   const url = options.publicUrl ?? `https://${hostForUrl}:${a.port}/`;
@@ -111,6 +118,7 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
     server,
     close: () =>
       new Promise<void>((resolve, reject) => {
+        clearInterval(dueTimer);
         server.close((e) => (e ? reject(e) : resolve()));
         server.closeIdleConnections();
       }),

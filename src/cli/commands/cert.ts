@@ -96,6 +96,8 @@ export const certListCommand: Command = {
     withAuthority(ctx, false, async (ca) => {
       const status = ctx.values.status as string | undefined;
       if (status && !['reserved', 'issued', 'revoked'].includes(status)) throw badRequest('STATUS_UNKNOWN', `--status must be reserved, issued or revoked`);
+      // Renewed certificates whose overlap ended are revoked (superseded) first, so the list shows them as they are.
+      await ca.applyDueRevocations();
       const list = await ca.listCertificates({
         ...(ctx.values.facility ? { facilityNumber: parseFacilityNumber(ctx.values.facility as string) } : {}),
         ...(status ? { status: status as CertificateRecord['status'] } : {}),

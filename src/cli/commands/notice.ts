@@ -8,7 +8,7 @@ import { checkOutputPath } from '../output-file.js';
 
 export const DEFAULT_PORTAL_URL = 'https://127.0.0.1:8080/';
 
-const row = (n: NoticeSummary) => `${n.id}  ${n.kind.padEnd(8)}  ${n.facilityNumber}  ${n.state.padEnd(7)}  ${String(n.failures).padStart(1)}  ${n.expiresAt.slice(0, 10)}  ${n.serial ?? '-'}`;
+const row = (n: NoticeSummary) => `${n.id}  ${n.kind.padEnd(8)}  ${n.facilityNumber}  ${n.state.padEnd(7)}  ${String(n.failures).padStart(1)}  ${n.expiresAt.slice(0, 10)}  ${n.serial ?? '-'}${n.deviceName ? `  device ${n.deviceName}` : ''}`;
 
 function days(v: unknown): number | undefined {
   if (v === undefined) return undefined;
@@ -116,10 +116,11 @@ export const noticeUnlockCommand = handleCommand('unlock');
 
 export const estCodeCreateCommand: Command = {
   path: ['est-code', 'create'],
-  summary: 'create a one-time EST code for a facility device (HTTP basic user and password for simpleenroll)',
+  summary: 'create a one-time EST code (HTTP basic user and password for simpleenroll): with --device for that device\'s certificate, else the facility\'s own',
   options: {
     ...HOME_OPTIONS,
     facility: { type: 'string', description: 'facility number (医療機関番号)', valueName: 'NUMBER' },
+    device: { type: 'string', description: 'the device the code is for: it yields a device certificate with CN=NAME (never the facility\'s own identity)', valueName: 'NAME' },
     days: { type: 'string', description: 'days the code stays valid (default 7)', valueName: 'N' },
     ...JSON_OPTION,
   },
@@ -127,9 +128,11 @@ export const estCodeCreateCommand: Command = {
   run: (ctx) =>
     withAuthority(ctx, false, async (ca) => {
       const d = days(ctx.values.days);
-      const n = await ca.notices.create({ facilityNumber: ctx.values.facility as string, kind: 'est-code', ...(d !== undefined ? { validityDays: d } : {}), actor: actor(ctx.env) });
-      const summary = { id: n.id, facility: n.facility.number, user: n.requestId, password: n.referenceId, expiresAt: n.expiresAt };
+      const device = ctx.values.device as string | undefined;
+      const n = await ca.notices.create({ facilityNumber: ctx.values.facility as string, kind: 'est-code', ...(d !== undefined ? { validityDays: d } : {}), ...(device !== undefined ? { deviceName: device } : {}), actor: actor(ctx.env) });
+      const summary = { id: n.id, facility: n.facility.number, profile: n.deviceName !== undefined ? 'device' : 'facility', ...(n.deviceName !== undefined ? { device: n.deviceName } : {}), user: n.requestId, password: n.referenceId, expiresAt: n.expiresAt };
       if (ctx.values.json) return ctx.json(summary);
-      ctx.out([`EST code ${n.id} for ${n.facility.number} (valid until ${n.expiresAt.slice(0, 10)}, one use)`, `  user:     ${n.requestId}`, `  password: ${n.referenceId}`, `  e.g. curl -u '${n.requestId}:${n.referenceId}' …/.well-known/est/simpleenroll`].join('\n'));
+      const yields = n.deviceName !== undefined ? `device certificate CN=${n.deviceName}` : "the facility's own certificate";
+      ctx.out([`EST code ${n.id} for ${n.facility.number}: ${yields} (valid until ${n.expiresAt.slice(0, 10)}, one use)`, `  user:     ${n.requestId}`, `  password: ${n.referenceId}`, `  e.g. curl -u '${n.requestId}:${n.referenceId}' …/.well-known/est/simpleenroll`].join('\n'));
     }),
 };
