@@ -11,6 +11,7 @@ import { AuditEventRepository } from './audit-events.js';
 import { CrlStateRepository } from './crl-state.js';
 import { CaIdentityRepository } from './ca-identity.js';
 import { NoticeRepository } from './notices.js';
+import { NoticeAttemptRepository } from './notice-attempts.js';
 
 export type { Database, SqlExecutor, Dialect } from './database.js';
 export type { Facility, FacilityStatus } from './facilities.js';
@@ -18,7 +19,7 @@ export type { CertificateRecord, CertificateStatus, CertificateFilter, RevokedSe
 export type { AuditRow, ChainHead } from './audit-events.js';
 export type { CaIdentity } from './ca-identity.js';
 export type { NoticeRecord, NoticeKind, NoticeStatus } from './notices.js';
-export { FacilityRepository, CertificateRepository, AuditEventRepository, CrlStateRepository, CaIdentityRepository, NoticeRepository, migrate };
+export { FacilityRepository, CertificateRepository, AuditEventRepository, CrlStateRepository, CaIdentityRepository, NoticeRepository, NoticeAttemptRepository, migrate };
 
 /** The repositories over one executor (the database itself, or a transaction). */
 export interface Repositories {
@@ -28,6 +29,7 @@ export interface Repositories {
   crl: CrlStateRepository;
   identity: CaIdentityRepository;
   notices: NoticeRepository;
+  noticeAttempts: NoticeAttemptRepository;
 }
 
 export function repositories(x: SqlExecutor): Repositories {
@@ -38,6 +40,7 @@ export function repositories(x: SqlExecutor): Repositories {
     crl: new CrlStateRepository(x),
     identity: new CaIdentityRepository(x),
     notices: new NoticeRepository(x),
+    noticeAttempts: new NoticeAttemptRepository(x),
   };
 }
 

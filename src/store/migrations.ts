@@ -109,6 +109,16 @@ export const MIGRATIONS: readonly Migration[] = [
     // Gateways poll "revoked since" and "changed since" every second.
     statements: () => ['CREATE INDEX certificates_revoked_at ON certificates (revoked_at)', 'CREATE INDEX facilities_updated_at ON facilities (updated_at)'],
   },
+  // Version 5 belongs to another change (the runner applies each missing version by number, so the gap is harmless).
+  {
+    version: 6,
+    name: 'notice attempts per client address (the portal and EST rate limit)',
+    // Fixed windows: window_start in epoch milliseconds; expired rows are deleted by the limiter.
+    statements: () => [
+      'CREATE TABLE notice_attempts (address TEXT PRIMARY KEY, window_start BIGINT NOT NULL, attempts INTEGER NOT NULL)',
+      'CREATE INDEX notice_attempts_window ON notice_attempts (window_start)',
+    ],
+  },
 ];
 
 export async function migrate(db: Database): Promise<number> {

@@ -1,6 +1,6 @@
 import BetterSqlite3 from 'better-sqlite3';
 import { existsSync } from 'node:fs';
-import { internal, notFound } from '../errors/index.js';
+import { badRequest, internal, notFound, unavailable } from '../errors/index.js';
 import { Mutex, type Database, type SqlExecutor } from './database.js';
 
 type Statement = BetterSqlite3.Statement<unknown[]>;
@@ -12,7 +12,7 @@ type Statement = BetterSqlite3.Statement<unknown[]>;
  */
 function synchronousMode(): 'FULL' | 'EXTRA' | 'NORMAL' {
   const v = (process.env.SEKISHO_SQLITE_SYNC ?? 'FULL').toUpperCase();
-  if (v !== 'FULL' && v !== 'EXTRA' && v !== 'NORMAL') throw internal('CONFIG_INVALID', `SEKISHO_SQLITE_SYNC must be FULL, EXTRA or NORMAL, not "${v}"`);
+  if (v !== 'FULL' && v !== 'EXTRA' && v !== 'NORMAL') throw badRequest('CONFIG_INVALID', `SEKISHO_SQLITE_SYNC must be FULL, EXTRA or NORMAL, not "${v}"`);
   return v;
 }
 
@@ -77,7 +77,7 @@ export class SqliteDatabase implements Database {
         this.#db.exec('BEGIN IMMEDIATE');
       } catch (e) {
         if ((e as { code?: string }).code === 'SQLITE_BUSY') {
-          throw internal('STORE_BUSY', `another process has held ${this.description} for over 10 s (a long bulk run?); retry when it is done`, { cause: e });
+          throw unavailable('STORE_BUSY', `another process has held ${this.description} for over 10 s (a long bulk run?); retry when it is done`, { cause: e });
         }
         throw e;
       }
