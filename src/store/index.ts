@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { ensurePrivateDir } from '../files/index.js';
 import { join } from 'node:path';
 import { badRequest } from '../errors/index.js';
 import type { Database, SqlExecutor } from './database.js';
@@ -60,7 +60,7 @@ export async function openStore(options: { home: string; url?: string; /** SQLit
   } else if (url && url.includes('://')) {
     throw badRequest('STORE_URL_UNSUPPORTED', `unsupported --db "${url.replace(/\/\/[^@]*@/, '//***@')}"; use postgres://user@host/db or a SQLite file path`);
   } else {
-    if (options.create !== false) mkdirSync(options.home, { recursive: true, mode: 0o700 });
+    if (options.create !== false) ensurePrivateDir(options.home);
     db = new SqliteDatabase(url ? url.replace(/^sqlite:/, '') : join(options.home, 'sekisho.db'), { create: options.create !== false });
   }
   try {

@@ -2,6 +2,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import { existsSync } from 'node:fs';
 import { badRequest, internal, notFound, unavailable } from '../errors/index.js';
 import { Mutex, type Database, type SqlExecutor } from './database.js';
+import { ensurePrivateFile } from '../files/index.js';
 
 type Statement = BetterSqlite3.Statement<unknown[]>;
 
@@ -29,6 +30,15 @@ export class SqliteDatabase implements Database {
 
   constructor(file: string, options: { create?: boolean } = {}) {
     this.description = `SQLite ${file}`;
+    // The database and its -wal, -shm and -journal files are the operator's alone, whatever the umask:
+    // SQLite gives the files it creates the database file's mode, so the database is made 0600 first
+    // (and a home from an older version is narrowed).
+    try {
+      ensurePrivateFile(file, options.create !== false);
+      for (const side of ['-wal', '-shm', '-journal']) ensurePrivateFile(`${file}${side}`, false);
+    } catch {
+      /* not ours to change (another owner, a read-only place): opening says what is wrong */
+    }
     try {
       this.#db = new BetterSqlite3(file, { fileMustExist: options.create === false });
     } catch (e) {
