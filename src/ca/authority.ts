@@ -1,6 +1,6 @@
 import type { KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { badRequest, conflict, isSekishoError, notFound, unauthorized } from '../errors/index.js';
+import { badRequest, conflict, isSekishoError, notFound, unauthorized, unavailable } from '../errors/index.js';
 import {
   certificatesFromPem,
   describeCertificate,
@@ -162,7 +162,7 @@ export class CertificateAuthority {
 
   #issuing(): IssuingIdentity {
     const id = this.#issuingIdentity;
-    if (!id) throw unauthorized('CA_LOCKED', 'the CA key is locked; this command needs SEKISHO_PASSPHRASE');
+    if (!id) throw unavailable('CA_LOCKED', 'the CA key is locked; this command needs SEKISHO_PASSPHRASE');
     return id;
   }
 

@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, createHash, createPrivateKey, randomBytes, scryptSync, type KeyObject } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { badRequest, conflict, isSekishoError, SekishoError, unauthorized } from '../errors/index.js';
 import type { CertificateRecord } from '../store/index.js';
@@ -8,7 +8,7 @@ import { parseFacilityNumber } from '../policy/index.js';
 import type { CertificateAuthority } from './authority.js';
 import type { FacilityRow } from './facility-csv.js';
 import { deliveryText, generatePassword, safeFileName } from './delivery.js';
-import { writeFileAtomic } from '../files/index.js';
+import { ensurePrivateDir, writeFileAtomic } from '../files/index.js';
 
 export interface BulkOptions {
   ca: CertificateAuthority;
@@ -84,7 +84,7 @@ class PendingBox {
 export async function bulkDeliver(o: BulkOptions): Promise<BulkRowResult[]> {
   // Pending keys live in the CA home (0700), never in the delivery directory that goes to CD or mail.
   const pendingDir = join(o.ca.paths.home, 'bulk-pending', createHash('sha256').update(o.outDir).digest('hex').slice(0, 16));
-  mkdirSync(pendingDir, { recursive: true, mode: 0o700 });
+  ensurePrivateDir(pendingDir);
   const lockFile = join(o.outDir, '.sekisho-bulk.lock');
   takeLock(lockFile, o.outDir);
   try {

@@ -1,5 +1,5 @@
 import { X509Certificate } from 'node:crypto';
-import { badRequest, unauthorized, isSekishoError } from '../errors/index.js';
+import { badRequest, forbidden, isSekishoError } from '../errors/index.js';
 import { describeCertificate, formatName, nameValue, type KeyType, type VerifiedCsr } from '../pki/index.js';
 import { checkPkcs12Password, checkSubjectKey } from '../policy/index.js';
 import type { CertificateAuthority } from './authority.js';
@@ -110,7 +110,7 @@ export class Enrollment {
 
   /** The presented certificate, checked as renewal proof. */
   async checkCurrent(der: Buffer): Promise<{ serial: string; profile: string; facilityNumber: string; view: ReturnType<typeof describeCertificate>; record: CertificateRecord }> {
-    const refuse = (code: string, en: string, ja: string) => unauthorized(code, en, { ja });
+    const refuse = (code: string, en: string, ja: string) => forbidden(code, en, { ja });
     let cert: X509Certificate;
     try {
       cert = new X509Certificate(der);

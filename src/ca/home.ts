@@ -1,4 +1,5 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { ensurePrivateDir } from '../files/index.js';
 import { join, resolve } from 'node:path';
 
 /** Where a CA keeps its files: --home, else $SEKISHO_HOME, else ./sekisho-data. */
@@ -34,6 +35,6 @@ export function isInitialized(home: string): boolean {
 }
 
 export function ensureDirs(paths: HomePaths): void {
-  mkdirSync(paths.home, { recursive: true, mode: 0o700 });
-  mkdirSync(paths.caDir, { recursive: true, mode: 0o700 });
+  ensurePrivateDir(paths.home);
+  ensurePrivateDir(paths.caDir);
 }

@@ -5,7 +5,7 @@ export * from './home.js';
 export * from './issuer.js';
 export * from './registration.js';
 export * from './serial.js';
-export { writeFileAtomic } from '../files/index.js';
+export { ensurePrivateDir, writeFileAtomic } from '../files/index.js';
 export { encryptPrivateKey, decryptPrivateKey, readKeyFile, writeKeyFile } from './key-file.js';
 export * from './bulk.js';
 export * from './facility-csv.js';

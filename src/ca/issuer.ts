@@ -1,5 +1,5 @@
 import { createHash, createPublicKey, KeyObject, verify } from 'node:crypto';
-import { badRequest, internal } from '../errors/index.js';
+import { badRequest, forbidden, internal } from '../errors/index.js';
 import {
   describeTbs,
   encodeName,
@@ -128,7 +128,7 @@ export class CertificateIssuer {
       const reserved = await repositories(tx).certificates.reserve(record);
       if (reserved === 'serial-exists') throw internal('SERIAL_COLLISION', `serial ${serial} already exists; retry the issuance`);
       if (reserved === 'facility-not-active') {
-        throw badRequest('FACILITY_SUSPENDED', `facility ${req.facilityNumber} was suspended while its certificate was being prepared; nothing was issued`, {
+        throw forbidden('FACILITY_SUSPENDED', `facility ${req.facilityNumber} was suspended while its certificate was being prepared; nothing was issued`, {
           ja: `医療機関 ${req.facilityNumber} は利用停止中です。運営主体にお問い合わせください。`,
         });
       }

@@ -1,6 +1,6 @@
 import { createHmac, randomBytes, scrypt as scryptCallback, timingSafeEqual } from 'node:crypto';
 import { promisify } from 'node:util';
-import { badRequest, conflict, notFound, unauthorized, type SekishoError } from '../errors/index.js';
+import { badRequest, conflict, forbidden, gone, locked, notFound, rateLimited, unauthorized, type SekishoError } from '../errors/index.js';
 import { parseFacilityNumber } from '../policy/index.js';
 import { repositories, type Database, type Facility, type NoticeKind, type NoticeRecord } from '../store/index.js';
 import type { AuditLog } from '../audit/index.js';
@@ -265,6 +265,20 @@ export class IssuanceNotices {
     });
   }
 
+  /**
+   * Counts one notice attempt from a client address in the store (fixed
+   * windows of `windowMs`), atomically: the rate limit survives a restart and
+   * holds across CA nodes sharing a PostgreSQL store.
+   */
+  countAttempt(address: string, nowMs: number, windowMs: number): Promise<{ windowStart: number; count: number }> {
+    return repositories(this.o.db).noticeAttempts.count(address, nowMs, windowMs);
+  }
+
+  /** Drops attempt windows that have ended. */
+  expireAttempts(nowMs: number, windowMs: number): Promise<number> {
+    return repositories(this.o.db).noticeAttempts.expire(nowMs, windowMs);
+  }
+
   /** The issuance for a claim failed: the notice is not spent. */
   async release(claim: NoticeClaim, reasonCode: string): Promise<void> {
     await this.o.db.transaction(async (tx) => {
@@ -285,27 +299,27 @@ export const NOTICE_ERRORS = {
       ja: `参照IDが正しくありません。あと${left}回間違えると、この通知書はロックされます。`,
     }),
   locked: () =>
-    conflict('NOTICE_LOCKED', 'this notice is locked after too many wrong reference IDs; ask the network operator to unlock it', {
+    locked('NOTICE_LOCKED', 'this notice is locked after too many wrong reference IDs; ask the network operator to unlock it', {
       ja: '参照IDの誤入力が続いたため、この通知書はロックされました。運営主体にロック解除をご依頼ください。',
     }),
   expired: (at: string) =>
-    conflict('NOTICE_EXPIRED', `this notice expired on ${at.slice(0, 10)}; ask the network operator for a new notice`, {
+    gone('NOTICE_EXPIRED', `this notice expired on ${at.slice(0, 10)}; ask the network operator for a new notice`, {
       ja: `この通知書の有効期限（${at.slice(0, 10)}）が過ぎています。運営主体に通知書の再発行をご依頼ください。`,
     }),
   used: (at?: string) =>
-    conflict('NOTICE_USED', `this notice was already used${at ? ` on ${at.slice(0, 10)}` : ''} and cannot download again; if that was not you, tell the network operator at once`, {
+    gone('NOTICE_USED', `this notice was already used${at ? ` on ${at.slice(0, 10)}` : ''} and cannot download again; if that was not you, tell the network operator at once`, {
       ja: `この通知書は${at ? `${at.slice(0, 10)}に` : ''}使用済みです。再度のダウンロードはできません。心当たりがない場合は、すぐに運営主体にご連絡ください。`,
     }),
   revoked: () =>
-    conflict('NOTICE_REVOKED', 'this notice was revoked by the network operator; use the newer notice, or ask for one', {
+    gone('NOTICE_REVOKED', 'this notice was revoked by the network operator; use the newer notice, or ask for one', {
       ja: 'この通知書は運営主体により無効化されています。新しい通知書をご利用ください。',
     }),
   facilitySuspended: (n: string) =>
-    badRequest('FACILITY_SUSPENDED', `facility ${n} is suspended; the notice was not used. Ask the network operator`, {
+    forbidden('FACILITY_SUSPENDED', `facility ${n} is suspended; the notice was not used. Ask the network operator`, {
       ja: `医療機関 ${n} は利用停止中です（通知書は使用されていません）。運営主体にお問い合わせください。`,
     }),
   rateLimited: (seconds: number) =>
-    badRequest('RATE_LIMITED', `too many attempts from this address; wait ${seconds} seconds and try again`, {
+    rateLimited('RATE_LIMITED', `too many attempts from this address; wait ${seconds} seconds and try again`, seconds, {
       ja: `試行回数が多すぎます。${seconds}秒ほど待ってから再度お試しください。`,
     }),
 };

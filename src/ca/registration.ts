@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import type { KeyObject } from 'node:crypto';
-import { badRequest, notFound } from '../errors/index.js';
+import { badRequest, forbidden, notFound } from '../errors/index.js';
 import type { NameAttribute } from '../pki/index.js';
 import { CERTIFICATE_PROFILES, checkSubjectKey, issuanceNotBefore, parseFacilityNumber, type EndEntityProfileName } from '../policy/index.js';
 import type { Facility, FacilityRepository } from '../store/index.js';
@@ -56,7 +56,7 @@ export class Registration {
       });
     }
     if (f.status !== 'active') {
-      throw badRequest('FACILITY_SUSPENDED', `facility ${number} is suspended; resume it (sekisho facility resume ${number}) before issuing`, {
+      throw forbidden('FACILITY_SUSPENDED', `facility ${number} is suspended; resume it (sekisho facility resume ${number}) before issuing`, {
         ja: `医療機関 ${number} は利用停止中です。運営主体にお問い合わせください。`,
       });
     }

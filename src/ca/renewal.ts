@@ -1,4 +1,4 @@
-import { badRequest, conflict, unauthorized } from '../errors/index.js';
+import { badRequest, conflict, forbidden, rateLimited } from '../errors/index.js';
 import { repositories, RENEWAL_PENDING, type CertificateRecord, type Database } from '../store/index.js';
 import type { AuditLog } from '../audit/index.js';
 import type { RenewalConfig } from './config.js';
@@ -33,7 +33,7 @@ export const RENEWAL_ERRORS = {
       ja: `この証明書の更新は ${opens.toISOString().slice(0, 10)} から受け付けます。その日以降、有効期限までに更新してください。`,
     }),
   superseded: (rec: CertificateRecord) =>
-    unauthorized(
+    forbidden(
       'CLIENT_CERT_SUPERSEDED',
       rec.supersededBy === RENEWAL_PENDING
         ? 'this certificate is being renewed right now; a certificate is renewed only once'
@@ -41,12 +41,9 @@ export const RENEWAL_ERRORS = {
       { ja: 'この証明書は既に更新済みです（更新は1回限りです）。心当たりがない場合は、すぐに運営主体にご連絡ください。' },
     ),
   rateLimited: (seconds: number, max: number) =>
-    Object.assign(
-      badRequest('RENEWAL_RATE_LIMITED', `this facility's certificates were renewed ${max} times in the last 24 hours (the limit); try again in ${seconds} seconds, or ask the network operator`, {
-        ja: `この医療機関の証明書更新が24時間の上限（${max}回）に達しました。${Math.ceil(seconds / 3600)}時間ほど後に再度お試しください。`,
-      }),
-      { retryAfter: seconds },
-    ),
+    rateLimited('RENEWAL_RATE_LIMITED', `this facility's certificates were renewed ${max} times in the last 24 hours (the limit); try again in ${seconds} seconds, or ask the network operator`, seconds, {
+      ja: `この医療機関の証明書更新が24時間の上限（${max}回）に達しました。${Math.ceil(seconds / 3600)}時間ほど後に再度お試しください。`,
+    }),
 };
 
 /**
@@ -89,7 +86,7 @@ export class RenewalLineage {
       if (!(await certs.claimRenewal(rec.serial, at))) {
         const fresh = await certs.get(rec.serial);
         if (fresh?.status === 'revoked') {
-          throw unauthorized('CLIENT_CERT_REVOKED', 'the client certificate is revoked; enroll with a new notice', { ja: 'このクライアント証明書は失効しています。新しい発行通知書で申請してください。' });
+          throw forbidden('CLIENT_CERT_REVOKED', 'the client certificate is revoked; enroll with a new notice', { ja: 'このクライアント証明書は失効しています。新しい発行通知書で申請してください。' });
         }
         throw RENEWAL_ERRORS.superseded(fresh ?? { ...rec, supersededBy: RENEWAL_PENDING });
       }

@@ -1,8 +1,8 @@
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import { certificateToPem } from '../pki/index.js';
-import { writeFileAtomic } from '../files/index.js';
+import { ensurePrivateDir, writeFileAtomic } from '../files/index.js';
 import type { CertificateAuthority } from './authority.js';
 
 export interface ServerCredentialPaths {
@@ -37,8 +37,8 @@ export function serverCredentialUsable(paths: ServerCredentialPaths, hosts: read
 export async function issueServerCredential(ca: CertificateAuthority, hosts: readonly string[], actor: string): Promise<ServerCredentialPaths> {
   const paths = serverCredentialPaths(ca.paths.home);
   const issued = await ca.issueWithNewKey({ profile: 'server', hosts: [...hosts], keyType: 'ecdsa-p256', via: 'server-credential', actor });
-  mkdirSync(join(ca.paths.home, 'server'), { recursive: true, mode: 0o700 });
+  ensurePrivateDir(join(ca.paths.home, 'server'));
   writeFileAtomic(paths.key, issued.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, 0o600);
-  writeFileAtomic(paths.cert, [issued.der, ...ca.chain().slice(0, 1)].map(certificateToPem).join(''), 0o644);
+  writeFileAtomic(paths.cert, [issued.der, ...ca.chain().slice(0, 1)].map(certificateToPem).join(''));
   return paths;
 }

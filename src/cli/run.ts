@@ -4,7 +4,22 @@ import type { Command, CommandContext } from './command.js';
 import { COMMANDS } from './registry.js';
 
 /** The one place an error kind becomes an exit status: 2 bad input or usage, 1 a failure at run time. */
-export const EXIT_CODE: Record<ErrorKind, number> = { malformed: 2, badRequest: 2, unauthorized: 2, notFound: 2, conflict: 2, internal: 1 };
+export const EXIT_CODE: Readonly<Record<ErrorKind, number>> = {
+  malformed: 2,
+  badRequest: 2,
+  unauthorized: 2,
+  forbidden: 2,
+  notFound: 2,
+  methodNotAllowed: 2,
+  conflict: 2,
+  gone: 2,
+  tooLarge: 2,
+  unsupportedMediaType: 2,
+  locked: 2,
+  rateLimited: 2,
+  internal: 1,
+  unavailable: 1,
+};
 
 export interface Io {
   stdout: (s: string) => void;

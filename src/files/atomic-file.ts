@@ -1,15 +1,22 @@
-import { closeSync, fsyncSync, openSync, renameSync, writeSync, unlinkSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fchmodSync, fsyncSync, mkdirSync, openSync, renameSync, writeSync, unlinkSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+
+/** Files sekisho writes are its owner's alone, whatever the umask: keys, certificates, the database, exports. */
+export const PRIVATE_FILE_MODE = 0o600;
+export const PRIVATE_DIR_MODE = 0o700;
 
 /**
  * Writes a file so that readers see the old or the new content, never a half:
  * temporary file in the same directory → fsync → rename → fsync the directory.
+ * The file gets exactly `mode` (default 0600), set on the descriptor, so the
+ * umask neither widens nor narrows it.
  */
-export function writeFileAtomic(path: string, data: Buffer | string, mode = 0o644): void {
+export function writeFileAtomic(path: string, data: Buffer | string, mode = PRIVATE_FILE_MODE): void {
   const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
   const fd = openSync(tmp, 'wx', mode);
   try {
+    fchmodSync(fd, mode);
     const buf = typeof data === 'string' ? Buffer.from(data) : data;
     let off = 0;
     while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
@@ -41,4 +48,23 @@ export function writeFileAtomic(path: string, data: Buffer | string, mode = 0o64
   } catch {
     /* directories cannot be fsynced on every platform */
   }
+}
+
+/** Makes a directory (and its parents) and sets the leaf to 0700 whatever the umask, also when it already existed. */
+export function ensurePrivateDir(path: string): void {
+  mkdirSync(path, { recursive: true, mode: PRIVATE_DIR_MODE });
+  chmodSync(path, PRIVATE_DIR_MODE);
+}
+
+/**
+ * Creates `path` empty with mode 0600 if it does not exist, and narrows it to
+ * 0600 if it does (a file some other program made, e.g. SQLite's -wal and
+ * -shm, which SQLite creates with the database file's mode).
+ */
+export function ensurePrivateFile(path: string, create: boolean): void {
+  if (!existsSync(path)) {
+    if (!create) return;
+    closeSync(openSync(path, 'a', PRIVATE_FILE_MODE));
+  }
+  chmodSync(path, PRIVATE_FILE_MODE);
 }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CertificateAuthority, homePaths, initAuthority, isInitialized, writeFileAtomic, type NoticeState } from '../ca/index.js';
+import { CertificateAuthority, ensurePrivateDir, homePaths, initAuthority, isInitialized, writeFileAtomic, type NoticeState } from '../ca/index.js';
 import { conflict, internal, unauthorized } from '../errors/index.js';
 import { fingerprint } from '../pki/index.js';
 import { checkDigit } from '../policy/index.js';
@@ -103,7 +103,7 @@ export async function prepareDemoCenter(o: DemoCenterOptions): Promise<DemoCente
   if (initialized && !existsSync(files.state)) {
     throw conflict('UP_NOT_A_DEMO_HOME', `${o.home} holds a CA that sekisho up did not make; serve it with sekisho serve --home ${o.home} --upstream URL, or give up another --home`);
   }
-  mkdirSync(o.home, { recursive: true, mode: 0o700 });
+  ensurePrivateDir(o.home);
   const pass = await resolvePassphrase(o, files, !initialized);
   let state: DemoState;
   if (!existsSync(files.state)) {

@@ -100,6 +100,7 @@ export async function startServeStack(o: ServeStackOptions): Promise<ServeStack>
       listen: o.portal,
       tls: { cert: readFileSync(paths.cert, 'utf8'), key: readFileSync(paths.key, 'utf8') },
       ...(o.portalUrl ? { publicUrl: o.portalUrl } : {}),
+      log: (msg, fields) => log.log('error', msg, { server: 'portal', ...fields }),
     }).catch((e: unknown) => {
       throw listenFailure(e, `${o.portal.host}:${o.portal.port}`, '--portal');
     });

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { ensurePrivateDir } from '../files/index.js';
 import { join } from 'node:path';
 import { badRequest } from '../errors/index.js';
 import type { Database, SqlExecutor } from './database.js';
@@ -12,6 +12,7 @@ import { CrlStateRepository } from './crl-state.js';
 import { CaIdentityRepository } from './ca-identity.js';
 import { NoticeRepository } from './notices.js';
 import { StatusFeedRepository } from './status-feed.js';
+import { NoticeAttemptRepository } from './notice-attempts.js';
 
 export type { Database, SqlExecutor, Dialect } from './database.js';
 export type { Facility, FacilityStatus } from './facilities.js';
@@ -21,7 +22,7 @@ export type { CaIdentity } from './ca-identity.js';
 export type { NoticeRecord, NoticeKind, NoticeStatus } from './notices.js';
 export type { StatusFeedReader, StatusFeedBatch, FeedFacility } from './status-feed.js';
 export { RENEWAL_PENDING } from './certificates.js';
-export { FacilityRepository, CertificateRepository, AuditEventRepository, CrlStateRepository, CaIdentityRepository, NoticeRepository, StatusFeedRepository, migrate };
+export { FacilityRepository, CertificateRepository, AuditEventRepository, CrlStateRepository, CaIdentityRepository, NoticeRepository, NoticeAttemptRepository, StatusFeedRepository, migrate };
 
 /** The repositories over one executor (the database itself, or a transaction). */
 export interface Repositories {
@@ -33,6 +34,7 @@ export interface Repositories {
   notices: NoticeRepository;
   /** Read-only: what gateways follow (revocations and facility status by change sequence). */
   feed: StatusFeedRepository;
+  noticeAttempts: NoticeAttemptRepository;
 }
 
 export function repositories(x: SqlExecutor): Repositories {
@@ -44,6 +46,7 @@ export function repositories(x: SqlExecutor): Repositories {
     identity: new CaIdentityRepository(x),
     notices: new NoticeRepository(x),
     feed: new StatusFeedRepository(x),
+    noticeAttempts: new NoticeAttemptRepository(x),
   };
 }
 
@@ -63,7 +66,7 @@ export async function openStore(options: { home: string; url?: string; /** SQLit
   } else if (url && url.includes('://')) {
     throw badRequest('STORE_URL_UNSUPPORTED', `unsupported --db "${url.replace(/\/\/[^@]*@/, '//***@')}"; use postgres://user@host/db or a SQLite file path`);
   } else {
-    if (options.create !== false) mkdirSync(options.home, { recursive: true, mode: 0o700 });
+    if (options.create !== false) ensurePrivateDir(options.home);
     db = new SqliteDatabase(url ? url.replace(/^sqlite:/, '') : join(options.home, 'sekisho.db'), { create: options.create !== false });
   }
   try {

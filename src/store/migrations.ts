@@ -127,7 +127,15 @@ export const MIGRATIONS: readonly Migration[] = [
       'DROP INDEX facilities_updated_at',
     ],
   },
-  // Version 6 is the notice rate limit; the runner applies each version it has not recorded, gaps allowed.
+  {
+    version: 6,
+    name: 'notice attempts per client address (the portal and EST rate limit)',
+    // Fixed windows: window_start in epoch milliseconds; expired rows are deleted by the limiter.
+    statements: () => [
+      'CREATE TABLE notice_attempts (address TEXT PRIMARY KEY, window_start BIGINT NOT NULL, attempts INTEGER NOT NULL)',
+      'CREATE INDEX notice_attempts_window ON notice_attempts (window_start)',
+    ],
+  },
   {
     version: 7,
     name: 'renewal lineage, superseded revocation due times, EST codes bound to a profile',

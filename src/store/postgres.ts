@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { internal } from '../errors/index.js';
+import { internal, unavailable } from '../errors/index.js';
 import type { Database, SqlExecutor } from './database.js';
 
 // BIGINT and NUMERIC come back as strings by default; sekisho's integers fit in a double.
@@ -72,7 +72,7 @@ export class PostgresDatabase implements Database {
     } catch (e) {
       const code = (e as { code?: string }).code;
       if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === '28P01' || code === '3D000') {
-        throw internal('STORE_UNREACHABLE', `cannot reach ${this.description}: ${(e as Error).message}; check --db and that the server is running`, { cause: e });
+        throw unavailable('STORE_UNREACHABLE', `cannot reach ${this.description}: ${(e as Error).message}; check --db and that the server is running`, { cause: e });
       }
       throw e;
     }

@@ -1,7 +1,8 @@
 import BetterSqlite3 from 'better-sqlite3';
 import { existsSync } from 'node:fs';
-import { internal, notFound } from '../errors/index.js';
+import { badRequest, internal, notFound, unavailable } from '../errors/index.js';
 import { Mutex, type Database, type SqlExecutor } from './database.js';
+import { ensurePrivateFile } from '../files/index.js';
 
 type Statement = BetterSqlite3.Statement<unknown[]>;
 
@@ -12,7 +13,7 @@ type Statement = BetterSqlite3.Statement<unknown[]>;
  */
 function synchronousMode(): 'FULL' | 'EXTRA' | 'NORMAL' {
   const v = (process.env.SEKISHO_SQLITE_SYNC ?? 'FULL').toUpperCase();
-  if (v !== 'FULL' && v !== 'EXTRA' && v !== 'NORMAL') throw internal('CONFIG_INVALID', `SEKISHO_SQLITE_SYNC must be FULL, EXTRA or NORMAL, not "${v}"`);
+  if (v !== 'FULL' && v !== 'EXTRA' && v !== 'NORMAL') throw badRequest('CONFIG_INVALID', `SEKISHO_SQLITE_SYNC must be FULL, EXTRA or NORMAL, not "${v}"`);
   return v;
 }
 
@@ -29,6 +30,15 @@ export class SqliteDatabase implements Database {
 
   constructor(file: string, options: { create?: boolean } = {}) {
     this.description = `SQLite ${file}`;
+    // The database and its -wal, -shm and -journal files are the operator's alone, whatever the umask:
+    // SQLite gives the files it creates the database file's mode, so the database is made 0600 first
+    // (and a home from an older version is narrowed).
+    try {
+      ensurePrivateFile(file, options.create !== false);
+      for (const side of ['-wal', '-shm', '-journal']) ensurePrivateFile(`${file}${side}`, false);
+    } catch {
+      /* not ours to change (another owner, a read-only place): opening says what is wrong */
+    }
     try {
       this.#db = new BetterSqlite3(file, { fileMustExist: options.create === false });
     } catch (e) {
@@ -77,7 +87,7 @@ export class SqliteDatabase implements Database {
         this.#db.exec('BEGIN IMMEDIATE');
       } catch (e) {
         if ((e as { code?: string }).code === 'SQLITE_BUSY') {
-          throw internal('STORE_BUSY', `another process has held ${this.description} for over 10 s (a long bulk run?); retry when it is done`, { cause: e });
+          throw unavailable('STORE_BUSY', `another process has held ${this.description} for over 10 s (a long bulk run?); retry when it is done`, { cause: e });
         }
         throw e;
       }

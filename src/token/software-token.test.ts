@@ -7,6 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { isSekishoError } from '../errors/index.js';
@@ -97,6 +98,53 @@ test('parallel wrong PINs from several sessions are all counted: the token locks
   assert.equal((await info(file)).userPinFailures, 3);
   await assert.rejects(loginOnce(file, 'user', USER_PIN), code('PIN_LOCKED'));
   assert.deepEqual(readdirSync(dirname(file)), ['token.json'], 'the lock file is gone');
+});
+
+/** One login in a separate process (a second program on the same token file): its outcome and the tries left it reported. */
+function loginInProcess(file: string, pin: string): Promise<{ outcome: string; left?: number }> {
+  const module = new URL('./software-token.js', import.meta.url).href;
+  const script = `
+    const { openSoftwareToken } = await import(${JSON.stringify(module)});
+    const t = openSoftwareToken(process.argv[1]);
+    const s = await t.openSession(0);
+    let out;
+    try { await s.login('user', process.argv[2]); out = { outcome: 'ok' }; }
+    catch (e) { const m = /(\\d+) tr(?:y|ies) left/.exec(e.message); out = { outcome: e.code ?? String(e), ...(m ? { left: Number(m[1]) } : {}) }; }
+    finally { await t.close(); }
+    process.stdout.write(JSON.stringify(out));`;
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, ['--input-type=module', '-e', script, file, pin], { timeout: 120_000 }, (e, stdout, stderr) => {
+      if (e) reject(new Error(`${e.message}\n${stderr}`));
+      else resolve(JSON.parse(stdout) as { outcome: string; left?: number });
+    });
+  });
+}
+
+test('concurrent logins from several processes, wrong and right PINs interleaved, lose no try: the token locks after exactly 3 wrong tries in total (regression: a right PIN reset the counter unconditionally, erasing a wrong try counted meanwhile)', { timeout: 600_000 }, async () => {
+  for (let round = 0; round < 3; round++) {
+    const file = await newToken();
+    const pins = [USER_PIN, 'wrong-PIN-a', USER_PIN, USER_PIN, 'wrong-PIN-b', USER_PIN, USER_PIN, 'wrong-PIN-c'];
+    const results = await Promise.all(pins.map((pin) => loginInProcess(file, pin)));
+    // Every wrong try reports the count it left behind (3 − left). A serial history has a try that left n behind only
+    // after one that left n − 1 in the same run, so there are never more "left 1" reports than "left 2" ones.
+    const wrong = results.filter((r, i) => pins[i] !== USER_PIN);
+    for (const r of wrong) assert.ok(r.outcome === 'PIN_WRONG' || r.outcome === 'PIN_LOCKED', JSON.stringify(r));
+    const leftOne = wrong.filter((r) => r.left === 1).length;
+    const leftTwo = wrong.filter((r) => r.left === 2).length;
+    assert.ok(leftOne <= leftTwo, `round ${round}: ${JSON.stringify(results)}`);
+    for (const [i, r] of results.entries()) if (pins[i] === USER_PIN) assert.ok(r.outcome === 'ok' || r.outcome === 'PIN_LOCKED', JSON.stringify(r));
+    const counted = (await info(file)).userPinFailures ?? -1;
+    assert.ok(counted <= 3);
+    // A run of wrong tries that ended the history is on file: the last one left 3 − counted.
+    if (counted > 0 && counted < 3) assert.ok(wrong.some((r) => r.left === 3 - counted), `round ${round}: ${counted} counted, ${JSON.stringify(results)}`);
+    // From here, the token locks after exactly 3 − counted more wrong tries (3 in that run in total).
+    let more = 0;
+    while ((await loginInProcess(file, `more-wrong-${more}`)).outcome === 'PIN_WRONG') more++;
+    assert.equal(counted === 3 ? 0 : more + 1, 3 - counted, `round ${round}`);
+    assert.equal((await info(file)).userPinFailures, 3);
+    assert.equal((await loginInProcess(file, USER_PIN)).outcome, 'PIN_LOCKED');
+    assert.deepEqual(readdirSync(dirname(file)), ['token.json'], 'the lock file is gone');
+  }
 });
 
 test('a right PIN resets the counter; the number of tries is configurable', async () => {

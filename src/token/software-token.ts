@@ -244,39 +244,37 @@ class SoftwareTokenSession implements TokenSession {
   }
 
   /**
-   * Checks the PIN of `who`, counting the try *before* the (slow) check, as a
-   * smart card does: parallel guesses cannot slip past the limit, and a crash
-   * mid-check counts as a wrong try. A right PIN resets the count. Returns the
-   * token key.
+   * Checks the PIN of `who` as one read-modify-write under the token's lock
+   * file, so attempts from every session and process are serialized and no
+   * try is ever lost. The try is counted and written *before* the (slow)
+   * check, as a smart card does: a crash mid-check counts as a wrong try. A
+   * right PIN then resets the count it read itself — nobody else can have
+   * counted a try in between. Returns the token key.
    */
   async #checkPin(who: UserType, pin: string): Promise<Buffer> {
     const field = who === 'so' ? 'soPinFailures' : 'userPinFailures';
     const locked = () => (who === 'so' ? tokenErrors.soLocked() : tokenErrors.pinLocked());
-    const { f, max } = await this.token.locked(async () => {
+    return this.token.locked(async () => {
       const f = this.token.read();
       const max = who === 'so' ? f.body.policy.maxSoPinTries : f.body.policy.maxUserPinTries;
       if (f.counters[field] >= max) throw locked();
       f.counters[field] += 1;
       this.token.write(f);
-      return { f, max };
+      const key = await unwrapTokenKey(f.body, pin, who);
+      if (!key) {
+        const left = max - f.counters[field];
+        throw left <= 0 ? locked() : tokenErrors.pinWrong(left, who);
+      }
+      if (!macMatches(key, f)) {
+        key.fill(0);
+        throw badRequest('TOKEN_FILE_TAMPERED', `${this.token.file} was changed outside sekisho (its integrity code does not match); restore it from your backup`, {
+          ja: 'トークンファイルが改ざんされています。バックアップから復元してください。',
+        });
+      }
+      f.counters[field] = 0;
+      this.token.write(f);
+      return key;
     });
-    const key = await unwrapTokenKey(f.body, pin, who);
-    if (!key) {
-      const left = max - f.counters[field];
-      throw left <= 0 ? locked() : tokenErrors.pinWrong(left, who);
-    }
-    if (!macMatches(key, f)) {
-      key.fill(0);
-      throw badRequest('TOKEN_FILE_TAMPERED', `${this.token.file} was changed outside sekisho (its integrity code does not match); restore it from your backup`, {
-        ja: 'トークンファイルが改ざんされています。バックアップから復元してください。',
-      });
-    }
-    await this.token.locked(async () => {
-      const now = this.token.read();
-      now.counters[field] = 0;
-      this.token.write(now);
-    });
-    return key;
   }
 
   async login(userType: UserType, pin: string): Promise<void> {

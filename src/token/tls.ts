@@ -18,7 +18,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SecureContextOptions } from 'node:tls';
-import { badRequest, notFound } from '../errors/index.js';
+import { badRequest, notFound, unauthorized } from '../errors/index.js';
 import { formatPkcs11Uri, parsePkcs11Uri } from './uri.js';
 
 export type TlsKeyRef =
@@ -49,7 +49,7 @@ export function tlsKeyOptions(ref: TlsKeyRef): TlsKeyOptions {
   if (ref.kind === 'pem') return { key: ref.pem, ...(ref.passphrase ? { passphrase: ref.passphrase } : {}) };
   const u = parsePkcs11Uri(ref.uri);
   if (u.object === undefined && u.id === undefined) throw badRequest('TOKEN_KEY_REF_INVALID', 'the pkcs11: URI must name the key with object=LABEL or id=…');
-  if (!ref.pin) throw badRequest('PIN_REQUIRED', 'a PKCS#11 key for TLS needs the user PIN (SEKISHO_PIN)');
+  if (!ref.pin) throw unauthorized('PIN_REQUIRED', 'a PKCS#11 key for TLS needs the user PIN (SEKISHO_PIN)');
   if (ref.module && !existsSync(ref.module)) throw notFound('PKCS11_MODULE_NOT_FOUND', `cannot load the PKCS#11 module ${ref.module}; check --module`);
   const dir = pkcs11EngineDirectory();
   if (process.env.OPENSSL_ENGINES !== dir) process.env.OPENSSL_ENGINES = dir;

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { RevocationPublisher, type CertificateAuthority } from '../ca/index.js';
 import { certificateToPem, crlToPem, OCSP_MAX_REQUEST } from '../pki/index.js';
-import { mediaType, readBody, send, sendError } from './http.js';
+import { mediaType, readBody, send, sendError, stderrErrorLog, type ServerErrorLog } from './http.js';
 import { messagePage } from './portal-page.js';
 import { Portal } from './portal.js';
 import { EST_PREFIX, EstService } from './est.js';
@@ -13,6 +13,8 @@ export interface WebAppOptions {
   rateLimit?: RateLimitOptions;
   /** Seconds an OCSP response stays valid (default 3600). */
   ocspValiditySeconds?: number;
+  /** Where the detail of internal/unavailable errors goes; clients only see a generic message (default: a JSON line on stderr). */
+  log?: ServerErrorLog;
 }
 
 const ASSETS: Record<string, string> = { 'portal.js': 'text/javascript; charset=utf-8', 'portal.css': 'text/css; charset=utf-8' };
@@ -32,9 +34,10 @@ const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 's
  */
 export function createWebApp(o: WebAppOptions): (req: IncomingMessage, res: ServerResponse) => void {
   const ca = o.authority;
-  const limiter = new AttemptLimiter({ ...o.rateLimit, now: o.rateLimit?.now ?? (() => ca.now()) });
-  const portal = new Portal({ authority: ca, limiter });
-  const est = new EstService({ authority: ca, limiter });
+  const limiter = new AttemptLimiter(ca.notices, { ...o.rateLimit, now: o.rateLimit?.now ?? (() => ca.now()) });
+  const log = o.log ?? stderrErrorLog;
+  const portal = new Portal({ authority: ca, limiter, log });
+  const est = new EstService({ authority: ca, limiter, log });
   const revocation = new RevocationPublisher(ca, o.ocspValiditySeconds ? { ocspValiditySeconds: o.ocspValiditySeconds } : {});
   const html = { 'Content-Security-Policy': CSP };
 
@@ -113,7 +116,7 @@ export function createWebApp(o: WebAppOptions): (req: IncomingMessage, res: Serv
 
   return (req, res) => {
     route(req, res).catch((e: unknown) => {
-      if (!res.headersSent) sendError(res, e);
+      if (!res.headersSent) sendError(res, e, log);
       else res.destroy();
     });
   };

@@ -1,9 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { Enrollment, NOTICE_ERRORS, type CertificateAuthority } from '../ca/index.js';
-import { malformed, unauthorized } from '../errors/index.js';
+import { forbidden, malformed, methodNotAllowed, unauthorized, unsupportedMediaType } from '../errors/index.js';
 import { certsOnlyPkcs7, parseCsr } from '../pki/index.js';
-import { clientAddress, mediaType, publicError, readBody, send } from './http.js';
+import { clientAddress, mediaType, publicError, readBody, send, type ServerErrorLog } from './http.js';
 import type { AttemptLimiter } from './rate-limit.js';
 
 export const EST_PREFIX = '/.well-known/est/';
@@ -42,11 +42,9 @@ function sendPkcs7(res: ServerResponse, certs: Buffer[]): void {
   send(res, 200, 'application/pkcs7-mime; smime-type=certs-only', base64Lines(certsOnlyPkcs7(certs)), { 'Content-Transfer-Encoding': 'base64', 'Cache-Control': 'no-store' });
 }
 
-function sendEstError(res: ServerResponse, e: unknown): void {
-  const p = publicError(e);
-  const extra: Record<string, string> = p.status === 401 ? { 'WWW-Authenticate': REALM } : {};
-  const retry = (e as { retryAfter?: number }).retryAfter;
-  if (retry) extra['Retry-After'] = String(retry);
+function sendEstError(res: ServerResponse, e: unknown, log: ServerErrorLog | undefined): void {
+  const p = publicError(e, log);
+  const extra: Record<string, string> = { ...p.headers, ...(p.status === 401 ? { 'WWW-Authenticate': REALM } : {}) };
   send(res, p.status, 'text/plain; charset=utf-8', `${p.code}: ${p.message}\n${p.ja ? `${p.ja}\n` : ''}`, extra);
 }
 
@@ -55,46 +53,48 @@ export class EstService {
   readonly #ca: CertificateAuthority;
   readonly #enrollment: Enrollment;
   readonly #limiter: AttemptLimiter;
+  readonly #log: ServerErrorLog | undefined;
 
-  constructor(o: { authority: CertificateAuthority; limiter: AttemptLimiter }) {
+  constructor(o: { authority: CertificateAuthority; limiter: AttemptLimiter; log?: ServerErrorLog }) {
     this.#ca = o.authority;
     this.#enrollment = new Enrollment(o.authority);
     this.#limiter = o.limiter;
+    this.#log = o.log;
   }
 
   async handle(req: IncomingMessage, res: ServerResponse, operation: string): Promise<void> {
     try {
       if (operation === 'cacerts') {
-        if (req.method !== 'GET') throw malformed('METHOD_NOT_ALLOWED', 'cacerts takes GET');
+        if (req.method !== 'GET') throw methodNotAllowed('METHOD_NOT_ALLOWED', 'cacerts takes GET');
         return sendPkcs7(res, this.#ca.chain());
       }
       if (operation !== 'simpleenroll' && operation !== 'simplereenroll') {
         return send(res, 404, 'text/plain; charset=utf-8', `EST_OPERATION_UNKNOWN: ${EST_PREFIX} offers cacerts, simpleenroll and simplereenroll\n`);
       }
-      if (req.method !== 'POST') throw malformed('METHOD_NOT_ALLOWED', `${operation} takes POST`);
-      if (mediaType(req) !== 'application/pkcs10') throw malformed('CONTENT_TYPE_UNSUPPORTED', 'send the CSR as application/pkcs10 (base64 DER)');
+      if (req.method !== 'POST') throw methodNotAllowed('METHOD_NOT_ALLOWED', `${operation} takes POST`);
+      if (mediaType(req) !== 'application/pkcs10') throw unsupportedMediaType('CONTENT_TYPE_UNSUPPORTED', 'send the CSR as application/pkcs10 (base64 DER)');
       const body = await readBody(req, EST_LIMIT);
       const source = { client: clientAddress(req), via: 'est' };
       if (operation === 'simpleenroll') {
         const auth = parseBasicAuth(req.headers.authorization);
         if (!auth) throw unauthorized('EST_AUTH_REQUIRED', 'simpleenroll needs HTTP Basic credentials: the request ID and reference ID of a notice (or an EST code)');
-        const wait = this.#limiter.take(source.client);
+        const wait = await this.#limiter.take(source.client);
         if (wait > 0) {
           const err = NOTICE_ERRORS.rateLimited(wait);
           await this.#ca.notices.refuse(source, err);
-          throw Object.assign(err, { retryAfter: wait });
+          throw err;
         }
         const csr = parseCsr(estCsrDer(body));
         const issued = await this.#enrollment.withCsr({ requestId: auth.user, referenceId: auth.password }, source, csr);
         return sendPkcs7(res, [issued.der]);
       }
       const peer = (req.socket as TLSSocket).getPeerCertificate?.(false);
-      if (!peer || !peer.raw) throw unauthorized('CLIENT_CERT_REQUIRED', 'simplereenroll needs your current certificate over mutual TLS (curl --cert … --key …)');
+      if (!peer || !peer.raw) throw forbidden('CLIENT_CERT_REQUIRED', 'simplereenroll needs your current certificate over mutual TLS (curl --cert … --key …)');
       const csr = parseCsr(estCsrDer(body));
       const issued = await this.#enrollment.reenroll(peer.raw, csr, source);
       return sendPkcs7(res, [issued.der]);
     } catch (e) {
-      sendEstError(res, e);
+      sendEstError(res, e, this.#log);
     }
   }
 }

@@ -1,39 +1,82 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { isSekishoError, malformed, type ErrorKind, type SekishoError } from '../errors/index.js';
+import { isSekishoError, tooLarge, type ErrorKind, type SekishoError } from '../errors/index.js';
 
-/** The one place an error kind (or a code that needs its own) becomes an HTTP status. */
-const STATUS_BY_KIND: Record<ErrorKind, number> = { malformed: 400, badRequest: 400, unauthorized: 401, notFound: 404, conflict: 409, internal: 500 };
-const STATUS_BY_CODE: Record<string, number> = {
-  RATE_LIMITED: 429,
-  NOTICE_LOCKED: 423,
-  NOTICE_EXPIRED: 410,
-  NOTICE_USED: 410,
-  NOTICE_REVOKED: 410,
-  BODY_TOO_LARGE: 413,
-  CONTENT_TYPE_UNSUPPORTED: 415,
-  METHOD_NOT_ALLOWED: 405,
-  CA_LOCKED: 503,
-  FACILITY_SUSPENDED: 403,
-  CLIENT_CERT_REQUIRED: 403,
-  CLIENT_CERT_REVOKED: 403,
-  CLIENT_CERT_EXPIRED: 403,
-  CLIENT_CERT_UNTRUSTED: 403,
-  CLIENT_CERT_UNKNOWN: 403,
-  CLIENT_CERT_INVALID: 403,
-  REENROLL_SUBJECT_MISMATCH: 400,
-  CLIENT_CERT_SUPERSEDED: 403,
-  RENEWAL_RATE_LIMITED: 429,
+/** The one place an error kind becomes an HTTP status; the code never decides it. */
+export const HTTP_STATUS: Readonly<Record<ErrorKind, number>> = {
+  malformed: 400,
+  badRequest: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  notFound: 404,
+  methodNotAllowed: 405,
+  conflict: 409,
+  gone: 410,
+  tooLarge: 413,
+  unsupportedMediaType: 415,
+  locked: 423,
+  rateLimited: 429,
+  internal: 500,
+  unavailable: 503,
 };
 
 export function httpStatus(e: SekishoError): number {
-  return STATUS_BY_CODE[e.code] ?? STATUS_BY_KIND[e.kind];
+  return HTTP_STATUS[e.kind];
 }
 
-/** What a client may see of an error: internal details never leave the process. */
-export function publicError(e: unknown): { status: number; code: string; message: string; ja?: string } {
-  if (isSekishoError(e) && e.kind !== 'internal') return { status: httpStatus(e), code: e.code, message: e.message, ...(e.ja ? { ja: e.ja } : {}) };
-  if (isSekishoError(e) && e.code === 'CA_LOCKED') return { status: 503, code: e.code, message: 'the certificate authority is not ready; try again later', ja: '認証局の準備ができていません。しばらくしてから再度お試しください。' };
-  return { status: 500, code: 'INTERNAL', message: 'the server could not complete the request; try again later, and tell the network operator if it persists', ja: 'サーバーで処理を完了できませんでした。時間をおいて再度お試しください。' };
+/** The kind an HTTP status stands for (a client of our own API reading an answer): the first kind with that status. */
+export function kindOfStatus(status: number): ErrorKind {
+  return (Object.keys(HTTP_STATUS) as ErrorKind[]).find((k) => HTTP_STATUS[k] === status) ?? (status >= 500 ? 'unavailable' : 'badRequest');
+}
+
+/** What a web client sees of an error that is the operator's to fix: what happened, and what to do, without the detail. */
+const GENERIC: Record<'internal' | 'unavailable', { code: string; message: string; ja: string }> = {
+  internal: {
+    code: 'INTERNAL',
+    message: 'the server could not complete the request; try again later, and tell the network operator if it persists',
+    ja: 'サーバーで処理を完了できませんでした。時間をおいて再度お試しください。解決しない場合は運営主体にお問い合わせください。',
+  },
+  unavailable: {
+    code: 'SERVICE_UNAVAILABLE',
+    message: 'the service is not available right now; try again later, and tell the network operator if it persists',
+    ja: 'ただいまサービスを利用できません。時間をおいて再度お試しください。解決しない場合は運営主体にお問い合わせください。',
+  },
+};
+
+export interface PublicError {
+  status: number;
+  code: string;
+  message: string;
+  ja?: string;
+  /** HTTP headers that go with the status (Retry-After). */
+  headers: Record<string, string>;
+}
+
+/** Where the web edge writes what it does not show a client (the operator reads it). */
+export type ServerErrorLog = (msg: string, fields: Record<string, unknown>) => void;
+
+export const stderrErrorLog: ServerErrorLog = (msg, fields) => {
+  process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level: 'error', msg, ...fields })}\n`);
+};
+
+/**
+ * What a client may see of an error. `internal` and `unavailable` (and
+ * anything that is not a SekishoError) become a generic message; their detail
+ * goes to `log`, never to the client.
+ */
+export function publicError(e: unknown, log: ServerErrorLog = stderrErrorLog): PublicError {
+  const kind: ErrorKind = isSekishoError(e) ? e.kind : 'internal';
+  const headers: Record<string, string> = {};
+  const retry = isSekishoError(e) ? e.retryAfterSeconds : undefined;
+  if (retry !== undefined && (kind === 'rateLimited' || kind === 'unavailable')) headers['Retry-After'] = String(retry);
+  const status = HTTP_STATUS[kind];
+  if (kind === 'internal' || kind === 'unavailable') {
+    const detail = isSekishoError(e) ? { code: e.code, detail: e.message } : { code: 'INTERNAL', detail: e instanceof Error ? e.message : String(e) };
+    log('request failed', { status, ...detail });
+    const g = GENERIC[kind];
+    return { status, code: g.code, message: g.message, ja: g.ja, headers };
+  }
+  const s = e as SekishoError;
+  return { status, code: s.code, message: s.message, ...(s.ja ? { ja: s.ja } : {}), headers };
 }
 
 /** Reads a request body up to `limit` bytes; a larger one is BODY_TOO_LARGE (and the rest is not read). */
@@ -41,7 +84,7 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > limit) {
-      reject(malformed('BODY_TOO_LARGE', `the request body is larger than ${limit} bytes`));
+      reject(tooLarge('BODY_TOO_LARGE', `the request body is larger than ${limit} bytes`));
       req.resume();
       return;
     }
@@ -53,7 +96,7 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
       size += c.length;
       if (size > limit) {
         done = true;
-        reject(malformed('BODY_TOO_LARGE', `the request body is larger than ${limit} bytes`));
+        reject(tooLarge('BODY_TOO_LARGE', `the request body is larger than ${limit} bytes`));
         return;
       }
       parts.push(c);
@@ -95,9 +138,9 @@ export function sendJson(res: ServerResponse, status: number, value: unknown, he
 }
 
 /** Problem JSON: `{ error: { code, message, ja } }`. */
-export function sendError(res: ServerResponse, e: unknown, headers: Record<string, string> = {}): void {
-  const p = publicError(e);
-  sendJson(res, p.status, { error: { code: p.code, message: p.message, ...(p.ja ? { ja: p.ja } : {}) } }, headers);
+export function sendError(res: ServerResponse, e: unknown, log?: ServerErrorLog): void {
+  const p = publicError(e, log);
+  sendJson(res, p.status, { error: { code: p.code, message: p.message, ...(p.ja ? { ja: p.ja } : {}) } }, p.headers);
 }
 
 export function mediaType(req: IncomingMessage): string {

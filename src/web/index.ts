@@ -31,13 +31,14 @@ import { certificateToPem } from '../pki/index.js';
 import { complianceProfile, tlsServerOptions, type ComplianceProfileName } from '../policy/index.js';
 import { createWebApp } from './app.js';
 import type { RateLimitOptions } from './rate-limit.js';
+import type { ServerErrorLog } from './http.js';
 
 export { createWebApp, type WebAppOptions } from './app.js';
-export { AttemptLimiter, type RateLimitOptions } from './rate-limit.js';
+export { AttemptLimiter, type AttemptCounter, type RateLimitOptions } from './rate-limit.js';
 export { parseEnrollForm, parseEnrollJson, parseCsrEnrollJson, type EnrollRequest, type CsrEnrollRequest } from './forms.js';
 export { parseBasicAuth, estCsrDer, EST_PREFIX } from './est.js';
 export { zipStore } from './zip.js';
-export { httpStatus, publicError } from './http.js';
+export { HTTP_STATUS, httpStatus, kindOfStatus, publicError, type PublicError, type ServerErrorLog } from './http.js';
 
 export interface WebServerOptions {
   /** An opened CA; unlocked, or issuance, CRLs and OCSP answer "not ready". */
@@ -62,6 +63,8 @@ export interface WebServerOptions {
   tlsProfile?: ComplianceProfileName;
   /** Seconds between runs of the CA's due revocations (superseded certificates whose overlap ended; default 60). */
   dueRevocationSeconds?: number;
+  /** Where the detail of errors a client is not shown goes (default: a JSON line on stderr). */
+  log?: ServerErrorLog;
 }
 
 export interface WebServer {
@@ -94,7 +97,7 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
       headersTimeout: 20_000,
       requestTimeout: 60_000,
     },
-    createWebApp({ authority: ca, ...(options.rateLimit ? { rateLimit: options.rateLimit } : {}), ...(options.ocspValiditySeconds ? { ocspValiditySeconds: options.ocspValiditySeconds } : {}) }),
+    createWebApp({ authority: ca, ...(options.rateLimit ? { rateLimit: options.rateLimit } : {}), ...(options.ocspValiditySeconds ? { ocspValiditySeconds: options.ocspValiditySeconds } : {}), ...(options.log ? { log: options.log } : {}) }),
   );
   server.on('tlsClientError', () => undefined);
   await new Promise<void>((resolve, reject) => {

@@ -1,8 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Enrollment, safeFileName, type CertificateAuthority, type EnrollmentResult, type IssuanceNotices } from '../ca/index.js';
-import { malformed, type SekishoError } from '../errors/index.js';
+import { unsupportedMediaType } from '../errors/index.js';
 import { certificateToPem, fingerprint, parseCsr } from '../pki/index.js';
-import { clientAddress, mediaType, publicError, readBody, send, sendError, sendJson } from './http.js';
+import { clientAddress, mediaType, publicError, readBody, send, sendError, sendJson, type ServerErrorLog } from './http.js';
 import { parseCsrEnrollJson, parseEnrollForm, parseEnrollJson } from './forms.js';
 import { portalPage, resultPage, type DownloadFile } from './portal-page.js';
 import { zipStore } from './zip.js';
@@ -40,6 +40,8 @@ export function thumbprintText(r: EnrollmentResult, rootDer: Buffer, p12Name: st
 export interface PortalOptions {
   authority: CertificateAuthority;
   limiter: AttemptLimiter;
+  /** Where the detail of errors a client is not shown goes (default: a JSON line on stderr). */
+  log?: ServerErrorLog;
 }
 
 /** The enrollment portal: the page, the form post, and the JSON API the page's script and `sekisho enroll` use. */
@@ -48,8 +50,10 @@ export class Portal {
   readonly #enrollment: Enrollment;
   readonly #limiter: AttemptLimiter;
   readonly #notices: IssuanceNotices;
+  readonly #log: ServerErrorLog | undefined;
 
   constructor(o: PortalOptions) {
+    this.#log = o.log;
     this.#ca = o.authority;
     this.#enrollment = new Enrollment(o.authority);
     this.#limiter = o.limiter;
@@ -74,11 +78,11 @@ export class Portal {
   /** Counts an attempt against the client's address; a refused one is audited and thrown. */
   async #admit(req: IncomingMessage, via: string): Promise<{ client: string; via: string }> {
     const source = { client: clientAddress(req), via };
-    const wait = this.#limiter.take(source.client);
+    const wait = await this.#limiter.take(source.client);
     if (wait > 0) {
       const err = NOTICE_ERRORS.rateLimited(wait);
       await this.#notices.refuse(source, err);
-      throw Object.assign(err, { retryAfter: wait });
+      throw err;
     }
     return source;
   }
@@ -98,7 +102,7 @@ export class Portal {
   async enrollForm(req: IncomingMessage, res: ServerResponse): Promise<void> {
     let ids: { requestId?: string } = {};
     try {
-      if (mediaType(req) !== 'application/x-www-form-urlencoded') throw malformed('CONTENT_TYPE_UNSUPPORTED', 'send the form as application/x-www-form-urlencoded');
+      if (mediaType(req) !== 'application/x-www-form-urlencoded') throw unsupportedMediaType('CONTENT_TYPE_UNSUPPORTED', 'send the form as application/x-www-form-urlencoded');
       const body = await readBody(req, FORM_LIMIT);
       const source = await this.#admit(req, 'portal');
       const form = parseEnrollForm(body);
@@ -107,16 +111,15 @@ export class Portal {
       const r = await this.#enrollment.withPkcs12(form, source, { password: form.password, legacy: form.legacy, ...(form.keyType ? { keyType: form.keyType } : {}) });
       send(res, 200, 'text/html; charset=utf-8', resultPage({ facilityName: r.facility.name, facilityNumber: r.facility.number, serial: r.serial, notAfter: r.view.notAfter, files: this.#files(r) }), { 'Cache-Control': 'no-store' });
     } catch (e) {
-      const p = publicError(e);
-      const retry = (e as { retryAfter?: number }).retryAfter;
-      send(res, p.status, 'text/html; charset=utf-8', this.#page(p, ids), { 'Cache-Control': 'no-store', ...(retry ? { 'Retry-After': String(retry) } : {}) });
+      const p = publicError(e, this.#log);
+      send(res, p.status, 'text/html; charset=utf-8', this.#page(p, ids), { 'Cache-Control': 'no-store', ...p.headers });
     }
   }
 
   /** POST /api/enroll: JSON in, JSON out (PKCS#12 and root as base64); for `sekisho enroll`. */
   async enrollJson(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
-      if (mediaType(req) !== 'application/json') throw malformed('CONTENT_TYPE_UNSUPPORTED', 'send application/json');
+      if (mediaType(req) !== 'application/json') throw unsupportedMediaType('CONTENT_TYPE_UNSUPPORTED', 'send application/json');
       const body = await readBody(req, JSON_LIMIT);
       const source = await this.#admit(req, 'api');
       const r = parseEnrollJson(body);
@@ -132,15 +135,14 @@ export class Portal {
         thumbprints: thumbprintText(issued, this.#ca.rootDer, p12Name),
       });
     } catch (e) {
-      const retry = (e as { retryAfter?: number }).retryAfter;
-      sendError(res, e, retry ? { 'Retry-After': String(retry) } : {});
+      sendError(res, e, this.#log);
     }
   }
 
   /** POST /api/enroll-csr: the key was made in the browser; only its CSR arrives. Returns the certificate and chain (PEM). */
   async enrollCsr(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
-      if (mediaType(req) !== 'application/json') throw malformed('CONTENT_TYPE_UNSUPPORTED', 'send application/json');
+      if (mediaType(req) !== 'application/json') throw unsupportedMediaType('CONTENT_TYPE_UNSUPPORTED', 'send application/json');
       const body = await readBody(req, JSON_LIMIT);
       const source = await this.#admit(req, 'portal-csr');
       const r = parseCsrEnrollJson(body);
@@ -156,8 +158,7 @@ export class Portal {
         thumbprints: thumbprintText(issued, this.#ca.rootDer, `${safeFileName(issued.facility.name)}_${issued.facility.number}.p12`),
       });
     } catch (e) {
-      const retry = (e as { retryAfter?: number }).retryAfter;
-      sendError(res, e as SekishoError, retry ? { 'Retry-After': String(retry) } : {});
+      sendError(res, e, this.#log);
     }
   }
 }

@@ -6,35 +6,43 @@ export interface RateLimitOptions {
   now?: () => Date;
 }
 
+/** Where attempts are counted: the store (`IssuanceNotices.countAttempt`), atomic per attempt. */
+export interface AttemptCounter {
+  countAttempt(address: string, nowMs: number, windowMs: number): Promise<{ windowStart: number; count: number }>;
+  expireAttempts(nowMs: number, windowMs: number): Promise<number>;
+}
+
 /**
- * Counts notice attempts per client address in fixed windows. `take` returns
- * 0 when the attempt may go ahead, else the seconds until the window ends.
- * Memory is bounded: expired windows are dropped as new ones start.
+ * Counts notice attempts per client address in fixed windows, in the store:
+ * a restart of the server does not reset them, and concurrent attempts never
+ * lose a count. `take` resolves 0 when the attempt may go ahead, else the
+ * seconds until the window ends. Ended windows are deleted at most once per
+ * window length.
  */
 export class AttemptLimiter {
   readonly attempts: number;
   readonly windowMs: number;
   readonly #now: () => Date;
-  readonly #windows = new Map<string, { start: number; count: number }>();
+  readonly #counter: AttemptCounter;
+  #lastExpiry = 0;
 
-  constructor(o: RateLimitOptions = {}) {
+  constructor(counter: AttemptCounter, o: RateLimitOptions = {}) {
     this.attempts = o.attempts ?? 20;
     this.windowMs = (o.windowSeconds ?? 600) * 1000;
     if (!Number.isInteger(this.attempts) || this.attempts < 1) throw new RangeError('rate limit attempts must be a positive integer');
     if (!(this.windowMs > 0)) throw new RangeError('rate limit window must be positive');
     this.#now = o.now ?? (() => new Date());
+    this.#counter = counter;
   }
 
-  take(address: string): number {
+  async take(address: string): Promise<number> {
     const now = this.#now().getTime();
-    if (this.#windows.size > 10_000) for (const [k, w] of this.#windows) if (now - w.start >= this.windowMs) this.#windows.delete(k);
-    const w = this.#windows.get(address);
-    if (!w || now - w.start >= this.windowMs) {
-      this.#windows.set(address, { start: now, count: 1 });
-      return 0;
+    if (now - this.#lastExpiry >= this.windowMs) {
+      this.#lastExpiry = now;
+      await this.#counter.expireAttempts(now, this.windowMs);
     }
-    if (w.count >= this.attempts) return Math.max(1, Math.ceil((w.start + this.windowMs - now) / 1000));
-    w.count++;
-    return 0;
+    const w = await this.#counter.countAttempt(address, now, this.windowMs);
+    if (w.count <= this.attempts) return 0;
+    return Math.max(1, Math.ceil((w.windowStart + this.windowMs - now) / 1000));
   }
 }

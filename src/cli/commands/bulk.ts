@@ -1,7 +1,7 @@
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { badRequest } from '../../errors/index.js';
-import { bulkDeliver, parseFacilityCsv, type BulkProgress } from '../../ca/index.js';
+import { bulkDeliver, ensurePrivateDir, parseFacilityCsv, type BulkProgress } from '../../ca/index.js';
 import { parseKeyType } from '../../pki/index.js';
 import { HOME_OPTIONS, JSON_OPTION, required, type Command } from '../command.js';
 import { actor, withAuthority } from '../authority.js';
@@ -40,7 +40,7 @@ export const certBulkCommand: Command = {
     const outDir = resolve(v.out as string);
     const passphrase = await caPassphrase(ctx.env, ctx.isTTY);
     return withAuthority({ ...ctx, env: { ...ctx.env, SEKISHO_PASSPHRASE: passphrase } }, true, async (ca) => {
-      mkdirSync(outDir, { recursive: true, mode: 0o700 });
+      ensurePrivateDir(outDir);
       const showBar = process.stderr.isTTY && !v.json;
       const results = await bulkDeliver({
         ca,

@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { writeFileAtomic } from '../../ca/index.js';
-import { badRequest, SekishoError, type ErrorKind } from '../../errors/index.js';
+import { badRequest, SekishoError } from '../../errors/index.js';
+import { kindOfStatus } from '../../web/index.js';
 import { certificateToPem, certificatesFromPem, pemOrDer } from '../../pki/index.js';
 import { exactlyOne, JSON_OPTION, required, type Command } from '../command.js';
 import { secretFromFile } from '../secrets.js';
@@ -48,7 +49,6 @@ export function parseFingerprint(input: string): { hash: 'sha256' | 'sha1'; hex:
   throw badRequest('FINGERPRINT_INVALID', '--root-fingerprint takes the root thumbprint from the letter: 64 hex digits (SHA-256) or 40 (SHA-1)');
 }
 
-const KINDS: Record<number, ErrorKind> = { 400: 'malformed', 401: 'unauthorized', 403: 'badRequest', 404: 'notFound', 409: 'conflict', 410: 'conflict', 423: 'conflict', 429: 'badRequest' };
 
 export const enrollCommand: Command = {
   path: ['enroll'],
@@ -108,7 +108,7 @@ export const enrollCommand: Command = {
     }
     if (answer.status !== 200) {
       const err = (json.error ?? {}) as { code?: string; message?: string; ja?: string };
-      throw new SekishoError(KINDS[answer.status] ?? 'internal', err.code ?? 'PORTAL_ERROR', err.message ?? `HTTP ${answer.status}`, err.ja ? { ja: err.ja } : {});
+      throw new SekishoError(kindOfStatus(answer.status), err.code ?? 'PORTAL_ERROR', err.message ?? `HTTP ${answer.status}`, err.ja ? { ja: err.ja } : {});
     }
     const p12 = Buffer.from(String(json.pkcs12), 'base64');
     writeFileAtomic(out, p12, 0o600);
