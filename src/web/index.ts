@@ -25,7 +25,8 @@
  * server on a free port.
  */
 import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { GuardedListener, ListenerLedger, applyHttpLimits, refuseRenegotiation, resolveLimits, type LimitLog, type ListenerLimits } from '../listener/index.js';
 import type { CertificateAuthority } from '../ca/index.js';
 import { certificateToPem } from '../pki/index.js';
 import { complianceProfile, tlsServerOptions, type ComplianceProfileName } from '../policy/index.js';
@@ -60,6 +61,12 @@ export interface WebServerOptions {
   requestClientCertificate?: boolean;
   /** The TLS profile (default CRYPTREC "recommended": TLS 1.2 and 1.3). */
   tlsProfile?: ComplianceProfileName;
+  /** Timeouts and connection caps (default: the portal's share of this process's file-descriptor limit). */
+  limits?: ListenerLimits;
+  /** Counters shared with the process's other listeners (the gateway's /metrics shows them). */
+  ledger?: ListenerLedger;
+  /** Where refusals over the caps are logged, in sums (default: stderr, JSON). */
+  log?: LimitLog;
 }
 
 export interface WebServer {
@@ -68,6 +75,8 @@ export interface WebServer {
   /** The bound address (useful with port 0). */
   address: { host: string; port: number };
   server: Server;
+  /** The TCP front that enforces the connection caps (its counters: `front.counts`). */
+  front: GuardedListener;
   close(): Promise<void>;
 }
 
@@ -80,6 +89,9 @@ export interface WebServer {
 export async function startWebServer(options: WebServerOptions): Promise<WebServer> {
   const ca = options.authority;
   const profile = complianceProfile(options.tlsProfile ?? 'recommended');
+  const limits = options.limits ?? resolveLimits({}, 1).portal;
+  const ledger = options.ledger ?? new ListenerLedger();
+  const log: LimitLog = options.log ?? { log: (level, msg, fields) => process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields })}\n`) };
   const server = createServer(
     {
       ...tlsServerOptions(profile),
@@ -88,31 +100,34 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
       requestCert: options.requestClientCertificate !== false,
       rejectUnauthorized: false,
       ca: ca.chain().map(certificateToPem),
-      // Slow clients cannot hold the server: headers within 20 s, the whole request within 60 s.
-      headersTimeout: 20_000,
-      requestTimeout: 60_000,
+      // Node's default holds a half-open handshake for 120 s.
+      handshakeTimeout: limits.handshakeTimeoutMs,
     },
     createWebApp({ authority: ca, ...(options.rateLimit ? { rateLimit: options.rateLimit } : {}), ...(options.ocspValiditySeconds ? { ocspValiditySeconds: options.ocspValiditySeconds } : {}) }),
   );
-  server.on('tlsClientError', () => undefined);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.listen.port, options.listen.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
+  // The server never listens itself: the TCP front admits sockets under the caps and hands them over.
+  applyHttpLimits(server, limits);
+  const front = new GuardedListener({ name: 'portal', host: options.listen.host, port: options.listen.port, limits, ledger, log, setting: '--portal', onConnection: (raw) => server.emit('connection', raw) });
+  server.on('tlsClientError', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') front.counts.handshakeTimeouts++;
   });
-  const a = server.address() as AddressInfo;
-  const hostForUrl = a.family === 'IPv6' ? `[${a.address}]` : a.address;
+  server.on('secureConnection', (socket: TLSSocket) => refuseRenegotiation(socket, () => front.counts.renegotiationsRefused++, true));
+  const a = await front.listen();
+  const hostForUrl = a.host.includes(':') ? `[${a.host}]` : a.host;
   const url = options.publicUrl ?? `https://${hostForUrl}:${a.port}/`;
   return {
     url,
-    address: { host: a.address, port: a.port },
+    address: a,
     server,
-    close: () =>
-      new Promise<void>((resolve, reject) => {
-        server.close((e) => (e ? reject(e) : resolve()));
-        server.closeIdleConnections();
-      }),
+    front,
+    close: async () => {
+      // Stop accepting, let requests in flight finish (idle keep-alive connections end now).
+      await front.stop();
+      server.close(() => undefined);
+      server.closeIdleConnections();
+      const deadline = Date.now() + limits.requestTimeoutMs;
+      while (front.open > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      front.destroyAll();
+    },
   };
 }
