@@ -33,7 +33,7 @@ before(async () => {
     home: fx.home,
     admin: '127.0.0.1:0',
     refusals: { intervalSeconds: 1, maxAddresses: 3 },
-    limits: { gateway: { maxConnectionsPerAddress: 4 } },
+    limits: { gateway: { maxConnectionsPerAddress: 4, headersTimeoutSeconds: 2 } },
     listeners: [{ name: 'web', mode: 'http', listen: '127.0.0.1:0', routes: [{ path: '/', upstream: `http://127.0.0.1:${http.port}`, allow: { anyone: true } }] }],
   });
   setup = await openGateway(cfg, { passphrase: async () => PASSPHRASE, log: jsonLogger('info', (l) => logs.push(JSON.parse(l) as Record<string, unknown>)), watch: false });
@@ -173,6 +173,18 @@ describe('gateway under abuse', () => {
     // A well-behaved client still gets through.
     const ok = await runAsync('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '--cert', cert, '--key', key, '--cacert', fx.caFile, `https://localhost:${port}/`]);
     assert.equal(ok.stdout, '200', ok.stderr);
+  });
+
+  test('an authenticated client that sends its request headers too slowly is closed after the headers timeout', async () => {
+    const { cert, key } = fx.clients.good;
+    const s = tlsConnect({ host: '127.0.0.1', port, servername: 'localhost', cert: readFileSync(cert, 'utf8'), key: readFileSync(key, 'utf8'), ca: readFileSync(fx.caFile, 'utf8') });
+    s.on('error', () => undefined);
+    s.resume();
+    const closed = new Promise<boolean>((r) => s.once('close', () => r(true)));
+    await new Promise<void>((r) => s.once('secureConnect', () => r()));
+    s.write('GET / HTTP/1.1\r\nHost: localhost\r\n');
+    assert.equal(await Promise.race([closed, sleep(10_000).then(() => false)]), true, 'closed after the 2 s headers timeout');
+    s.destroy();
   });
 
   test('one address holds at most maxConnectionsPerAddress connections; the next is closed at once, other addresses still get in', async (t) => {

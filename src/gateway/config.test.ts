@@ -20,6 +20,8 @@ test('the shipped example configuration loads, with every listener, route, excep
   assert.ok(hl7.mode === 'tcp' && hl7.proxyProtocol && hl7.upstream.port === 2576);
   assert.deepEqual(cfg.exceptions[0], { facility: '0110113719', allow: 'SHA1_SIGNATURE', until: '2027-03-31', note: 'reception PC replaced in March (ticket 1234)' });
   assert.deepEqual(cfg.admin, { host: '127.0.0.1', port: 9443 });
+  assert.deepEqual(cfg.limits, { gateway: { handshakeTimeoutSeconds: 10, maxConnectionsPerAddress: 64 }, portal: { maxConnectionsPerAddress: 16 } });
+  assert.deepEqual(cfg.refusals, { intervalSeconds: 10, maxAddresses: 1000 });
 });
 
 const BAD: [string, unknown, RegExp][] = [
@@ -39,6 +41,11 @@ const BAD: [string, unknown, RegExp][] = [
   ['14 onStale misspelt', { home: '/h', revocation: { onStale: 'open' }, listeners: [listener] }, /fail-closed or fail-open/],
   ['15 two listeners with one name', { home: '/h', listeners: [listener, listener] }, /two listeners are named "web"/],
   ['16 mode misspelt', { home: '/h', listeners: [{ ...listener, mode: 'https' }] }, /not http or tcp/],
+  ['17 limits for an unknown kind of listener', { home: '/h', limits: { console: {} }, listeners: [listener] }, /limits: unknown key "console"/],
+  ['18 a connection cap of zero', { home: '/h', limits: { gateway: { maxConnections: 0 } }, listeners: [listener] }, /limits\.gateway\.maxConnections: must be a whole number/],
+  ['19 a handshake timeout as text', { home: '/h', limits: { portal: { handshakeTimeoutSeconds: '5s' } }, listeners: [listener] }, /limits\.portal\.handshakeTimeoutSeconds: must be a number of seconds/],
+  ['20 refusals summed over 0 s', { home: '/h', refusals: { intervalSeconds: 0 }, listeners: [listener] }, /refusals\.intervalSeconds/],
+  ['21 refusals with an unknown key', { home: '/h', refusals: { perAddress: 1 }, listeners: [listener] }, /refusals: unknown key "perAddress"/],
 ];
 
 for (const [name, raw, message] of BAD) {

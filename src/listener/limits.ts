@@ -193,13 +193,13 @@ function mapping(v: unknown, where: string, keys: readonly string[], code: strin
 export function limitsFromFlags(flags: readonly string[], code = 'LIMITS_INVALID'): Record<string, unknown> {
   const out: Record<string, Record<string, number> | number> = {};
   for (const f of flags) {
-    const m = /^(?:(gateway|portal|admin)\.)?([A-Za-z]+)=([0-9]+(?:\.[0-9]+)?)$/.exec(f);
+    const m = /^(?:(gateway|portal|admin)\.([A-Za-z]+)|(fileDescriptors))=([0-9]+(?:\.[0-9]+)?)$/.exec(f);
     if (!m) throw badRequest(code, `--limit "${f.slice(0, 80)}" is not KIND.KEY=NUMBER (e.g. portal.maxConnections=200, gateway.handshakeTimeoutSeconds=5, fileDescriptors=4096)`);
-    const [, kind, key, value] = m;
+    const [, kind, key, top, value] = m;
     if (kind) {
       const section = (out[kind] ??= {}) as Record<string, number>;
       section[key!] = Number(value);
-    } else out[key!] = Number(value);
+    } else out[top!] = Number(value);
   }
   return out;
 }

@@ -35,6 +35,7 @@ function halfOpen(port: number, localAddress: string, partial: boolean): Promise
     const socket = netConnect({ host: '127.0.0.1', port, localAddress });
     const closed = new Promise<void>((r) => socket.once('close', () => r()));
     socket.on('error', () => undefined);
+    socket.resume();
     socket.once('connect', () => {
       // A TLS record header announcing a 512-byte handshake, then silence.
       if (partial) socket.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01]));
