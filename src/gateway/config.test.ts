@@ -45,6 +45,7 @@ const BAD: [string, unknown, RegExp][] = [
   ['18 a connection cap of zero', { home: '/h', limits: { gateway: { maxConnections: 0 } }, listeners: [listener] }, /limits\.gateway\.maxConnections: must be a whole number/],
   ['19 a handshake timeout as text', { home: '/h', limits: { portal: { handshakeTimeoutSeconds: '5s' } }, listeners: [listener] }, /limits\.portal\.handshakeTimeoutSeconds: must be a number of seconds/],
   ['20 refusals summed over 0 s', { home: '/h', refusals: { intervalSeconds: 0 }, listeners: [listener] }, /refusals\.intervalSeconds/],
+  ['22 a listener named like the portal', { home: '/h', listeners: [{ ...listener, name: 'portal' }] }, /"portal" names the portal listener/],
   ['21 refusals with an unknown key', { home: '/h', refusals: { perAddress: 1 }, listeners: [listener] }, /refusals: unknown key "perAddress"/],
 ];
 

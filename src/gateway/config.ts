@@ -193,6 +193,7 @@ export function parseGatewayConfig(raw: unknown, base = process.cwd()): GatewayC
   const names = new Set<string>();
   for (const l of cfg.listeners) {
     if (names.has(l.name)) throw fail('listeners', `two listeners are named "${l.name}"`);
+    if (l.name === 'portal' || l.name === 'admin') throw fail('listeners', `"${l.name}" names the ${l.name} listener in metrics and limits; give this listener another name`);
     names.add(l.name);
   }
   if (!cfg.home && !cfg.tls) throw fail('configuration', 'give either home (a CA home) or tls: { cert, key } with clientCa');

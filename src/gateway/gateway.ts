@@ -471,6 +471,7 @@ export class Gateway {
       revocationUsable: this.#revocationUsable,
       exceptionsInUse: [...this.#exceptionUse.values()].map((e) => ({ ...e.exception, connections: e.count, lastSeen: e.lastSeen })),
       auditPending: this.o.audit?.pending() ?? 0,
+      limits: { fileDescriptors: this.#limits.fileDescriptors, source: this.#limits.source, reserve: this.#limits.reserve, gateway: this.#limits.gateway, admin: this.#limits.admin },
     };
   }
 

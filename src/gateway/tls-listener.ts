@@ -38,6 +38,7 @@ export interface TlsListenerOptions {
 
 export class TlsListener {
   readonly front: GuardedListener;
+  readonly #onRenegotiation = () => this.front.counts.renegotiationsRefused++;
 
   constructor(private readonly o: TlsListenerOptions) {
     this.front = new GuardedListener({
@@ -68,7 +69,7 @@ export class TlsListener {
       ...(this.o.alpn ? { ALPNProtocols: this.o.alpn } : {}),
     });
     const counts = this.front.counts;
-    refuseRenegotiation(socket, () => counts.renegotiationsRefused++);
+    refuseRenegotiation(socket, this.#onRenegotiation);
     const timer = setTimeout(() => {
       if (decided) return;
       decided = true;
