@@ -20,6 +20,8 @@ test('the shipped example configuration loads, with every listener, route, excep
   assert.ok(hl7.mode === 'tcp' && hl7.proxyProtocol && hl7.upstream.port === 2576);
   assert.deepEqual(cfg.exceptions[0], { facility: '0110113719', allow: 'SHA1_SIGNATURE', until: '2027-03-31', note: 'reception PC replaced in March (ticket 1234)' });
   assert.deepEqual(cfg.admin, { host: '127.0.0.1', port: 9443 });
+  assert.deepEqual(cfg.limits, { gateway: { handshakeTimeoutSeconds: 10, maxConnectionsPerAddress: 64 }, portal: { maxConnectionsPerAddress: 16 } });
+  assert.deepEqual(cfg.refusals, { intervalSeconds: 10, maxAddresses: 1000 });
 });
 
 const BAD: [string, unknown, RegExp][] = [
@@ -43,6 +45,12 @@ const BAD: [string, unknown, RegExp][] = [
   ['18 route path not normalized (a route the upstream never sees)', { home: '/h', listeners: [{ ...listener, routes: [{ path: '//admin/', upstream: 'http://127.0.0.1:9000', allow: { anyone: true } }] }] }, /normalized form \(write "\/admin\/"/],
   ['19 route path with a dot segment', { home: '/h', listeners: [{ ...listener, routes: [{ path: '/x/../admin/', upstream: 'http://127.0.0.1:9000', allow: { anyone: true } }] }] }, /normalized form/],
   ['20 route path percent-encoded', { home: '/h', listeners: [{ ...listener, routes: [{ path: '/%61dmin/', upstream: 'http://127.0.0.1:9000', allow: { anyone: true } }] }] }, /only letters, digits/],
+  ['21 limits for an unknown kind of listener', { home: '/h', limits: { console: {} }, listeners: [listener] }, /limits: unknown key "console"/],
+  ['22 a connection cap of zero', { home: '/h', limits: { gateway: { maxConnections: 0 } }, listeners: [listener] }, /limits\.gateway\.maxConnections: must be a whole number/],
+  ['23 a handshake timeout as text', { home: '/h', limits: { portal: { handshakeTimeoutSeconds: '5s' } }, listeners: [listener] }, /limits\.portal\.handshakeTimeoutSeconds: must be a number of seconds/],
+  ['24 refusals summed over 0 s', { home: '/h', refusals: { intervalSeconds: 0 }, listeners: [listener] }, /refusals\.intervalSeconds/],
+  ['26 a listener named like the portal', { home: '/h', listeners: [{ ...listener, name: 'portal' }] }, /"portal" names the portal listener/],
+  ['25 refusals with an unknown key', { home: '/h', refusals: { perAddress: 1 }, listeners: [listener] }, /refusals: unknown key "perAddress"/],
 ];
 
 for (const [name, raw, message] of BAD) {

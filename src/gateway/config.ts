@@ -7,6 +7,7 @@ import type { AccessRule } from './access-rule.js';
 import type { HostPort, ListenerConfig } from './gateway.js';
 import { LOG_LEVELS, type LogLevel } from './log.js';
 import { checkRoutePath } from './request-target.js';
+import { parseLimitsSetting, type LimitsSetting } from '../listener/index.js';
 
 /**
  * The gateway's configuration: from a YAML file (several listeners and
@@ -37,6 +38,10 @@ export interface GatewayConfig {
   /** Host names and addresses the home-issued server certificate covers. */
   serverNames: string[];
   listeners: ListenerConfig[];
+  /** Timeouts and connection caps per kind of listener (gateway, portal, admin) and the file-descriptor budget. */
+  limits: LimitsSetting;
+  /** How refusals of clients without an identity are summed in the audit trail. */
+  refusals: { intervalSeconds: number; maxAddresses: number };
 }
 
 const fail = (where: string, what: string) => badRequest('GATEWAY_CONFIG_INVALID', `${where}: ${what}`);
@@ -123,7 +128,7 @@ function listener(v: unknown, i: number): ListenerConfig {
   throw fail(`${where}.mode`, `"${String(mode)}" is not http or tcp`);
 }
 
-const TOP_KEYS = ['profile', 'home', 'db', 'tls', 'clientCa', 'pins', 'crl', 'revocation', 'exceptions', 'admin', 'contact', 'log', 'serverNames', 'listeners'] as const;
+const TOP_KEYS = ['profile', 'home', 'db', 'tls', 'clientCa', 'pins', 'crl', 'revocation', 'exceptions', 'admin', 'contact', 'log', 'serverNames', 'listeners', 'limits', 'refusals'] as const;
 
 /** Validates a configuration object (from YAML or built from flags). Relative paths are resolved against `base`. */
 export function parseGatewayConfig(raw: unknown, base = process.cwd()): GatewayConfig {
@@ -140,7 +145,20 @@ export function parseGatewayConfig(raw: unknown, base = process.cwd()): GatewayC
     logLevel: 'info',
     serverNames: strings(o.serverNames, 'serverNames'),
     listeners: [],
+    limits: o.limits === undefined ? {} : parseLimitsSetting(o.limits, 'limits', 'GATEWAY_CONFIG_INVALID'),
+    refusals: { intervalSeconds: 10, maxAddresses: 1000 },
   };
+  if (o.refusals !== undefined) {
+    const r = object(o.refusals, 'refusals', ['intervalSeconds', 'maxAddresses']);
+    if (r.intervalSeconds !== undefined) {
+      if (typeof r.intervalSeconds !== 'number' || !(r.intervalSeconds >= 1 && r.intervalSeconds <= 3600)) throw fail('refusals.intervalSeconds', 'must be a number of seconds from 1 to 3600');
+      cfg.refusals.intervalSeconds = r.intervalSeconds;
+    }
+    if (r.maxAddresses !== undefined) {
+      if (!Number.isInteger(r.maxAddresses) || !((r.maxAddresses as number) >= 1 && (r.maxAddresses as number) <= 100_000)) throw fail('refusals.maxAddresses', 'must be a whole number from 1 to 100000');
+      cfg.refusals.maxAddresses = r.maxAddresses as number;
+    }
+  }
   for (const p of cfg.pins) if (!/^([0-9a-fA-F]{2}:?){31}[0-9a-fA-F]{2}$/.test(p)) throw fail('pins', `"${p}" is not a SHA-256 fingerprint (64 hex digits, colons allowed)`);
   if (o.home !== undefined) cfg.home = path(str(o.home, 'home'));
   if (o.db !== undefined) cfg.db = str(o.db, 'db');
@@ -186,6 +204,7 @@ export function parseGatewayConfig(raw: unknown, base = process.cwd()): GatewayC
   const names = new Set<string>();
   for (const l of cfg.listeners) {
     if (names.has(l.name)) throw fail('listeners', `two listeners are named "${l.name}"`);
+    if (l.name === 'portal' || l.name === 'admin') throw fail('listeners', `"${l.name}" names the ${l.name} listener in metrics and limits; give this listener another name`);
     names.add(l.name);
   }
   if (!cfg.home && !cfg.tls) throw fail('configuration', 'give either home (a CA home) or tls: { cert, key } with clientCa');

@@ -35,6 +35,7 @@ before(async () => {
   const cfg = parseGatewayConfig({
     home: fx.home,
     admin: '127.0.0.1:0',
+    refusals: { intervalSeconds: 1 },
     contact: '運営主体ヘルプデスク 0120-000-000',
     listeners: [
       {
@@ -159,7 +160,7 @@ describe('gateway: the door of the service center', () => {
     const r12 = await runAsync('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-tls1_2', '-CAfile', fx.caFile]);
     assert.match(r12.stdout + r12.stderr, /alert handshake failure|alert number 40/);
     assert.notEqual(statusOf(await curl(undefined)), 200);
-    assert.ok(await auditHas('gateway.refused', 'NO_CLIENT_CERT'));
+    assert.ok(await auditHas('gateway.refused.unidentified', 'NO_CLIENT_CERT'), 'summed per address and reason');
   });
 
   test('UNKNOWN_CA: a certificate from another CA is closed without a page', async (t) => {
@@ -167,7 +168,7 @@ describe('gateway: the door of the service center', () => {
     const r = await curl(fx.clients.unknown);
     assert.notEqual(statusOf(r), 200);
     assert.notEqual(statusOf(r), 403, 'no page for a stranger');
-    assert.ok(await auditHas('gateway.refused', 'UNKNOWN_CA'));
+    assert.ok(await auditHas('gateway.refused.unidentified', 'UNKNOWN_CA'), 'summed per address and reason');
   });
 
   test('PROTOCOL_TOO_OLD and NO_SHARED_CIPHER: TLS 1.0/1.1 and CBC or static-RSA suites are refused', async (t) => {
@@ -178,12 +179,12 @@ describe('gateway: the door of the service center', () => {
       assert.notEqual(r.status, 0, `${v} must fail`);
       assert.doesNotMatch(r.stdout, /Cipher is (?!\(NONE\))/, `${v} negotiated nothing`);
     }
-    assert.ok(await auditHas('gateway.refused', 'PROTOCOL_TOO_OLD'));
+    assert.ok(await auditHas('gateway.refused.unidentified', 'PROTOCOL_TOO_OLD'), 'summed per address and reason');
     for (const cipher of ['ECDHE-ECDSA-AES128-SHA', 'AES128-GCM-SHA256', 'AES256-SHA256']) {
       const r = await runAsync('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-tls1_2', '-cipher', cipher, '-cert', cert, '-key', key]);
       assert.notEqual(r.status, 0, `${cipher} must fail`);
     }
-    assert.ok(await auditHas('gateway.refused', 'NO_SHARED_CIPHER'));
+    assert.ok(await auditHas('gateway.refused.unidentified', 'NO_SHARED_CIPHER'), 'summed per address and reason');
   });
 
   test('ACCESS_DENIED: a route open to one facility refuses another, with a page', async (t) => {

@@ -3,6 +3,7 @@ import { createSecureContext, type SecureContext, type TLSSocket } from 'node:tl
 import type { X509Certificate } from 'node:crypto';
 import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
+import { GuardedListener, ListenerLedger, applyHttpLimits, resolveLimits, type ResolvedLimits } from '../listener/index.js';
 import type { TlsKeyOptions } from '../token/index.js';
 import { tlsServerOptions, type ClientCertificatePolicy, type ComplianceProfile, type DatedException } from '../policy/index.js';
 import { allows, type AccessRule } from './access-rule.js';
@@ -16,6 +17,7 @@ import type { Logger } from './log.js';
 import { GatewayMetrics } from './metrics.js';
 import { proxyV2Header } from './proxy-protocol.js';
 import { EXPLAINABLE_OVER_HTTP, type RefusalReason } from './refusal.js';
+import { clip, RefusalDigest, type RefusalSummary } from './refusal-digest.js';
 import type { RevocationSource } from './revocation.js';
 import { TlsListener } from './tls-listener.js';
 
@@ -51,7 +53,14 @@ export interface GatewayOptions {
   audit?: AuditBatch;
   admin?: HostPort;
   log: Logger;
-  handshakeTimeoutMs?: number;
+  /** Timeouts and connection caps of every listener (default: sized from this process's file-descriptor limit). */
+  limits?: ResolvedLimits;
+  /** Counters of every listener of the process, shown in /metrics (share one with the portal in `sekisho serve`). */
+  ledger?: ListenerLedger;
+  /** Refusals of clients that proved no identity are summed over this many ms per address and reason (default 10 s)… */
+  refusalIntervalMs?: number;
+  /** …for at most this many distinct addresses per interval (default 1000; the rest in one overflow row). */
+  refusalMaxAddresses?: number;
   /** Shown on refusal pages (operator's help desk). */
   contact?: string;
   now?: () => Date;
@@ -88,6 +97,10 @@ export class Gateway {
   #verifier!: ClientVerifier;
   #listeners: ListenerEntry[] = [];
   #admin: Server | undefined;
+  #adminFront: GuardedListener | undefined;
+  readonly #limits: ResolvedLimits;
+  readonly ledger: ListenerLedger;
+  readonly #digest: RefusalDigest;
   #adminAddress: HostPort | undefined;
   #live = new Map<string, Set<LiveConnection>>();
   #states = new WeakMap<TLSSocket, ConnectionState>();
@@ -99,6 +112,9 @@ export class Gateway {
 
   private constructor(private readonly o: GatewayOptions) {
     this.#now = o.now ?? (() => new Date());
+    this.#limits = o.limits ?? resolveLimits({}, o.listeners.length);
+    this.ledger = o.ledger ?? new ListenerLedger();
+    this.#digest = new RefusalDigest({ intervalMs: o.refusalIntervalMs ?? 10_000, maxAddresses: o.refusalMaxAddresses ?? 1000, emit: (rows) => this.#writeDigest(rows), now: this.#now });
   }
 
   static async start(o: GatewayOptions): Promise<Gateway> {
@@ -136,15 +152,21 @@ export class Gateway {
       this.o.facilities.onSuspended((numbers) => this.#cut(numbers.map((n) => `facility|${n}`), 'FACILITY_SUSPENDED'));
     }
     this.#refreshRevocationHealth();
-    this.#tick = setInterval(() => this.#refreshRevocationHealth(), 1000).unref();
+    this.#tick = setInterval(() => {
+      this.#refreshRevocationHealth();
+      this.#digest.tick();
+    }, 1000).unref();
     for (const config of this.o.listeners) {
       const tls = new TlsListener({
+        name: config.name,
         host: config.listen.host,
         port: config.listen.port,
         context: () => this.#context,
         verify: (leaf, presented) => this.#verifier.verify(leaf, presented),
         ...(config.mode === 'http' ? { alpn: ['http/1.1'] } : {}),
-        handshakeTimeoutMs: this.o.handshakeTimeoutMs ?? 10_000,
+        limits: this.#limits.gateway,
+        ledger: this.ledger,
+        log: this.o.log,
         onHandshake: ({ socket, verdict, seconds }) => this.#decide(entry, socket, verdict, seconds),
         onRefusedInHandshake: (reason, detail, remote, seconds) => this.#refused(config.name, reason, detail, `${remote.address}:${remote.port}`, undefined, seconds),
       });
@@ -172,17 +194,16 @@ export class Gateway {
           },
         });
       }
+      if (entry.http) applyHttpLimits(entry.http.server, this.#limits.gateway);
       entry.address = await tls.listen();
       this.#listeners.push(entry);
     }
     if (this.o.admin) {
-      this.#admin = adminServer({ metrics: () => this.#renderMetrics(), health: () => this.#health(), status: () => this.status() });
-      await new Promise<void>((resolve, reject) => {
-        this.#admin!.once('error', reject);
-        this.#admin!.listen(this.o.admin!.port, this.o.admin!.host, () => resolve());
-      });
-      const a = this.#admin.address() as { address: string; port: number };
-      this.#adminAddress = { host: a.address, port: a.port };
+      const admin = adminServer({ metrics: () => this.#renderMetrics(), health: () => this.#health(), status: () => this.status() });
+      applyHttpLimits(admin, this.#limits.admin);
+      this.#admin = admin;
+      this.#adminFront = new GuardedListener({ name: 'admin', host: this.o.admin.host, port: this.o.admin.port, limits: this.#limits.admin, ledger: this.ledger, log: this.o.log, setting: '--admin', onConnection: (raw) => admin.emit('connection', raw) });
+      this.#adminAddress = await this.#adminFront.listen();
     }
     this.#state = 'listening';
     this.o.log.log('info', 'gateway listening', { listeners: this.addresses(), admin: this.#adminAddress, profile: this.o.profile.name });
@@ -272,6 +293,8 @@ export class Gateway {
   #pipe(config: Extract<ListenerConfig, { mode: 'tcp' }>, live: LiveConnection, tls: { protocol: string; cipher: string }): void {
     const { socket } = live;
     socket.pause();
+    // Quiet both ways for the idle timeout: closed (the upstream with it).
+    socket.setTimeout(this.#limits.gateway.idleTimeoutMs, () => socket.destroy());
     const upstream = netConnect({ host: config.upstream.host, port: config.upstream.port, noDelay: true });
     live.upstream = upstream;
     upstream.once('connect', () => {
@@ -356,6 +379,13 @@ export class Gateway {
   #refused(listener: string, reason: RefusalReason, detail: string, client: string, identity: ClientIdentity | undefined, seconds: number | undefined, socket?: TLSSocket): void {
     this.metrics.handshakes.add({ listener, outcome: 'refused', reason });
     if (seconds !== undefined) this.metrics.handshakeSeconds.observe(seconds);
+    if (!identity) {
+      // A client that proved no identity: counted exactly, audited in sums (bounded rows of bounded size).
+      this.#digest.note(listener, addressOf(client), reason, detail);
+      if (this.o.log.enabled('debug')) this.o.log.log('debug', 'client refused', { listener, client, reason, detail: clip(detail) });
+      return;
+    }
+    detail = clip(detail);
     const tls = socket ? { protocol: socket.getProtocol() ?? '', cipher: socket.getCipher()?.standardName ?? '' } : {};
     this.o.audit?.record({
       actor: identity?.facilityNumber ?? identity?.subject ?? 'unknown',
@@ -366,6 +396,26 @@ export class Gateway {
       details: { listener, client, detail, ...tls, ...(identity ? { fingerprint: identity.fingerprint } : {}) },
     });
     this.o.log.log('warn', 'client refused', { listener, client, reason, detail, facility: identity?.facilityNumber, serial: identity?.serial });
+  }
+
+  #writeDigest(rows: RefusalSummary[]): void {
+    let refusals = 0;
+    for (const r of rows) {
+      refusals += r.count;
+      this.o.audit?.record(
+        {
+          actor: 'unknown',
+          action: 'gateway.refused.unidentified',
+          outcome: 'minorFailure',
+          reasonCode: r.reason,
+          details: { listener: r.listener, address: r.address, count: r.count, firstAt: r.firstAt, lastAt: r.lastAt, detail: r.detail },
+        },
+        new Date(r.lastAt),
+      );
+    }
+    const byReason: Record<string, number> = {};
+    for (const r of rows) byReason[r.reason] = (byReason[r.reason] ?? 0) + r.count;
+    this.o.log.log('warn', 'clients without an identity refused', { refusals, rows: rows.length, byReason, overflow: rows.some((r) => r.address === '*') });
   }
 
   #noteException(ex: DatedException): void {
@@ -408,7 +458,7 @@ export class Gateway {
 
   #renderMetrics(): string {
     this.#refreshRevocationHealth();
-    return this.metrics.render();
+    return this.metrics.render() + this.ledger.render();
   }
 
   #health(): { ok: boolean; state: string } {
@@ -426,6 +476,7 @@ export class Gateway {
       revocationUsable: this.#revocationUsable,
       exceptionsInUse: [...this.#exceptionUse.values()].map((e) => ({ ...e.exception, connections: e.count, lastSeen: e.lastSeen })),
       auditPending: this.o.audit?.pending() ?? 0,
+      limits: { fileDescriptors: this.#limits.fileDescriptors, source: this.#limits.source, reserve: this.#limits.reserve, gateway: this.#limits.gateway, admin: this.#limits.admin },
     };
   }
 
@@ -447,13 +498,21 @@ export class Gateway {
     }
     for (const s of this.o.revocation) s.close();
     this.o.facilities?.close();
+    this.#digest.flush();
     await this.o.audit?.flush();
     if (this.#admin) {
-      const closed = new Promise<void>((r) => this.#admin!.close(() => r()));
+      await this.#adminFront?.stop();
+      this.#admin.close(() => undefined);
       this.#admin.closeAllConnections();
-      await closed;
+      this.#adminFront?.destroyAll();
     }
     this.#state = 'stopped';
     if (wasServing) this.o.log.log('info', 'gateway stopped');
   }
+}
+
+/** "address:port" or "[v6]:port" without the port. */
+function addressOf(client: string): string {
+  const i = client.lastIndexOf(':');
+  return i > 0 ? client.slice(0, i) : client;
 }

@@ -13,6 +13,7 @@ import { tlsKeyOptions } from '../token/index.js';
 import { CrlRevocationSource, StoreRevocationSource, type RevocationSource } from './revocation.js';
 import { StoreStatusFeed } from './status-feed.js';
 import { StatusFeedRepository } from '../store/index.js';
+import { resolveLimits, type ListenerLedger, type ResolvedLimits } from '../listener/index.js';
 
 export interface GatewaySetup {
   gateway: Gateway;
@@ -30,6 +31,10 @@ export interface SetupOptions {
   watch?: boolean;
   /** The token PIN, for a server key in a PKCS#11 token. */
   pin?: () => string;
+  /** Limits already resolved for the whole process (sekisho serve); default: resolved from the configuration. */
+  limits?: ResolvedLimits;
+  /** Counters shared with the process's other listeners. */
+  ledger?: ListenerLedger;
 }
 
 function resolveProfile(name: string): ComplianceProfile {
@@ -76,6 +81,7 @@ function defaultServerNames(cfg: GatewayConfig): string[] {
 export async function openGateway(cfg: GatewayConfig, o: SetupOptions): Promise<GatewaySetup> {
   const log = o.log ?? jsonLogger(cfg.logLevel);
   const profile = resolveProfile(cfg.profile);
+  const limits = o.limits ?? resolveLimits(cfg.limits, cfg.listeners.length, { code: 'GATEWAY_CONFIG_INVALID' });
   let ca: CertificateAuthority | undefined;
   const closers: (() => Promise<void> | void)[] = [];
   try {
@@ -136,6 +142,10 @@ export async function openGateway(cfg: GatewayConfig, o: SetupOptions): Promise<
       ...(cfg.admin ? { admin: cfg.admin } : {}),
       ...(cfg.contact ? { contact: cfg.contact } : {}),
       log,
+      limits,
+      ...(o.ledger ? { ledger: o.ledger } : {}),
+      refusalIntervalMs: cfg.refusals.intervalSeconds * 1000,
+      refusalMaxAddresses: cfg.refusals.maxAddresses,
     });
     const watched = [certFile, ...(tokenKey ? [] : [keyFile]), ...trustFiles];
     if (o.watch !== false) {

@@ -1,8 +1,8 @@
-import { createServer as createNetServer, type Server, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import { X509Certificate as CryptoX509 } from 'node:crypto';
 import type { Verdict } from './client-verifier.js';
-import { listenFailure } from '../errors/index.js';
+import { GuardedListener, refuseRenegotiation, type LimitLog, type ListenerLedger, type ListenerLimits } from '../listener/index.js';
 import { reasonOfTlsError, type RefusalReason } from './refusal.js';
 
 /**
@@ -11,6 +11,9 @@ import { reasonOfTlsError, type RefusalReason } from './refusal.js';
  * the handshake with an alert: handshake_failure in TLS 1.2,
  * certificate_required in TLS 1.3). OpenSSL's own chain verdict is not used:
  * once the handshake is done the verifier decides, with its own reasons.
+ * The TCP front (listener/) admits a socket only under the listener's
+ * connection caps, before any TLS work; a handshake must finish within the
+ * handshake timeout; a renegotiation request closes the connection.
  */
 export interface HandshakeOutcome {
   socket: TLSSocket;
@@ -20,43 +23,45 @@ export interface HandshakeOutcome {
 }
 
 export interface TlsListenerOptions {
+  name: string;
   host: string;
   port: number;
   context: () => SecureContext;
   verify: (leaf: CryptoX509, presented: () => CryptoX509[]) => Verdict;
   alpn?: string[];
-  handshakeTimeoutMs: number;
+  limits: ListenerLimits;
+  ledger: ListenerLedger;
+  log: LimitLog;
   onHandshake: (o: HandshakeOutcome) => void;
   onRefusedInHandshake: (reason: RefusalReason, detail: string, remote: { address: string; port: number }, seconds: number) => void;
 }
 
 export class TlsListener {
-  readonly server: Server;
-  readonly #raw = new Set<Socket>();
+  readonly front: GuardedListener;
+  readonly #onRenegotiation = () => this.front.counts.renegotiationsRefused++;
 
   constructor(private readonly o: TlsListenerOptions) {
-    // allowHalfOpen: a client may send its request and then close its side
-    // (TLS 1.3 close_notify, TCP FIN) and still read the answer; the TLS
-    // socket takes the setting from the raw socket, and whoever answers ends it.
-    this.server = createNetServer({ noDelay: true, allowHalfOpen: true }, (raw) => this.#accept(raw));
+    this.front = new GuardedListener({
+      name: o.name,
+      host: o.host,
+      port: o.port,
+      limits: o.limits,
+      ledger: o.ledger,
+      log: o.log,
+      setting: 'listen address (--listen or listeners[].listen)',
+      // A client that half-closes after its request still gets the answer.
+      allowHalfOpen: true,
+      onConnection: (raw) => this.#accept(raw),
+    });
   }
 
   listen(): Promise<{ host: string; port: number }> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', (e) => reject(listenFailure(e, `${this.o.host}:${this.o.port}`, 'listen address (--listen or listeners[].listen)')));
-      this.server.listen(this.o.port, this.o.host, () => {
-        this.server.removeAllListeners('error');
-        const a = this.server.address() as { address: string; port: number };
-        resolve({ host: a.address, port: a.port });
-      });
-    });
+    return this.front.listen();
   }
 
   #accept(raw: Socket): void {
     const started = performance.now();
     const remote = { address: raw.remoteAddress ?? '', port: raw.remotePort ?? 0 };
-    this.#raw.add(raw);
-    raw.once('close', () => this.#raw.delete(raw));
     let decided = false;
     const socket = new TLSSocket(raw, {
       isServer: true,
@@ -65,12 +70,15 @@ export class TlsListener {
       rejectUnauthorized: true,
       ...(this.o.alpn ? { ALPNProtocols: this.o.alpn } : {}),
     });
+    const counts = this.front.counts;
+    refuseRenegotiation(socket, this.#onRenegotiation);
     const timer = setTimeout(() => {
       if (decided) return;
       decided = true;
-      this.o.onRefusedInHandshake('HANDSHAKE_TIMEOUT', `no completed handshake within ${this.o.handshakeTimeoutMs} ms`, remote, (performance.now() - started) / 1000);
+      counts.handshakeTimeouts++;
+      this.o.onRefusedInHandshake('HANDSHAKE_TIMEOUT', `no completed handshake within ${this.o.limits.handshakeTimeoutMs} ms`, remote, (performance.now() - started) / 1000);
       socket.destroy();
-    }, this.o.handshakeTimeoutMs);
+    }, this.o.limits.handshakeTimeoutMs);
     socket.on('error', (e: NodeJS.ErrnoException) => {
       if (decided) return;
       decided = true;
@@ -101,11 +109,11 @@ export class TlsListener {
 
   /** Stops accepting; existing connections stay. */
   stop(): Promise<void> {
-    return new Promise((resolve) => this.server.close(() => resolve()));
+    return this.front.stop();
   }
 
   destroyAll(): void {
-    for (const s of this.#raw) s.destroy();
+    this.front.destroyAll();
   }
 }
 

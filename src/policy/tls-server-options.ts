@@ -1,3 +1,4 @@
+import { constants } from 'node:crypto';
 import type { SecureContextOptions, TlsOptions } from 'node:tls';
 import { suiteByName } from './cipher-suites.js';
 import type { ComplianceProfile, Protocol } from './tls-compliance.js';
@@ -19,9 +20,11 @@ const OPENSSL_GROUP: Record<string, string> = { x25519: 'X25519', x448: 'X448', 
  * and every HTTPS surface use them; the scanner judges with the same
  * profile). TLS 1.2 suites in the profile's order and TLS 1.3 suites named
  * explicitly (OpenSSL enables the CCM suites only when named); the server's
- * order wins; session renegotiation is off in Node by default.
+ * order wins. Client-initiated renegotiation is refused by OpenSSL
+ * (SSL_OP_NO_RENEGOTIATION): Node's own limit applies only to sockets a
+ * tls.Server wraps itself, and the gateway wraps its sockets itself.
  */
-export function tlsServerOptions(profile: ComplianceProfile): Pick<TlsOptions & SecureContextOptions, 'minVersion' | 'maxVersion' | 'ciphers' | 'honorCipherOrder' | 'ecdhCurve' | 'dhparam' | 'sigalgs'> {
+export function tlsServerOptions(profile: ComplianceProfile): Pick<TlsOptions & SecureContextOptions, 'minVersion' | 'maxVersion' | 'ciphers' | 'honorCipherOrder' | 'ecdhCurve' | 'dhparam' | 'sigalgs' | 'secureOptions'> {
   const versions = profile.protocolsAllowed.filter((p) => NODE_VERSION[p]).sort((a, b) => ORDER.indexOf(a) - ORDER.indexOf(b));
   const tls12 = profile.suitesListed.map((n) => suiteByName(n)?.openssl).filter((n): n is string => Boolean(n));
   const groups = (tlsProfile('high').key_exchange?.groups ?? []).map((g) => OPENSSL_GROUP[g]).filter((g): g is string => Boolean(g));
@@ -34,6 +37,7 @@ export function tlsServerOptions(profile: ComplianceProfile): Pick<TlsOptions & 
     ecdhCurve: groups.join(':'),
     dhparam: 'auto',
     sigalgs: signatureAlgorithms(profile.certificate.signatureHashes),
+    secureOptions: constants.SSL_OP_NO_RENEGOTIATION,
   };
 }
 

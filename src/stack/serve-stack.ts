@@ -3,6 +3,7 @@ import { CertificateAuthority, issueServerCredential, serverCredentialPaths, ser
 import { openGateway, jsonLogger, parseHostPort, type GatewayConfig, type GatewaySetup, type HostPort, type Logger } from '../gateway/index.js';
 import { startWebServer, type WebServer } from '../web/index.js';
 import { badRequest, internal, listenFailure } from '../errors/index.js';
+import { ListenerLedger, resolveLimits, type ResolvedLimits } from '../listener/index.js';
 
 /**
  * `sekisho serve` in one process: the gateway (mutual TLS in front of the
@@ -37,6 +38,8 @@ export interface ServeSummary {
   pid: number;
   gateway: { listeners: { name: string; mode: string; host: string; port: number; url: string }[]; admin: HostPort | null };
   portal: { url: string; est: string; crl: string; ocsp: string; root: string; host: string; port: number };
+  /** The file-descriptor budget and the caps each listener got from it. */
+  limits: { fileDescriptors: number; source: string; reserve: number; gateway: { maxConnections: number; maxConnectionsPerAddress: number; handshakeTimeoutMs: number }; portal: { maxConnections: number; maxConnectionsPerAddress: number; handshakeTimeoutMs: number }; admin: { maxConnections: number; maxConnectionsPerAddress: number } };
 }
 
 export interface ServeStack {
@@ -70,7 +73,10 @@ export function serverNames(cfg: GatewayConfig, portal: HostPort): string[] {
 }
 
 async function closeWeb(web: WebServer, graceMs: number): Promise<void> {
-  const timer = setTimeout(() => web.server.closeAllConnections(), graceMs);
+  const timer = setTimeout(() => {
+    web.server.closeAllConnections();
+    web.front.destroyAll();
+  }, graceMs);
   try {
     await web.close();
   } finally {
@@ -85,6 +91,9 @@ async function closeWeb(web: WebServer, graceMs: number): Promise<void> {
  */
 export async function startServeStack(o: ServeStackOptions): Promise<ServeStack> {
   const log = o.log ?? jsonLogger(o.gateway.logLevel, (l) => process.stderr.write(l));
+  // One budget for the whole process: the portal's share can never take the gateway's.
+  const limits: ResolvedLimits = resolveLimits(o.gateway.limits, o.gateway.listeners.length, { code: 'GATEWAY_CONFIG_INVALID' });
+  const ledger = new ListenerLedger();
   const ca = await CertificateAuthority.open({ home: o.home, ...(o.db ? { db: o.db } : {}) });
   let web: WebServer | undefined;
   try {
@@ -100,7 +109,9 @@ export async function startServeStack(o: ServeStackOptions): Promise<ServeStack>
       listen: o.portal,
       tls: { cert: readFileSync(paths.cert, 'utf8'), key: readFileSync(paths.key, 'utf8') },
       ...(o.portalUrl ? { publicUrl: o.portalUrl } : {}),
-      log: (msg, fields) => log.log('error', msg, { server: 'portal', ...fields }),
+      limits: limits.portal,
+      ledger,
+      log,
     }).catch((e: unknown) => {
       throw listenFailure(e, `${o.portal.host}:${o.portal.port}`, '--portal');
     });
@@ -110,6 +121,8 @@ export async function startServeStack(o: ServeStackOptions): Promise<ServeStack>
       passphrase: () => Promise.reject(internal('SERVE_GATEWAY_HOME', 'the gateway needs a server certificate from another CA home than the portal; give both the same --home')),
       pin: () => process.env.SEKISHO_PIN ?? '',
       log,
+      limits,
+      ledger,
     }).catch((e: unknown) => {
       throw listenFailure(e, o.gateway.listeners.map((l) => `${l.listen.host}:${l.listen.port}`).join(', '), o.gateway.listeners.length > 1 ? 'listen address in the configuration:' : '--listen');
     });
@@ -129,6 +142,14 @@ export async function startServeStack(o: ServeStackOptions): Promise<ServeStack>
             admin: gateway.gateway.adminAddress() ?? null,
           },
           portal: { url: portalUrl, est: `${base}/.well-known/est/`, crl: `${base}/crl`, ocsp: `${base}/ocsp`, root: `${base}/root.cer`, host: started.address.host, port: started.address.port },
+          limits: {
+            fileDescriptors: limits.fileDescriptors,
+            source: limits.source,
+            reserve: limits.reserve,
+            gateway: { maxConnections: limits.gateway.maxConnections, maxConnectionsPerAddress: limits.gateway.maxConnectionsPerAddress, handshakeTimeoutMs: limits.gateway.handshakeTimeoutMs },
+            portal: { maxConnections: limits.portal.maxConnections, maxConnectionsPerAddress: limits.portal.maxConnectionsPerAddress, handshakeTimeoutMs: limits.portal.handshakeTimeoutMs },
+            admin: { maxConnections: limits.admin.maxConnections, maxConnectionsPerAddress: limits.admin.maxConnectionsPerAddress },
+          },
         };
       },
       reload: () => gateway.gateway.reload(),

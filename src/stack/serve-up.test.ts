@@ -220,6 +220,9 @@ describe('sekisho serve: the gateway and the CA endpoints in one process', () =>
     { name: 'a portal address without a port', args: ['serve', '--upstream', 'http://127.0.0.1:9000', '--portal', 'localhost'], code: /^sekisho: LISTEN_ADDRESS_INVALID: --portal "localhost" is not HOST:PORT/ },
     { name: 'listeners from both --config and flags', args: ['serve', '--config', 'gw.yaml', '--upstream', 'http://127.0.0.1:9000'], code: /^sekisho: USAGE: --config describes the listeners; drop --upstream/ },
     { name: 'an up gateway address without a port', args: ['up', '--listen', '127.0.0.1'], code: /^sekisho: LISTEN_ADDRESS_INVALID: --listen "127.0.0.1" is not HOST:PORT/ },
+    { name: 'a listener limit that is not KIND.KEY=NUMBER', args: ['serve', '--upstream', 'http://127.0.0.1:9000', '--limit', 'portal=3'], code: /^sekisho: GATEWAY_FLAGS_INVALID: --limit "portal=3" is not KIND\.KEY=NUMBER/ },
+    { name: 'a portal connection cap of zero', args: ['serve', '--upstream', 'http://127.0.0.1:9000', '--limit', 'portal.maxConnections=0'], code: /^sekisho: GATEWAY_CONFIG_INVALID: limits\.portal\.maxConnections: must be a whole number/ },
+    { name: 'caps beyond the file-descriptor budget', args: ['serve', '--upstream', 'http://127.0.0.1:9000', '--limit', 'fileDescriptors=256', '--limit', 'portal.maxConnections=500'], code: /^sekisho: GATEWAY_CONFIG_INVALID: limits: the connection caps need \d+ file descriptors/ },
     { name: 'an up log level that does not exist', args: ['up', '--log-level', 'loud'], code: /^sekisho: LOG_LEVEL_INVALID: --log-level is one of debug, info, warn, error/ },
   ];
   for (const c of BAD) {

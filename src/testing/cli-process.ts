@@ -18,8 +18,13 @@ export interface RunningSekisho<T> {
   stop(signal: NodeJS.Signals): Promise<number | null>;
 }
 
-export function startSekisho<T = unknown>(args: string[], o: { cwd?: string; env: NodeJS.ProcessEnv }): RunningSekisho<T> {
-  const child = spawn(process.execPath, [SEKISHO_MAIN, ...args], { ...(o.cwd ? { cwd: o.cwd } : {}), env: o.env });
+/**
+ * `prefix`: a command that runs sekisho, e.g. `['prlimit', '--nofile=256:256', '--']`
+ * to start it under a lowered file-descriptor limit.
+ */
+export function startSekisho<T = unknown>(args: string[], o: { cwd?: string; env: NodeJS.ProcessEnv; prefix?: string[] }): RunningSekisho<T> {
+  const [cmd, ...pre] = [...(o.prefix ?? []), process.execPath];
+  const child = spawn(cmd!, [...pre, SEKISHO_MAIN, ...args], { ...(o.cwd ? { cwd: o.cwd } : {}), env: o.env });
   let out = '';
   let err = '';
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));

@@ -25,7 +25,8 @@
  * server on a free port.
  */
 import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { GuardedListener, ListenerLedger, applyHttpLimits, refuseRenegotiation, resolveLimits, type LimitLog, type ListenerLimits } from '../listener/index.js';
 import type { CertificateAuthority } from '../ca/index.js';
 import { certificateToPem } from '../pki/index.js';
 import { complianceProfile, tlsServerOptions, type ComplianceProfileName } from '../policy/index.js';
@@ -63,8 +64,12 @@ export interface WebServerOptions {
   tlsProfile?: ComplianceProfileName;
   /** Seconds between runs of the CA's due revocations (superseded certificates whose overlap ended; default 60). */
   dueRevocationSeconds?: number;
-  /** Where the detail of errors a client is not shown goes (default: a JSON line on stderr). */
-  log?: ServerErrorLog;
+  /** Timeouts and connection caps (default: the portal's share of this process's file-descriptor limit). */
+  limits?: ListenerLimits;
+  /** Counters shared with the process's other listeners (the gateway's /metrics shows them). */
+  ledger?: ListenerLedger;
+  /** The server's log: refusals over the caps (in sums) and the detail of errors a client is not shown (default: JSON lines on stderr). */
+  log?: LimitLog;
 }
 
 export interface WebServer {
@@ -73,6 +78,8 @@ export interface WebServer {
   /** The bound address (useful with port 0). */
   address: { host: string; port: number };
   server: Server;
+  /** The TCP front that enforces the connection caps (its counters: `front.counts`). */
+  front: GuardedListener;
   close(): Promise<void>;
 }
 
@@ -85,6 +92,9 @@ export interface WebServer {
 export async function startWebServer(options: WebServerOptions): Promise<WebServer> {
   const ca = options.authority;
   const profile = complianceProfile(options.tlsProfile ?? 'recommended');
+  const limits = options.limits ?? resolveLimits({}, 1).portal;
+  const ledger = options.ledger ?? new ListenerLedger();
+  const log: LimitLog = options.log ?? { log: (level, msg, fields) => process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields })}\n`) };
   const server = createServer(
     {
       ...tlsServerOptions(profile),
@@ -93,37 +103,41 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
       requestCert: options.requestClientCertificate !== false,
       rejectUnauthorized: false,
       ca: ca.chain().map(certificateToPem),
-      // Slow clients cannot hold the server: headers within 20 s, the whole request within 60 s.
-      headersTimeout: 20_000,
-      requestTimeout: 60_000,
+      // Node's default holds a half-open handshake for 120 s.
+      handshakeTimeout: limits.handshakeTimeoutMs,
     },
-    createWebApp({ authority: ca, ...(options.rateLimit ? { rateLimit: options.rateLimit } : {}), ...(options.ocspValiditySeconds ? { ocspValiditySeconds: options.ocspValiditySeconds } : {}), ...(options.log ? { log: options.log } : {}) }),
+    createWebApp({ authority: ca, ...(options.rateLimit ? { rateLimit: options.rateLimit } : {}), ...(options.ocspValiditySeconds ? { ocspValiditySeconds: options.ocspValiditySeconds } : {}), log: (msg: string, fields: Record<string, unknown>) => log.log('error', msg, { server: 'portal', ...fields }) }),
   );
-  server.on('tlsClientError', () => undefined);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.listen.port, options.listen.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
+  // The server never listens itself: the TCP front admits sockets under the caps and hands them over.
+  applyHttpLimits(server, limits);
+  const front = new GuardedListener({ name: 'portal', host: options.listen.host, port: options.listen.port, limits, ledger, log, setting: '--portal', onConnection: (raw) => server.emit('connection', raw) });
+  server.on('tlsClientError', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') front.counts.handshakeTimeouts++;
   });
+  server.on('secureConnection', (socket: TLSSocket) => refuseRenegotiation(socket, () => front.counts.renegotiationsRefused++, true));
   // The CA process applies due revocations (renewed certificates whose overlap ended) on its own,
   // so they reach the store, OCSP, the CRL and gateways even when nobody asks for a CRL.
-  const applyDue = () => void ca.applyDueRevocations().catch(() => undefined);
+  const applyDue = () =>
+    void ca.applyDueRevocations().catch((e: unknown) => log.log('error', 'due revocations could not be applied; the next run, CRL or OCSP answer tries again', { server: 'portal', error: e instanceof Error ? e.message : String(e) }));
   applyDue();
   const dueTimer = setInterval(applyDue, (options.dueRevocationSeconds ?? 60) * 1000).unref();
-  const a = server.address() as AddressInfo;
-  const hostForUrl = a.family === 'IPv6' ? `[${a.address}]` : a.address;
+  const a = await front.listen();
+  const hostForUrl = a.host.includes(':') ? `[${a.host}]` : a.host;
   const url = options.publicUrl ?? `https://${hostForUrl}:${a.port}/`;
   return {
     url,
-    address: { host: a.address, port: a.port },
+    address: a,
     server,
-    close: () =>
-      new Promise<void>((resolve, reject) => {
-        clearInterval(dueTimer);
-        server.close((e) => (e ? reject(e) : resolve()));
-        server.closeIdleConnections();
-      }),
+    front,
+    close: async () => {
+      clearInterval(dueTimer);
+      // Stop accepting, let requests in flight finish (idle keep-alive connections end now).
+      await front.stop();
+      server.close(() => undefined);
+      server.closeIdleConnections();
+      const deadline = Date.now() + limits.requestTimeoutMs;
+      while (front.open > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      front.destroyAll();
+    },
   };
 }

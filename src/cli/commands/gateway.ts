@@ -1,5 +1,6 @@
 import { resolveHome } from '../../ca/index.js';
 import { badRequest } from '../../errors/index.js';
+import { limitsFromFlags, parseLimitsSetting } from '../../listener/index.js';
 import { isClusterWorker, leaveCluster, loadGatewayConfig, notifyListening, openGateway, parseGatewayConfig, runPrimary, type GatewayConfig } from '../../gateway/index.js';
 import { HOME_OPTIONS, JSON_OPTION, type Command, type CommandContext } from '../command.js';
 import { caPassphrase } from '../secrets.js';
@@ -10,9 +11,12 @@ const LISTENER_FLAGS = ['listen', 'upstream', 'mode', 'proxy-protocol', 'allow-f
 /** The configuration the flags describe (one listener), or the --config file's. */
 export function gatewayConfigFromFlags(v: CommandContext['values'], env: NodeJS.ProcessEnv): GatewayConfig {
   const list = (name: string) => (v[name] as string[] | undefined) ?? [];
+  const limits = limitsFromFlags(list('limit'), 'GATEWAY_FLAGS_INVALID');
   if (v.config !== undefined) {
     const cfg = loadGatewayConfig(v.config as string);
     if (v['log-level']) cfg.logLevel = v['log-level'] as GatewayConfig['logLevel'];
+    // --limit overrides the file's limits, key by key, under the same rules.
+    if (Object.keys(limits).length) cfg.limits = parseLimitsSetting(mergeLimits(cfg.limits as Record<string, unknown>, limits), '--limit', 'GATEWAY_FLAGS_INVALID');
     return cfg;
   }
   const mode = (v.mode as string | undefined) ?? 'http';
@@ -38,8 +42,15 @@ export function gatewayConfigFromFlags(v: CommandContext['values'], env: NodeJS.
     ...(v.contact !== undefined ? { contact: v.contact } : {}),
     ...(v['log-level'] !== undefined ? { log: v['log-level'] } : {}),
     listeners: [listener],
+    ...(Object.keys(limits).length ? { limits } : {}),
   };
   return parseGatewayConfig(raw);
+}
+
+function mergeLimits(file: Record<string, unknown>, flags: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...file };
+  for (const [k, v] of Object.entries(flags)) out[k] = typeof v === 'object' && v !== null ? { ...((file[k] as object | undefined) ?? {}), ...v } : v;
+  return out;
 }
 
 export const gatewayCommand: Command = {
@@ -68,6 +79,12 @@ export const gatewayCommand: Command = {
     admin: { type: 'string', description: 'admin listener for /metrics, /healthz, /status', valueName: 'HOST:PORT' },
     contact: { type: 'string', description: 'help-desk contact shown on refusal pages', valueName: 'TEXT' },
     'log-level': { type: 'string', description: 'debug, info (default), warn or error', valueName: 'LEVEL' },
+    limit: {
+      type: 'string',
+      multiple: true,
+      description: 'a listener limit, KIND.KEY=NUMBER: KIND gateway, portal (serve) or admin; KEY handshakeTimeoutSeconds, headersTimeoutSeconds, requestTimeoutSeconds, idleTimeoutSeconds, maxConnections, maxConnectionsPerAddress; or fileDescriptors=N (see docs/gateway.md)',
+      valueName: 'KIND.KEY=N',
+    },
     workers: { type: 'string', description: 'worker processes sharing the listen addresses (default 1; e.g. the number of cores)', valueName: 'N' },
     ...JSON_OPTION,
   },
