@@ -16,7 +16,7 @@ import {
   type NameAttribute,
   type Signer,
 } from '../pki/index.js';
-import { lintCertificate, type CertificateProfile } from '../policy/index.js';
+import { keyUsageFor, lintCertificate, type CertificateProfile } from '../policy/index.js';
 import { GroupCommit, repositories, type CertificateRecord, type Database } from '../store/index.js';
 import type { AuditLog } from '../audit/index.js';
 import { newSerial, serialHex } from './serial.js';
@@ -171,7 +171,7 @@ export class CertificateIssuer {
     const selfSigned = issuer.notAfter === undefined;
     const extensions: ExtensionValues = {
       basicConstraints: p.ca ? { ca: true, ...(p.pathLength !== undefined ? { pathLength: p.pathLength } : {}) } : { ca: false },
-      keyUsage: p.keyUsage,
+      keyUsage: keyUsageFor(p, spki),
       ...(p.extendedKeyUsage.length ? { extendedKeyUsage: p.extendedKeyUsage } : {}),
       ...(req.subjectAltName ? { subjectAltName: req.subjectAltName } : {}),
       subjectKeyIdentifier: subjectKeyId,
