@@ -16,3 +16,5 @@ export * from './notices.js';
 export * from './notice-letter.js';
 export * from './enrollment.js';
 export * from './revocation-publisher.js';
+export * from './revocation-pointers.js';
+export * from './root-crl.js';

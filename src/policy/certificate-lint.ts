@@ -144,6 +144,15 @@ export const CERTIFICATE_LINTS: readonly Lint[] = [
     cites: 'RFC 5280 §4.2.1.13, §4.2.2.1',
     check: (c, p, ctx) => (p.revocationPointers && ctx.revocationUrlsConfigured && !c.extensions.crlDistributionPoints?.length ? 'cRLDistributionPoints is missing' : undefined),
   },
+  {
+    name: 'revocation_pointers_http',
+    cites: 'RFC 5280 §4.2.1.13 / §4.2.2.1, RFC 6960 Appendix A (fetched over HTTP); NSS fetches CRL and OCSP only over http://',
+    check: (c) => {
+      const urls = [...(c.extensions.crlDistributionPoints ?? []), ...(c.extensions.ocspUrls ?? []), ...(c.extensions.caIssuersUrls ?? [])];
+      const other = urls.filter((u) => !u.startsWith('http://'));
+      return other.length ? `revocation and issuer URLs must be plain http:// (relying parties such as NSS fetch nothing else): ${other.join(', ')}` : undefined;
+    },
+  },
 ];
 
 export interface LintProblem {

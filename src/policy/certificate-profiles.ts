@@ -31,7 +31,7 @@ export interface CertificateProfile {
   maxValidityDays: number;
   defaultValidityDays: number;
   requireSubjectAltName: boolean;
-  /** CRL distribution point and AIA (OCSP, caIssuers) are written when configured. */
+  /** CRL distribution point and AIA (OCSP, caIssuers) are written when configured (a CA certificate: its issuer's CRL and certificate). */
   revocationPointers: boolean;
 }
 
@@ -87,7 +87,7 @@ export const CERTIFICATE_PROFILES: Record<CertificateProfileName, CertificatePro
     maxValidityDays: 365 * 10 + 3,
     defaultValidityDays: 365 * 10 + 3,
     requireSubjectAltName: false,
-    revocationPointers: false,
+    revocationPointers: true,
   },
 };
 

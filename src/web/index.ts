@@ -9,6 +9,7 @@
  * | `/api/enroll-csr` | POST JSON | `{requestId, referenceId, csr}` → certificate + chain (PEM); the page's WebCrypto mode |
  * | `/.well-known/est/cacerts`, `simpleenroll`, `simplereenroll` | GET/POST | EST (RFC 7030) |
  * | `/crl`, `/crl.pem` | GET | the current CRL (signed again after each revocation) |
+ * | `/root.crl`, `/issuing.cer` | GET | the root's CRL, the issuing CA certificate (also on the plain-HTTP revocation listener: revocation-server.ts) |
  * | `/ocsp`, `/ocsp/{base64}` | POST/GET | OCSP (RFC 6960), signed by the issuing CA |
  * | `/root.cer`, `/root.pem`, `/ca-chain.pem` | GET | the root (DER/PEM) and the chain |
  * | `/healthz` | GET | `ok` |
@@ -26,13 +27,14 @@
  */
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import type { CertificateAuthority } from '../ca/index.js';
+import type { CertificateAuthority, RevocationPublisher } from '../ca/index.js';
 import { certificateToPem } from '../pki/index.js';
 import { complianceProfile, tlsServerOptions, type ComplianceProfileName } from '../policy/index.js';
 import { createWebApp } from './app.js';
 import type { RateLimitOptions } from './rate-limit.js';
 
 export { createWebApp, type WebAppOptions } from './app.js';
+export { startRevocationServer, REVOCATION_SERVER_LIMITS, type RevocationServer, type RevocationServerOptions } from './revocation-server.js';
 export { AttemptLimiter, type RateLimitOptions } from './rate-limit.js';
 export { parseEnrollForm, parseEnrollJson, parseCsrEnrollJson, type EnrollRequest, type CsrEnrollRequest } from './forms.js';
 export { parseBasicAuth, estCsrDer, EST_PREFIX } from './est.js';
@@ -60,6 +62,8 @@ export interface WebServerOptions {
   requestClientCertificate?: boolean;
   /** The TLS profile (default CRYPTREC "recommended": TLS 1.2 and 1.3). */
   tlsProfile?: ComplianceProfileName;
+  /** Shared with the plain-HTTP revocation listener (one CRL cache). */
+  revocation?: RevocationPublisher;
 }
 
 export interface WebServer {
@@ -92,7 +96,7 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
       headersTimeout: 20_000,
       requestTimeout: 60_000,
     },
-    createWebApp({ authority: ca, ...(options.rateLimit ? { rateLimit: options.rateLimit } : {}), ...(options.ocspValiditySeconds ? { ocspValiditySeconds: options.ocspValiditySeconds } : {}) }),
+    createWebApp({ authority: ca, ...(options.revocation ? { revocation: options.revocation } : {}), ...(options.rateLimit ? { rateLimit: options.rateLimit } : {}), ...(options.ocspValiditySeconds ? { ocspValiditySeconds: options.ocspValiditySeconds } : {}) }),
   );
   server.on('tlsClientError', () => undefined);
   await new Promise<void>((resolve, reject) => {
