@@ -31,6 +31,11 @@ const BAD: [number, unknown, RegExp][] = [
   [13, { ...base, database: 'postgres://u@db/x?password=secret' }, /config\.database/],
   [14, { ...base, organization: '' }, /config\.organization: must be a non-empty string/],
   [15, [], /config: must be an object/],
+  // Regression: revocation pointers over https:// are not fetched by NSS (Firefox), which then accepts a revoked certificate.
+  [16, { ...base, urls: { crl: 'https://pki.example.jp/ca.crl' } }, /config\.urls\.crl: .* must be a plain http:\/\/ URL/],
+  [17, { ...base, urls: { ocsp: 'https://pki.example.jp/ocsp' } }, /config\.urls\.ocsp: .* plain http:\/\//],
+  [18, { ...base, urls: { revocation: 'https://pki.example.jp' } }, /config\.urls\.revocation: .* plain http:\/\//],
+  [19, { ...base, urls: { revocation: 'http://pki.example.jp/?x=1' } }, /config\.urls\.revocation/],
 ];
 for (const [n, value, message] of BAD) {
   test(`bad config #${n} is refused and names its field`, () => {

@@ -74,8 +74,9 @@ export const upCommand: Command = {
       // Only used when the demo CA is created: its certificates carry this address.
       ...(firstRevocation && !isInitialized(home) ? { revocationUrl: await demoRevocationUrl(firstRevocation) } : {}),
     });
-    // Listen where the certificates point, unless told otherwise.
-    const revocation = v['revocation-listen'] === 'off' ? undefined : (revocationFlag ?? (center.revocation ? revocationListenOf(center.revocation) : firstRevocation));
+    // Listen where the certificates point, unless told another fixed address (port 0 means "where they point", or a free port).
+    const published = center.revocation ? revocationListenOf(center.revocation) : undefined;
+    const revocation = v['revocation-listen'] === 'off' ? undefined : revocationFlag && revocationFlag.port !== 0 ? revocationFlag : (published ?? firstRevocation);
     const upstream = await startDemoUpstream();
     let stack;
     try {
