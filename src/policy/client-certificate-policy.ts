@@ -1,5 +1,5 @@
 import type { CertificateView } from '../pki/index.js';
-import { subjectKeyProblem } from './key-policy.js';
+import { subjectKeyProblem, type KeyProblem } from './key-policy.js';
 
 /**
  * Which client certificates a service center accepts, beyond a valid chain
@@ -53,6 +53,18 @@ export interface ClientChainJudgement {
   exceptionsUsed: DatedException[];
 }
 
+/**
+ * The key judgement of a certificate view, computed once per view: the
+ * gateway caches views per chain, and an RSA key's check (small factors) costs
+ * tens of microseconds, too much for every handshake.
+ */
+const keyProblems = new WeakMap<CertificateView, KeyProblem | null>();
+function keyProblemOf(c: CertificateView): KeyProblem | undefined {
+  let p = keyProblems.get(c);
+  if (p === undefined) keyProblems.set(c, (p = subjectKeyProblem(c.spki) ?? null));
+  return p ?? undefined;
+}
+
 /** The day (YYYY-MM-DD) in Japan time, which is what dates in exceptions mean. */
 function japanDay(at: Date): string {
   return new Date(at.getTime() + 9 * 3_600_000).toISOString().slice(0, 10);
@@ -94,7 +106,7 @@ export function judgeClientChain(chain: readonly CertificateView[], facility: st
     if (r) return r;
   }
   for (const [i, c] of chain.entries()) {
-    const problem = subjectKeyProblem(c.spki);
+    const problem = keyProblemOf(c);
     if (!problem) continue;
     const where = i === 0 ? "the client certificate's key" : `the key of chain certificate ${i} (${c.subject.map((a) => a.value).join(', ')})`;
     if (problem.weak) {
