@@ -34,7 +34,7 @@
  * V8 CPU profile there on exit; with GATEWAY_BENCH_PERF=FILE as well, it runs
  * under `perf record -g` writing FILE, for the native side: OpenSSL, libuv).
  */
-import { randomBytes, X509Certificate } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';

@@ -34,6 +34,7 @@ import { existsSync } from 'node:fs';
 import { parseSerialHex } from './serial.js';
 import { IssuanceNotices } from './notices.js';
 import { RenewalLineage } from './renewal.js';
+import { readRootCrl, rootCrlDue, signRootCrl } from './root-crl.js';
 
 export interface OpenOptions {
   home: string;
@@ -125,6 +126,19 @@ export class CertificateAuthority {
     if (!passphrase) throw unauthorized('PASSPHRASE_EMPTY', 'the CA passphrase is empty; set SEKISHO_PASSPHRASE');
     const key = await readKeyFile(this.paths.issuingKey, passphrase);
     this.useIssuingSigner(new SoftwareSigner(key));
+    await this.refreshRootCrl(passphrase);
+  }
+
+  /** Signs a new root CRL with the root key (same passphrase) when it is missing or half its validity has passed. */
+  async refreshRootCrl(passphrase: string): Promise<void> {
+    if (!rootCrlDue(this.paths, this.now())) return;
+    const rootKey = await readKeyFile(this.paths.rootKey, passphrase);
+    await signRootCrl({ paths: this.paths, rootDer: this.rootDer, signer: new SoftwareSigner(rootKey), audit: this.audit, actor: 'ca', now: this.now() });
+  }
+
+  /** The root's CRL (DER) as last signed, or undefined. */
+  rootCrl(): Buffer | undefined {
+    return readRootCrl(this.paths);
   }
 
   /** Where the issuing key lives when `sekisho init --token/--pkcs11-uri` put it in a token; undefined for a key file. */

@@ -35,6 +35,11 @@ const BAD: [number, unknown, RegExp][] = [
   [17, { ...base, renewal: { overlapHours: -1 } }, /config\.renewal\.overlapHours/],
   [18, { ...base, renewal: { maxPerFacilityPerDay: 0 } }, /config\.renewal\.maxPerFacilityPerDay/],
   [19, { ...base, renewal: { every: 1 } }, /config\.renewal\.every: unknown setting/],
+  // Regression: revocation pointers over https:// are not fetched by NSS (Firefox), which then accepts a revoked certificate.
+  [20, { ...base, urls: { crl: 'https://pki.example.jp/ca.crl' } }, /config\.urls\.crl: .* must be a plain http:\/\/ URL/],
+  [21, { ...base, urls: { ocsp: 'https://pki.example.jp/ocsp' } }, /config\.urls\.ocsp: .* plain http:\/\//],
+  [22, { ...base, urls: { revocation: 'https://pki.example.jp' } }, /config\.urls\.revocation: .* plain http:\/\//],
+  [23, { ...base, urls: { revocation: 'http://pki.example.jp/?x=1' } }, /config\.urls\.revocation/],
 ];
 for (const [n, value, message] of BAD) {
   test(`bad config #${n} is refused and names its field`, () => {

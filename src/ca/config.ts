@@ -14,6 +14,13 @@ export interface CaConfig {
   /** postgres://user@host/db when the store is PostgreSQL (password from PGPASSWORD or ~/.pgpass, never here). */
   database?: string;
   urls: {
+    /**
+     * Base URL (http://) of the revocation listener (`serve`/`up
+     * --revocation-listen`): every certificate's CRL distribution point and
+     * AIA (OCSP, caIssuers) are derived from it (revocation-pointers.ts), the
+     * issuing CA's pointing to the root's CRL.
+     */
+    revocation?: string;
     /** Written into certificates as cRLDistributionPoints. */
     crl?: string;
     /** Written as AIA id-ad-ocsp. */
@@ -65,6 +72,16 @@ const url: Check = (v, p) => {
   str(v, p);
   if (!/^https?:\/\/[^\s]+$/.test(v as string)) throw fail(p, `"${String(v)}" must be an http(s) URL`);
 };
+/**
+ * Revocation pointers are plain http:// (RFC 5280 §4.2.1.13, RFC 6960
+ * Appendix A): what they serve is signed, NSS (Firefox) fetches nothing else
+ * (with https it soft-fails and accepts a revoked certificate), and fetching
+ * over TLS would need the very revocation check being made.
+ */
+const httpUrl: Check = (v, p) => {
+  str(v, p);
+  if (!/^http:\/\/[^\s/?#]+(\/[^\s?#]*)?$/.test(v as string)) throw fail(p, `"${String(v)}" must be a plain http:// URL (CRLs and OCSP answers are signed; NSS/Firefox fetches them only over http)`);
+};
 const int = (min: number, max: number): Check => (v, p) => {
   if (!Number.isInteger(v) || (v as number) < min || (v as number) > max) throw fail(p, `must be a whole number from ${min} to ${max}`);
 };
@@ -96,7 +113,7 @@ const CONFIG_SCHEMA = object(
       }
       if (!u || !/^postgres(ql)?:$/.test(u.protocol) || u.password || u.searchParams.has('password')) throw fail(p, 'must be a postgres:// URL without a password (set PGPASSWORD or use ~/.pgpass)');
     },
-    urls: object({ crl: url, ocsp: url, caIssuers: url, portal: url, center: url }),
+    urls: object({ revocation: httpUrl, crl: httpUrl, ocsp: httpUrl, caIssuers: httpUrl, portal: url, center: url }),
     validityDays: object({ facility: int(1, 730), device: int(1, 730), server: int(1, 397) }, ['facility', 'device', 'server']),
     crlValidityHours: int(1, 24 * 31),
     pkcs12: object({ minPasswordLength: int(4, 128), iterations: int(1000, 1_000_000) }, ['minPasswordLength', 'iterations']),

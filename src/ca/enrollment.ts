@@ -59,7 +59,7 @@ export class Enrollment {
 
   /** Issues for the key in a CSR (made in the browser or on the device); only its key is used. */
   async withCsr(creds: NoticeCredentials, source: AttemptSource, csr: VerifiedCsr): Promise<EnrollmentResult> {
-    checkSubjectKey(csr.publicKey);
+    checkSubjectKey(csr.spki);
     return this.#withClaim(creds, source, ['letter', 'est-code'], (claim) =>
       this.ca.issue({ ...Enrollment.orderFor(claim), facilityNumber: claim.facility.number, publicKey: csr.publicKey, spki: csr.spki, via: source.via, actor: `client:${source.client}` }),
     );
@@ -81,7 +81,7 @@ export class Enrollment {
       if (formatName(csr.subject) !== formatName(current.view.subject)) {
         throw badRequest('REENROLL_SUBJECT_MISMATCH', `the CSR's subject (${formatName(csr.subject) || 'empty'}) must equal the current certificate's subject (${formatName(current.view.subject)}) (RFC 7030 §4.2.2)`);
       }
-      checkSubjectKey(csr.publicKey);
+      checkSubjectKey(csr.spki);
       const facility = await this.ca.registration.activeFacility(current.facilityNumber);
       const order =
         current.profile === 'device'

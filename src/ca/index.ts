@@ -17,3 +17,5 @@ export * from './notice-letter.js';
 export * from './enrollment.js';
 export * from './renewal.js';
 export * from './revocation-publisher.js';
+export * from './revocation-pointers.js';
+export * from './root-crl.js';

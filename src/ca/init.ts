@@ -10,6 +10,7 @@ import { ensureDirs, homePaths, isInitialized, type HomePaths } from './home.js'
 import { writeKeyFile } from './key-file.js';
 import { writeFileAtomic } from '../files/index.js';
 import { CertificateIssuer } from './issuer.js';
+import { signRootCrl } from './root-crl.js';
 import { normalizeTokenKeyRef, openTokenOfRef, parsePkcs11Uri, TokenSigner, writeTokenKeyRef, type TokenKeyRef } from '../token/index.js';
 import type { KeyObject } from 'node:crypto';
 
@@ -110,7 +111,7 @@ export async function initAuthority(o: InitOptions): Promise<InitResult> {
   try {
     if (await repositories(db).identity.get()) throw conflict('STORE_IN_USE', 'the database already belongs to another CA; give init an empty database');
     const audit = new AuditLog(db, { now });
-    const issuer = new CertificateIssuer({ db, audit, now });
+    const issuer = new CertificateIssuer({ db, audit, now, urls: config.urls });
     const actor = o.actor ?? 'operator';
     const [rootKey, issuingKey] = await Promise.all([generateKey(config.keyType), inToken ? undefined : generateKey(config.keyType)]);
     const rootSigner = new SoftwareSigner(rootKey.privateKey);
@@ -134,6 +135,7 @@ export async function initAuthority(o: InitOptions): Promise<InitResult> {
       { signer: rootSigner, subjectDer: root.view.subjectDer, keyId: keyIdentifier(rootKey.publicKey), notAfter: rootNotAfter },
     );
 
+    await signRootCrl({ paths, rootDer: root.der, signer: rootSigner, audit, actor, now: now() });
     await writeKeyFile(paths.rootKey, rootKey.privateKey, o.passphrase);
     if (tokenRef) writeTokenKeyRef(issuingKeyRefPath(paths), tokenRef);
     else await writeKeyFile(paths.issuingKey, issuingKey!.privateKey, o.passphrase);

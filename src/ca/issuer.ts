@@ -16,7 +16,8 @@ import {
   type NameAttribute,
   type Signer,
 } from '../pki/index.js';
-import { lintCertificate, type CertificateProfile } from '../policy/index.js';
+import { revocationPointers, type RevocationUrls } from './revocation-pointers.js';
+import { keyUsageFor, lintCertificate, type CertificateProfile } from '../policy/index.js';
 import { GroupCommit, repositories, type CertificateRecord, type Database } from '../store/index.js';
 import type { AuditLog } from '../audit/index.js';
 import { newSerial, serialHex } from './serial.js';
@@ -48,11 +49,6 @@ export interface IssuingIdentity {
   notAfter?: Date;
 }
 
-export interface RevocationUrls {
-  crl?: string;
-  ocsp?: string;
-  caIssuers?: string;
-}
 
 export interface IssuedCertificate {
   der: Buffer;
@@ -172,16 +168,17 @@ export class CertificateIssuer {
     const spki = req.spki ?? spkiDer(req.publicKey);
     const subjectKeyId = keyIdentifierOfSpki(spki);
     const selfSigned = issuer.notAfter === undefined;
+    const pointers = revocationPointers(this.#urls, p);
     const extensions: ExtensionValues = {
       basicConstraints: p.ca ? { ca: true, ...(p.pathLength !== undefined ? { pathLength: p.pathLength } : {}) } : { ca: false },
-      keyUsage: p.keyUsage,
+      keyUsage: keyUsageFor(p, spki),
       ...(p.extendedKeyUsage.length ? { extendedKeyUsage: p.extendedKeyUsage } : {}),
       ...(req.subjectAltName ? { subjectAltName: req.subjectAltName } : {}),
       subjectKeyIdentifier: subjectKeyId,
       authorityKeyIdentifier: selfSigned ? subjectKeyId : issuer.keyId,
-      ...(p.revocationPointers && this.#urls.crl ? { crlDistributionPoints: [this.#urls.crl] } : {}),
-      ...(p.revocationPointers && this.#urls.ocsp ? { ocspUrls: [this.#urls.ocsp] } : {}),
-      ...(p.revocationPointers && this.#urls.caIssuers ? { caIssuersUrls: [this.#urls.caIssuers] } : {}),
+      ...(pointers.crl ? { crlDistributionPoints: [pointers.crl] } : {}),
+      ...(pointers.ocsp ? { ocspUrls: [pointers.ocsp] } : {}),
+      ...(pointers.caIssuers ? { caIssuersUrls: [pointers.caIssuers] } : {}),
     };
     const serial = newSerial(this.#random);
     const subjectDer = encodeName(req.subject);
@@ -199,7 +196,7 @@ export class CertificateIssuer {
     const problems = lintCertificate(view, p, {
       ...(issuer.notAfter ? { issuerNotAfter: issuer.notAfter } : {}),
       issuerKeyIdentifier: selfSigned ? subjectKeyId : issuer.keyId,
-      revocationUrlsConfigured: Boolean(this.#urls.crl),
+      revocationUrlsConfigured: Boolean(pointers.crl),
     });
     if (problems.length) {
       throw badRequest('CERTIFICATE_LINT_FAILED', `the ${p.name} certificate would break its profile: ${problems.map((x) => `${x.lint}: ${x.problem}`).join('; ')}`);

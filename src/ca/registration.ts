@@ -65,7 +65,8 @@ export class Registration {
 
   async decide(order: EndEntityOrder): Promise<IssuanceRequest> {
     const profile = CERTIFICATE_PROFILES[order.profile];
-    checkSubjectKey(order.publicKey);
+    // The key as it will be written (a CSR's own DER): its form matters, not only what Node makes of it.
+    checkSubjectKey(order.spki ?? order.publicKey);
     const maxDays = this.config.validityDays[order.profile];
     const days = order.validityDays ?? maxDays;
     if (!Number.isInteger(days) || days < 1 || days > maxDays) {

@@ -132,9 +132,12 @@ describe('gateway: the door of the service center', () => {
     ['suspended', 'FACILITY_SUSPENDED', /利用が停止されています[\s\S]*suspended/],
     ['sha1', 'SHA1_SIGNATURE', /SHA-1/],
     ['weak', 'KEY_TOO_WEAK', /鍵の強度が不足/],
+    // Regression: a client certificate whose EC key carries explicit curve parameters (or an RSA key with e = 3) was let in.
+    ['explicitEc', 'KEY_NOT_CONFORMANT', /鍵の形式が受け付けられません[\s\S]*explicit elliptic-curve parameters/],
+    ['rsaE3', 'KEY_NOT_CONFORMANT', /鍵の形式が受け付けられません/],
   ];
   for (const [client, reason, text] of explained) {
-    test(`${reason}: refused with a page in Japanese and English, audited with its reason`, async (t) => {
+    test(`${reason} (${client}): refused with a page in Japanese and English, audited with its reason`, async (t) => {
       if (!needCommand(t, 'curl')) return;
       const r = await curl(fx.clients[client], '/', ['-D', '-'], legacyClientEnv());
       assert.equal(statusOf(r), 403, r.stderr);

@@ -11,6 +11,7 @@ export const REFUSAL_REASONS = [
   'SHA1_SIGNATURE',
   'WRONG_EKU',
   'KEY_TOO_WEAK',
+  'KEY_NOT_CONFORMANT',
   'PROTOCOL_TOO_OLD',
   'NO_SHARED_CIPHER',
   'FACILITY_SUSPENDED',
@@ -61,6 +62,10 @@ export const REFUSAL_ADVICE: Record<RefusalReason, RefusalText> = {
   KEY_TOO_WEAK: {
     en: 'The certificate’s key is too weak. Ask the network operator for a new certificate.',
     ja: '証明書の鍵の強度が不足しています。運営主体に新しい証明書を依頼してください。',
+  },
+  KEY_NOT_CONFORMANT: {
+    en: 'The certificate’s key is in a form that is not accepted (e.g. explicit elliptic-curve parameters, or an RSA exponent of 3). Ask the network operator for a new certificate with a new key.',
+    ja: '証明書の鍵の形式が受け付けられません（楕円曲線パラメーターの明示、RSA 公開指数 3 など）。新しい鍵で証明書の再発行を運営主体に依頼してください。',
   },
   PROTOCOL_TOO_OLD: {
     en: 'Your software uses TLS 1.1 or older. Enable TLS 1.2 or 1.3 or update the software.',
@@ -114,4 +119,4 @@ export function reasonOfTlsError(code: string | undefined, message: string): Ref
 }
 
 /** Reasons a certificate from our own CA can be told about on an HTTP page (the client did authenticate as someone). */
-export const EXPLAINABLE_OVER_HTTP: ReadonlySet<RefusalReason> = new Set(['EXPIRED', 'NOT_YET_VALID', 'REVOKED', 'FACILITY_SUSPENDED', 'FACILITY_UNKNOWN', 'ACCESS_DENIED', 'SHA1_SIGNATURE', 'KEY_TOO_WEAK', 'WRONG_EKU', 'REVOCATION_UNAVAILABLE']);
+export const EXPLAINABLE_OVER_HTTP: ReadonlySet<RefusalReason> = new Set(['EXPIRED', 'NOT_YET_VALID', 'REVOKED', 'FACILITY_SUSPENDED', 'FACILITY_UNKNOWN', 'ACCESS_DENIED', 'SHA1_SIGNATURE', 'KEY_TOO_WEAK', 'KEY_NOT_CONFORMANT', 'WRONG_EKU', 'REVOCATION_UNAVAILABLE']);

@@ -24,8 +24,8 @@ export interface ListenerLimits {
   maxConnectionsPerAddress: number;
 }
 
-export type ListenerKind = 'gateway' | 'portal' | 'admin';
-export const LISTENER_KINDS: readonly ListenerKind[] = ['gateway', 'portal', 'admin'];
+export type ListenerKind = 'gateway' | 'portal' | 'revocation' | 'admin';
+export const LISTENER_KINDS: readonly ListenerKind[] = ['gateway', 'portal', 'revocation', 'admin'];
 
 /** What an operator may set, per kind (seconds in configuration, like the rest of it). */
 export interface ListenerLimitsSetting {
@@ -42,6 +42,8 @@ export interface LimitsSetting {
   fileDescriptors?: number;
   gateway?: ListenerLimitsSetting;
   portal?: ListenerLimitsSetting;
+  /** The plain-HTTP CRL/OCSP listener of `serve` and `up`. */
+  revocation?: ListenerLimitsSetting;
   admin?: ListenerLimitsSetting;
 }
 
@@ -52,11 +54,13 @@ export const DEFAULT_FILE_DESCRIPTORS = 1024;
 const TIMEOUTS: Record<ListenerKind, Omit<ListenerLimits, 'maxConnections' | 'maxConnectionsPerAddress'>> = {
   gateway: { handshakeTimeoutMs: 10_000, headersTimeoutMs: 30_000, requestTimeoutMs: 300_000, idleTimeoutMs: 600_000 },
   portal: { handshakeTimeoutMs: 10_000, headersTimeoutMs: 20_000, requestTimeoutMs: 60_000, idleTimeoutMs: 30_000 },
+  // Plain HTTP (no handshake): relying parties fetch a CRL or ask OCSP and go.
+  revocation: { handshakeTimeoutMs: 10_000, headersTimeoutMs: 10_000, requestTimeoutMs: 20_000, idleTimeoutMs: 5_000 },
   admin: { handshakeTimeoutMs: 10_000, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, idleTimeoutMs: 30_000 },
 };
 
 /** File descriptors one connection holds: a gateway connection also holds its upstream connection. */
-export const FDS_PER_CONNECTION: Record<ListenerKind, number> = { gateway: 2, portal: 1, admin: 1 };
+export const FDS_PER_CONNECTION: Record<ListenerKind, number> = { gateway: 2, portal: 1, revocation: 1, admin: 1 };
 
 /**
  * The soft RLIMIT_NOFILE of this process (Node has no getrlimit: read from
@@ -79,7 +83,7 @@ export function reserveOf(fileDescriptors: number): number {
 }
 
 /** Shares of what is left after the reserve. */
-const SHARE: Record<ListenerKind, number> = { gateway: 0.65, portal: 0.25, admin: 0.05 };
+const SHARE: Record<ListenerKind, number> = { gateway: 0.6, portal: 0.25, revocation: 0.05, admin: 0.05 };
 
 export interface ResolvedLimits {
   fileDescriptors: number;
@@ -89,6 +93,7 @@ export interface ResolvedLimits {
   /** Per gateway listener (the gateway's share split among them). */
   gateway: ListenerLimits;
   portal: ListenerLimits;
+  revocation: ListenerLimits;
   admin: ListenerLimits;
 }
 
@@ -108,7 +113,7 @@ export function resolveLimits(setting: LimitsSetting, gatewayListeners: number, 
   const reserve = reserveOf(fileDescriptors);
   const usable = fileDescriptors - reserve;
   if (usable < 16) throw fail(code, 'limits.fileDescriptors', `${fileDescriptors} file descriptors leave no room for connections; raise the limit (ulimit -n) to 64 or more`);
-  const count = { gateway: Math.max(1, gatewayListeners), portal: 1, admin: 1 };
+  const count = { gateway: Math.max(1, gatewayListeners), portal: 1, revocation: 1, admin: 1 };
   const one = (kind: ListenerKind): ListenerLimits => {
     const s = setting[kind] ?? {};
     const total = s.maxConnections ?? Math.max(1, Math.floor((usable * SHARE[kind]) / FDS_PER_CONNECTION[kind] / count[kind]));
@@ -124,13 +129,13 @@ export function resolveLimits(setting: LimitsSetting, gatewayListeners: number, 
     if (l.headersTimeoutMs > l.requestTimeoutMs) throw fail(code, `limits.${kind}`, 'headersTimeoutSeconds must not exceed requestTimeoutSeconds');
     return l;
   };
-  const r: ResolvedLimits = { fileDescriptors, source, reserve, gateway: one('gateway'), portal: one('portal'), admin: one('admin') };
+  const r: ResolvedLimits = { fileDescriptors, source, reserve, gateway: one('gateway'), portal: one('portal'), revocation: one('revocation'), admin: one('admin') };
   const used = LISTENER_KINDS.reduce((sum, k) => sum + r[k].maxConnections * FDS_PER_CONNECTION[k] * count[k], 0);
   if (used > usable) {
     throw fail(
       code,
       'limits',
-      `the connection caps need ${used} file descriptors (gateway ${r.gateway.maxConnections}×${count.gateway} listener(s)×2, portal ${r.portal.maxConnections}, admin ${r.admin.maxConnections}) but ${fileDescriptors} minus a reserve of ${reserve} leaves ${usable}; lower maxConnections or raise the limit (ulimit -n, limits.fileDescriptors)`,
+      `the connection caps need ${used} file descriptors (gateway ${r.gateway.maxConnections}×${count.gateway} listener(s)×2, portal ${r.portal.maxConnections}, revocation ${r.revocation.maxConnections}, admin ${r.admin.maxConnections}) but ${fileDescriptors} minus a reserve of ${reserve} leaves ${usable}; lower maxConnections or raise the limit (ulimit -n, limits.fileDescriptors)`,
     );
   }
   return r;
@@ -163,7 +168,7 @@ export function parseLimitsSetting(raw: unknown, where = 'limits', code = 'LIMIT
   }
   for (const kind of LISTENER_KINDS) {
     if (o[kind] === undefined) continue;
-    const k = mapping(o[kind], `${where}.${kind}`, kind === 'admin' ? SETTING_KEYS.filter((x) => x !== 'handshakeTimeoutSeconds') : SETTING_KEYS, code);
+    const k = mapping(o[kind], `${where}.${kind}`, kind === 'admin' || kind === 'revocation' ? SETTING_KEYS.filter((x) => x !== 'handshakeTimeoutSeconds') : SETTING_KEYS, code);
     const s: ListenerLimitsSetting = {};
     for (const key of SETTING_KEYS) {
       const v = k[key];
@@ -193,7 +198,7 @@ function mapping(v: unknown, where: string, keys: readonly string[], code: strin
 export function limitsFromFlags(flags: readonly string[], code = 'LIMITS_INVALID'): Record<string, unknown> {
   const out: Record<string, Record<string, number> | number> = {};
   for (const f of flags) {
-    const m = /^(?:(gateway|portal|admin)\.([A-Za-z]+)|(fileDescriptors))=([0-9]+(?:\.[0-9]+)?)$/.exec(f);
+    const m = /^(?:(gateway|portal|revocation|admin)\.([A-Za-z]+)|(fileDescriptors))=([0-9]+(?:\.[0-9]+)?)$/.exec(f);
     if (!m) throw badRequest(code, `--limit "${f.slice(0, 80)}" is not KIND.KEY=NUMBER (e.g. portal.maxConnections=200, gateway.handshakeTimeoutSeconds=5, fileDescriptors=4096)`);
     const [, kind, key, top, value] = m;
     if (kind) {

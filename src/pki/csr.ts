@@ -3,6 +3,7 @@ import { badRequest, malformed, SekishoError } from '../errors/index.js';
 import { pemOrDer } from './certificate.js';
 import { readExtensions, splitExtensions, type ExtensionView, type RawExtension } from './extensions.js';
 import { decodeName, type NameAttribute } from './name.js';
+import { readSubjectPublicKeyInfo } from './spki.js';
 import { children, contentBytes, decodeOid, readTlv, tlvBytes, TAG } from './der.js';
 
 const EXTENSION_REQUEST_OID = '1.2.840.113549.1.9.14';
@@ -101,6 +102,7 @@ export function parseCsr(input: Buffer | string): VerifiedCsr {
   if (!hash) throw badRequest('CSR_SIGNATURE_ALGORITHM', `the CSR's signature algorithm ${parts.signatureOid} is not supported; use ECDSA or RSA with SHA-256/384`);
   let publicKey: KeyObject;
   try {
+    readSubjectPublicKeyInfo(parts.spki); // strict DER; what the key may be is the CA's key policy
     publicKey = createPublicKey({ key: parts.spki, format: 'der', type: 'spki' });
   } catch (e) {
     throw badRequest('CSR_PUBLIC_KEY', 'the public key in the CSR cannot be read (unsupported or corrupt key)', { cause: e });

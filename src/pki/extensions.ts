@@ -64,7 +64,6 @@ export interface ExtensionView extends ExtensionValues {
  * SHA-256 of the subjectPublicKey BIT STRING value.
  */
 export function keyIdentifier(key: KeyObject): Buffer {
-  const spki = spkiDer(key);
   return keyIdentifierOfSpki(spkiDer(key));
 }
 

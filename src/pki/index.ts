@@ -10,3 +10,4 @@ export * from './pkcs12.js';
 export * from './revocation-reason.js';
 export * from './ocsp.js';
 export * from './pkcs7.js';
+export * from './spki.js';

@@ -1,8 +1,7 @@
-import { checkSubjectKey } from './key-policy.js';
+import { subjectKeyProblem } from './key-policy.js';
 import { isFacilityNumber } from './facility-number.js';
-import type { CertificateProfile } from './certificate-profiles.js';
+import { keyUsageFor, type CertificateProfile } from './certificate-profiles.js';
 import { nameValue, type CertificateView } from '../pki/index.js';
-import { SekishoError } from '../errors/index.js';
 
 /** What a lint needs besides the certificate: facts about its issuer. */
 export interface LintContext {
@@ -55,14 +54,10 @@ export const CERTIFICATE_LINTS: readonly Lint[] = [
   },
   {
     name: 'subject_key',
-    cites: 'CRYPTREC GL-3001 high security (RSA ≥ 2048, ECDSA ≥ 256)',
+    cites: 'CRYPTREC GL-3001 high security; RFC 5480 §2.1.1 (namedCurve only), RFC 3279 §2.3.1, CA/B BR §6.1.6 (RSA exponent); key-policy.ts',
     check: (c) => {
-      try {
-        checkSubjectKey(c.publicKey);
-        return undefined;
-      } catch (e) {
-        return e instanceof SekishoError ? e.message : String(e);
-      }
+      const p = subjectKeyProblem(c.spki);
+      return p ? `${p.code}: ${p.message}` : undefined;
     },
   },
   {
@@ -78,10 +73,11 @@ export const CERTIFICATE_LINTS: readonly Lint[] = [
   },
   {
     name: 'key_usage',
-    cites: 'RFC 5280 §4.2.1.3',
+    cites: 'RFC 5280 §4.2.1.3; RFC 5480 §3 (no keyEncipherment for EC); NSS needs keyEncipherment on RSA server keys',
     check: (c, p) => {
       if (!c.extensions.present.find((e) => e.oid === '2.5.29.15')?.critical) return 'keyUsage must be present and critical';
-      return sameSet(c.extensions.keyUsage, p.keyUsage) ? undefined : `keyUsage ${c.extensions.keyUsage?.join(',')} differs from the profile's ${p.keyUsage.join(',')}`;
+      const want = keyUsageFor(p, c.spki);
+      return sameSet(c.extensions.keyUsage, want) ? undefined : `keyUsage ${c.extensions.keyUsage?.join(',')} differs from the profile's ${want.join(',')} for this key type`;
     },
   },
   {
@@ -147,6 +143,15 @@ export const CERTIFICATE_LINTS: readonly Lint[] = [
     name: 'revocation_pointers',
     cites: 'RFC 5280 §4.2.1.13, §4.2.2.1',
     check: (c, p, ctx) => (p.revocationPointers && ctx.revocationUrlsConfigured && !c.extensions.crlDistributionPoints?.length ? 'cRLDistributionPoints is missing' : undefined),
+  },
+  {
+    name: 'revocation_pointers_http',
+    cites: 'RFC 5280 §4.2.1.13 / §4.2.2.1, RFC 6960 Appendix A (fetched over HTTP); NSS fetches CRL and OCSP only over http://',
+    check: (c) => {
+      const urls = [...(c.extensions.crlDistributionPoints ?? []), ...(c.extensions.ocspUrls ?? []), ...(c.extensions.caIssuersUrls ?? [])];
+      const other = urls.filter((u) => !u.startsWith('http://'));
+      return other.length ? `revocation and issuer URLs must be plain http:// (relying parties such as NSS fetch nothing else): ${other.join(', ')}` : undefined;
+    },
   },
 ];
 

@@ -1,4 +1,4 @@
-import type { ExtendedKeyUsageName, KeyUsageName } from '../pki/index.js';
+import { readSubjectPublicKeyInfo, type ExtendedKeyUsageName, type KeyUsageName } from '../pki/index.js';
 
 /**
  * Certificate profiles as data. The CA issues within them; the lint rules in
@@ -18,13 +18,20 @@ export interface CertificateProfile {
   ca: boolean;
   pathLength?: number;
   keyUsage: KeyUsageName[];
-  /** Key usages allowed in addition for RSA subject keys (TLS 1.2 RSA key transport is not allowed by the profile, so none). */
+  /**
+   * Key usages added when the subject key is RSA. A server's RSA key gets
+   * keyEncipherment: NSS (Firefox) refuses an RSA server certificate without
+   * it (SEC_ERROR_INADEQUATE_KEY_USAGE) even when no RSA key transport is
+   * negotiated. EC keys never get it (RFC 5480 §3: keyEncipherment MUST NOT
+   * be set for id-ecPublicKey).
+   */
+  rsaKeyUsage?: KeyUsageName[];
   extendedKeyUsage: ExtendedKeyUsageName[];
   /** Upper bound on notAfter − notBefore. IHE ITI-19 recommends at most 2 years for node certificates. */
   maxValidityDays: number;
   defaultValidityDays: number;
   requireSubjectAltName: boolean;
-  /** CRL distribution point and AIA (OCSP, caIssuers) are written when configured. */
+  /** CRL distribution point and AIA (OCSP, caIssuers) are written when configured (a CA certificate: its issuer's CRL and certificate). */
   revocationPointers: boolean;
 }
 
@@ -53,6 +60,7 @@ export const CERTIFICATE_PROFILES: Record<CertificateProfileName, CertificatePro
     name: 'server',
     ca: false,
     keyUsage: ['digitalSignature'],
+    rsaKeyUsage: ['keyEncipherment'],
     extendedKeyUsage: ['serverAuth'],
     maxValidityDays: 397,
     defaultValidityDays: 397,
@@ -79,9 +87,21 @@ export const CERTIFICATE_PROFILES: Record<CertificateProfileName, CertificatePro
     maxValidityDays: 365 * 10 + 3,
     defaultValidityDays: 365 * 10 + 3,
     requireSubjectAltName: false,
-    revocationPointers: false,
+    revocationPointers: true,
   },
 };
+
+/** The keyUsage a certificate of this profile carries for this subject key (DER SubjectPublicKeyInfo). */
+export function keyUsageFor(profile: CertificateProfile, spki: Buffer): KeyUsageName[] {
+  if (!profile.rsaKeyUsage?.length) return profile.keyUsage;
+  let rsa = false;
+  try {
+    rsa = readSubjectPublicKeyInfo(spki).kind === 'rsa';
+  } catch {
+    rsa = false; // the subject_key lint refuses an unreadable key
+  }
+  return rsa ? [...profile.keyUsage, ...profile.rsaKeyUsage] : profile.keyUsage;
+}
 
 export function isEndEntityProfile(s: string): s is EndEntityProfileName {
   return (END_ENTITY_PROFILES as readonly string[]).includes(s);

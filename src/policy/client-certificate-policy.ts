@@ -1,11 +1,13 @@
-import { describePublicKey, type CertificateView } from '../pki/index.js';
-import { KEY_POLICY } from './key-policy.js';
+import type { CertificateView } from '../pki/index.js';
+import { subjectKeyProblem, type KeyProblem } from './key-policy.js';
 
 /**
  * Which client certificates a service center accepts, beyond a valid chain
  * (../shared/reference/tls-profiles.json `client_authentication`; MHLW 6.0,
  * IHE ITI-19): no SHA-1 signature anywhere in the chain, the leaf usable for
- * clientAuth, subject keys no weaker than the issuing rules (CRYPTREC). Each
+ * clientAuth, the key of every certificate in the chain within the issuing
+ * key policy (key-policy.ts: strength, and only the SubjectPublicKeyInfo forms
+ * RFC 5480/8017 allow, so no explicit EC parameters, no RSA e = 3). Each
  * rule is checked explicitly and named, not left to OpenSSL's security level
  * (which reports a SHA-1 refusal as "UNSPECIFIED").
  *
@@ -13,7 +15,9 @@ import { KEY_POLICY } from './key-policy.js';
  * chains from facility X until date D". An exception is used only while it is
  * in force and only for the facility it names; the gateway reports each use.
  */
-export type ClientCertificateRule = 'SHA1_SIGNATURE' | 'WRONG_EKU' | 'KEY_TOO_WEAK';
+export type ClientCertificateRule = 'SHA1_SIGNATURE' | 'WRONG_EKU' | 'KEY_TOO_WEAK' | 'KEY_NOT_CONFORMANT';
+/** Rules a dated exception may relax (a key in a form verifiers refuse is never excepted). */
+export const EXCEPTABLE_RULES: readonly ClientCertificateRule[] = ['SHA1_SIGNATURE', 'WRONG_EKU', 'KEY_TOO_WEAK'];
 
 export interface DatedException {
   /** The 10-digit facility number the exception is for. */
@@ -47,6 +51,18 @@ export interface ClientChainJudgement {
   refusal?: { rule: ClientCertificateRule; detail: string };
   /** Exceptions this chain relies on (it is accepted only because of them). */
   exceptionsUsed: DatedException[];
+}
+
+/**
+ * The key judgement of a certificate view, computed once per view: the
+ * gateway caches views per chain, and an RSA key's check (small factors) costs
+ * tens of microseconds, too much for every handshake.
+ */
+const keyProblems = new WeakMap<CertificateView, KeyProblem | null>();
+function keyProblemOf(c: CertificateView): KeyProblem | undefined {
+  let p = keyProblems.get(c);
+  if (p === undefined) keyProblems.set(c, (p = subjectKeyProblem(c.spki) ?? null));
+  return p ?? undefined;
 }
 
 /** The day (YYYY-MM-DD) in Japan time, which is what dates in exceptions mean. */
@@ -89,16 +105,14 @@ export function judgeClientChain(chain: readonly CertificateView[], facility: st
     const r = broken('WRONG_EKU', `the client certificate's extendedKeyUsage (${eku.join(', ') || 'empty'}) lacks clientAuth`);
     if (r) return r;
   }
-  const key = describePublicKey(leaf.publicKey);
-  const weak =
-    key.algorithm === 'rsa'
-      ? key.bits < KEY_POLICY.rsaMinBits && `RSA ${key.bits} bits (at least ${KEY_POLICY.rsaMinBits} required)`
-      : key.algorithm === 'ec'
-        ? !(KEY_POLICY.ecCurves as readonly string[]).includes(key.curve ?? '') && `curve ${key.curve}`
-        : `key type ${key.algorithm}`;
-  if (weak) {
-    const r = broken('KEY_TOO_WEAK', `the client certificate's key is too weak: ${weak}`);
-    if (r) return r;
+  for (const [i, c] of chain.entries()) {
+    const problem = keyProblemOf(c);
+    if (!problem) continue;
+    const where = i === 0 ? "the client certificate's key" : `the key of chain certificate ${i} (${c.subject.map((a) => a.value).join(', ')})`;
+    if (problem.weak) {
+      const r = broken('KEY_TOO_WEAK', `${where} is too weak: ${problem.message}`);
+      if (r) return r;
+    } else return { refusal: { rule: 'KEY_NOT_CONFORMANT', detail: `${where} is refused (${problem.code}): ${problem.message}` }, exceptionsUsed };
   }
   return { exceptionsUsed };
 }
@@ -107,7 +121,7 @@ export function judgeClientChain(chain: readonly CertificateView[], facility: st
 export function checkDatedExceptions(list: readonly DatedException[]): string | undefined {
   for (const [i, e] of list.entries()) {
     if (!/^\d{10}$/.test(e.facility)) return `exception ${i + 1}: facility must be a 10-digit facility number`;
-    if (!['SHA1_SIGNATURE', 'WRONG_EKU', 'KEY_TOO_WEAK'].includes(e.allow)) return `exception ${i + 1}: allow must be SHA1_SIGNATURE, WRONG_EKU or KEY_TOO_WEAK`;
+    if (!EXCEPTABLE_RULES.includes(e.allow)) return `exception ${i + 1}: allow must be SHA1_SIGNATURE, WRONG_EKU or KEY_TOO_WEAK`;
     if (!/^\d{4}-\d{2}-\d{2}$/.test(e.until) || Number.isNaN(Date.parse(e.until))) return `exception ${i + 1}: until must be a date YYYY-MM-DD`;
   }
   return undefined;

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { createServer, type AddressInfo } from 'node:net';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CertificateAuthority, ensurePrivateDir, homePaths, initAuthority, isInitialized, writeFileAtomic, type NoticeState } from '../ca/index.js';
@@ -42,6 +43,8 @@ export interface DemoCenterOptions {
   /** Asked when the home exists, no passphrase was given and none was generated (a terminal prompt). */
   askPassphrase?: () => Promise<string>;
   actor: string;
+  /** Base URL (http://) of the revocation listener, written into the demo CA's certificates when it is created. */
+  revocationUrl?: string;
   now?: () => Date;
 }
 
@@ -57,6 +60,33 @@ export interface DemoCenter {
   facility: { number: string; name: string };
   notice: { id: string; requestId: string; referenceId: string; expiresAt: string; state: NoticeState | 'unknown'; serial: string | null };
   root: { file: string; sha256: string; sha1: string };
+  /** The revocation base URL the demo CA's certificates carry (null for a demo home made before they carried one). */
+  revocation: string | null;
+}
+
+/**
+ * The revocation base URL for a new demo CA listening at `listen`: the
+ * address itself (a wildcard as 127.0.0.1), and for port 0 a port free now
+ * (the certificates carry it, so later runs listen there again).
+ */
+export async function demoRevocationUrl(listen: { host: string; port: number }): Promise<string> {
+  const host = listen.host === '0.0.0.0' || listen.host === '::' ? '127.0.0.1' : listen.host;
+  let port = listen.port;
+  if (port === 0) {
+    const probe = createServer();
+    port = await new Promise<number>((resolve, reject) => {
+      probe.once('error', reject);
+      probe.listen(0, host, () => resolve((probe.address() as AddressInfo).port));
+    });
+    await new Promise((r) => probe.close(r));
+  }
+  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
+/** The listen address of a revocation base URL (http://host:port). */
+export function revocationListenOf(url: string): { host: string; port: number } {
+  const u = new URL(url);
+  return { host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port || 80) };
 }
 
 function readState(file: string): DemoState {
@@ -112,7 +142,7 @@ export async function prepareDemoCenter(o: DemoCenterOptions): Promise<DemoCente
   } else state = readState(files.state);
   let created = false;
   if (!initialized) {
-    await initAuthority({ home: o.home, passphrase: pass.passphrase, organization: DEMO_ORGANIZATION, actor: o.actor, ...(o.now ? { now: o.now } : {}) });
+    await initAuthority({ home: o.home, passphrase: pass.passphrase, organization: DEMO_ORGANIZATION, actor: o.actor, ...(o.revocationUrl ? { urls: { revocation: o.revocationUrl } } : {}), ...(o.now ? { now: o.now } : {}) });
     created = true;
   }
   const ca = await CertificateAuthority.open({ home: o.home, ...(o.now ? { now: o.now } : {}) });
@@ -135,6 +165,7 @@ export async function prepareDemoCenter(o: DemoCenterOptions): Promise<DemoCente
       facility: state.facility,
       notice: { ...notice, state: summary?.state ?? 'unknown', serial: summary?.serial ?? null },
       root: { file: homePaths(o.home).rootCert, sha256: fingerprint(ca.rootDer), sha1: fingerprint(ca.rootDer, 'sha1') },
+      revocation: ca.config.urls.revocation ?? null,
     };
   } finally {
     await ca.close();

@@ -5,4 +5,4 @@
  */
 export { startServeStack, serverNames, urlHost, parseListenAddress, untilStopped, type ServeStack, type ServeStackOptions, type ServeSummary } from './serve-stack.js';
 export { startDemoUpstream, greeting, callerOf, type DemoUpstream, type Caller } from './demo-upstream.js';
-export { prepareDemoCenter, demoFiles, DEMO_FACILITY, DEMO_ORGANIZATION, type DemoCenter, type DemoCenterOptions } from './demo-center.js';
+export { prepareDemoCenter, demoRevocationUrl, revocationListenOf, demoFiles, DEMO_FACILITY, DEMO_ORGANIZATION, type DemoCenter, type DemoCenterOptions } from './demo-center.js';

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { CertificateAuthority, issueServerCredential, serverCredentialPaths, serverCredentialUsable } from '../ca/index.js';
+import { CertificateAuthority, issueServerCredential, RevocationPublisher, REVOCATION_PATHS, serverCredentialPaths, serverCredentialUsable } from '../ca/index.js';
 import { openGateway, jsonLogger, parseHostPort, type GatewayConfig, type GatewaySetup, type HostPort, type Logger } from '../gateway/index.js';
-import { startWebServer, type WebServer } from '../web/index.js';
-import { badRequest, internal, listenFailure } from '../errors/index.js';
+import { startRevocationServer, startWebServer, type RevocationServer, type WebServer } from '../web/index.js';
+import { internal, listenFailure } from '../errors/index.js';
 import { ListenerLedger, resolveLimits, type ResolvedLimits } from '../listener/index.js';
 
 /**
@@ -27,6 +27,12 @@ export interface ServeStackOptions {
   portal: HostPort;
   /** The portal's public URL (default https://localhost:PORT/ on loopback, else the bound address). */
   portalUrl?: string;
+  /**
+   * Where the plain-HTTP revocation listener (CRL, OCSP, CA certificates)
+   * listens; absent: none. Certificates point to `urls.revocation` of the
+   * home's config.json, which should be this listener's public address.
+   */
+  revocation?: HostPort;
   /** Unlocks the opened CA (passphrase or token PIN): the portal issues, signs CRLs and OCSP answers. */
   unlock: (ca: CertificateAuthority) => Promise<void>;
   log?: Logger;
@@ -39,13 +45,16 @@ export interface ServeSummary {
   gateway: { listeners: { name: string; mode: string; host: string; port: number; url: string }[]; admin: HostPort | null };
   portal: { url: string; est: string; crl: string; ocsp: string; root: string; host: string; port: number };
   /** The file-descriptor budget and the caps each listener got from it. */
-  limits: { fileDescriptors: number; source: string; reserve: number; gateway: { maxConnections: number; maxConnectionsPerAddress: number; handshakeTimeoutMs: number }; portal: { maxConnections: number; maxConnectionsPerAddress: number; handshakeTimeoutMs: number }; admin: { maxConnections: number; maxConnectionsPerAddress: number } };
+  limits: { fileDescriptors: number; source: string; reserve: number; gateway: { maxConnections: number; maxConnectionsPerAddress: number; handshakeTimeoutMs: number }; portal: { maxConnections: number; maxConnectionsPerAddress: number; handshakeTimeoutMs: number }; revocation: { maxConnections: number; maxConnectionsPerAddress: number }; admin: { maxConnections: number; maxConnectionsPerAddress: number } };
+  /** The plain-HTTP revocation listener; `published` is the base URL certificates carry (null: the home's certificates point nowhere). */
+  revocation: { url: string; crl: string; rootCrl: string; ocsp: string; host: string; port: number; published: string | null } | null;
 }
 
 export interface ServeStack {
   ca: CertificateAuthority;
   gateway: GatewaySetup;
   web: WebServer;
+  revocation: RevocationServer | undefined;
   summary(): ServeSummary;
   /** Reloads the gateway's credentials and trust (SIGHUP); false when the reload failed and the old state stays. */
   reload(): Promise<boolean>;
@@ -84,6 +93,15 @@ async function closeWeb(web: WebServer, graceMs: number): Promise<void> {
   }
 }
 
+async function closeRevocation(r: RevocationServer, graceMs: number): Promise<void> {
+  const timer = setTimeout(() => r.server.closeAllConnections(), graceMs);
+  try {
+    await r.close();
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /**
  * Opens the CA, makes sure the home's server certificate covers every
  * address (issuing it on first start), then starts the portal and the
@@ -96,6 +114,7 @@ export async function startServeStack(o: ServeStackOptions): Promise<ServeStack>
   const ledger = new ListenerLedger();
   const ca = await CertificateAuthority.open({ home: o.home, ...(o.db ? { db: o.db } : {}) });
   let web: WebServer | undefined;
+  let revocation: RevocationServer | undefined;
   try {
     await o.unlock(ca);
     const paths = serverCredentialPaths(o.home);
@@ -104,8 +123,16 @@ export async function startServeStack(o: ServeStackOptions): Promise<ServeStack>
       await issueServerCredential(ca, names, 'serve');
       log.log('info', 'server certificate issued', { file: paths.cert, names });
     }
+    const publisher = new RevocationPublisher(ca);
+    if (o.revocation) {
+      const at = o.revocation;
+      revocation = await startRevocationServer({ authority: ca, listen: at, publisher, limits: limits.revocation, ledger, log }).catch((e: unknown) => {
+        throw listenFailure(e, `${at.host}:${at.port}`, '--revocation-listen');
+      });
+    }
     web = await startWebServer({
       authority: ca,
+      revocation: publisher,
       listen: o.portal,
       tls: { cert: readFileSync(paths.cert, 'utf8'), key: readFileSync(paths.key, 'utf8') },
       ...(o.portalUrl ? { publicUrl: o.portalUrl } : {}),
@@ -127,10 +154,12 @@ export async function startServeStack(o: ServeStackOptions): Promise<ServeStack>
       throw listenFailure(e, o.gateway.listeners.map((l) => `${l.listen.host}:${l.listen.port}`).join(', '), o.gateway.listeners.length > 1 ? 'listen address in the configuration:' : '--listen');
     });
     const started = web;
+    const rev = revocation;
     return {
       ca,
       gateway,
       web: started,
+      revocation: rev,
       summary: () => {
         const base = portalUrl.replace(/\/$/, '');
         return {
@@ -148,18 +177,31 @@ export async function startServeStack(o: ServeStackOptions): Promise<ServeStack>
             reserve: limits.reserve,
             gateway: { maxConnections: limits.gateway.maxConnections, maxConnectionsPerAddress: limits.gateway.maxConnectionsPerAddress, handshakeTimeoutMs: limits.gateway.handshakeTimeoutMs },
             portal: { maxConnections: limits.portal.maxConnections, maxConnectionsPerAddress: limits.portal.maxConnectionsPerAddress, handshakeTimeoutMs: limits.portal.handshakeTimeoutMs },
+            revocation: { maxConnections: limits.revocation.maxConnections, maxConnectionsPerAddress: limits.revocation.maxConnectionsPerAddress },
             admin: { maxConnections: limits.admin.maxConnections, maxConnectionsPerAddress: limits.admin.maxConnectionsPerAddress },
           },
+          revocation: rev
+            ? {
+                url: `${rev.url}/`,
+                crl: `${rev.url}${REVOCATION_PATHS.crl}`,
+                rootCrl: `${rev.url}${REVOCATION_PATHS.rootCrl}`,
+                ocsp: `${rev.url}${REVOCATION_PATHS.ocsp}`,
+                host: rev.address.host,
+                port: rev.address.port,
+                published: ca.config.urls.revocation ?? null,
+              }
+            : null,
         };
       },
       reload: () => gateway.gateway.reload(),
       async close(graceMs = 10_000) {
-        await Promise.allSettled([gateway.close(graceMs), closeWeb(started, graceMs)]);
+        await Promise.allSettled([gateway.close(graceMs), closeWeb(started, graceMs), ...(rev ? [closeRevocation(rev, graceMs)] : [])]);
         await ca.close();
       },
     };
   } catch (e) {
     if (web) await closeWeb(web, 0).catch(() => undefined);
+    if (revocation) await closeRevocation(revocation, 0).catch(() => undefined);
     await ca.close().catch(() => undefined);
     throw e;
   }

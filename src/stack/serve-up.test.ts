@@ -13,6 +13,7 @@ import { needCommand, run, runAsync } from '../testing/peers.js';
 import { tempDir } from '../testing/stores.js';
 import { SEKISHO_MAIN as MAIN, startSekisho } from '../testing/cli-process.js';
 import { DEMO_FACILITY, startDemoUpstream } from './index.js';
+import { certificatesFromPem, describeCertificate } from '../pki/index.js';
 
 
 /** The environment of a fresh machine: no sekisho variables. */
@@ -46,7 +47,7 @@ describe('sekisho up: a demo center a newcomer runs with no setup', () => {
     if (!needCommand(t, 'openssl') || !needCommand(t, 'curl')) return;
     const dir = tempDir('sekisho-up-');
     const env = cleanEnv();
-    const up = start(['up', '--json', '--listen', '127.0.0.1:0', '--portal', '127.0.0.1:0'], { cwd: dir, env });
+    const up = start(['up', '--json', '--listen', '127.0.0.1:0', '--portal', '127.0.0.1:0', '--revocation-listen', '127.0.0.1:0'], { cwd: dir, env });
     try {
       const s = await up.summary;
       const home = join(dir, 'sekisho-data');
@@ -84,6 +85,16 @@ describe('sekisho up: a demo center a newcomer runs with no setup', () => {
       assert.match(ok.body, new RegExp(`ようこそ、${DEMO_FACILITY.name} さん。医療機関番号 ${DEMO_FACILITY.number}、証明書シリアル ${serial}`));
       assert.match(ok.body, new RegExp(`Welcome, ${DEMO_FACILITY.name}: authenticated as facility ${DEMO_FACILITY.number} with certificate serial ${serial}`));
 
+      // The certificate points to the demo's plain-HTTP revocation listener (NSS and GnuTLS fetch nothing else), so does the issuing CA (root CRL).
+      assert.ok(s.revocation && s.revocation.port > 0, 'the revocation listener runs');
+      assert.equal(s.revocation.published, s.revocation.url.replace(/\/$/, ''), 'certificates point to this very listener');
+      const leafView = describeCertificate(certificatesFromPem(readFileSync(cert, 'utf8'))[0]!);
+      assert.deepEqual(leafView.extensions.crlDistributionPoints, [s.revocation.crl]);
+      assert.deepEqual(leafView.extensions.ocspUrls, [s.revocation.ocsp]);
+      assert.deepEqual(describeCertificate(certificatesFromPem(readFileSync(join(home, 'ca', 'issuing.pem'), 'utf8'))[0]!).extensions.crlDistributionPoints, [s.revocation.rootCrl]);
+      const ocspAsk = () => runAsync('openssl', ['ocsp', '-issuer', join(home, 'ca', 'issuing.pem'), '-cert', cert, '-url', leafView.extensions.ocspUrls![0]!, '-CAfile', s.root.file]);
+      assert.match((await ocspAsk()).stdout, /: good/);
+
       // 3. Revoke from another process on the same home; the running gateway refuses within 5 s.
       const revoked = await cli(['cert', 'revoke', serial, '--home', home, '--reason', 'keyCompromise'], { cwd: dir, env });
       assert.equal(revoked.status, 0, revoked.stderr);
@@ -98,6 +109,7 @@ describe('sekisho up: a demo center a newcomer runs with no setup', () => {
       assert.equal(last.code, '403', `refused within 5 s of the revocation: ${last.body}`);
       assert.match(last.body, /REVOKED/);
       assert.match(up.stderr(), /"msg":"client refused".*"reason":"REVOKED"/);
+      assert.match((await ocspAsk()).stdout, /: revoked/, 'OCSP at the URL in the certificate says revoked');
       assert.equal(await up.stop('SIGTERM'), 0);
 
       // A second run: the same CA, facility and notice (now used, with its certificate), no new passphrase.
@@ -106,6 +118,7 @@ describe('sekisho up: a demo center a newcomer runs with no setup', () => {
         const s2 = await again.summary;
         assert.equal(s2.created, false);
         assert.equal(s2.root.sha256, s.root.sha256);
+        assert.equal(s2.revocation.port, s.revocation.port, 'a later run listens where the certificates point');
         assert.deepEqual([s2.notice.id, s2.notice.requestId, s2.notice.state, s2.notice.serial], [s.notice.id, s.notice.requestId, 'used', serial]);
         assert.equal(readFileSync(s.passphraseFile, 'utf8').trim(), passphrase);
         assert.ok(s2.steps.some((l: string) => /notice is used/.test(l)), 'the steps say the notice was used');
@@ -123,14 +136,14 @@ describe('sekisho up: a demo center a newcomer runs with no setup', () => {
   test('with SEKISHO_PASSPHRASE no passphrase is written; a second run prints the unused notice again; a run without it and without a terminal is refused', async () => {
     const dir = tempDir('sekisho-up-env-');
     const home = join(dir, 'demo');
-    const up = start(['up', '--json', '--home', home, '--listen', '127.0.0.1:0', '--portal', '127.0.0.1:0'], { cwd: dir, env: cleanEnv({ SEKISHO_PASSPHRASE: 'a-demo-passphrase-from-env' }) });
+    const up = start(['up', '--json', '--home', home, '--listen', '127.0.0.1:0', '--portal', '127.0.0.1:0', '--revocation-listen', '127.0.0.1:0'], { cwd: dir, env: cleanEnv({ SEKISHO_PASSPHRASE: 'a-demo-passphrase-from-env' }) });
     try {
       const s = await up.summary;
       assert.equal(s.passphraseFile, null);
       assert.equal(existsSync(join(home, 'demo-passphrase')), false);
       assert.equal(await up.stop('SIGTERM'), 0);
       // Run again: the unused notice is printed again, the same IDs.
-      const again = start(['up', '--json', '--home', home, '--listen', '127.0.0.1:0', '--portal', '127.0.0.1:0'], { cwd: dir, env: cleanEnv({ SEKISHO_PASSPHRASE: 'a-demo-passphrase-from-env' }) });
+      const again = start(['up', '--json', '--home', home, '--listen', '127.0.0.1:0', '--portal', '127.0.0.1:0', '--revocation-listen', '127.0.0.1:0'], { cwd: dir, env: cleanEnv({ SEKISHO_PASSPHRASE: 'a-demo-passphrase-from-env' }) });
       try {
         const s2 = await again.summary;
         assert.equal(s2.created, false);
@@ -143,7 +156,7 @@ describe('sekisho up: a demo center a newcomer runs with no setup', () => {
     } finally {
       await up.stop('SIGKILL');
     }
-    const r = await cli(['up', '--home', home, '--listen', '127.0.0.1:0', '--portal', '127.0.0.1:0'], { cwd: dir, env: cleanEnv() });
+    const r = await cli(['up', '--home', home, '--listen', '127.0.0.1:0', '--portal', '127.0.0.1:0', '--revocation-listen', '127.0.0.1:0'], { cwd: dir, env: cleanEnv() });
     assert.equal(r.status, 2);
     assert.match(r.stderr, /^sekisho: PASSPHRASE_REQUIRED: .*SEKISHO_PASSPHRASE/m);
   });
@@ -153,7 +166,7 @@ describe('sekisho up: a demo center a newcomer runs with no setup', () => {
     const home = join(dir, 'real');
     const env = cleanEnv({ SEKISHO_PASSPHRASE: 'a-real-ca-passphrase' });
     assert.equal((await cli(['init', '--home', home], { cwd: dir, env })).status, 0);
-    const r = await cli(['up', '--home', home, '--listen', '127.0.0.1:0', '--portal', '127.0.0.1:0'], { cwd: dir, env });
+    const r = await cli(['up', '--home', home, '--listen', '127.0.0.1:0', '--portal', '127.0.0.1:0', '--revocation-listen', '127.0.0.1:0'], { cwd: dir, env });
     assert.equal(r.status, 2);
     assert.match(r.stderr, /^sekisho: UP_NOT_A_DEMO_HOME: .*sekisho serve/m);
     assert.equal(existsSync(join(home, 'demo.json')), false);
@@ -180,7 +193,7 @@ describe('sekisho serve: the gateway and the CA endpoints in one process', () =>
     const root = join(home, 'ca', 'root.pem');
 
     const upstream = await startDemoUpstream();
-    const serve = start(['serve', '--json', '--listen', '127.0.0.1:0', '--portal', '127.0.0.1:0', '--upstream', upstream.url, '--log-level', 'info'], { cwd: dir, env });
+    const serve = start(['serve', '--json', '--listen', '127.0.0.1:0', '--portal', '127.0.0.1:0', '--revocation-listen', '127.0.0.1:0', '--upstream', upstream.url, '--log-level', 'info'], { cwd: dir, env });
     try {
       const s = await serve.summary;
       assert.equal(s.home, home);
@@ -197,7 +210,7 @@ describe('sekisho serve: the gateway and the CA endpoints in one process', () =>
       assert.match(served.stdout, /Verify return code: 0 \(ok\)/);
 
       // A second serve on the same portal port says which address is taken, and exits 2.
-      const twice = await cli(['serve', '--listen', '127.0.0.1:0', '--portal', `127.0.0.1:${s.portal.port}`, '--upstream', upstream.url], { cwd: dir, env });
+      const twice = await cli(['serve', '--listen', '127.0.0.1:0', '--portal', `127.0.0.1:${s.portal.port}`, '--revocation-listen', 'off', '--upstream', upstream.url], { cwd: dir, env });
       assert.equal(twice.status, 2, twice.stderr);
       assert.match(twice.stderr, new RegExp(`^sekisho: PORT_IN_USE: 127\\.0\\.0\\.1:${s.portal.port} is already in use.*--portal`, 'm'));
 

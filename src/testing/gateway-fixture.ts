@@ -33,7 +33,7 @@ export interface GatewayFixture {
   ca: CertificateAuthority;
   /** CA chain PEM (issuing, root): what clients trust for the gateway's server certificate. */
   caFile: string;
-  clients: Record<'good' | 'device' | 'other' | 'expired' | 'notYet' | 'revoked' | 'suspended' | 'sha1' | 'weak' | 'wrongEku' | 'unknown' | 'victim', ClientFiles>;
+  clients: Record<'good' | 'device' | 'other' | 'expired' | 'notYet' | 'revoked' | 'suspended' | 'sha1' | 'weak' | 'explicitEc' | 'rsaE3' | 'wrongEku' | 'unknown' | 'victim', ClientFiles>;
   close(): Promise<void>;
 }
 
@@ -90,17 +90,23 @@ export async function gatewayFixture(): Promise<GatewayFixture> {
   writeFileSync(issuingKey, (await readKeyFile(ca.paths.issuingKey, PASSPHRASE)).export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 });
   const ext = join(dir, 'client.ext');
   writeFileSync(ext, 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n');
-  const forged = (name: string, keyArgs: string[], digest: string): ClientFiles => {
+  const forged = (name: string, keyArgs: string[], digest: string, makeKey?: (key: string) => void): ClientFiles => {
     const key = join(dir, `${name}.key`);
     const csr = join(dir, `${name}.csr`);
     const cert = join(dir, `${name}.pem`);
-    openssl(['req', '-new', '-newkey', ...keyArgs, '-nodes', '-keyout', key, '-out', csr, '-subj', `/C=JP/O=Forged/CN=${FACILITY_A}`]);
+    if (makeKey) {
+      makeKey(key);
+      openssl(['req', '-new', '-key', key, '-out', csr, '-subj', `/C=JP/O=Forged/CN=${FACILITY_A}`]);
+    } else openssl(['req', '-new', '-newkey', ...keyArgs, '-nodes', '-keyout', key, '-out', csr, '-subj', `/C=JP/O=Forged/CN=${FACILITY_A}`]);
     openssl(['x509', '-req', '-in', csr, '-CA', ca.paths.issuingCert, '-CAkey', issuingKey, '-set_serial', '0x' + Math.floor(Math.random() * 2 ** 40).toString(16), '-days', '30', `-${digest}`, '-extfile', ext, '-out', cert]);
     writeFileSync(cert, `${run('cat', [cert]).stdout}${certificateToPem(ca.chain()[0]!)}`);
     return { cert, key };
   };
   const sha1 = forged('sha1', ['ec', '-pkeyopt', 'ec_paramgen_curve:P-256'], 'sha1');
   const weak = forged('weak', ['rsa:1024'], 'sha256');
+  // Keys in forms RFC 5480 / the BR refuse: explicit EC curve parameters, and RSA with e = 3.
+  const explicitEc = forged('explicit-ec', [], 'sha256', (key) => openssl(['ecparam', '-name', 'prime256v1', '-param_enc', 'explicit', '-genkey', '-noout', '-out', key]));
+  const rsaE3 = forged('rsa-e3', [], 'sha256', (key) => openssl(['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-pkeyopt', 'rsa_keygen_pubexp:3', '-out', key]));
 
   // A stranger's CA.
   const uKey = join(dir, 'unknown-ca.key');
@@ -117,7 +123,7 @@ export async function gatewayFixture(): Promise<GatewayFixture> {
     home,
     ca,
     caFile,
-    clients: { good, device, other, expired, notYet, revoked, suspended, sha1, weak, wrongEku, unknown: { cert: unknownCert, key: unknownKey }, victim },
+    clients: { good, device, other, expired, notYet, revoked, suspended, sha1, weak, explicitEc, rsaE3, wrongEku, unknown: { cert: unknownCert, key: unknownKey }, victim },
     close: () => ca.close(),
   };
 }

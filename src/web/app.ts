@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { RevocationPublisher, type CertificateAuthority } from '../ca/index.js';
-import { certificateToPem, crlToPem, OCSP_MAX_REQUEST } from '../pki/index.js';
-import { mediaType, readBody, send, sendError, stderrErrorLog, type ServerErrorLog } from './http.js';
+import { certificateToPem, crlToPem } from '../pki/index.js';
+import { send, sendError, stderrErrorLog, type ServerErrorLog } from './http.js';
+import { revocationRoutes } from './revocation-routes.js';
 import { messagePage } from './portal-page.js';
 import { Portal } from './portal.js';
 import { EST_PREFIX, EstService } from './est.js';
@@ -15,6 +16,8 @@ export interface WebAppOptions {
   ocspValiditySeconds?: number;
   /** Where the detail of internal/unavailable errors goes; clients only see a generic message (default: a JSON line on stderr). */
   log?: ServerErrorLog;
+  /** The CRL/OCSP publisher to share with the plain-HTTP revocation listener (one CRL cache); default a new one. */
+  revocation?: RevocationPublisher;
 }
 
 const ASSETS: Record<string, string> = { 'portal.js': 'text/javascript; charset=utf-8', 'portal.css': 'text/css; charset=utf-8' };
@@ -29,8 +32,9 @@ const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 's
 
 /**
  * Every HTTP surface of the enrollment server as one request handler:
- * the portal (/), EST (/.well-known/est/), the CRL (/crl, /crl.pem),
- * OCSP (/ocsp), and the root certificate (/root.cer, /root.pem, /ca-chain.pem).
+ * the portal (/), EST (/.well-known/est/), the revocation endpoints
+ * (revocation-routes.ts: /crl, /root.crl, /ocsp, /issuing.cer, /root.cer),
+ * /crl.pem, /root.pem and /ca-chain.pem.
  */
 export function createWebApp(o: WebAppOptions): (req: IncomingMessage, res: ServerResponse) => void {
   const ca = o.authority;
@@ -38,7 +42,8 @@ export function createWebApp(o: WebAppOptions): (req: IncomingMessage, res: Serv
   const log = o.log ?? stderrErrorLog;
   const portal = new Portal({ authority: ca, limiter, log });
   const est = new EstService({ authority: ca, limiter, log });
-  const revocation = new RevocationPublisher(ca, o.ocspValiditySeconds ? { ocspValiditySeconds: o.ocspValiditySeconds } : {});
+  const revocation = o.revocation ?? new RevocationPublisher(ca, o.ocspValiditySeconds ? { ocspValiditySeconds: o.ocspValiditySeconds } : {});
+  const revocationRoute = revocationRoutes(ca, revocation);
   const html = { 'Content-Security-Policy': CSP };
 
   const notFound = (res: ServerResponse) => send(res, 404, 'text/html; charset=utf-8', messagePage('Not found', 'ページが見つかりません。', 'There is no page at this address.'), html);
@@ -54,28 +59,7 @@ export function createWebApp(o: WebAppOptions): (req: IncomingMessage, res: Serv
     const method = req.method ?? 'GET';
     const get = method === 'GET' || method === 'HEAD';
     if (path.startsWith(EST_PREFIX)) return est.handle(req, res, path.slice(EST_PREFIX.length));
-    if (path === '/ocsp' || path.startsWith('/ocsp/')) {
-      let body: Buffer;
-      if (method === 'POST' && path === '/ocsp') {
-        if (mediaType(req) !== 'application/ocsp-request') return send(res, 415, 'text/plain; charset=utf-8', 'CONTENT_TYPE_UNSUPPORTED: send application/ocsp-request\n');
-        try {
-          body = await readBody(req, OCSP_MAX_REQUEST);
-        } catch {
-          return send(res, 413, 'text/plain; charset=utf-8', 'BODY_TOO_LARGE\n');
-        }
-      } else if (get && path.startsWith('/ocsp/')) {
-        // RFC 6960 Appendix A.1: GET {url}/{url-encoding of base64 of DER OCSPRequest}
-        let b64: string;
-        try {
-          b64 = decodeURIComponent(path.slice('/ocsp/'.length));
-        } catch {
-          b64 = '!';
-        }
-        body = /^[A-Za-z0-9+/]*={0,2}$/.test(b64) && b64.length <= OCSP_MAX_REQUEST * 2 ? Buffer.from(b64, 'base64') : Buffer.alloc(0);
-      } else return wrongMethod(res, 'POST, GET');
-      const answer = await revocation.ocsp(body);
-      return send(res, 200, 'application/ocsp-response', answer, { 'Cache-Control': 'max-age=60' });
-    }
+    if (await revocationRoute(req, res, path)) return;
     switch (path) {
       case '/':
       case '/index.html':
@@ -92,14 +76,10 @@ export function createWebApp(o: WebAppOptions): (req: IncomingMessage, res: Serv
       case '/api/enroll-csr':
         if (method !== 'POST') return wrongMethod(res, 'POST');
         return portal.enrollCsr(req, res);
-      case '/root.cer':
-        return get ? send(res, 200, 'application/pkix-cert', ca.rootDer, { 'Content-Disposition': 'attachment; filename="root-ca.cer"' }) : wrongMethod(res, 'GET');
       case '/root.pem':
         return get ? send(res, 200, 'application/x-pem-file', certificateToPem(ca.rootDer)) : wrongMethod(res, 'GET');
       case '/ca-chain.pem':
         return get ? send(res, 200, 'application/x-pem-file', ca.chain().map(certificateToPem).join('')) : wrongMethod(res, 'GET');
-      case '/crl':
-        return get ? send(res, 200, 'application/pkix-crl', await revocation.crl(), { 'Cache-Control': 'max-age=60' }) : wrongMethod(res, 'GET');
       case '/crl.pem':
         return get ? send(res, 200, 'application/x-pem-file', crlToPem(await revocation.crl()), { 'Cache-Control': 'max-age=60' }) : wrongMethod(res, 'GET');
       case '/healthz':

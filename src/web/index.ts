@@ -9,6 +9,7 @@
  * | `/api/enroll-csr` | POST JSON | `{requestId, referenceId, csr}` → certificate + chain (PEM); the page's WebCrypto mode |
  * | `/.well-known/est/cacerts`, `simpleenroll`, `simplereenroll` | GET/POST | EST (RFC 7030) |
  * | `/crl`, `/crl.pem` | GET | the current CRL (signed again after each revocation) |
+ * | `/root.crl`, `/issuing.cer` | GET | the root's CRL, the issuing CA certificate (also on the plain-HTTP revocation listener: revocation-server.ts) |
  * | `/ocsp`, `/ocsp/{base64}` | POST/GET | OCSP (RFC 6960), signed by the issuing CA |
  * | `/root.cer`, `/root.pem`, `/ca-chain.pem` | GET | the root (DER/PEM) and the chain |
  * | `/healthz` | GET | `ok` |
@@ -27,14 +28,14 @@
 import { createServer, type Server } from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import { GuardedListener, ListenerLedger, applyHttpLimits, refuseRenegotiation, resolveLimits, type LimitLog, type ListenerLimits } from '../listener/index.js';
-import type { CertificateAuthority } from '../ca/index.js';
+import type { CertificateAuthority, RevocationPublisher } from '../ca/index.js';
 import { certificateToPem } from '../pki/index.js';
 import { complianceProfile, tlsServerOptions, type ComplianceProfileName } from '../policy/index.js';
 import { createWebApp } from './app.js';
 import type { RateLimitOptions } from './rate-limit.js';
-import type { ServerErrorLog } from './http.js';
 
 export { createWebApp, type WebAppOptions } from './app.js';
+export { startRevocationServer, REVOCATION_SERVER_LIMITS, type RevocationServer, type RevocationServerOptions } from './revocation-server.js';
 export { AttemptLimiter, type AttemptCounter, type RateLimitOptions } from './rate-limit.js';
 export { parseEnrollForm, parseEnrollJson, parseCsrEnrollJson, type EnrollRequest, type CsrEnrollRequest } from './forms.js';
 export { parseBasicAuth, estCsrDer, EST_PREFIX } from './est.js';
@@ -70,6 +71,8 @@ export interface WebServerOptions {
   ledger?: ListenerLedger;
   /** The server's log: refusals over the caps (in sums) and the detail of errors a client is not shown (default: JSON lines on stderr). */
   log?: LimitLog;
+  /** Shared with the plain-HTTP revocation listener (one CRL cache). */
+  revocation?: RevocationPublisher;
 }
 
 export interface WebServer {
@@ -106,7 +109,7 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
       // Node's default holds a half-open handshake for 120 s.
       handshakeTimeout: limits.handshakeTimeoutMs,
     },
-    createWebApp({ authority: ca, ...(options.rateLimit ? { rateLimit: options.rateLimit } : {}), ...(options.ocspValiditySeconds ? { ocspValiditySeconds: options.ocspValiditySeconds } : {}), log: (msg: string, fields: Record<string, unknown>) => log.log('error', msg, { server: 'portal', ...fields }) }),
+    createWebApp({ authority: ca, ...(options.revocation ? { revocation: options.revocation } : {}), ...(options.rateLimit ? { rateLimit: options.rateLimit } : {}), ...(options.ocspValiditySeconds ? { ocspValiditySeconds: options.ocspValiditySeconds } : {}), log: (msg: string, fields: Record<string, unknown>) => log.log('error', msg, { server: 'portal', ...fields }) }),
   );
   // The server never listens itself: the TCP front admits sockets under the caps and hands them over.
   applyHttpLimits(server, limits);

@@ -14,8 +14,9 @@ export const initCommand: Command = {
     ...HOME_OPTIONS,
     key: { type: 'string', description: 'CA key type: ecdsa-p256 (default), ecdsa-p384, rsa-2048, rsa-3072, rsa-4096', valueName: 'TYPE' },
     org: { type: 'string', description: 'organization name in the CA subjects (default "sekisho")', valueName: 'NAME' },
-    'crl-url': { type: 'string', description: 'CRL distribution point written into certificates', valueName: 'URL' },
-    'ocsp-url': { type: 'string', description: 'OCSP responder URL written into certificates', valueName: 'URL' },
+    'revocation-url': { type: 'string', description: 'http:// base URL of the revocation listener (serve --revocation-listen): every certificate gets its CRL, OCSP and caIssuers URLs, the issuing CA the root CRL', valueName: 'URL' },
+    'crl-url': { type: 'string', description: 'CRL distribution point written into end-entity certificates (http://; overrides --revocation-url)', valueName: 'URL' },
+    'ocsp-url': { type: 'string', description: 'OCSP responder URL written into end-entity certificates (http://; overrides --revocation-url)', valueName: 'URL' },
     'portal-url': { type: 'string', description: 'enrollment portal URL printed on delivery texts', valueName: 'URL' },
     'center-url': { type: 'string', description: 'service center (gateway) URL printed on delivery texts', valueName: 'URL' },
     token: { type: 'string', description: `keep the issuing key in this software token (key "${ISSUING_KEY_LABEL}"; PIN from SEKISHO_PIN)`, valueName: 'FILE' },
@@ -36,6 +37,7 @@ export const initCommand: Command = {
     const urls = Object.fromEntries(
       (
         [
+          ['revocation', v['revocation-url']],
           ['crl', v['crl-url']],
           ['ocsp', v['ocsp-url']],
           ['portal', v['portal-url']],

@@ -1,5 +1,5 @@
 import { resolveHome, type CertificateAuthority } from '../../ca/index.js';
-import { jsonLogger } from '../../gateway/index.js';
+import { jsonLogger, type HostPort } from '../../gateway/index.js';
 import { parseListenAddress, startServeStack, untilStopped, type ServeSummary } from '../../stack/index.js';
 import type { Command, CommandContext } from '../command.js';
 import { tokenPin } from '../authority.js';
@@ -8,6 +8,21 @@ import { gatewayCommand, gatewayConfigFromFlags } from './gateway.js';
 
 export const DEFAULT_GATEWAY_LISTEN = '127.0.0.1:8443';
 export const DEFAULT_PORTAL_LISTEN = '127.0.0.1:8080';
+export const DEFAULT_REVOCATION_LISTEN = '127.0.0.1:8081';
+
+/** --revocation-listen: HOST:PORT, or "off". */
+export const REVOCATION_LISTEN_OPTION = {
+  'revocation-listen': {
+    type: 'string',
+    description: `address of the plain-HTTP revocation listener: CRLs, OCSP and the CA certificates only (default ${DEFAULT_REVOCATION_LISTEN}; "off" for none)`,
+    valueName: 'HOST:PORT',
+  },
+} as const;
+
+export function revocationListen(v: CommandContext['values'], fallback: string = DEFAULT_REVOCATION_LISTEN): HostPort | undefined {
+  const given = (v['revocation-listen'] as string | undefined) ?? fallback;
+  return given === 'off' ? undefined : parseListenAddress(given, '--revocation-listen');
+}
 
 /** The gateway's flags with serve's default listen address (unless a --config file describes the listeners). */
 function withDefaults(v: CommandContext['values']): CommandContext['values'] {
@@ -22,6 +37,10 @@ export function unlockFor(ctx: CommandContext): (ca: CertificateAuthority) => Pr
 export function summaryLines(s: ServeSummary): string[] {
   return [
     `  portal (enrollment, EST, CRL, OCSP)  ${s.portal.url}`,
+    ...(s.revocation ? [`  revocation (CRL, OCSP over http)     ${s.revocation.url}`] : []),
+    ...(s.revocation && s.revocation.published !== `${s.revocation.url.replace(/\/$/, '')}`
+      ? [`    certificates point to              ${s.revocation.published ?? 'nowhere (set urls.revocation: sekisho init --revocation-url)'}`]
+      : []),
     ...s.gateway.listeners.map((l) => `  ${`gateway (mutual TLS${s.gateway.listeners.length > 1 ? `, ${l.name}` : ''})`.padEnd(37)}${l.url}`),
     ...(s.gateway.admin ? [`  gateway admin                        http://${s.gateway.admin.host}:${s.gateway.admin.port}/status`] : []),
   ];
@@ -36,6 +55,7 @@ export const serveCommand: Command = {
     listen: { ...gatewayCommand.options.listen!, description: `address to accept gateway clients on (default ${DEFAULT_GATEWAY_LISTEN})` },
     portal: { type: 'string', description: `address of the enrollment portal, EST, CRL and OCSP over HTTPS (default ${DEFAULT_PORTAL_LISTEN}; port 0 picks one)`, valueName: 'HOST:PORT' },
     'portal-url': { type: 'string', description: 'public URL of the portal, when clients reach it by another name', valueName: 'URL' },
+    ...REVOCATION_LISTEN_OPTION,
   },
   validators: (gatewayCommand.validators ?? []).map((check) => (v, positionals) => check(withDefaults(v), positionals)),
   async run(ctx) {
@@ -44,7 +64,9 @@ export const serveCommand: Command = {
     const home = cfg.home ?? resolveHome(values.home as string | undefined, ctx.env);
     const db = cfg.db ?? (values.db as string | undefined) ?? ctx.env.SEKISHO_DB;
     const portal = parseListenAddress((values.portal as string | undefined) ?? DEFAULT_PORTAL_LISTEN, '--portal');
+    const revocation = revocationListen(values);
     const stack = await startServeStack({
+      ...(revocation ? { revocation } : {}),
       gateway: cfg,
       home,
       ...(db ? { db } : {}),

@@ -1,12 +1,12 @@
-import { resolveHome } from '../../ca/index.js';
+import { isInitialized, resolveHome } from '../../ca/index.js';
 import { jsonLogger, LOG_LEVELS, type LogLevel } from '../../gateway/index.js';
 import { badRequest } from '../../errors/index.js';
-import { parseListenAddress, prepareDemoCenter, startDemoUpstream, startServeStack, untilStopped, type DemoCenter, type ServeSummary } from '../../stack/index.js';
+import { demoRevocationUrl, parseListenAddress, prepareDemoCenter, revocationListenOf, startDemoUpstream, startServeStack, untilStopped, type DemoCenter, type ServeSummary } from '../../stack/index.js';
 import { JSON_OPTION, type Command } from '../command.js';
 import { actor } from '../authority.js';
 import { caPassphrase } from '../secrets.js';
 import { gatewayConfigFromFlags } from './gateway.js';
-import { DEFAULT_GATEWAY_LISTEN, DEFAULT_PORTAL_LISTEN, summaryLines } from './serve.js';
+import { DEFAULT_GATEWAY_LISTEN, DEFAULT_PORTAL_LISTEN, REVOCATION_LISTEN_OPTION, revocationListen, summaryLines } from './serve.js';
 
 /** Shell quoting for paths printed in copy-and-paste commands. */
 const q = (s: string) => (/^[\w./:@%+=,-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
@@ -52,6 +52,7 @@ export const upCommand: Command = {
     home: { type: 'string', description: 'demo data directory (default $SEKISHO_HOME or ./sekisho-data); made on the first run, reused later', valueName: 'DIR' },
     listen: { type: 'string', description: `gateway address (default ${DEFAULT_GATEWAY_LISTEN}; port 0 picks one)`, valueName: 'HOST:PORT' },
     portal: { type: 'string', description: `portal, EST, CRL and OCSP address (default ${DEFAULT_PORTAL_LISTEN}; port 0 picks one)`, valueName: 'HOST:PORT' },
+    ...REVOCATION_LISTEN_OPTION,
     'log-level': { type: 'string', description: "gateway log on stderr: debug, info, warn (default: refusals and errors) or error", valueName: 'LEVEL' },
     ...JSON_OPTION,
   },
@@ -61,6 +62,8 @@ export const upCommand: Command = {
     const portal = parseListenAddress((v.portal as string | undefined) ?? DEFAULT_PORTAL_LISTEN, '--portal');
     const listen = (v.listen as string | undefined) ?? DEFAULT_GATEWAY_LISTEN;
     parseListenAddress(listen, '--listen'); // bad input changes nothing: checked before the demo home is made
+    const revocationFlag = v['revocation-listen'] !== undefined ? revocationListen(v) : undefined;
+    const firstRevocation = v['revocation-listen'] === 'off' ? undefined : (revocationFlag ?? revocationListen(v));
     const logLevel = (v['log-level'] as string | undefined) ?? 'warn';
     if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) throw badRequest('LOG_LEVEL_INVALID', `--log-level is one of ${LOG_LEVELS.join(', ')}`);
     const center = await prepareDemoCenter({
@@ -68,7 +71,12 @@ export const upCommand: Command = {
       ...(ctx.env.SEKISHO_PASSPHRASE !== undefined ? { passphrase: ctx.env.SEKISHO_PASSPHRASE } : {}),
       ...(ctx.isTTY ? { askPassphrase: () => caPassphrase(ctx.env, true) } : {}),
       actor: actor(ctx.env),
+      // Only used when the demo CA is created: its certificates carry this address.
+      ...(firstRevocation && !isInitialized(home) ? { revocationUrl: await demoRevocationUrl(firstRevocation) } : {}),
     });
+    // Listen where the certificates point, unless told another fixed address (port 0 means "where they point", or a free port).
+    const published = center.revocation ? revocationListenOf(center.revocation) : undefined;
+    const revocation = v['revocation-listen'] === 'off' ? undefined : revocationFlag && revocationFlag.port !== 0 ? revocationFlag : (published ?? firstRevocation);
     const upstream = await startDemoUpstream();
     let stack;
     try {
@@ -77,6 +85,7 @@ export const upCommand: Command = {
         gateway: cfg,
         home,
         portal,
+        ...(revocation ? { revocation } : {}),
         unlock: (ca) => ca.unlock(center.passphrase),
         log: jsonLogger(cfg.logLevel as LogLevel, (l) => ctx.err(l.replace(/\n$/, ''))),
       });

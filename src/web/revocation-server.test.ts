@@ -1,0 +1,122 @@
+/**
+ * Revocation over plain HTTP, reached through the URLs in the certificates
+ * themselves, by NSS (Firefox's library) and GnuTLS: a revoked certificate
+ * reported revoked, a good one good, the issuing CA checked against the
+ * root's CRL. Before, certificates pointed only to https:// (which NSS does
+ * not fetch: soft-fail accepted a revoked certificate) or nowhere.
+ */
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { request } from 'node:http';
+import { CertificateAuthority, initAuthority, REVOCATION_PATHS } from '../ca/index.js';
+import { certificateToPem, describeCertificate } from '../pki/index.js';
+import { demoRevocationUrl } from '../stack/index.js';
+import { startRevocationServer, type RevocationServer } from './revocation-server.js';
+import { needCommand, runAsync } from '../testing/peers.js';
+import { tempDir } from '../testing/stores.js';
+
+const PASS = 'revocation-server-test';
+const FACILITY = '0110113719';
+
+function http(url: string, o: { method?: string; body?: Buffer; headers?: Record<string, string> } = {}): Promise<{ status: number; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: o.method ?? 'GET', headers: o.headers ?? {} }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+    });
+    req.on('error', reject);
+    req.end(o.body);
+  });
+}
+
+describe('revocation over plain HTTP, through the URLs the certificates carry', () => {
+  const dir = tempDir('sekisho-rev-');
+  let ca: CertificateAuthority;
+  let server: RevocationServer;
+  let base: string;
+  const files = { root: join(dir, 'root.der'), issuing: join(dir, 'issuing.der'), issuingPem: join(dir, 'issuing.pem'), good: join(dir, 'good.der'), goodPem: join(dir, 'good.pem'), revoked: join(dir, 'revoked.der'), revokedPem: join(dir, 'revoked.pem') };
+
+  before(async () => {
+    base = await demoRevocationUrl({ host: '127.0.0.1', port: 0 });
+    const home = join(dir, 'home');
+    await initAuthority({ home, passphrase: PASS, urls: { revocation: base } });
+    ca = await CertificateAuthority.open({ home });
+    await ca.unlock(PASS);
+    await ca.addFacility({ number: FACILITY, name: 'はこだてクリニック' }, 'test');
+    const order = { profile: 'facility' as const, facilityNumber: FACILITY, keyType: 'ecdsa-p256' as const, via: 'test', actor: 'test' };
+    const good = await ca.issueWithNewKey(order);
+    const revoked = await ca.issueWithNewKey(order);
+    await ca.revoke(revoked.serial, 'keyCompromise', 'test');
+    writeFileSync(files.root, ca.rootDer);
+    writeFileSync(files.issuing, ca.issuingDer);
+    writeFileSync(files.issuingPem, certificateToPem(ca.issuingDer));
+    writeFileSync(files.good, good.der);
+    writeFileSync(files.goodPem, certificateToPem(good.der));
+    writeFileSync(files.revoked, revoked.der);
+    writeFileSync(files.revokedPem, certificateToPem(revoked.der));
+    const u = new URL(base);
+    server = await startRevocationServer({ authority: ca, listen: { host: u.hostname, port: Number(u.port) } });
+  });
+  after(async () => {
+    await server?.close();
+    await ca?.close();
+  });
+
+  test('every certificate points to http:// CRL, OCSP and caIssuers on the revocation listener; the issuing CA to the root CRL', () => {
+    const issuing = describeCertificate(ca.issuingDer);
+    assert.deepEqual(issuing.extensions.crlDistributionPoints, [`${base}${REVOCATION_PATHS.rootCrl}`]);
+    assert.deepEqual(issuing.extensions.caIssuersUrls, [`${base}${REVOCATION_PATHS.rootCert}`]);
+    const good = describeCertificate(readFileSync(files.good));
+    assert.deepEqual(good.extensions.crlDistributionPoints, [`${base}${REVOCATION_PATHS.crl}`]);
+    assert.deepEqual(good.extensions.ocspUrls, [`${base}${REVOCATION_PATHS.ocsp}`]);
+    assert.deepEqual(good.extensions.caIssuersUrls, [`${base}${REVOCATION_PATHS.issuingCert}`]);
+    assert.equal(describeCertificate(ca.rootDer).extensions.crlDistributionPoints, undefined, 'the root points nowhere');
+  });
+
+  test('NSS (vfychain) fetches OCSP and CRLs from the certificate: revoked is revoked, good is good, the issuing CA is checked against the root CRL', async (t) => {
+    if (!needCommand(t, 'vfychain') || !needCommand(t, 'certutil')) return;
+    // A database trusting the root, as Firefox's does (NSS checks the OCSP signer's chain against the database, not against -t anchors).
+    mkdirSync(join(dir, 'nssdb'));
+    const db = `sql:${join(dir, 'nssdb')}`;
+    for (const args of [['-N', '-d', db, '--empty-password'], ['-A', '-d', db, '-n', 'sekisho-root', '-t', 'CT,C,C', '-i', files.root]]) {
+      const r = await runAsync('certutil', args);
+      assert.equal(r.status, 0, r.stderr);
+    }
+    const variants: { name: string; flags: string[] }[] = [
+      { name: 'OCSP, fresh info required', flags: ['-g', 'leaf', '-h', 'requireFreshInfo', '-m', 'ocsp', '-s', 'failIfNoInfo', '-m', 'crl', '-s', 'doNotUse'] },
+      { name: 'OCSP, soft-fail (the default mode)', flags: ['-g', 'leaf', '-m', 'ocsp'] },
+      { name: 'CRL for the leaf and the chain (root CRL for the issuing CA)', flags: ['-g', 'leaf', '-h', 'requireFreshInfo', '-m', 'crl', '-s', 'failIfNoInfo', '-m', 'ocsp', '-s', 'doNotUse', '-g', 'chain', '-h', 'requireFreshInfo', '-m', 'crl', '-s', 'failIfNoInfo'] },
+    ];
+    for (const v of variants) {
+      const nss = (leaf: string) => runAsync('vfychain', ['-d', db, '-v', '-pp', '-u', '0', ...v.flags, leaf, files.issuing], { timeoutMs: 60_000 });
+      const good = await nss(files.good);
+      assert.equal(good.status, 0, `${v.name}, good: ${good.stdout}${good.stderr}`);
+      assert.match(good.stdout + good.stderr, /Chain is good/);
+      const revoked = await nss(files.revoked);
+      assert.notEqual(revoked.status, 0, `${v.name}, revoked: ${revoked.stdout}`);
+      assert.match(revoked.stdout + revoked.stderr, /ERROR -8180: Peer's Certificate has been revoked/, `${v.name}: SEC_ERROR_REVOKED_CERTIFICATE`);
+    }
+  });
+
+  test('GnuTLS ocsptool asks the responder named in the certificate: revoked is revoked, good is good', async (t) => {
+    if (!needCommand(t, 'ocsptool')) return;
+    const ask = (pem: string) => runAsync('ocsptool', ['--ask', '--load-cert', pem, '--load-issuer', files.issuingPem], { timeoutMs: 60_000 });
+    const good = await ask(files.goodPem);
+    assert.match(good.stdout, /Certificate Status: good/, good.stdout + good.stderr);
+    const revoked = await ask(files.revokedPem);
+    assert.match(revoked.stdout, /Certificate Status: revoked/, revoked.stdout + revoked.stderr);
+  });
+
+  test('it serves nothing else: other paths 404, other methods 405, an oversized OCSP request 413', async () => {
+    assert.equal((await http(`${base}/`)).status, 404);
+    assert.equal((await http(`${base}/enroll`, { method: 'POST' })).status, 404);
+    assert.equal((await http(`${base}/.well-known/est/cacerts`)).status, 404);
+    assert.equal((await http(`${base}/crl`, { method: 'PUT' })).status, 405);
+    assert.equal((await http(`${base}/crl`)).status, 200);
+    assert.equal((await http(`${base}/root.crl`)).status, 200);
+    assert.equal((await http(`${base}/ocsp`, { method: 'POST', body: Buffer.alloc(64 * 1024), headers: { 'Content-Type': 'application/ocsp-request' } })).status, 413);
+  });
+});
