@@ -108,6 +108,26 @@ describe('ATNA audit message', () => {
     validate(t, docs);
   });
 
+  test('the schema check is not vacuous: a message with an outcome, order or missing source DICOM does not allow is rejected', (t) => {
+    if (!needCommand(t, 'jing')) return;
+    const good = atnaMessage(EXAMPLES[0]![1], SOURCE);
+    const broken = [
+      good.replace('EventOutcomeIndicator="0"', 'EventOutcomeIndicator="5"'),
+      good.replace(/<AuditSourceIdentification[^]*?<\/AuditSourceIdentification>/, ''),
+      good.replace(/(<ActiveParticipant[^]*?<\/ActiveParticipant>)(<ActiveParticipant[^]*?<\/ActiveParticipant>)(<AuditSourceIdentification[^]*?<\/AuditSourceIdentification>)/, '$3$1$2'),
+    ];
+    const dir = mkdtempSync(join(tmpdir(), 'sekisho-atna-'));
+    try {
+      broken.forEach((xml, i) => {
+        assert.notEqual(xml, good, `mutation ${i} applies`);
+        writeFileSync(join(dir, `${i}.xml`), xml);
+        assert.notEqual(run('jing', ['-c', SCHEMA, join(dir, `${i}.xml`)]).status, 0, `mutation ${i} is rejected`);
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('every action the code records has a mapping of its own, none falls to the generic one', () => {
     const recorded = new Set<string>();
     const walk = (dir: string): string[] => readdirSync(dir, { withFileTypes: true }).flatMap((d) => (d.isDirectory() ? walk(join(dir, d.name)) : d.name.endsWith('.ts') && !d.name.endsWith('.test.ts') ? [join(dir, d.name)] : []));
