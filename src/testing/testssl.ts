@@ -207,7 +207,8 @@ export function parseTestsslJson(raw: unknown): Omit<TestsslResult, 'seconds' | 
 export async function runTestssl(host: string, port: number, options: TestsslOptions = {}): Promise<TestsslResult> {
   const bin = testsslBinary();
   if (!bin) throw new Error('testssl is not installed (Debian: apt-get install testssl.sh)');
-  const timeoutMs = options.timeoutMs ?? 120_000;
+  // A full testssl run takes seconds on a quiet machine and minutes on a loaded one (it starts hundreds of openssl processes).
+  const timeoutMs = options.timeoutMs ?? 300_000;
   const checks = options.checks ?? ['-p', '-E'];
   const dir = tempDir('sekisho-testssl-');
   const jsonFile = join(dir, 'result.json'); // must not exist yet: testssl refuses to overwrite without --overwrite
