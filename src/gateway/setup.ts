@@ -5,6 +5,8 @@ import { badRequest } from '../errors/index.js';
 import { certificatesFromPem } from '../pki/index.js';
 import { COMPLIANCE_PROFILES, complianceProfile, loadComplianceProfile, type ComplianceProfile, type ComplianceProfileName } from '../policy/index.js';
 import { AuditBatch } from './audit-batch.js';
+import { join } from 'node:path';
+import type { AuditFormat } from '../audit/index.js';
 import type { GatewayConfig } from './config.js';
 import { StoreFacilityDirectory } from './facility-directory.js';
 import { Gateway, type GatewayCredentials } from './gateway.js';
@@ -35,6 +37,10 @@ export interface SetupOptions {
   limits?: ResolvedLimits;
   /** Counters shared with the process's other listeners. */
   ledger?: ListenerLedger;
+  /** What audit collectors are sent per event (the ATNA message in RFC 5424); needed when audit.collectors is set. */
+  auditFormat?: AuditFormat;
+  /** The spool's directory name under <home>/audit-spool (default "gateway"; one per process). */
+  spoolName?: string;
 }
 
 function resolveProfile(name: string): ComplianceProfile {
@@ -115,7 +121,17 @@ export async function openGateway(cfg: GatewayConfig, o: SetupOptions): Promise<
       const feed = new StoreStatusFeed(new StatusFeedRepository(ca.db), { intervalMs: cfg.revocation.refreshSeconds * 1000, resyncMs: cfg.revocation.resyncSeconds * 1000 });
       revocation.push(new StoreRevocationSource(feed, issuing.fingerprint256));
       facilities = new StoreFacilityDirectory(feed);
-      audit = new AuditBatch(ca.db, { onError: (m) => log.log('error', 'audit trail write failed; events are kept and retried', { error: m }) });
+      if (cfg.audit.collectors.length && !o.auditFormat) throw badRequest('AUDIT_FORMAT_MISSING', 'audit.collectors is set but this build has no audit message format to send');
+      audit = new AuditBatch(ca.db, {
+        spool: { dir: join(cfg.home, 'audit-spool', o.spoolName ?? 'gateway'), ...cfg.audit.spool },
+        collectors: cfg.audit.collectors,
+        ...(o.auditFormat ? { format: o.auditFormat } : {}),
+        log: (level, message, fields) => log.log(level, message, fields),
+      });
+      const spooled = audit;
+      closers.push(() => spooled.close());
+      // Events an earlier process spooled (and was killed before storing) reach the store before anything new.
+      await audit.start();
     } else {
       certFile = cfg.tls!.cert;
       keyFile = cfg.tls!.key;
