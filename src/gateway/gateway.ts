@@ -469,6 +469,13 @@ export class Gateway {
 
   #renderMetrics(): string {
     this.#refreshRevocationHealth();
+    if (this.o.audit) {
+      const a = this.o.audit;
+      this.metrics.auditSpoolBytes.set({}, a.spool.bytes());
+      this.metrics.auditSpoolAlarm.set({}, a.spool.alarm() ? 1 : 0);
+      for (const [consumer, bytes] of Object.entries(a.spool.behind())) this.metrics.auditSpoolBehind.set({ consumer }, bytes);
+      this.metrics.auditRefused.set({}, a.refused);
+    }
     return this.metrics.render() + this.ledger.render();
   }
 
