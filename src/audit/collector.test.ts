@@ -11,11 +11,11 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CertificateAuthority, initAuthority } from '../ca/index.js';
 import { certificateToPem } from '../pki/index.js';
-import { AuditSpool, SyslogCollector, parseCollectorUrl, type CollectorConfig } from './index.js';
+import { AuditSpool, StoreFollower, SyslogCollector, parseCollectorUrl, type CollectorConfig } from './index.js';
 import { hasCommand, needCommand } from '../testing/peers.js';
 import { tempDir } from '../testing/stores.js';
 import { countIds, placeholderSyslogLine, rsyslogCollector, type Rsyslog } from '../testing/rsyslog.js';
-import { FACILITY_A } from '../testing/gateway-fixture.js';
+import { FACILITY_A, facilityNumber } from '../testing/gateway-fixture.js';
 
 const ready = hasCommand('rsyslogd');
 const PASS = 'collector-test-passphrase';
@@ -133,6 +133,35 @@ describe('audit collectors against rsyslog', () => {
       const firstSeen = ns(input(rs, 'imtcp')).filter((n, i, a) => a.indexOf(n) === i);
       assert.deepEqual(firstSeen, [...Array(total).keys()], 'first arrivals in spool order');
     } finally {
+      collector.stop();
+      spool.close();
+      await rs.stop();
+    }
+  });
+
+  test('CA actions, committed straight to the store, reach the collector once, with their place in the chain', async (t) => {
+    if (!needCommand(t, 'rsyslogd')) return;
+    const rs = await rsyslogCollector(tempDir('sekisho-rsyslog-'), server);
+    await rs.start();
+    const tls = tlsConfig(rs);
+    const dir = join(tempDir('sekisho-spool-'), 'spool');
+    const spool = AuditSpool.open({ dir, consumers: [parseCollectorUrl(tls.url).consumer] });
+    const follower = new StoreFollower(spool, ca.db, { dir, intervalMs: 100 });
+    const collector = new SyslogCollector({ spool, config: tls, format: placeholderSyslogLine, confirmMs: 300 });
+    try {
+      await follower.start(); // from the head: earlier history is not sent
+      collector.start();
+      await ca.addFacility({ number: facilityNumber('271111111'), name: '堺クリニック' }, 'operator:test');
+      await ca.setFacilityStatus(FACILITY_A, 'suspended', 'operator:test');
+      await ca.setFacilityStatus(FACILITY_A, 'active', 'operator:test');
+      const mine = () => input(rs, 'imtcp').map((l) => JSON.parse(l.slice(l.indexOf('{'))) as { id: string; action: string; seq: number });
+      await until('three CA events at the collector', () => mine().length >= 3);
+      await new Promise((r) => setTimeout(r, 500));
+      const got = mine();
+      assert.deepEqual(got.map((g) => g.action), ['facility.add', 'facility.suspend', 'facility.resume']);
+      assert.ok(got.every((g, i) => g.seq > 0 && (i === 0 || g.seq === got[i - 1]!.seq + 1)), 'with their chain seq, in order');
+    } finally {
+      await follower.stop();
       collector.stop();
       spool.close();
       await rs.stop();

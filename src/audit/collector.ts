@@ -262,10 +262,12 @@ export class SyslogCollector {
 }
 
 /**
- * The event as the formatter sees it. The store assigns seq and hash later
- * (and may be down while the collector sends): a spooled event has seq 0 and
- * its spool id as hash-free identity in `details.eventId`.
+ * The event as the formatter sees it, with its spool id in `details.eventId`.
+ * A gateway event reaches collectors before the store assigns seq and hash
+ * (the store may be down): seq 0, hash ''. A CA action followed from the
+ * store has both.
  */
 export function recordedFromSpool(r: SpooledEvent): RecordedAuditEvent {
+  if (r.stored) return { ...r.event, at: r.at, seq: r.stored.seq, hash: r.stored.hash, details: { ...(r.event.details ?? {}), eventId: r.id } };
   return { ...r.event, details: { ...(r.event.details ?? {}), eventId: r.id }, at: r.at, seq: 0, hash: '' };
 }

@@ -5,3 +5,4 @@ export * from './spool.js';
 export * from './spool-store.js';
 export * from './collector.js';
 export * from './audit-config.js';
+export * from './store-follower.js';

@@ -60,7 +60,7 @@ export class SpoolStoreWriter {
         const cursor = this.spool.cursor(STORE_CONSUMER);
         const batch = this.spool.read(cursor, max);
         if (!batch.length) break;
-        const fresh = batch.filter((b) => !this.#seen!.has(b.record.id));
+        const fresh = batch.filter((b) => !b.record.stored && !this.#seen!.has(b.record.id));
         let seq = typeof cursor.extra?.storeSeq === 'number' ? cursor.extra.storeSeq : 0;
         if (fresh.length) {
           seq = await this.db.transaction(async (tx) => {
@@ -74,7 +74,7 @@ export class SpoolStoreWriter {
         }
         this.written += fresh.length;
         // The ids seen on start matter only until the spool has moved past them.
-        if (this.#seen.size && fresh.length === batch.length) this.#seen.clear();
+        if (this.#seen.size && !batch.some((b) => this.#seen!.has(b.record.id))) this.#seen.clear();
         this.spool.commit(STORE_CONSUMER, batch[batch.length - 1]!.next, { storeSeq: seq });
       }
       this.lastError = undefined;

@@ -30,6 +30,8 @@ export interface SpooledEvent {
   /** When it happened (ISO 8601). */
   at: string;
   event: AuditEvent;
+  /** Already in the store (a CA action followed from it): its place in the chain; the store writer skips it. */
+  stored?: { seq: number; hash: string };
 }
 
 export interface SpoolPosition {
@@ -184,8 +186,16 @@ export class AuditSpool {
    * disk per the fsync policy). Throws AUDIT_SPOOL_FULL instead of dropping.
    */
   append(event: AuditEvent, at: Date = this.#now()): SpooledEvent {
+    return this.#append({ id: randomUUID(), at: at.toISOString(), event });
+  }
+
+  /** Spools an event the store already holds (for the collectors only). */
+  appendStored(event: AuditEvent, at: Date, stored: { seq: number; hash: string }): SpooledEvent {
+    return this.#append({ id: randomUUID(), at: at.toISOString(), event, stored });
+  }
+
+  #append(record: SpooledEvent): SpooledEvent {
     if (this.#closed) throw internal('AUDIT_SPOOL_CLOSED', 'the audit spool is closed');
-    const record: SpooledEvent = { id: randomUUID(), at: at.toISOString(), event };
     const line = Buffer.from(JSON.stringify(record) + '\n');
     if (this.#total + line.length > this.#o.maxBytes) {
       this.#collect();

@@ -1,5 +1,5 @@
 import { AuditSpool, SpoolStoreWriter, SyslogCollector, type AuditEvent, type AuditFormat, type CollectorConfig, type FsyncPolicy } from '../audit/index.js';
-import { STORE_CONSUMER, parseCollectorUrl } from '../audit/index.js';
+import { STORE_CONSUMER, StoreFollower, parseCollectorUrl } from '../audit/index.js';
 import type { Database } from '../store/index.js';
 
 export interface AuditSpoolSettings {
@@ -21,6 +21,8 @@ export interface AuditBatchOptions {
   log?: (level: 'info' | 'warn' | 'error', message: string, fields: Record<string, unknown>) => void;
   /** TLS collectors: seconds a connection must stay up after a write before it counts as delivered. */
   confirmMs?: number;
+  /** Also send the CA's actions (committed straight to the store) to the collectors: one process per home does. */
+  followStore?: boolean;
 }
 
 /**
@@ -38,6 +40,7 @@ export class AuditBatch {
   readonly spool: AuditSpool;
   readonly store: SpoolStoreWriter;
   readonly collectors: SyslogCollector[];
+  readonly follower: StoreFollower | undefined;
   /** Events refused because the spool was full. */
   refused = 0;
 
@@ -54,6 +57,10 @@ export class AuditBatch {
       ...(options.maxBatch !== undefined ? { maxBatch: options.maxBatch } : {}),
       onError: (m) => options.log?.('error', 'audit trail write failed; events stay in the spool and are retried', { error: m }),
     });
+    this.follower =
+      options.followStore && collectors.length
+        ? new StoreFollower(this.spool, db, { dir: options.spool.dir, onError: (m) => options.log?.('error', 'reading CA audit events for the collectors failed; retried', { error: m }) })
+        : undefined;
     this.collectors = collectors.map(
       (config) => new SyslogCollector({ spool: this.spool, config, format: options.format!, ...(options.confirmMs !== undefined ? { confirmMs: options.confirmMs } : {}), ...(options.log ? { log: options.log } : {}) }),
     );
@@ -62,6 +69,7 @@ export class AuditBatch {
   /** Replays into the store what an earlier process spooled but did not store, then follows. */
   async start(): Promise<void> {
     await this.store.start();
+    await this.follower?.start();
     for (const c of this.collectors) c.start();
   }
 
@@ -90,6 +98,7 @@ export class AuditBatch {
   /** Stops collectors and writes what is left to the store; the spool keeps whatever collectors still lack. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      await this.follower?.stop();
       for (const c of this.collectors) c.stop();
       await this.store.stop();
       this.spool.close();

@@ -127,6 +127,8 @@ export async function openGateway(cfg: GatewayConfig, o: SetupOptions): Promise<
         collectors: cfg.audit.collectors,
         ...(o.auditFormat ? { format: o.auditFormat } : {}),
         log: (level, message, fields) => log.log(level, message, fields),
+        // CA actions reach collectors through one spool per home: the single gateway's, or worker slot 1's.
+        followStore: (o.spoolName ?? 'gateway') === 'gateway' || o.spoolName === 'gateway-1',
       });
       const spooled = audit;
       closers.push(() => spooled.close());
