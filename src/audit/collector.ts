@@ -149,7 +149,10 @@ export class SyslogCollector {
     }
     this.#socket = socket;
     socket.setNoDelay(true);
-    socket.setTimeout(this.#o.stallMs ?? 30_000, () => socket.destroy(new Error('the collector took no data for too long')));
+    // Quiet is fine; a collector that leaves written data unread this long is stalled.
+    socket.setTimeout(this.#o.stallMs ?? 30_000, () => {
+      if (socket.writableLength > 0 || this.#inFlight.some((e) => e.flushedAt === undefined)) socket.destroy(new Error('the collector took no data for too long'));
+    });
     socket.once('secureConnect', () => {
       this.connected = true;
       this.connects++;

@@ -198,7 +198,7 @@ export class AuditSpool {
     if (this.#closed) throw internal('AUDIT_SPOOL_CLOSED', 'the audit spool is closed');
     const line = Buffer.from(JSON.stringify(record) + '\n');
     if (this.#total + line.length > this.#o.maxBytes) {
-      this.#collect();
+      this.flushCursors(); // cursors moved since their last write may free segments now
       if (this.#total + line.length > this.#o.maxBytes) {
         this.refused++;
         if (this.#alarm) this.#alarm.refused++;
@@ -207,7 +207,13 @@ export class AuditSpool {
     }
     if (this.#segments.get(this.#active)! + line.length > this.#o.segmentBytes && this.#segments.get(this.#active)! > 0) this.#rotate();
     let off = 0;
-    while (off < line.length) off += writeSync(this.#fd, line, off, line.length - off);
+    try {
+      while (off < line.length) off += writeSync(this.#fd, line, off, line.length - off);
+    } catch (e) {
+      // A partial write (disk full) must not glue the next record to a torn one: cut it off.
+      if (off > 0) ftruncateSync(this.#fd, this.#segments.get(this.#active)!);
+      throw e;
+    }
     this.#segments.set(this.#active, this.#segments.get(this.#active)! + line.length);
     this.#total += line.length;
     this.appended++;
@@ -318,7 +324,12 @@ export class AuditSpool {
         const nl = buf.indexOf(10, start);
         if (nl < 0 || nl >= got) break;
         const next = { segment: pos.segment, offset: pos.offset + nl + 1 };
-        out.push({ record: JSON.parse(buf.subarray(start, nl).toString('utf8')) as SpooledEvent, next });
+        try {
+          out.push({ record: JSON.parse(buf.subarray(start, nl).toString('utf8')) as SpooledEvent, next });
+        } catch {
+          // A record torn by a failed write (disk full) mid-spool: skipped, and said so.
+          this.#o.log?.('error', 'audit spool: an unreadable record was skipped', { segment: pos.segment, offset: pos.offset + start });
+        }
         start = nl + 1;
         progressed = true;
       }

@@ -79,7 +79,8 @@ export class AuditBatch {
       this.spool.append(event, at);
       return true;
     } catch (e) {
-      if ((e as { code?: string }).code !== 'AUDIT_SPOOL_FULL') throw e;
+      // Full, or the disk refused the write (ENOSPC, EIO): either way not recorded, so the caller fails closed.
+      if ((e as { code?: string }).code !== 'AUDIT_SPOOL_FULL') this.options.log?.('error', 'audit spool write failed', { error: e instanceof Error ? e.message : String(e) });
       this.refused++;
       return false;
     }
