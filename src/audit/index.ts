@@ -5,3 +5,8 @@ export * from './atna.js';
 export * from './atna-mappings.js';
 export * from './atna-format.js';
 export * from './syslog-frame.js';
+export * from './spool.js';
+export * from './spool-store.js';
+export * from './collector.js';
+export * from './audit-config.js';
+export * from './store-follower.js';

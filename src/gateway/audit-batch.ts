@@ -1,70 +1,122 @@
-import { AuditLog, type AuditEvent } from '../audit/index.js';
+import { AuditSpool, SpoolStoreWriter, SyslogCollector, type AuditEvent, type AuditFormat, type CollectorConfig, type FsyncPolicy } from '../audit/index.js';
+import { STORE_CONSUMER, StoreFollower, parseCollectorUrl } from '../audit/index.js';
 import type { Database } from '../store/index.js';
 
+export interface AuditSpoolSettings {
+  dir: string;
+  maxBytes?: number;
+  segmentBytes?: number;
+  highWater?: number;
+  fsync?: FsyncPolicy;
+  fsyncMs?: number;
+}
+
+export interface AuditBatchOptions {
+  spool: AuditSpoolSettings;
+  collectors?: CollectorConfig[];
+  /** What collectors are sent per event; required when there are collectors. */
+  format?: AuditFormat;
+  intervalMs?: number;
+  maxBatch?: number;
+  log?: (level: 'info' | 'warn' | 'error', message: string, fields: Record<string, unknown>) => void;
+  /** TLS collectors: seconds a connection must stay up after a write before it counts as delivered. */
+  confirmMs?: number;
+  /** Also send the CA's actions (committed straight to the store) to the collectors: one process per home does. */
+  followStore?: boolean;
+}
+
 /**
- * Every authentication, accepted or refused, goes to the hash-chained audit
- * trail. A busy gateway sees thousands a second, so events are appended in
- * batches (one transaction every `intervalMs`, or sooner at `maxBatch`), each
- * with the time it happened. If the store is unreachable the events wait in
- * memory (up to `maxQueued`; beyond that the oldest are dropped and counted,
- * and the log says so) and are written when it is back.
+ * The gateway's audit trail. Every authentication, accepted or refused, is
+ * appended to the local spool (`record` returns once the event is in the
+ * kernel, so it survives SIGKILL), then written to the store's hash chain in
+ * batches (one transaction every `intervalMs`, or sooner at `maxBatch`) and
+ * sent to each collector. "Acknowledged" for the gateway means spooled: the
+ * authentication event of a connection is recorded before the connection is
+ * let through to the upstream. A full spool makes `record` return false:
+ * the gateway then refuses the connection (AUDIT_SPOOL_FULL) and counts it;
+ * nothing is dropped silently.
  */
 export class AuditBatch {
-  #queue: { event: AuditEvent; at: Date }[] = [];
-  #timer: NodeJS.Timeout | undefined;
-  #flushing: Promise<void> | undefined;
-  readonly #log: AuditLog;
-  dropped = 0;
-  lastError: string | undefined;
+  readonly spool: AuditSpool;
+  readonly store: SpoolStoreWriter;
+  readonly collectors: SyslogCollector[];
+  readonly follower: StoreFollower | undefined;
+  /** Events refused because the spool was full. */
+  refused = 0;
 
-  constructor(
-    private readonly db: Database,
-    private readonly options: { intervalMs?: number; maxBatch?: number; maxQueued?: number; onError?: (message: string) => void } = {},
-  ) {
-    this.#log = new AuditLog(db);
+  constructor(db: Database, private readonly options: AuditBatchOptions) {
+    const collectors = options.collectors ?? [];
+    if (collectors.length && !options.format) throw new Error('audit collectors need a message format');
+    this.spool = AuditSpool.open({
+      ...options.spool,
+      consumers: [STORE_CONSUMER, ...collectors.map((c) => parseCollectorUrl(c.url).consumer)],
+      ...(options.log ? { log: options.log } : {}),
+    });
+    this.store = new SpoolStoreWriter(this.spool, db, {
+      ...(options.intervalMs !== undefined ? { intervalMs: options.intervalMs } : {}),
+      ...(options.maxBatch !== undefined ? { maxBatch: options.maxBatch } : {}),
+      onError: (m) => options.log?.('error', 'audit trail write failed; events stay in the spool and are retried', { error: m }),
+    });
+    this.follower =
+      options.followStore && collectors.length
+        ? new StoreFollower(this.spool, db, { dir: options.spool.dir, onError: (m) => options.log?.('error', 'reading CA audit events for the collectors failed; retried', { error: m }) })
+        : undefined;
+    this.collectors = collectors.map(
+      (config) => new SyslogCollector({ spool: this.spool, config, format: options.format!, ...(options.confirmMs !== undefined ? { confirmMs: options.confirmMs } : {}), ...(options.log ? { log: options.log } : {}) }),
+    );
   }
 
-  record(event: AuditEvent, at = new Date()): void {
-    const max = this.options.maxQueued ?? 100_000;
-    if (this.#queue.length >= max) {
-      this.#queue.shift();
-      this.dropped++;
+  /** Replays into the store what an earlier process spooled but did not store, then follows. */
+  async start(): Promise<void> {
+    await this.store.start();
+    await this.follower?.start();
+    for (const c of this.collectors) c.start();
+  }
+
+  /** Spools the event; false when the spool is full (the caller fails closed). */
+  record(event: AuditEvent, at = new Date()): boolean {
+    try {
+      this.spool.append(event, at);
+      return true;
+    } catch (e) {
+      // Full, or the disk refused the write (ENOSPC, EIO): either way not recorded, so the caller fails closed.
+      if ((e as { code?: string }).code !== 'AUDIT_SPOOL_FULL') this.options.log?.('error', 'audit spool write failed', { error: e instanceof Error ? e.message : String(e) });
+      this.refused++;
+      return false;
     }
-    this.#queue.push({ event, at });
-    if (this.#queue.length >= (this.options.maxBatch ?? 500)) void this.flush();
-    else if (!this.#timer) this.#timer = setTimeout(() => void this.flush(), this.options.intervalMs ?? 200).unref();
   }
 
-  /** Writes what is queued; resolves when it is in the store (or failed and stays queued). */
+  /** Writes what is spooled to the store. */
   flush(): Promise<void> {
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = undefined;
-    if (this.#flushing) return this.#flushing.then(() => (this.#queue.length ? this.flush() : undefined));
-    const batch = this.#queue.splice(0, this.options.maxBatch ?? 500);
-    if (!batch.length) return Promise.resolve();
-    this.#flushing = this.db
-      .transaction(async (tx) => {
-        for (const b of batch) await this.#log.appendIn(tx, b.event, b.at);
-      })
-      .then(
-        () => {
-          this.lastError = undefined;
-        },
-        (e: unknown) => {
-          this.#queue.unshift(...batch);
-          this.lastError = e instanceof Error ? e.message : String(e);
-          this.options.onError?.(this.lastError);
-          if (!this.#timer) this.#timer = setTimeout(() => void this.flush(), 1000).unref();
-        },
-      )
-      .finally(() => {
-        this.#flushing = undefined;
-        if (this.#queue.length && !this.#timer) this.#timer = setTimeout(() => void this.flush(), this.options.intervalMs ?? 200).unref();
-      });
-    return this.#flushing;
+    return this.store.flush();
   }
 
+  /** Bytes spooled but not yet in the store. */
   pending(): number {
-    return this.#queue.length;
+    return this.store.pendingBytes();
+  }
+
+  /** Stops collectors and writes what is left to the store; the spool keeps whatever collectors still lack. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await this.follower?.stop();
+      for (const c of this.collectors) c.stop();
+      await this.store.stop();
+      this.spool.close();
+    })();
+    return this.#closing;
+  }
+  #closing: Promise<void> | undefined;
+
+  /** For the status endpoint and metrics. */
+  state(): Record<string, unknown> {
+    return {
+      spoolBytes: this.spool.bytes(),
+      spoolMaxBytes: this.spool.maxBytes,
+      alarm: this.spool.alarm() ?? null,
+      refused: this.refused,
+      behind: this.spool.behind(),
+      collectors: this.collectors.map((c) => ({ url: c.target.transport + '://' + c.target.host + ':' + c.target.port, connected: c.connected, sent: c.sent, lastError: c.lastError ?? null })),
+    };
   }
 }

@@ -71,9 +71,10 @@ export function runPrimary(o: PrimaryOptions): Promise<number> {
     ];
     for (const [s, f] of handlers) process.on(s, f);
 
-    const fork = (): Promise<Record<string, unknown>> =>
+    // Each worker keeps a slot (its audit spool, <home>/audit-spool/gateway-<slot>): a replacement takes over the spool of the worker it replaces.
+    const fork = (slot: number): Promise<Record<string, unknown>> =>
       new Promise((ready, failed) => {
-        const w = cluster.fork();
+        const w = cluster.fork({ SEKISHO_WORKER_SLOT: String(slot) });
         workers.add(w);
         let listening = false;
         w.on('message', (m: Partial<ListeningMessage>) => {
@@ -87,7 +88,7 @@ export function runPrimary(o: PrimaryOptions): Promise<number> {
           else if (!stopping) {
             o.say(`sekisho gateway: worker ${w.process.pid} stopped (${code ?? signal}); starting another`);
             setTimeout(() => {
-              if (!stopping) fork().catch((e: unknown) => o.say(`sekisho gateway: ${e instanceof Error ? e.message : String(e)}`));
+              if (!stopping) fork(slot).catch((e: unknown) => o.say(`sekisho gateway: ${e instanceof Error ? e.message : String(e)}`));
             }, 1000).unref();
           }
           finishIfDone();
@@ -95,8 +96,8 @@ export function runPrimary(o: PrimaryOptions): Promise<number> {
       });
 
     (async () => {
-      const summary = await fork();
-      await Promise.all(Array.from({ length: o.workers - 1 }, () => fork()));
+      const summary = await fork(1);
+      await Promise.all(Array.from({ length: o.workers - 1 }, (_, i) => fork(i + 2)));
       return summary;
     })().then(
       (summary) => {

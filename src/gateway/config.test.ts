@@ -51,6 +51,16 @@ const BAD: [string, unknown, RegExp][] = [
   ['24 refusals summed over 0 s', { home: '/h', refusals: { intervalSeconds: 0 }, listeners: [listener] }, /refusals\.intervalSeconds/],
   ['26 a listener named like the portal', { home: '/h', listeners: [{ ...listener, name: 'portal' }] }, /"portal" names the portal listener/],
   ['25 refusals with an unknown key', { home: '/h', refusals: { perAddress: 1 }, listeners: [listener] }, /refusals: unknown key "perAddress"/],
+  ['27 audit collector over plain TCP', { home: '/h', audit: { collectors: ['tcp://127.0.0.1:514'] }, listeners: [listener] }, /audit\.collectors\[0\]\.url: .*tls:\/\/host:port/],
+  ['28 tls collector without a client certificate', { home: '/h', audit: { collectors: [{ url: 'tls://127.0.0.1:6514', ca: 'ca.pem' }] }, listeners: [listener] }, /audit\.collectors\[0\]\.cert: a tls:\/\/ collector needs/],
+  ['29 udp collector given TLS files', { home: '/h', audit: { collectors: [{ url: 'udp://127.0.0.1:514', cert: 'c.pem' }] }, listeners: [listener] }, /udp:\/\/ collector takes no TLS files/],
+  ['30 udp datagram below RFC 5426 minimum', { home: '/h', audit: { collectors: [{ url: 'udp://127.0.0.1:514', maxDatagram: 100 }] }, listeners: [listener] }, /maxDatagram: must be a whole number of octets from 480/],
+  ['31 a collector listed twice', { home: '/h', audit: { collectors: ['udp://127.0.0.1:514', 'udp://127.0.0.1:514'] }, listeners: [listener] }, /listed twice/],
+  ['32 spool fsync misspelt', { home: '/h', audit: { spool: { fsync: 'sometimes' } }, listeners: [listener] }, /audit\.spool\.fsync: must be always, interval or never/],
+  ['33 spool high-water above 1', { home: '/h', audit: { spool: { highWater: 80 } }, listeners: [listener] }, /audit\.spool\.highWater/],
+  ['34 spool smaller than two segments', { home: '/h', audit: { spool: { maxBytes: 65536, segmentBytes: 65536 } }, listeners: [listener] }, /at least two segments/],
+  ['35 audit with an unknown key', { home: '/h', audit: { collector: [] }, listeners: [listener] }, /audit: unknown key "collector"/],
+  ['36 audit on a gateway apart from the CA', { tls: { cert: 'c', key: 'k' }, clientCa: ['ca.pem'], audit: { collectors: ['udp://127.0.0.1:514'] }, listeners: [listener] }, /audit: the audit trail .* CA home/],
 ];
 
 for (const [name, raw, message] of BAD) {
@@ -61,6 +71,17 @@ for (const [name, raw, message] of BAD) {
     );
   });
 }
+
+test('audit collectors and spool settings parse, paths resolved against the configuration file', () => {
+  const cfg = parseGatewayConfig(
+    { home: '/h', audit: { collectors: [{ url: 'tls://collector.example:6514', cert: 'c.pem', key: 'c.key', ca: 'ca.pem' }, 'udp://[::1]:514'], spool: { maxBytes: 16777216, fsync: 'always' } }, listeners: [{ name: 'web', listen: '127.0.0.1:0', routes: [{ upstream: 'http://127.0.0.1:9000', allow: { anyone: true } }] }] },
+    '/etc/sekisho',
+  );
+  assert.deepEqual(cfg.audit.collectors, [{ url: 'tls://collector.example:6514', cert: '/etc/sekisho/c.pem', key: '/etc/sekisho/c.key', ca: '/etc/sekisho/ca.pem' }, { url: 'udp://[::1]:514' }]);
+  assert.equal(cfg.audit.spool.maxBytes, 16777216);
+  assert.equal(cfg.audit.spool.fsync, 'always');
+  assert.equal(cfg.audit.spool.fsyncMs, 200, 'defaults kept for what is not given');
+});
 
 test('YAML that does not parse, or repeats a key, is GATEWAY_CONFIG_INVALID', () => {
   const dir = tempDir();

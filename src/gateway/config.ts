@@ -8,6 +8,7 @@ import type { HostPort, ListenerConfig } from './gateway.js';
 import { LOG_LEVELS, type LogLevel } from './log.js';
 import { checkRoutePath } from './request-target.js';
 import { parseLimitsSetting, type LimitsSetting } from '../listener/index.js';
+import { DEFAULT_AUDIT_SETTING, parseAuditSetting, type AuditSetting } from '../audit/index.js';
 
 /**
  * The gateway's configuration: from a YAML file (several listeners and
@@ -42,6 +43,8 @@ export interface GatewayConfig {
   limits: LimitsSetting;
   /** How refusals of clients without an identity are summed in the audit trail. */
   refusals: { intervalSeconds: number; maxAddresses: number };
+  /** CA home: syslog collectors the trail is sent to, and the local spool's bounds (see docs/audit.md). */
+  audit: AuditSetting;
 }
 
 const fail = (where: string, what: string) => badRequest('GATEWAY_CONFIG_INVALID', `${where}: ${what}`);
@@ -128,7 +131,7 @@ function listener(v: unknown, i: number): ListenerConfig {
   throw fail(`${where}.mode`, `"${String(mode)}" is not http or tcp`);
 }
 
-const TOP_KEYS = ['profile', 'home', 'db', 'tls', 'clientCa', 'pins', 'crl', 'revocation', 'exceptions', 'admin', 'contact', 'log', 'serverNames', 'listeners', 'limits', 'refusals'] as const;
+const TOP_KEYS = ['profile', 'home', 'db', 'tls', 'clientCa', 'pins', 'crl', 'revocation', 'exceptions', 'admin', 'contact', 'log', 'serverNames', 'listeners', 'limits', 'refusals', 'audit'] as const;
 
 /** Validates a configuration object (from YAML or built from flags). Relative paths are resolved against `base`. */
 export function parseGatewayConfig(raw: unknown, base = process.cwd()): GatewayConfig {
@@ -147,6 +150,7 @@ export function parseGatewayConfig(raw: unknown, base = process.cwd()): GatewayC
     listeners: [],
     limits: o.limits === undefined ? {} : parseLimitsSetting(o.limits, 'limits', 'GATEWAY_CONFIG_INVALID'),
     refusals: { intervalSeconds: 10, maxAddresses: 1000 },
+    audit: o.audit === undefined ? DEFAULT_AUDIT_SETTING : parseAuditSetting(o.audit, 'audit', 'GATEWAY_CONFIG_INVALID', base),
   };
   if (o.refusals !== undefined) {
     const r = object(o.refusals, 'refusals', ['intervalSeconds', 'maxAddresses']);
@@ -208,6 +212,7 @@ export function parseGatewayConfig(raw: unknown, base = process.cwd()): GatewayC
     names.add(l.name);
   }
   if (!cfg.home && !cfg.tls) throw fail('configuration', 'give either home (a CA home) or tls: { cert, key } with clientCa');
+  if (!cfg.home && o.audit !== undefined) throw fail('audit', 'the audit trail (spool, collectors) is kept in a CA home: give home');
   if (!cfg.home && !cfg.clientCa.length && !cfg.pins.length) throw fail('clientCa', 'a gateway apart from the CA needs clientCa (trust anchors) or pins');
   return cfg;
 }

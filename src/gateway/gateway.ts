@@ -272,13 +272,24 @@ export class Gateway {
     this.metrics.handshakeSeconds.observe(seconds);
     for (const ex of verdict.exceptionsUsed) this.#noteException(ex);
     const tls = { protocol: socket.getProtocol() ?? '', cipher: socket.getCipher()?.standardName ?? '' };
-    this.o.audit?.record({
+    // Acknowledged = spooled: the connection reaches the upstream only once its authentication is on record.
+    const recorded = this.o.audit?.record({
       actor: id.facilityNumber ?? id.subject,
       action: 'gateway.authenticated',
       outcome: 'success',
       subject: id.serial,
       details: { listener: config.name, client, ...tls, fingerprint: id.fingerprint, ...(verdict.exceptionsUsed.length ? { exceptions: verdict.exceptionsUsed.map((e) => e.allow) } : {}) },
     });
+    if (recorded === false) {
+      // The spool is full (a store or collector is not taking events): fail closed rather than let an unrecorded connection through.
+      this.metrics.handshakes.add({ listener: config.name, outcome: 'refused', reason: 'AUDIT_SPOOL_FULL' });
+      this.o.log.log('error', 'client refused: the audit spool is full', { listener: config.name, client, facility: id.facilityNumber, serial: id.serial, reason: 'AUDIT_SPOOL_FULL' });
+      if (config.mode === 'http') {
+        this.#states.set(socket, { identity: id, refusal: 'AUDIT_SPOOL_FULL' });
+        entry.http!.server.emit('connection', socket);
+      } else socket.destroy();
+      return;
+    }
     if (this.o.log.enabled('debug')) this.o.log.log('debug', 'client authenticated', { listener: config.name, client, facility: id.facilityNumber, serial: id.serial, ...tls });
     const live: LiveConnection = { socket, identity: id, listener: config.name, keys: [...verdict.revocationKeys, ...(id.facilityNumber ? [`facility|${id.facilityNumber}`] : [])] };
     this.#track(live);
@@ -458,6 +469,13 @@ export class Gateway {
 
   #renderMetrics(): string {
     this.#refreshRevocationHealth();
+    if (this.o.audit) {
+      const a = this.o.audit;
+      this.metrics.auditSpoolBytes.set({}, a.spool.bytes());
+      this.metrics.auditSpoolAlarm.set({}, a.spool.alarm() ? 1 : 0);
+      for (const [consumer, bytes] of Object.entries(a.spool.behind())) this.metrics.auditSpoolBehind.set({ consumer }, bytes);
+      this.metrics.auditRefused.set({}, a.refused);
+    }
     return this.metrics.render() + this.ledger.render();
   }
 
@@ -476,6 +494,7 @@ export class Gateway {
       revocationUsable: this.#revocationUsable,
       exceptionsInUse: [...this.#exceptionUse.values()].map((e) => ({ ...e.exception, connections: e.count, lastSeen: e.lastSeen })),
       auditPending: this.o.audit?.pending() ?? 0,
+      ...(this.o.audit ? { audit: this.o.audit.state() } : {}),
       limits: { fileDescriptors: this.#limits.fileDescriptors, source: this.#limits.source, reserve: this.#limits.reserve, gateway: this.#limits.gateway, admin: this.#limits.admin },
     };
   }
@@ -499,7 +518,7 @@ export class Gateway {
     for (const s of this.o.revocation) s.close();
     this.o.facilities?.close();
     this.#digest.flush();
-    await this.o.audit?.flush();
+    await this.o.audit?.close();
     if (this.#admin) {
       await this.#adminFront?.stop();
       this.#admin.close(() => undefined);

@@ -71,10 +71,14 @@ export class GatewayMetrics {
   readonly crlNextUpdate = new Family('sekisho_gateway_crl_seconds_until_next_update', 'Seconds until the earliest CRL nextUpdate (negative: the CRL is stale).', 'gauge');
   readonly revocationStale = new Family('sekisho_gateway_revocation_stale', '1 when revocation information is stale (the gateway fails closed unless configured otherwise).', 'gauge');
   readonly reloads = new Family('sekisho_gateway_reloads_total', 'Credential and trust reloads by outcome.', 'counter');
+  readonly auditSpoolBytes = new Family('sekisho_audit_spool_bytes', 'Bytes in the local audit spool (bounded by audit.spool.maxBytes).', 'gauge');
+  readonly auditSpoolAlarm = new Family('sekisho_audit_spool_alarm', '1 while the audit spool is above its high-water mark (a store or collector is not taking events).', 'gauge');
+  readonly auditSpoolBehind = new Family('sekisho_audit_spool_behind_bytes', 'Spooled bytes a consumer (the store, each collector) has not taken yet.', 'gauge');
+  readonly auditRefused = new Family('sekisho_audit_spool_refused_total', 'Events the full spool refused (their connections were refused: AUDIT_SPOOL_FULL).', 'counter');
 
   render(): string {
     return (
-      [this.handshakes, this.handshakeSeconds, this.active, this.cut, this.requests, this.upstreamErrors, this.exceptionUse, this.revocationEntries, this.revocationAge, this.crlNextUpdate, this.revocationStale, this.reloads]
+      [this.handshakes, this.handshakeSeconds, this.active, this.cut, this.requests, this.upstreamErrors, this.exceptionUse, this.revocationEntries, this.revocationAge, this.crlNextUpdate, this.revocationStale, this.reloads, this.auditSpoolBytes, this.auditSpoolAlarm, this.auditSpoolBehind, this.auditRefused]
         .map((f) => f.render())
         .join('\n') + '\n'
     );

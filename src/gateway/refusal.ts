@@ -21,6 +21,7 @@ export const REFUSAL_REASONS = [
   'NOT_TLS',
   'HANDSHAKE_TIMEOUT',
   'HANDSHAKE_FAILED',
+  'AUDIT_SPOOL_FULL',
 ] as const;
 export type RefusalReason = (typeof REFUSAL_REASONS)[number];
 
@@ -94,6 +95,10 @@ export const REFUSAL_ADVICE: Record<RefusalReason, RefusalText> = {
   NOT_TLS: { en: 'The connection did not speak TLS. Use https://.', ja: 'TLS で接続されていません。https:// を使ってください。' },
   HANDSHAKE_TIMEOUT: { en: 'The TLS handshake took too long.', ja: 'TLS ハンドシェイクが時間内に完了しませんでした。' },
   HANDSHAKE_FAILED: { en: 'The TLS handshake failed.', ja: 'TLS ハンドシェイクに失敗しました。' },
+  AUDIT_SPOOL_FULL: {
+    en: 'The service cannot record connections right now, so it lets none through. Try again later; if it lasts, tell the network operator.',
+    ja: '現在、接続の記録ができないため接続を受け付けていません。しばらくしてから再度お試しください。続く場合は運営主体に連絡してください。',
+  },
 };
 
 /** Handshake-time failures as Node reports them (error.code), mapped to reasons. */
@@ -119,4 +124,4 @@ export function reasonOfTlsError(code: string | undefined, message: string): Ref
 }
 
 /** Reasons a certificate from our own CA can be told about on an HTTP page (the client did authenticate as someone). */
-export const EXPLAINABLE_OVER_HTTP: ReadonlySet<RefusalReason> = new Set(['EXPIRED', 'NOT_YET_VALID', 'REVOKED', 'FACILITY_SUSPENDED', 'FACILITY_UNKNOWN', 'ACCESS_DENIED', 'SHA1_SIGNATURE', 'KEY_TOO_WEAK', 'KEY_NOT_CONFORMANT', 'WRONG_EKU', 'REVOCATION_UNAVAILABLE']);
+export const EXPLAINABLE_OVER_HTTP: ReadonlySet<RefusalReason> = new Set(['EXPIRED', 'NOT_YET_VALID', 'REVOKED', 'FACILITY_SUSPENDED', 'FACILITY_UNKNOWN', 'ACCESS_DENIED', 'SHA1_SIGNATURE', 'KEY_TOO_WEAK', 'KEY_NOT_CONFORMANT', 'WRONG_EKU', 'REVOCATION_UNAVAILABLE', 'AUDIT_SPOOL_FULL']);

@@ -5,6 +5,9 @@ import { badRequest } from '../errors/index.js';
 import { certificatesFromPem } from '../pki/index.js';
 import { COMPLIANCE_PROFILES, complianceProfile, loadComplianceProfile, type ComplianceProfile, type ComplianceProfileName } from '../policy/index.js';
 import { AuditBatch } from './audit-batch.js';
+import { join } from 'node:path';
+import { atnaSyslogFormatter, type AuditFormat } from '../audit/index.js';
+import { hostname } from 'node:os';
 import type { GatewayConfig } from './config.js';
 import { StoreFacilityDirectory } from './facility-directory.js';
 import { Gateway, type GatewayCredentials } from './gateway.js';
@@ -35,6 +38,10 @@ export interface SetupOptions {
   limits?: ResolvedLimits;
   /** Counters shared with the process's other listeners. */
   ledger?: ListenerLedger;
+  /** What audit collectors are sent per event (default: the IHE ITI-20 message, a DICOM audit message in an RFC 5424 frame). */
+  auditFormat?: AuditFormat;
+  /** The spool's directory name under <home>/audit-spool (default "gateway"; one per process). */
+  spoolName?: string;
 }
 
 function resolveProfile(name: string): ComplianceProfile {
@@ -115,7 +122,18 @@ export async function openGateway(cfg: GatewayConfig, o: SetupOptions): Promise<
       const feed = new StoreStatusFeed(new StatusFeedRepository(ca.db), { intervalMs: cfg.revocation.refreshSeconds * 1000, resyncMs: cfg.revocation.resyncSeconds * 1000 });
       revocation.push(new StoreRevocationSource(feed, issuing.fingerprint256));
       facilities = new StoreFacilityDirectory(feed);
-      audit = new AuditBatch(ca.db, { onError: (m) => log.log('error', 'audit trail write failed; events are kept and retried', { error: m }) });
+      audit = new AuditBatch(ca.db, {
+        spool: { dir: join(cfg.home, 'audit-spool', o.spoolName ?? 'gateway'), ...cfg.audit.spool },
+        collectors: cfg.audit.collectors,
+        ...(cfg.audit.collectors.length ? { format: o.auditFormat ?? itiAuditFormat() } : {}),
+        log: (level, message, fields) => log.log(level, message, fields),
+        // CA actions reach collectors through one spool per home: the single gateway's, or worker slot 1's.
+        followStore: (o.spoolName ?? 'gateway') === 'gateway' || o.spoolName === 'gateway-1',
+      });
+      const spooled = audit;
+      closers.push(() => spooled.close());
+      // Events an earlier process spooled (and was killed before storing) reach the store before anything new.
+      await audit.start();
     } else {
       certFile = cfg.tls!.cert;
       keyFile = cfg.tls!.key;
@@ -167,4 +185,14 @@ export async function openGateway(cfg: GatewayConfig, o: SetupOptions): Promise<
     for (const c of closers.reverse()) await Promise.resolve(c()).catch(() => undefined);
     throw e;
   }
+}
+
+/**
+ * The ITI-20 message this host sends its audit collectors: the DICOM audit
+ * message in an RFC 5424 frame, with this host as the audit source (its name
+ * reduced to what a syslog HOSTNAME may hold).
+ */
+function itiAuditFormat(): AuditFormat {
+  const host = hostname().replace(/[^\x21-\x7e]/g, '-').slice(0, 255) || 'sekisho';
+  return atnaSyslogFormatter({ source: { auditSourceId: `sekisho@${host}`, hostname: host }, appName: 'sekisho', procId: String(process.pid) });
 }

@@ -111,7 +111,9 @@ export const gatewayCommand: Command = {
         say: (line) => ctx.err(line),
       });
     }
-    const setup = await openGateway(cfg, { passphrase: () => caPassphrase(ctx.env, ctx.isTTY), pin: () => ctx.env.SEKISHO_PIN ?? '' });
+    // One spool per process: a cluster worker keeps its slot's spool across restarts.
+    const slot = ctx.env.SEKISHO_WORKER_SLOT;
+    const setup = await openGateway(cfg, { passphrase: () => caPassphrase(ctx.env, ctx.isTTY), pin: () => ctx.env.SEKISHO_PIN ?? '', ...(slot ? { spoolName: `gateway-${slot}` } : {}) });
     // Signal handlers first: a supervisor may stop the gateway as soon as it reads the summary.
     const stopped = untilStopped({ reload: () => setup.gateway.reload(), close: (graceMs) => setup.close(graceMs) });
     const summary = { listeners: setup.gateway.addresses(), admin: setup.gateway.adminAddress(), profile: cfg.profile, home: cfg.home, pid: process.pid };

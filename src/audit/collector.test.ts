@@ -1,0 +1,221 @@
+/**
+ * The audit trail leaves the machine: the spool sent to a real rsyslog over
+ * RFC 5425 (mutual TLS, octet counting) and RFC 5426 (UDP), in order, with
+ * nothing lost when the collector goes away and comes back, and a spool that
+ * fills up while the collector refuses everything raising its alarm instead
+ * of dropping events.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CertificateAuthority, initAuthority } from '../ca/index.js';
+import { certificateToPem } from '../pki/index.js';
+import { AuditSpool, StoreFollower, SyslogCollector, parseCollectorUrl, type CollectorConfig } from './index.js';
+import { hasCommand, needCommand } from '../testing/peers.js';
+import { tempDir } from '../testing/stores.js';
+import { countIds, placeholderSyslogLine, rsyslogCollector, type Rsyslog } from '../testing/rsyslog.js';
+import { FACILITY_A, facilityNumber } from '../testing/gateway-fixture.js';
+
+const ready = hasCommand('rsyslogd');
+const PASS = 'collector-test-passphrase';
+let dir: string;
+let ca: CertificateAuthority;
+let client: { cert: string; key: string; ca: string };
+let server: { cert: string; key: string; ca: string };
+
+async function pemPair(name: string, order: Parameters<CertificateAuthority['issueWithNewKey']>[0]): Promise<{ cert: string; key: string }> {
+  const issued = await ca.issueWithNewKey(order);
+  const cert = join(dir, `${name}.pem`);
+  const key = join(dir, `${name}.key`);
+  writeFileSync(cert, certificateToPem(issued.der) + certificateToPem(ca.chain()[0]!));
+  writeFileSync(key, issued.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 });
+  return { cert, key };
+}
+
+before(async () => {
+  if (!ready) return;
+  dir = tempDir('sekisho-collector-');
+  const home = join(dir, 'home');
+  await initAuthority({ home, passphrase: PASS });
+  ca = await CertificateAuthority.open({ home });
+  await ca.unlock(PASS);
+  await ca.addFacility({ number: FACILITY_A, name: 'はこだて内科クリニック' }, 'test');
+  const chain = join(dir, 'chain.pem');
+  writeFileSync(chain, ca.chain().map(certificateToPem).join(''));
+  const base = { via: 'test', actor: 'test', keyType: 'ecdsa-p256' as const };
+  // The collector's server certificate and sekisho's client certificate, both from the sekisho CA.
+  server = { ...(await pemPair('rsyslog', { ...base, profile: 'server', hosts: ['127.0.0.1', 'localhost'] })), ca: chain };
+  client = { ...(await pemPair('sender', { ...base, profile: 'device', facilityNumber: FACILITY_A, deviceName: 'audit-sender' })), ca: chain };
+});
+
+after(async () => {
+  if (ready) await ca.close();
+});
+
+const until = async (what: string, cond: () => boolean, ms = 60_000) => {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+};
+
+function tlsConfig(rs: Rsyslog): CollectorConfig {
+  return { url: `tls://127.0.0.1:${rs.tcpPort}`, cert: client.cert, key: client.key, ca: client.ca };
+}
+const input = (rs: Rsyslog, name: 'imtcp' | 'imudp') => rs.lines().filter((l) => l.startsWith(`${name} `));
+const ns = (lines: string[]) => lines.map((l) => (JSON.parse(l.slice(l.indexOf('{'))) as { n: number }).n);
+
+describe('audit collectors against rsyslog', () => {
+  test('events reach rsyslog over TLS (RFC 5425, mutual TLS) and UDP (RFC 5426), each in order', async (t) => {
+    if (!needCommand(t, 'rsyslogd')) return;
+    const rs = await rsyslogCollector(tempDir('sekisho-rsyslog-'), server);
+    await rs.start();
+    const tls = tlsConfig(rs);
+    const udp: CollectorConfig = { url: `udp://127.0.0.1:${rs.udpPort}` };
+    const spool = AuditSpool.open({ dir: join(tempDir('sekisho-spool-'), 'spool'), consumers: [parseCollectorUrl(tls.url).consumer, parseCollectorUrl(udp.url).consumer] });
+    const collectors = [tls, udp].map((config) => new SyslogCollector({ spool, config, format: placeholderSyslogLine, confirmMs: 300 }));
+    try {
+      for (const c of collectors) c.start();
+      const ids: string[] = [];
+      for (let n = 0; n < 300; n++) {
+        ids.push(spool.append({ actor: FACILITY_A, action: 'gateway.authenticated', outcome: 'success', details: { n } }).id);
+        if (n % 50 === 0) await new Promise((r) => setTimeout(r, 20));
+      }
+      await until('300 messages over each transport', () => input(rs, 'imtcp').length >= 300 && input(rs, 'imudp').length >= 300);
+      for (const name of ['imtcp', 'imudp'] as const) {
+        const lines = input(rs, name);
+        assert.deepEqual(ns(lines), [...Array(300).keys()], `${name}: every event once, in spool order`);
+        assert.deepEqual([...countIds(lines).keys()], ids);
+      }
+      assert.ok(input(rs, 'imtcp')[0]!.includes('<110>1 '), 'the RFC 5424 message arrives unframed (octet counting understood)');
+    } finally {
+      for (const c of collectors) c.stop();
+      spool.close();
+      await rs.stop();
+    }
+  });
+
+  test('rsyslog stopped mid-stream and restarted: nothing lost, duplicates only of the unconfirmed window', async (t) => {
+    if (!needCommand(t, 'rsyslogd')) return;
+    const rs = await rsyslogCollector(tempDir('sekisho-rsyslog-'), server);
+    await rs.start();
+    const tls = tlsConfig(rs);
+    const spool = AuditSpool.open({ dir: join(tempDir('sekisho-spool-'), 'spool'), consumers: [parseCollectorUrl(tls.url).consumer], cursorMs: 100 });
+    const collector = new SyslogCollector({ spool, config: tls, format: placeholderSyslogLine, confirmMs: 1000, backoffMs: { min: 200, max: 1000 } });
+    const total = 1200;
+    const ids: string[] = [];
+    try {
+      collector.start();
+      let stopped = false;
+      for (let n = 0; n < total; n++) {
+        ids.push(spool.append({ actor: FACILITY_A, action: 'gateway.authenticated', outcome: 'success', details: { n } }).id);
+        await new Promise((r) => setTimeout(r, 2));
+        if (n === 400) {
+          await until('some events at the collector', () => input(rs, 'imtcp').length > 100);
+          await rs.stop();
+          stopped = true;
+        }
+        if (stopped && n === 800) {
+          await rs.start();
+          stopped = false;
+        }
+      }
+      await until('every event at the collector', () => countIds(input(rs, 'imtcp')).size === total, 90_000);
+      await new Promise((r) => setTimeout(r, 1500));
+      const counts = countIds(input(rs, 'imtcp'));
+      assert.deepEqual(new Set(counts.keys()), new Set(ids), 'every event arrived');
+      const duplicates = [...counts.values()].reduce((a, c) => a + (c - 1), 0);
+      assert.ok(collector.resent > 0, 'the break left messages unconfirmed, which were sent again');
+      assert.ok(duplicates <= collector.resent, `duplicates (${duplicates}) stay within what was unconfirmed at the break (${collector.resent})`);
+      // Order: after each id's first arrival, ids only move forward except for the resent window.
+      const firstSeen = ns(input(rs, 'imtcp')).filter((n, i, a) => a.indexOf(n) === i);
+      assert.deepEqual(firstSeen, [...Array(total).keys()], 'first arrivals in spool order');
+    } finally {
+      collector.stop();
+      spool.close();
+      await rs.stop();
+    }
+  });
+
+  test('CA actions, committed straight to the store, reach the collector once, with their place in the chain', async (t) => {
+    if (!needCommand(t, 'rsyslogd')) return;
+    const rs = await rsyslogCollector(tempDir('sekisho-rsyslog-'), server);
+    await rs.start();
+    const tls = tlsConfig(rs);
+    const dir = join(tempDir('sekisho-spool-'), 'spool');
+    const spool = AuditSpool.open({ dir, consumers: [parseCollectorUrl(tls.url).consumer] });
+    const follower = new StoreFollower(spool, ca.db, { dir, intervalMs: 100 });
+    const collector = new SyslogCollector({ spool, config: tls, format: placeholderSyslogLine, confirmMs: 300 });
+    try {
+      await follower.start(); // from the head: earlier history is not sent
+      collector.start();
+      await ca.addFacility({ number: facilityNumber('271111111'), name: '堺クリニック' }, 'operator:test');
+      await ca.setFacilityStatus(FACILITY_A, 'suspended', 'operator:test');
+      await ca.setFacilityStatus(FACILITY_A, 'active', 'operator:test');
+      const mine = () => input(rs, 'imtcp').map((l) => JSON.parse(l.slice(l.indexOf('{'))) as { id: string; action: string; seq: number });
+      await until('three CA events at the collector', () => mine().length >= 3);
+      await new Promise((r) => setTimeout(r, 500));
+      const got = mine();
+      assert.deepEqual(got.map((g) => g.action), ['facility.add', 'facility.suspend', 'facility.resume']);
+      assert.ok(got.every((g, i) => g.seq > 0 && (i === 0 || g.seq === got[i - 1]!.seq + 1)), 'with their chain seq, in order');
+    } finally {
+      await follower.stop();
+      collector.stop();
+      spool.close();
+      await rs.stop();
+    }
+  });
+
+  test('a collector that refuses everything: the spool fills to its high-water mark, raises the alarm, refuses rather than drops, and delivers all once the collector is back', async (t) => {
+    if (!needCommand(t, 'rsyslogd')) return;
+    const rs = await rsyslogCollector(tempDir('sekisho-rsyslog-'), server);
+    const tls = tlsConfig(rs); // rsyslog not started: every connection refused
+    const logs: { level: string; message: string }[] = [];
+    const spool = AuditSpool.open({
+      dir: join(tempDir('sekisho-spool-'), 'spool'),
+      consumers: [parseCollectorUrl(tls.url).consumer],
+      segmentBytes: 8192,
+      maxBytes: 65_536,
+      highWater: 0.75,
+      cursorMs: 100,
+      log: (level, message) => logs.push({ level, message }),
+    });
+    const collector = new SyslogCollector({ spool, config: tls, format: placeholderSyslogLine, confirmMs: 300, backoffMs: { min: 100, max: 300 } });
+    const ids: string[] = [];
+    let refused = 0;
+    try {
+      collector.start();
+      let alarmAt = -1;
+      for (let n = 0; n < 2000 && refused < 5; n++) {
+        try {
+          ids.push(spool.append({ actor: FACILITY_A, action: 'gateway.authenticated', outcome: 'success', details: { n, pad: 'x'.repeat(100) } }).id);
+        } catch (e) {
+          assert.equal((e as { code?: string }).code, 'AUDIT_SPOOL_FULL');
+          refused++;
+        }
+        if (alarmAt < 0 && spool.alarm()) alarmAt = n;
+      }
+      assert.equal(refused, 5, 'a full spool refuses appends with AUDIT_SPOOL_FULL');
+      assert.ok(alarmAt > 0 && alarmAt < ids.length, 'the alarm rose before the spool was full');
+      assert.ok(logs.some((l) => l.level === 'error' && /high-water/.test(l.message)), 'the alarm was logged');
+      assert.equal(spool.alarm()?.refused, 5, 'the alarm counts what it refused');
+      assert.ok(spool.bytes() <= 65_536);
+      await until('the collector to be refused', () => collector.lastError !== undefined);
+      // Nothing dropped: every accepted event is still in the spool.
+      assert.deepEqual(spool.read(spool.cursor(collector.consumer), 100_000).map((e) => e.record.id), ids);
+
+      await rs.start();
+      await until('every accepted event at the collector', () => ids.every((id) => countIds(input(rs, 'imtcp')).has(id)), 90_000);
+      await until('the alarm to clear', () => (spool.flushCursors(), spool.alarm() === undefined), 30_000);
+      await until('the high-water event at the collector', () => input(rs, 'imtcp').some((l) => l.includes('audit.spool-high-water')), 30_000);
+      const counts = countIds(input(rs, 'imtcp'));
+      for (const id of ids) assert.equal(counts.get(id), 1, 'each event exactly once (the collector was never reached before)');
+    } finally {
+      collector.stop();
+      spool.close();
+      await rs.stop();
+    }
+  });
+});

@@ -1,0 +1,98 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { appendFileSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { openStore } from '../store/index.js';
+import { tempDir } from '../testing/stores.js';
+import { AuditLog, AuditSpool, SpoolStoreWriter, STORE_CONSUMER, type AuditEvent } from './index.js';
+
+const ev = (n: number): AuditEvent => ({ actor: '0110113719', action: 'gateway.authenticated', outcome: 'success', details: { n } });
+
+test('spool files are the owner’s alone (dir 0700, segments and cursors 0600) whatever the umask', () => {
+  const dir = join(tempDir(), 'spool');
+  const old = process.umask(0o000);
+  try {
+    const s = AuditSpool.open({ dir, consumers: [STORE_CONSUMER] });
+    s.append(ev(1));
+    s.close();
+  } finally {
+    process.umask(old);
+  }
+  assert.equal(statSync(dir).mode & 0o777, 0o700);
+  for (const f of readdirSync(dir)) assert.equal(statSync(join(dir, f)).mode & 0o777, 0o600, f);
+});
+
+test('a torn last record (power loss mid-write) is cut on open; every whole record before it is kept', () => {
+  const dir = join(tempDir(), 'spool');
+  const s = AuditSpool.open({ dir, consumers: [STORE_CONSUMER] });
+  const ids = [1, 2, 3].map((n) => s.append(ev(n)).id);
+  s.close();
+  const seg = readdirSync(dir).find((f) => f.startsWith('seg-'))!;
+  appendFileSync(join(dir, seg), '{"id":"torn","at":"2026-');
+  const again = AuditSpool.open({ dir, consumers: [STORE_CONSUMER] });
+  again.append(ev(4));
+  const read = again.read(again.cursor(STORE_CONSUMER), 100).map((e) => (e.record.event.details as { n: number }).n);
+  assert.deepEqual(read, [1, 2, 3, 4]);
+  assert.equal(again.read(again.cursor(STORE_CONSUMER), 3).at(-1)!.record.id, ids[2]);
+  again.close();
+});
+
+test('a spool in use by a live process (or already open here) is refused: AUDIT_SPOOL_IN_USE', () => {
+  const dir = join(tempDir(), 'spool');
+  const s = AuditSpool.open({ dir, consumers: [STORE_CONSUMER] });
+  assert.throws(() => AuditSpool.open({ dir, consumers: [STORE_CONSUMER] }), (e: unknown) => (e as { code?: string }).code === 'AUDIT_SPOOL_IN_USE');
+  s.close();
+  writeFileSync(join(dir, 'lock'), `${process.ppid}\n`); // a live process that is not us
+  assert.throws(() => AuditSpool.open({ dir, consumers: [STORE_CONSUMER] }), (e: unknown) => (e as { code?: string }).code === 'AUDIT_SPOOL_IN_USE');
+  writeFileSync(join(dir, 'lock'), '999999999\n'); // a process that died (SIGKILL): taken over
+  AuditSpool.open({ dir, consumers: [STORE_CONSUMER] }).close();
+});
+
+test('a segment is deleted only once every consumer has it', () => {
+  const dir = join(tempDir(), 'spool');
+  const s = AuditSpool.open({ dir, consumers: ['store', 'collector-a'], segmentBytes: 4096, maxBytes: 1 << 20 });
+  for (let n = 0; n < 200; n++) s.append(ev(n));
+  const segments = () => readdirSync(dir).filter((f) => f.startsWith('seg-')).length;
+  const before = segments();
+  assert.ok(before > 3, 'several segments');
+  const all = s.read(s.cursor('store'), 1000);
+  s.commit('store', all.at(-1)!.next);
+  s.flushCursors();
+  assert.equal(segments(), before, 'the collector still lacks them');
+  s.commit('collector-a', all[100]!.next);
+  s.flushCursors();
+  assert.ok(segments() < before && segments() > 1, 'segments before the slower cursor went');
+  assert.equal(s.read(s.cursor('collector-a'), 1000).length, 99, 'the collector still has what it lacks');
+  s.close();
+});
+
+test('replay after a crash: spooled events reach the store on start, and a batch stored just before the crash is not stored twice', async () => {
+  const home = tempDir();
+  const db = await openStore({ home });
+  const dir = join(home, 'audit-spool', 'gateway');
+  try {
+    const s = AuditSpool.open({ dir, consumers: [STORE_CONSUMER] });
+    const w = new SpoolStoreWriter(s, db, { maxBatch: 10 });
+    for (let n = 0; n < 25; n++) s.append(ev(n));
+    await w.flush();
+    const committed = readFileSync(join(dir, 'cursor-store.json'), 'utf8');
+    for (let n = 25; n < 40; n++) s.append(ev(n));
+    await w.flush(); // stored, but the cursor is written only later…
+    s.close();
+    writeFileSync(join(dir, 'cursor-store.json'), committed); // …and the process died before that
+    for (let n = 40; n < 45; n++) appendFileSync(join(dir, readdirSync(dir).find((f) => f.startsWith('seg-'))!), JSON.stringify({ id: `late-${n}`, at: new Date().toISOString(), event: ev(n) }) + '\n');
+
+    const again = AuditSpool.open({ dir, consumers: [STORE_CONSUMER] });
+    const w2 = new SpoolStoreWriter(again, db, { maxBatch: 10 });
+    await w2.start();
+    await w2.stop();
+    again.close();
+    const rows = await new AuditLog(db).list({ limit: 1000 });
+    const ns = rows.filter((r) => r.action === 'gateway.authenticated').map((r) => (r.details as { n: number }).n);
+    assert.deepEqual(ns, [...Array(45).keys()], 'each event once, in spool order');
+    assert.equal(new Set(rows.map((r) => r.details?.eventId)).size, rows.length, 'every row carries its own eventId');
+    assert.deepEqual((await new AuditLog(db).verify()).problems, []);
+  } finally {
+    await db.close();
+  }
+});

@@ -1,0 +1,84 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../files/index.js';
+import { repositories, type Database } from '../store/index.js';
+import { AuditLog } from './audit-log.js';
+import type { AuditSpool } from './spool.js';
+
+/**
+ * Brings the events other producers commit straight to the store (CA
+ * actions: issue, revoke, notices, CRLs — acknowledged when their
+ * transaction commits, from `serve` or any CLI command on the home) into
+ * this spool, so collectors get them too. Events that came through a spool
+ * (they carry `details.eventId`) are skipped: their own gateway sends them.
+ * The position (store seq) is kept in `follow-store.json` beside the spool,
+ * written after the events are spooled: a crash in between spools at most
+ * one page again (collectors may see those twice). On the very first start it
+ * begins at the store's head: earlier history is not sent.
+ */
+export class StoreFollower {
+  readonly #log: AuditLog;
+  readonly #file: string;
+  #timer: NodeJS.Timeout | undefined;
+  #running: Promise<void> | undefined;
+  #stopped = false;
+  followed = 0;
+  lastError: string | undefined;
+
+  constructor(
+    private readonly spool: AuditSpool,
+    private readonly db: Database,
+    private readonly options: { dir: string; intervalMs?: number; onError?: (message: string) => void },
+  ) {
+    this.#log = new AuditLog(db);
+    this.#file = join(options.dir, 'follow-store.json');
+  }
+
+  async start(): Promise<void> {
+    if (!existsSync(this.#file)) {
+      const head = await repositories(this.db).audit.head({ lock: false });
+      writeFileAtomic(this.#file, JSON.stringify({ seq: head.seq }));
+    }
+    await this.poll();
+    const tick = () => {
+      if (this.#stopped) return;
+      this.#timer = setTimeout(() => void this.poll().finally(tick), this.options.intervalMs ?? 1000).unref();
+    };
+    tick();
+  }
+
+  #seq(): number {
+    return (JSON.parse(readFileSync(this.#file, 'utf8')) as { seq: number }).seq;
+  }
+
+  poll(): Promise<void> {
+    this.#running ??= this.#follow().finally(() => (this.#running = undefined));
+    return this.#running;
+  }
+
+  async #follow(): Promise<void> {
+    try {
+      for (;;) {
+        const rows = await this.#log.list({ afterSeq: this.#seq(), limit: 500 });
+        if (!rows.length) break;
+        for (const r of rows) {
+          if (typeof r.details?.eventId === 'string') continue;
+          const { seq, at, hash, ...event } = r;
+          this.spool.appendStored(event, new Date(at), { seq, hash });
+          this.followed++;
+        }
+        writeFileAtomic(this.#file, JSON.stringify({ seq: rows[rows.length - 1]!.seq }));
+      }
+      this.lastError = undefined;
+    } catch (e) {
+      this.lastError = e instanceof Error ? e.message : String(e);
+      this.options.onError?.(this.lastError);
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    await this.#running;
+  }
+}
