@@ -9,6 +9,11 @@ export interface LimitLog {
   log(level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>): void;
 }
 
+/** JSON lines on stderr: the log of a listener started without one. */
+export const stderrLimitLog: LimitLog = {
+  log: (level, msg, fields) => process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields })}\n`),
+};
+
 export interface GuardedListenerOptions {
   /** The listener's name in metrics and logs (e.g. a gateway listener's name, "portal", "admin"). */
   name: string;
@@ -139,6 +144,20 @@ export class GuardedListener {
 
   destroyAll(): void {
     for (const s of this.#sockets) s.destroy();
+  }
+
+  /**
+   * Closes an HTTP(S) server this front feeds: stops accepting, ends idle
+   * keep-alive connections at once, lets requests in flight finish within
+   * the listener's request timeout, then ends what is left.
+   */
+  async closeHttp(server: HttpServer): Promise<void> {
+    await this.stop();
+    server.close(() => undefined);
+    server.closeIdleConnections();
+    const deadline = Date.now() + this.o.limits.requestTimeoutMs;
+    while (this.open > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    this.destroyAll();
   }
 
   get open(): number {

@@ -18,6 +18,6 @@ export {
   type ListenerLimitsSetting,
   type ResolvedLimits,
 } from './limits.js';
-export { GuardedListener, applyHttpLimits, type GuardedListenerOptions, type LimitLog } from './guarded-listener.js';
+export { GuardedListener, applyHttpLimits, stderrLimitLog, type GuardedListenerOptions, type LimitLog } from './guarded-listener.js';
 export { ListenerLedger, type ListenerCounts } from './ledger.js';
 export { refuseRenegotiation } from './renegotiation.js';

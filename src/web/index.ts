@@ -27,7 +27,7 @@
  */
 import { createServer, type Server } from 'node:https';
 import type { TLSSocket } from 'node:tls';
-import { GuardedListener, ListenerLedger, applyHttpLimits, refuseRenegotiation, resolveLimits, type LimitLog, type ListenerLimits } from '../listener/index.js';
+import { GuardedListener, ListenerLedger, applyHttpLimits, refuseRenegotiation, resolveLimits, stderrLimitLog, type LimitLog, type ListenerLimits } from '../listener/index.js';
 import type { CertificateAuthority, RevocationPublisher } from '../ca/index.js';
 import { certificateToPem } from '../pki/index.js';
 import { complianceProfile, tlsServerOptions, type ComplianceProfileName } from '../policy/index.js';
@@ -97,7 +97,7 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
   const profile = complianceProfile(options.tlsProfile ?? 'recommended');
   const limits = options.limits ?? resolveLimits({}, 1).portal;
   const ledger = options.ledger ?? new ListenerLedger();
-  const log: LimitLog = options.log ?? { log: (level, msg, fields) => process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields })}\n`) };
+  const log: LimitLog = options.log ?? stderrLimitLog;
   const server = createServer(
     {
       ...tlsServerOptions(profile),
@@ -134,13 +134,7 @@ export async function startWebServer(options: WebServerOptions): Promise<WebServ
     front,
     close: async () => {
       clearInterval(dueTimer);
-      // Stop accepting, let requests in flight finish (idle keep-alive connections end now).
-      await front.stop();
-      server.close(() => undefined);
-      server.closeIdleConnections();
-      const deadline = Date.now() + limits.requestTimeoutMs;
-      while (front.open > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-      front.destroyAll();
+      await front.closeHttp(server);
     },
   };
 }

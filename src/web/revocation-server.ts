@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import { RevocationPublisher, REVOCATION_PATHS, type CertificateAuthority } from '../ca/index.js';
-import { GuardedListener, ListenerLedger, applyHttpLimits, resolveLimits, type LimitLog, type ListenerLimits } from '../listener/index.js';
+import { GuardedListener, ListenerLedger, applyHttpLimits, resolveLimits, stderrLimitLog, type LimitLog, type ListenerLimits } from '../listener/index.js';
 import { send, sendError } from './http.js';
 import { revocationRoutes } from './revocation-routes.js';
 
@@ -42,7 +42,7 @@ export async function startRevocationServer(o: RevocationServerOptions): Promise
   const ca = o.authority;
   const route = revocationRoutes(ca, o.publisher ?? new RevocationPublisher(ca));
   const limits = o.limits ?? resolveLimits({}, 1).revocation;
-  const log: LimitLog = o.log ?? { log: (level, msg, fields) => process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields })}\n`) };
+  const log: LimitLog = o.log ?? stderrLimitLog;
   const server = createServer({ maxHeaderSize: REVOCATION_SERVER_LIMITS.maxHeaderSize }, (req, res) => {
     let path: string;
     try {
@@ -72,12 +72,7 @@ export async function startRevocationServer(o: RevocationServerOptions): Promise
     server,
     front,
     close: async () => {
-      await front.stop();
-      server.close(() => undefined);
-      server.closeIdleConnections();
-      const deadline = Date.now() + limits.requestTimeoutMs;
-      while (front.open > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-      front.destroyAll();
+      await front.closeHttp(server);
     },
   };
 }
