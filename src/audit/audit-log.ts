@@ -77,6 +77,11 @@ export class AuditLog {
     return (await repositories(this.db).checkpoints.afterSeq(seq)).map(checkpointFromRow);
   }
 
+  /** The seq of the newest event (0 for an empty trail). */
+  async headSeq(): Promise<number> {
+    return (await repositories(this.db).audit.head({ lock: false })).seq;
+  }
+
   /** Every signed checkpoint, in order. */
   async checkpoints(): Promise<AuditCheckpoint[]> {
     return (await repositories(this.db).checkpoints.list()).map(checkpointFromRow);

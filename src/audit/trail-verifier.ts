@@ -90,6 +90,8 @@ export class TrailVerifier {
     let expectedId = 1;
     let prevHash = CHECKPOINT_GENESIS_HASH;
     let prevSeq = 0;
+    // An altered checkpoint also breaks the link of the one after it: named once, as altered.
+    let prevInvalid = false;
     for (const c of o.checkpoints) {
       if (c.id !== expectedId) {
         this.#problems.push({
@@ -97,11 +99,12 @@ export class TrailVerifier {
           checkpoint: expectedId,
           message: c.id - 1 === expectedId ? `signed checkpoint ${expectedId} was removed` : `signed checkpoints ${expectedId}–${c.id - 1} were removed`,
         });
-      } else if (c.prevHash !== prevHash) {
+      } else if (c.prevHash !== prevHash && !prevInvalid) {
         this.#problems.push({ kind: 'checkpoint-broken-link', checkpoint: c.id, message: `signed checkpoint ${c.id} does not name the checkpoint before it` });
       }
       expectedId = c.id + 1;
       prevHash = checkpointHash(c);
+      prevInvalid = true;
       if (!checkpointSignatureValid(c, o.publicKey)) {
         const why = c.keyId !== this.#keyId ? `claims key ${c.keyId.slice(0, 16)}…, not the audit key` : 'its signature does not verify under the audit key';
         this.#problems.push({ kind: 'checkpoint-invalid', checkpoint: c.id, seq: c.seq, message: `signed checkpoint ${c.id} (event ${c.seq}) was altered or forged: ${why}` });
@@ -112,13 +115,14 @@ export class TrailVerifier {
         continue;
       }
       prevSeq = c.seq;
+      prevInvalid = false;
       this.#trusted.push(c);
     }
     if (o.knownLatest) {
       const k = o.knownLatest;
       const found = o.checkpoints.find((c) => c.id === k.id);
       if (!found) this.#problems.push({ kind: 'checkpoint-removed', checkpoint: k.id, message: `signed checkpoint ${k.id}, recorded in the CA home when it was made, is missing from the store` });
-      else if (checkpointHash(found) !== k.hash) this.#problems.push({ kind: 'checkpoint-invalid', checkpoint: k.id, message: `signed checkpoint ${k.id} differs from the one recorded in the CA home when it was made` });
+      else if (checkpointHash(found) !== k.hash && !this.#problems.some((p) => p.kind === 'checkpoint-invalid' && p.checkpoint === k.id)) this.#problems.push({ kind: 'checkpoint-invalid', checkpoint: k.id, message: `signed checkpoint ${k.id} differs from the one recorded in the CA home when it was made` });
     }
     // A checkpoint of the empty trail (seq 0) is compared before the first event.
     this.#compareThrough(0);

@@ -134,6 +134,19 @@ export class CertificateAuthority {
 
   #auditSigner: Signer | undefined;
 
+  /**
+   * Opens only the audit key (commands that sign nothing else, e.g. a
+   * revocation, still sign a checkpoint of their events): with the CA
+   * passphrase, or the token PIN when the CA's keys are in a token.
+   */
+  async unlockAuditKey(secret: string): Promise<void> {
+    if (this.#auditSigner) return;
+    if (this.issuingKeyRef()) return this.unlockWithToken(secret);
+    if (!secret) throw unauthorized('PASSPHRASE_EMPTY', 'the CA passphrase is empty; set SEKISHO_PASSPHRASE');
+    const audit = await auditKeyFromFile(this.paths, this.config.keyType, secret);
+    await this.#useAuditSigner(audit.signer, audit.created, 'key file');
+  }
+
   /** Installs the audit key; a key made just now (a home from before audit keys) is recorded in the trail. */
   async #useAuditSigner(signer: Signer, created: boolean, where: string): Promise<void> {
     this.#auditSigner = signer;

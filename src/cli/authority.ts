@@ -11,11 +11,14 @@ export async function withAuthority<T>(ctx: CommandContext, unlock: boolean, fn:
   try {
     // An issuing key in a token opens with the token's user PIN; a key file with the CA passphrase.
     if (unlock) await (ca.issuingKeyRef() ? ca.unlockWithToken(await tokenPin(ctx)) : ca.unlock(await caPassphrase(ctx.env, ctx.isTTY)));
+    const before = unlock ? undefined : await ca.audit.headSeq();
     try {
       return await fn(ca);
     } finally {
       // A command that holds the audit key signs the events it appended (a refused command's too).
       if (unlock) await signCheckpoint(ctx, ca);
+      // One that needs no key (cert revoke, facility …) signs them when the secret is in the environment; never prompts.
+      else if (before !== undefined && (await ca.audit.headSeq()) !== before) await signCheckpointIfSecretGiven(ctx, ca);
     }
   } finally {
     await ca.close();
@@ -30,6 +33,18 @@ async function signCheckpoint(ctx: CommandContext, ca: CertificateAuthority): Pr
     const code = isSekishoError(e) ? e.code : 'INTERNAL';
     ctx.err(`sekisho: warning: AUDIT_CHECKPOINT_FAILED: the audit trail was not checkpointed (${code}: ${(e as Error).message}); run "sekisho audit checkpoint"`);
   }
+}
+
+async function signCheckpointIfSecretGiven(ctx: CommandContext, ca: CertificateAuthority): Promise<void> {
+  const secret = ca.issuingKeyRef() ? ctx.env.SEKISHO_PIN : ctx.env.SEKISHO_PASSPHRASE;
+  if (!secret) return;
+  try {
+    await ca.unlockAuditKey(secret);
+  } catch (e) {
+    ctx.err(`sekisho: warning: AUDIT_CHECKPOINT_FAILED: the audit key could not be opened (${isSekishoError(e) ? e.code : 'INTERNAL'}); run "sekisho audit checkpoint"`);
+    return;
+  }
+  await signCheckpoint(ctx, ca);
 }
 
 /** Who is acting, for the audit trail: $SEKISHO_ACTOR or the OS user. */

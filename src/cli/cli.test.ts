@@ -294,7 +294,7 @@ for (const target of STORE_TARGETS) {
       assert.match(opensslOk(['crl', '-noout', '-crlnumber'], printed).stdout, /crlNumber=0x0*2\n/);
 
       // The audit trail is intact and holds every step, under SEKISHO_ACTOR.
-      assert.match(ok(home, ['audit', 'verify']).stdout, /^audit trail intact: \d+ events\n$/);
+      assert.match(ok(home, ['audit', 'verify']).stdout, /^audit key [0-9a-f]{64}\naudit trail intact: \d+ events, signed through event \d+ \(checkpoint \d+ at [^)]+\)\n$/);
       const events = JSON.parse(ok(home, ['audit', 'list', '--json']).stdout) as { action: string; actor: string; subject?: string }[];
       for (const action of ['certificate.signing', 'certificate.issued', 'certificate.revoked', 'crl.signed', 'facility.add', 'facility.suspend', 'facility.resume']) {
         assert.ok(events.some((e) => e.action === action), `audit list has ${action}`);
@@ -427,7 +427,7 @@ for (const target of STORE_TARGETS) {
       test('after all of it the audit trail is still intact', async (t) => {
         if (!peers(t)) return;
         const s = await setup();
-        assert.match(ok(s.home, ['audit', 'verify']).stdout, /^audit trail intact: \d+ events\n$/);
+        assert.match(ok(s.home, ['audit', 'verify']).stdout, /^audit key [0-9a-f]{64}\naudit trail intact: \d+ events, signed through event \d+ \(checkpoint \d+ at [^)]+\)\n$/);
       });
     });
   });
