@@ -163,7 +163,8 @@ export async function startServeStack(o: ServeStackOptions): Promise<ServeStack>
         },
         (e: unknown) => log.log('error', 'audit checkpoint failed', { error: (e as Error).message }),
       );
-    let checkpointing = checkpoint();
+    await checkpoint();
+    let checkpointing = Promise.resolve();
     const checkpointTimer = setInterval(() => {
       checkpointing = checkpointing.then(checkpoint);
     }, ca.config.audit.checkpointSeconds * 1000).unref();
