@@ -1,7 +1,11 @@
 import { internal } from '../errors/index.js';
 import { repositories, type AuditRow, type Database, type SqlExecutor } from '../store/index.js';
+import type { KeyObject } from 'node:crypto';
+import type { Signer } from '../pki/index.js';
 import { ChainVerifier, eventHash, type ChainProblem } from './chain.js';
+import { CHECKPOINT_GENESIS_HASH, checkpointFromRow, checkpointToRow, signCheckpoint, type AuditCheckpoint } from './checkpoint.js';
 import type { AuditEvent, RecordedAuditEvent } from './event.js';
+import { TrailVerifier, type TrailReport } from './trail-verifier.js';
 
 export interface AuditLogOptions {
   now?: () => Date;
@@ -42,6 +46,73 @@ export class AuditLog {
     return this.db.transaction((tx) => this.appendIn(tx, event));
   }
 
+  /**
+   * Signs a checkpoint of the chain's head with the audit key, when events
+   * were appended since the last checkpoint (or always, with `force`).
+   * Runs in one transaction that holds the head (PostgreSQL: FOR UPDATE;
+   * SQLite: the write lock), so concurrent checkpointers and appenders
+   * queue, and checkpoint numbers never fork. Returns undefined when there
+   * was nothing new to sign.
+   */
+  async checkpoint(signer: Signer, options: { force?: boolean } = {}): Promise<AuditCheckpoint | undefined> {
+    return this.db.transaction(async (tx) => {
+      const repos = repositories(tx);
+      const head = await repos.audit.head();
+      const last = await repos.checkpoints.last();
+      if (last && last.seq === head.seq && !options.force) return undefined;
+      const c = await signCheckpoint(signer, {
+        id: (last?.id ?? 0) + 1,
+        seq: head.seq,
+        headHash: head.hash,
+        at: this.#now().toISOString(),
+        prevHash: last?.hash ?? CHECKPOINT_GENESIS_HASH,
+      });
+      await repos.checkpoints.add(checkpointToRow(c));
+      return c;
+    });
+  }
+
+  /** Signed checkpoints that cover the trail beyond event `seq` (for export beside the events), in order. */
+  async checkpointsAfter(seq: number): Promise<AuditCheckpoint[]> {
+    return (await repositories(this.db).checkpoints.afterSeq(seq)).map(checkpointFromRow);
+  }
+
+  /** The seq of the newest event (0 for an empty trail). */
+  async headSeq(): Promise<number> {
+    return (await repositories(this.db).audit.head({ lock: false })).seq;
+  }
+
+  /** Every signed checkpoint, in order. */
+  async checkpoints(): Promise<AuditCheckpoint[]> {
+    return (await repositories(this.db).checkpoints.list()).map(checkpointFromRow);
+  }
+
+  /**
+   * Verifies the trail against its signed checkpoints under the audit key's
+   * public half (read from the CA home, never from the store): see
+   * TrailVerifier. Events appended while it runs are not read.
+   */
+  async verifyTrail(options: { publicKey: KeyObject; knownLatest?: { id: number; hash: string } }): Promise<TrailReport> {
+    const repo = repositories(this.db).audit;
+    const head = await repo.head({ lock: false });
+    const checkpoints = await this.checkpoints();
+    const v = new TrailVerifier({ publicKey: options.publicKey, checkpoints, ...(options.knownLatest ? { knownLatest: options.knownLatest } : {}) });
+    await this.#walk(head.seq, (r) => v.add(r));
+    return v.finish(head);
+  }
+
+  async #walk(toSeq: number, fn: (r: AuditRow) => void): Promise<void> {
+    const repo = repositories(this.db).audit;
+    const page = 10_000;
+    let after = 0;
+    while (after < toSeq) {
+      const rows = (await repo.list({ afterSeq: after, limit: page })).filter((r) => r.seq <= toSeq);
+      for (const r of rows) fn(r);
+      if (rows.length === 0) break;
+      after = rows[rows.length - 1]!.seq;
+    }
+  }
+
   async list(options: { afterSeq?: number; limit?: number } = {}): Promise<RecordedAuditEvent[]> {
     const rows = await repositories(this.db).audit.list(options);
     return rows.map((r) => ({
@@ -66,14 +137,7 @@ export class AuditLog {
     const repo = repositories(this.db).audit;
     const head = await repo.head({ lock: false });
     const v = new ChainVerifier();
-    const page = 10_000;
-    let after = 0;
-    while (after < head.seq) {
-      const rows = (await repo.list({ afterSeq: after, limit: page })).filter((r) => r.seq <= head.seq);
-      for (const r of rows) v.add(r);
-      if (rows.length === 0) break;
-      after = rows[rows.length - 1]!.seq;
-    }
+    await this.#walk(head.seq, (r) => v.add(r));
     return { events: v.count, problems: v.finish(head) };
   }
 }

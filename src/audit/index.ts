@@ -10,3 +10,5 @@ export * from './spool-store.js';
 export * from './collector.js';
 export * from './audit-config.js';
 export * from './store-follower.js';
+export * from './checkpoint.js';
+export * from './trail-verifier.js';

@@ -22,7 +22,8 @@ import {
 } from '../pki/index.js';
 import { checkPkcs12Password, parseFacilityNumber, type EndEntityProfileName } from '../policy/index.js';
 import { openStore, repositories, type CertificateRecord, type Database, type Facility, type FacilityStatus, type SqlExecutor } from '../store/index.js';
-import { AuditLog } from '../audit/index.js';
+import { AuditLog, auditKeyId, type AuditCheckpoint, type TrailReport } from '../audit/index.js';
+import { auditKeyFromFile, auditKeyInToken, readAuditPublicKey, readLatestCheckpoint, recordLatestCheckpoint } from './audit-key.js';
 import { loadConfig, type CaConfig } from './config.js';
 import { homePaths, isInitialized, type HomePaths } from './home.js';
 import { readKeyFile } from './key-file.js';
@@ -126,7 +127,54 @@ export class CertificateAuthority {
     if (!passphrase) throw unauthorized('PASSPHRASE_EMPTY', 'the CA passphrase is empty; set SEKISHO_PASSPHRASE');
     const key = await readKeyFile(this.paths.issuingKey, passphrase);
     this.useIssuingSigner(new SoftwareSigner(key));
+    const audit = await auditKeyFromFile(this.paths, this.config.keyType, passphrase);
+    await this.#useAuditSigner(audit.signer, audit.created, 'key file');
     await this.refreshRootCrl(passphrase);
+  }
+
+  #auditSigner: Signer | undefined;
+
+  /**
+   * Opens only the audit key (commands that sign nothing else, e.g. a
+   * revocation, still sign a checkpoint of their events): with the CA
+   * passphrase, or the token PIN when the CA's keys are in a token.
+   */
+  async unlockAuditKey(secret: string): Promise<void> {
+    if (this.#auditSigner) return;
+    if (this.issuingKeyRef()) return this.unlockWithToken(secret);
+    if (!secret) throw unauthorized('PASSPHRASE_EMPTY', 'the CA passphrase is empty; set SEKISHO_PASSPHRASE');
+    const audit = await auditKeyFromFile(this.paths, this.config.keyType, secret);
+    await this.#useAuditSigner(audit.signer, audit.created, 'key file');
+  }
+
+  /** Installs the audit key; a key made just now (a home from before audit keys) is recorded in the trail. */
+  async #useAuditSigner(signer: Signer, created: boolean, where: string): Promise<void> {
+    this.#auditSigner = signer;
+    if (created) await this.audit.append({ actor: 'ca', action: 'audit.key.created', outcome: 'success', details: { keyId: auditKeyId(signer.publicKey), keyType: signer.keyType, in: where } });
+  }
+
+  /**
+   * Signs a checkpoint of the audit trail with the audit key when events were
+   * appended since the last one (or always, with `force`), and records it in
+   * the home. Undefined when there was nothing new.
+   */
+  async checkpoint(options: { force?: boolean } = {}): Promise<AuditCheckpoint | undefined> {
+    if (!this.#auditSigner) throw unavailable('CA_LOCKED', 'the audit key is locked; this command needs SEKISHO_PASSPHRASE (or SEKISHO_PIN for a CA whose keys are in a token)');
+    const c = await this.audit.checkpoint(this.#auditSigner, options);
+    if (c) recordLatestCheckpoint(this.paths, c);
+    return c;
+  }
+
+  /**
+   * Verifies the audit trail against its signed checkpoints, with the audit
+   * key's public half and the newest checkpoint recorded in the home. Needs
+   * no secret. AUDIT_KEY_MISSING when the home has no audit key yet.
+   */
+  async verifyAuditTrail(): Promise<TrailReport> {
+    const publicKey = readAuditPublicKey(this.paths);
+    if (!publicKey) throw notFound('AUDIT_KEY_MISSING', `${this.paths.caDir} has no audit key (audit-key.pem); unlock the CA once (any command that signs, or "sekisho audit checkpoint") to make one`);
+    const known = readLatestCheckpoint(this.paths);
+    return this.audit.verifyTrail({ publicKey, ...(known ? { knownLatest: { id: known.id, hash: known.hash } } : {}) });
   }
 
   /** Signs a new root CRL with the root key (same passphrase) when it is missing or half its validity has passed. */
@@ -156,6 +204,8 @@ export class CertificateAuthority {
     const opened = await openTokenSigner(ref, pin);
     try {
       this.useIssuingSigner(opened.signer);
+      const audit = await auditKeyInToken(this.paths, opened.signer.session, this.config.keyType);
+      await this.#useAuditSigner(audit.signer, audit.created, 'token');
     } catch (e) {
       await opened.close();
       throw e;

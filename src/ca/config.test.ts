@@ -40,6 +40,10 @@ const BAD: [number, unknown, RegExp][] = [
   [21, { ...base, urls: { ocsp: 'https://pki.example.jp/ocsp' } }, /config\.urls\.ocsp: .* plain http:\/\//],
   [22, { ...base, urls: { revocation: 'https://pki.example.jp' } }, /config\.urls\.revocation: .* plain http:\/\//],
   [23, { ...base, urls: { revocation: 'http://pki.example.jp/?x=1' } }, /config\.urls\.revocation/],
+  [24, { ...base, audit: { checkpointSeconds: 0 } }, /config\.audit\.checkpointSeconds: must be a whole number from 1 to 86400/],
+  [25, { ...base, audit: { checkpointSeconds: 1.5 } }, /config\.audit\.checkpointSeconds/],
+  [26, { ...base, audit: { checkpointEvery: 300 } }, /config\.audit\.checkpointEvery: unknown setting/],
+  [27, { ...base, audit: 300 }, /config\.audit: must be an object/],
 ];
 for (const [n, value, message] of BAD) {
   test(`bad config #${n} is refused and names its field`, () => {

@@ -37,6 +37,16 @@ export interface CaConfig {
   pkcs12: { minPasswordLength: number; iterations: number };
   /** Renewal with the current certificate (EST simplereenroll). */
   renewal: RenewalConfig;
+  audit: AuditConfig;
+}
+
+export interface AuditConfig {
+  /**
+   * How often a long-running CA process (`serve`, `up`) signs a checkpoint of
+   * the audit trail when events were appended since the last one (it also
+   * signs one at start and at shutdown; CLI commands sign one after their events).
+   */
+  checkpointSeconds: number;
 }
 
 export interface RenewalConfig {
@@ -61,6 +71,7 @@ export const DEFAULT_CONFIG: CaConfig = {
   crlValidityHours: 24,
   pkcs12: { minPasswordLength: 8, iterations: 2048 },
   renewal: { windowPercent: 33, overlapHours: 24, maxPerFacilityPerDay: 50 },
+  audit: { checkpointSeconds: 300 },
 };
 
 type Check = (v: unknown, path: string) => void;
@@ -118,6 +129,7 @@ const CONFIG_SCHEMA = object(
     crlValidityHours: int(1, 24 * 31),
     pkcs12: object({ minPasswordLength: int(4, 128), iterations: int(1000, 1_000_000) }, ['minPasswordLength', 'iterations']),
     renewal: object({ windowPercent: int(1, 100), overlapHours: int(0, 24 * 30), maxPerFacilityPerDay: int(1, 100_000) }),
+    audit: object({ checkpointSeconds: int(1, 86_400) }),
   },
   ['version', 'organization', 'keyType'],
 );
@@ -132,6 +144,7 @@ export function parseConfig(value: unknown): CaConfig {
     validityDays: v.validityDays ?? DEFAULT_CONFIG.validityDays,
     pkcs12: v.pkcs12 ?? DEFAULT_CONFIG.pkcs12,
     renewal: { ...DEFAULT_CONFIG.renewal, ...(v.renewal ?? {}) },
+    audit: { ...DEFAULT_CONFIG.audit, ...(v.audit ?? {}) },
   } as CaConfig;
 }
 

@@ -19,3 +19,4 @@ export * from './renewal.js';
 export * from './revocation-publisher.js';
 export * from './revocation-pointers.js';
 export * from './root-crl.js';
+export { AUDIT_KEY_LABEL, auditKeyPaths, readAuditPublicKey, readLatestCheckpoint } from './audit-key.js';

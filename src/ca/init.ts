@@ -13,6 +13,9 @@ import { CertificateIssuer } from './issuer.js';
 import { signRootCrl } from './root-crl.js';
 import { normalizeTokenKeyRef, openTokenOfRef, parsePkcs11Uri, TokenSigner, writeTokenKeyRef, type TokenKeyRef } from '../token/index.js';
 import type { KeyObject } from 'node:crypto';
+import { auditKeyId, type AuditCheckpoint } from '../audit/index.js';
+import type { Signer } from '../pki/index.js';
+import { auditKeyFromFile, auditKeyInToken, auditKeyPaths, recordLatestCheckpoint } from './audit-key.js';
 
 /** Label of the issuing key in a software token (a PKCS#11 URI names its own with object=). */
 export const ISSUING_KEY_LABEL = 'sekisho-issuing-ca';
@@ -27,7 +30,7 @@ export function issuingKeyRefPath(paths: HomePaths): string {
  * it already (made in a key ceremony, or by an interrupted init), else a new
  * one generated inside the token. Returns its signer and a way to close the token.
  */
-async function issuingKeyInToken(ref: TokenKeyRef, pin: string, keyType: KeyType): Promise<{ signer: TokenSigner; publicKey: KeyObject; close: () => Promise<void> }> {
+async function issuingKeyInToken(ref: TokenKeyRef, pin: string, keyType: KeyType, paths: HomePaths): Promise<{ signer: TokenSigner; publicKey: KeyObject; auditSigner: Signer; close: () => Promise<void> }> {
   const { module, session } = await openTokenOfRef(ref);
   try {
     await session.login('user', pin);
@@ -40,7 +43,9 @@ async function issuingKeyInToken(ref: TokenKeyRef, pin: string, keyType: KeyType
     }
     const signer = await TokenSigner.find(session, template);
     if (signer.keyType !== keyType) throw badRequest('TOKEN_KEY_TYPE_MISMATCH', `the token's key is ${signer.keyType}, but the CA is set up for ${keyType}; give --key ${signer.keyType} or another key`);
-    return { signer, publicKey: signer.publicKey, close: () => module.close() };
+    // The audit key lives beside the issuing key, in the same token.
+    const audit = await auditKeyInToken(paths, session, keyType);
+    return { signer, publicKey: signer.publicKey, auditSigner: audit.signer, close: () => module.close() };
   } catch (e) {
     await module.close();
     throw e;
@@ -66,6 +71,10 @@ export interface InitResult {
   rootPem: string;
   issuingPem: string;
   config: CaConfig;
+  /** SHA-256 of the audit key's SubjectPublicKeyInfo (ca/audit-key.pem): write it down, an auditor checks the key by it. */
+  auditKeyId: string;
+  /** The first signed checkpoint (covering the init events). */
+  checkpoint: AuditCheckpoint;
 }
 
 const DAY = 86_400_000;
@@ -94,13 +103,13 @@ export async function initAuthority(o: InitOptions): Promise<InitResult> {
     ...(o.db ? { database: o.db } : {}),
   });
   const paths = homePaths(o.home);
-  if (existsSync(paths.rootKey) || existsSync(paths.issuingKey) || existsSync(issuingKeyRefPath(paths))) {
+  if (existsSync(paths.rootKey) || existsSync(paths.issuingKey) || existsSync(issuingKeyRefPath(paths)) || existsSync(auditKeyPaths(paths).keyFile)) {
     throw conflict('HOME_PARTIAL', `${o.home} holds CA keys but no config.json (an interrupted init, or a damaged home); restore config.json from backup, or move ${paths.caDir} away before a new init`);
   }
   rmSync(paths.caDir, { recursive: true, force: true }); // certificates of an init interrupted before its keys were written
   ensureDirs(paths);
   const tokenRef = o.issuingToken ? normalizeTokenKeyRef(o.issuingToken.ref) : undefined;
-  const inToken = tokenRef ? await issuingKeyInToken(tokenRef, o.issuingToken!.pin, config.keyType) : undefined;
+  const inToken = tokenRef ? await issuingKeyInToken(tokenRef, o.issuingToken!.pin, config.keyType, paths) : undefined;
   let db;
   try {
     db = await openStore({ home: o.home, ...(o.db ? { url: o.db } : {}) });
@@ -137,6 +146,7 @@ export async function initAuthority(o: InitOptions): Promise<InitResult> {
 
     await signRootCrl({ paths, rootDer: root.der, signer: rootSigner, audit, actor, now: now() });
     await writeKeyFile(paths.rootKey, rootKey.privateKey, o.passphrase);
+    const auditSigner = inToken ? inToken.auditSigner : (await auditKeyFromFile(paths, config.keyType, o.passphrase)).signer;
     if (tokenRef) writeTokenKeyRef(issuingKeyRefPath(paths), tokenRef);
     else await writeKeyFile(paths.issuingKey, issuingKey!.privateKey, o.passphrase);
     const rootPem = certificateToPem(root.der);
@@ -151,11 +161,13 @@ export async function initAuthority(o: InitOptions): Promise<InitResult> {
         actor,
         action: 'ca.init',
         outcome: 'success',
-        details: { keyType: config.keyType, organization: org, root: root.serial, issuing: issuing.serial, ...(tokenRef ? { issuingKey: tokenRef.kind === 'software' ? 'software token' : tokenRef.uri } : {}) },
+        details: { keyType: config.keyType, organization: org, root: root.serial, issuing: issuing.serial, auditKeyId: auditKeyId(auditSigner.publicKey), ...(tokenRef ? { issuingKey: tokenRef.kind === 'software' ? 'software token' : tokenRef.uri } : {}) },
       });
     });
+    const checkpoint = (await audit.checkpoint(auditSigner))!;
+    recordLatestCheckpoint(paths, checkpoint);
     writeFileAtomic(paths.config, JSON.stringify(config, null, 2) + '\n', 0o600);
-    return { home: o.home, rootPem, issuingPem, config };
+    return { home: o.home, rootPem, issuingPem, config, auditKeyId: auditKeyId(auditSigner.publicKey), checkpoint };
   } finally {
     await inToken?.close();
     await db.close();

@@ -206,7 +206,11 @@ for (const target of STORE_TARGETS) {
     test('an operator creates a CA, registers a facility, issues, revokes and publishes a CRL that openssl enforces', async (t) => {
       if (!peers(t)) return;
       const { home, work, db, init } = await initHome(target);
-      assert.match(init.stdout, /^CA created in .* \(ecdsa-p256\)\nroot SHA-256 ([0-9A-F]{2}:){31}[0-9A-F]{2}\nroot SHA-1 {3}([0-9A-F]{2}:){19}[0-9A-F]{2}\n$/);
+      assert.match(init.stdout, /^CA created in .* \(ecdsa-p256\)\nroot SHA-256 ([0-9A-F]{2}:){31}[0-9A-F]{2}\nroot SHA-1 {3}([0-9A-F]{2}:){19}[0-9A-F]{2}\naudit key SHA-256 [0-9a-f]{64} \(ca\/audit-key\.pem; .*\)\n$/);
+      // The printed audit key fingerprint is the SHA-256 of ca/audit-key.pem's SubjectPublicKeyInfo, as openssl computes it.
+      const auditSpki = join(work, 'audit-key.der');
+      opensslOk(['pkey', '-pubin', '-in', join(home, 'ca', 'audit-key.pem'), '-outform', 'DER', '-out', auditSpki]);
+      assert.equal(/audit key SHA-256 ([0-9a-f]{64})/.exec(init.stdout)![1], createHash('sha256').update(readFileSync(auditSpki)).digest('hex'));
 
       // Where the data lives: the --db given to init is remembered in config.json; later commands get no --db.
       assertStoreFromConfig({ home, work, db });
@@ -294,7 +298,7 @@ for (const target of STORE_TARGETS) {
       assert.match(opensslOk(['crl', '-noout', '-crlnumber'], printed).stdout, /crlNumber=0x0*2\n/);
 
       // The audit trail is intact and holds every step, under SEKISHO_ACTOR.
-      assert.match(ok(home, ['audit', 'verify']).stdout, /^audit trail intact: \d+ events\n$/);
+      assert.match(ok(home, ['audit', 'verify']).stdout, /^audit key [0-9a-f]{64}\naudit trail intact: \d+ events, signed through event \d+ \(checkpoint \d+ at [^)]+\)\n$/);
       const events = JSON.parse(ok(home, ['audit', 'list', '--json']).stdout) as { action: string; actor: string; subject?: string }[];
       for (const action of ['certificate.signing', 'certificate.issued', 'certificate.revoked', 'crl.signed', 'facility.add', 'facility.suspend', 'facility.resume']) {
         assert.ok(events.some((e) => e.action === action), `audit list has ${action}`);
@@ -427,7 +431,7 @@ for (const target of STORE_TARGETS) {
       test('after all of it the audit trail is still intact', async (t) => {
         if (!peers(t)) return;
         const s = await setup();
-        assert.match(ok(s.home, ['audit', 'verify']).stdout, /^audit trail intact: \d+ events\n$/);
+        assert.match(ok(s.home, ['audit', 'verify']).stdout, /^audit key [0-9a-f]{64}\naudit trail intact: \d+ events, signed through event \d+ \(checkpoint \d+ at [^)]+\)\n$/);
       });
     });
   });

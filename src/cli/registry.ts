@@ -5,7 +5,7 @@ import { facilityAddCommand, facilityListCommand, facilityResumeCommand, facilit
 import { certIssueCommand, certListCommand, certRevokeCommand } from './commands/cert.js';
 import { certBulkCommand } from './commands/bulk.js';
 import { crlCommand } from './commands/crl.js';
-import { auditListCommand, auditVerifyCommand } from './commands/audit.js';
+import { auditCheckpointCommand, auditListCommand, auditVerifyCommand } from './commands/audit.js';
 import { scanCommand } from './commands/scan.js';
 import { gatewayCommand } from './commands/gateway.js';
 import { TOKEN_COMMANDS } from './commands/token.js';
@@ -35,6 +35,7 @@ export const COMMANDS: readonly Command[] = [
   estCodeCreateCommand,
   enrollCommand,
   auditVerifyCommand,
+  auditCheckpointCommand,
   auditListCommand,
   scanCommand,
   gatewayCommand,

@@ -155,6 +155,19 @@ export async function startServeStack(o: ServeStackOptions): Promise<ServeStack>
     });
     const started = web;
     const rev = revocation;
+    // Signed checkpoints of the audit trail: now, every audit.checkpointSeconds when events were appended, and at shutdown.
+    const checkpoint = () =>
+      ca.checkpoint().then(
+        (c) => {
+          if (c) log.log('info', 'audit checkpoint signed', { checkpoint: c.id, seq: c.seq });
+        },
+        (e: unknown) => log.log('error', 'audit checkpoint failed', { error: (e as Error).message }),
+      );
+    await checkpoint();
+    let checkpointing = Promise.resolve();
+    const checkpointTimer = setInterval(() => {
+      checkpointing = checkpointing.then(checkpoint);
+    }, ca.config.audit.checkpointSeconds * 1000).unref();
     return {
       ca,
       gateway,
@@ -195,7 +208,10 @@ export async function startServeStack(o: ServeStackOptions): Promise<ServeStack>
       },
       reload: () => gateway.gateway.reload(),
       async close(graceMs = 10_000) {
+        clearInterval(checkpointTimer);
         await Promise.allSettled([gateway.close(graceMs), closeWeb(started, graceMs), ...(rev ? [closeRevocation(rev, graceMs)] : [])]);
+        await checkpointing;
+        await checkpoint();
         await ca.close();
       },
     };

@@ -228,6 +228,63 @@ describe('sekisho serve: the gateway and the CA endpoints in one process', () =>
     }
   });
 
+  test('serve signs audit checkpoints every audit.checkpointSeconds while events arrive, and once more at SIGTERM', async () => {
+    const dir = tempDir('sekisho-serve-checkpoint-');
+    const home = join(dir, 'home');
+    const env = cleanEnv({ SEKISHO_PASSPHRASE: 'serve-test-passphrase', SEKISHO_HOME: home });
+    // Commands run without the passphrase sign nothing: their events wait for serve.
+    const keyless = cleanEnv({ SEKISHO_HOME: home });
+    assert.equal((await cli(['init'], { cwd: dir, env })).status, 0);
+    const setInterval = (seconds: number) => {
+      const config = JSON.parse(readFileSync(join(home, 'config.json'), 'utf8')) as Record<string, unknown>;
+      writeFileSync(join(home, 'config.json'), JSON.stringify({ ...config, audit: { checkpointSeconds: seconds } }));
+    };
+    const verify = async () => {
+      const r = await cli(['audit', 'verify', '--json'], { cwd: dir, env: keyless });
+      assert.equal(r.status, 0, r.stdout + r.stderr);
+      return JSON.parse(r.stdout) as { uncovered: { fromSeq: number; toSeq: number } | null; checkpoints: number; head: { seq: number } };
+    };
+    const addFacility = async (code: string) => assert.equal((await cli(['facility', 'add', '--code', code, '--name', `施設${code}`], { cwd: dir, env: keyless })).status, 0);
+    const upstream = await startDemoUpstream();
+    const args = ['serve', '--json', '--listen', '127.0.0.1:0', '--portal', '127.0.0.1:0', '--revocation-listen', 'off', '--upstream', upstream.url, '--log-level', 'info'];
+    try {
+      setInterval(1);
+      const serve = start(args, { cwd: dir, env });
+      try {
+        await serve.summary;
+        await addFacility('0110113719');
+        const deadline = Date.now() + 30_000;
+        let v = await verify();
+        while (v.uncovered && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 300));
+          v = await verify();
+        }
+        assert.equal(v.uncovered, null, 'serve signed the new event within its interval');
+        assert.match(serve.stderr(), /audit checkpoint signed/);
+        assert.equal(await serve.stop('SIGTERM'), 0);
+      } finally {
+        await serve.stop('SIGKILL');
+      }
+
+      setInterval(3600);
+      const again = start(args, { cwd: dir, env });
+      try {
+        await again.summary;
+        await addFacility('1310000003');
+        const before = await verify();
+        assert.ok(before.uncovered, 'the hourly timer has not signed it');
+        assert.equal(await again.stop('SIGTERM'), 0);
+        const after = await verify();
+        assert.equal(after.uncovered, null, 'signed at shutdown');
+        assert.equal(after.checkpoints, before.checkpoints + 1);
+      } finally {
+        await again.stop('SIGKILL');
+      }
+    } finally {
+      await upstream.close();
+    }
+  });
+
   const BAD: { name: string; args: string[]; code: RegExp }[] = [
     { name: 'no upstream', args: ['serve'], code: /^sekisho: USAGE: give --listen and --upstream/ },
     { name: 'a portal address without a port', args: ['serve', '--upstream', 'http://127.0.0.1:9000', '--portal', 'localhost'], code: /^sekisho: LISTEN_ADDRESS_INVALID: --portal "localhost" is not HOST:PORT/ },

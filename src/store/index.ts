@@ -8,6 +8,7 @@ import { migrate } from './migrations.js';
 import { FacilityRepository } from './facilities.js';
 import { CertificateRepository } from './certificates.js';
 import { AuditEventRepository } from './audit-events.js';
+import { AuditCheckpointRepository } from './audit-checkpoints.js';
 import { CrlStateRepository } from './crl-state.js';
 import { CaIdentityRepository } from './ca-identity.js';
 import { NoticeRepository } from './notices.js';
@@ -18,17 +19,20 @@ export type { Database, SqlExecutor, Dialect } from './database.js';
 export type { Facility, FacilityStatus } from './facilities.js';
 export type { CertificateRecord, CertificateStatus, CertificateFilter, RevokedSerial } from './certificates.js';
 export type { AuditRow, ChainHead } from './audit-events.js';
+export type { AuditCheckpointRow } from './audit-checkpoints.js';
 export type { CaIdentity } from './ca-identity.js';
 export type { NoticeRecord, NoticeKind, NoticeStatus } from './notices.js';
 export type { StatusFeedReader, StatusFeedBatch, FeedFacility } from './status-feed.js';
 export { RENEWAL_PENDING } from './certificates.js';
-export { FacilityRepository, CertificateRepository, AuditEventRepository, CrlStateRepository, CaIdentityRepository, NoticeRepository, NoticeAttemptRepository, StatusFeedRepository, migrate };
+export { FacilityRepository, CertificateRepository, AuditEventRepository, AuditCheckpointRepository, CrlStateRepository, CaIdentityRepository, NoticeRepository, NoticeAttemptRepository, StatusFeedRepository, migrate };
 
 /** The repositories over one executor (the database itself, or a transaction). */
 export interface Repositories {
   facilities: FacilityRepository;
   certificates: CertificateRepository;
   audit: AuditEventRepository;
+  /** Signed checkpoints of the audit trail. */
+  checkpoints: AuditCheckpointRepository;
   crl: CrlStateRepository;
   identity: CaIdentityRepository;
   notices: NoticeRepository;
@@ -42,6 +46,7 @@ export function repositories(x: SqlExecutor): Repositories {
     facilities: new FacilityRepository(x),
     certificates: new CertificateRepository(x),
     audit: new AuditEventRepository(x),
+    checkpoints: new AuditCheckpointRepository(x),
     crl: new CrlStateRepository(x),
     identity: new CaIdentityRepository(x),
     notices: new NoticeRepository(x),

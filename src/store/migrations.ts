@@ -155,6 +155,27 @@ export const MIGRATIONS: readonly Migration[] = [
       'ALTER TABLE notices ADD COLUMN device_name TEXT',
     ],
   },
+  {
+    version: 8,
+    name: 'signed checkpoints of the audit trail',
+    // One row per checkpoint (audit/checkpoint.ts): the chain's head at seq, signed by the
+    // audit key, which the database writer does not hold. id counts 1, 2, 3, … so a removed
+    // checkpoint shows; prev_hash chains each to the one before it.
+    statements: () => [
+      `CREATE TABLE audit_checkpoints (
+        id BIGINT PRIMARY KEY,
+        seq BIGINT NOT NULL,
+        head_hash TEXT NOT NULL,
+        at TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        key_id TEXT NOT NULL,
+        algorithm TEXT NOT NULL,
+        signature TEXT NOT NULL,
+        hash TEXT NOT NULL
+      )`,
+      'CREATE INDEX audit_checkpoints_seq ON audit_checkpoints (seq)',
+    ],
+  },
 ];
 
 export async function migrate(db: Database): Promise<number> {

@@ -1,21 +1,54 @@
-import { badRequest } from '../../errors/index.js';
+import { badRequest, isSekishoError } from '../../errors/index.js';
+import type { TrailReport } from '../../audit/index.js';
 import { HOME_OPTIONS, JSON_OPTION, type Command } from '../command.js';
 import { withAuthority } from '../authority.js';
 
 export const auditVerifyCommand: Command = {
   path: ['audit', 'verify'],
-  summary: 'check the hash chain of the audit trail; names every altered or deleted event',
+  summary: 'check the audit trail against its hash chain and its signed checkpoints; names every altered or removed event (exit 0 intact, 1 tampered, 2 cannot verify)',
   options: { ...HOME_OPTIONS, ...JSON_OPTION },
   run: (ctx) =>
     withAuthority(ctx, false, async (ca) => {
-      const r = await ca.audit.verify();
-      if (ctx.values.json) ctx.json({ intact: r.problems.length === 0, ...r });
-      else if (r.problems.length === 0) ctx.out(`audit trail intact: ${r.events} events`);
-      else for (const p of r.problems) ctx.out(`TAMPERED ${p.kind}: ${p.message}`);
-      if (r.problems.length) {
-        if (!ctx.values.json) ctx.err(`sekisho: AUDIT_CHAIN_BROKEN: ${r.problems.length} problem(s) in the audit trail; preserve the database and investigate`);
+      let r: TrailReport;
+      try {
+        r = await ca.verifyAuditTrail();
+      } catch (e) {
+        if (!isSekishoError(e) || !/^AUDIT_KEY_/.test(e.code)) throw e;
+        if (ctx.values.json) ctx.json({ status: 'unverifiable', intact: false, reason: e.message, code: e.code });
+        ctx.err(`sekisho: ${e.code}: ${e.message}`);
+        return 2;
+      }
+      if (ctx.values.json) ctx.json({ ...r, intact: r.status === 'intact' });
+      else {
+        ctx.out(`audit key ${r.auditKeyId}`);
+        for (const p of r.problems) ctx.out(`TAMPERED ${p.kind}: ${p.message}`);
+        if (r.status === 'intact') {
+          const s = r.signedThrough;
+          ctx.out(`audit trail intact: ${r.events} events${s ? `, signed through event ${s.seq} (checkpoint ${s.checkpoint} at ${s.at})` : ''}`);
+        }
+        if (r.uncovered) ctx.out(`not yet signed: events ${r.uncovered.fromSeq}–${r.uncovered.toSeq} were appended after the last signed checkpoint (not tampering; "sekisho audit checkpoint" signs them)`);
+      }
+      if (r.status === 'tampered') {
+        ctx.err(`sekisho: AUDIT_CHAIN_BROKEN: ${r.problems.length} problem(s) in the audit trail; preserve the database and investigate`);
         return 1;
       }
+      if (r.status === 'unverifiable') {
+        ctx.err(`sekisho: AUDIT_UNVERIFIABLE: ${r.reason ?? 'the audit trail cannot be verified'}`);
+        return 2;
+      }
+    }),
+};
+
+export const auditCheckpointCommand: Command = {
+  path: ['audit', 'checkpoint'],
+  summary: 'sign a checkpoint of the audit trail now with the audit key (needs SEKISHO_PASSPHRASE, or SEKISHO_PIN for a CA whose keys are in a token)',
+  options: { ...HOME_OPTIONS, ...JSON_OPTION },
+  run: (ctx) =>
+    withAuthority(ctx, true, async (ca) => {
+      // Signs even when nothing is new, so an auditor can ask for a fresh one; withAuthority then finds nothing more to sign.
+      const c = (await ca.checkpoint({ force: true }))!;
+      if (ctx.values.json) return ctx.json(c);
+      ctx.out(`checkpoint ${c.id}: the audit trail through event ${c.seq} (head ${c.headHash}) signed at ${c.at} by audit key ${c.keyId}`);
     }),
 };
 

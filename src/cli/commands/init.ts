@@ -61,11 +61,12 @@ export const initCommand: Command = {
       actor: actor(ctx.env),
     });
     const root = certificatesFromPem(r.rootPem)[0]!;
-    const summary = { home, keyType: r.config.keyType, rootSha256: fingerprint(root), rootSha1: fingerprint(root, 'sha1'), ...(tokenRef ? { issuingKey: tokenRef.kind === 'software' ? `software token ${tokenRef.file}` : tokenRef.uri } : {}) };
+    const summary = { home, keyType: r.config.keyType, rootSha256: fingerprint(root), rootSha1: fingerprint(root, 'sha1'), auditKeySha256: r.auditKeyId, ...(tokenRef ? { issuingKey: tokenRef.kind === 'software' ? `software token ${tokenRef.file}` : tokenRef.uri } : {}) };
     if (v.json) return ctx.json(summary);
     ctx.out(`CA created in ${home} (${r.config.keyType})`);
     ctx.out(`root SHA-256 ${summary.rootSha256}`);
     ctx.out(`root SHA-1   ${summary.rootSha1}`);
+    ctx.out(`audit key SHA-256 ${summary.auditKeySha256} (ca/audit-key.pem; write it down: "sekisho audit verify" prints the key it checks with)`);
     if (summary.issuingKey) ctx.out(`issuing key in ${summary.issuingKey}`);
   },
 };

@@ -201,6 +201,12 @@ describe('sekisho init with the issuing key in a token', () => {
     ok(['crl', ...h, '--pem', '--out', crl], env);
     const c = run('openssl', ['crl', '-in', crl, '-noout', '-CAfile', join(home, 'ca', 'issuing.pem')]);
     assert.match(c.stderr + c.stdout, /verify OK/);
+    // The audit key lives in the same token: checkpoints are signed there, and verify needs no PIN.
+    assert.equal(existsSync(join(home, 'ca', 'audit.key.json')), false, 'no audit key file beside a token-held CA key');
+    const audit = JSON.parse(ok(['audit', 'verify', ...h, '--json'], { SEKISHO_PASSPHRASE: undefined, SEKISHO_PIN: undefined }).stdout) as { status: string; uncovered: unknown; signedThrough: { seq: number } | null; head: { seq: number } };
+    assert.equal(audit.status, 'intact');
+    assert.equal(audit.uncovered, null, 'the token-held audit key signed every event');
+    assert.equal(audit.signedThrough?.seq, audit.head.seq);
   };
 
   test('software token: the CA signs with a key that lives in the token; its home holds no issuing key file', (t) => {
@@ -230,6 +236,7 @@ describe('sekisho init with the issuing key in a token', () => {
     ok(['init', '--home', home, '--pkcs11-uri', 'pkcs11:token=ca-hsm;object=issuing', '--module', SOFTHSM_MODULE], env);
     const listed = run('pkcs11-tool', ['--module', SOFTHSM_MODULE, '--token-label', 'ca-hsm', '--login', '--pin', USER_PIN, '--list-objects', '--type', 'privkey']);
     assert.match(listed.stdout, /label:\s+issuing[\s\S]*never extractable/);
+    assert.match(listed.stdout, /label:\s+sekisho-audit[\s\S]*never extractable/, 'the audit key was made in the HSM beside the issuing key');
     issueAndVerify(home, env);
     fails(['crl', '--home', home, '--pem'], { ...env, SEKISHO_PIN: 'wrong-PIN-0001' }, 'PIN_WRONG');
   });

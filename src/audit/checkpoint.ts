@@ -1,0 +1,80 @@
+import { createHash, verify as cryptoVerify, type KeyObject } from 'node:crypto';
+import { describePublicKey, SIGNATURE_HASH, signatureAlgorithmFor, spkiDer, spkiSha256, type SignatureAlgorithm, type Signer } from '../pki/index.js';
+import type { AuditCheckpointRow } from '../store/index.js';
+import { GENESIS_HASH } from './chain.js';
+
+/** What a checkpoint says, before it is signed. */
+export interface CheckpointClaim {
+  id: number;
+  seq: number;
+  headHash: string;
+  at: string;
+  prevHash: string;
+  keyId: string;
+  algorithm: SignatureAlgorithm;
+}
+
+/** A checkpoint as exported (the spool sends these beside the events). */
+export interface AuditCheckpoint extends CheckpointClaim {
+  /** base64 signature over `checkpointBody(claim)`. */
+  signature: string;
+  /** SHA-256 (hex) of the body: the next checkpoint's prevHash. */
+  hash: string;
+}
+
+export const CHECKPOINT_GENESIS_HASH = GENESIS_HASH;
+
+/** The audit key's id: SHA-256 (hex) of its DER SubjectPublicKeyInfo (what `init` prints). */
+export function auditKeyId(publicKey: KeyObject): string {
+  return spkiSha256(spkiDer(publicKey));
+}
+
+/**
+ * The canonical encoding that is signed and hashed: UTF-8 of the JSON array
+ * ["sekisho-audit-checkpoint", 1, id, seq, headHash, at, prevHash, keyId, algorithm].
+ * Every member is an integer or a plain string, so JSON.stringify gives one
+ * byte string for one claim.
+ */
+export function checkpointBody(c: CheckpointClaim): Buffer {
+  return Buffer.from(JSON.stringify(['sekisho-audit-checkpoint', 1, c.id, c.seq, c.headHash, c.at, c.prevHash, c.keyId, c.algorithm]), 'utf8');
+}
+
+export function checkpointHash(c: CheckpointClaim): string {
+  return createHash('sha256').update(checkpointBody(c)).digest('hex');
+}
+
+/** Signs a claim through the project's Signer (a key file or a token key). */
+export async function signCheckpoint(signer: Signer, claim: Omit<CheckpointClaim, 'keyId' | 'algorithm'>): Promise<AuditCheckpoint> {
+  const full: CheckpointClaim = { ...claim, keyId: auditKeyId(signer.publicKey), algorithm: signer.algorithm };
+  const signature = Buffer.from(await signer.sign(checkpointBody(full))).toString('base64');
+  return { ...full, signature, hash: checkpointHash(full) };
+}
+
+/** True when the checkpoint's signature verifies under `publicKey` with the algorithm that key is used with. */
+export function checkpointSignatureValid(c: AuditCheckpoint, publicKey: KeyObject): boolean {
+  const d = describePublicKey(publicKey);
+  if (!d.keyType || c.algorithm !== signatureAlgorithmFor(d.keyType) || c.keyId !== auditKeyId(publicKey)) return false;
+  try {
+    return cryptoVerify(SIGNATURE_HASH[c.algorithm], checkpointBody(c), publicKey, Buffer.from(c.signature, 'base64'));
+  } catch {
+    return false;
+  }
+}
+
+export function checkpointToRow(c: AuditCheckpoint): AuditCheckpointRow {
+  return { id: c.id, seq: c.seq, head_hash: c.headHash, at: c.at, prev_hash: c.prevHash, key_id: c.keyId, algorithm: c.algorithm, signature: c.signature, hash: c.hash };
+}
+
+export function checkpointFromRow(r: AuditCheckpointRow): AuditCheckpoint {
+  return {
+    id: r.id,
+    seq: r.seq,
+    headHash: r.head_hash,
+    at: r.at,
+    prevHash: r.prev_hash,
+    keyId: r.key_id,
+    algorithm: r.algorithm as SignatureAlgorithm,
+    signature: r.signature,
+    hash: r.hash,
+  };
+}
