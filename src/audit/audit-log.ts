@@ -82,6 +82,11 @@ export class AuditLog {
     return (await repositories(this.db).audit.head({ lock: false })).seq;
   }
 
+  /** Signed checkpoints numbered after `id`, in order. */
+  async checkpointsAfterId(id: number): Promise<AuditCheckpoint[]> {
+    return (await repositories(this.db).checkpoints.afterId(id)).map(checkpointFromRow);
+  }
+
   /** Every signed checkpoint, in order. */
   async checkpoints(): Promise<AuditCheckpoint[]> {
     return (await repositories(this.db).checkpoints.list()).map(checkpointFromRow);

@@ -160,6 +160,14 @@ describe('audit collectors against rsyslog', () => {
       const got = mine();
       assert.deepEqual(got.map((g) => g.action), ['facility.add', 'facility.suspend', 'facility.resume']);
       assert.ok(got.every((g, i) => g.seq > 0 && (i === 0 || g.seq === got[i - 1]!.seq + 1)), 'with their chain seq, in order');
+      // A signed checkpoint follows them out, so the collector's copy can prove what the trail held.
+      const cp = await ca.checkpoint({ force: true });
+      assert.ok(cp);
+      await until('the checkpoint at the collector', () => mine().some((g) => g.action === 'audit.checkpoint'));
+      const sent = input(rs, 'imtcp').map((l) => JSON.parse(l.slice(l.indexOf('{'))) as { action: string; seq: number; signature?: string; headHash?: string }).find((g) => g.action === 'audit.checkpoint')!;
+      assert.equal(sent.seq, cp.seq);
+      assert.equal(sent.signature, cp.signature, 'the checkpoint goes out with its signature');
+      assert.equal(sent.headHash, cp.headHash);
     } finally {
       await follower.stop();
       collector.stop();

@@ -37,7 +37,8 @@ export class StoreFollower {
   async start(): Promise<void> {
     if (!existsSync(this.#file)) {
       const head = await repositories(this.db).audit.head({ lock: false });
-      writeFileAtomic(this.#file, JSON.stringify({ seq: head.seq }));
+      const last = await repositories(this.db).checkpoints.last();
+      this.#save({ seq: head.seq, checkpoint: last?.id ?? 0 });
     }
     await this.poll();
     const tick = () => {
@@ -47,8 +48,14 @@ export class StoreFollower {
     tick();
   }
 
-  #seq(): number {
-    return (JSON.parse(readFileSync(this.#file, 'utf8')) as { seq: number }).seq;
+  /** Where following stands: the last event seq and the last signed checkpoint sent on. */
+  #position(): { seq: number; checkpoint: number } {
+    const p = JSON.parse(readFileSync(this.#file, 'utf8')) as { seq: number; checkpoint?: number };
+    return { seq: p.seq, checkpoint: p.checkpoint ?? 0 };
+  }
+
+  #save(p: { seq: number; checkpoint: number }): void {
+    writeFileAtomic(this.#file, JSON.stringify(p));
   }
 
   poll(): Promise<void> {
@@ -59,7 +66,8 @@ export class StoreFollower {
   async #follow(): Promise<void> {
     try {
       for (;;) {
-        const rows = await this.#log.list({ afterSeq: this.#seq(), limit: 500 });
+        const position = this.#position();
+        const rows = await this.#log.list({ afterSeq: position.seq, limit: 500 });
         if (!rows.length) break;
         for (const r of rows) {
           if (typeof r.details?.eventId === 'string') continue;
@@ -67,8 +75,17 @@ export class StoreFollower {
           this.spool.appendStored(event, new Date(at), { seq, hash });
           this.followed++;
         }
-        writeFileAtomic(this.#file, JSON.stringify({ seq: rows[rows.length - 1]!.seq }));
+        this.#save({ ...position, seq: rows[rows.length - 1]!.seq });
       }
+      // Signed checkpoints go out too, so a copy outside the machine can prove what the trail held.
+      const position = this.#position();
+      const fresh = await this.#log.checkpointsAfterId(position.checkpoint);
+      for (const c of fresh) {
+        const { at, seq, headHash, ...signed } = c;
+        this.spool.appendStored({ actor: 'ca', action: 'audit.checkpoint', outcome: 'success', subject: String(c.id), details: { ...signed, seq, headHash } }, new Date(at), { seq, hash: headHash });
+        this.followed++;
+      }
+      if (fresh.length) this.#save({ ...position, checkpoint: fresh[fresh.length - 1]!.id });
       this.lastError = undefined;
     } catch (e) {
       this.lastError = e instanceof Error ? e.message : String(e);

@@ -48,6 +48,11 @@ export class AuditCheckpointRepository {
     return (await this.x.all<AuditCheckpointRow>('SELECT * FROM audit_checkpoints ORDER BY id')).map(normalize);
   }
 
+  /** Checkpoints numbered after `id`, in id order (what a follower has not sent on yet). */
+  async afterId(id: number): Promise<AuditCheckpointRow[]> {
+    return (await this.x.all<AuditCheckpointRow>('SELECT * FROM audit_checkpoints WHERE id > ? ORDER BY id', [id])).map(normalize);
+  }
+
   /** Checkpoints that sign the trail beyond event `seq`, in id order. */
   async afterSeq(seq: number): Promise<AuditCheckpointRow[]> {
     return (await this.x.all<AuditCheckpointRow>('SELECT * FROM audit_checkpoints WHERE seq > ? ORDER BY id', [seq])).map(normalize);

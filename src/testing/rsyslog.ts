@@ -100,7 +100,7 @@ function createConnection(port: number) {
  */
 export function placeholderSyslogLine(event: RecordedAuditEvent): Buffer {
   const id = String(event.details?.eventId ?? '');
-  const body = JSON.stringify({ id, action: event.action, actor: event.actor, outcome: event.outcome, seq: event.seq, n: event.details?.n });
+  const body = JSON.stringify({ id, action: event.action, actor: event.actor, outcome: event.outcome, seq: event.seq, n: event.details?.n, signature: event.details?.signature, headHash: event.details?.headHash });
   return Buffer.from(`<110>1 ${event.at} localhost sekisho - ${event.action} - ${body}`);
 }
 
