@@ -51,7 +51,24 @@ const BAD: [string, unknown, RegExp][] = [
   ['24 refusals summed over 0 s', { home: '/h', refusals: { intervalSeconds: 0 }, listeners: [listener] }, /refusals\.intervalSeconds/],
   ['26 a listener named like the portal', { home: '/h', listeners: [{ ...listener, name: 'portal' }] }, /"portal" names the portal listener/],
   ['25 refusals with an unknown key', { home: '/h', refusals: { perAddress: 1 }, listeners: [listener] }, /refusals: unknown key "perAddress"/],
+  ['27 time with an unknown key', { home: '/h', time: { ntp: 'ntp.nict.jp', server: 'x' }, listeners: [listener] }, /time: unknown key "server"/],
+  ['28 time without a reference', { home: '/h', time: { maxOffsetMs: 500 }, listeners: [listener] }, /time: name a reference/],
+  ['29 time.ntp not HOST[:PORT]', { home: '/h', time: { ntp: 'udp://ntp.nict.jp:123' }, listeners: [listener] }, /time\.ntp: .* is not HOST\[:PORT\]/],
+  ['30 time.ntp port out of range', { home: '/h', time: { ntp: '127.0.0.1:70000' }, listeners: [listener] }, /time\.ntp/],
+  ['31 time.maxOffsetMs zero', { home: '/h', time: { ntp: 'ntp.nict.jp', maxOffsetMs: 0 }, listeners: [listener] }, /time\.maxOffsetMs: must be a whole number/],
+  ['32 time.maxOffsetMs as text', { home: '/h', time: { ntp: 'ntp.nict.jp', maxOffsetMs: '1s' }, listeners: [listener] }, /time\.maxOffsetMs/],
+  ['33 time.checkSeconds over a day', { home: '/h', time: { ntp: 'ntp.nict.jp', checkSeconds: 100_000 }, listeners: [listener] }, /time\.checkSeconds: must be a number of seconds/],
+  ['34 time.database not a boolean', { home: '/h', time: { database: 'yes' }, listeners: [listener] }, /time\.database: must be true or false/],
+  ['35 time.database apart from the CA', { tls: { cert: 'a', key: 'b' }, clientCa: ['ca.pem'], time: { database: true }, listeners: [listener] }, /time\.database: .*apart from the CA/],
+  ['36 time not a mapping', { home: '/h', time: 'ntp.nict.jp', listeners: [listener] }, /time: must be a mapping/],
 ];
+
+test('time: defaults (1 s, every 300 s), ntp port 123 unless given, none means no NTP', () => {
+  assert.deepEqual(parseGatewayConfig({ home: '/h', time: { ntp: 'ntp.nict.jp' }, listeners: [listener] }).time, { ntp: { host: 'ntp.nict.jp', port: 123 }, database: false, maxOffsetMs: 1000, checkSeconds: 300 });
+  assert.deepEqual(parseGatewayConfig({ home: '/h', time: { ntp: '[::1]:1123', database: true, maxOffsetMs: 250, checkSeconds: 5 }, listeners: [listener] }).time, { ntp: { host: '::1', port: 1123 }, database: true, maxOffsetMs: 250, checkSeconds: 5 });
+  assert.deepEqual(parseGatewayConfig({ home: '/h', time: { ntp: 'none', database: true }, listeners: [listener] }).time, { database: true, maxOffsetMs: 1000, checkSeconds: 300 });
+  assert.equal(parseGatewayConfig({ home: '/h', listeners: [listener] }).time, undefined);
+});
 
 for (const [name, raw, message] of BAD) {
   test(`bad configuration ${name}: GATEWAY_CONFIG_INVALID naming the place`, () => {

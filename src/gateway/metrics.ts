@@ -71,10 +71,12 @@ export class GatewayMetrics {
   readonly crlNextUpdate = new Family('sekisho_gateway_crl_seconds_until_next_update', 'Seconds until the earliest CRL nextUpdate (negative: the CRL is stale).', 'gauge');
   readonly revocationStale = new Family('sekisho_gateway_revocation_stale', '1 when revocation information is stale (the gateway fails closed unless configured otherwise).', 'gauge');
   readonly reloads = new Family('sekisho_gateway_reloads_total', 'Credential and trust reloads by outcome.', 'counter');
+  readonly clockOffset = new Family('sekisho_clock_offset_seconds', 'How far the clock reference (NTP server, database) is ahead of this host, by source, at the last check.', 'gauge');
+  readonly clockAlarm = new Family('sekisho_clock_alarm', '1 while the host clock is off by more than the limit (or cannot be checked) against a source.', 'gauge');
 
   render(): string {
     return (
-      [this.handshakes, this.handshakeSeconds, this.active, this.cut, this.requests, this.upstreamErrors, this.exceptionUse, this.revocationEntries, this.revocationAge, this.crlNextUpdate, this.revocationStale, this.reloads]
+      [this.handshakes, this.handshakeSeconds, this.active, this.cut, this.requests, this.upstreamErrors, this.exceptionUse, this.revocationEntries, this.revocationAge, this.crlNextUpdate, this.revocationStale, this.reloads, this.clockOffset, this.clockAlarm]
         .map((f) => f.render())
         .join('\n') + '\n'
     );

@@ -21,6 +21,7 @@ export type { CertificateRecord, CertificateStatus, CertificateFilter, RevokedSe
 export type { AuditRow, ChainHead } from './audit-events.js';
 export type { AccessEventQuery } from './access-events.js';
 export { AccessEventReader, ACCESS_ACTIONS };
+export { databaseClockMs } from './database-clock.js';
 export type { CaIdentity } from './ca-identity.js';
 export type { NoticeRecord, NoticeKind, NoticeStatus } from './notices.js';
 export type { StatusFeedReader, StatusFeedBatch, FeedFacility } from './status-feed.js';
