@@ -22,6 +22,7 @@ test('the shipped example configuration loads, with every listener, route, excep
   assert.deepEqual(cfg.admin, { host: '127.0.0.1', port: 9443 });
   assert.deepEqual(cfg.limits, { gateway: { handshakeTimeoutSeconds: 10, maxConnectionsPerAddress: 64 }, portal: { maxConnectionsPerAddress: 16 } });
   assert.deepEqual(cfg.refusals, { intervalSeconds: 10, maxAddresses: 1000 });
+  assert.deepEqual(cfg.time, { ntp: { host: 'ntp.nict.jp', port: 123 }, database: false, maxOffsetMs: 1000, checkSeconds: 300 });
 });
 
 const BAD: [string, unknown, RegExp][] = [

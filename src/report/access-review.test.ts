@@ -122,6 +122,17 @@ describe('report access: the access review from the audit trail', () => {
     assert.equal(sumA.connections, a.length);
   });
 
+  test('every audit event and every time in its details is UTC with milliseconds', async (t) => {
+    if (!needCommand(t, 'curl')) return;
+    const iso = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+    const events = await fx.ca.audit.list({ limit: 100_000 });
+    assert.ok(events.some((e) => e.action === 'gateway.session') && events.some((e) => e.action === 'gateway.refused.unidentified'));
+    for (const e of events) {
+      assert.match(e.at, iso, `${e.seq} ${e.action}`);
+      for (const [k, v] of Object.entries(e.details ?? {})) if (/At$/.test(k) && typeof v === 'string' && !/^\d{4}-\d\d-\d\d$/.test(v)) assert.match(v, iso, `${e.action} ${k}`);
+    }
+  });
+
   test('refusals carry their reasons: identified ones by facility, unidentified ones summed with their counts', async (t) => {
     if (!needCommand(t, 'curl')) return;
     const r = await review('--outcome', 'refused');
