@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { request } from 'node:http';
 import { initAuthority, CertificateAuthority } from '../ca/index.js';
 import { STORE_TARGETS, tempDir } from '../testing/stores.js';
-import { hasCommand, needCommand, needPeer } from '../testing/peers.js';
+import { needCommand, needPeer } from '../testing/peers.js';
 import { startSekisho } from '../testing/cli-process.js';
 import { testSntpServer, type TestSntpServer } from '../testing/sntp-server.js';
 import type { RecordedAuditEvent } from '../audit/index.js';
@@ -110,7 +110,7 @@ describe('gateway clock check (PostgreSQL clock_timestamp(), SNTP)', () => {
   });
 
   test('with the true clock: readings within the limit, no alarm and no time.* audit event', async (t) => {
-    if (!needPeer(t, postgres.available, 'PostgreSQL (SEKISHO_TEST_POSTGRES_URL)') || !hasCommand('openssl')) return;
+    if (!needPeer(t, postgres.available, 'PostgreSQL (SEKISHO_TEST_POSTGRES_URL)')) return;
     const { home, config } = await gatewayHome();
     const p = startSekisho<Summary>(['gateway', '--config', config, '--json'], { env: { ...process.env, SEKISHO_PASSPHRASE: PASSPHRASE } });
     try {
@@ -126,8 +126,7 @@ describe('gateway clock check (PostgreSQL clock_timestamp(), SNTP)', () => {
     }
   });
 
-  test('time.database on a SQLite store refuses to start, naming the setting', async (t) => {
-    if (!hasCommand('openssl')) return void t.skip('openssl');
+  test('time.database on a SQLite store refuses to start, naming the setting', async () => {
     const dir = tempDir('sekisho-clock-');
     const home = join(dir, 'home');
     await initAuthority({ home, passphrase: PASSPHRASE });

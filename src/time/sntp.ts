@@ -67,8 +67,7 @@ export function sntpQuery(host: string, port: number, o: { timeoutMs?: number; n
     socket.on('message', (m, rinfo) => {
       const t4 = now();
       if (m.length < 48) return; // not an NTP packet; keep waiting for one
-      if (!m.subarray(24, 32).equals(sent)) return; // not the answer to our request (off-path or stale)
-      void rinfo;
+      if (rinfo.port !== port || !m.subarray(24, 32).equals(sent)) return; // not the answer to our request (another sender, off-path or stale)
       const li = m[0]! >> 6;
       const mode = m[0]! & 7;
       const stratum = m[1]!;
