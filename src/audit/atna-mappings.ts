@@ -114,6 +114,8 @@ const securityAlert = (eventType: AtnaCode, actionCode: AtnaActionCode, subject:
 export const ATNA_ACTIONS: Readonly<Record<string, AtnaMapping>> = {
   'gateway.authenticated': userAuthentication(EVENT_TYPE.login, 'certificate', true),
   'gateway.connection-cut': userAuthentication(EVENT_TYPE.logout, 'certificate', true),
+  // The end of a node's session (its duration, bytes and requests in the details): the logout of its login.
+  'gateway.session': userAuthentication(EVENT_TYPE.logout, 'certificate', true),
   'gateway.refused': securityAlert(EVENT_TYPE.nodeAuthentication, 'E', 'certificate', { nodeActor: true, nodeSubject: true }),
   'gateway.refused.unidentified': securityAlert(EVENT_TYPE.nodeAuthentication, 'E', 'none', { nodeActor: true, nodeSubject: true }),
   'gateway.request-refused': securityAlert(EVENT_TYPE.useOfRestrictedFunction, 'E', 'certificate', { nodeActor: true, nodeSubject: true }),
@@ -145,6 +147,8 @@ export const ATNA_ACTIONS: Readonly<Record<string, AtnaMapping>> = {
  */
 export const ATNA_ACTION_FAMILIES: ReadonlyArray<readonly [prefix: string, mapping: AtnaMapping]> = [
   ['audit.', { eventId: EVENT_ID.auditLogUsed, actionCode: 'R', subject: 'none', section: 'PS3.15 A.5.3.2 Audit Log Used' }],
+  // The host clock off (or back) against its reference: the trail's times are at stake. DICOM has no type code for it.
+  ['time.', { eventId: EVENT_ID.securityAlert, actionCode: 'E', subject: 'none', section: 'PS3.15 A.5.3.11 Security Alert' }],
   ['token.', securityAlert(EVENT_TYPE.securityConfiguration, 'E', 'none')],
   ['config.', securityAlert(EVENT_TYPE.securityConfiguration, 'U', 'none')],
   ['ca.', securityAlert(EVENT_TYPE.securityConfiguration, 'E', 'none')],

@@ -13,6 +13,7 @@ import { estCodeCreateCommand, noticeCreateCommand, noticeListCommand, noticeRev
 import { enrollCommand } from './commands/enroll.js';
 import { serveCommand } from './commands/serve.js';
 import { upCommand } from './commands/up.js';
+import { reportAccessCommand } from './commands/report.js';
 
 /** Every command, in the order `sekisho --help` lists them. */
 export const COMMANDS: readonly Command[] = [
@@ -37,6 +38,7 @@ export const COMMANDS: readonly Command[] = [
   auditVerifyCommand,
   auditCheckpointCommand,
   auditListCommand,
+  reportAccessCommand,
   scanCommand,
   gatewayCommand,
   serveCommand,

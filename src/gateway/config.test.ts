@@ -22,6 +22,7 @@ test('the shipped example configuration loads, with every listener, route, excep
   assert.deepEqual(cfg.admin, { host: '127.0.0.1', port: 9443 });
   assert.deepEqual(cfg.limits, { gateway: { handshakeTimeoutSeconds: 10, maxConnectionsPerAddress: 64 }, portal: { maxConnectionsPerAddress: 16 } });
   assert.deepEqual(cfg.refusals, { intervalSeconds: 10, maxAddresses: 1000 });
+  assert.deepEqual(cfg.time, { ntp: { host: 'ntp.nict.jp', port: 123 }, database: false, maxOffsetMs: 1000, checkSeconds: 300 });
 });
 
 const BAD: [string, unknown, RegExp][] = [
@@ -61,7 +62,24 @@ const BAD: [string, unknown, RegExp][] = [
   ['34 spool smaller than two segments', { home: '/h', audit: { spool: { maxBytes: 65536, segmentBytes: 65536 } }, listeners: [listener] }, /at least two segments/],
   ['35 audit with an unknown key', { home: '/h', audit: { collector: [] }, listeners: [listener] }, /audit: unknown key "collector"/],
   ['36 audit on a gateway apart from the CA', { tls: { cert: 'c', key: 'k' }, clientCa: ['ca.pem'], audit: { collectors: ['udp://127.0.0.1:514'] }, listeners: [listener] }, /audit: the audit trail .* CA home/],
+  ['37 time with an unknown key', { home: '/h', time: { ntp: 'ntp.nict.jp', server: 'x' }, listeners: [listener] }, /time: unknown key "server"/],
+  ['38 time without a reference', { home: '/h', time: { maxOffsetMs: 500 }, listeners: [listener] }, /time: name a reference/],
+  ['39 time.ntp not HOST[:PORT]', { home: '/h', time: { ntp: 'udp://ntp.nict.jp:123' }, listeners: [listener] }, /time\.ntp: .* is not HOST\[:PORT\]/],
+  ['40 time.ntp port out of range', { home: '/h', time: { ntp: '127.0.0.1:70000' }, listeners: [listener] }, /time\.ntp/],
+  ['41 time.maxOffsetMs zero', { home: '/h', time: { ntp: 'ntp.nict.jp', maxOffsetMs: 0 }, listeners: [listener] }, /time\.maxOffsetMs: must be a whole number/],
+  ['42 time.maxOffsetMs as text', { home: '/h', time: { ntp: 'ntp.nict.jp', maxOffsetMs: '1s' }, listeners: [listener] }, /time\.maxOffsetMs/],
+  ['43 time.checkSeconds over a day', { home: '/h', time: { ntp: 'ntp.nict.jp', checkSeconds: 100_000 }, listeners: [listener] }, /time\.checkSeconds: must be a number of seconds/],
+  ['44 time.database not a boolean', { home: '/h', time: { database: 'yes' }, listeners: [listener] }, /time\.database: must be true or false/],
+  ['45 time.database apart from the CA', { tls: { cert: 'a', key: 'b' }, clientCa: ['ca.pem'], time: { database: true }, listeners: [listener] }, /time\.database: .*apart from the CA/],
+  ['46 time not a mapping', { home: '/h', time: 'ntp.nict.jp', listeners: [listener] }, /time: must be a mapping/],
 ];
+
+test('time: defaults (1 s, every 300 s), ntp port 123 unless given, none means no NTP', () => {
+  assert.deepEqual(parseGatewayConfig({ home: '/h', time: { ntp: 'ntp.nict.jp' }, listeners: [listener] }).time, { ntp: { host: 'ntp.nict.jp', port: 123 }, database: false, maxOffsetMs: 1000, checkSeconds: 300 });
+  assert.deepEqual(parseGatewayConfig({ home: '/h', time: { ntp: '[::1]:1123', database: true, maxOffsetMs: 250, checkSeconds: 5 }, listeners: [listener] }).time, { ntp: { host: '::1', port: 1123 }, database: true, maxOffsetMs: 250, checkSeconds: 5 });
+  assert.deepEqual(parseGatewayConfig({ home: '/h', time: { ntp: 'none', database: true }, listeners: [listener] }).time, { database: true, maxOffsetMs: 1000, checkSeconds: 300 });
+  assert.equal(parseGatewayConfig({ home: '/h', listeners: [listener] }).time, undefined);
+});
 
 for (const [name, raw, message] of BAD) {
   test(`bad configuration ${name}: GATEWAY_CONFIG_INVALID naming the place`, () => {

@@ -9,6 +9,7 @@ import { LOG_LEVELS, type LogLevel } from './log.js';
 import { checkRoutePath } from './request-target.js';
 import { parseLimitsSetting, type LimitsSetting } from '../listener/index.js';
 import { DEFAULT_AUDIT_SETTING, parseAuditSetting, type AuditSetting } from '../audit/index.js';
+import { parseTimeSetting, type TimeSetting } from '../time/index.js';
 
 /**
  * The gateway's configuration: from a YAML file (several listeners and
@@ -45,6 +46,8 @@ export interface GatewayConfig {
   refusals: { intervalSeconds: number; maxAddresses: number };
   /** CA home: syslog collectors the trail is sent to, and the local spool's bounds (see docs/audit.md). */
   audit: AuditSetting;
+  /** Where the host clock is checked (NTP server, the database), how far off it may be, how often; absent: not checked. */
+  time?: TimeSetting;
 }
 
 const fail = (where: string, what: string) => badRequest('GATEWAY_CONFIG_INVALID', `${where}: ${what}`);
@@ -131,7 +134,7 @@ function listener(v: unknown, i: number): ListenerConfig {
   throw fail(`${where}.mode`, `"${String(mode)}" is not http or tcp`);
 }
 
-const TOP_KEYS = ['profile', 'home', 'db', 'tls', 'clientCa', 'pins', 'crl', 'revocation', 'exceptions', 'admin', 'contact', 'log', 'serverNames', 'listeners', 'limits', 'refusals', 'audit'] as const;
+const TOP_KEYS = ['profile', 'home', 'db', 'tls', 'clientCa', 'pins', 'crl', 'revocation', 'exceptions', 'admin', 'contact', 'log', 'serverNames', 'listeners', 'limits', 'refusals', 'audit', 'time'] as const;
 
 /** Validates a configuration object (from YAML or built from flags). Relative paths are resolved against `base`. */
 export function parseGatewayConfig(raw: unknown, base = process.cwd()): GatewayConfig {
@@ -210,6 +213,10 @@ export function parseGatewayConfig(raw: unknown, base = process.cwd()): GatewayC
     if (names.has(l.name)) throw fail('listeners', `two listeners are named "${l.name}"`);
     if (l.name === 'portal' || l.name === 'admin') throw fail('listeners', `"${l.name}" names the ${l.name} listener in metrics and limits; give this listener another name`);
     names.add(l.name);
+  }
+  if (o.time !== undefined) {
+    cfg.time = parseTimeSetting(o.time, 'time', 'GATEWAY_CONFIG_INVALID');
+    if (cfg.time.database && !cfg.home) throw fail('time.database', 'the database clock is the CA store\'s; a gateway apart from the CA has none (use ntp)');
   }
   if (!cfg.home && !cfg.tls) throw fail('configuration', 'give either home (a CA home) or tls: { cert, key } with clientCa');
   if (!cfg.home && o.audit !== undefined) throw fail('audit', 'the audit trail (spool, collectors) is kept in a CA home: give home');

@@ -236,6 +236,11 @@ describe('gateway: the door of the service center', () => {
     const again = await curl(victim, '/', ['-D', '-']);
     assert.match(again.stdout, /x-sekisho-refusal: REVOKED/i);
     assert.ok(await auditHas('gateway.connection-cut', 'REVOKED', victim.serial));
+    // Each cut connection's session says how it ended, and what it did before.
+    assert.ok(await auditHas('gateway.session', 'REVOKED', victim.serial));
+    const sessions = (await fx.ca.audit.list({ limit: 100_000 })).filter((e) => e.action === 'gateway.session' && e.subject === victim.serial);
+    assert.deepEqual(sessions.map((e) => [e.details!.listener, e.details!.end]).sort(), [['hl7', 'cut'], ['web', 'cut']]);
+    assert.deepEqual(sessions.find((e) => e.details!.listener === 'web')!.details!.operations, [{ method: 'GET', path: '/keepalive', status: 200 }]);
   });
 
   test('metrics count handshakes by outcome and reason; health and status answer on the admin listener', async (t) => {

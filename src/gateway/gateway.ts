@@ -20,6 +20,7 @@ import { EXPLAINABLE_OVER_HTTP, type RefusalReason } from './refusal.js';
 import { clip, RefusalDigest, type RefusalSummary } from './refusal-digest.js';
 import type { RevocationSource } from './revocation.js';
 import { TlsListener } from './tls-listener.js';
+import { SessionRecord } from './session-record.js';
 
 export interface HostPort {
   host: string;
@@ -71,7 +72,11 @@ interface LiveConnection {
   upstream?: Socket;
   identity: ClientIdentity;
   listener: string;
+  mode: 'http' | 'tcp';
+  /** The upstream of a TCP listener (host:port). */
+  upstreamTarget?: string;
   keys: string[];
+  session: SessionRecord;
 }
 
 interface ListenerEntry {
@@ -104,6 +109,10 @@ export class Gateway {
   #adminAddress: HostPort | undefined;
   #live = new Map<string, Set<LiveConnection>>();
   #states = new WeakMap<TLSSocket, ConnectionState>();
+  #sessions = new WeakMap<TLSSocket, SessionRecord>();
+  /** Authenticated connections not yet closed (close() waits for their session events). */
+  #openSessions = 0;
+  #sessionsDrained: (() => void) | undefined;
   #exceptionUse = new Map<string, { exception: DatedException; count: number; lastSeen: string }>();
   #revocationUsable = true;
   #staleLoggedAt = new Map<string, number>();
@@ -182,8 +191,9 @@ export class Gateway {
             this.o.audit?.record({ actor: id.facilityNumber ?? id.subject, action: 'gateway.request-refused', outcome: 'minorFailure', reasonCode: e.code, subject: id.serial, details: { listener: config.name, client, detail: e.message } });
             this.o.log.log('warn', 'request refused', { listener: config.name, client, facility: id.facilityNumber, serial: id.serial, reason: e.code, detail: e.message });
           },
-          onRequest: (status, s, req, id) => {
+          onRequest: (status, s, req, id, path) => {
             this.metrics.requests.add({ listener: config.name, status: String(status) });
+            if (path !== undefined) this.#sessions.get(s)?.note(req.method, path, status);
             if (this.o.log.enabled('info')) {
               this.o.log.log('info', 'request', { listener: config.name, client: `${s.remoteAddress}:${s.remotePort}`, facility: id?.facilityNumber, serial: id?.serial, method: req.method, path: req.url, status });
             }
@@ -272,14 +282,18 @@ export class Gateway {
     this.metrics.handshakeSeconds.observe(seconds);
     for (const ex of verdict.exceptionsUsed) this.#noteException(ex);
     const tls = { protocol: socket.getProtocol() ?? '', cipher: socket.getCipher()?.standardName ?? '' };
+    const session = new SessionRecord(randomUUID(), this.#now());
     // Acknowledged = spooled: the connection reaches the upstream only once its authentication is on record.
-    const recorded = this.o.audit?.record({
-      actor: id.facilityNumber ?? id.subject,
-      action: 'gateway.authenticated',
-      outcome: 'success',
-      subject: id.serial,
-      details: { listener: config.name, client, ...tls, fingerprint: id.fingerprint, ...(verdict.exceptionsUsed.length ? { exceptions: verdict.exceptionsUsed.map((e) => e.allow) } : {}) },
-    });
+    const recorded = this.o.audit?.record(
+      {
+        actor: id.facilityNumber ?? id.subject,
+        action: 'gateway.authenticated',
+        outcome: 'success',
+        subject: id.serial,
+        details: { connection: session.connection, listener: config.name, client, ...tls, fingerprint: id.fingerprint, ...(verdict.exceptionsUsed.length ? { exceptions: verdict.exceptionsUsed.map((e) => e.allow) } : {}) },
+      },
+      session.startedAt,
+    );
     if (recorded === false) {
       // The spool is full (a store or collector is not taking events): fail closed rather than let an unrecorded connection through.
       this.metrics.handshakes.add({ listener: config.name, outcome: 'refused', reason: 'AUDIT_SPOOL_FULL' });
@@ -291,7 +305,16 @@ export class Gateway {
       return;
     }
     if (this.o.log.enabled('debug')) this.o.log.log('debug', 'client authenticated', { listener: config.name, client, facility: id.facilityNumber, serial: id.serial, ...tls });
-    const live: LiveConnection = { socket, identity: id, listener: config.name, keys: [...verdict.revocationKeys, ...(id.facilityNumber ? [`facility|${id.facilityNumber}`] : [])] };
+    const live: LiveConnection = {
+      socket,
+      identity: id,
+      listener: config.name,
+      mode: config.mode,
+      ...(config.mode === 'tcp' ? { upstreamTarget: `${config.upstream.host}:${config.upstream.port}` } : {}),
+      keys: [...verdict.revocationKeys, ...(id.facilityNumber ? [`facility|${id.facilityNumber}`] : [])],
+      session,
+    };
+    this.#sessions.set(socket, session);
     this.#track(live);
     if (config.mode === 'http') {
       this.#states.set(socket, { identity: id });
@@ -341,22 +364,37 @@ export class Gateway {
       set.add(live);
     }
     this.metrics.active.add({ listener: live.listener }, 1);
-    const opened = performance.now();
+    this.#openSessions++;
     const client = `${live.socket.remoteAddress}:${live.socket.remotePort}`;
     live.socket.once('close', () => {
       this.metrics.active.add({ listener: live.listener }, -1);
-      // The access log's other half (MHLW 6.0: login time and duration): when and how long, bytes each way.
+      // The access log's other half (MHLW 17: login time, duration, what was operated): one audit
+      // event per connection, written at its close through the batch (no audit row per request).
+      const details = live.session.details({ listener: live.listener, mode: live.mode, client, bytesIn: live.socket.bytesRead, bytesOut: live.socket.bytesWritten, ...(live.upstreamTarget ? { upstream: live.upstreamTarget } : {}) });
+      const cut = live.session.cutReason;
+      this.o.audit?.record(
+        {
+          actor: live.identity.facilityNumber ?? live.identity.subject,
+          action: 'gateway.session',
+          outcome: cut ? 'minorFailure' : 'success',
+          ...(cut ? { reasonCode: cut } : {}),
+          subject: live.identity.serial,
+          details: { ...details },
+        },
+        live.session.startedAt,
+      );
       if (this.o.log.enabled('info')) {
         this.o.log.log('info', 'connection closed', {
           listener: live.listener,
           client,
           facility: live.identity.facilityNumber,
           serial: live.identity.serial,
-          seconds: Math.round(performance.now() - opened) / 1000,
-          bytesIn: live.socket.bytesRead,
-          bytesOut: live.socket.bytesWritten,
+          seconds: details.durationMs / 1000,
+          bytesIn: details.bytesIn,
+          bytesOut: details.bytesOut,
         });
       }
+      if (--this.#openSessions === 0) this.#sessionsDrained?.();
       for (const k of live.keys) {
         const set = this.#live.get(k);
         set?.delete(live);
@@ -378,9 +416,10 @@ export class Gateway {
           outcome: 'minorFailure',
           reasonCode: reason,
           subject: live.identity.serial,
-          details: { listener: live.listener, client: `${live.socket.remoteAddress}:${live.socket.remotePort}` },
+          details: { connection: live.session.connection, listener: live.listener, client: `${live.socket.remoteAddress}:${live.socket.remotePort}` },
         });
         this.o.log.log('warn', 'live connection closed', { listener: live.listener, reason, facility: live.identity.facilityNumber, serial: live.identity.serial });
+        live.session.cutReason = reason;
         live.upstream?.destroy();
         live.socket.destroy();
       }
@@ -514,6 +553,10 @@ export class Gateway {
       l.http?.server.closeAllConnections();
       l.http?.closeUpstreams();
       l.tls.destroyAll();
+    }
+    // Destroyed sockets emit 'close' on a later tick: wait (briefly) for their session events before the last flush.
+    if (this.#openSessions > 0) {
+      await Promise.race([new Promise<void>((r) => (this.#sessionsDrained = r)), new Promise((r) => setTimeout(r, 2000).unref())]);
     }
     for (const s of this.o.revocation) s.close();
     this.o.facilities?.close();

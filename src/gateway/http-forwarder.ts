@@ -25,7 +25,8 @@ export interface HttpForwarderOptions {
   onAccessDenied: (socket: TLSSocket, identity: ClientIdentity, path: string) => void;
   /** A request target that cannot be normalized safely (answered 400). */
   onBadTarget: (socket: TLSSocket, identity: ClientIdentity, error: SekishoError) => void;
-  onRequest: (status: number, socket: TLSSocket, req: IncomingMessage, identity: ClientIdentity | undefined) => void;
+  /** Every answered request; `path` is the normalized path (undefined when the target could not be normalized, or the connection was refused). */
+  onRequest: (status: number, socket: TLSSocket, req: IncomingMessage, identity: ClientIdentity | undefined, path?: string) => void;
   onUpstreamError: (message: string) => void;
 }
 
@@ -82,7 +83,7 @@ export function httpForwarder(o: HttpForwarderOptions): { server: Server; closeU
       const body = 'bad request target / 不正なリクエストです\n';
       res.writeHead(400, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', connection: 'close' });
       res.end(body);
-      o.onRequest(400, socket, req, id);
+      o.onRequest(400, socket, req, id, '(bad request target)');
       return;
     }
     const path = target.path;
@@ -90,7 +91,7 @@ export function httpForwarder(o: HttpForwarderOptions): { server: Server; closeU
     if (!route || !allows(route.allow, id)) {
       o.onAccessDenied(socket, id, path);
       page(res, 403, 'ACCESS_DENIED', id, false);
-      o.onRequest(403, socket, req, id);
+      o.onRequest(403, socket, req, id, path);
       return;
     }
     const up = route.upstream;
@@ -106,7 +107,7 @@ export function httpForwarder(o: HttpForwarderOptions): { server: Server; closeU
       (upRes) => {
         res.writeHead(upRes.statusCode ?? 502, responseHeaders(upRes.headers));
         upRes.pipe(res);
-        upRes.once('end', () => o.onRequest(upRes.statusCode ?? 502, socket, req, id));
+        upRes.once('end', () => o.onRequest(upRes.statusCode ?? 502, socket, req, id, path));
       },
     );
     fwd.on('error', (e) => {
@@ -115,7 +116,7 @@ export function httpForwarder(o: HttpForwarderOptions): { server: Server; closeU
         const body = 'upstream unavailable / 接続先のサービスに接続できません\n';
         res.writeHead(502, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) });
         res.end(body);
-        o.onRequest(502, socket, req, id);
+        o.onRequest(502, socket, req, id, path);
       } else res.destroy();
     });
     req.pipe(fwd);

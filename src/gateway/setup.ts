@@ -15,7 +15,8 @@ import { jsonLogger, type Logger } from './log.js';
 import { tlsKeyOptions } from '../token/index.js';
 import { CrlRevocationSource, StoreRevocationSource, type RevocationSource } from './revocation.js';
 import { StoreStatusFeed } from './status-feed.js';
-import { StatusFeedRepository } from '../store/index.js';
+import { StatusFeedRepository, databaseClockMs } from '../store/index.js';
+import { ClockCheck, sntpQuery, type ClockSource } from '../time/index.js';
 import { resolveLimits, type ListenerLedger, type ResolvedLimits } from '../listener/index.js';
 
 export interface GatewaySetup {
@@ -91,6 +92,7 @@ export async function openGateway(cfg: GatewayConfig, o: SetupOptions): Promise<
   const limits = o.limits ?? resolveLimits(cfg.limits, cfg.listeners.length, { code: 'GATEWAY_CONFIG_INVALID' });
   let ca: CertificateAuthority | undefined;
   const closers: (() => Promise<void> | void)[] = [];
+  let clock: ClockCheck | undefined;
   try {
     let certFile: string;
     let keyFile: string;
@@ -165,6 +167,41 @@ export async function openGateway(cfg: GatewayConfig, o: SetupOptions): Promise<
       refusalIntervalMs: cfg.refusals.intervalSeconds * 1000,
       refusalMaxAddresses: cfg.refusals.maxAddresses,
     });
+    closers.push(() => gateway.close());
+    if (cfg.time) {
+      const sources: ClockSource[] = [];
+      const t = cfg.time;
+      if (t.ntp) {
+        const { host, port } = t.ntp;
+        sources.push({ name: `ntp ${host}:${port}`, offsetMs: async () => (await sntpQuery(host, port, { timeoutMs: 2000 })).offsetMs });
+      }
+      if (t.database) {
+        const db = ca!.db;
+        if (db.dialect !== 'postgres') throw badRequest('GATEWAY_CONFIG_INVALID', 'time.database: true needs the CA store in PostgreSQL (SQLite runs on this host, so its clock is this host\'s); use ntp');
+        sources.push({
+          name: 'database',
+          offsetMs: async () => {
+            const t0 = Date.now();
+            const ms = (await databaseClockMs(db))!;
+            return ms - (t0 + Date.now()) / 2;
+          },
+        });
+      }
+      clock = new ClockCheck({
+        sources,
+        maxOffsetMs: t.maxOffsetMs,
+        checkSeconds: t.checkSeconds,
+        actor: 'gateway',
+        log: (level, msg, fields) => log.log(level, msg, fields),
+        ...(audit ? { audit: (e: Parameters<AuditBatch['record']>[0]) => audit.record(e) } : {}),
+        onReading: (r) => {
+          if (r.offsetMs !== undefined) gateway.metrics.clockOffset.set({ source: r.source }, r.offsetMs / 1000);
+          gateway.metrics.clockAlarm.set({ source: r.source }, r.state === 'ok' ? 0 : 1);
+        },
+      });
+      closers.push(() => clock!.stop());
+      await clock.start();
+    }
     const watched = [certFile, ...(tokenKey ? [] : [keyFile]), ...trustFiles];
     if (o.watch !== false) {
       const onChange = () => void gateway.reload();
@@ -177,6 +214,8 @@ export async function openGateway(cfg: GatewayConfig, o: SetupOptions): Promise<
       gateway,
       watched,
       async close(graceMs?: number) {
+        // The clock check stops first: nothing is audited after the gateway's last flush.
+        clock?.stop();
         await gateway.close(graceMs);
         for (const c of closers.reverse()) await c();
       },

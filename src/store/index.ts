@@ -14,12 +14,16 @@ import { CaIdentityRepository } from './ca-identity.js';
 import { NoticeRepository } from './notices.js';
 import { StatusFeedRepository } from './status-feed.js';
 import { NoticeAttemptRepository } from './notice-attempts.js';
+import { AccessEventReader, ACCESS_ACTIONS } from './access-events.js';
 
 export type { Database, SqlExecutor, Dialect } from './database.js';
 export type { Facility, FacilityStatus } from './facilities.js';
 export type { CertificateRecord, CertificateStatus, CertificateFilter, RevokedSerial } from './certificates.js';
 export type { AuditRow, ChainHead } from './audit-events.js';
 export type { AuditCheckpointRow } from './audit-checkpoints.js';
+export type { AccessEventQuery } from './access-events.js';
+export { AccessEventReader, ACCESS_ACTIONS };
+export { databaseClockMs } from './database-clock.js';
 export type { CaIdentity } from './ca-identity.js';
 export type { NoticeRecord, NoticeKind, NoticeStatus } from './notices.js';
 export type { StatusFeedReader, StatusFeedBatch, FeedFacility } from './status-feed.js';

@@ -1,0 +1,4 @@
+export { accessReview, buildReview, parseAccessFilter, accessCsvRows, ACCESS_CSV_HEADER, type AccessReview, type AccessRow, type AccessReviewFilter, type ReviewOutcome } from './access-review.js';
+export { accessReviewHtml } from './access-html.js';
+export { csvCell, csvDocument, type CsvCell } from './csv.js';
+export { ReportZone, nextDay } from './zone.js';
