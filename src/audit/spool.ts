@@ -1,7 +1,7 @@
 import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, readdirSync, readFileSync, readSync, statSync, unlinkSync, writeSync, constants as fsc } from 'node:fs';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { SekishoError, internal } from '../errors/index.js';
+import { SekishoError, badRequest, internal } from '../errors/index.js';
 import { ensurePrivateDir, PRIVATE_FILE_MODE, writeFileAtomic } from '../files/index.js';
 import type { AuditEvent } from './event.js';
 
@@ -197,6 +197,8 @@ export class AuditSpool {
   #append(record: SpooledEvent): SpooledEvent {
     if (this.#closed) throw internal('AUDIT_SPOOL_CLOSED', 'the audit spool is closed');
     const line = Buffer.from(JSON.stringify(record) + '\n');
+    // The reader takes records in chunks: one longer than a chunk would stall every consumer behind it.
+    if (line.length > READ_CHUNK) throw badRequest('AUDIT_EVENT_TOO_LARGE', `an audit event of ${line.length} bytes exceeds the spool's record limit of ${READ_CHUNK} bytes; its details must be bounded`);
     if (this.#total + line.length > this.#o.maxBytes) {
       this.flushCursors(); // cursors moved since their last write may free segments now
       if (this.#total + line.length > this.#o.maxBytes) {
@@ -334,7 +336,7 @@ export class AuditSpool {
         progressed = true;
       }
       pos = { segment: pos.segment, offset: pos.offset + start };
-      if (!progressed) break; // a record longer than a chunk cannot be: records are far smaller
+      if (!progressed) break; // a record longer than a chunk cannot be: #append refuses them (AUDIT_EVENT_TOO_LARGE)
     }
     return out;
   }

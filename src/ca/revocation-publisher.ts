@@ -7,6 +7,9 @@ export interface RevocationPublisherOptions {
   ocspValiditySeconds?: number;
 }
 
+/** CertIDs answered in one OCSP request (more: malformedRequest). */
+export const OCSP_MAX_CERT_IDS = 8;
+
 /**
  * Publishes revocation status from the store: CRLs (signed again whenever a
  * revocation happened or half the CRL's validity passed) and OCSP responses
@@ -63,8 +66,8 @@ export class RevocationPublisher {
     } catch {
       return ocspErrorResponse('tryLater');
     }
-    // A superseded certificate whose overlap ended is answered as revoked, even between periodic runs.
-    await this.ca.applyDueRevocations('web').catch(() => undefined);
+    // Relying parties ask about one certificate (sometimes its chain): more CertIDs per request only multiply an anonymous client's cost.
+    if (request.certIds.length > OCSP_MAX_CERT_IDS) return ocspErrorResponse('malformedRequest');
     const issuingView = describeCertificate(this.ca.issuingDer);
     const now = this.ca.now();
     const next = new Date(now.getTime() + this.#ocspValidityMs);
@@ -74,7 +77,11 @@ export class RevocationPublisher {
       let certStatus: OcspSingleResponse['certStatus'] = { status: 'unknown' };
       if (certIdMatchesIssuer(id, issuingView.subjectDer, issuingView.spki)) {
         const rec = await certs.get(id.serialHex);
-        if (rec?.status === 'issued') certStatus = { status: 'good' };
+        // A superseded certificate whose overlap ended is answered as revoked even before the periodic run records it
+        // (read-only: an anonymous OCSP request never writes to the store).
+        if (rec?.status === 'issued' && rec.revokeDueAt && Date.parse(rec.revokeDueAt) <= now.getTime()) {
+          certStatus = { status: 'revoked', revokedAt: new Date(rec.revokeDueAt), reason: 'superseded' };
+        } else if (rec?.status === 'issued') certStatus = { status: 'good' };
         else if (rec?.status === 'revoked' && rec.revokedAt) {
           const reason = rec.revocationReason === undefined ? undefined : reasonFromCode(rec.revocationReason);
           certStatus = { status: 'revoked', revokedAt: new Date(rec.revokedAt), ...(reason ? { reason } : {}) };

@@ -225,6 +225,8 @@ describe('gateway HTTP mode: identity headers cannot be smuggled', () => {
     assert.equal(env.HTTP_CLIENT_CERT, `:${leaf.toString('base64')}:`);
     assert.equal(env.HTTP_X_FORWARDED_FOR, '127.0.0.1');
     assert.equal(env.HTTP_X_FORWARDED_PROTO, 'https');
+    // The client sent Host: localhost; the upstream gets the route's upstream address (a client cannot pick a virtual host).
+    assert.match(env.HTTP_HOST ?? '', /^127\.0\.0\.1:\d+$/);
     for (const gone of ['HTTP_X_SEKISHO_DEVICE_NAME', 'HTTP_X_SEKISHO_ANYTHING', 'HTTP_X_FORWARDED_HOST', 'HTTP_X_REAL_IP', 'HTTP_FORWARDED', 'HTTP_X_SSL_CLIENT_VERIFY', 'HTTP_SSL_CLIENT_S_DN', 'HTTP_X_CLIENT_CERT']) assert.equal(env[gone], undefined, gone);
     for (const [k, v] of Object.entries(env)) {
       assert.doesNotMatch(v, /99999999|forged|Zm9yZ2Vk|10\.9\.9|SUCCESS/, `${k} carries a forged value: ${v}`);

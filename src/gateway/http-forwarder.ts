@@ -101,7 +101,7 @@ export function httpForwarder(o: HttpForwarderOptions): { server: Server; closeU
         port: up.port || 80,
         method: req.method,
         path: route.prefix + path + target.query,
-        headers: forwardHeaders(req.headers, id, socket.remoteAddress ?? '', req.headers.host),
+        headers: forwardHeaders(req.headers, id, socket.remoteAddress ?? '', up.host),
         agent: agentFor(up),
       },
       (upRes) => {

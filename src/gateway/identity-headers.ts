@@ -46,14 +46,21 @@ export function isSpoofable(name: string): boolean {
 }
 
 /** The request headers as forwarded: hop-by-hop and spoofable ones dropped, identity and forwarding added. */
-export function forwardHeaders(incoming: IncomingHttpHeaders, identity: ClientIdentity, clientAddress: string, host: string | undefined): OutgoingHttpHeaders {
+/**
+ * The request headers an upstream receives: hop-by-hop and spoofable ones
+ * dropped, then `Host` (the route's upstream host:port, never the client's:
+ * route rules judge paths only, so a client-chosen Host could pick another
+ * virtual host behind the same upstream), the forwarding headers and the
+ * client's identity.
+ */
+export function forwardHeaders(incoming: IncomingHttpHeaders, identity: ClientIdentity, clientAddress: string, host: string): OutgoingHttpHeaders {
   const named = new Set(String(incoming.connection ?? '').toLowerCase().split(',').map((s) => s.trim()).filter(Boolean));
   const out: OutgoingHttpHeaders = {};
   for (const [k, v] of Object.entries(incoming)) {
     if (v === undefined || HOP_BY_HOP.has(k) || named.has(k) || isSpoofable(k)) continue;
     out[k] = v;
   }
-  if (host) out.host = host;
+  out.host = host;
   out['x-forwarded-for'] = clientAddress;
   out['x-forwarded-proto'] = 'https';
   return Object.assign(out, identityHeaders(identity));

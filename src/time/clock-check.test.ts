@@ -50,6 +50,20 @@ describe('SNTP client (RFC 4330)', () => {
       server.fault = 'none';
     });
   }
+
+  test('a name lookup that fails after the timeout does not crash the process (regression: the socket was closed twice)', async () => {
+    const uncaught: unknown[] = [];
+    const onUncaught = (e: unknown) => uncaught.push(e);
+    process.on('uncaughtException', onUncaught);
+    try {
+      // The 1 ms timeout settles first; the lookup of a name under .invalid (RFC 6761) fails later.
+      await assert.rejects(sntpQuery('no-such-ntp-server.invalid', 123, { timeoutMs: 1 }), (e: unknown) => e instanceof SekishoError && e.code === 'CLOCK_CHECK_FAILED');
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.deepEqual(uncaught, []);
+    } finally {
+      process.off('uncaughtException', onUncaught);
+    }
+  });
 });
 
 describe('clock check', () => {

@@ -53,12 +53,20 @@ export function sntpQuery(host: string, port: number, o: { timeoutMs?: number; n
     request[0] = (0 << 6) | (4 << 3) | 3; // LI 0, version 4, mode 3 (client)
     const t1 = now();
     toNtp(t1, request, 40);
-    // Random low bits in our transmit timestamp: the reply must echo them exactly.
-    randomBytes(2).copy(request, 46);
+    // A random fraction in our transmit timestamp (our own t1 is kept apart): the reply must echo all 32 bits.
+    randomBytes(4).copy(request, 44);
     const sent = Buffer.from(request.subarray(40, 48));
+    // Settled once: a late DNS failure after the timeout must not close the socket a second time (that throws).
+    let settled = false;
     const done = (e: Error | undefined, r?: SntpReading) => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
-      socket.close();
+      try {
+        socket.close();
+      } catch {
+        // already closed
+      }
       if (e) reject(e);
       else resolve(r!);
     };
@@ -67,7 +75,7 @@ export function sntpQuery(host: string, port: number, o: { timeoutMs?: number; n
     socket.on('message', (m, rinfo) => {
       const t4 = now();
       if (m.length < 48) return; // not an NTP packet; keep waiting for one
-      if (rinfo.port !== port || !m.subarray(24, 32).equals(sent)) return; // not the answer to our request (another sender, off-path or stale)
+      if (rinfo.port !== port || !m.subarray(24, 32).equals(sent)) return; // not the answer to our request (stale, or not from the server: the socket is connected to it)
       const li = m[0]! >> 6;
       const mode = m[0]! & 7;
       const stratum = m[1]!;
@@ -80,8 +88,13 @@ export function sntpQuery(host: string, port: number, o: { timeoutMs?: number; n
       const t3 = fromNtp(m, 40);
       done(undefined, { offsetMs: (t2 - t1 + (t3 - t4)) / 2, delayMs: Math.max(0, t4 - t1 - (t3 - t2)), stratum });
     });
-    socket.send(request, port, host, (e) => {
-      if (e) done(fail(where, e.message));
+    // Connected: the kernel passes on datagrams from the server's address and port only.
+    socket.connect(port, host, (e?: Error) => {
+      if (e) return done(fail(where, e.message));
+      if (settled) return;
+      socket.send(request, (err) => {
+        if (err) done(fail(where, err.message));
+      });
     });
   });
 }
