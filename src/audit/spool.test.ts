@@ -37,6 +37,18 @@ test('a torn last record (power loss mid-write) is cut on open; every whole reco
   again.close();
 });
 
+test('an event larger than the reader takes at once is refused (AUDIT_EVENT_TOO_LARGE) and nothing after it stalls', () => {
+  const dir = join(tempDir(), 'spool');
+  const s = AuditSpool.open({ dir, consumers: [STORE_CONSUMER] });
+  s.append(ev(1));
+  const before = s.bytes();
+  assert.throws(() => s.append({ ...ev(2), details: { n: 2, huge: 'x'.repeat(1_100_000) } }), (e: unknown) => (e as { code?: string }).code === 'AUDIT_EVENT_TOO_LARGE');
+  assert.equal(s.bytes(), before, 'nothing of it was written');
+  s.append(ev(3));
+  assert.deepEqual(s.read(s.cursor(STORE_CONSUMER), 100).map((e) => (e.record.event.details as { n: number }).n), [1, 3]);
+  s.close();
+});
+
 test('a spool in use by a live process (or already open here) is refused: AUDIT_SPOOL_IN_USE', () => {
   const dir = join(tempDir(), 'spool');
   const s = AuditSpool.open({ dir, consumers: [STORE_CONSUMER] });
