@@ -2,6 +2,7 @@ import { createServer as createNetServer, type Server, type Socket } from 'node:
 import type { Server as HttpServer } from 'node:http';
 import { listenFailure } from '../errors/index.js';
 import type { ListenerLimits } from './limits.js';
+import { addressKey } from './address-key.js';
 import type { ListenerLedger, ListenerCounts } from './ledger.js';
 
 /** The part of a logger the gate needs (the gateway's JSON logger fits). */
@@ -69,7 +70,7 @@ export class GuardedListener {
     this.#release = function (this: Socket) {
       sockets.delete(this);
       counts.open--;
-      const a = this.remoteAddress ?? '';
+      const a = addressKey(this.remoteAddress ?? '');
       const n = (perAddress.get(a) ?? 1) - 1;
       if (n <= 0) perAddress.delete(a);
       else perAddress.set(a, n);
@@ -78,7 +79,7 @@ export class GuardedListener {
   }
 
   #accept(raw: Socket): void {
-    const address = raw.remoteAddress ?? '';
+    const address = addressKey(raw.remoteAddress ?? '');
     const { limits } = this.o;
     if (this.counts.open >= limits.maxConnections) return this.#refuse(raw, address, 'total');
     const held = this.#perAddress.get(address) ?? 0;

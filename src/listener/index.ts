@@ -20,4 +20,5 @@ export {
 } from './limits.js';
 export { GuardedListener, applyHttpLimits, stderrLimitLog, type GuardedListenerOptions, type LimitLog } from './guarded-listener.js';
 export { ListenerLedger, type ListenerCounts } from './ledger.js';
+export { addressKey } from './address-key.js';
 export { refuseRenegotiation } from './renegotiation.js';

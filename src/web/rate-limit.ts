@@ -1,3 +1,5 @@
+import { addressKey } from '../listener/index.js';
+
 export interface RateLimitOptions {
   /** Attempts allowed per address in one window (default 20). */
   attempts?: number;
@@ -41,7 +43,8 @@ export class AttemptLimiter {
       this.#lastExpiry = now;
       await this.#counter.expireAttempts(now, this.windowMs);
     }
-    const w = await this.#counter.countAttempt(address, now, this.windowMs);
+    // An IPv6 host is counted by its /64: it can rotate source addresses within it.
+    const w = await this.#counter.countAttempt(addressKey(address), now, this.windowMs);
     if (w.count <= this.attempts) return 0;
     return Math.max(1, Math.ceil((w.windowStart + this.windowMs - now) / 1000));
   }
