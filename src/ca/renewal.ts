@@ -5,6 +5,8 @@ import type { RenewalConfig } from './config.js';
 
 const HOUR_MS = 3_600_000;
 const DAY_MS = 24 * HOUR_MS;
+/** A renewal claim older than this with no completion is taken as abandoned. */
+export const STALE_CLAIM_MS = 10 * 60_000;
 
 /** When renewal opens for a certificate: when at most `windowPercent` of its validity is left. */
 export function renewalOpensAt(notBefore: Date, notAfter: Date, windowPercent: number): Date {
@@ -57,6 +59,27 @@ export const RENEWAL_ERRORS = {
 export class RenewalLineage {
   constructor(private readonly o: RenewalLineageOptions) {}
 
+  /**
+   * A claim left pending longer than STALE_CLAIM_MS (the process died, or
+   * its store write failed, between claim and completion): with a signed
+   * successor the lineage is completed (the certificate is superseded as if
+   * the renewal had finished); without one the claim is released, so the
+   * facility can renew instead of being locked out until an operator acts.
+   */
+  async #recoverStale(rec: CertificateRecord, facilityNumber: string): Promise<CertificateRecord> {
+    const claimedAt = rec.supersededAt ? Date.parse(rec.supersededAt) : NaN;
+    if (!(this.o.now().getTime() - claimedAt > STALE_CLAIM_MS)) return rec;
+    const certs = repositories(this.o.db).certificates;
+    const successor = await certs.successorOf(rec.serial);
+    if (successor) {
+      await this.complete({ serial: rec.serial, facilityNumber, actor: 'ca' }, successor.serial);
+    } else {
+      await certs.releaseRenewal(rec.serial);
+      await this.o.audit.append({ actor: 'ca', action: 'certificate.renewal-released', outcome: 'success', subject: rec.serial, details: { claimedAt: rec.supersededAt, reason: 'the renewal that claimed this certificate never finished' } });
+    }
+    return (await certs.get(rec.serial)) ?? rec;
+  }
+
   /** When renewal opens for this certificate. */
   opensAt(rec: Pick<CertificateRecord, 'notBefore' | 'notAfter'>): Date {
     return renewalOpensAt(new Date(rec.notBefore), new Date(rec.notAfter), this.o.config.windowPercent);
@@ -68,12 +91,13 @@ export class RenewalLineage {
    * with one certificate exactly one gets here). Throws the reason otherwise.
    */
   async claim(rec: CertificateRecord, actor: string): Promise<RenewalClaim> {
-    if (!rec.facilityNumber) throw badRequest('REENROLL_PROFILE', `a ${rec.profile} certificate is not renewed over EST`);
+    const facilityNumber = rec.facilityNumber;
+    if (!facilityNumber) throw badRequest('REENROLL_PROFILE', `a ${rec.profile} certificate is not renewed over EST`);
+    if (rec.supersededBy === RENEWAL_PENDING) rec = await this.#recoverStale(rec, facilityNumber);
     if (rec.supersededBy) throw RENEWAL_ERRORS.superseded(rec);
     const now = this.o.now();
     const opens = this.opensAt(rec);
     if (now < opens) throw RENEWAL_ERRORS.tooEarly(opens);
-    const facilityNumber = rec.facilityNumber;
     const at = now.toISOString();
     const max = this.o.config.maxPerFacilityPerDay;
     return this.o.db.transaction(async (tx) => {

@@ -190,6 +190,12 @@ export class CertificateRepository {
     });
   }
 
+  /** The certificate signed as this one's renewal (issued, or revoked since), if any. */
+  async successorOf(serial: string): Promise<CertificateRecord | undefined> {
+    const r = await this.x.get<Row>("SELECT * FROM certificates WHERE renewed_from = ? AND status IN ('issued', 'revoked') ORDER BY issued_at DESC LIMIT 1", [serial]);
+    return r && toRecord(r);
+  }
+
   /** The renewal failed before anything was issued: the certificate may renew again. */
   async releaseRenewal(serial: string): Promise<boolean> {
     const r = await this.x.run('UPDATE certificates SET superseded_by = NULL, superseded_at = NULL WHERE serial = ? AND superseded_by = ?', [serial, RENEWAL_PENDING]);

@@ -18,6 +18,7 @@ import { STORE_TARGETS, tempDir } from '../testing/stores.js';
 import { CertificateAuthority, Enrollment, renewalOpensAt, type RenewalConfig } from '../ca/index.js';
 import { jsonLogger, openGateway, parseGatewayConfig } from '../gateway/index.js';
 import { echoUpstream } from '../testing/gateway-fixture.js';
+import { repositories } from '../store/index.js';
 
 const DAY = 86_400_000;
 // openssl prints a warning line before the status when the CA's (moved) clock makes the response "not yet valid".
@@ -244,6 +245,29 @@ describe('EST renewal cannot multiply a stolen certificate', () => {
     } finally {
       await gw.close(1000);
       upstream.server.close();
+      await s.t.close();
+    }
+  });
+
+  test('a renewal claim abandoned mid-way (the process died) is released after STALE_CLAIM_MS, so the facility is not locked out; a fresh one still blocks', async (tc) => {
+    if (!needCommand(tc, 'curl') || !needCommand(tc, 'openssl')) return;
+    const s = await start({ windowPercent: 100 });
+    try {
+      const a = await s.enroll(await code(s.t));
+      const serial = s.serialOf(a.cert).toLowerCase();
+      const certs = repositories(s.t.ca.db).certificates;
+      // A claim made just now and never finished: another renewal is under way, so this one waits.
+      assert.ok(await certs.claimRenewal(serial, new Date().toISOString()));
+      const blocked = await s.reenroll(a);
+      assert.equal(blocked.status, 403, blocked.text);
+      assert.match(blocked.text, /CLIENT_CERT_SUPERSEDED/);
+      // Eleven minutes later nothing has completed it: the claim is taken as abandoned and released.
+      s.clock.offset = 11 * 60_000;
+      const renewed = await s.reenroll(a);
+      assert.equal(renewed.status, 200, renewed.text);
+      const events = await s.t.ca.audit.list({ afterSeq: 0, limit: 10_000 });
+      assert.ok(events.some((e) => e.action === 'certificate.renewal-released' && e.subject === serial), 'the release is audited');
+    } finally {
       await s.t.close();
     }
   });
