@@ -6,7 +6,6 @@ import { forwardHeaders, responseHeaders } from './identity-headers.js';
 import { refusalPage } from './refusal-page.js';
 import { normalizeTarget, type RequestTarget } from './request-target.js';
 import { isSekishoError, type SekishoError } from '../errors/index.js';
-import { MAX_OPERATIONS } from './session-record.js';
 import type { RefusalReason } from './refusal.js';
 
 export interface HttpRoute {
@@ -127,9 +126,6 @@ export function httpForwarder(o: HttpForwarderOptions): { server: Server; closeU
   // pending response as the last one and ends the connection after writing it,
   // instead of aborting the request at the client's end of stream.
   (server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
-  // A connection's session lists its requests (session-record.ts): after that many, the connection ends
-  // (Connection: close) and the client opens another, so no request goes unlisted in the audit trail.
-  server.maxRequestsPerSocket = MAX_OPERATIONS;
   return {
     server,
     closeUpstreams: () => {

@@ -3,13 +3,11 @@
  * written to the audit trail once, when it closes (`gateway.session`): the
  * login time, how long, bytes each way, and the operations (HTTP method,
  * normalized path and status; in TCP mode the upstream it reached). Bounded:
- * at most MAX_OPERATIONS entries of at most MAX_PATH characters each. The
- * HTTP forwarder ends a kept-alive connection after MAX_OPERATIONS requests
- * (the client opens another, a session of its own), so every request is
- * listed in some session and `more` stays for what cannot be split; a long
- * connection costs a fixed few KiB and no audit row per request.
+ * at most MAX_OPERATIONS entries of at most MAX_PATH characters each, the rest
+ * counted in `more`, so a long kept-alive connection costs a fixed few KiB and
+ * no audit row per request.
  */
-export const MAX_OPERATIONS = 100;
+export const MAX_OPERATIONS = 50;
 export const MAX_PATH = 200;
 
 export interface SessionOperation {
