@@ -368,7 +368,8 @@ export class CertificateAuthority {
    * ended, through the same path as an operator's revocation, so CRL, OCSP
    * and gateways following the store see it like any other. The due time is
    * in the store, so this survives restarts: the CA's web server runs it
-   * periodically, and every CRL, OCSP answer and revocation runs it first.
+   * periodically, and every CRL and revocation runs it first; an OCSP answer
+   * only reads the due time (an anonymous request never writes).
    * Returns the serials it revoked.
    */
   async applyDueRevocations(actor = 'ca'): Promise<string[]> {
