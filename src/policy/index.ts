@@ -7,3 +7,6 @@ export * from './password-policy.js';
 export * from './tls-compliance.js';
 export * from './tls-server-options.js';
 export * from './client-certificate-policy.js';
+export * from './suite-standing.js';
+export * from './policy-schedule.js';
+export * from './connection-verdict.js';

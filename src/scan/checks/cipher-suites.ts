@@ -1,18 +1,7 @@
-import { suiteByName } from '../../policy/cipher-suites.js';
-import type { ComplianceProfile } from '../../policy/index.js';
+import { classifySuite } from '../../policy/index.js';
 import { result, type Check } from '../check.js';
 
-/** Where a TLS ≤ 1.2 suite stands under a profile: in its list, outside it but meeting its rule, or forbidden. */
-export function classifySuite(name: string, p: ComplianceProfile): 'listed' | 'secure-unlisted' | 'forbidden' {
-  if (p.suitesListed.includes(name)) return 'listed';
-  const s = suiteByName(name);
-  if (!s) return 'forbidden';
-  const broken = s.export || s.anonymous || s.cipher === 'NULL' || s.mac === 'MD5' || /RC4|DES40|DES_CBC|RC2|IDEA|3DES/.test(s.cipher);
-  if (broken) return 'forbidden';
-  if (p.suiteRule.aead && !s.aead) return 'forbidden';
-  if (p.suiteRule.forwardSecret && !s.forwardSecret) return 'forbidden';
-  return 'secure-unlisted';
-}
+export { classifySuite };
 
 export const tls12Suites: Check = {
   id: 'cipher-suites-tls12',
