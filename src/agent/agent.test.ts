@@ -7,7 +7,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { X509Certificate } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { FacilityAgent, parseAgentConfig, type AgentConfig } from './index.js';
@@ -213,6 +213,36 @@ describe('what the agent says when it cannot work', () => {
     await assert.rejects(startAgent(config(token), [], PIN), (e: unknown) => isSekishoError(e) && e.code === 'PIN_LOCKED' && /stops and will not try again/.test(e.message) && /ロック/.test(e.ja ?? ''));
     assert.equal(await counter(), 3, 'the locked token was not tried');
   });
+
+  const untrusted: [string, (cfg: AgentConfig) => void][] = [
+    ['the center presents a certificate for another name', (cfg) => (cfg.center.serverName = 'gw.elsewhere.example')],
+    [
+      'the pinned root is another CA (the gateway does not chain to it)',
+      (cfg) => {
+        cfg.center.root = join(center.fx.dir, 'unknown-ca.pem');
+        cfg.center.rootThumbprint = createHash('sha256').update(certificatesFromPem(readFileSync(cfg.center.root, 'utf8'))[0]!).digest('hex');
+      },
+    ],
+  ];
+  for (const [name, change] of untrusted) {
+    test(`AGENT_CENTER_UNTRUSTED when ${name}: nothing is sent, the application is told in both languages`, async (t) => {
+      if (!needCommand(t, 'curl')) return;
+      const token = await softwareToken(center.fx.clients.good);
+      const cfg = config(token);
+      change(cfg);
+      const reached = center.http.seen.length;
+      const agent = await startAgent(cfg);
+      try {
+        const r = await viaProxy(agent, `http://127.0.0.1:${center.gatewayPort}/secret`);
+        assert.equal(statusOf(r.stdout), 502, r.stdout);
+        assert.match(r.stdout, /x-sekisho-agent-error: AGENT_CENTER_UNTRUSTED/i);
+        assert.match(r.stdout, /信頼できません/);
+        assert.equal(center.http.seen.length, reached);
+      } finally {
+        await agent.stop();
+      }
+    });
+  }
 
   test('a root file whose thumbprint is not the one on the letter is refused at start', async () => {
     const token = await softwareToken(center.fx.clients.good);

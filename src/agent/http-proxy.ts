@@ -34,7 +34,9 @@ export function isCenterDestination(url: URL, center: AgentConfig['center']): bo
 
 function answer(res: ServerResponse, e: SekishoError): void {
   const body = `${e.code}: ${e.message}\n${e.ja ? `${e.ja}\n` : ''}`;
-  res.writeHead(STATUS[e.kind] ?? 502, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), 'x-sekisho-agent-error': e.code, connection: 'close' });
+  // The center could not be reached or trusted: a gateway error (502), whatever the kind.
+  const status = e.code.startsWith('AGENT_CENTER_') ? 502 : (STATUS[e.kind] ?? 502);
+  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), 'x-sekisho-agent-error': e.code, connection: 'close' });
   res.end(body);
 }
 
