@@ -152,6 +152,12 @@ describe('renewal with a software token', () => {
       assert.match(await mllpExchange(held, 'BEFORE'), /MSA\|AA\|BEFORE/);
       const oldSerial = center.mllp.identities.at(-1)!.serial as string;
       assert.equal(oldSerial, short.serial);
+      const presented = async () => {
+        const r = await viaProxy(agent, `http://localhost:${center.gatewayPort}/which`);
+        return (JSON.parse(r.stdout.slice(r.stdout.indexOf('\r\n\r\n') + 4)) as { headers: Record<string, string> }).headers['x-sekisho-cert-sha256'];
+      };
+      const sha = (der: Buffer) => new X509Certificate(der).fingerprint256.replace(/:/g, '').toLowerCase();
+      assert.equal(await presented(), sha(certificatesFromPem(readFileSync(short.cert, 'utf8'))[0]!));
 
       await agent.renewal!.check();
       const st = agent.status() as { certificate: { serial: string }; renewal: { last: { serial: string } | null; lastError: unknown } };
@@ -174,6 +180,8 @@ describe('renewal with a software token', () => {
       const creds = await listCredentials(s, 'facility');
       await m.close();
       assert.deepEqual(creds.map((c) => c.certificate?.serial), [st.certificate.serial]);
+      // Proxied requests (kept-alive pool) present the new certificate too.
+      assert.equal(await presented(), sha(creds[0]!.certificate!.der));
       assert.ok(logs.some((l) => l.msg === 'the renewed certificate works; the old key and certificate were removed from the token'));
     } finally {
       await agent.stop();

@@ -6,6 +6,7 @@
  */
 import { Agent as HttpsAgent, request as httpsRequest, type RequestOptions } from 'node:https';
 import { connect as tlsConnect, type ConnectionOptions, type SecureContext, type TLSSocket } from 'node:tls';
+import type { Socket } from 'node:net';
 import type { HostPort } from './config.js';
 import { agentErrors } from './messages.js';
 
@@ -53,10 +54,9 @@ export class CenterLink {
     this.#context = context;
     this.#agent = this.#newAgent();
     this.generation++;
-    // Idle kept-alive connections of the old credential are not reused; busy ones finish their requests.
-    setImmediate(() => {
-      for (const list of Object.values(old.freeSockets)) for (const s of list ?? []) s.destroy();
-    });
+    // Kept-alive connections of the old credential are not reused: idle ones close now, busy ones once their request is done.
+    old.on('free', (socket: Socket) => socket.destroy());
+    for (const list of Object.values(old.freeSockets)) for (const s of list ?? []) s.destroy();
   }
 
   get context(): SecureContext {

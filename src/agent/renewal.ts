@@ -99,7 +99,8 @@ export class Renewal {
   start(): void {
     const tick = () => {
       void this.check();
-      this.#timer = setTimeout(tick, this.o.checkEveryMs);
+      // ±10 % jitter, so the agents of many clinics do not all ask the CA at once.
+      this.#timer = setTimeout(tick, Math.round(this.o.checkEveryMs * (0.9 + Math.random() * 0.2)));
       this.#timer.unref();
     };
     this.#timer = setTimeout(tick, 0);
