@@ -222,6 +222,28 @@ describe('what the agent says when it cannot work', () => {
     assert.equal(await counter(), 3, 'the locked token was not tried');
   });
 
+  test('listen.allowUsers: a local account not named there is refused (AGENT_USER_REFUSED) on the proxy and the TCP forward; a named one is served', async (t) => {
+    if (!needCommand(t, 'curl') || process.platform !== 'linux') return;
+    const token = await softwareToken(center.fx.clients.good);
+    const others = await startAgent(config(token, { listen: { httpProxy: '127.0.0.1:0', tcp: [{ listen: '127.0.0.1:0' }], allowUsers: [process.getuid!() === 65534 ? 65533 : 65534] } }));
+    try {
+      const r = await viaProxy(others, `http://localhost:${center.gatewayPort}/`);
+      assert.equal(statusOf(r.stdout), 403);
+      assert.match(r.stdout, /x-sekisho-agent-error: AGENT_USER_REFUSED/i);
+      const s = await connectLocal(others.port('listen.tcp[0]'));
+      await new Promise((resolve) => s.once('close', resolve));
+      assert.equal((others.status().refusals as Record<string, number>).AGENT_USER_REFUSED, 2);
+    } finally {
+      await others.stop();
+    }
+    const me = await startAgent(config(token, { listen: { httpProxy: '127.0.0.1:0', allowUsers: [process.getuid!()] } }));
+    try {
+      assert.equal(statusOf((await viaProxy(me, `http://localhost:${center.gatewayPort}/`)).stdout), 200);
+    } finally {
+      await me.stop();
+    }
+  });
+
   const untrusted: [string, (cfg: AgentConfig) => void][] = [
     ['the center presents a certificate for another name', (cfg) => (cfg.center.serverName = 'gw.elsewhere.example')],
     [

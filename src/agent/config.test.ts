@@ -65,6 +65,8 @@ const BAD: [string, unknown, string, RegExp][] = [
   ['21 no credential', { center: good().center, listen: good().listen }, 'AGENT_CONFIG_INVALID', /^credential: is required/],
   ['22 unknown key in a tcp forward', with_((c) => Object.assign(c.listen, { tcp: [{ listen: '127.0.0.1:1', to: 'gw:1', tls: false }] })), 'AGENT_CONFIG_INVALID', /^listen\.tcp\[0\]\.tls: unknown key/],
   ['23 key label with a pkcs11 token', with_((c) => Object.assign(c.credential, { token: 'pkcs11:token=t;object=k', module: '/m.so', key: 'x' })), 'AGENT_CONFIG_INVALID', /^credential\.key/],
+  ['24 allowUsers empty', with_((c) => Object.assign(c.listen, { allowUsers: [] })), 'AGENT_CONFIG_INVALID', /^listen\.allowUsers: must be a non-empty list/],
+  ['25 allowUsers with a negative uid', with_((c) => Object.assign(c.listen, { allowUsers: [-1] })), 'AGENT_CONFIG_INVALID', /^listen\.allowUsers\[0\]/],
 ];
 
 for (const [name, raw, code, message] of BAD) {

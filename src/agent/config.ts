@@ -19,6 +19,7 @@
  *   listen:
  *     httpProxy: 127.0.0.1:3128
  *     tcp: [{ listen: 127.0.0.1:2575, to: gw.center.example:2575 }]
+ *     allowUsers: [reception, emr]         # local accounts served (default: all)
  *   renewal: { before: 30d, checkEvery: 1h }
  *   status: 127.0.0.1:9180
  */
@@ -51,7 +52,8 @@ export interface AgentConfig {
     profile: 'high' | 'recommended';
   };
   credential: { token: AgentToken; pin: PinSource };
-  listen: { httpProxy?: HostPort; tcp: { listen: HostPort; to: HostPort }[] };
+  /** allowUsers: local accounts (names or uids) whose connections are served; absent: every local account. */
+  listen: { httpProxy?: HostPort; tcp: { listen: HostPort; to: HostPort }[]; allowUsers?: (string | number)[] };
   renewal: { beforeMs: number; checkEveryMs: number };
   status?: HostPort;
 }
@@ -190,7 +192,15 @@ export function parseAgentConfig(raw: unknown, base = process.cwd()): AgentConfi
     renewal: { beforeMs: 30 * UNITS.d!, checkEveryMs: UNITS.h! },
   };
   if (o.listen !== undefined) {
-    const l = object(o.listen, 'listen', ['httpProxy', 'tcp']);
+    const l = object(o.listen, 'listen', ['httpProxy', 'tcp', 'allowUsers']);
+    if (l.allowUsers !== undefined) {
+      if (!Array.isArray(l.allowUsers) || !l.allowUsers.length) throw fail('listen.allowUsers', 'must be a non-empty list of user names or uids');
+      cfg.listen.allowUsers = l.allowUsers.map((u, i) => {
+        if (typeof u === 'number' && Number.isInteger(u) && u >= 0) return u;
+        if (typeof u === 'string' && /^[a-z_][a-z0-9_.-]{0,31}\$?$/i.test(u)) return u;
+        throw fail(`listen.allowUsers[${i}]`, 'must be a user name or a uid');
+      });
+    }
     if (l.httpProxy !== undefined) cfg.listen.httpProxy = localListen(l.httpProxy, 'listen.httpProxy');
     if (l.tcp !== undefined) {
       if (!Array.isArray(l.tcp)) throw fail('listen.tcp', 'must be a list of { listen, to }');

@@ -5,7 +5,8 @@
  * and renews it before expiry.
  */
 import type { Server } from 'node:http';
-import type { Server as NetServer, AddressInfo } from 'node:net';
+import type { Server as NetServer, AddressInfo, Socket } from 'node:net';
+import { peerUid, resolveUsers } from './local-user.js';
 import { listenFailure } from '../errors/index.js';
 import { AgentStats } from './agent-stats.js';
 import { CenterLink } from './center-link.js';
@@ -45,6 +46,8 @@ export class FacilityAgent {
     const root = trustedRoot(config.center.root, config.center.rootThumbprint);
     const tls = centerTlsOptions(config.center, root);
     const { servername, checkServerIdentity, rejectUnauthorized: _r, ...base } = tls;
+    const allowedUids = config.listen.allowUsers ? resolveUsers(config.listen.allowUsers) : undefined;
+    const users = allowedUids ? { uid: (s: Socket) => peerUid(s), allowed: (uid: number | undefined) => uid !== undefined && allowedUids.has(uid) } : undefined;
     const pin = await readPin(config.credential.pin, { env: o.env ?? process.env, isTTY: o.isTTY ?? false, ...(o.prompt ? { prompt: o.prompt } : {}) });
     const credential = await FacilityCredential.open(config.credential.token, pin, o.now?.());
     let agent: FacilityAgent | undefined;
@@ -59,8 +62,8 @@ export class FacilityAgent {
           throw listenFailure(e, where(address), name);
         }
       };
-      if (config.listen.httpProxy) await listen('listen.httpProxy', config.listen.httpProxy, () => startHttpProxy(config.listen.httpProxy!, { center: config.center, link, log, stats: a.stats }));
-      for (const [i, f] of config.listen.tcp.entries()) await listen(`listen.tcp[${i}]`, f.listen, () => startTcpForward(f.listen, f.to, { link, log, stats: a.stats }));
+      if (config.listen.httpProxy) await listen('listen.httpProxy', config.listen.httpProxy, () => startHttpProxy(config.listen.httpProxy!, { center: config.center, link, log, stats: a.stats, ...(users ? { users } : {}) }));
+      for (const [i, f] of config.listen.tcp.entries()) await listen(`listen.tcp[${i}]`, f.listen, () => startTcpForward(f.listen, f.to, { link, log, stats: a.stats, ...(users ? { users } : {}) }));
       if (config.center.est) {
         a.renewal = new Renewal({ credential, link, base, est: config.center.est, probe: config.center.gateway, beforeMs: config.renewal.beforeMs, checkEveryMs: config.renewal.checkEveryMs, log, stats: a.stats, ...(o.now ? { now: o.now } : {}) });
       }

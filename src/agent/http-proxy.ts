@@ -45,6 +45,8 @@ export interface HttpProxyOptions {
   link: CenterLink;
   log: AgentLog;
   stats: AgentStats;
+  /** The uid of a connection's local user, when listen.allowUsers restricts who is served; `allowed` judges it. */
+  users?: { uid: (s: Socket) => number | undefined; allowed: (uid: number | undefined) => boolean };
 }
 
 export async function startHttpProxy(listen: HostPort, o: HttpProxyOptions): Promise<Server> {
@@ -54,8 +56,10 @@ export async function startHttpProxy(listen: HostPort, o: HttpProxyOptions): Pro
     answer(res, e);
   };
 
+  const refusedUser = new WeakMap<Socket, number | undefined>();
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     o.stats.requestsTotal++;
+    if (refusedUser.has(req.socket)) return refuse(res, agentErrors.userRefused(refusedUser.get(req.socket)), { method: req.method });
     const target = req.url ?? '';
     let url: URL | undefined;
     if (/^[a-z][a-z0-9+.-]*:\/\//i.test(target)) {
@@ -97,6 +101,10 @@ export async function startHttpProxy(listen: HostPort, o: HttpProxyOptions): Pro
 
   server.on('connect', (req: IncomingMessage, socket: Socket) => {
     socket.on('error', () => socket.destroy());
+    if (refusedUser.has(socket)) {
+      o.stats.refuse('AGENT_USER_REFUSED');
+      return socket.destroy();
+    }
     const e = agentErrors.connectRefused();
     o.stats.refuse(e.code);
     o.log('warn', 'request refused', { code: e.code, message: e.message, destination: req.url });
@@ -104,6 +112,10 @@ export async function startHttpProxy(listen: HostPort, o: HttpProxyOptions): Pro
     socket.end(`HTTP/1.1 405 Method Not Allowed\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-sekisho-agent-error: ${e.code}\r\nconnection: close\r\n\r\n${body}`);
   });
   server.on('connection', (s: Socket) => {
+    if (o.users) {
+      const uid = o.users.uid(s);
+      if (!o.users.allowed(uid)) refusedUser.set(s, uid);
+    }
     o.stats.opened();
     s.once('close', () => o.stats.closed());
   });

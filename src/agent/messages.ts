@@ -39,6 +39,10 @@ export const agentErrors = {
     forbidden('AGENT_DESTINATION_REFUSED', `this proxy carries requests to the center only; ${what} is refused (it is not an open proxy)`, {
       ja: `このプロキシは運営主体への通信だけを中継します。${what} は拒否しました。`,
     }),
+  userRefused: (uid: number | undefined) =>
+    forbidden('AGENT_USER_REFUSED', `this local account (uid ${uid ?? 'unknown'}) is not in listen.allowUsers; the facility's credential serves only the accounts named there`, {
+      ja: 'この利用者アカウントは施設の証明書を使う許可がありません(listen.allowUsers)。',
+    }),
   connectRefused: () =>
     forbidden('AGENT_CONNECT_REFUSED', 'CONNECT is refused: the agent makes the TLS connection itself; send plain http:// requests for the center through this proxy', {
       ja: 'CONNECT は使えません。エージェントが TLS 接続を行うので、運営主体宛ての http:// のリクエストをこのプロキシに送ってください。',

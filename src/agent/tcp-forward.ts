@@ -8,9 +8,24 @@ import type { HostPort } from './config.js';
 import type { AgentLog } from './log.js';
 import type { AgentStats } from './agent-stats.js';
 import { linkError, type CenterLink } from './center-link.js';
+import { agentErrors } from './messages.js';
 
-export async function startTcpForward(listen: HostPort, to: HostPort, o: { link: CenterLink; log: AgentLog; stats: AgentStats }): Promise<Server> {
+export async function startTcpForward(
+  listen: HostPort,
+  to: HostPort,
+  o: { link: CenterLink; log: AgentLog; stats: AgentStats; users?: { uid: (s: Socket) => number | undefined; allowed: (uid: number | undefined) => boolean } },
+): Promise<Server> {
   const server = createServer((local: Socket) => {
+    if (o.users) {
+      const uid = o.users.uid(local);
+      if (!o.users.allowed(uid)) {
+        const e = agentErrors.userRefused(uid);
+        o.stats.refuse(e.code);
+        o.log('warn', 'connection refused', { code: e.code, message: e.message, ja: e.ja, listen: `${listen.host}:${listen.port}` });
+        local.destroy();
+        return;
+      }
+    }
     o.stats.opened();
     const remote = o.link.connect(to);
     let done = false;
