@@ -14,6 +14,7 @@ import { enrollCommand } from './commands/enroll.js';
 import { serveCommand } from './commands/serve.js';
 import { upCommand } from './commands/up.js';
 import { reportAccessCommand } from './commands/report.js';
+import { agentCommand } from './commands/agent.js';
 
 /** Every command, in the order `sekisho --help` lists them. */
 export const COMMANDS: readonly Command[] = [
@@ -42,5 +43,6 @@ export const COMMANDS: readonly Command[] = [
   scanCommand,
   gatewayCommand,
   serveCommand,
+  agentCommand,
   ...TOKEN_COMMANDS,
 ];

@@ -131,6 +131,14 @@ export interface TokenSession {
   decrypt(mechanism: CipherMechanism, key: ObjectHandle, data: Uint8Array): Promise<Buffer>;
   digest(mechanism: DigestMechanism, data: Uint8Array): Promise<Buffer>;
   generateRandom(length: number): Promise<Buffer>;
+  /**
+   * The software token only (a PKCS#11 key goes to TLS through the OpenSSL
+   * engine instead): the private key as PKCS#8 PEM in a Buffer, decrypted in
+   * this process's memory for `tls.createSecureContext` and never written
+   * anywhere. The caller zeroes the Buffer once the context holds the key.
+   * Needs a user login and a key whose CKA_SIGN is true.
+   */
+  tlsPrivateKeyPem?(key: ObjectHandle): Promise<Buffer>;
   close(): Promise<void>;
 }
 

@@ -2,8 +2,12 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { badRequest, notFound, unauthorized } from '../../errors/index.js';
 import { writeFileAtomic } from '../../ca/index.js';
-import { parseKeyType, readPkcs12, type KeyType } from '../../pki/index.js';
+import { parseKeyType, pemOrDer, readPkcs12, toPem, type KeyType } from '../../pki/index.js';
 import {
+  deleteById,
+  listCredentials,
+  replaceCertificate,
+  tokenCsr,
   flagNames,
   formatPkcs11Uri,
   openPkcs11Module,
@@ -221,6 +225,7 @@ export const tokenKeygenCommand: Command = {
     ...TOKEN_OPTIONS,
     'key-label': { type: 'string', description: 'label of the new key pair', valueName: 'NAME' },
     type: { type: 'string', description: 'ecdsa-p256 (default), ecdsa-p384, rsa-2048, rsa-3072, rsa-4096', valueName: 'TYPE' },
+    successor: { type: 'boolean', description: 'renewal: a new key beside the existing one(s) under the same label, told apart by its id' },
     ...JSON_OPTION,
   },
   validators: [oneToken, (v) => (v['key-label'] === undefined ? 'give the key a --key-label NAME' : undefined)],
@@ -229,7 +234,9 @@ export const tokenKeygenCommand: Command = {
       const keyType: KeyType = ctx.values.type ? parseKeyType(ctx.values.type as string) : 'ecdsa-p256';
       const label = ctx.values['key-label'] as string;
       const s = await userSession(ctx, t);
-      if ((await s.findObjects({ class: 'private-key', label })).length) throw badRequest('TOKEN_KEY_EXISTS', `the token already holds a key labelled "${label}"; choose another --key-label`);
+      const existing = (await s.findObjects({ class: 'private-key', label })).length;
+      if (existing && ctx.values.successor !== true) throw badRequest('TOKEN_KEY_EXISTS', `the token already holds a key labelled "${label}"; choose another --key-label, or add --successor to renew it (both keys stay, with distinct ids, until "sekisho token delete --id" removes the old one)`);
+      if (!existing && ctx.values.successor === true) throw notFound('TOKEN_KEY_NOT_FOUND', `--successor renews a key, but the token holds no key labelled "${label}"`);
       const pair = await s.generateKeyPair(keyType, { label });
       const o = describeObject(pair.privateKey, await s.getAttributes(pair.privateKey), (await t.module.tokenInfo(t.slot)).label);
       await s.close();
@@ -359,6 +366,114 @@ export const tokenRestoreCommand: Command = {
   },
 };
 
+const KEY_SELECT: Record<string, OptionSpec> = {
+  'key-label': { type: 'string', description: 'label of the key', valueName: 'NAME' },
+  id: { type: 'string', description: 'CKA_ID of the key in hex (when several keys share the label, e.g. during a renewal)', valueName: 'HEX' },
+};
+
+function idOption(v: CommandContext['values']): Buffer | undefined {
+  if (v.id === undefined) return undefined;
+  const h = String(v.id).replace(/:/g, '');
+  if (!/^([0-9a-fA-F]{2}){1,64}$/.test(h)) throw badRequest('TOKEN_ID_INVALID', '--id takes the key\'s CKA_ID in hex, as "sekisho token list" shows it');
+  return Buffer.from(h, 'hex');
+}
+
+/** The one private key named by --key-label and/or --id. */
+async function selectedKey(s: TokenSession, v: CommandContext['values']): Promise<{ handle: string; attrs: ObjectAttributes }> {
+  const id = idOption(v);
+  const label = v['key-label'] as string | undefined;
+  const found = await s.findObjects({ class: 'private-key', ...(label !== undefined ? { label } : {}), ...(id ? { id } : {}) });
+  const what = [label !== undefined ? `label "${label}"` : '', id ? `id ${id.toString('hex')}` : ''].filter(Boolean).join(' and ');
+  if (!found.length) throw notFound('TOKEN_KEY_NOT_FOUND', `the token holds no private key with ${what}; list them with "sekisho token list" (with SEKISHO_PIN)`);
+  if (found.length > 1) throw badRequest('TOKEN_KEY_AMBIGUOUS', `the token holds ${found.length} keys with ${what}; name one with --id HEX`);
+  return { handle: found[0]!, attrs: await s.getAttributes(found[0]!) };
+}
+
+const keyNamed = (v: CommandContext['values']) => (v['key-label'] === undefined && v.id === undefined ? 'name the key with --key-label NAME and/or --id HEX' : undefined);
+
+export const tokenCsrCommand: Command = {
+  path: ['token', 'csr'],
+  summary: 'make a PKCS#10 request signed inside the token by one of its keys (subject from a certificate, default: the key\'s current certificate)',
+  options: {
+    ...TOKEN_OPTIONS,
+    ...KEY_SELECT,
+    'subject-from': { type: 'string', description: 'certificate (PEM or DER) whose subject the request repeats, e.g. the one being renewed', valueName: 'FILE' },
+    out: { type: 'string', description: 'write the request here (PEM) instead of stdout', valueName: 'FILE' },
+    ...JSON_OPTION,
+  },
+  validators: [oneToken, keyNamed],
+  run: (ctx) =>
+    withToken(ctx, async (t) => {
+      const s = await userSession(ctx, t);
+      const key = await selectedKey(s, ctx.values);
+      let subjectCert: Buffer | undefined;
+      if (ctx.values['subject-from'] !== undefined) {
+        const file = ctx.values['subject-from'] as string;
+        let raw: Buffer;
+        try {
+          raw = readFileSync(file);
+        } catch (e) {
+          throw notFound('CERTIFICATE_FILE_UNREADABLE', `cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+        }
+        subjectCert = pemOrDer(raw, ['CERTIFICATE'], 'CERTIFICATE_INVALID', 'certificate');
+      } else {
+        const current = (await listCredentials(s, key.attrs.label)).find((c) => c.certificate && key.attrs.id && c.id.equals(key.attrs.id)) ?? (await listCredentials(s, key.attrs.label)).find((c) => c.certificate);
+        if (!current?.certificate) throw notFound('TOKEN_CERTIFICATE_NOT_FOUND', 'the token holds no certificate to take the subject from; give --subject-from FILE');
+        subjectCert = current.certificate.der;
+      }
+      const der = await tokenCsr(s, key.handle, { fromCertificate: subjectCert });
+      await s.close();
+      const pem = toPem(der, 'CERTIFICATE REQUEST');
+      if (ctx.values.out !== undefined) {
+        checkOutputPath(ctx.values.out as string, '--out', false);
+        writeFileAtomic(ctx.values.out as string, pem, 0o644);
+      }
+      if (ctx.values.json) return ctx.json({ id: hex(key.attrs.id), label: key.attrs.label, csr: pem });
+      if (ctx.values.out === undefined) ctx.out(pem.trimEnd());
+      else ctx.out(`request written to ${ctx.values.out as string} (key id ${hex(key.attrs.id)})`);
+    }),
+};
+
+export const tokenCertCommand: Command = {
+  path: ['token', 'cert'],
+  summary: 'store a certificate under the token key it certifies, replacing that key\'s earlier certificate (renewal)',
+  options: { ...TOKEN_OPTIONS, cert: { type: 'string', description: 'certificate file (PEM or DER)', valueName: 'FILE' }, 'key-label': KEY_SELECT['key-label']!, ...JSON_OPTION },
+  validators: [oneToken, (v) => (v.cert === undefined ? 'give --cert FILE' : undefined)],
+  run: (ctx) =>
+    withToken(ctx, async (t) => {
+      const file = ctx.values.cert as string;
+      let raw: Buffer;
+      try {
+        raw = readFileSync(file);
+      } catch (e) {
+        throw notFound('CERTIFICATE_FILE_UNREADABLE', `cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+      }
+      const der = pemOrDer(raw, ['CERTIFICATE'], 'CERTIFICATE_INVALID', 'certificate');
+      const s = await userSession(ctx, t);
+      const r = await replaceCertificate(s, der, ctx.values['key-label'] as string | undefined);
+      await s.close();
+      if (ctx.values.json) return ctx.json({ id: r.id.toString('hex'), replaced: r.replaced });
+      ctx.out(`certificate stored under key id ${r.id.toString('hex')}${r.replaced ? ` (replaced ${r.replaced})` : ''}`);
+    }),
+};
+
+export const tokenDeleteCommand: Command = {
+  path: ['token', 'delete'],
+  summary: 'remove a key and everything under its id (public key, certificate) from the token, e.g. the old key after a renewal',
+  options: { ...TOKEN_OPTIONS, ...KEY_SELECT, ...JSON_OPTION },
+  validators: [oneToken, keyNamed],
+  run: (ctx) =>
+    withToken(ctx, async (t) => {
+      const s = await userSession(ctx, t);
+      const key = await selectedKey(s, ctx.values);
+      if (!key.attrs.id) throw badRequest('TOKEN_KEY_WITHOUT_ID', 'this key has no CKA_ID; remove it with the token\'s own tools');
+      const removed = await deleteById(s, key.attrs.id);
+      await s.close();
+      if (ctx.values.json) return ctx.json({ id: key.attrs.id.toString('hex'), removed });
+      ctx.out(`removed ${removed} object${removed === 1 ? '' : 's'} with id ${key.attrs.id.toString('hex')}`);
+    }),
+};
+
 export const TOKEN_COMMANDS: readonly Command[] = [
   tokenInitCommand,
   tokenInfoCommand,
@@ -369,4 +484,7 @@ export const TOKEN_COMMANDS: readonly Command[] = [
   tokenUnlockCommand,
   tokenBackupCommand,
   tokenRestoreCommand,
+  tokenCsrCommand,
+  tokenCertCommand,
+  tokenDeleteCommand,
 ];
