@@ -11,3 +11,4 @@ export * from './revocation-reason.js';
 export * from './ocsp.js';
 export * from './pkcs7.js';
 export * from './spki.js';
+export * from './csr-builder.js';

@@ -9,3 +9,4 @@ export { openPkcs11Module, Pkcs11Module } from './pkcs11-token.js';
 export * from './signer.js';
 export * from './key-ref.js';
 export * from './tls.js';
+export * from './credential.js';

@@ -514,6 +514,16 @@ class SoftwareTokenSession implements TokenSession {
     return cryptoSign(SIGN_HASH[mechanism], data, attrs.keyType === 'ec' ? { key, dsaEncoding: 'ieee-p1363' } : key);
   }
 
+  async tlsPrivateKeyPem(handle: ObjectHandle): Promise<Buffer> {
+    const { key } = this.#privateKey(handle, 'sign');
+    const der = key.export({ type: 'pkcs8', format: 'der' });
+    try {
+      return pemBuffer(der, 'PRIVATE KEY');
+    } finally {
+      der.fill(0);
+    }
+  }
+
   async verify(mechanism: SignMechanism, handle: ObjectHandle, data: Uint8Array, signature: Uint8Array): Promise<boolean> {
     const { key, attrs } = this.#publicKey(handle);
     if (!mechanismFits(mechanism, attrs.keyType ?? keyAlgorithm(key))) throw badRequest('TOKEN_MECHANISM_INVALID', `${mechanism} does not fit this key`);
@@ -634,6 +644,35 @@ class SoftwareTokenSession implements TokenSession {
     this.#closed = true;
     this.onClose();
   }
+}
+
+const B64 = Buffer.from('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/');
+
+/** PEM of `der` written straight into a Buffer (no intermediate string, which could not be wiped). */
+function pemBuffer(der: Buffer, label: string): Buffer {
+  const head = Buffer.from(`-----BEGIN ${label}-----\n`);
+  const tail = Buffer.from(`-----END ${label}-----\n`);
+  const b64Len = Math.ceil(der.length / 3) * 4;
+  const out = Buffer.alloc(head.length + b64Len + Math.ceil(b64Len / 64) + tail.length);
+  let o = head.copy(out, 0);
+  let col = 0;
+  const put = (c: number) => {
+    out[o++] = c;
+    if (++col === 64) {
+      out[o++] = 0x0a;
+      col = 0;
+    }
+  };
+  for (let i = 0; i < der.length; i += 3) {
+    const n = (der[i]! << 16) | ((der[i + 1] ?? 0) << 8) | (der[i + 2] ?? 0);
+    put(B64[(n >> 18) & 63]!);
+    put(B64[(n >> 12) & 63]!);
+    put(i + 1 < der.length ? B64[(n >> 6) & 63]! : 0x3d);
+    put(i + 2 < der.length ? B64[n & 63]! : 0x3d);
+  }
+  if (col !== 0) out[o++] = 0x0a;
+  o += tail.copy(out, o);
+  return out.subarray(0, o);
 }
 
 function keyAlgorithm(k: KeyObject): 'ec' | 'rsa' {

@@ -185,6 +185,14 @@ export interface TokenSession {
   verifyInit(mechanism: SignMechanism, key: ObjectHandle): Promise<VerifyOperation>;
   /** C_DigestInit for a multi-part digest. */
   digestInit(mechanism: DigestMechanism): Promise<DigestOperation>;
+  /**
+   * The software token only (a PKCS#11 key goes to TLS through the OpenSSL
+   * engine instead): the private key as PKCS#8 PEM in a Buffer, decrypted in
+   * this process's memory for `tls.createSecureContext` and never written
+   * anywhere. The caller zeroes the Buffer once the context holds the key.
+   * Needs a user login and a key whose CKA_SIGN is true.
+   */
+  tlsPrivateKeyPem?(key: ObjectHandle): Promise<Buffer>;
   close(): Promise<void>;
 }
 
