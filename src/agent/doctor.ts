@@ -1,0 +1,152 @@
+/**
+ * `sekisho doctor`: diagnoses a facility's connection to the center step by
+ * step — name resolution, TCP (optionally through the clinic's HTTP proxy),
+ * TLS versions and suites, the center's chain against the letter's root
+ * thumbprint, the token, the client certificate, its revocation status, and
+ * the clock — and says in Japanese and English what is wrong and what to do.
+ * A step whose precondition failed is `skipped` (code SKIPPED_EARLIER_FAILURE).
+ *
+ * The report is safe to hand to a vendor: it holds no PIN, no key material,
+ * no token file path contents — names, addresses, versions, thumbprints and
+ * certificate fields only (doctor.test.ts checks the JSON for the PIN).
+ */
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { certificatesFromPem } from '../pki/index.js';
+import { FacilityCredential } from './facility-credential.js';
+import { readPin } from './pin.js';
+import { clockStep, httpsDate, plainHttpsDate, type ClockSource } from './doctor-steps/clock.js';
+import { dnsStep, tcpStep } from './doctor-steps/network.js';
+import { DOCTOR_STEPS, skipped, type DoctorStepId, type StepResult } from './doctor-steps/result.js';
+import { chainStep, tlsStep, type TlsEvidence } from './doctor-steps/tls.js';
+import { clientCertificateStep, revocationStep, tokenStep } from './doctor-steps/token.js';
+import type { DoctorTarget } from './doctor-steps/target.js';
+
+export { DOCTOR_STEPS, type DoctorStepId, type StepResult, type StepStatus, type Bilingual } from './doctor-steps/result.js';
+export type { DoctorTarget } from './doctor-steps/target.js';
+export { CLOCK_FAIL_MS, CLOCK_WARN_MS } from './doctor-steps/clock.js';
+
+export interface DoctorOptions {
+  env?: NodeJS.ProcessEnv;
+  /** This machine's clock (injected by tests). */
+  now?: () => Date;
+  /** Per network operation, default 5000 ms. */
+  timeoutMs?: number;
+}
+
+export interface DoctorReport {
+  format: 'sekisho-doctor';
+  version: 1;
+  checkedAt: string;
+  center: string;
+  serverName: string;
+  /** ok: no step failed (warnings may be present); problems: at least one failed. */
+  outcome: 'ok' | 'problems';
+  results: StepResult[];
+}
+
+const notConfigured = (step: DoctorStepId): StepResult => ({
+  step,
+  status: 'skipped',
+  code: 'NOT_CONFIGURED',
+  message: { ja: 'トークンが指定されていないため、確認していません。', en: 'no token given (--token or credential.token), so not checked' },
+});
+
+export async function runDoctor(t: DoctorTarget, o: DoctorOptions = {}): Promise<DoctorReport> {
+  const now = o.now ?? (() => new Date());
+  const env = o.env ?? process.env;
+  const timeoutMs = o.timeoutMs ?? 5000;
+  const results = new Map<DoctorStepId, StepResult>();
+  const put = (r: StepResult) => results.set(r.step, r);
+  const failed = (s: DoctorStepId) => results.get(s)?.status === 'fail' || results.get(s)?.status === 'skipped';
+
+  // Network: name, TCP, TLS, chain.
+  put(await dnsStep(t));
+  put(failed('dns') ? skipped('tcp', 'dns') : await tcpStep(t, timeoutMs));
+  let evidence: TlsEvidence | undefined;
+  if (failed('tcp')) {
+    put(skipped('tls', 'tcp'));
+    put(skipped('chain', 'tcp'));
+  } else {
+    const r = await tlsStep(t, timeoutMs, now());
+    evidence = r.evidence;
+    put(r.result);
+    put(r.result.code === 'TLS_NO_HANDSHAKE' && !r.evidence.chain.length ? skipped('chain', 'tls') : chainStep(t, r.evidence, now()));
+  }
+
+  // The token, the certificate in it, its revocation.
+  let ocspDate: ClockSource | undefined;
+  if (!t.token) {
+    for (const s of ['token', 'client-certificate', 'revocation'] as const) put(notConfigured(s));
+  } else {
+    const tk = await tokenStep(t, env);
+    put(tk.result);
+    if (!tk.open) {
+      put(skipped('client-certificate', 'token'));
+      put(skipped('revocation', 'token'));
+    } else {
+      try {
+        const cc = await clientCertificateStep(tk.open, now());
+        put(cc.result);
+        if (!cc.credential || cc.result.code === 'CLIENT_KEY_MISMATCH') put(skipped('revocation', 'client-certificate'));
+        else {
+          const rv = await revocationStep(tk.open, cc.credential, t, [...(evidence?.chain ?? []), ...rootCerts(t)], timeoutMs);
+          put(rv.result);
+          if (rv.httpDate) ocspDate = { source: 'ocsp-http-date', date: rv.httpDate, at: now() };
+        }
+      } finally {
+        await tk.open.module.close();
+      }
+    }
+  }
+
+  // The clock: the gateway's Date over mutual TLS, else a plain HTTPS answer, else the OCSP responder's.
+  let src: ClockSource | undefined;
+  if (!failed('tcp') && !t.httpProxy) {
+    const certOk = results.get('client-certificate')?.status === 'ok' || results.get('client-certificate')?.status === 'warn';
+    if (t.token && certOk) src = await gatewayDate(t, env, now, timeoutMs);
+    if (!src) {
+      const d = await plainHttpsDate(t, timeoutMs);
+      if (d) src = { source: 'https-date', date: d, at: now() };
+    }
+  }
+  src ??= ocspDate;
+  put(!src && failed('tcp') ? skipped('clock', 'tcp') : clockStep(src, now));
+
+  const ordered = DOCTOR_STEPS.map((s) => results.get(s)!);
+  return {
+    format: 'sekisho-doctor',
+    version: 1,
+    checkedAt: now().toISOString(),
+    center: `${t.center.host}:${t.center.port}`,
+    serverName: t.serverName,
+    outcome: ordered.some((r) => r.status === 'fail') ? 'problems' : 'ok',
+    results: ordered,
+  };
+}
+
+function rootCerts(t: DoctorTarget): Buffer[] {
+  if (!t.rootFile) return [];
+  try {
+    const b = readFileSync(t.rootFile);
+    return b.includes('-----BEGIN') ? certificatesFromPem(b.toString('latin1')) : [Buffer.from(new X509Certificate(b).raw)];
+  } catch {
+    return [];
+  }
+}
+
+/** The gateway requires the facility's certificate before it answers: one request with it, for the Date header. */
+async function gatewayDate(t: DoctorTarget, env: NodeJS.ProcessEnv, now: () => Date, timeoutMs: number): Promise<ClockSource | undefined> {
+  let cred: FacilityCredential | undefined;
+  try {
+    const pin = await readPin(t.pin ?? { env: 'SEKISHO_PIN' }, { env, isTTY: false });
+    cred = await FacilityCredential.open(t.token!, pin, now());
+    const secureContext = await cred.secureContext({});
+    const date = await httpsDate(t, { secureContext }, timeoutMs);
+    return date ? { source: 'gateway-http-date', date, at: now() } : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    await cred?.close().catch(() => undefined);
+  }
+}
