@@ -22,6 +22,8 @@ import { startTcpForward } from './tcp-forward.js';
 export interface FacilityAgentOptions extends Partial<PinContext> {
   log?: AgentLog;
   now?: () => Date;
+  /** Check for renewal every renewal.checkEvery, starting now (default true; tests call renewal.check()). */
+  autoRenew?: boolean;
 }
 
 const where = (a: HostPort) => (a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`);
@@ -69,7 +71,7 @@ export class FacilityAgent {
       }
       const cert = credential.view();
       log('info', 'agent started', { certificate: cert, token: config.credential.token.kind, listeners: a.addresses(), renewalDueAt: a.renewal?.dueAt().toISOString() ?? null });
-      a.renewal?.start();
+      if (o.autoRenew !== false) a.renewal?.start();
       return a;
     } catch (e) {
       if (agent) await agent.stop();

@@ -88,10 +88,13 @@ export async function startHttpProxy(listen: HostPort, o: HttpProxyOptions): Pro
       if (!res.headersSent) answer(res, err);
       else res.destroy();
     });
+    req.on('error', () => up.destroy());
+    res.on('error', () => up.destroy());
     req.pipe(up);
   });
 
   server.on('connect', (req: IncomingMessage, socket: Socket) => {
+    socket.on('error', () => socket.destroy());
     const e = agentErrors.connectRefused();
     o.stats.refuse(e.code);
     o.log('warn', 'request refused', { code: e.code, message: e.message, destination: req.url });
