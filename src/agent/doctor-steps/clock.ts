@@ -46,7 +46,7 @@ export function httpsDate(t: DoctorTarget, tls: ConnectionOptions, timeoutMs: nu
 
 export async function plainHttpsDate(t: DoctorTarget, timeoutMs: number): Promise<string | undefined> {
   if (t.httpProxy) return undefined;
-  const a = await fetchHttp({ host: t.center.host, port: t.center.port, serverName: t.serverName }, undefined, timeoutMs);
+  const a = await fetchHttp({ host: t.center.host, port: t.center.port, ...(isIP(t.serverName) ? {} : { serverName: t.serverName }) }, undefined, timeoutMs);
   return a ? /^date:\s*(.+?)\r?$/im.exec(a.headers)?.[1] : undefined;
 }
 

@@ -6,7 +6,7 @@
  */
 import { createHash, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { checkServerIdentity, connect as tlsConnect, type DetailedPeerCertificate } from 'node:tls';
+import { connect as tlsConnect, type DetailedPeerCertificate } from 'node:tls';
 import { isIP } from 'node:net';
 import { certificatesFromPem } from '../../pki/index.js';
 import { complianceProfile } from '../../policy/index.js';
@@ -17,6 +17,9 @@ import type { DoctorTarget } from './target.js';
 
 const MODERN = ['TLSv1.2', 'TLSv1.3'];
 
+/** SNI only for a name (RFC 6066 forbids an IP address there). */
+export const sni = (t: DoctorTarget) => (isIP(t.serverName) ? {} : { serverName: t.serverName });
+
 export interface TlsEvidence {
   /** The chain the center sent, leaf first (DER). */
   chain: Buffer[];
@@ -24,11 +27,11 @@ export interface TlsEvidence {
 
 export async function tlsStep(t: DoctorTarget, timeoutMs: number, now: Date): Promise<{ result: StepResult; evidence: TlsEvidence }> {
   if (t.httpProxy) return tlsThroughProxy(t, timeoutMs);
-  const wire: WireFindings = await enumerateTls({ host: t.center.host, port: t.center.port, serverName: t.serverName }, { timeoutMs, concurrency: 4 });
+  const wire: WireFindings = await enumerateTls({ host: t.center.host, port: t.center.port, ...sni(t) }, { timeoutMs, concurrency: 4 });
   const profile = complianceProfile(t.profile);
   const offered = wire.protocols.filter((p) => p.supported).map((p) => p.protocol);
   let chain = wire.certificateFromHello ?? [];
-  if (!chain.length) chain = (await handshake({ host: t.center.host, port: t.center.port, serverName: t.serverName }, undefined, timeoutMs)).chain;
+  if (!chain.length) chain = (await handshake({ host: t.center.host, port: t.center.port, ...sni(t) }, undefined, timeoutMs)).chain;
   const details = { offered, suites: Object.fromEntries(wire.protocols.filter((p) => p.supported).map((p) => [p.protocol, p.suites])), profile: t.profile };
   if (offered.length === 0) {
     return {
@@ -189,8 +192,8 @@ export function chainStep(t: DoctorTarget, evidence: TlsEvidence, now: Date): St
     cur = issuer;
   }
   const leaf = new X509Certificate(chain[0]!);
-  const nameError = checkServerIdentity(t.serverName, { subject: {}, subjectaltname: leaf.subjectAltName ?? '' } as never);
-  if (nameError) {
+  const named = isIP(t.serverName) ? leaf.checkIP(t.serverName) : leaf.checkHost(t.serverName);
+  if (!named) {
     return fail(
       'chain',
       'SERVER_NAME_MISMATCH',
