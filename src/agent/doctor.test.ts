@@ -257,6 +257,37 @@ describe('sekisho doctor', () => {
     assert.ok(!JSON.stringify(wrong).includes('not-the-PIN-31337'));
   });
 
+  test('--config agent.yaml: the agent\'s own configuration drives the doctor (exit 0, all ok); a bad configuration exits 2 naming the key', async () => {
+    const yaml = join(dir, 'agent.yaml');
+    writeFileSync(
+      yaml,
+      [
+        'center:',
+        `  gateway: 127.0.0.1:${center.gatewayPort}`,
+        `  rootThumbprint: "${center.thumbprint.match(/../g)!.join(':')}"`,
+        `  root: ${center.rootFile}`,
+        'credential:',
+        `  token: software:${tokens.good}`,
+        '  key: facility',
+        '  pin: { env: DOCTOR_TEST_PIN }',
+        'listen:',
+        '  httpProxy: 127.0.0.1:3128',
+        '',
+      ].join('\n'),
+    );
+    const out: string[] = [];
+    const io = { stdout: (x: string) => void out.push(x), stderr: (x: string) => void out.push(x), env, isTTY: false };
+    assert.equal(await runCli(['doctor', '--config', yaml, '--json'], io), 0, out.join(''));
+    const r = JSON.parse(out.join('')) as DoctorReport;
+    assert.equal(r.outcome, 'ok', summary(r));
+    assert.equal(byStep(r).token!.code, 'TOKEN_OK');
+    writeFileSync(yaml, readFileSync(yaml, 'utf8').replace('  key: facility\n', '  key: facility\n  colour: blue\n'));
+    out.length = 0;
+    assert.equal(await runCli(['doctor', '--config', yaml], io), 2);
+    assert.match(out.join(''), /AGENT_CONFIG_INVALID[\s\S]*credential\.colour/);
+    assert.equal(await runCli(['doctor', '--config', yaml, '--center', '127.0.0.1:1'], io), 2);
+  });
+
   test('usage errors exit 2: no center, a PIN-less bad thumbprint, --pin-env with --pin-file', async () => {
     const run = (args: string[]) => runCli(['doctor', ...args], { stdout: () => undefined, stderr: () => undefined, env, isTTY: false });
     assert.equal(await run([]), 2);
