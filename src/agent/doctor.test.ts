@@ -96,6 +96,9 @@ describe('sekisho doctor', () => {
     tokens.revoked = await tokenWith('revoked', revoked);
     tokens.expired = await tokenWith('expired', center.fx.clients.expired);
     tokens.locked = await tokenWith('locked', good);
+    tokens.finalTry = await tokenWith('final-try', good);
+    const f = await openSoftwareToken(tokens.finalTry).openSession(0);
+    for (let i = 0; i < 2; i++) await f.login('user', 'wrong-PIN-0000').catch(() => undefined);
     const m = openSoftwareToken(tokens.locked);
     const s = await m.openSession(0);
     for (let i = 0; i < 3; i++) await s.login('user', 'wrong-PIN-0000').catch(() => undefined);
@@ -210,6 +213,41 @@ describe('sekisho doctor', () => {
     assert.equal(s['client-certificate']!.code, 'SKIPPED_EARLIER_FAILURE');
     assert.equal(s.revocation!.code, 'SKIPPED_EARLIER_FAILURE');
     assert.equal((await openSoftwareToken(tokens.locked!).tokenInfo(0)).userPinFailures, 3, 'no further try was counted');
+  });
+
+  test('one wrong PIN away from locking (FINAL_TRY): TOKEN_PIN_FINAL_TRY, and the doctor does not spend the last try', async () => {
+    const r = await runDoctor(target({ token: { kind: 'software', file: tokens.finalTry!, key: 'facility' } }), { env });
+    const s = byStep(r);
+    assert.equal(s.token!.code, 'TOKEN_PIN_FINAL_TRY', summary(r));
+    assert.equal(s.token!.details?.triesLeft, 1);
+    assert.equal((await openSoftwareToken(tokens.finalTry!).tokenInfo(0)).userPinFailures, 2);
+  });
+
+  test('a center whose clock runs 10 minutes ahead (an HTTPS server under faketime) is CLOCK_SKEW from its Date header', async (t) => {
+    if (!needCommand(t, 'faketime') || !needCommand(t, 'python3')) return;
+    const port = await freePort();
+    const py = [
+      'import http.server, ssl, sys',
+      'class H(http.server.BaseHTTPRequestHandler):',
+      '    def do_GET(self):',
+      '        self.send_response(200); self.send_header("Content-Length", "2"); self.end_headers(); self.wfile.write(b"ok")',
+      '    def log_message(self, *a): pass',
+      'c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); c.load_cert_chain(sys.argv[2], sys.argv[3])',
+      's = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H); s.socket = c.wrap_socket(s.socket, server_side=True); s.serve_forever()',
+    ].join('\n');
+    const server = spawn('faketime', ['-f', '+10m', 'python3', '-c', py, String(port), good.cert, good.key], { stdio: 'ignore' });
+    try {
+      for (let i = 0; i < 100 && !(await accepts(port)); i++) await new Promise((r) => setTimeout(r, 100));
+      const r = await runDoctor(target({ center: { host: '127.0.0.1', port }, token: undefined }), { env });
+      const c = byStep(r).clock!;
+      assert.equal(c.code, 'CLOCK_SKEW', summary(r));
+      assert.equal(c.details?.source, 'https-date');
+      const skew = c.details?.skewSeconds as number;
+      assert.ok(skew < -590 && skew > -610, String(skew));
+      assert.match(c.message.ja, /遅れて/);
+    } finally {
+      server.kill();
+    }
   });
 
   test('a wrong PIN says how many tries are left; the output never contains it', async () => {
