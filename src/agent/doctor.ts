@@ -52,6 +52,24 @@ const notConfigured = (step: DoctorStepId): StepResult => ({
   message: { ja: 'トークンが指定されていないため、確認していません。', en: 'no token given (--token or credential.token), so not checked' },
 });
 
+/** A step that throws (a defect, or something no step foresaw) is a failure of that step, never a crash of the doctor. */
+async function guarded<T extends { result: StepResult }>(step: DoctorStepId, fn: () => Promise<T>): Promise<T | { result: StepResult }> {
+  try {
+    return await fn();
+  } catch (e) {
+    const why = (e as Error)?.message ?? String(e);
+    return {
+      result: {
+        step,
+        status: 'fail',
+        code: 'DOCTOR_STEP_ERROR',
+        message: { ja: `この手順は予期しないエラーで完了できませんでした（${why}）。`, en: `this step could not complete: ${why}` },
+        fix: { ja: 'この結果（--json）を担当ベンダーに送ってください。', en: 'send this result (--json) to your vendor' },
+      },
+    };
+  }
+}
+
 export async function runDoctor(t: DoctorTarget, o: DoctorOptions = {}): Promise<DoctorReport> {
   const now = o.now ?? (() => new Date());
   const env = o.env ?? process.env;
@@ -61,17 +79,17 @@ export async function runDoctor(t: DoctorTarget, o: DoctorOptions = {}): Promise
   const failed = (s: DoctorStepId) => results.get(s)?.status === 'fail' || results.get(s)?.status === 'skipped';
 
   // Network: name, TCP, TLS, chain.
-  put(await dnsStep(t));
-  put(failed('dns') ? skipped('tcp', 'dns') : await tcpStep(t, timeoutMs));
+  put((await guarded('dns', async () => ({ result: await dnsStep(t) }))).result);
+  put(failed('dns') ? skipped('tcp', 'dns') : (await guarded('tcp', async () => ({ result: await tcpStep(t, timeoutMs) }))).result);
   let evidence: TlsEvidence | undefined;
   if (failed('tcp')) {
     put(skipped('tls', 'tcp'));
     put(skipped('chain', 'tcp'));
   } else {
-    const r = await tlsStep(t, timeoutMs, now());
-    evidence = r.evidence;
+    const r = await guarded('tls', () => tlsStep(t, timeoutMs, now()));
+    evidence = 'evidence' in r ? r.evidence : undefined;
     put(r.result);
-    put(r.result.code === 'TLS_NO_HANDSHAKE' && !r.evidence.chain.length ? skipped('chain', 'tls') : chainStep(t, r.evidence, now()));
+    put(!evidence?.chain.length && r.result.status === 'fail' ? skipped('chain', 'tls') : (await guarded('chain', async () => ({ result: chainStep(t, evidence ?? { chain: [] }, now()) }))).result);
   }
 
   // The token, the certificate in it, its revocation.
@@ -79,20 +97,22 @@ export async function runDoctor(t: DoctorTarget, o: DoctorOptions = {}): Promise
   if (!t.token) {
     for (const s of ['token', 'client-certificate', 'revocation'] as const) put(notConfigured(s));
   } else {
-    const tk = await tokenStep(t, env);
+    const tk = await guarded('token', () => tokenStep(t, env));
     put(tk.result);
-    if (!tk.open) {
+    if (!('open' in tk) || !tk.open) {
       put(skipped('client-certificate', 'token'));
       put(skipped('revocation', 'token'));
     } else {
       try {
-        const cc = await clientCertificateStep(tk.open, now());
+        const open = tk.open;
+        const cc = await guarded('client-certificate', () => clientCertificateStep(open, now()));
         put(cc.result);
-        if (!cc.credential || cc.result.code === 'CLIENT_KEY_MISMATCH') put(skipped('revocation', 'client-certificate'));
+        const credential = 'credential' in cc ? cc.credential : undefined;
+        if (!credential || cc.result.code === 'CLIENT_KEY_MISMATCH') put(skipped('revocation', 'client-certificate'));
         else {
-          const rv = await revocationStep(tk.open, cc.credential, t, [...(evidence?.chain ?? []), ...rootCerts(t)], timeoutMs);
+          const rv = await guarded('revocation', () => revocationStep(open, credential, t, [...(evidence?.chain ?? []), ...rootCerts(t)], timeoutMs));
           put(rv.result);
-          if (rv.httpDate) ocspDate = { source: 'ocsp-http-date', date: rv.httpDate, at: now() };
+          if ('httpDate' in rv && rv.httpDate) ocspDate = { source: 'ocsp-http-date', date: rv.httpDate, at: now() };
         }
       } finally {
         await tk.open.module.close();
@@ -106,7 +126,7 @@ export async function runDoctor(t: DoctorTarget, o: DoctorOptions = {}): Promise
     const certOk = results.get('client-certificate')?.status === 'ok' || results.get('client-certificate')?.status === 'warn';
     if (t.token && certOk) src = await gatewayDate(t, env, now, timeoutMs);
     if (!src) {
-      const d = await plainHttpsDate(t, timeoutMs);
+      const d = await plainHttpsDate(t, timeoutMs).catch(() => undefined);
       if (d) src = { source: 'https-date', date: d, at: now() };
     }
   }
