@@ -235,7 +235,8 @@ describe('sekisho doctor', () => {
       'c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); c.load_cert_chain(sys.argv[2], sys.argv[3])',
       's = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H); s.socket = c.wrap_socket(s.socket, server_side=True); s.serve_forever()',
     ].join('\n');
-    const server = spawn('faketime', ['-f', '+10m', 'python3', '-c', py, String(port), good.cert, good.key], { stdio: 'ignore' });
+    // faketime runs python as its child: start them as one process group and end the group.
+    const server = spawn('faketime', ['-f', '+10m', 'python3', '-c', py, String(port), good.cert, good.key], { stdio: 'ignore', detached: true });
     try {
       for (let i = 0; i < 100 && !(await accepts(port)); i++) await new Promise((r) => setTimeout(r, 100));
       const r = await runDoctor(target({ center: { host: '127.0.0.1', port }, token: undefined }), { env });
@@ -246,7 +247,7 @@ describe('sekisho doctor', () => {
       assert.ok(skew < -590 && skew > -610, String(skew));
       assert.match(c.message.ja, /遅れて/);
     } finally {
-      server.kill();
+      process.kill(-server.pid!, 'SIGTERM');
     }
   });
 
