@@ -137,7 +137,7 @@ describe('sekisho doctor', () => {
     assert.ok(!/PRIVATE KEY/.test(text));
   });
 
-  test('a wrong root thumbprint (not the letter\'s) is ROOT_THUMBPRINT_MISMATCH: do not connect; exit 1', async () => {
+  test('a wrong root thumbprint (not the letter\'s) is ROOT_THUMBPRINT_MISMATCH, and the facility certificate is not presented to that center; exit 1', async () => {
     const wrong = createHash('sha256').update('another root').digest('hex');
     const r = await runDoctor(target({ rootThumbprint: wrong }), { env });
     const s = byStep(r);
@@ -145,6 +145,9 @@ describe('sekisho doctor', () => {
     assert.equal(s.chain!.code, 'ROOT_THUMBPRINT_MISMATCH');
     assert.match(s.chain!.fix!.ja, /発行通知書/);
     assert.equal(r.outcome, 'problems');
+    // Regression: the clock step used to open a mutual-TLS connection with the facility's certificate whatever the chain said;
+    // a center that fails the thumbprint never gets the certificate (the time comes from elsewhere).
+    assert.notEqual(s.clock!.details?.source, 'gateway-http-date');
     const code = await runCli(['doctor', '--center', `127.0.0.1:${center.gatewayPort}`, '--root-thumbprint', wrong, '--root', center.rootFile], { stdout: () => undefined, stderr: () => undefined, env, isTTY: false });
     assert.equal(code, 1);
   });

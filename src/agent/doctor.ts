@@ -10,9 +10,10 @@
  * no token file path contents — names, addresses, versions, thumbprints and
  * certificate fields only (doctor.test.ts checks the JSON for the PIN).
  */
-import { X509Certificate } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
+import { checkServerIdentity } from 'node:tls';
 import { readFileSync } from 'node:fs';
-import { certificatesFromPem } from '../pki/index.js';
+import { certificatesFromPem, certificateToPem } from '../pki/index.js';
 import { FacilityCredential } from './facility-credential.js';
 import { readPin } from './pin.js';
 import { clockStep, httpsDate, plainHttpsDate, type ClockSource } from './doctor-steps/clock.js';
@@ -124,7 +125,10 @@ export async function runDoctor(t: DoctorTarget, o: DoctorOptions = {}): Promise
   let src: ClockSource | undefined;
   if (!failed('tcp') && !t.httpProxy) {
     const certOk = results.get('client-certificate')?.status === 'ok' || results.get('client-certificate')?.status === 'warn';
-    if (t.token && certOk) src = await gatewayDate(t, env, now, timeoutMs);
+    // The facility's certificate goes only to a center whose chain passed (the root with the letter's thumbprint), and that
+    // connection trusts that root alone: an impostor never sees the certificate nor gets a handshake signed by its key.
+    const root = results.get('chain')?.status === 'ok' ? [...(evidence?.chain ?? []), ...rootCerts(t)].find((c) => createHash('sha256').update(c).digest('hex') === t.rootThumbprint) : undefined;
+    if (t.token && certOk && root) src = await gatewayDate(t, root, env, now, timeoutMs);
     if (!src) {
       const d = await plainHttpsDate(t, timeoutMs).catch(() => undefined);
       if (d) src = { source: 'https-date', date: d, at: now() };
@@ -156,13 +160,13 @@ function rootCerts(t: DoctorTarget): Buffer[] {
 }
 
 /** The gateway requires the facility's certificate before it answers: one request with it, for the Date header. */
-async function gatewayDate(t: DoctorTarget, env: NodeJS.ProcessEnv, now: () => Date, timeoutMs: number): Promise<ClockSource | undefined> {
+async function gatewayDate(t: DoctorTarget, root: Buffer, env: NodeJS.ProcessEnv, now: () => Date, timeoutMs: number): Promise<ClockSource | undefined> {
   let cred: FacilityCredential | undefined;
   try {
     const pin = await readPin(t.pin ?? { env: 'SEKISHO_PIN' }, { env, isTTY: false });
     cred = await FacilityCredential.open(t.token!, pin, now());
-    const secureContext = await cred.secureContext({});
-    const date = await httpsDate(t, { secureContext }, timeoutMs);
+    const secureContext = await cred.secureContext({ ca: [certificateToPem(root)] });
+    const date = await httpsDate(t, { secureContext, rejectUnauthorized: true, checkServerIdentity: (_host, cert) => checkServerIdentity(t.serverName, cert) }, timeoutMs);
     return date ? { source: 'gateway-http-date', date, at: now() } : undefined;
   } catch {
     return undefined;
