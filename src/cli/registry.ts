@@ -7,6 +7,7 @@ import { certBulkCommand } from './commands/bulk.js';
 import { crlCommand } from './commands/crl.js';
 import { auditCheckpointCommand, auditListCommand, auditVerifyCommand } from './commands/audit.js';
 import { scanCommand } from './commands/scan.js';
+import { doctorCommand } from './commands/doctor.js';
 import { gatewayCommand } from './commands/gateway.js';
 import { TOKEN_COMMANDS } from './commands/token.js';
 import { estCodeCreateCommand, noticeCreateCommand, noticeListCommand, noticeRevokeCommand, noticeUnlockCommand } from './commands/notice.js';
@@ -41,6 +42,7 @@ export const COMMANDS: readonly Command[] = [
   auditListCommand,
   reportAccessCommand,
   scanCommand,
+  doctorCommand,
   gatewayCommand,
   serveCommand,
   agentCommand,

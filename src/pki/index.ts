@@ -12,3 +12,4 @@ export * from './ocsp.js';
 export * from './pkcs7.js';
 export * from './spki.js';
 export * from './csr-builder.js';
+export * from './ocsp-client.js';

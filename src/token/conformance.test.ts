@@ -12,7 +12,9 @@ import { isSekishoError } from '../errors/index.js';
 import { tempDir } from '../testing/stores.js';
 import { underCi } from '../testing/peers.js';
 import { CKF, flagNames } from './flags.js';
-import { openPkcs11Module } from './pkcs11-token.js';
+import { openPkcs11Module, type Pkcs11Module } from './pkcs11-token.js';
+import { JAHIS_MANDATORY_FUNCTIONS, PKCS11_FUNCTION_METHODS, type Pkcs11FunctionName } from './functions.js';
+import { CKM, MECHANISM_CARRIERS, MECHANISM_FLAGS as MF, usableMechanisms } from './mechanisms.js';
 import { openSoftwareToken } from './software-token.js';
 import { TokenSigner } from './signer.js';
 import { hasSoftHsm, SOFTHSM_MODULE, useTemporarySoftHsm } from '../testing/softhsm.js';
@@ -31,6 +33,13 @@ interface Kind {
   available: () => boolean;
   /** C_Initialize: load the module; returns it and the slot the tests use. */
   open(): Promise<{ module: TokenModule; slot: number }>;
+  /** Where the kinds differ, what each does (measured; docs/tokens.md says the same). */
+  differs: {
+    /** C_WaitForSlotEvent(CKF_DONT_BLOCK) right after C_InitToken. */
+    slotEventAfterInit: 'this slot' | 'no event';
+    /** C_GetObjectSize of a certificate: a size, or CK_UNAVAILABLE_INFORMATION. */
+    objectSize: 'known' | 'unavailable';
+  };
 }
 
 const KINDS: Kind[] = [
@@ -41,6 +50,8 @@ const KINDS: Kind[] = [
       const file = join(tempDir('sekisho-token-'), 'token.json');
       return { module: openSoftwareToken(file, { kdf: FAST_KDF }), slot: 0 };
     },
+    // The token is its file: creating it is the "insertion"; every object's record has a size.
+    differs: { slotEventAfterInit: 'this slot', objectSize: 'known' },
   },
   {
     name: 'SoftHSM2 (PKCS#11)',
@@ -50,6 +61,8 @@ const KINDS: Kind[] = [
       const module = openPkcs11Module(SOFTHSM_MODULE);
       return { module, slot: await (module as ReturnType<typeof openPkcs11Module>).freeSlot() };
     },
+    // SoftHSM2 2.6.1 answers CKF_DONT_BLOCK with CKR_NO_EVENT always, and C_GetObjectSize with CK_UNAVAILABLE_INFORMATION.
+    differs: { slotEventAfterInit: 'no event', objectSize: 'unavailable' },
   },
 ];
 
@@ -83,6 +96,34 @@ for (const kind of KINDS) {
       assert.ok(info.flags & CKF.TOKEN_INITIALIZED);
     });
 
+    test('C_WaitForSlotEvent (CKF_DONT_BLOCK): never blocks; reports the initialized slot where the module sees events, then no event', async () => {
+      const first = await module.waitForSlotEvent();
+      assert.equal(first, kind.differs.slotEventAfterInit === 'this slot' ? slot : undefined);
+      assert.equal(await module.waitForSlotEvent(), undefined, 'nothing happened since');
+      if (module.kind === 'pkcs11') {
+        // Why sekisho never asks for a blocking wait: SoftHSM2 does not support it (and it would stop Node's event loop).
+        assert.throws(() => (module as Pkcs11Module).lib.C_WaitForSlotEvent(0), /CKR_FUNCTION_NOT_SUPPORTED/);
+      }
+    });
+
+    test('C_GetMechanismList + C_GetMechanismInfo: every sekisho mechanism is offered, with fitting flags and key sizes; an unknown type is TOKEN_MECHANISM_INVALID', async () => {
+      const list = await module.mechanismList(slot);
+      assert.deepEqual(usableMechanisms(list).sort(), Object.keys(MECHANISM_CARRIERS).sort());
+      const gen = await module.mechanismInfo(slot, CKM.RSA_PKCS_KEY_PAIR_GEN);
+      assert.equal(gen.name, 'CKM_RSA_PKCS_KEY_PAIR_GEN');
+      assert.ok(gen.flags & MF.GENERATE_KEY_PAIR);
+      assert.ok(gen.minKeySize <= 2048 && gen.maxKeySize >= 4096, `${gen.minKeySize}–${gen.maxKeySize}`);
+      const ecGen = await module.mechanismInfo(slot, CKM.EC_KEY_PAIR_GEN);
+      assert.ok(ecGen.minKeySize <= 256 && ecGen.maxKeySize >= 384);
+      const oaep = await module.mechanismInfo(slot, CKM.RSA_PKCS_OAEP);
+      assert.equal(oaep.flags & (MF.ENCRYPT | MF.DECRYPT), MF.ENCRYPT | MF.DECRYPT);
+      const rsaSign = await module.mechanismInfo(slot, CKM.SHA256_RSA_PKCS);
+      assert.equal(rsaSign.flags & (MF.SIGN | MF.VERIFY), MF.SIGN | MF.VERIFY);
+      assert.ok((await module.mechanismInfo(slot, CKM.SHA384)).flags & MF.DIGEST);
+      await assert.rejects(module.mechanismInfo(slot, 0x7fff0000), code('TOKEN_MECHANISM_INVALID'));
+      await assert.rejects(module.mechanismList(424242), code('TOKEN_SLOT_NOT_FOUND'));
+    });
+
     test('C_GetSlotList + C_GetSlotInfo: the slot is listed with a token present', async () => {
       const slots = await module.slots();
       const mine = slots.find((x) => x.slotId === slot);
@@ -103,10 +144,40 @@ for (const kind of KINDS) {
       await assert.rejects(module.openSession(424242), code('TOKEN_SLOT_NOT_FOUND'));
     });
 
+    test('C_GetFunctionList: every JAHIS mandatory function is listed, and every listed function has its method on both kinds', async () => {
+      const list = (await module.functionList()) as Pkcs11FunctionName[];
+      for (const f of JAHIS_MANDATORY_FUNCTIONS) assert.ok(list.includes(f), f);
+      for (const f of list) {
+        for (const m of PKCS11_FUNCTION_METHODS[f].split(/ \/ /)) {
+          const [owner, method] = m.split(' ')[0]!.split('.') as [string, string];
+          if (owner !== 'module' && owner !== 'session') continue; // C_Initialize: the open functions
+          const target = owner === 'module' ? module : s;
+          assert.equal(typeof (target as unknown as Record<string, unknown>)[method], 'function', `${f} → ${m}`);
+        }
+      }
+      if (module.kind === 'pkcs11') {
+        // A library without C_GetFunctionList is no PKCS#11 module: refused at load.
+        assert.throws(() => openPkcs11Module('/lib/x86_64-linux-gnu/libc.so.6'), code('PKCS11_MODULE_NOT_FOUND'));
+      }
+    });
+
     test('C_Login: a wrong user PIN is PIN_WRONG; the right one logs in', async () => {
       await assert.rejects(s.login('user', 'not-the-PIN-000'), code('PIN_WRONG'));
       await s.login('user', USER_PIN);
       assert.equal(s.loggedInAs, 'user');
+    });
+
+    test('C_GetSessionInfo: a read/write session on the slot, public before login, user after C_Login, SO after an SO login', async () => {
+      await s.logout();
+      let i = await s.sessionInfo();
+      assert.deepEqual([i.slotId, i.state, i.readWrite], [slot, 'rw-public', true]);
+      assert.ok(i.flags & 0x4, 'CKF_SERIAL_SESSION');
+      await s.login('so', SO_PIN);
+      assert.equal((await s.sessionInfo()).state, 'rw-so');
+      await s.logout();
+      await s.login('user', USER_PIN);
+      i = await s.sessionInfo();
+      assert.equal(i.state, 'rw-user');
     });
 
     test('C_GenerateKeyPair: ECDSA P-256 and RSA-2048 key pairs made inside the token, not extractable', async () => {
@@ -130,6 +201,16 @@ for (const kind of KINDS) {
       const h = await s.createObject({ class: 'certificate', label: 'conf-cert', value: cert.raw });
       assert.deepEqual((await s.getAttributes(h)).value, cert.raw);
       await s.createObject({ class: 'data', label: 'device-identification', application: 'sekisho', value: Buffer.from('device 0110113719-01') });
+    });
+
+    test('C_GetObjectSize: a certificate\'s size where the module keeps one (CK_UNAVAILABLE_INFORMATION on SoftHSM2); a destroyed object is TOKEN_OBJECT_NOT_FOUND', async () => {
+      const [cert] = await s.findObjects({ class: 'certificate', label: 'conf-cert' });
+      const size = await s.objectSize(cert!);
+      if (kind.differs.objectSize === 'known') assert.ok(size !== undefined && size >= new X509Certificate(selfSigned).raw.length, String(size));
+      else assert.equal(size, undefined);
+      const gone = await s.createObject({ class: 'data', label: 'short-lived', value: Buffer.from('x') });
+      await s.destroyObject(gone);
+      await assert.rejects(s.objectSize(gone), code('TOKEN_OBJECT_NOT_FOUND'));
     });
 
     test('C_FindObjectsInit/C_FindObjects/C_FindObjectsFinal: objects found by class and label; private keys only after login', async () => {
@@ -186,6 +267,65 @@ for (const kind of KINDS) {
       const damaged = Buffer.from(ct);
       damaged[10]! ^= 1;
       await assert.rejects(s.decrypt('rsa-oaep-sha1', rsa.privateKey, damaged), code('TOKEN_DECRYPT_FAILED'));
+    });
+
+    test('C_VerifyInit/C_VerifyUpdate/C_VerifyFinal: a message given in parts verifies (ECDSA and RSA); a changed part does not; a second final is TOKEN_OPERATION_NOT_INITIALIZED', async () => {
+      const whole = Buffer.from('JAHIS multi-part verification of a long message');
+      const cases = [
+        { mech: 'ecdsa-sha256' as const, pair: ec },
+        { mech: 'sha256-rsa-pkcs' as const, pair: rsa },
+      ];
+      for (const { mech, pair } of cases) {
+        const sig = await s.sign(mech, pair.privateKey, whole);
+        const good = await s.verifyInit(mech, pair.publicKey);
+        await good.update(whole.subarray(0, 10));
+        await good.update(whole.subarray(10));
+        assert.equal(await good.final(sig), true, mech);
+        await assert.rejects(good.final(sig), code('TOKEN_OPERATION_NOT_INITIALIZED'));
+        const bad = await s.verifyInit(mech, pair.publicKey);
+        await bad.update(whole.subarray(0, 10));
+        await bad.update(Buffer.alloc(0));
+        await bad.update(Buffer.from('changed'));
+        assert.equal(await bad.final(sig), false, `${mech}: changed`);
+      }
+      await assert.rejects(s.verifyInit('ecdsa-sha256', rsa.publicKey), code('TOKEN_MECHANISM_INVALID'));
+    });
+
+    test('C_EncryptInit/C_EncryptUpdate/C_EncryptFinal: RSA-OAEP given in parts decrypts to the whole; too much data is TOKEN_DATA_LEN_RANGE', async () => {
+      const op = await s.encryptInit('rsa-oaep-sha1', rsa.publicKey);
+      assert.equal((await op.update(Buffer.from('shared key '))).length, 0, 'RSA is single-part: nothing until final');
+      await op.update(Buffer.from('for the device 鍵'));
+      const ct = await op.final();
+      assert.equal(ct.length, 256);
+      assert.equal((await s.decrypt('rsa-oaep-sha1', rsa.privateKey, ct)).toString(), 'shared key for the device 鍵');
+      await assert.rejects(op.final(), code('TOKEN_OPERATION_NOT_INITIALIZED'));
+      const big = await s.encryptInit('rsa-oaep-sha1', rsa.publicKey);
+      await big.update(Buffer.alloc(300, 1));
+      await assert.rejects(big.final(), code('TOKEN_DATA_LEN_RANGE'));
+      await assert.rejects(s.encryptInit('rsa-oaep-sha1', ec.publicKey), code('TOKEN_MECHANISM_INVALID'));
+      if (module.kind === 'pkcs11') {
+        // Why the bridge collects the parts: SoftHSM2 refuses C_EncryptUpdate for RSA-OAEP (single-part in PKCS#11).
+        const lib = (module as Pkcs11Module).lib;
+        const raw = lib.C_OpenSession(lib.C_GetSlotList(true).find((h) => Number(h.readBigUInt64LE(0)) === slot)!, 0x4);
+        try {
+          const p = (await import('./pkcs11-binding.js')).pkcs11js();
+          lib.C_EncryptInit(raw, { mechanism: p.CKM_RSA_PKCS_OAEP, parameter: { type: p.CK_PARAMS_RSA_OAEP, hashAlg: p.CKM_SHA_1, mgf: p.CKG_MGF1_SHA1, source: 1 } as never }, Buffer.from(rsa.publicKey, 'hex'));
+          assert.throws(() => lib.C_EncryptUpdate(raw, Buffer.from('x'), Buffer.alloc(512)), /CKR_FUNCTION_NOT_SUPPORTED/);
+        } finally {
+          lib.C_CloseSession(raw);
+        }
+      }
+    });
+
+    test('C_DigestInit/C_DigestUpdate/C_DigestFinal: a message in parts hashes as OpenSSL hashes the whole', async () => {
+      for (const h of ['sha256', 'sha384', 'sha512'] as const) {
+        const op = await s.digestInit(h);
+        await op.update(Buffer.from('a'));
+        await op.update(Buffer.from('bc'));
+        await op.update(Buffer.alloc(0));
+        assert.deepEqual(await op.final(), createHash(h).update('abc').digest(), h);
+        await assert.rejects(op.final(), code('TOKEN_OPERATION_NOT_INITIALIZED'));
+      }
     });
 
     test('C_DigestInit/C_Digest: SHA-256/384/512 equal to OpenSSL', async () => {

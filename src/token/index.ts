@@ -1,7 +1,8 @@
 export * from './token.js';
 export * from './flags.js';
 export * from './uri.js';
-export { keyIdFor, signMechanismFor, SIGN_HASH } from './mechanisms.js';
+export { keyIdFor, signMechanismFor, SIGN_HASH, CKM, MECHANISM_FLAGS, MECHANISM_CARRIERS, mechanismName, usableMechanisms } from './mechanisms.js';
+export { PKCS11_FUNCTION_METHODS, PKCS11_FUNCTIONS, JAHIS_MANDATORY_FUNCTIONS, type Pkcs11FunctionName } from './functions.js';
 export { openSoftwareToken, SoftwareToken, DEFAULT_TOKEN_POLICY, checkPinLength, type SoftwareTokenOptions } from './software-token.js';
 export { DEFAULT_KDF, type KdfParams, type TokenPolicy } from './software-token-file.js';
 export { openPkcs11Module, Pkcs11Module } from './pkcs11-token.js';

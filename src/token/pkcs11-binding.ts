@@ -5,9 +5,9 @@
 import type { KeyObject } from 'node:crypto';
 import { createRequire } from 'node:module';
 import type * as P from 'pkcs11js';
-import { badRequest, internal, notFound, unauthorized, type SekishoError } from '../errors/index.js';
+import { badRequest, conflict, internal, notFound, unauthorized, type SekishoError } from '../errors/index.js';
 import { describePublicKey } from '../pki/index.js';
-import { tokenErrors } from './token-errors.js';
+import { operationEnded, tokenErrors } from './token-errors.js';
 import type { ObjectClass } from './token.js';
 
 export type Pkcs11js = typeof P;
@@ -75,6 +75,14 @@ export function mapError(e: unknown, doing: string): SekishoError {
       return notFound('TOKEN_OBJECT_NOT_FOUND', `the token holds no such object (${doing})`);
     case p.CKR_ATTRIBUTE_SENSITIVE:
       return badRequest('TOKEN_ATTRIBUTE_SENSITIVE', `the token will not reveal a sensitive attribute (${doing})`);
+    case p.CKR_FUNCTION_NOT_SUPPORTED:
+      return badRequest('TOKEN_FUNCTION_NOT_SUPPORTED', `the PKCS#11 module does not support this function (${doing})`);
+    case p.CKR_OPERATION_ACTIVE:
+      return conflict('TOKEN_OPERATION_ACTIVE', `another operation of this kind is still running in the session (${doing}); finish it first`);
+    case p.CKR_OPERATION_NOT_INITIALIZED:
+      return operationEnded();
+    case p.CKR_DATA_LEN_RANGE:
+      return badRequest('TOKEN_DATA_LEN_RANGE', `the data is too long for this mechanism and key (${doing})`);
     case p.CKR_ENCRYPTED_DATA_INVALID:
     case p.CKR_ENCRYPTED_DATA_LEN_RANGE:
       return badRequest('TOKEN_DECRYPT_FAILED', 'the data does not decrypt with this key (wrong key, mechanism or damaged data)');
@@ -117,4 +125,14 @@ export function publicKeyTemplate(key: KeyObject): P.Template {
     { type: p.CKA_MODULUS, value: unb64u(jwk.n) },
     { type: p.CKA_PUBLIC_EXPONENT, value: unb64u(jwk.e) },
   ];
+}
+
+let ckmNames: Map<number, string> | undefined;
+/** The CKM_* name pkcs11js knows for a mechanism type. */
+export function bindingMechanismName(type: number): string | undefined {
+  if (!ckmNames) {
+    ckmNames = new Map();
+    for (const [k, v] of Object.entries(pkcs11js())) if (k.startsWith('CKM_') && typeof v === 'number' && !ckmNames.has(v)) ckmNames.set(v, k);
+  }
+  return ckmNames.get(type);
 }

@@ -4,12 +4,17 @@ import type * as P from 'pkcs11js';
 import { badRequest, conflict, internal, unauthorized } from '../errors/index.js';
 import { describePublicKey, spkiDer, subjectNameDer, type KeyType } from '../pki/index.js';
 import { keyIdFor, mechanismFits, SIGN_HASH } from './mechanisms.js';
-import { tokenErrors } from './token-errors.js';
+import { operationEnded, tokenErrors } from './token-errors.js';
 import { b64u, ckr, CLASS_OF, CURVE_OF_PARAMS, EC_PARAMS, guard, mapError, numberOf, pkcs11js, publicKeyTemplate, unb64u } from './pkcs11-binding.js';
 import type {
   CipherMechanism,
   DigestMechanism,
+  DigestOperation,
+  EncryptOperation,
   GeneratedKeyPair,
+  SessionInfo,
+  SessionState,
+  VerifyOperation,
   KeyAlgorithm,
   KeyPairTemplate,
   ObjectAttributes,
@@ -401,6 +406,13 @@ export class Pkcs11Session implements TokenSession {
   }
 
   async encrypt(mechanism: CipherMechanism, handle: ObjectHandle, data: Uint8Array): Promise<Buffer> {
+    // SoftHSM2 answers too much data with CKR_GENERAL_ERROR and keeps the operation active: check the OAEP limit first.
+    const spki = (await this.getAttributes(handle)).publicKeyInfo;
+    if (spki) {
+      const bits = createPublicKey({ key: spki, format: 'der', type: 'spki' }).asymmetricKeyDetails?.modulusLength ?? 0;
+      const max = Math.floor(bits / 8) - 2 * (mechanism === 'rsa-oaep-sha1' ? 20 : 32) - 2;
+      if (bits && data.length > max) throw badRequest('TOKEN_DATA_LEN_RANGE', `RSA-OAEP with this key takes at most ${max} bytes`);
+    }
     return guard('encrypting', () => {
       this.#lib.C_EncryptInit(this.handle, this.#oaep(mechanism), Buffer.from(handle, 'hex'));
       return Buffer.from(this.#lib.C_Encrypt(this.handle, Buffer.from(data), Buffer.alloc(1024)));
@@ -431,6 +443,131 @@ export class Pkcs11Session implements TokenSession {
   async generateRandom(length: number): Promise<Buffer> {
     if (!Number.isInteger(length) || length < 1 || length > 65536) throw badRequest('TOKEN_RANDOM_LENGTH', 'ask for 1 to 65536 random bytes');
     return guard('making random bytes', () => Buffer.from(this.#lib.C_GenerateRandom(this.handle, Buffer.alloc(length))));
+  }
+
+  async sessionInfo(): Promise<SessionInfo> {
+    const i = guard('reading session info', () => this.#lib.C_GetSessionInfo(this.handle));
+    const states: SessionState[] = ['ro-public', 'ro-user', 'rw-public', 'rw-user', 'rw-so'];
+    const state = states[i.state];
+    if (!state) throw internal('PKCS11_ERROR', `the module reports an unknown session state ${i.state}`);
+    return { slotId: numberOf(i.slotID), state, readWrite: (i.flags & 0x2) !== 0, flags: i.flags };
+  }
+
+  async objectSize(handle: ObjectHandle): Promise<number | undefined> {
+    const n = guard('reading an object size', () => this.#lib.C_GetObjectSize(this.handle, Buffer.from(handle, 'hex')));
+    // CK_UNAVAILABLE_INFORMATION (~0UL; pkcs11js hands it over as 2^32−1): the module does not say (SoftHSM2).
+    return n >= 0xffffffff ? undefined : n;
+  }
+
+  async encryptInit(mechanism: CipherMechanism, handle: ObjectHandle): Promise<EncryptOperation> {
+    if ((await this.#keyAlgorithm(handle)) !== 'rsa') throw badRequest('TOKEN_MECHANISM_INVALID', `${mechanism} needs an RSA key`);
+    // RSA-OAEP is single-part in PKCS#11: SoftHSM2 answers C_EncryptUpdate with CKR_FUNCTION_NOT_SUPPORTED and leaves the
+    // operation stuck in the session. So the parts are collected here and encrypted in one C_EncryptInit/C_Encrypt at final.
+    const parts: Buffer[] = [];
+    let size = 0;
+    let ended = false;
+    return {
+      update: async (data) => {
+        void this.#lib;
+        if (ended) throw operationEnded();
+        size += data.length;
+        if (size > 64 * 1024) {
+          ended = true;
+          throw badRequest('TOKEN_DATA_LEN_RANGE', 'too much data for one RSA-OAEP encryption');
+        }
+        parts.push(Buffer.from(data));
+        return Buffer.alloc(0);
+      },
+      final: async () => {
+        if (ended) throw operationEnded();
+        ended = true;
+        return this.encrypt(mechanism, handle, Buffer.concat(parts));
+      },
+    };
+  }
+
+  async verifyInit(mechanism: SignMechanism, handle: ObjectHandle): Promise<VerifyOperation> {
+    const p = pkcs11js();
+    const alg = await this.#keyAlgorithm(handle);
+    if (!mechanismFits(mechanism, alg)) throw badRequest('TOKEN_MECHANISM_INVALID', `${mechanism} does not fit this key`);
+    let ended = false;
+    if (alg === 'ec') {
+      // CKM_ECDSA is single-part (the bridge hashes, as for C_Sign): the parts are hashed here, and C_Verify checks the hash at final.
+      const h = createHash(SIGN_HASH[mechanism]);
+      return {
+        update: async (data) => {
+          void this.#lib;
+          if (ended) throw operationEnded();
+          h.update(data);
+        },
+        final: async (signature) => {
+          if (ended) throw operationEnded();
+          ended = true;
+          return this.#verifyDigest(h.digest(), handle, signature);
+        },
+      };
+    }
+    const key = Buffer.from(handle, 'hex');
+    guard('verifying', () => this.#lib.C_VerifyInit(this.handle, { mechanism: mechanism === 'sha256-rsa-pkcs' ? p.CKM_SHA256_RSA_PKCS : p.CKM_SHA384_RSA_PKCS }, key));
+    return {
+      update: async (data) => {
+        if (ended) throw operationEnded();
+        if (data.length === 0) return;
+        try {
+          this.#lib.C_VerifyUpdate(this.handle, Buffer.from(data));
+        } catch (e) {
+          ended = true; // a failed C_VerifyUpdate ends the operation (PKCS#11 v2.40 §5.13)
+          throw mapError(e, 'verifying');
+        }
+      },
+      final: async (signature) => {
+        if (ended) throw operationEnded();
+        ended = true;
+        try {
+          return this.#lib.C_VerifyFinal(this.handle, Buffer.from(signature));
+        } catch (e) {
+          const code = ckr(e);
+          if (code === p.CKR_SIGNATURE_INVALID || code === p.CKR_SIGNATURE_LEN_RANGE) return false;
+          throw mapError(e, 'verifying');
+        }
+      },
+    };
+  }
+
+  #verifyDigest(digest: Buffer, handle: ObjectHandle, signature: Uint8Array): boolean {
+    const p = pkcs11js();
+    try {
+      this.#lib.C_VerifyInit(this.handle, { mechanism: p.CKM_ECDSA }, Buffer.from(handle, 'hex'));
+      return this.#lib.C_Verify(this.handle, digest, Buffer.from(signature));
+    } catch (e) {
+      const code = ckr(e);
+      if (code === p.CKR_SIGNATURE_INVALID || code === p.CKR_SIGNATURE_LEN_RANGE) return false;
+      throw mapError(e, 'verifying');
+    }
+  }
+
+  async digestInit(mechanism: DigestMechanism): Promise<DigestOperation> {
+    const p = pkcs11js();
+    const m = { sha256: p.CKM_SHA256, sha384: p.CKM_SHA384, sha512: p.CKM_SHA512 }[mechanism];
+    guard('hashing', () => this.#lib.C_DigestInit(this.handle, { mechanism: m }));
+    let ended = false;
+    return {
+      update: async (data) => {
+        if (ended) throw operationEnded();
+        if (data.length === 0) return; // an empty part is nothing to add (SoftHSM2 calls it CKR_ARGUMENTS_BAD)
+        try {
+          this.#lib.C_DigestUpdate(this.handle, Buffer.from(data));
+        } catch (e) {
+          ended = true;
+          throw mapError(e, 'hashing');
+        }
+      },
+      final: async () => {
+        if (ended) throw operationEnded();
+        ended = true;
+        return guard('hashing', () => Buffer.from(this.#lib.C_DigestFinal(this.handle, Buffer.alloc(64))));
+      },
+    };
   }
 
   async close(): Promise<void> {

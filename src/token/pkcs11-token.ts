@@ -8,9 +8,11 @@ import type * as P from 'pkcs11js';
 import { badRequest, conflict, notFound } from '../errors/index.js';
 import { CKF } from './flags.js';
 import { tokenErrors } from './token-errors.js';
-import { ckr, guard, mapError, numberOf, pkcs11js, str } from './pkcs11-binding.js';
+import { bindingMechanismName, ckr, guard, mapError, numberOf, pkcs11js, str } from './pkcs11-binding.js';
+import { PKCS11_FUNCTIONS } from './functions.js';
+import { mechanismName } from './mechanisms.js';
 import { Pkcs11Session } from './pkcs11-session.js';
-import type { ModuleInfo, SlotInfo, TokenInfo, TokenModule, TokenSession } from './token.js';
+import type { MechanismInfo, ModuleInfo, SlotInfo, TokenInfo, TokenModule, TokenSession } from './token.js';
 
 /** Loads a PKCS#11 module (C_Initialize). A missing or unloadable file is PKCS11_MODULE_NOT_FOUND. */
 export function openPkcs11Module(path: string): Pkcs11Module {
@@ -125,6 +127,28 @@ export class Pkcs11Module implements TokenModule {
     const s = new Pkcs11Session(this, slotId, session, () => this.#sessions.delete(s));
     this.#sessions.add(s);
     return s;
+  }
+
+  /** pkcs11js reaches every function through the CK_FUNCTION_LIST that C_GetFunctionList returned when the module was loaded (a library without it is refused at load). */
+  async functionList(): Promise<string[]> {
+    return [...PKCS11_FUNCTIONS];
+  }
+
+  async waitForSlotEvent(): Promise<number | undefined> {
+    const p = pkcs11js();
+    const slot = guard('waiting for a slot event', () => this.lib.C_WaitForSlotEvent(p.CKF_DONT_BLOCK));
+    return slot ? numberOf(slot) : undefined;
+  }
+
+  async mechanismList(slotId: number): Promise<number[]> {
+    const h = await this.#slot(slotId);
+    return guard('listing mechanisms', () => this.lib.C_GetMechanismList(h));
+  }
+
+  async mechanismInfo(slotId: number, type: number): Promise<MechanismInfo> {
+    const h = await this.#slot(slotId);
+    const i = guard('reading mechanism info', () => this.lib.C_GetMechanismInfo(h, type));
+    return { type, name: mechanismName(type, bindingMechanismName), minKeySize: i.minKeySize, maxKeySize: i.maxKeySize, flags: i.flags };
   }
 
   async close(): Promise<void> {

@@ -4,7 +4,7 @@
  * processes see each other's PIN counters) and every change is written to a
  * temporary file, fsynced and renamed, so the file is never half-written.
  */
-import { createHash, createPrivateKey, createPublicKey, privateDecrypt, publicEncrypt, randomBytes, sign as cryptoSign, verify as cryptoVerify, constants, KeyObject, X509Certificate } from 'node:crypto';
+import { createHash, createVerify, createPrivateKey, createPublicKey, privateDecrypt, publicEncrypt, randomBytes, sign as cryptoSign, verify as cryptoVerify, constants, KeyObject, X509Certificate } from 'node:crypto';
 import { closeSync, existsSync, openSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { badRequest, conflict, notFound, unauthorized, type SekishoError } from '../errors/index.js';
 import { describePublicKey, generateKey, spkiDer, type KeyType } from '../pki/index.js';
@@ -33,7 +33,12 @@ import {
 import type {
   CipherMechanism,
   DigestMechanism,
+  DigestOperation,
+  EncryptOperation,
   GeneratedKeyPair,
+  MechanismInfo,
+  SessionInfo,
+  VerifyOperation,
   KeyPairTemplate,
   ModuleInfo,
   ObjectAttributes,
@@ -46,8 +51,25 @@ import type {
   TokenSession,
   UserType,
 } from './token.js';
-import { keyIdFor, mechanismFits, SIGN_HASH } from './mechanisms.js';
-import { tokenErrors } from './token-errors.js';
+import { CKM, keyIdFor, mechanismFits, mechanismName, MECHANISM_FLAGS as MF, SIGN_HASH } from './mechanisms.js';
+import { operationEnded, tokenErrors } from './token-errors.js';
+import { PKCS11_FUNCTIONS } from './functions.js';
+
+/** What the software token offers (C_GetMechanismList / C_GetMechanismInfo); key sizes in bits. */
+const SOFTWARE_MECHANISMS: readonly Omit<MechanismInfo, 'name'>[] = [
+  { type: CKM.RSA_PKCS_KEY_PAIR_GEN, minKeySize: 2048, maxKeySize: 4096, flags: MF.GENERATE_KEY_PAIR },
+  { type: CKM.EC_KEY_PAIR_GEN, minKeySize: 256, maxKeySize: 384, flags: MF.GENERATE_KEY_PAIR },
+  { type: CKM.ECDSA_SHA256, minKeySize: 256, maxKeySize: 384, flags: MF.SIGN | MF.VERIFY },
+  { type: CKM.ECDSA_SHA384, minKeySize: 256, maxKeySize: 384, flags: MF.SIGN | MF.VERIFY },
+  { type: CKM.SHA256_RSA_PKCS, minKeySize: 2048, maxKeySize: 4096, flags: MF.SIGN | MF.VERIFY },
+  { type: CKM.SHA384_RSA_PKCS, minKeySize: 2048, maxKeySize: 4096, flags: MF.SIGN | MF.VERIFY },
+  { type: CKM.RSA_PKCS_OAEP, minKeySize: 2048, maxKeySize: 4096, flags: MF.ENCRYPT | MF.DECRYPT },
+  { type: CKM.SHA256, minKeySize: 0, maxKeySize: 0, flags: MF.DIGEST },
+  { type: CKM.SHA384, minKeySize: 0, maxKeySize: 0, flags: MF.DIGEST },
+  { type: CKM.SHA512, minKeySize: 0, maxKeySize: 0, flags: MF.DIGEST },
+];
+/** Multi-part RSA encryption collects its parts up to this size (far above what OAEP can take, so the error is OAEP's). */
+const MAX_MULTIPART_INPUT = 64 * 1024;
 
 export const DEFAULT_TOKEN_POLICY: TokenPolicy = { minPinLength: 6, maxUserPinTries: 3, maxSoPinTries: 10 };
 const MAX_PIN_LENGTH = 256;
@@ -77,7 +99,9 @@ export class SoftwareToken implements TokenModule {
   constructor(
     readonly file: string,
     readonly options: SoftwareTokenOptions = {},
-  ) {}
+  ) {
+    this.#present = existsSync(file);
+  }
 
   /** Reads and checks the file (checksum, shape). */
   read(): TokenFile {
@@ -192,6 +216,33 @@ export class SoftwareToken implements TokenModule {
     } finally {
       tokenKey.fill(0);
     }
+  }
+
+  /** Whether the token file existed at the last C_WaitForSlotEvent (or when the module was opened). */
+  #present: boolean;
+
+  async functionList(): Promise<string[]> {
+    return [...PKCS11_FUNCTIONS];
+  }
+
+  /** The "slot event" of a file token: its file appeared or went away since the last call. */
+  async waitForSlotEvent(): Promise<number | undefined> {
+    const now = existsSync(this.file);
+    if (now === this.#present) return undefined;
+    this.#present = now;
+    return 0;
+  }
+
+  async mechanismList(slotId: number): Promise<number[]> {
+    if (slotId !== 0) throw tokenErrors.slot(slotId);
+    return SOFTWARE_MECHANISMS.map((m) => m.type);
+  }
+
+  async mechanismInfo(slotId: number, type: number): Promise<MechanismInfo> {
+    if (slotId !== 0) throw tokenErrors.slot(slotId);
+    const m = SOFTWARE_MECHANISMS.find((x) => x.type === type);
+    if (!m) throw badRequest('TOKEN_MECHANISM_INVALID', `the software token does not offer ${mechanismName(type)}`);
+    return { ...m, name: mechanismName(type) };
   }
 
   async openSession(slotId: number): Promise<TokenSession> {
@@ -504,6 +555,88 @@ class SoftwareTokenSession implements TokenSession {
     this.#open();
     if (!Number.isInteger(length) || length < 1 || length > 65536) throw badRequest('TOKEN_RANDOM_LENGTH', 'ask for 1 to 65536 random bytes');
     return randomBytes(length);
+  }
+
+  async sessionInfo(): Promise<SessionInfo> {
+    this.#open();
+    // Every software-token session is a read/write serial session (CKF_SERIAL_SESSION | CKF_RW_SESSION).
+    return { slotId: 0, state: this.#who === 'so' ? 'rw-so' : this.#who === 'user' ? 'rw-user' : 'rw-public', readWrite: true, flags: 0x4 | 0x2 };
+  }
+
+  /** The bytes of the object's record in the token (inside the encrypted part for a private object). */
+  async objectSize(handle: ObjectHandle): Promise<number> {
+    return Buffer.byteLength(JSON.stringify(this.#find(handle)));
+  }
+
+  async encryptInit(mechanism: CipherMechanism, handle: ObjectHandle): Promise<EncryptOperation> {
+    const { key } = this.#publicKey(handle);
+    if (keyAlgorithm(key) !== 'rsa') throw badRequest('TOKEN_MECHANISM_INVALID', `${mechanism} needs an RSA key`);
+    // RSA-OAEP is a single-part mechanism: the parts are collected and encrypted as one message at C_EncryptFinal.
+    const parts: Buffer[] = [];
+    let size = 0;
+    let ended = false;
+    return {
+      update: async (data) => {
+        this.#open();
+        if (ended) throw operationEnded();
+        size += data.length;
+        if (size > MAX_MULTIPART_INPUT) {
+          ended = true;
+          throw badRequest('TOKEN_DATA_LEN_RANGE', 'too much data for one RSA-OAEP encryption');
+        }
+        parts.push(Buffer.from(data));
+        return Buffer.alloc(0);
+      },
+      final: async () => {
+        this.#open();
+        if (ended) throw operationEnded();
+        ended = true;
+        try {
+          return publicEncrypt({ key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: mechanism === 'rsa-oaep-sha1' ? 'sha1' : 'sha256' }, Buffer.concat(parts));
+        } catch {
+          throw badRequest('TOKEN_DATA_LEN_RANGE', 'the data is too long for one RSA-OAEP encryption with this key');
+        }
+      },
+    };
+  }
+
+  async verifyInit(mechanism: SignMechanism, handle: ObjectHandle): Promise<VerifyOperation> {
+    const { key, attrs } = this.#publicKey(handle);
+    if (!mechanismFits(mechanism, attrs.keyType ?? keyAlgorithm(key))) throw badRequest('TOKEN_MECHANISM_INVALID', `${mechanism} does not fit this key`);
+    const v = createVerify(SIGN_HASH[mechanism]);
+    let ended = false;
+    return {
+      update: async (data) => {
+        this.#open();
+        if (ended) throw operationEnded();
+        v.update(data);
+      },
+      final: async (signature) => {
+        this.#open();
+        if (ended) throw operationEnded();
+        ended = true;
+        return v.verify(keyAlgorithm(key) === 'ec' ? { key, dsaEncoding: 'ieee-p1363' } : key, signature);
+      },
+    };
+  }
+
+  async digestInit(mechanism: DigestMechanism): Promise<DigestOperation> {
+    this.#open();
+    const h = createHash(mechanism);
+    let ended = false;
+    return {
+      update: async (data) => {
+        this.#open();
+        if (ended) throw operationEnded();
+        h.update(data);
+      },
+      final: async () => {
+        this.#open();
+        if (ended) throw operationEnded();
+        ended = true;
+        return h.digest();
+      },
+    };
   }
 
   async close(): Promise<void> {

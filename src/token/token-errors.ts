@@ -1,4 +1,4 @@
-import { notFound, unauthorized } from '../errors/index.js';
+import { conflict, notFound, unauthorized } from '../errors/index.js';
 import type { UserType } from './token.js';
 
 /** Errors both token kinds raise, with one wording and one code each. */
@@ -19,3 +19,6 @@ export const tokenErrors = {
   noSuchObject: (h: string) => notFound('TOKEN_OBJECT_NOT_FOUND', `the token holds no object with handle ${h}; list them with "sekisho token list"`),
   slot: (slotId: number, hint = 'a software token has one slot, 0') => notFound('TOKEN_SLOT_NOT_FOUND', `there is no slot ${slotId} (${hint})`),
 };
+
+/** An operation that was never started, or already finished (C_*Final called twice). */
+export const operationEnded = () => conflict('TOKEN_OPERATION_NOT_INITIALIZED', 'this token operation has ended (or never began); start a new one');

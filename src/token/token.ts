@@ -99,6 +99,50 @@ export interface KeyPairTemplate {
   id?: Buffer;
 }
 
+/** C_GetMechanismInfo, with the mechanism's CKM_* name. Key sizes in bits (0 where sizes do not apply, e.g. digests). */
+export interface MechanismInfo {
+  type: number;
+  name: string;
+  minKeySize: number;
+  maxKeySize: number;
+  /** CKF_* mechanism flags (MECHANISM_FLAGS in mechanisms.ts). */
+  flags: number;
+}
+
+/** CK_STATE of a session: read-only or read/write, and who is logged in. */
+export type SessionState = 'ro-public' | 'ro-user' | 'rw-public' | 'rw-user' | 'rw-so';
+
+/** C_GetSessionInfo. */
+export interface SessionInfo {
+  slotId: number;
+  state: SessionState;
+  /** CKF_RW_SESSION is set. */
+  readWrite: boolean;
+  /** CKF_* session flags (CKF_SERIAL_SESSION 0x4, CKF_RW_SESSION 0x2). */
+  flags: number;
+}
+
+/** A multi-part encryption (C_EncryptInit, C_EncryptUpdate…, C_EncryptFinal). */
+export interface EncryptOperation {
+  /** C_EncryptUpdate: returns what is ready (may be empty). */
+  update(data: Uint8Array): Promise<Buffer>;
+  /** C_EncryptFinal: the rest of the ciphertext; the operation ends. */
+  final(): Promise<Buffer>;
+}
+
+/** A multi-part verification (C_VerifyInit, C_VerifyUpdate…, C_VerifyFinal). */
+export interface VerifyOperation {
+  update(data: Uint8Array): Promise<void>;
+  /** C_VerifyFinal: whether the signature is good for all parts; the operation ends. */
+  final(signature: Uint8Array): Promise<boolean>;
+}
+
+/** A multi-part digest (C_DigestInit, C_DigestUpdate…, C_DigestFinal). */
+export interface DigestOperation {
+  update(data: Uint8Array): Promise<void>;
+  final(): Promise<Buffer>;
+}
+
 /** A session on one token (C_OpenSession … C_CloseSession). */
 export interface TokenSession {
   readonly slotId: number;
@@ -131,6 +175,16 @@ export interface TokenSession {
   decrypt(mechanism: CipherMechanism, key: ObjectHandle, data: Uint8Array): Promise<Buffer>;
   digest(mechanism: DigestMechanism, data: Uint8Array): Promise<Buffer>;
   generateRandom(length: number): Promise<Buffer>;
+  /** C_GetSessionInfo: the session's state (who is logged in) and flags. */
+  sessionInfo(): Promise<SessionInfo>;
+  /** C_GetObjectSize: bytes the object takes in the token; undefined where the module answers CK_UNAVAILABLE_INFORMATION (SoftHSM2). */
+  objectSize(handle: ObjectHandle): Promise<number | undefined>;
+  /** C_EncryptInit for a multi-part encryption (see docs/tokens.md for how RSA mechanisms, single-part in PKCS#11, are handled). */
+  encryptInit(mechanism: CipherMechanism, key: ObjectHandle): Promise<EncryptOperation>;
+  /** C_VerifyInit for a multi-part verification. */
+  verifyInit(mechanism: SignMechanism, key: ObjectHandle): Promise<VerifyOperation>;
+  /** C_DigestInit for a multi-part digest. */
+  digestInit(mechanism: DigestMechanism): Promise<DigestOperation>;
   /**
    * The software token only (a PKCS#11 key goes to TLS through the OpenSSL
    * engine instead): the private key as PKCS#8 PEM in a Buffer, decrypted in
@@ -151,6 +205,21 @@ export interface TokenModule {
   /** C_InitToken (and, for convenience, C_InitPIN with the first user PIN). */
   initToken(slotId: number, o: { label: string; soPin: string; userPin: string }): Promise<void>;
   openSession(slotId: number): Promise<TokenSession>;
+  /**
+   * C_GetFunctionList: the PKCS#11 functions sekisho reaches through this
+   * module, each backed by a method (PKCS11_FUNCTION_METHODS in functions.ts).
+   */
+  functionList(): Promise<string[]>;
+  /**
+   * C_WaitForSlotEvent with CKF_DONT_BLOCK: the slot where a token was
+   * inserted or removed since the last call, or undefined (CKR_NO_EVENT).
+   * Never blocks: a blocking Cryptoki call would stop Node's event loop; poll.
+   */
+  waitForSlotEvent(): Promise<number | undefined>;
+  /** C_GetMechanismList: the CKM_* types the token in the slot offers. */
+  mechanismList(slotId: number): Promise<number[]>;
+  /** C_GetMechanismInfo; a type the token does not offer is TOKEN_MECHANISM_INVALID. */
+  mechanismInfo(slotId: number, type: number): Promise<MechanismInfo>;
   /** C_Finalize: closes every session. */
   close(): Promise<void>;
 }
