@@ -12,14 +12,15 @@
  * sequence numbers in the same transaction, as FacilityRepository.add and
  * CertificateRepository.revoke do, so a running gateway follows them.
  *
- * A certificate row's DER, fingerprint and key hash come from a small pool of
- * real certificates signed by the CA (the caller issues them): the row's
- * serial, subject, dates and status are its own, the DER bytes are a pool
- * member's. What is measured at scale reads serials, status, dates and reasons
+ * A certificate row's DER and fingerprint come from a small pool of real
+ * certificates signed by the CA (the caller issues them): the row's serial,
+ * subject, dates, status and key hash (spki_sha256, unique like real keys)
+ * are its own, the DER bytes are a pool member's. What is measured at scale reads serials, status, dates and reasons
  * (gateway feed, CRL, cert list); the DER is carried at its real size only.
  * Everything is derived from the row index and a seed, so a run is
  * reproducible and needs no state beyond the counters.
  */
+import { createHash } from 'node:crypto';
 import type { CertificateAuthority } from '../ca/index.js';
 import { fingerprint, spkiSha256 } from '../pki/index.js';
 import { checkDigit } from '../policy/index.js';
@@ -257,6 +258,12 @@ function certificateRow(i: number, facilities: readonly GeneratedFacility[], tot
   return row;
 }
 
+/**
+ * A key hash of the row's own (as unique as real keys), not the pool member's:
+ * the spki index (renewal and EST lookups by key) keeps its real selectivity.
+ */
+const rowSpki = (serial: string) => createHash('sha256').update(`generated-key:${serial}`).digest('hex');
+
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
 /** Takes `n` change sequence numbers in the caller's transaction; returns the first. */
@@ -340,7 +347,7 @@ export async function generateNationalData(db: Database, o: NationalDataOptions)
         rows.map((r) => {
           const p = o.pool[r.pool]!;
           return [
-            r.serial, r.status, r.profile, r.facility, r.subject, p.spkiSha256, iso(r.notBefore), iso(r.notAfter), iso(r.notBefore), iso(r.notBefore), p.fingerprintSha256,
+            r.serial, r.status, r.profile, r.facility, r.subject, rowSpki(r.serial), iso(r.notBefore), iso(r.notAfter), iso(r.notBefore), iso(r.notBefore), p.fingerprintSha256,
             p.der, iso(r.revokedAt), r.reason, r.followed ? seq++ : 0, r.renewedFrom, r.supersededBy, iso(r.supersededAt), iso(r.revokeDueAt),
           ];
         }),
