@@ -61,7 +61,7 @@ const GOALS: Record<TestName, number> = { handshakesTls13: 0.9, handshakesTls12:
 
 // ---- CPU accounting from /proc ----
 
-const CLK_TCK = (() => {
+export const CLK_TCK = (() => {
   const r = sh('getconf', ['CLK_TCK']);
   const n = Number(r.out.trim());
   return r.status === 0 && n > 0 ? n : 100;
@@ -77,7 +77,7 @@ function statFields(pid: number): string[] | undefined {
 }
 
 /** `pid` and all its descendants. */
-function processTree(pid: number): number[] {
+export function processTree(pid: number): number[] {
   const parent = new Map<number, number>();
   for (const e of readdirSync('/proc')) {
     if (!/^\d+$/.test(e)) continue;
@@ -90,7 +90,7 @@ function processTree(pid: number): number[] {
 }
 
 /** user + system CPU seconds of the processes (utime, stime: fields 14, 15). */
-function cpuSeconds(pids: number[]): number {
+export function cpuSeconds(pids: number[]): number {
   let ticks = 0;
   for (const p of pids) {
     const f = statFields(p);
@@ -100,7 +100,7 @@ function cpuSeconds(pids: number[]): number {
 }
 
 /** Busy and total jiffies of the whole machine (/proc/stat). */
-function machineTicks(): { busy: number; total: number } {
+export function machineTicks(): { busy: number; total: number } {
   const cpu = readFileSync('/proc/stat', 'latin1').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
   const total = cpu.slice(0, 8).reduce((a, b) => a + b, 0);
   const idle = (cpu[3] ?? 0) + (cpu[4] ?? 0);
@@ -108,7 +108,7 @@ function machineTicks(): { busy: number; total: number } {
 }
 
 /** `n` distinct ports that were free a moment ago (all bound at once, then released). */
-async function freePorts(n: number): Promise<number[]> {
+export async function freePorts(n: number): Promise<number[]> {
   const servers = await Promise.all(
     Array.from({ length: n }, () => new Promise<Server>((resolve, reject) => {
       const s = createServer();
@@ -123,7 +123,7 @@ async function freePorts(n: number): Promise<number[]> {
 
 const sleepUntil = (t: number) => new Promise((r) => setTimeout(r, Math.max(0, t - Date.now())));
 
-async function waitForPort(port: number, what: Started, name: string, timeoutMs = 30_000): Promise<void> {
+export async function waitForPort(port: number, what: Started, name: string, timeoutMs = 30_000): Promise<void> {
   const until = Date.now() + timeoutMs;
   let exited = false;
   void what.exited.then(() => (exited = true));

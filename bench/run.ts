@@ -4,7 +4,8 @@
  *
  *   { "machine": { cpus, cpuModel, node, openssl, … }, "results": { crl, issuance, bulk, scan, gateway } }
  *
- * `npm run bench -- crl issuance` runs only the named ones; `--out FILE` also
+ * `npm run bench -- crl issuance` runs only the named ones (`national`, the
+ * national-size store, runs only when named); `--out FILE` also
  * writes the document to FILE. npm prints its own "> sekisho@… bench" banner
  * on stdout: use `npm run -s bench` (or the file) for pure JSON. A benchmark that
  * throws is reported as { "error": … } and the exit code is 1; the others
@@ -19,10 +20,12 @@ import { main as issuance } from './issuance.js';
 import { main as bulk } from './bulk.js';
 import { main as scan } from './scan.js';
 import { main as gateway } from './gateway.js';
+import { main as national } from './national.js';
 import { invokedDirectly, log, opensslVersion, round, sh, withRuntime } from './support.js';
 
-const BENCHES = { crl, issuance, bulk, scan, gateway } as const satisfies Record<string, () => Promise<unknown>>;
+const BENCHES = { crl, issuance, bulk, scan, gateway, national } as const satisfies Record<string, () => Promise<unknown>>;
 type BenchName = keyof typeof BENCHES;
+const ON_REQUEST: readonly BenchName[] = ['national'];
 
 export interface BenchRun {
   machine: {
@@ -69,7 +72,8 @@ export async function run(asked: string[]): Promise<{ report: BenchRun; failed: 
   const names = Object.keys(BENCHES) as BenchName[];
   const unknown = asked.filter((a) => !(names as string[]).includes(a));
   if (unknown.length) throw new Error(`unknown benchmark ${unknown.join(', ')}; known: ${names.join(', ')}`);
-  const selected = asked.length ? names.filter((n) => asked.includes(n)) : names;
+  // national takes minutes and a PostgreSQL server: only when named.
+  const selected = asked.length ? names.filter((n) => asked.includes(n)) : names.filter((n) => !ON_REQUEST.includes(n));
 
   const report: BenchRun = {
     machine: {

@@ -338,6 +338,11 @@ export class CertificateAuthority {
     return repositories(this.db).certificates.list(filter);
   }
 
+  /** The same list in pages, without the DER (listings of a national-size store). */
+  listCertificatePages(filter: { facilityNumber?: string; status?: CertificateRecord['status'] } = {}): AsyncGenerator<CertificateRecord[]> {
+    return repositories(this.db).certificates.listPages(filter);
+  }
+
   // ---- revocation ----
 
   async revoke(serialInput: string, reason: RevocationReason, actor: string): Promise<CertificateRecord> {

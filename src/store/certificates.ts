@@ -28,6 +28,10 @@ export interface CertificateRecord {
   revokeDueAt?: string;
 }
 
+/** Every column but the DER (listings). */
+const LIST_COLUMNS =
+  'serial, status, profile, facility_number, subject, spki_sha256, not_before, not_after, reserved_at, issued_at, fingerprint_sha256, revoked_at, revocation_reason, renewed_from, superseded_by, superseded_at, revoke_due_at';
+
 /** superseded_by while the renewal that claimed a certificate is being issued. */
 export const RENEWAL_PENDING = 'pending';
 
@@ -141,6 +145,40 @@ export class CertificateRepository {
     }
     const sql = `SELECT * FROM certificates ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY reserved_at, serial`;
     return (await this.x.all<Row>(sql, params)).map(toRecord);
+  }
+
+  /**
+   * The same list in pages of `limit`, in the same order (reserved_at, serial),
+   * each after the last row of the one before (keyset: the index on
+   * (reserved_at, serial) answers every page, however deep), without the DER.
+   * For listings of a national-size store, which must not hold a million
+   * certificates in memory at once.
+   */
+  async *listPages(filter: CertificateFilter = {}, limit = 5000): AsyncGenerator<CertificateRecord[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (filter.facilityNumber) {
+      where.push('facility_number = ?');
+      params.push(filter.facilityNumber);
+    }
+    if (filter.status) {
+      where.push('status = ?');
+      params.push(filter.status);
+    }
+    let after: { reservedAt: string; serial: string } | undefined;
+    for (;;) {
+      const page = after ? [...where, '(reserved_at, serial) > (?, ?)'] : where;
+      const pageParams = after ? [...params, after.reservedAt, after.serial] : params;
+      const rows = await this.x.all<Row>(
+        `SELECT ${LIST_COLUMNS} FROM certificates ${page.length ? `WHERE ${page.join(' AND ')}` : ''} ORDER BY reserved_at, serial LIMIT ${Math.max(1, Math.floor(limit))}`,
+        pageParams,
+      );
+      if (rows.length === 0) return;
+      yield rows.map((r) => toRecord({ ...r, der: null }));
+      const last = rows[rows.length - 1]!;
+      after = { reservedAt: last.reserved_at, serial: last.serial };
+      if (rows.length < limit) return;
+    }
   }
 
   /** The newest facility certificate (issued or revoked) for this public key and facility, if one exists. */

@@ -183,6 +183,26 @@ export const MIGRATIONS: readonly Migration[] = [
     // (Version 8 belongs to signed audit checkpoints; versions apply in number order, each once.)
     statements: () => ['CREATE INDEX audit_events_action_at ON audit_events (action, at)', 'CREATE INDEX audit_events_actor_at ON audit_events (actor, at)'],
   },
+  {
+    version: 13,
+    name: 'certificate indexes for a national-size store',
+    // At a million certificates (bench/national.ts) the planners answered these from the
+    // status index alone, reading every issued or revoked row: each gateway's poll of
+    // "revoked after change N" (every second), the superseded-due check before every
+    // revocation and listing, a renewal's successor lookup (a sequential scan on PostgreSQL),
+    // and the listing's order (a sort of the whole table). The status prefix of the new
+    // indexes serves what certificates_status did, so it goes.
+    statements: () => [
+      // Covering for the gateway's snapshot (serials by status) and its follow (status, change range).
+      'CREATE INDEX certificates_status_change_seq ON certificates (status, change_seq, serial)',
+      'CREATE INDEX certificates_status_revoke_due_at ON certificates (status, revoke_due_at)',
+      'CREATE INDEX certificates_renewed_from ON certificates (renewed_from)',
+      // The listing's order, whole or by status (`cert list --status revoked`: 160,000 rows, page after page, no sort).
+      'CREATE INDEX certificates_reserved_at ON certificates (reserved_at, serial)',
+      'CREATE INDEX certificates_status_reserved_at ON certificates (status, reserved_at, serial)',
+      'DROP INDEX certificates_status',
+    ],
+  },
 ];
 
 export async function migrate(db: Database): Promise<number> {

@@ -98,12 +98,13 @@ export const certListCommand: Command = {
       if (status && !['reserved', 'issued', 'revoked'].includes(status)) throw badRequest('STATUS_UNKNOWN', `--status must be reserved, issued or revoked`);
       // Renewed certificates whose overlap ended are revoked (superseded) first, so the list shows them as they are.
       await ca.applyDueRevocations();
-      const list = await ca.listCertificates({
+      const filter = {
         ...(ctx.values.facility ? { facilityNumber: parseFacilityNumber(ctx.values.facility as string) } : {}),
         ...(status ? { status: status as CertificateRecord['status'] } : {}),
-      });
-      if (ctx.values.json) return ctx.json(list.map(({ der, ...rest }) => ({ ...rest, ...(der ? { pem: certificateToPem(der) } : {}) })));
-      for (const c of list) ctx.out(row(c));
+      };
+      if (ctx.values.json) return ctx.json((await ca.listCertificates(filter)).map(({ der, ...rest }) => ({ ...rest, ...(der ? { pem: certificateToPem(der) } : {}) })));
+      // The text list is written page by page: a national-size store is never in memory at once.
+      for await (const page of ca.listCertificatePages(filter)) ctx.out(page.map(row).join('\n'));
     }),
 };
 
