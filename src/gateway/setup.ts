@@ -3,7 +3,8 @@ import { X509Certificate } from 'node:crypto';
 import { CertificateAuthority, issueServerCredential, serverCredentialPaths, serverCredentialUsable } from '../ca/index.js';
 import { badRequest } from '../errors/index.js';
 import { certificatesFromPem } from '../pki/index.js';
-import { COMPLIANCE_PROFILES, complianceProfile, loadComplianceProfile, type ComplianceProfile, type ComplianceProfileName } from '../policy/index.js';
+import { COMPLIANCE_PROFILES, complianceProfile, fixedSchedule, loadComplianceProfile, type ComplianceProfile, type ComplianceProfileName, type PolicySchedule } from '../policy/index.js';
+import { ActivePolicy } from './active-policy.js';
 import { AuditBatch } from './audit-batch.js';
 import { join } from 'node:path';
 import { atnaSyslogFormatter, type AuditFormat } from '../audit/index.js';
@@ -21,6 +22,10 @@ import { resolveLimits, type ListenerLedger, type ResolvedLimits } from '../list
 
 export interface GatewaySetup {
   gateway: Gateway;
+  /** The policy over time the gateway enforces (profiles by phase, dated exceptions). */
+  schedule: PolicySchedule;
+  /** The same at run time: what is in force, what comes next, a 'change' event at each boundary. */
+  policy: ActivePolicy;
   /** Files whose change triggers a reload (server credential, trust). */
   watched: string[];
   /** Graceful stop: the gateway, file watches, the CA store. */
@@ -89,6 +94,7 @@ function defaultServerNames(cfg: GatewayConfig): string[] {
 export async function openGateway(cfg: GatewayConfig, o: SetupOptions): Promise<GatewaySetup> {
   const log = o.log ?? jsonLogger(cfg.logLevel);
   const profile = resolveProfile(cfg.profile);
+  const schedule = fixedSchedule(profile, { exceptions: cfg.exceptions });
   const limits = o.limits ?? resolveLimits(cfg.limits, cfg.listeners.length, { code: 'GATEWAY_CONFIG_INVALID' });
   let ca: CertificateAuthority | undefined;
   const closers: (() => Promise<void> | void)[] = [];
@@ -168,6 +174,8 @@ export async function openGateway(cfg: GatewayConfig, o: SetupOptions): Promise<
       refusalMaxAddresses: cfg.refusals.maxAddresses,
     });
     closers.push(() => gateway.close());
+    const policy = new ActivePolicy(schedule);
+    closers.push(() => policy.close());
     if (cfg.time) {
       const sources: ClockSource[] = [];
       const t = cfg.time;
@@ -212,6 +220,8 @@ export async function openGateway(cfg: GatewayConfig, o: SetupOptions): Promise<
     }
     return {
       gateway,
+      schedule,
+      policy,
       watched,
       async close(graceMs?: number) {
         // The clock check stops first: nothing is audited after the gateway's last flush.
