@@ -49,6 +49,8 @@ export interface SetupOptions {
   auditFormat?: AuditFormat;
   /** The spool's directory name under <home>/audit-spool (default "gateway"; one per process). */
   spoolName?: string;
+  /** The clock the schedule is read by (default the host's; tests move it across a boundary and call `policy.check()`). */
+  policyClock?: () => Date;
 }
 
 function resolveProfile(name: string): ComplianceProfile {
@@ -185,7 +187,7 @@ export async function openGateway(cfg: GatewayConfig, o: SetupOptions): Promise<
       ...(extra.length ? { extra: extra.map((x) => ({ cert: readFile(x.cert), key: readFile(x.key) })) } : {}),
     });
     if (cfg.crl.length) revocation.push(new CrlRevocationSource(cfg.crl, readAnchors(trustFiles), cfg.revocation.refreshSeconds * 1000));
-    const policy = new ActivePolicy(schedule);
+    const policy = new ActivePolicy(schedule, o.policyClock);
     closers.push(() => policy.close());
     const gateway = await Gateway.start({
       profile,
