@@ -139,4 +139,4 @@ export function reasonOfTlsError(code: string | undefined, message: string): Ref
 }
 
 /** Reasons a certificate from our own CA can be told about on an HTTP page (the client did authenticate as someone). */
-export const EXPLAINABLE_OVER_HTTP: ReadonlySet<RefusalReason> = new Set(['EXPIRED', 'NOT_YET_VALID', 'REVOKED', 'FACILITY_SUSPENDED', 'FACILITY_UNKNOWN', 'ACCESS_DENIED', 'SHA1_SIGNATURE', 'KEY_TOO_WEAK', 'KEY_NOT_CONFORMANT', 'WRONG_EKU', 'REVOCATION_UNAVAILABLE', 'AUDIT_SPOOL_FULL']);
+export const EXPLAINABLE_OVER_HTTP: ReadonlySet<RefusalReason> = new Set(['EXPIRED', 'NOT_YET_VALID', 'REVOKED', 'FACILITY_SUSPENDED', 'FACILITY_UNKNOWN', 'ACCESS_DENIED', 'SHA1_SIGNATURE', 'KEY_TOO_WEAK', 'KEY_NOT_CONFORMANT', 'WRONG_EKU', 'LEGACY_SUBJECT', 'RETIRING_CA', 'REVOCATION_UNAVAILABLE', 'AUDIT_SPOOL_FULL']);

@@ -18,8 +18,9 @@ import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { openGateway, parseGatewayConfig, jsonLogger, type GatewaySetup } from './index.js';
-import { echoUpstream, gatewayFixture, mllpUpstream, PASSPHRASE, type ClientFiles, type GatewayFixture } from '../testing/gateway-fixture.js';
-import { hasCommand, needCommand, runAsync } from '../testing/peers.js';
+import { echoUpstream, FACILITY_A, gatewayFixture, mllpUpstream, PASSPHRASE, type ClientFiles, type GatewayFixture } from '../testing/gateway-fixture.js';
+import { hasCommand, needCommand, run, runAsync } from '../testing/peers.js';
+import { join } from 'node:path';
 
 const SWITCH = new Date('2030-01-01T00:00:00+09:00');
 let fx: GatewayFixture;
@@ -31,18 +32,37 @@ let offsetMs = 0;
 let port = 0;
 let tcpPort = 0;
 let adminPort = 0;
+let retiring: ClientFiles;
 const ready = hasCommand('openssl');
+
+/** A CA being retired (made with openssl) and a facility certificate under it. */
+function retiringCa(dir: string): { anchor: string; client: ClientFiles } {
+  const f = (n: string) => join(dir, n);
+  const openssl = (args: string[]) => {
+    const r = run('openssl', args);
+    if (r.status !== 0) throw new Error(`openssl ${args.join(' ')}: ${r.stderr}`);
+  };
+  openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', f('old-root.key'), '-out', f('old-root.pem'), '-subj', '/C=JP/O=Old Network/CN=Old Root CA', '-days', '3650', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+  openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', f('old-client.key'), '-out', f('old-client.csr'), '-subj', `/C=JP/O=Old Clinic/CN=${FACILITY_A}`]);
+  openssl(['x509', '-req', '-in', f('old-client.csr'), '-CA', f('old-root.pem'), '-CAkey', f('old-root.key'), '-CAcreateserial', '-out', f('old-client.pem'), '-days', '365', '-sha256']);
+  return { anchor: f('old-root.pem'), client: { cert: f('old-client.pem'), key: f('old-client.key') } };
+}
 
 before(async () => {
   if (!ready) return;
   fx = await gatewayFixture();
   http = await echoUpstream();
   mllp = await mllpUpstream();
+  const old = retiringCa(fx.dir);
+  retiring = old.client;
   const cfg = parseGatewayConfig({
     home: fx.home,
     admin: '127.0.0.1:0',
     schedule: [{ profile: 'exception' }, { from: '2030-01-01', profile: 'high' }],
-    exceptions: [{ allow: 'SHA1_SIGNATURE', until: '2029-12-31', note: 'until the SHA-1 certificates are replaced' }],
+    exceptions: [
+      { allow: 'SHA1_SIGNATURE', until: '2029-12-31', note: 'until the SHA-1 certificates are replaced' },
+      { allow: 'RETIRING_CA', anchor: old.anchor, until: '2029-12-31' },
+    ],
     listeners: [
       { name: 'web', mode: 'http', listen: '127.0.0.1:0', routes: [{ path: '/', upstream: `http://127.0.0.1:${http.port}`, allow: { anyone: true } }] },
       { name: 'hl7', mode: 'tcp', listen: '127.0.0.1:0', upstream: `tcp://127.0.0.1:${mllp.port}`, proxyProtocol: true, allow: { anyone: true } },
@@ -175,7 +195,7 @@ describe('switching a live gateway from the exception profile to high', { skip: 
     assert.equal(s.profile, 'exception');
     assert.equal(s.policy.inForce.profile, 'exception');
     assert.equal(s.policy.inForce.since, null);
-    assert.deepEqual(s.policy.inForce.exceptions.map((e) => [e.rule, e.facility, e.until]), [['SHA1_SIGNATURE', '*', '2029-12-31']]);
+    assert.deepEqual(s.policy.inForce.exceptions.map((e) => [e.rule, e.facility, e.until]), [['SHA1_SIGNATURE', '*', '2029-12-31'], ['RETIRING_CA', '*', '2029-12-31']]);
     assert.equal(s.policy.coming?.profile, 'high');
     assert.equal(s.policy.coming?.at, SWITCH.toISOString());
     assert.deepEqual(s.policy.coming?.exceptions, []);
@@ -199,9 +219,12 @@ describe('switching a live gateway from the exception profile to high', { skip: 
     assert.equal(rsa13.serverKey, '2048');
   });
 
-  test('at the switch: the TLS 1.1 and SHA-1 connections are cut, the TLS 1.3 one is kept; new TLS 1.0/1.1 clients are refused; audited; /status moves on', async () => {
+  test('at the switch: the TLS 1.1, SHA-1 and retiring-CA connections are cut, the TLS 1.3 one is kept; new TLS 1.0/1.1 clients are refused; audited; /status moves on', async () => {
     const old = await heldSClient(fx.clients.good, ['-tls1_1', ...LEGACY]);
     const sha1 = await heldNode(fx.clients.sha1);
+    const oldCa = await heldNode(retiring);
+    assert.match(await oldCa.ack('OLD-CA-BEFORE'), /MSA\|AA\|OLD-CA-BEFORE/, 'the retiring CA is accepted until its date');
+    const oldCaClosed = new Promise<void>((r) => oldCa.socket.once('close', () => r()));
     const good = await heldNode(fx.clients.good);
     assert.match(await good.ack('BEFORE'), /MSA\|AA\|BEFORE/);
     assert.match(await sha1.ack('SHA1-BEFORE'), /MSA\|AA\|SHA1-BEFORE/);
@@ -211,6 +234,7 @@ describe('switching a live gateway from the exception profile to high', { skip: 
     assert.equal(setup.policy.check(), true, 'the schedule moved');
     await old.closed;
     await sha1Closed;
+    await oldCaClosed;
     assert.match(await good.ack('AFTER'), /MSA\|AA\|AFTER/, 'the TLS 1.3 connection of a good certificate is kept');
     good.socket.destroy();
 
@@ -231,19 +255,21 @@ describe('switching a live gateway from the exception profile to high', { skip: 
     const switched = logs.find((l) => l.msg === 'policy switched' || l.message === 'policy switched');
     assert.ok(switched, 'the switch is logged');
     const cuts = logs.filter((l) => (l.msg ?? l.message) === 'live connection closed' && l.reason === 'POLICY_CHANGED');
-    assert.equal(cuts.length, 2, JSON.stringify(cuts));
-    assert.deepEqual(cuts.map((c) => (c.problems as string[]).join(',')).sort(), ['PROTOCOL_TOO_OLD', 'SHA1_SIGNATURE']);
+    assert.equal(cuts.length, 3, JSON.stringify(cuts));
+    assert.deepEqual(cuts.map((c) => (c.problems as string[]).join(',')).sort(), ['PROTOCOL_TOO_OLD', 'RETIRING_CA', 'SHA1_SIGNATURE']);
+    const refusedOld = await runAsync('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-CAfile', fx.caFile, '-cert', retiring.cert, '-key', retiring.key, '-ign_eof'], { input: 'GET /hello HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n', timeoutMs: 30_000 });
+    assert.match(refusedOld.stdout, /X-Sekisho-Refusal: RETIRING_CA/i, 'a new connection from the retired CA is refused with its reason');
 
     await setup.close(1000);
     const events = await fx.ca.audit.list({ limit: 100_000 });
     const sw = events.filter((e) => e.action === 'policy.switch');
-    assert.equal(sw.length, 1);
+    assert.equal(sw.length, 1, JSON.stringify(sw.map((e) => [e.at, e.details])));
     const d = sw[0]!.details as { from: { profile: string; exceptions: unknown[] }; to: { profile: string; since: string } };
     assert.equal(d.from.profile, 'exception');
-    assert.equal(d.from.exceptions.length, 1);
+    assert.equal(d.from.exceptions.length, 2, 'the SHA-1 and retiring-CA exceptions ended with the switch');
     assert.equal(d.to.profile, 'high');
     assert.equal(d.to.since, SWITCH.toISOString());
     const cut = events.filter((e) => e.action === 'gateway.connection-cut' && e.reasonCode === 'POLICY_CHANGED');
-    assert.equal(cut.length, 2);
+    assert.equal(cut.length, 3);
   });
 });
