@@ -188,6 +188,8 @@ export class Gateway {
     this.#tick = setInterval(() => {
       this.#refreshRevocationHealth();
       this.#digest.tick();
+      // The schedule's timer runs on the monotonic clock; a stepped wall clock is met here, within a second.
+      this.o.activePolicy?.check();
     }, 1000).unref();
     for (const config of this.o.listeners) {
       const tls = new TlsListener({
