@@ -13,6 +13,8 @@ export type Verdict =
       exceptionsUsed: DatedException[];
       /** "issuer fingerprint|serial" of every certificate under the anchor: a later revocation of any of them closes the connection. */
       revocationKeys: string[];
+      /** The chain as judged (leaf first, anchor last; the leaf alone when pinned): a later policy judges the open connection by it. */
+      views: readonly CertificateView[];
     }
   | {
       ok: false;
@@ -106,7 +108,7 @@ export class ClientVerifier {
       if (!f) return { ok: false, reason: 'FACILITY_UNKNOWN', detail: `facility ${identity.facilityNumber} is not registered`, identity };
       if (f.status !== 'active') return { ok: false, reason: 'FACILITY_SUSPENDED', detail: `facility ${identity.facilityNumber} is ${f.status}`, identity };
     }
-    return { ok: true, identity, exceptionsUsed: judgement.exceptionsUsed, revocationKeys: chain.revocationKeys };
+    return { ok: true, identity, exceptionsUsed: judgement.exceptionsUsed, revocationKeys: chain.revocationKeys, views: chain.views };
   }
 
   #chain(leaf: X509Certificate, given: readonly X509Certificate[] | (() => readonly X509Certificate[])): Chain | { unknown: string } {

@@ -13,3 +13,4 @@ export { jsonLogger, LOG_LEVELS, type Logger, type LogLevel } from './log.js';
 export { loadGatewayConfig, parseGatewayConfig, parseHostPort, type GatewayConfig } from './config.js';
 export { openGateway, type GatewaySetup } from './setup.js';
 export { runPrimary, isClusterWorker, notifyListening, leaveCluster } from './cluster.js';
+export { ActivePolicy } from './active-policy.js';
