@@ -3,7 +3,7 @@ import { X509Certificate } from 'node:crypto';
 import { CertificateAuthority, issueServerCredential, serverCredentialPaths, serverCredentialUsable } from '../ca/index.js';
 import { badRequest } from '../errors/index.js';
 import { certificatesFromPem } from '../pki/index.js';
-import { COMPLIANCE_PROFILES, complianceProfile, loadComplianceProfile, type ComplianceProfile, type ComplianceProfileName } from '../policy/index.js';
+import { COMPLIANCE_PROFILES, complianceProfile, fixedSchedule, loadComplianceProfile, nextPolicyChange, policyOutlook, type ComplianceProfile, type ComplianceProfileName, type PolicyOutlook, type PolicySchedule } from '../policy/index.js';
 import { AuditBatch } from './audit-batch.js';
 import { join } from 'node:path';
 import { atnaSyslogFormatter, type AuditFormat } from '../audit/index.js';
@@ -15,7 +15,7 @@ import { jsonLogger, type Logger } from './log.js';
 import { tlsKeyOptions } from '../token/index.js';
 import { CrlRevocationSource, StoreRevocationSource, type RevocationSource } from './revocation.js';
 import { StoreStatusFeed } from './status-feed.js';
-import { StatusFeedRepository, databaseClockMs } from '../store/index.js';
+import { ObservationRepository, StatusFeedRepository, databaseClockMs } from '../store/index.js';
 import { ClockCheck, sntpQuery, type ClockSource } from '../time/index.js';
 import { resolveLimits, type ListenerLedger, type ResolvedLimits } from '../listener/index.js';
 
@@ -43,6 +43,30 @@ export interface SetupOptions {
   auditFormat?: AuditFormat;
   /** The spool's directory name under <home>/audit-spool (default "gateway"; one per process). */
   spoolName?: string;
+  /**
+   * The policy in force and the coming one, for observation before
+   * enforcement (default: a fixed schedule of the configured profile and
+   * exceptions, so nothing is coming). Observations are written to the CA
+   * store's `observations` table in a CA home (none apart from the CA).
+   */
+  outlook?: () => PolicyOutlook;
+  /** The self-check page's URL, named in the log for refusals no page can explain. */
+  selfCheckUrl?: string;
+}
+
+/** The outlook of a schedule, recomputed only when the clock passes its next change (the same object between changes). */
+export function scheduleOutlook(schedule: PolicySchedule, now: () => Date = () => new Date()): () => PolicyOutlook {
+  let at = now();
+  let current = policyOutlook(schedule, at);
+  let next = nextPolicyChange(schedule, at)?.getTime();
+  return () => {
+    if (next !== undefined && now().getTime() >= next) {
+      at = now();
+      current = policyOutlook(schedule, at);
+      next = nextPolicyChange(schedule, at)?.getTime();
+    }
+    return current;
+  };
 }
 
 function resolveProfile(name: string): ComplianceProfile {
@@ -150,6 +174,7 @@ export async function openGateway(cfg: GatewayConfig, o: SetupOptions): Promise<
       pins: cfg.pins,
     });
     if (cfg.crl.length) revocation.push(new CrlRevocationSource(cfg.crl, readAnchors(trustFiles), cfg.revocation.refreshSeconds * 1000));
+    const observations = ca ? new ObservationRepository(ca.db) : undefined;
     const gateway = await Gateway.start({
       profile,
       listeners: cfg.listeners,
@@ -161,6 +186,8 @@ export async function openGateway(cfg: GatewayConfig, o: SetupOptions): Promise<
       ...(audit ? { audit } : {}),
       ...(cfg.admin ? { admin: cfg.admin } : {}),
       ...(cfg.contact ? { contact: cfg.contact } : {}),
+      ...(o.selfCheckUrl ? { selfCheckUrl: o.selfCheckUrl } : {}),
+      ...(observations ? { observations, outlook: o.outlook ?? scheduleOutlook(fixedSchedule(profile, { exceptions: cfg.exceptions })) } : {}),
       log,
       limits,
       ...(o.ledger ? { ledger: o.ledger } : {}),
