@@ -58,6 +58,8 @@ export interface ConnectionObserverOptions {
 }
 
 const JST_MS = 9 * 3_600_000;
+/** Refusals a policy decides (judgeConnection covers them); any other refusal does not depend on the policy. */
+const POLICY_REASONS: ReadonlySet<string> = new Set(['PROTOCOL_TOO_OLD', 'NO_SHARED_CIPHER', 'SHA1_SIGNATURE', 'WRONG_EKU', 'KEY_TOO_WEAK', 'KEY_NOT_CONFORMANT']);
 const DAY_MS = 86_400_000;
 /** Suites listed per row (what a refused client offered); the rest are counted as "+N". */
 const SUITES_LISTED = 24;
@@ -139,7 +141,9 @@ export class ConnectionObserver {
     const vComing = outlook.coming ? judgeConnection(facts, relax ? this.#relaxed(outlook.coming) : outlook.coming, outlook.coming.since) : undefined;
     let now = verdictCode(vNow);
     if (h.refusal && !vNow.problems.some((p) => p.code === h.refusal)) now = vNow.accepted ? h.refusal : `${now}+${h.refusal}`;
-    const coming = vComing ? verdictCode(vComing) : '';
+    let coming = vComing ? verdictCode(vComing) : '';
+    // A refusal no policy switch changes (no certificate, expired, revoked, unknown CA, …) stands under the coming policy too.
+    if (vComing && h.refusal && !POLICY_REASONS.has(h.refusal)) coming = vComing.accepted ? h.refusal : `${coming}+${h.refusal}`;
     const id = h.identity;
     const subject = id ? (id.facilityNumber ?? `cert:${id.serial}`) : `addr:${h.address}`;
     const hello = !id && summary ? helloId(summary) : '';

@@ -97,6 +97,12 @@ export class ObservationRepository {
     });
   }
 
+  /** The last time each facility was seen before day `before` (for "not seen since"). */
+  async lastSeenBefore(before: string): Promise<Map<string, string>> {
+    const rows = await this.x.all<{ facility: string; last: string }>('SELECT facility, MAX(last_seen) AS last FROM observations WHERE facility IS NOT NULL AND day < ? GROUP BY facility', [before]);
+    return new Map(rows.map((r) => [r.facility, r.last]));
+  }
+
   /** Deletes the days before `day` (the gateway's retention); returns how many rows went. */
   async prune(before: string): Promise<number> {
     return (await this.x.run('DELETE FROM observations WHERE day < ?', [before])).changes;
