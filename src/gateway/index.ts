@@ -11,6 +11,7 @@ export { proxyV2Header, parseProxyV2, PP2_TYPE_SEKISHO_IDENTITY, PP2_TYPE_SSL, P
 export { ANYONE, allows, type AccessRule } from './access-rule.js';
 export { jsonLogger, LOG_LEVELS, type Logger, type LogLevel } from './log.js';
 export { loadGatewayConfig, parseGatewayConfig, parseHostPort, type GatewayConfig } from './config.js';
-export { openGateway, scheduleOutlook, type GatewaySetup } from './setup.js';
+export { openGateway, type GatewaySetup } from './setup.js';
 export { ConnectionObserver, verdictCode, type ObservationSink, type ObservedHandshake } from './connection-observer.js';
 export { runPrimary, isClusterWorker, notifyListening, leaveCluster } from './cluster.js';
+export { ActivePolicy } from './active-policy.js';

@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { openGateway, parseGatewayConfig, jsonLogger, scheduleOutlook, type GatewaySetup } from './index.js';
+import { ActivePolicy, openGateway, parseGatewayConfig, jsonLogger, type GatewaySetup } from './index.js';
 import { echoUpstream, FACILITY_A, FACILITY_B, FACILITY_C, gatewayFixture, PASSPHRASE, type GatewayFixture } from '../testing/gateway-fixture.js';
 import { hasCommand, needCommand, runAsync } from '../testing/peers.js';
 import { complianceProfile, loadComplianceProfile, type PolicySchedule } from '../policy/index.js';
@@ -23,6 +23,7 @@ const day = (ms: number) => new Date(Date.now() + ms + 9 * 3_600_000).toISOStrin
 
 let fx: GatewayFixture;
 let setup: GatewaySetup;
+let active: ActivePolicy;
 let http: Awaited<ReturnType<typeof echoUpstream>>;
 let port = 0;
 const logs: Record<string, unknown>[] = [];
@@ -47,13 +48,15 @@ before(async () => {
   });
   // The usual plan: the exception runs to the last day before the switch (both change at one instant; "coming" is the next change).
   const schedule: PolicySchedule = { phases: [{ profile: inForce }, { from: new Date(Date.parse(`${exceptionUntil}T00:00:00+09:00`) + DAY), profile: complianceProfile('mhlw') }], clientPolicy: { exceptions } };
-  setup = await openGateway(cfg, { passphrase: async () => PASSPHRASE, log: jsonLogger('debug', (l) => logs.push(JSON.parse(l) as Record<string, unknown>)), watch: false, outlook: scheduleOutlook(schedule), selfCheckUrl: SELF_CHECK });
+  active = new ActivePolicy(schedule);
+  setup = await openGateway(cfg, { passphrase: async () => PASSPHRASE, log: jsonLogger('debug', (l) => logs.push(JSON.parse(l) as Record<string, unknown>)), watch: false, outlook: () => active.outlook(), selfCheckUrl: SELF_CHECK });
   port = setup.gateway.addresses()[0]!.port;
 });
 
 after(async () => {
   if (!ready) return;
   await setup.close(1000);
+  active.close();
   http.server.close();
   await fx.close();
 });

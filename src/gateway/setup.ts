@@ -3,7 +3,8 @@ import { X509Certificate } from 'node:crypto';
 import { CertificateAuthority, issueServerCredential, serverCredentialPaths, serverCredentialUsable } from '../ca/index.js';
 import { badRequest } from '../errors/index.js';
 import { certificatesFromPem } from '../pki/index.js';
-import { COMPLIANCE_PROFILES, complianceProfile, fixedSchedule, loadComplianceProfile, nextPolicyChange, policyOutlook, type ComplianceProfile, type ComplianceProfileName, type PolicyOutlook, type PolicySchedule } from '../policy/index.js';
+import { COMPLIANCE_PROFILES, complianceProfile, fixedSchedule, loadComplianceProfile, type ComplianceProfile, type ComplianceProfileName, type PolicyOutlook, type PolicySchedule } from '../policy/index.js';
+import { ActivePolicy } from './active-policy.js';
 import { AuditBatch } from './audit-batch.js';
 import { join } from 'node:path';
 import { atnaSyslogFormatter, type AuditFormat } from '../audit/index.js';
@@ -21,6 +22,10 @@ import { resolveLimits, type ListenerLedger, type ResolvedLimits } from '../list
 
 export interface GatewaySetup {
   gateway: Gateway;
+  /** The policy over time the gateway enforces (profiles by phase, dated exceptions). */
+  schedule: PolicySchedule;
+  /** The same at run time: what is in force, what comes next, a 'change' event at each boundary. */
+  policy: ActivePolicy;
   /** Files whose change triggers a reload (server credential, trust). */
   watched: string[];
   /** Graceful stop: the gateway, file watches, the CA store. */
@@ -45,28 +50,12 @@ export interface SetupOptions {
   spoolName?: string;
   /**
    * The policy in force and the coming one, for observation before
-   * enforcement (default: a fixed schedule of the configured profile and
-   * exceptions, so nothing is coming). Observations are written to the CA
+   * enforcement (default: the gateway's active policy, from its schedule). Observations are written to the CA
    * store's `observations` table in a CA home (none apart from the CA).
    */
   outlook?: () => PolicyOutlook;
   /** The self-check page's URL, named in the log for refusals no page can explain. */
   selfCheckUrl?: string;
-}
-
-/** The outlook of a schedule, recomputed only when the clock passes its next change (the same object between changes). */
-export function scheduleOutlook(schedule: PolicySchedule, now: () => Date = () => new Date()): () => PolicyOutlook {
-  let at = now();
-  let current = policyOutlook(schedule, at);
-  let next = nextPolicyChange(schedule, at)?.getTime();
-  return () => {
-    if (next !== undefined && now().getTime() >= next) {
-      at = now();
-      current = policyOutlook(schedule, at);
-      next = nextPolicyChange(schedule, at)?.getTime();
-    }
-    return current;
-  };
 }
 
 function resolveProfile(name: string): ComplianceProfile {
@@ -113,6 +102,7 @@ function defaultServerNames(cfg: GatewayConfig): string[] {
 export async function openGateway(cfg: GatewayConfig, o: SetupOptions): Promise<GatewaySetup> {
   const log = o.log ?? jsonLogger(cfg.logLevel);
   const profile = resolveProfile(cfg.profile);
+  const schedule = fixedSchedule(profile, { exceptions: cfg.exceptions });
   const limits = o.limits ?? resolveLimits(cfg.limits, cfg.listeners.length, { code: 'GATEWAY_CONFIG_INVALID' });
   let ca: CertificateAuthority | undefined;
   const closers: (() => Promise<void> | void)[] = [];
@@ -175,6 +165,8 @@ export async function openGateway(cfg: GatewayConfig, o: SetupOptions): Promise<
     });
     if (cfg.crl.length) revocation.push(new CrlRevocationSource(cfg.crl, readAnchors(trustFiles), cfg.revocation.refreshSeconds * 1000));
     const observations = ca ? new ObservationRepository(ca.db) : undefined;
+    const policy = new ActivePolicy(schedule);
+    closers.push(() => policy.close());
     const gateway = await Gateway.start({
       profile,
       listeners: cfg.listeners,
@@ -187,7 +179,7 @@ export async function openGateway(cfg: GatewayConfig, o: SetupOptions): Promise<
       ...(cfg.admin ? { admin: cfg.admin } : {}),
       ...(cfg.contact ? { contact: cfg.contact } : {}),
       ...(o.selfCheckUrl ? { selfCheckUrl: o.selfCheckUrl } : {}),
-      ...(observations ? { observations, outlook: o.outlook ?? scheduleOutlook(fixedSchedule(profile, { exceptions: cfg.exceptions })) } : {}),
+      ...(observations ? { observations, outlook: o.outlook ?? (() => policy.outlook()) } : {}),
       log,
       limits,
       ...(o.ledger ? { ledger: o.ledger } : {}),
@@ -239,6 +231,8 @@ export async function openGateway(cfg: GatewayConfig, o: SetupOptions): Promise<
     }
     return {
       gateway,
+      schedule,
+      policy,
       watched,
       async close(graceMs?: number) {
         // The clock check stops first: nothing is audited after the gateway's last flush.
