@@ -15,6 +15,8 @@ import { echoUpstream, FACILITY_A, FACILITY_B, FACILITY_C, gatewayFixture, PASSP
 import { hasCommand, needCommand, runAsync } from '../testing/peers.js';
 import { complianceProfile, loadComplianceProfile, type PolicySchedule } from '../policy/index.js';
 import { ObservationRepository, type ObservationRow } from '../store/index.js';
+import { runCli } from '../cli/run.js';
+import type { MigrationReadiness } from '../report/index.js';
 import { migrationCsvRows, migrationReadiness, migrationReadinessHtml, migrationText, parseMigrationFilter } from '../report/index.js';
 
 const SELF_CHECK = 'https://center.example/self-check';
@@ -188,5 +190,35 @@ describe('observation before enforcement: real clients, both verdicts, the readi
     const html = migrationReadinessHtml(report);
     assert.match(html, /要対応/);
     assert.doesNotMatch(html, /<script/i);
+  });
+
+  test('sekisho report migration: text (Japanese first), JSON, CSV and a printable page; a bad --to or --since is exit 2 before the store is read', async (t) => {
+    if (!needCommand(t, 'openssl') || !needCommand(t, 'curl') || !needCommand(t, 'gnutls-cli')) return;
+    await setup.gateway.observer!.flush();
+    const cli = async (args: string[]) => {
+      let stdout = '';
+      let stderr = '';
+      const status = await runCli(args, { stdout: (x) => void (stdout += x), stderr: (x) => void (stderr += x), env: { ...process.env, SEKISHO_HOME: fx.home }, isTTY: false });
+      return { status, stdout, stderr };
+    };
+    const text = await cli(['report', 'migration', '--to', 'mhlw', '--self-check-url', SELF_CHECK]);
+    assert.equal(text.status, 0, text.stderr);
+    assert.match(text.stdout, /^移行準備状況/);
+    assert.match(text.stdout, new RegExp(`${FACILITY_A} .*要対応`));
+    const json = await cli(['report', 'migration', '--to', 'mhlw', '--json']);
+    assert.equal(json.status, 0, json.stderr);
+    const m = JSON.parse(json.stdout) as MigrationReadiness;
+    assert.equal(m.schema, 'sekisho.migration-readiness/1');
+    assert.equal(m.totals['at-risk'], 1);
+    const csv = await cli(['report', 'migration', '--to', 'mhlw', '--format', 'csv']);
+    assert.ok(csv.stdout.startsWith('\uFEFFkind,facility,'));
+    const out = join(fx.dir, 'migration.html');
+    const html = await cli(['report', 'migration', '--to', 'mhlw', '--format', 'html', '--out', out]);
+    assert.equal(html.status, 0, html.stderr);
+    for (const bad of [['--to', 'strict'], ['--to', 'high', '--since', '2026-02-30'], [], ['--to', 'high', '--self-check-url', 'javascript:alert(1)']]) {
+      const r = await cli(['report', 'migration', ...bad]);
+      assert.equal(r.status, 2, `${bad.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, /REPORT_FILTER_INVALID/);
+    }
   });
 });
