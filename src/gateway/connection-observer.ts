@@ -57,6 +57,15 @@ export interface ConnectionObserverOptions {
   now?: () => Date;
 }
 
+interface Judged {
+  outlook: PolicyOutlook;
+  vNow: ConnectionVerdict;
+  vComing?: ConnectionVerdict;
+  offered: Protocol[];
+  hello: string;
+}
+
+const NO_CHAIN: readonly CertificateView[] = Object.freeze([]);
 const JST_MS = 9 * 3_600_000;
 /** Refusals a policy decides (judgeConnection covers them); any other refusal does not depend on the policy. */
 const POLICY_REASONS: ReadonlySet<string> = new Set(['PROTOCOL_TOO_OLD', 'NO_SHARED_CIPHER', 'SHA1_SIGNATURE', 'WRONG_EKU', 'KEY_TOO_WEAK', 'KEY_NOT_CONFORMANT']);
@@ -110,6 +119,8 @@ export class ConnectionObserver {
   #prunedDay = '';
   /** Per policy state: the same state with the certificate requirement relaxed (judging a handshake that never reached the certificate). */
   readonly #beforeCert = new WeakMap<PolicyState, PolicyState>();
+  readonly #byChain = new WeakMap<readonly CertificateView[], Map<string, Judged>>();
+  readonly #byHello = new Map<string, Judged>();
   readonly #now: () => Date;
   readonly #maxRows: number;
   readonly #intervalMs: number;
@@ -128,17 +139,12 @@ export class ConnectionObserver {
     const summary = h.hello && (h.inHandshake || !h.identity) ? parseClientHello(h.hello) : undefined;
     const negotiated = h.protocol ? NODE_PROTOCOL[h.protocol] : undefined;
     if (!negotiated && !summary) return undefined; // not a TLS client (nothing to judge): the refusal digest counts it
-    const offered = summary ? offeredProtocols(summary) : [];
-    const chain = h.views ?? [];
-    const facts: ConnectionFacts = negotiated
-      ? { protocol: negotiated, ...(h.suite ? { suite: h.suite } : {}), clientChain: chain, ...(h.identity?.facilityNumber ? { facility: h.identity.facilityNumber } : {}) }
-      : { offered: { protocols: offered, suites: summary!.suites.map(suiteName) }, clientChain: chain };
     const outlook = this.o.outlook();
     const t = this.#now();
-    // A handshake refused before the certificate stage says nothing about the certificate.
-    const relax = !!h.inHandshake && h.refusal !== 'NO_CLIENT_CERT';
-    const vNow = judgeConnection(facts, relax ? this.#relaxed(outlook.inForce) : outlook.inForce, t);
-    const vComing = outlook.coming ? judgeConnection(facts, relax ? this.#relaxed(outlook.coming) : outlook.coming, outlook.coming.since) : undefined;
+    const j = summary && !negotiated ? this.#judgeHello(summary, h, outlook, t) : this.#judgeNegotiated(negotiated!, h, outlook, t);
+    const { vNow, vComing } = j;
+    const chain = h.views ?? NO_CHAIN;
+    const offered = j.offered.length || !summary ? j.offered : offeredProtocols(summary);
     let now = verdictCode(vNow);
     if (h.refusal && !vNow.problems.some((p) => p.code === h.refusal)) now = vNow.accepted ? h.refusal : `${now}+${h.refusal}`;
     let coming = vComing ? verdictCode(vComing) : '';
@@ -146,7 +152,7 @@ export class ConnectionObserver {
     if (vComing && h.refusal && !POLICY_REASONS.has(h.refusal)) coming = vComing.accepted ? h.refusal : `${coming}+${h.refusal}`;
     const id = h.identity;
     const subject = id ? (id.facilityNumber ?? `cert:${id.serial}`) : `addr:${h.address}`;
-    const hello = !id && summary ? helloId(summary) : '';
+    const hello = id ? '' : j.hello || (summary ? helloId(summary) : '');
     const protocol = negotiated ?? offered[0] ?? (summary?.format === 'sslv2' ? 'SSLv2' : '');
     const day = this.#dayOf(t.getTime());
     const key = `${day}\u0000${subject}\u0000${id?.serial ?? ''}\u0000${protocol}\u0000${h.suite ?? ''}\u0000${hello}\u0000${now}\u0000${coming}\u0000${outlook.coming?.profile.name ?? ''}`;
@@ -184,6 +190,51 @@ export class ConnectionObserver {
       });
     }
     return { now: vNow, ...(vComing ? { coming: vComing } : {}) };
+  }
+
+  /**
+   * Verdicts of a completed handshake, memoized per cached chain (the
+   * verifier keeps one views array per certificate), protocol, suite and
+   * refusal, for as long as the outlook object stays the same (the active
+   * policy makes a new one at each change).
+   */
+  #judgeNegotiated(protocol: Protocol, h: ObservedHandshake, outlook: PolicyOutlook, t: Date): Judged {
+    const chain = h.views ?? NO_CHAIN;
+    const k = `${protocol}|${h.suite ?? ''}|${h.refusal ?? ''}|${h.identity?.facilityNumber ?? ''}`;
+    let memo = this.#byChain.get(chain);
+    const hit = memo?.get(k);
+    if (hit && hit.outlook === outlook && chain !== NO_CHAIN) return hit;
+    const facts: ConnectionFacts = { protocol, ...(h.suite ? { suite: h.suite } : {}), clientChain: chain, ...(h.identity?.facilityNumber ? { facility: h.identity.facilityNumber } : {}) };
+    const j: Judged = { outlook, vNow: judgeConnection(facts, outlook.inForce, t), ...(outlook.coming ? { vComing: judgeConnection(facts, outlook.coming, outlook.coming.since) } : {}), offered: [], hello: '' };
+    if (chain !== NO_CHAIN) {
+      if (!memo) this.#byChain.set(chain, (memo = new Map()));
+      if (memo.size > 16) memo.clear();
+      memo.set(k, j);
+    }
+    return j;
+  }
+
+  /** Verdicts of a hello refused in the handshake, memoized per distinct offer (bounded), so a flood of one old client costs a parse and a lookup. */
+  #judgeHello(summary: ClientHelloSummary, h: ObservedHandshake, outlook: PolicyOutlook, t: Date): Judged {
+    const k = `${summary.format}|${offeredVersions(summary).join(',')}|${summary.suites.join(',')}|${summary.groups.join(',')}|${h.refusal ?? ''}|${!!h.inHandshake}|${h.views?.length ?? 0}`;
+    const hit = this.#byHello.get(k);
+    if (hit && hit.outlook === outlook && !h.views) return hit;
+    const offered = offeredProtocols(summary);
+    const facts: ConnectionFacts = { offered: { protocols: offered, suites: summary.suites.map(suiteName) }, clientChain: h.views ?? NO_CHAIN };
+    // A handshake refused before the certificate stage says nothing about the certificate.
+    const relax = !!h.inHandshake && h.refusal !== 'NO_CLIENT_CERT';
+    const j: Judged = {
+      outlook,
+      vNow: judgeConnection(facts, relax ? this.#relaxed(outlook.inForce) : outlook.inForce, t),
+      ...(outlook.coming ? { vComing: judgeConnection(facts, relax ? this.#relaxed(outlook.coming) : outlook.coming, outlook.coming.since) } : {}),
+      offered,
+      hello: helloId(summary),
+    };
+    if (!h.views) {
+      if (this.#byHello.size >= 256) this.#byHello.clear();
+      this.#byHello.set(k, j);
+    }
+    return j;
   }
 
   #relaxed(state: PolicyState): PolicyState {
