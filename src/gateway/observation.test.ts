@@ -10,6 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { connect } from 'node:net';
 import { ActivePolicy, openGateway, parseGatewayConfig, jsonLogger, type GatewaySetup } from './index.js';
 import { echoUpstream, FACILITY_A, FACILITY_B, FACILITY_C, gatewayFixture, PASSPHRASE, type GatewayFixture } from '../testing/gateway-fixture.js';
 import { hasCommand, needCommand, runAsync } from '../testing/peers.js';
@@ -220,5 +221,36 @@ describe('observation before enforcement: real clients, both verdicts, the readi
       assert.equal(r.status, 2, `${bad.join(' ')}: ${r.stderr}`);
       assert.match(r.stderr, /REPORT_FILTER_INVALID/);
     }
+  });
+
+  test('an SSL 2.0-style hello is recorded with what it offered; garbage and a truncated hello are refused and recorded as nothing', async (t) => {
+    if (!needCommand(t, 'openssl') || !needCommand(t, 'curl') || !needCommand(t, 'gnutls-cli')) return;
+    const send = (bytes: Buffer, end: boolean) =>
+      new Promise<void>((resolve) => {
+        const c = connect(port, '127.0.0.1', () => (end ? c.end(bytes) : c.write(bytes)));
+        c.on('error', () => undefined);
+        c.on('close', () => resolve());
+        if (!end) setTimeout(() => c.destroy(), 300);
+        c.resume();
+      });
+    // An SSLv23 hello as OpenSSL 0.9.8 sent it: SSL 2.0 framing, client_version TLS 1.0, three TLS suites and one SSL 2.0 spec.
+    const specs = [0x010080, 0x000035, 0x00002f, 0x00000a];
+    const body = Buffer.alloc(9 + specs.length * 3 + 16);
+    body[0] = 1;
+    body.writeUInt16BE(0x0301, 1);
+    body.writeUInt16BE(specs.length * 3, 3);
+    body.writeUInt16BE(16, 7);
+    specs.forEach((x, i) => body.writeUIntBE(x, 9 + i * 3, 3));
+    await send(Buffer.concat([Buffer.from([0x80 | (body.length >> 8), body.length & 0xff]), body]), true);
+    const before = (await rows()).length;
+    await send(Buffer.from('\x16\x03\x01\xff\xff\x01garbage that never completes'), false);
+    await send(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'), true);
+    const all = await rows();
+    const v2 = all.find((r) => r.offeredSuites === 'TLS_RSA_WITH_AES_256_CBC_SHA,TLS_RSA_WITH_AES_128_CBC_SHA,TLS_RSA_WITH_3DES_EDE_CBC_SHA');
+    assert.ok(v2, JSON.stringify(all.filter((r) => r.address)));
+    assert.equal(v2.protocol, 'TLSv1.0');
+    assert.equal(v2.verdictNow.split('+')[0], 'PROTOCOL_TOO_OLD');
+    assert.equal(all.length, before, 'no row for garbage, an unfinished record or plain HTTP');
+    assert.equal(setup.gateway.state, 'listening');
   });
 });
