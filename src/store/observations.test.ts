@@ -51,6 +51,9 @@ for (const target of STORE_TARGETS) {
         // Many rows in one batch (several statements, one transaction).
         await repo.upsert(Array.from({ length: 1000 }, (_, i) => row({ subject: `addr:192.0.2.${i}`, facility: null, serial: '', address: `192.0.2.${i}`, connections: 1 })));
         assert.equal((await repo.list('2026-12-07', '2026-12-07')).length, 1002);
+        // Equal keys in one batch are summed (PostgreSQL would refuse to update one row twice in a statement).
+        await repo.upsert([row({ connections: 1 }), row({ connections: 1 })]);
+        assert.equal((await repo.list('2026-12-07', '2026-12-07')).find((r) => r.protocol === 'TLSv1.2' && r.subject === '0110113710')!.connections, 7);
         assert.equal(await repo.prune('2026-12-07'), 1);
         assert.equal((await repo.list('2026-01-01', '2026-12-06')).length, 0);
       } finally {

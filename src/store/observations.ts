@@ -68,6 +68,18 @@ export class ObservationRepository {
   /** Adds the counts of `rows` to the stored ones (first/last seen widened), in one transaction when given the database. */
   async upsert(rows: readonly ObservationRow[]): Promise<void> {
     if (!rows.length) return;
+    // One order for every writer (workers, gateways sharing a PostgreSQL store): row locks are taken in key order, so two batches never deadlock.
+    const keyOf = (r: ObservationRow) => [r.day, r.subject, r.serial, r.protocol, r.suite, r.hello, r.verdictNow, r.verdictComing, r.comingProfile].join('\u0000');
+    const sorted = [...rows].sort((a, b) => (keyOf(a) < keyOf(b) ? -1 : keyOf(a) > keyOf(b) ? 1 : 0));
+    // PostgreSQL refuses a statement that updates one row twice: equal keys are summed first.
+    const merged: ObservationRow[] = [];
+    for (const r of sorted) {
+      const last = merged.at(-1);
+      if (last && keyOf(last) === keyOf(r)) {
+        merged[merged.length - 1] = { ...last, connections: last.connections + r.connections, firstSeen: r.firstSeen < last.firstSeen ? r.firstSeen : last.firstSeen, lastSeen: r.lastSeen > last.lastSeen ? r.lastSeen : last.lastSeen };
+      } else merged.push(r);
+    }
+    rows = merged;
     const write = async (x: SqlExecutor) => {
       for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) {
         const part = rows.slice(i, i + ROWS_PER_STATEMENT);
