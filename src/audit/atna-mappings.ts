@@ -137,6 +137,8 @@ export const ATNA_ACTIONS: Readonly<Record<string, AtnaMapping>> = {
   'certificate.revoked': securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'D', 'certificate'),
   'crl.signed': securityAlert(EVENT_TYPE.useOfRestrictedFunction, 'E', 'none'),
   'ca.init': securityAlert(EVENT_TYPE.securityConfiguration, 'C', 'none'),
+  // The gateway's schedule moved to another profile or set of exceptions: a change of the security configuration in force.
+  'policy.switch': securityAlert(EVENT_TYPE.securityConfiguration, 'U', 'none'),
 };
 
 /**

@@ -13,7 +13,7 @@ export type Verdict =
       exceptionsUsed: DatedException[];
       /** "issuer fingerprint|serial" of every certificate under the anchor: a later revocation of any of them closes the connection. */
       revocationKeys: string[];
-      /** The chain as judged, leaf first (cached per certificate: observation judges it again under the coming policy). */
+      /** The chain as judged (leaf first, anchor last; the leaf alone when pinned), cached per certificate: observation judges it under the coming policy, and a later policy judges the open connection by it. */
       views: readonly CertificateView[];
     }
   | {

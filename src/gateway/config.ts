@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { badRequest } from '../errors/index.js';
-import { checkDatedExceptions, type DatedException } from '../policy/index.js';
+import { checkDatedExceptions, COMPLIANCE_PROFILES, scheduleInstant, type DatedException } from '../policy/index.js';
 import type { AccessRule } from './access-rule.js';
 import type { HostPort, ListenerConfig } from './gateway.js';
 import { LOG_LEVELS, type LogLevel } from './log.js';
@@ -16,14 +16,30 @@ import { parseTimeSetting, type TimeSetting } from '../time/index.js';
  * routes) or from command-line flags (one listener). Strict: an unknown key
  * is an error naming where it is, and every rule sits beside its field.
  */
-export interface GatewayConfig {
-  /** A profile name (high, recommended, …) or a profile JSON file. */
+/** One phase of the configured schedule: a profile (name or JSON file) from an instant on. */
+export interface ConfiguredPhase {
+  /** Absent for the first phase. */
+  from?: Date;
   profile: string;
+  /** From this phase on, client certificates must name a facility number (LEGACY_SUBJECT otherwise). */
+  facilitySubjectRequired?: boolean;
+}
+
+/** A configured exception: a RETIRING_CA one names its anchor by a PEM file (setup reads its key). */
+export type ConfiguredException = Omit<DatedException, 'anchor'> & { anchorFile?: string };
+
+export interface GatewayConfig {
+  /** A profile name (high, recommended, …) or a profile JSON file: the first phase's profile. */
+  profile: string;
+  /** The phases in order: "until D enforce A, from D enforce B"; the first is `profile` (one phase when no schedule is given). */
+  schedule: ConfiguredPhase[];
+  /** Client certificates must name a facility number from the start (phases may switch it on later). */
+  facilitySubjectRequired: boolean;
   /** CA home: trust anchors, revocations and facility status from its store, server certificate. */
   home?: string;
   db?: string;
   /** Explicit server credential: a PEM key file, or a `pkcs11:` URI of a key in a token (with the module; PIN from SEKISHO_PIN). */
-  tls?: { cert: string; key: string; module?: string };
+  tls?: { cert: string; key: string; module?: string; extra?: { cert: string; key: string }[] };
   clientCa: string[];
   pins: string[];
   crl: string[];
@@ -33,7 +49,7 @@ export interface GatewayConfig {
     resyncSeconds: number;
     onStale: 'fail-closed' | 'fail-open';
   };
-  exceptions: DatedException[];
+  exceptions: ConfiguredException[];
   admin?: HostPort;
   contact?: string;
   logLevel: LogLevel;
@@ -134,15 +150,71 @@ function listener(v: unknown, i: number): ListenerConfig {
   throw fail(`${where}.mode`, `"${String(mode)}" is not http or tcp`);
 }
 
-const TOP_KEYS = ['profile', 'home', 'db', 'tls', 'clientCa', 'pins', 'crl', 'revocation', 'exceptions', 'admin', 'contact', 'log', 'serverNames', 'listeners', 'limits', 'refusals', 'audit', 'time'] as const;
+const DAY = /^\d{4}-\d{2}-\d{2}$/;
+
+/** A YAML date: a YYYY-MM-DD string, or the Date YAML 1.1 makes of it (midnight UTC: the day is what was written). */
+function dayOf(v: unknown, where: string): string {
+  if (v instanceof Date && !Number.isNaN(v.getTime())) return v.toISOString().slice(0, 10);
+  if (typeof v !== 'string' || !DAY.test(v)) throw fail(where, 'must be a date YYYY-MM-DD (Japan time)');
+  return v;
+}
+
+function profileName(v: unknown, where: string, path: (p: string) => string): string {
+  const name = str(v, where);
+  if (/\.json$/.test(name)) return path(name);
+  if (!(COMPLIANCE_PROFILES as readonly string[]).includes(name)) throw fail(where, `unknown profile "${name}"; use ${COMPLIANCE_PROFILES.join(', ')} or a profile JSON file`);
+  return name;
+}
+
+function facilitySubject(v: unknown, where: string): boolean {
+  if (v !== 'required' && v !== 'any') throw fail(where, 'must be "required" (the subject names a 10-digit facility number) or "any"');
+  return v === 'required';
+}
+
+/**
+ * schedule: a list of phases in order; the first has no `from` and is in
+ * force from the start, each later one starts at its `from` (YYYY-MM-DD:
+ * midnight Japan time; or an ISO 8601 time with its offset). A `from` in the
+ * past is fine (the phase is in force already); phases out of order or at
+ * the same instant are not.
+ */
+function schedulePhases(v: unknown, path: (p: string) => string): ConfiguredPhase[] {
+  if (!Array.isArray(v) || !v.length) throw fail('schedule', 'must be a list of phases ({ profile } first, then { from, profile } in order)');
+  const phases = v.map((x, i): ConfiguredPhase => {
+    const where = `schedule[${i}]`;
+    const o = object(x, where, ['from', 'profile', 'facilitySubject']);
+    const phase: ConfiguredPhase = { profile: profileName(o.profile, `${where}.profile`, path) };
+    if (o.from !== undefined) {
+      const text = o.from instanceof Date ? dayOf(o.from, `${where}.from`) : str(o.from, `${where}.from`);
+      const at = scheduleInstant(text);
+      if (!at) throw fail(`${where}.from`, `"${text}" is not a date YYYY-MM-DD (midnight, Japan time) or an ISO 8601 time with an offset (2027-04-01T06:00:00+09:00)`);
+      phase.from = at;
+    }
+    if (o.facilitySubject !== undefined) phase.facilitySubjectRequired = facilitySubject(o.facilitySubject, `${where}.facilitySubject`);
+    return phase;
+  });
+  if (phases[0]!.from) throw fail('schedule[0].from', 'the first phase has no "from": it is what is enforced until the second phase starts');
+  for (let i = 1; i < phases.length; i++) {
+    const at = phases[i]!.from;
+    if (!at) throw fail(`schedule[${i}]`, 'every phase after the first needs "from"');
+    const before = phases[i - 1]!.from;
+    if (before && at.getTime() <= before.getTime()) throw fail(`schedule[${i}].from`, `${at.toISOString()} is not after schedule[${i - 1}].from (${before.toISOString()}): phases go in order, without overlap`);
+  }
+  return phases;
+}
+
+const TOP_KEYS = ['profile', 'schedule', 'facilitySubject', 'home', 'db', 'tls', 'clientCa', 'pins', 'crl', 'revocation', 'exceptions', 'admin', 'contact', 'log', 'serverNames', 'listeners', 'limits', 'refusals', 'audit', 'time'] as const;
 
 /** Validates a configuration object (from YAML or built from flags). Relative paths are resolved against `base`. */
 export function parseGatewayConfig(raw: unknown, base = process.cwd()): GatewayConfig {
   const o = object(raw, 'configuration', TOP_KEYS);
   const path = (p: string) => (/^https?:\/\//.test(p) ? p : resolve(base, p));
-  const profile = o.profile === undefined ? 'high' : str(o.profile, 'profile');
+  if (o.profile !== undefined && o.schedule !== undefined) throw fail('profile', 'give either profile (one profile) or schedule (phases), not both');
+  const schedule = o.schedule !== undefined ? schedulePhases(o.schedule, path) : [{ profile: o.profile === undefined ? 'high' : profileName(o.profile, 'profile', path) }];
   const cfg: GatewayConfig = {
-    profile: /\.json$/.test(profile) ? path(profile) : profile,
+    profile: schedule[0]!.profile,
+    schedule,
+    facilitySubjectRequired: o.facilitySubject === undefined ? false : facilitySubject(o.facilitySubject, 'facilitySubject'),
     clientCa: strings(o.clientCa, 'clientCa').map(path),
     pins: strings(o.pins, 'pins'),
     crl: strings(o.crl, 'crl').map(path),
@@ -170,10 +242,21 @@ export function parseGatewayConfig(raw: unknown, base = process.cwd()): GatewayC
   if (o.home !== undefined) cfg.home = path(str(o.home, 'home'));
   if (o.db !== undefined) cfg.db = str(o.db, 'db');
   if (o.tls !== undefined) {
-    const t = object(o.tls, 'tls', ['cert', 'key', 'module']);
+    const t = object(o.tls, 'tls', ['cert', 'key', 'module', 'extra']);
     const key = str(t.key, 'tls.key');
     cfg.tls = { cert: path(str(t.cert, 'tls.cert')), key: key.startsWith('pkcs11:') ? key : path(key), ...(t.module !== undefined ? { module: path(str(t.module, 'tls.module')) } : {}) };
     if (t.module !== undefined && !key.startsWith('pkcs11:')) throw fail('tls.module', 'a PKCS#11 module goes with a pkcs11: URI as tls.key');
+    if (t.extra !== undefined) {
+      // More certificate/key pairs presented at once (an RSA one beside an ECDSA one): OpenSSL serves each peer the one it can use.
+      if (!Array.isArray(t.extra)) throw fail('tls.extra', 'must be a list of { cert, key } (PEM files)');
+      if (key.startsWith('pkcs11:')) throw fail('tls.extra', 'extra certificates go with a key file, not a token key');
+      cfg.tls.extra = t.extra.map((x, i) => {
+        const e = object(x, `tls.extra[${i}]`, ['cert', 'key']);
+        const k = str(e.key, `tls.extra[${i}].key`);
+        if (k.startsWith('pkcs11:')) throw fail(`tls.extra[${i}].key`, 'must be a PEM key file');
+        return { cert: path(str(e.cert, `tls.extra[${i}].cert`)), key: path(k) };
+      });
+    }
   }
   if (o.revocation !== undefined) {
     const r = object(o.revocation, 'revocation', ['refreshSeconds', 'resyncSeconds', 'onStale']);
@@ -192,12 +275,21 @@ export function parseGatewayConfig(raw: unknown, base = process.cwd()): GatewayC
   }
   if (o.exceptions !== undefined) {
     if (!Array.isArray(o.exceptions)) throw fail('exceptions', 'must be a list');
-    cfg.exceptions = o.exceptions.map((e, i) => {
-      const x = object(e, `exceptions[${i}]`, ['facility', 'allow', 'until', 'note']);
-      const until = x.until instanceof Date ? x.until.toISOString().slice(0, 10) : str(x.until, `exceptions[${i}].until`);
-      return { facility: String(x.facility ?? ''), allow: String(x.allow ?? '') as DatedException['allow'], until, ...(x.note !== undefined ? { note: str(x.note, `exceptions[${i}].note`) } : {}) };
+    cfg.exceptions = o.exceptions.map((e, i): ConfiguredException => {
+      const where = `exceptions[${i}]`;
+      const x = object(e, where, ['facility', 'allow', 'from', 'until', 'anchor', 'note']);
+      if (x.until === undefined) throw fail(`${where}.until`, 'every exception ends: give its last day, YYYY-MM-DD (Japan time)');
+      return {
+        ...(x.facility !== undefined ? { facility: String(x.facility) } : {}),
+        allow: String(x.allow ?? '') as DatedException['allow'],
+        ...(x.from !== undefined ? { from: dayOf(x.from, `${where}.from`) } : {}),
+        until: dayOf(x.until, `${where}.until`),
+        ...(x.anchor !== undefined ? { anchorFile: path(str(x.anchor, `${where}.anchor`)) } : {}),
+        ...(x.note !== undefined ? { note: str(x.note, `${where}.note`) } : {}),
+      };
     });
-    const bad = checkDatedExceptions(cfg.exceptions);
+    // The anchor's key hash is read at setup; a placeholder lets the shared check see that one is named.
+    const bad = checkDatedExceptions(cfg.exceptions.map(({ anchorFile, ...e }) => ({ ...e, ...(anchorFile ? { anchor: anchorFile } : {}) })));
     if (bad) throw fail('exceptions', bad);
   }
   if (o.admin !== undefined) cfg.admin = parseHostPort(str(o.admin, 'admin'), 'admin');

@@ -5,7 +5,9 @@ import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import { GuardedListener, ListenerLedger, applyHttpLimits, resolveLimits, type ResolvedLimits } from '../listener/index.js';
 import type { TlsKeyOptions } from '../token/index.js';
-import { tlsServerOptions, type ClientCertificatePolicy, type ComplianceProfile, type DatedException, type PolicyOutlook } from '../policy/index.js';
+import { judgeConnection, tlsServerOptions, type ClientCertificatePolicy, type ComplianceProfile, type ConnectionFacts, type DatedException, type PolicyOutlook, type PolicyState, type Protocol } from '../policy/index.js';
+import type { CertificateView } from '../pki/index.js';
+import type { ActivePolicy } from './active-policy.js';
 import { allows, type AccessRule } from './access-rule.js';
 import { adminServer } from './admin-server.js';
 import type { AuditBatch } from './audit-batch.js';
@@ -40,10 +42,20 @@ export interface GatewayCredentials {
   key: TlsKeyOptions;
   anchors: X509Certificate[];
   pins: string[];
+  /** More certificate/key pairs (PEM) presented beside the first (an RSA one beside an ECDSA one): OpenSSL serves each peer the one its suites and signature algorithms can use. */
+  extra?: { cert: string; key: string }[];
 }
 
 export interface GatewayOptions {
+  /** The profile enforced (when `activePolicy` is given: the profile it starts with; it then follows the schedule). */
   profile: ComplianceProfile;
+  /**
+   * A schedule at run time: at each of its changes the gateway builds new TLS
+   * contexts and verifiers from the state now in force (new connections get
+   * them), audits `policy.switch`, and closes the open connections the new
+   * state refuses (each judged by its recorded version, suite and chain).
+   */
+  activePolicy?: ActivePolicy;
   listeners: ListenerConfig[];
   /** Reads credentials and trust; called at start and on reload (parse everything, then swap). */
   loadCredentials: () => Promise<GatewayCredentials>;
@@ -97,6 +109,8 @@ interface LiveConnection {
   upstreamTarget?: string;
   keys: string[];
   session: SessionRecord;
+  /** What the connection showed, to judge it again when the policy changes. */
+  facts: ConnectionFacts;
 }
 
 interface ListenerEntry {
@@ -138,10 +152,19 @@ export class Gateway {
   #staleLoggedAt = new Map<string, number>();
   #tick: NodeJS.Timeout | undefined;
   readonly #now: () => Date;
+  #profile: ComplianceProfile;
+  #policy: ClientCertificatePolicy;
+  #policySince: Date | undefined;
+  #credentials: GatewayCredentials | undefined;
+  readonly #onPolicyChange = (now: PolicyOutlook, before: PolicyOutlook) => void this.#switchPolicy(now, before);
   readonly observer: ConnectionObserver | undefined;
 
   private constructor(private readonly o: GatewayOptions) {
     this.#now = o.now ?? (() => new Date());
+    const inForce = o.activePolicy?.outlook().inForce;
+    this.#profile = inForce?.profile ?? o.profile;
+    this.#policy = inForce?.clientPolicy ?? o.policy;
+    this.#policySince = inForce?.since;
     this.#limits = o.limits ?? resolveLimits({}, o.listeners.length);
     this.ledger = o.ledger ?? new ListenerLedger();
     if (!!o.outlook !== !!o.observations) throw new Error('observation needs both the policy outlook and an observation sink');
@@ -178,6 +201,7 @@ export class Gateway {
 
   async #start(): Promise<void> {
     await this.#swap(await this.o.loadCredentials());
+    this.o.activePolicy?.on('change', this.#onPolicyChange);
     for (const s of this.o.revocation) {
       await s.start();
       s.onRevoked((issuer, serials) => this.#cut(serials.map((x) => `${issuer}|${x}`), 'REVOKED'));
@@ -247,21 +271,22 @@ export class Gateway {
       this.#adminAddress = await this.#adminFront.listen();
     }
     this.#state = 'listening';
-    this.o.log.log('info', 'gateway listening', { listeners: this.addresses(), admin: this.#adminAddress, profile: this.o.profile.name });
+    this.o.log.log('info', 'gateway listening', { listeners: this.addresses(), admin: this.#adminAddress, profile: this.#profile.name, ...(this.o.activePolicy?.outlook().coming ? { next: this.o.activePolicy.outlook().coming!.profile.name, nextAt: this.o.activePolicy.outlook().coming!.since.toISOString() } : {}) });
   }
 
   /** Builds the TLS context and verifier from fresh credentials; throws (keeping the old ones) if anything is wrong. */
   async #swap(c: GatewayCredentials): Promise<void> {
+    const keys = c.extra?.length ? { cert: [c.cert, ...c.extra.map((x) => x.cert)], key: [c.key.key as string, ...c.extra.map((x) => x.key)] } : { cert: c.cert, ...c.key };
+    if (c.extra?.length && typeof c.key.key !== 'string') throw new Error('extra certificates go with a PEM key, not a token key');
     const context = createSecureContext({
-      ...tlsServerOptions(this.o.profile),
-      cert: c.cert,
-      ...c.key,
+      ...tlsServerOptions(this.#profile),
+      ...keys,
       ca: c.anchors.map((a) => a.toString()),
     });
     const verifier = new ClientVerifier({
       anchors: c.anchors,
       pins: c.pins,
-      policy: this.o.policy,
+      policy: this.#policy,
       revocation: this.o.revocation,
       revocationUsable: () => this.#revocationUsable,
       ...(this.o.facilities ? { facilities: this.o.facilities } : {}),
@@ -269,6 +294,41 @@ export class Gateway {
     });
     this.#context = context;
     this.#verifier = verifier;
+    this.#credentials = c;
+  }
+
+  /**
+   * The schedule reached a boundary: new contexts and verifier from the state
+   * now in force (the credentials stay), the switch audited, and every open
+   * connection judged again under the new state; those it refuses are closed.
+   */
+  async #switchPolicy(now: PolicyOutlook, before: PolicyOutlook): Promise<void> {
+    if (this.#state !== 'listening' && this.#state !== 'reloading') return;
+    const previous = this.#profile;
+    const state = now.inForce;
+    this.#profile = state.profile;
+    this.#policy = state.clientPolicy;
+    this.#policySince = state.since;
+    try {
+      await this.#swap(this.#credentials!);
+    } catch (e) {
+      // The new profile's settings do not build (a bad profile file slipped through): keep serving under the old one, loudly.
+      this.#profile = previous;
+      this.#policy = before.inForce.clientPolicy;
+      this.o.log.log('error', 'POLICY SWITCH FAILED; the previous policy stays in force', { error: e instanceof Error ? e.message : String(e), to: state.profile.name });
+      return;
+    }
+    const at = this.#now();
+    const summary = (s: PolicyState) => ({ profile: s.profile.name, ...(s.since ? { since: s.since.toISOString() } : {}), exceptions: s.clientPolicy.exceptions.map(exceptionSummary), ...(s.clientPolicy.facilitySubjectRequired ? { facilitySubjectRequired: true } : {}) });
+    this.o.audit?.record({ actor: 'gateway', action: 'policy.switch', outcome: 'success', details: { from: summary(before.inForce), to: summary(state), ...(now.coming ? { next: { profile: now.coming.profile.name, at: now.coming.since.toISOString() } } : {}) } }, at);
+    this.o.log.log('warn', 'policy switched', { from: previous.name, to: state.profile.name, exceptions: state.clientPolicy.exceptions.length, next: now.coming?.profile.name, nextAt: now.coming?.since.toISOString() });
+    const open = new Set<LiveConnection>();
+    for (const set of this.#live.values()) for (const l of set) open.add(l);
+    for (const live of open) {
+      const verdict = judgeConnection(live.facts, state, at);
+      if (verdict.accepted) continue;
+      this.#cutOne(live, 'POLICY_CHANGED', { problems: verdict.problems.map((p) => p.code), detail: clip(verdict.problems.map((p) => p.en).join('; ')), profile: state.profile.name });
+    }
   }
 
   async reload(): Promise<boolean> {
@@ -353,8 +413,9 @@ export class Gateway {
       listener: config.name,
       mode: config.mode,
       ...(config.mode === 'tcp' ? { upstreamTarget: `${config.upstream.host}:${config.upstream.port}` } : {}),
-      keys: [...verdict.revocationKeys, ...(id.facilityNumber ? [`facility|${id.facilityNumber}`] : [])],
+      keys: [...verdict.revocationKeys, ...(id.facilityNumber ? [`facility|${id.facilityNumber}`] : []), `connection|${session.connection}`],
       session,
+      facts: { ...(NEGOTIATED[tls.protocol] ? { protocol: NEGOTIATED[tls.protocol]! } : {}), ...(tls.cipher ? { suite: tls.cipher } : {}), clientChain: verdict.views, ...(id.facilityNumber ? { facility: id.facilityNumber } : {}) },
     };
     this.#sessions.set(socket, session);
     this.#track(live);
@@ -450,22 +511,25 @@ export class Gateway {
     for (const k of keys) {
       const set = this.#live.get(k);
       if (!set) continue;
-      for (const live of [...set]) {
-        this.metrics.cut.add({ listener: live.listener, reason });
-        this.o.audit?.record({
-          actor: live.identity.facilityNumber ?? live.identity.subject,
-          action: 'gateway.connection-cut',
-          outcome: 'minorFailure',
-          reasonCode: reason,
-          subject: live.identity.serial,
-          details: { connection: live.session.connection, listener: live.listener, client: `${live.socket.remoteAddress}:${live.socket.remotePort}` },
-        });
-        this.o.log.log('warn', 'live connection closed', { listener: live.listener, reason, facility: live.identity.facilityNumber, serial: live.identity.serial });
-        live.session.cutReason = reason;
-        live.upstream?.destroy();
-        live.socket.destroy();
-      }
+      for (const live of [...set]) this.#cutOne(live, reason);
     }
+  }
+
+  #cutOne(live: LiveConnection, reason: RefusalReason, more: Record<string, unknown> = {}): void {
+    if (live.session.cutReason) return;
+    this.metrics.cut.add({ listener: live.listener, reason });
+    this.o.audit?.record({
+      actor: live.identity.facilityNumber ?? live.identity.subject,
+      action: 'gateway.connection-cut',
+      outcome: 'minorFailure',
+      reasonCode: reason,
+      subject: live.identity.serial,
+      details: { connection: live.session.connection, listener: live.listener, client: `${live.socket.remoteAddress}:${live.socket.remotePort}`, ...more },
+    });
+    this.o.log.log('warn', 'live connection closed', { listener: live.listener, reason, facility: live.identity.facilityNumber, serial: live.identity.serial, ...more });
+    live.session.cutReason = reason;
+    live.upstream?.destroy();
+    live.socket.destroy();
   }
 
   #refused(listener: string, reason: RefusalReason, detail: string, client: string, identity: ClientIdentity | undefined, seconds: number | undefined, socket?: TLSSocket): void {
@@ -518,16 +582,16 @@ export class Gateway {
   }
 
   #noteException(ex: DatedException): void {
-    const key = `${ex.facility}|${ex.allow}`;
+    const key = `${ex.facility ?? '*'}|${ex.allow}|${ex.anchor ?? ''}`;
     const seen = this.#exceptionUse.get(key);
-    this.metrics.exceptionUse.add({ facility: ex.facility, rule: ex.allow });
+    this.metrics.exceptionUse.add({ facility: ex.facility ?? '*', rule: ex.allow });
     if (seen) {
       seen.count++;
       seen.lastSeen = this.#now().toISOString();
       return;
     }
     this.#exceptionUse.set(key, { exception: ex, count: 1, lastSeen: this.#now().toISOString() });
-    this.o.log.log('warn', 'client accepted under a dated policy exception', { facility: ex.facility, rule: ex.allow, until: ex.until });
+    this.o.log.log('warn', 'client accepted under a dated policy exception', { facility: ex.facility ?? '*', rule: ex.allow, until: ex.until });
   }
 
   #refreshRevocationHealth(): void {
@@ -575,7 +639,8 @@ export class Gateway {
     const now = this.#now();
     return {
       state: this.#state,
-      profile: this.o.profile.name,
+      profile: this.#profile.name,
+      policy: this.#policyStatus(),
       listeners: this.addresses(),
       revocation: this.o.revocation.map((s) => s.status(now)),
       onStaleRevocation: this.o.onStaleRevocation ?? 'fail-closed',
@@ -588,6 +653,21 @@ export class Gateway {
     };
   }
 
+  /** What is in force (profile, since, exceptions with their dates) and what comes next, for /status. */
+  #policyStatus(): unknown {
+    const outlook = this.o.activePolicy?.outlook();
+    const state = (s: PolicyState) => ({
+      profile: s.profile.name,
+      since: s.since?.toISOString() ?? null,
+      protocols: s.profile.protocolsAllowed,
+      clientCertificate: s.profile.clientCertificate,
+      facilitySubjectRequired: s.clientPolicy.facilitySubjectRequired === true,
+      exceptions: s.clientPolicy.exceptions.map(exceptionSummary),
+    });
+    const inForce = state({ profile: this.#profile, clientPolicy: this.#policy, ...(this.#policySince ? { since: this.#policySince } : {}) });
+    return { inForce, coming: outlook?.coming ? { ...state(outlook.coming), at: outlook.coming.since.toISOString() } : null };
+  }
+
   /** Stops accepting, lets requests and connections finish for up to `graceMs`, then closes the rest. */
   async close(graceMs = 10_000): Promise<void> {
     if (this.#state === 'stopped' || this.#state === 'stopping') return;
@@ -595,6 +675,7 @@ export class Gateway {
     this.#state = 'stopping';
     if (wasServing) this.o.log.log('info', 'gateway stopping', { graceMs });
     if (this.#tick) clearInterval(this.#tick);
+    this.o.activePolicy?.off('change', this.#onPolicyChange);
     const stopped = Promise.all(this.#listeners.map((l) => l.tls.stop()));
     for (const l of this.#listeners) l.http?.server.closeIdleConnections();
     const deadline = new Promise((r) => setTimeout(r, graceMs).unref());
@@ -622,6 +703,14 @@ export class Gateway {
     this.#state = 'stopped';
     if (wasServing) this.o.log.log('info', 'gateway stopped');
   }
+}
+
+/** Node's name of a negotiated version → the policy's. */
+const NEGOTIATED: Record<string, Protocol | undefined> = { TLSv1: 'TLSv1.0', 'TLSv1.1': 'TLSv1.1', 'TLSv1.2': 'TLSv1.2', 'TLSv1.3': 'TLSv1.3' };
+
+/** An exception as /status and the audit trail show it. */
+function exceptionSummary(e: DatedException): Record<string, string> {
+  return { rule: e.allow, facility: e.facility ?? '*', ...(e.from ? { from: e.from } : {}), until: e.until, ...(e.anchor ? { anchor: e.anchor } : {}), ...(e.note ? { note: e.note } : {}) };
 }
 
 /** "address:port" or "[v6]:port" without the port. */

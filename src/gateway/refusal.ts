@@ -12,6 +12,9 @@ export const REFUSAL_REASONS = [
   'WRONG_EKU',
   'KEY_TOO_WEAK',
   'KEY_NOT_CONFORMANT',
+  'LEGACY_SUBJECT',
+  'RETIRING_CA',
+  'POLICY_CHANGED',
   'PROTOCOL_TOO_OLD',
   'NO_SHARED_CIPHER',
   'FACILITY_SUSPENDED',
@@ -55,6 +58,18 @@ export const REFUSAL_ADVICE: Record<RefusalReason, RefusalText> = {
   SHA1_SIGNATURE: {
     en: 'Your certificate is signed with SHA-1, which is no longer accepted. Ask the network operator for a SHA-2 certificate.',
     ja: '証明書の署名が SHA-1 のため受け付けられません。運営主体に SHA-2 の証明書の発行を依頼してください。',
+  },
+  LEGACY_SUBJECT: {
+    en: 'Your certificate is of an old form that does not name your 10-digit facility number, and is no longer accepted. Ask the network operator for a new issuance notice.',
+    ja: '証明書が医療機関コード（10 桁）を含まない旧形式のため受け付けられません。運営主体に新しい発行通知書を依頼してください。',
+  },
+  RETIRING_CA: {
+    en: 'Your certificate was issued by a certificate authority that has been retired. Ask the network operator for a certificate from the current one.',
+    ja: '証明書の発行元の認証局は廃止されました。運営主体に現在の認証局の証明書の発行を依頼してください。',
+  },
+  POLICY_CHANGED: {
+    en: 'The network switched to a stricter security policy that this connection does not meet. Check the self-check page and update the software or certificate.',
+    ja: 'ネットワークのセキュリティ方針がより厳しいものに切り替わり、この接続は条件を満たさなくなりました。セルフチェックページを確認し、ソフトウェアまたは証明書を更新してください。',
   },
   WRONG_EKU: {
     en: 'This certificate may not be used for client authentication. Use the facility (client) certificate, not a server certificate.',
@@ -124,4 +139,4 @@ export function reasonOfTlsError(code: string | undefined, message: string): Ref
 }
 
 /** Reasons a certificate from our own CA can be told about on an HTTP page (the client did authenticate as someone). */
-export const EXPLAINABLE_OVER_HTTP: ReadonlySet<RefusalReason> = new Set(['EXPIRED', 'NOT_YET_VALID', 'REVOKED', 'FACILITY_SUSPENDED', 'FACILITY_UNKNOWN', 'ACCESS_DENIED', 'SHA1_SIGNATURE', 'KEY_TOO_WEAK', 'KEY_NOT_CONFORMANT', 'WRONG_EKU', 'REVOCATION_UNAVAILABLE', 'AUDIT_SPOOL_FULL']);
+export const EXPLAINABLE_OVER_HTTP: ReadonlySet<RefusalReason> = new Set(['EXPIRED', 'NOT_YET_VALID', 'REVOKED', 'FACILITY_SUSPENDED', 'FACILITY_UNKNOWN', 'ACCESS_DENIED', 'SHA1_SIGNATURE', 'KEY_TOO_WEAK', 'KEY_NOT_CONFORMANT', 'WRONG_EKU', 'LEGACY_SUBJECT', 'RETIRING_CA', 'REVOCATION_UNAVAILABLE', 'AUDIT_SPOOL_FULL']);

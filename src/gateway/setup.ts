@@ -3,7 +3,8 @@ import { X509Certificate } from 'node:crypto';
 import { CertificateAuthority, issueServerCredential, serverCredentialPaths, serverCredentialUsable } from '../ca/index.js';
 import { badRequest } from '../errors/index.js';
 import { certificatesFromPem } from '../pki/index.js';
-import { COMPLIANCE_PROFILES, complianceProfile, fixedSchedule, loadComplianceProfile, type ComplianceProfile, type ComplianceProfileName, type PolicyOutlook, type PolicySchedule } from '../policy/index.js';
+import { checkPolicySchedule, COMPLIANCE_PROFILES, complianceProfile, loadComplianceProfile, type ComplianceProfile, type ComplianceProfileName, type PolicyOutlook, type PolicySchedule, type RetiringAnchor } from '../policy/index.js';
+import { createHash } from 'node:crypto';
 import { ActivePolicy } from './active-policy.js';
 import { AuditBatch } from './audit-batch.js';
 import { join } from 'node:path';
@@ -56,6 +57,8 @@ export interface SetupOptions {
   outlook?: () => PolicyOutlook;
   /** The self-check page's URL, named in the log for refusals no page can explain. */
   selfCheckUrl?: string;
+  /** The clock the schedule is read by (default the host's; tests move it across a boundary and call `policy.check()`). */
+  policyClock?: () => Date;
 }
 
 function resolveProfile(name: string): ComplianceProfile {
@@ -76,6 +79,18 @@ function readAnchors(files: readonly string[]): X509Certificate[] {
     if (!ders.length) throw badRequest('GATEWAY_CLIENT_CA_INVALID', `${f} holds no PEM certificate`);
     return ders.map((d) => new X509Certificate(d));
   });
+}
+
+/** The anchors named by RETIRING_CA exceptions: each file's (first) certificate, by the SHA-256 of its key. */
+function retiringAnchors(cfg: GatewayConfig): { byFile: Map<string, RetiringAnchor>; files: string[] } {
+  const byFile = new Map<string, RetiringAnchor>();
+  for (const e of cfg.exceptions) {
+    if (!e.anchorFile || byFile.has(e.anchorFile)) continue;
+    const [anchor] = readAnchors([e.anchorFile]);
+    const spki = createHash('sha256').update(anchor!.publicKey.export({ type: 'spki', format: 'der' })).digest('hex');
+    byFile.set(e.anchorFile, { spki, name: anchor!.subject.replace(/\n/g, ', ') });
+  }
+  return { byFile, files: [...byFile.keys()] };
 }
 
 function readFile(f: string): string {
@@ -101,8 +116,20 @@ function defaultServerNames(cfg: GatewayConfig): string[] {
  */
 export async function openGateway(cfg: GatewayConfig, o: SetupOptions): Promise<GatewaySetup> {
   const log = o.log ?? jsonLogger(cfg.logLevel);
-  const profile = resolveProfile(cfg.profile);
-  const schedule = fixedSchedule(profile, { exceptions: cfg.exceptions });
+  // Every phase's profile is resolved (and a profile file read) now: a bad one fails the start, not the switch.
+  const phases = cfg.schedule.map((p) => ({ ...(p.from ? { from: p.from } : {}), profile: resolveProfile(p.profile), ...(p.facilitySubjectRequired !== undefined ? { facilitySubjectRequired: p.facilitySubjectRequired } : {}) }));
+  const retiring = retiringAnchors(cfg);
+  const schedule: PolicySchedule = {
+    phases,
+    clientPolicy: {
+      exceptions: cfg.exceptions.map(({ anchorFile, ...e }) => ({ ...e, ...(anchorFile ? { anchor: retiring.byFile.get(anchorFile)!.spki } : {}) })),
+      ...(cfg.facilitySubjectRequired ? { facilitySubjectRequired: true } : {}),
+      ...(retiring.byFile.size ? { retiringAnchors: [...retiring.byFile.values()] } : {}),
+    },
+  };
+  const problem = checkPolicySchedule(schedule);
+  if (problem) throw badRequest('GATEWAY_CONFIG_INVALID', `schedule: ${problem}`);
+  const profile = phases[0]!.profile;
   const limits = o.limits ?? resolveLimits(cfg.limits, cfg.listeners.length, { code: 'GATEWAY_CONFIG_INVALID' });
   let ca: CertificateAuthority | undefined;
   const closers: (() => Promise<void> | void)[] = [];
@@ -110,6 +137,7 @@ export async function openGateway(cfg: GatewayConfig, o: SetupOptions): Promise<
   try {
     let certFile: string;
     let keyFile: string;
+    let extra: { cert: string; key: string }[] = cfg.tls?.extra ?? [];
     const revocation: RevocationSource[] = [];
     let chainFiles: string[] = [];
     let audit: AuditBatch | undefined;
@@ -132,6 +160,7 @@ export async function openGateway(cfg: GatewayConfig, o: SetupOptions): Promise<
         }
         certFile = paths.cert;
         keyFile = paths.key;
+        extra = [{ cert: paths.rsaCert, key: paths.rsaKey }];
       }
       const issuing = new X509Certificate(ca.issuingDer);
       // The gateway is handed the store's read-only status feed, not the store.
@@ -154,7 +183,8 @@ export async function openGateway(cfg: GatewayConfig, o: SetupOptions): Promise<
       certFile = cfg.tls!.cert;
       keyFile = cfg.tls!.key;
     }
-    const trustFiles = [...chainFiles, ...cfg.clientCa];
+    // A retiring anchor stays trusted; the policy decides (by date) whether chains ending at it pass.
+    const trustFiles = [...new Set([...chainFiles, ...cfg.clientCa, ...retiring.files])];
     const tokenKey = keyFile.startsWith('pkcs11:');
     const loadCredentials = async (): Promise<GatewayCredentials> => ({
       cert: readFile(certFile),
@@ -162,16 +192,18 @@ export async function openGateway(cfg: GatewayConfig, o: SetupOptions): Promise<
       key: tokenKey ? tlsKeyOptions({ kind: 'pkcs11', uri: keyFile, pin: o.pin?.() ?? '', ...(cfg.tls?.module ? { module: cfg.tls.module } : {}) }) : { key: readFile(keyFile) },
       anchors: readAnchors(trustFiles),
       pins: cfg.pins,
+      ...(extra.length ? { extra: extra.map((x) => ({ cert: readFile(x.cert), key: readFile(x.key) })) } : {}),
     });
     if (cfg.crl.length) revocation.push(new CrlRevocationSource(cfg.crl, readAnchors(trustFiles), cfg.revocation.refreshSeconds * 1000));
     const observations = ca ? new ObservationRepository(ca.db) : undefined;
-    const policy = new ActivePolicy(schedule);
+    const policy = new ActivePolicy(schedule, o.policyClock);
     closers.push(() => policy.close());
     const gateway = await Gateway.start({
       profile,
+      activePolicy: policy,
       listeners: cfg.listeners,
       loadCredentials,
-      policy: { exceptions: cfg.exceptions },
+      policy: schedule.clientPolicy,
       revocation,
       onStaleRevocation: cfg.revocation.onStale,
       ...(facilities ? { facilities } : {}),
@@ -221,7 +253,7 @@ export async function openGateway(cfg: GatewayConfig, o: SetupOptions): Promise<
       closers.push(() => clock!.stop());
       await clock.start();
     }
-    const watched = [certFile, ...(tokenKey ? [] : [keyFile]), ...trustFiles];
+    const watched = [certFile, ...(tokenKey ? [] : [keyFile]), ...extra.flatMap((x) => [x.cert, x.key]), ...trustFiles];
     if (o.watch !== false) {
       const onChange = () => void gateway.reload();
       for (const f of watched) watchFile(f, { interval: 2000, persistent: false }, onChange);

@@ -97,6 +97,16 @@ const CERT_TEXT: Record<ClientCertificateRule | 'CLIENT_CERT_MISSING', { ja: str
     fixEn: 'obtain a new certificate with an RSA 2048-bit or ECDSA P-256 key',
     fixJa: 'RSA 2048 ビット以上または ECDSA P-256 の鍵で新しい証明書を取得してください',
   },
+  LEGACY_SUBJECT: {
+    ja: '証明書の主体者名に医療機関コード（10 桁）が含まれていません（旧形式の証明書です）',
+    fixEn: 'obtain a facility certificate naming your 10-digit facility number with a new issuance notice',
+    fixJa: '新しい発行通知書で、医療機関コード（10 桁）を記載した施設証明書を取得してください',
+  },
+  RETIRING_CA: {
+    ja: '証明書の発行元は廃止予定（または廃止済み）の認証局です',
+    fixEn: 'replace the certificate with one from the current certificate authority (a new issuance notice)',
+    fixJa: '現在の認証局が発行した証明書（新しい発行通知書）に入れ替えてください',
+  },
   KEY_NOT_CONFORMANT: {
     ja: '証明書の鍵の形式が受け付けられません',
     fixEn: 'obtain a new certificate from the center',

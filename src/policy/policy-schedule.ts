@@ -12,6 +12,8 @@ export interface PolicyPhase {
   /** When the phase starts; absent for the first phase (in force from the beginning). */
   from?: Date;
   profile: ComplianceProfile;
+  /** From this phase on, a chain-verified client certificate must name a facility number (LEGACY_SUBJECT otherwise, unless excepted); absent: the schedule's clientPolicy says. */
+  facilitySubjectRequired?: boolean;
 }
 
 export interface PolicySchedule {
@@ -45,9 +47,19 @@ function endOfJapanDay(day: string): Date {
   return new Date(Date.parse(`${day}T00:00:00+09:00`) + 86_400_000);
 }
 
-/** The clientPolicy as of `at`: exceptions already ended are dropped. */
-function exceptionsAt(schedule: PolicySchedule, at: Date): ClientCertificatePolicy {
-  return { ...schedule.clientPolicy, exceptions: schedule.clientPolicy.exceptions.filter((e) => endOfJapanDay(e.until).getTime() > at.getTime()) };
+/** The instant a YYYY-MM-DD day begins in Japan time (an exception's `from` is inclusive, JST). */
+function startOfJapanDay(day: string): Date {
+  return new Date(Date.parse(`${day}T00:00:00+09:00`));
+}
+
+/** The clientPolicy as of `at`: exceptions already ended or not yet begun are dropped; the phase may require facility subjects. */
+function exceptionsAt(schedule: PolicySchedule, at: Date, phase: PolicyPhase): ClientCertificatePolicy {
+  const t = at.getTime();
+  return {
+    ...schedule.clientPolicy,
+    ...(phase.facilitySubjectRequired !== undefined ? { facilitySubjectRequired: phase.facilitySubjectRequired } : {}),
+    exceptions: schedule.clientPolicy.exceptions.filter((e) => endOfJapanDay(e.until).getTime() > t && (!e.from || startOfJapanDay(e.from).getTime() <= t)),
+  };
 }
 
 function phaseAt(schedule: PolicySchedule, at: Date): PolicyPhase {
@@ -62,17 +74,49 @@ export function nextPolicyChange(schedule: PolicySchedule, now: Date): Date | un
   const candidates = [
     ...schedule.phases.map((p) => p.from?.getTime()),
     ...schedule.clientPolicy.exceptions.map((e) => endOfJapanDay(e.until).getTime()),
+    ...schedule.clientPolicy.exceptions.map((e) => (e.from ? startOfJapanDay(e.from).getTime() : undefined)),
   ].filter((x): x is number => x !== undefined && x > t);
   return candidates.length ? new Date(Math.min(...candidates)) : undefined;
 }
 
 export function policyAt(schedule: PolicySchedule, at: Date): PolicyState {
   const phase = phaseAt(schedule, at);
-  return { profile: phase.profile, clientPolicy: exceptionsAt(schedule, at), ...(phase.from ? { since: phase.from } : {}) };
+  return { profile: phase.profile, clientPolicy: exceptionsAt(schedule, at, phase), ...(phase.from ? { since: phase.from } : {}) };
 }
 
 export function policyOutlook(schedule: PolicySchedule, now: Date): PolicyOutlook {
   const inForce = policyAt(schedule, now);
   const next = nextPolicyChange(schedule, now);
   return next ? { inForce, coming: { ...policyAt(schedule, next), since: next } } : { inForce };
+}
+
+/**
+ * Checks a schedule's shape (fail at start-up): at least one phase, the
+ * first without `from`, every later one with a `from` strictly after the one
+ * before (phases neither overlap nor come out of order). A `from` in the past
+ * is fine: that phase is simply in force already. Returns the problem or
+ * undefined.
+ */
+export function checkPolicySchedule(schedule: PolicySchedule): string | undefined {
+  const [first, ...rest] = schedule.phases;
+  if (!first) return 'a schedule needs at least one phase';
+  if (first.from) return 'the first phase has no "from" (it is in force from the beginning)';
+  let last: Date | undefined;
+  for (const [i, p] of rest.entries()) {
+    if (!p.from || Number.isNaN(p.from.getTime())) return `phase ${i + 2} needs a "from" date`;
+    if (last && p.from.getTime() <= last.getTime()) return `phase ${i + 2} starts (${p.from.toISOString()}) no later than phase ${i + 1} (${last.toISOString()}): phases must be in order of "from", without overlap`;
+    last = p.from;
+  }
+  return undefined;
+}
+
+/** The instant a schedule date means: YYYY-MM-DD is the start of that day in Japan time; a full ISO 8601 time with its offset is itself. */
+export function scheduleInstant(text: string): Date | undefined {
+  if (/^\d{4}-\d{2}-\d{2}$/.test(text)) {
+    const d = startOfJapanDay(text);
+    return Number.isNaN(d.getTime()) || !new Date(`${text}T00:00:00Z`).toISOString().startsWith(text) ? undefined : d;
+  }
+  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(text)) return undefined;
+  const d = new Date(text);
+  return Number.isNaN(d.getTime()) ? undefined : d;
 }

@@ -28,25 +28,38 @@ export function tlsServerOptions(profile: ComplianceProfile): Pick<TlsOptions & 
   const versions = profile.protocolsAllowed.filter((p) => NODE_VERSION[p]).sort((a, b) => ORDER.indexOf(a) - ORDER.indexOf(b));
   const tls12 = profile.suitesListed.map((n) => suiteByName(n)?.openssl).filter((n): n is string => Boolean(n));
   const groups = (tlsProfile('high').key_exchange?.groups ?? []).map((g) => OPENSSL_GROUP[g]).filter((g): g is string => Boolean(g));
+  const legacy = allowsLegacyHandshake(profile);
   return {
     minVersion: NODE_VERSION[versions[0]!]!,
     maxVersion: NODE_VERSION[versions[versions.length - 1]!]!,
     // Node takes TLS 1.3 suites (TLS_…) in the same string as the TLS 1.2 ones.
-    ciphers: [...profile.tls13SuitesListed, ...tls12].join(':'),
+    // Security level 0 only where the profile allows TLS 1.0/1.1 (their handshake signs with MD5-SHA1/SHA-1, which OpenSSL 3 refuses above level 0).
+    ciphers: [...profile.tls13SuitesListed, ...tls12, ...(legacy ? ['@SECLEVEL=0'] : [])].join(':'),
     honorCipherOrder: true,
     ecdhCurve: groups.join(':'),
     dhparam: 'auto',
-    sigalgs: signatureAlgorithms(profile.certificate.signatureHashes),
+    sigalgs: signatureAlgorithms(profile.certificate.signatureHashes, legacy),
     secureOptions: constants.SSL_OP_NO_RENEGOTIATION,
   };
 }
 
 /**
+ * Whether a profile allows TLS 1.0 or 1.1 (CRYPTREC's exception type): its
+ * server then runs at OpenSSL security level 0 and accepts SHA-1 handshake
+ * signatures, which those versions cannot do without. No other profile does.
+ */
+export function allowsLegacyHandshake(profile: ComplianceProfile): boolean {
+  return profile.protocolsAllowed.includes('TLSv1.0') || profile.protocolsAllowed.includes('TLSv1.1');
+}
+
+/**
  * Signature algorithms offered and accepted in handshakes (also for a
  * client's CertificateVerify): ECDSA, RSA-PSS and RSA PKCS#1 with the
- * profile's SHA-2 hashes only, so no SHA-1 signature is ever negotiated.
+ * profile's SHA-2 hashes, so no SHA-1 signature is negotiated, except under
+ * a profile that allows TLS 1.0/1.1, where SHA-1 comes last (a TLS 1.0/1.1
+ * peer signs with MD5-SHA1 or SHA-1; a TLS 1.2 peer that offers SHA-2 gets SHA-2).
  */
-function signatureAlgorithms(hashes: readonly string[]): string {
+function signatureAlgorithms(hashes: readonly string[], legacy: boolean): string {
   const bits = hashes.map((h) => /^sha-?(256|384|512)$/i.exec(h)?.[1]).filter((b): b is string => Boolean(b));
   const use = bits.length ? bits : ['256', '384', '512'];
   return [
@@ -54,5 +67,6 @@ function signatureAlgorithms(hashes: readonly string[]): string {
     ...use.map((b) => `rsa_pss_rsae_sha${b}`),
     ...use.map((b) => `rsa_pss_pss_sha${b}`),
     ...use.map((b) => `RSA+SHA${b}`),
+    ...(legacy ? ['ECDSA+SHA1', 'RSA+SHA1'] : []),
   ].join(':');
 }

@@ -64,7 +64,7 @@ export const gatewayCommand: Command = {
     mode: { type: 'string', description: 'http (identity headers) or tcp (byte pipe); default http', valueName: 'MODE' },
     'proxy-protocol': { type: 'boolean', description: 'tcp mode: send a PROXY protocol v2 header with the identity first' },
     'allow-facility': { type: 'string', multiple: true, description: 'only these facilities may pass (default: every authenticated client)', valueName: 'NUMBER' },
-    profile: { type: 'string', description: 'TLS profile: high (default), recommended, mhlw, or a profile JSON file', valueName: 'NAME' },
+    profile: { type: 'string', description: 'TLS profile: high (default), recommended, exception (TLS 1.0–1.3, for a dated transition), mhlw, or a profile JSON file; a schedule of profiles goes in --config', valueName: 'NAME' },
     ...HOME_OPTIONS,
     cert: { type: 'string', description: 'server certificate chain PEM (a gateway apart from the CA)', valueName: 'FILE' },
     key: { type: 'string', description: 'server private key PEM, or a pkcs11: URI of a key in a token (PIN from SEKISHO_PIN)', valueName: 'FILE|URI' },
