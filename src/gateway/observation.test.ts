@@ -253,4 +253,34 @@ describe('observation before enforcement: real clients, both verdicts, the readi
     assert.equal(all.length, before, 'no row for garbage, an unfinished record or plain HTTP');
     assert.equal(setup.gateway.state, 'listening');
   });
+
+  test('under the exception profile a TLS 1.0 clinic gets in, and is recorded by facility as one the coming profile would refuse (PROTOCOL_TOO_OLD)', async (t) => {
+    if (!needCommand(t, 'openssl') || !needCommand(t, 'curl') || !needCommand(t, 'gnutls-cli')) return;
+    const cfg = parseGatewayConfig({
+      home: fx.home,
+      profile: 'exception',
+      listeners: [{ name: 'legacy', mode: 'http', listen: '127.0.0.1:0', routes: [{ path: '/', upstream: `http://127.0.0.1:${http.port}`, allow: { anyone: true } }] }],
+    });
+    const legacy = new ActivePolicy({ phases: [{ profile: complianceProfile('exception') }, { from: new Date(Date.now() + 30 * DAY), profile: complianceProfile('high') }], clientPolicy: { exceptions: [] } });
+    const second = await openGateway(cfg, { passphrase: async () => PASSPHRASE, log: jsonLogger('error'), watch: false, outlook: () => legacy.outlook(), spoolName: 'gateway-legacy' });
+    try {
+      const legacyPort = second.gateway.addresses()[0]!.port;
+      const r = await runAsync('openssl', ['s_client', '-connect', `127.0.0.1:${legacyPort}`, '-servername', 'localhost', '-CAfile', fx.caFile, '-ign_eof', '-tls1', '-cipher', 'DEFAULT@SECLEVEL=0', '-cert', fx.clients.other.cert, '-key', fx.clients.other.key], { input: 'GET /hello HTTP/1.0\r\nHost: localhost\r\n\r\n', timeoutMs: 15_000 });
+      assert.match(r.stdout, /HTTP\/1\.[01] 200/, r.stderr.slice(-500));
+      await second.gateway.observer!.flush();
+      const row = (await new ObservationRepository(fx.ca.db).list(day(-DAY), day(DAY))).find((x) => x.serial === fx.clients.other.serial && x.protocol === 'TLSv1.0');
+      assert.ok(row);
+      assert.equal(row.subject, FACILITY_C);
+      assert.equal(`${row.verdictNow}/${row.verdictComing}/${row.comingProfile}`, 'accepted/PROTOCOL_TOO_OLD/high');
+      const now = new Date();
+      const report = await migrationReadiness(fx.ca.db, parseMigrationFilter({ to: 'high' }, now), now);
+      const c = report.facilities.find((f) => f.facility === FACILITY_C)!;
+      assert.equal(c.standing, 'at-risk', 'facility C was ready on TLS 1.2; its TLS 1.0 program is not');
+      assert.deepEqual(c.problems.map((p) => p.code), ['PROTOCOL_TOO_OLD']);
+      assert.match(c.problems[0]!.fixJa, /TLS 1\.2 以上/);
+    } finally {
+      await second.close(500);
+      legacy.close();
+    }
+  });
 });
