@@ -14,7 +14,7 @@ import { estCodeCreateCommand, noticeCreateCommand, noticeListCommand, noticeRev
 import { enrollCommand } from './commands/enroll.js';
 import { serveCommand } from './commands/serve.js';
 import { upCommand } from './commands/up.js';
-import { reportAccessCommand } from './commands/report.js';
+import { reportAccessCommand, reportMigrationCommand } from './commands/report.js';
 import { agentCommand } from './commands/agent.js';
 
 /** Every command, in the order `sekisho --help` lists them. */
@@ -41,6 +41,7 @@ export const COMMANDS: readonly Command[] = [
   auditCheckpointCommand,
   auditListCommand,
   reportAccessCommand,
+  reportMigrationCommand,
   scanCommand,
   doctorCommand,
   gatewayCommand,

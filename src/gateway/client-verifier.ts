@@ -13,7 +13,7 @@ export type Verdict =
       exceptionsUsed: DatedException[];
       /** "issuer fingerprint|serial" of every certificate under the anchor: a later revocation of any of them closes the connection. */
       revocationKeys: string[];
-      /** The chain as judged (leaf first, anchor last; the leaf alone when pinned): a later policy judges the open connection by it. */
+      /** The chain as judged (leaf first, anchor last; the leaf alone when pinned), cached per certificate: observation judges it under the coming policy, and a later policy judges the open connection by it. */
       views: readonly CertificateView[];
     }
   | {
@@ -22,6 +22,8 @@ export type Verdict =
       detail: string;
       /** Present when the certificate chains to a trusted CA: the client is someone we know, and may be told why on a page. */
       identity?: ClientIdentity;
+      /** The chain as judged, when it chains to a trusted CA or pin. */
+      views?: readonly CertificateView[];
     };
 
 export interface ClientVerifierOptions {
@@ -87,26 +89,26 @@ export class ClientVerifier {
     const { identity } = chain;
     const now = this.#now();
     if (!this.o.revocationUsable()) {
-      return { ok: false, reason: 'REVOCATION_UNAVAILABLE', detail: 'revocation information is stale or unavailable and the gateway fails closed', identity };
+      return { ok: false, reason: 'REVOCATION_UNAVAILABLE', detail: 'revocation information is stale or unavailable and the gateway fails closed', identity, views: chain.views };
     }
     for (const [i, { issuer, serial }] of chain.revocationPairs.entries()) {
       for (const source of this.o.revocation) {
         if (source.isRevoked(issuer, serial)) {
-          return { ok: false, reason: 'REVOKED', detail: `${i === 0 ? 'the client certificate' : `chain certificate ${i}`} (serial ${serial}) is revoked (${source.name})`, identity };
+          return { ok: false, reason: 'REVOKED', detail: `${i === 0 ? 'the client certificate' : `chain certificate ${i}`} (serial ${serial}) is revoked (${source.name})`, identity, views: chain.views };
         }
       }
     }
     for (const [i, v] of chain.views.entries()) {
       const which = i === 0 ? 'the client certificate' : `chain certificate ${i}`;
-      if (now < v.notBefore) return { ok: false, reason: 'NOT_YET_VALID', detail: `${which} is valid only from ${v.notBefore.toISOString()}`, identity };
-      if (now > v.notAfter) return { ok: false, reason: 'EXPIRED', detail: `${which} expired at ${v.notAfter.toISOString()}`, identity };
+      if (now < v.notBefore) return { ok: false, reason: 'NOT_YET_VALID', detail: `${which} is valid only from ${v.notBefore.toISOString()}`, identity, views: chain.views };
+      if (now > v.notAfter) return { ok: false, reason: 'EXPIRED', detail: `${which} expired at ${v.notAfter.toISOString()}`, identity, views: chain.views };
     }
     const judgement = judgeClientChain(chain.views, identity.facilityNumber, this.o.policy, now);
-    if (judgement.refusal) return { ok: false, reason: judgement.refusal.rule, detail: judgement.refusal.detail, identity };
+    if (judgement.refusal) return { ok: false, reason: judgement.refusal.rule, detail: judgement.refusal.detail, identity, views: chain.views };
     if (this.o.facilities && identity.profile !== 'other') {
       const f = this.o.facilities.lookup(identity.facilityNumber!);
-      if (!f) return { ok: false, reason: 'FACILITY_UNKNOWN', detail: `facility ${identity.facilityNumber} is not registered`, identity };
-      if (f.status !== 'active') return { ok: false, reason: 'FACILITY_SUSPENDED', detail: `facility ${identity.facilityNumber} is ${f.status}`, identity };
+      if (!f) return { ok: false, reason: 'FACILITY_UNKNOWN', detail: `facility ${identity.facilityNumber} is not registered`, identity, views: chain.views };
+      if (f.status !== 'active') return { ok: false, reason: 'FACILITY_SUSPENDED', detail: `facility ${identity.facilityNumber} is ${f.status}`, identity, views: chain.views };
     }
     return { ok: true, identity, exceptionsUsed: judgement.exceptionsUsed, revocationKeys: chain.revocationKeys, views: chain.views };
   }

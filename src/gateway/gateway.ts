@@ -13,12 +13,13 @@ import { adminServer } from './admin-server.js';
 import type { AuditBatch } from './audit-batch.js';
 import type { ClientIdentity } from './client-identity.js';
 import { ClientVerifier, type Verdict } from './client-verifier.js';
+import { ConnectionObserver, type ObservationSink } from './connection-observer.js';
 import type { FacilityDirectory } from './facility-directory.js';
 import { httpForwarder, type ConnectionState, type HttpRoute } from './http-forwarder.js';
 import type { Logger } from './log.js';
 import { GatewayMetrics } from './metrics.js';
 import { proxyV2Header } from './proxy-protocol.js';
-import { EXPLAINABLE_OVER_HTTP, type RefusalReason } from './refusal.js';
+import { EXPLAINABLE_OVER_HTTP, REFUSAL_ADVICE, type RefusalReason } from './refusal.js';
 import { clip, RefusalDigest, type RefusalSummary } from './refusal-digest.js';
 import type { RevocationSource } from './revocation.js';
 import { TlsListener } from './tls-listener.js';
@@ -76,8 +77,27 @@ export interface GatewayOptions {
   refusalMaxAddresses?: number;
   /** Shown on refusal pages (operator's help desk). */
   contact?: string;
+  /**
+   * Where a clinic checks its own connection (the self-check page): named in
+   * the log for refusals that can carry no page (an old protocol, no shared
+   * suite: the handshake never completes, so no HTTP answer is possible).
+   */
+  selfCheckUrl?: string;
+  /**
+   * Observation before enforcement: the policy in force and the coming one
+   * (gateway/active-policy.ts, or a fixed schedule), and where the summed
+   * observations go (the store's `observations` table). Both or neither.
+   */
+  outlook?: () => PolicyOutlook;
+  observations?: ObservationSink;
+  /** How often observations are written (ms, default 5000) and how many distinct rows an interval holds (default 10 000). */
+  observeIntervalMs?: number;
+  observeMaxRows?: number;
   now?: () => Date;
 }
+
+/** Refusals in the handshake that no page can explain: the log names the self-check page instead. */
+const NO_PAGE_REASONS: ReadonlySet<RefusalReason> = new Set(['PROTOCOL_TOO_OLD', 'NO_SHARED_CIPHER']);
 
 interface LiveConnection {
   socket: TLSSocket;
@@ -137,6 +157,7 @@ export class Gateway {
   #policySince: Date | undefined;
   #credentials: GatewayCredentials | undefined;
   readonly #onPolicyChange = (now: PolicyOutlook, before: PolicyOutlook) => void this.#switchPolicy(now, before);
+  readonly observer: ConnectionObserver | undefined;
 
   private constructor(private readonly o: GatewayOptions) {
     this.#now = o.now ?? (() => new Date());
@@ -146,6 +167,11 @@ export class Gateway {
     this.#policySince = inForce?.since;
     this.#limits = o.limits ?? resolveLimits({}, o.listeners.length);
     this.ledger = o.ledger ?? new ListenerLedger();
+    if (!!o.outlook !== !!o.observations) throw new Error('observation needs both the policy outlook and an observation sink');
+    this.observer =
+      o.outlook && o.observations
+        ? new ConnectionObserver({ outlook: o.outlook, sink: o.observations, log: o.log, now: this.#now, ...(o.observeIntervalMs !== undefined ? { intervalMs: o.observeIntervalMs } : {}), ...(o.observeMaxRows !== undefined ? { maxRows: o.observeMaxRows } : {}) })
+        : undefined;
     this.#digest = new RefusalDigest({ intervalMs: o.refusalIntervalMs ?? 10_000, maxAddresses: o.refusalMaxAddresses ?? 1000, emit: (rows) => this.#writeDigest(rows), now: this.#now });
   }
 
@@ -190,6 +216,7 @@ export class Gateway {
       this.#digest.tick();
       // The schedule's timer runs on the monotonic clock; a stepped wall clock is met here, within a second.
       this.o.activePolicy?.check();
+      this.observer?.tick();
     }, 1000).unref();
     for (const config of this.o.listeners) {
       const tls = new TlsListener({
@@ -202,8 +229,12 @@ export class Gateway {
         limits: this.#limits.gateway,
         ledger: this.ledger,
         log: this.o.log,
-        onHandshake: ({ socket, verdict, seconds }) => this.#decide(entry, socket, verdict, seconds),
-        onRefusedInHandshake: (reason, detail, remote, seconds) => this.#refused(config.name, reason, detail, `${remote.address}:${remote.port}`, undefined, seconds),
+        onHandshake: ({ socket, verdict, seconds, hello }) => this.#decide(entry, socket, verdict, seconds, hello),
+        onRefusedInHandshake: (reason, detail, remote, seconds, hello) => {
+          if (this.observer && hello) this.observer.note({ address: remote.address, hello, refusal: reason, inHandshake: true });
+          this.#refused(config.name, reason, detail, `${remote.address}:${remote.port}`, undefined, seconds);
+        },
+        ...(this.observer ? { peekHello: true } : {}),
       });
       const entry: ListenerEntry = { config, tls };
       if (config.mode === 'http') {
@@ -319,9 +350,20 @@ export class Gateway {
     }
   }
 
-  #decide(entry: ListenerEntry, socket: TLSSocket, verdict: Verdict, seconds: number): void {
+  #decide(entry: ListenerEntry, socket: TLSSocket, verdict: Verdict, seconds: number, hello: Buffer | undefined): void {
     const { config } = entry;
     const client = `${socket.remoteAddress}:${socket.remotePort}`;
+    if (this.observer) {
+      this.observer.note({
+        address: socket.remoteAddress ?? '',
+        ...(hello ? { hello } : {}),
+        protocol: socket.getProtocol() ?? '',
+        suite: socket.getCipher()?.standardName ?? '',
+        ...(verdict.identity ? { identity: verdict.identity } : {}),
+        ...(verdict.views ? { views: verdict.views } : {}),
+        ...(verdict.ok ? {} : { refusal: verdict.reason }),
+      });
+    }
     if (!verdict.ok) {
       this.#refused(config.name, verdict.reason, verdict.detail, client, verdict.identity, seconds, socket);
       if (config.mode === 'http' && verdict.identity && EXPLAINABLE_OVER_HTTP.has(verdict.reason)) {
@@ -498,7 +540,7 @@ export class Gateway {
     if (!identity) {
       // A client that proved no identity: counted exactly, audited in sums (bounded rows of bounded size).
       this.#digest.note(listener, addressOf(client), reason, detail);
-      if (this.o.log.enabled('debug')) this.o.log.log('debug', 'client refused', { listener, client, reason, detail: clip(detail) });
+      if (this.o.log.enabled('debug')) this.o.log.log('debug', 'client refused', { listener, client, reason, detail: clip(detail), ...this.#whereToGo(reason) });
       return;
     }
     detail = clip(detail);
@@ -531,7 +573,14 @@ export class Gateway {
     }
     const byReason: Record<string, number> = {};
     for (const r of rows) byReason[r.reason] = (byReason[r.reason] ?? 0) + r.count;
-    this.o.log.log('warn', 'clients without an identity refused', { refusals, rows: rows.length, byReason, overflow: rows.some((r) => r.address === '*') });
+    const noPage = rows.find((r) => NO_PAGE_REASONS.has(r.reason));
+    this.o.log.log('warn', 'clients without an identity refused', { refusals, rows: rows.length, byReason, overflow: rows.some((r) => r.address === '*'), ...(noPage ? this.#whereToGo(noPage.reason) : {}) });
+  }
+
+  /** For a refusal no page can explain: what the clinic should do and where to check (the self-check page). */
+  #whereToGo(reason: RefusalReason): Record<string, string> {
+    if (!NO_PAGE_REASONS.has(reason)) return {};
+    return { advice: REFUSAL_ADVICE[reason].ja, ...(this.o.selfCheckUrl ? { selfCheck: this.o.selfCheckUrl } : {}) };
   }
 
   #noteException(ex: DatedException): void {
@@ -600,6 +649,7 @@ export class Gateway {
       revocationUsable: this.#revocationUsable,
       exceptionsInUse: [...this.#exceptionUse.values()].map((e) => ({ ...e.exception, connections: e.count, lastSeen: e.lastSeen })),
       auditPending: this.o.audit?.pending() ?? 0,
+      ...(this.observer ? { observations: { pending: this.observer.pending(), ...this.observer.stats } } : {}),
       ...(this.o.audit ? { audit: this.o.audit.state() } : {}),
       limits: { fileDescriptors: this.#limits.fileDescriptors, source: this.#limits.source, reserve: this.#limits.reserve, gateway: this.#limits.gateway, admin: this.#limits.admin },
     };
@@ -644,6 +694,7 @@ export class Gateway {
     for (const s of this.o.revocation) s.close();
     this.o.facilities?.close();
     this.#digest.flush();
+    await this.observer?.flush();
     await this.o.audit?.close();
     if (this.#admin) {
       await this.#adminFront?.stop();

@@ -12,5 +12,6 @@ export { ANYONE, allows, type AccessRule } from './access-rule.js';
 export { jsonLogger, LOG_LEVELS, type Logger, type LogLevel } from './log.js';
 export { loadGatewayConfig, parseGatewayConfig, parseHostPort, type GatewayConfig } from './config.js';
 export { openGateway, type GatewaySetup } from './setup.js';
+export { ConnectionObserver, verdictCode, type ObservationSink, type ObservedHandshake } from './connection-observer.js';
 export { runPrimary, isClusterWorker, notifyListening, leaveCluster } from './cluster.js';
 export { ActivePolicy } from './active-policy.js';

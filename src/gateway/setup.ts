@@ -3,7 +3,7 @@ import { X509Certificate } from 'node:crypto';
 import { CertificateAuthority, issueServerCredential, serverCredentialPaths, serverCredentialUsable } from '../ca/index.js';
 import { badRequest } from '../errors/index.js';
 import { certificatesFromPem } from '../pki/index.js';
-import { checkPolicySchedule, COMPLIANCE_PROFILES, complianceProfile, loadComplianceProfile, type ComplianceProfile, type ComplianceProfileName, type PolicySchedule, type RetiringAnchor } from '../policy/index.js';
+import { checkPolicySchedule, COMPLIANCE_PROFILES, complianceProfile, loadComplianceProfile, type ComplianceProfile, type ComplianceProfileName, type PolicyOutlook, type PolicySchedule, type RetiringAnchor } from '../policy/index.js';
 import { createHash } from 'node:crypto';
 import { ActivePolicy } from './active-policy.js';
 import { AuditBatch } from './audit-batch.js';
@@ -17,7 +17,7 @@ import { jsonLogger, type Logger } from './log.js';
 import { tlsKeyOptions } from '../token/index.js';
 import { CrlRevocationSource, StoreRevocationSource, type RevocationSource } from './revocation.js';
 import { StoreStatusFeed } from './status-feed.js';
-import { StatusFeedRepository, databaseClockMs } from '../store/index.js';
+import { ObservationRepository, StatusFeedRepository, databaseClockMs } from '../store/index.js';
 import { ClockCheck, sntpQuery, type ClockSource } from '../time/index.js';
 import { resolveLimits, type ListenerLedger, type ResolvedLimits } from '../listener/index.js';
 
@@ -49,6 +49,14 @@ export interface SetupOptions {
   auditFormat?: AuditFormat;
   /** The spool's directory name under <home>/audit-spool (default "gateway"; one per process). */
   spoolName?: string;
+  /**
+   * The policy in force and the coming one, for observation before
+   * enforcement (default: the gateway's active policy, from its schedule). Observations are written to the CA
+   * store's `observations` table in a CA home (none apart from the CA).
+   */
+  outlook?: () => PolicyOutlook;
+  /** The self-check page's URL, named in the log for refusals no page can explain. */
+  selfCheckUrl?: string;
   /** The clock the schedule is read by (default the host's; tests move it across a boundary and call `policy.check()`). */
   policyClock?: () => Date;
 }
@@ -187,6 +195,7 @@ export async function openGateway(cfg: GatewayConfig, o: SetupOptions): Promise<
       ...(extra.length ? { extra: extra.map((x) => ({ cert: readFile(x.cert), key: readFile(x.key) })) } : {}),
     });
     if (cfg.crl.length) revocation.push(new CrlRevocationSource(cfg.crl, readAnchors(trustFiles), cfg.revocation.refreshSeconds * 1000));
+    const observations = ca ? new ObservationRepository(ca.db) : undefined;
     const policy = new ActivePolicy(schedule, o.policyClock);
     closers.push(() => policy.close());
     const gateway = await Gateway.start({
@@ -201,6 +210,8 @@ export async function openGateway(cfg: GatewayConfig, o: SetupOptions): Promise<
       ...(audit ? { audit } : {}),
       ...(cfg.admin ? { admin: cfg.admin } : {}),
       ...(cfg.contact ? { contact: cfg.contact } : {}),
+      ...(o.selfCheckUrl ? { selfCheckUrl: o.selfCheckUrl } : {}),
+      ...(observations ? { observations, outlook: o.outlook ?? (() => policy.outlook()) } : {}),
       log,
       limits,
       ...(o.ledger ? { ledger: o.ledger } : {}),

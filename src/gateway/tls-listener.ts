@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import { X509Certificate as CryptoX509 } from 'node:crypto';
 import type { Verdict } from './client-verifier.js';
-import { GuardedListener, refuseRenegotiation, type LimitLog, type ListenerLedger, type ListenerLimits } from '../listener/index.js';
+import { GuardedListener, peekFirstRecord, refuseRenegotiation, type LimitLog, type ListenerLedger, type ListenerLimits } from '../listener/index.js';
 import { reasonOfTlsError, type RefusalReason } from './refusal.js';
 
 /**
@@ -20,6 +20,8 @@ export interface HandshakeOutcome {
   verdict: Verdict;
   /** Seconds from accept to decision. */
   seconds: number;
+  /** The first record the client sent (its ClientHello), when `peekHello` is on. */
+  hello?: Buffer;
 }
 
 export interface TlsListenerOptions {
@@ -33,7 +35,13 @@ export interface TlsListenerOptions {
   ledger: ListenerLedger;
   log: LimitLog;
   onHandshake: (o: HandshakeOutcome) => void;
-  onRefusedInHandshake: (reason: RefusalReason, detail: string, remote: { address: string; port: number }, seconds: number) => void;
+  onRefusedInHandshake: (reason: RefusalReason, detail: string, remote: { address: string; port: number }, seconds: number, hello: Buffer | undefined) => void;
+  /**
+   * Hold each socket until its first record (the ClientHello) is in and hand
+   * those bytes along with the outcome (listener/hello-peek.ts): observation
+   * records what refused clients offered. Only that record is held.
+   */
+  peekHello?: boolean;
 }
 
 export class TlsListener {
@@ -62,48 +70,55 @@ export class TlsListener {
   #accept(raw: Socket): void {
     const started = performance.now();
     const remote = { address: raw.remoteAddress ?? '', port: raw.remotePort ?? 0 };
-    let decided = false;
-    const socket = new TLSSocket(raw, {
+    const c: Attempt = { decided: false, started, remote, raw, hello: undefined, socket: undefined, timer: undefined };
+    c.timer = setTimeout(() => {
+      if (c.decided) return;
+      this.front.counts.handshakeTimeouts++;
+      this.#refuse(c, 'HANDSHAKE_TIMEOUT', `no completed handshake within ${this.o.limits.handshakeTimeoutMs} ms`);
+    }, this.o.limits.handshakeTimeoutMs);
+    if (!this.o.peekHello) return this.#handshake(c);
+    peekFirstRecord(raw, (bytes) => {
+      if (c.decided) return;
+      if (!bytes) return this.#refuse(c, 'HANDSHAKE_FAILED', 'the client closed the connection before the handshake completed');
+      c.hello = bytes;
+      this.#handshake(c);
+    });
+  }
+
+  #refuse(c: Attempt, reason: RefusalReason, detail: string): void {
+    if (c.decided) return;
+    c.decided = true;
+    clearTimeout(c.timer);
+    this.o.onRefusedInHandshake(reason, detail, c.remote, (performance.now() - c.started) / 1000, c.hello);
+    (c.socket ?? c.raw).destroy();
+  }
+
+  #handshake(c: Attempt): void {
+    const socket = new TLSSocket(c.raw, {
       isServer: true,
       secureContext: this.o.context(),
       requestCert: true,
       rejectUnauthorized: true,
       ...(this.o.alpn ? { ALPNProtocols: this.o.alpn } : {}),
     });
-    const counts = this.front.counts;
+    c.socket = socket;
     refuseRenegotiation(socket, this.#onRenegotiation);
-    const timer = setTimeout(() => {
-      if (decided) return;
-      decided = true;
-      counts.handshakeTimeouts++;
-      this.o.onRefusedInHandshake('HANDSHAKE_TIMEOUT', `no completed handshake within ${this.o.limits.handshakeTimeoutMs} ms`, remote, (performance.now() - started) / 1000);
-      socket.destroy();
-    }, this.o.limits.handshakeTimeoutMs);
     socket.on('error', (e: NodeJS.ErrnoException) => {
-      if (decided) return;
-      decided = true;
-      clearTimeout(timer);
+      if (c.decided) return;
       const message = e.message.split('\n')[0] ?? '';
-      this.o.onRefusedInHandshake(reasonOfTlsError(e.code, message), message.replace(/^[0-9A-F]+:error:/, ''), remote, (performance.now() - started) / 1000);
-      socket.destroy();
+      this.#refuse(c, reasonOfTlsError(e.code, message), message.replace(/^[0-9A-F]+:error:/, ''));
     });
     // Half-open is for after the handshake: a client that stops sending before it completes never will.
-    socket.once('end', () => {
-      if (decided) return;
-      decided = true;
-      clearTimeout(timer);
-      this.o.onRefusedInHandshake('HANDSHAKE_FAILED', 'the client closed the connection before the handshake completed', remote, (performance.now() - started) / 1000);
-      socket.destroy();
-    });
+    socket.once('end', () => this.#refuse(c, 'HANDSHAKE_FAILED', 'the client closed the connection before the handshake completed'));
     socket.once('secure', () => {
-      if (decided) return;
-      decided = true;
-      clearTimeout(timer);
+      if (c.decided) return;
+      c.decided = true;
+      clearTimeout(c.timer);
       const leaf = socket.getPeerX509Certificate();
       let verdict: Verdict;
       if (!leaf) verdict = { ok: false, reason: 'NO_CLIENT_CERT', detail: 'no client certificate' };
       else verdict = this.o.verify(leaf, () => presentedChain(socket));
-      this.o.onHandshake({ socket, verdict, seconds: (performance.now() - started) / 1000 });
+      this.o.onHandshake({ socket, verdict, seconds: (performance.now() - c.started) / 1000, ...(c.hello ? { hello: c.hello } : {}) });
     });
   }
 
@@ -115,6 +130,17 @@ export class TlsListener {
   destroyAll(): void {
     this.front.destroyAll();
   }
+}
+
+/** One connection from accept to decision. */
+interface Attempt {
+  decided: boolean;
+  started: number;
+  remote: { address: string; port: number };
+  raw: Socket;
+  hello: Buffer | undefined;
+  socket: TLSSocket | undefined;
+  timer: NodeJS.Timeout | undefined;
 }
 
 /** The certificates the client sent above its own (intermediates), from OpenSSL's view of the peer chain. */

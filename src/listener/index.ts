@@ -22,3 +22,5 @@ export { GuardedListener, applyHttpLimits, stderrLimitLog, type GuardedListenerO
 export { ListenerLedger, type ListenerCounts } from './ledger.js';
 export { addressKey } from './address-key.js';
 export { refuseRenegotiation } from './renegotiation.js';
+export { parseClientHello, offeredVersions, firstRecordLength, isGrease, MAX_HELLO_BYTES, MAX_LIST, type ClientHelloSummary } from './client-hello.js';
+export { peekFirstRecord } from './hello-peek.js';

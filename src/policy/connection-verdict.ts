@@ -153,3 +153,12 @@ export function judgeConnection(facts: ConnectionFacts, state: PolicyState, at: 
   }
   return { profile: profile.name, accepted: problems.length === 0, problems, exceptionsUsed };
 }
+
+/**
+ * The problem a certificate rule makes, with its fixes: for a verdict read
+ * back from a record that kept the rule's code but not the chain (the
+ * migration report judges stored observations).
+ */
+export function certificateProblemFor(code: ClientCertificateRule | 'CLIENT_CERT_MISSING', detail = ''): ConnectionProblem {
+  return certificateProblem(code, detail || code);
+}

@@ -10,3 +10,5 @@ export * from './client-certificate-policy.js';
 export * from './suite-standing.js';
 export * from './policy-schedule.js';
 export * from './connection-verdict.js';
+export * from './named-groups.js';
+export { suiteName } from './cipher-suites.js';

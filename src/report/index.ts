@@ -2,3 +2,5 @@ export { accessReview, buildReview, parseAccessFilter, accessCsvRows, ACCESS_CSV
 export { accessReviewHtml } from './access-html.js';
 export { csvCell, csvDocument, type CsvCell } from './csv.js';
 export { ReportZone, nextDay } from './zone.js';
+export { migrationReadiness, buildReadiness, parseMigrationFilter, migrationCsvRows, migrationText, MIGRATION_CSV_HEADER, type MigrationReadiness, type MigrationFilter, type FacilityReadiness, type FacilityStanding, type ReadinessInput } from './migration-readiness.js';
+export { migrationReadinessHtml } from './migration-html.js';

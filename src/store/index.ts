@@ -15,6 +15,8 @@ import { NoticeRepository } from './notices.js';
 import { StatusFeedRepository } from './status-feed.js';
 import { NoticeAttemptRepository } from './notice-attempts.js';
 import { AccessEventReader, ACCESS_ACTIONS } from './access-events.js';
+import { ObservationRepository, type ObservationRow } from './observations.js';
+export { ObservationRepository, type ObservationRow };
 
 export type { Database, SqlExecutor, Dialect } from './database.js';
 export type { Facility, FacilityStatus } from './facilities.js';

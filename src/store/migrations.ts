@@ -184,6 +184,45 @@ export const MIGRATIONS: readonly Migration[] = [
     statements: () => ['CREATE INDEX audit_events_action_at ON audit_events (action, at)', 'CREATE INDEX audit_events_actor_at ON audit_events (actor, at)'],
   },
   {
+    version: 11,
+    name: 'connection observations (what clients use, judged by the policy in force and the coming one)',
+    // One row per day and distinct (who, certificate, protocol, suite, hello, verdicts), with a count:
+    // the gateway sums in memory and upserts in batches (gateway/connection-observer.ts), never a row per
+    // connection. subject: a facility number, "cert:<serial>" for a certificate of no facility, or
+    // "addr:<address>" for a client that showed no certificate (then `hello` tells its ClientHellos apart).
+    // day: YYYY-MM-DD, Japan time. Text columns default to '' so the key never holds NULL.
+    statements: () => [
+      `CREATE TABLE observations (
+        day TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        serial TEXT NOT NULL DEFAULT '',
+        protocol TEXT NOT NULL DEFAULT '',
+        suite TEXT NOT NULL DEFAULT '',
+        hello TEXT NOT NULL DEFAULT '',
+        verdict_now TEXT NOT NULL,
+        verdict_coming TEXT NOT NULL DEFAULT '',
+        coming_profile TEXT NOT NULL DEFAULT '',
+        profile_now TEXT NOT NULL,
+        facility TEXT,
+        address TEXT,
+        offered_versions TEXT NOT NULL DEFAULT '',
+        offered_suites TEXT NOT NULL DEFAULT '',
+        groups_offered TEXT NOT NULL DEFAULT '',
+        cert_signature TEXT NOT NULL DEFAULT '',
+        cert_key TEXT NOT NULL DEFAULT '',
+        cert_rule TEXT NOT NULL DEFAULT '',
+        exceptions TEXT NOT NULL DEFAULT '',
+        refusal TEXT NOT NULL DEFAULT '',
+        connections BIGINT NOT NULL,
+        first_seen TEXT NOT NULL,
+        last_seen TEXT NOT NULL,
+        PRIMARY KEY (day, subject, serial, protocol, suite, hello, verdict_now, verdict_coming, coming_profile)
+      )`,
+      'CREATE INDEX observations_facility ON observations (facility, day)',
+      'CREATE INDEX observations_serial ON observations (serial)',
+    ],
+  },
+  {
     version: 13,
     name: 'certificate indexes for a national-size store',
     // At a million certificates (bench/national.ts) the planners answered these from the

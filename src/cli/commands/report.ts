@@ -1,6 +1,6 @@
 import { badRequest } from '../../errors/index.js';
 import { writeFileAtomic } from '../../files/index.js';
-import { accessCsvRows, accessReview, accessReviewHtml, ACCESS_CSV_HEADER, csvDocument, parseAccessFilter } from '../../report/index.js';
+import { accessCsvRows, accessReview, accessReviewHtml, ACCESS_CSV_HEADER, csvDocument, migrationCsvRows, migrationReadiness, migrationReadinessHtml, migrationText, MIGRATION_CSV_HEADER, parseAccessFilter, parseMigrationFilter } from '../../report/index.js';
 import { HOME_OPTIONS, JSON_OPTION, type Command } from '../command.js';
 import { withAuthority } from '../authority.js';
 import { checkOutputPath } from '../output-file.js';
@@ -43,6 +43,43 @@ export const reportAccessCommand: Command = {
     if (out) {
       writeFileAtomic(out, text);
       ctx.err(`access review written to ${out}: ${review.rows.length} rows`);
+    } else ctx.out(text);
+  },
+};
+
+const MIGRATION_FORMATS = ['text', 'csv', 'json', 'html'] as const;
+
+export const reportMigrationCommand: Command = {
+  path: ['report', 'migration'],
+  summary: 'migration readiness for a stricter profile, from the gateway\'s connection observations: facilities ready, at risk (why, and the fix), not seen, never seen; clients without a certificate; legacy and unused certificates; per day',
+  options: {
+    ...HOME_OPTIONS,
+    to: { type: 'string', description: 'the profile to be enforced: high, recommended, exception or mhlw (required)', valueName: 'PROFILE' },
+    since: { type: 'string', description: 'first day of the window, YYYY-MM-DD Japan time (default 30 days ago); facilities last seen before it are "not seen since"', valueName: 'DATE' },
+    'self-check-url': { type: 'string', description: 'the self-check page clinics refused for their protocol or suite are sent to (shown beside those problems)', valueName: 'URL' },
+    format: { type: 'string', description: 'text (default), csv (UTF-8 with BOM), json or html (printable, A4)', valueName: 'FORMAT' },
+    out: { type: 'string', description: 'write to this file (created 0600, never replacing one) instead of stdout', valueName: 'FILE' },
+    ...JSON_OPTION,
+  },
+  validators: [(v) => (v.json && v.format !== undefined && v.format !== 'json' ? '--json is --format json; give one of them' : undefined)],
+  async run(ctx) {
+    const now = new Date();
+    const filter = parseMigrationFilter(
+      {
+        ...(ctx.values.to !== undefined ? { to: ctx.values.to as string } : {}),
+        ...(ctx.values.since !== undefined ? { since: ctx.values.since as string } : {}),
+        ...(ctx.values['self-check-url'] !== undefined ? { selfCheckUrl: ctx.values['self-check-url'] as string } : {}),
+      },
+      now,
+    );
+    const format = ctx.values.json ? 'json' : ((ctx.values.format as string | undefined) ?? 'text');
+    if (!(MIGRATION_FORMATS as readonly string[]).includes(format)) throw badRequest('REPORT_FILTER_INVALID', `--format "${format.slice(0, 40)}" is not text, csv, json or html`);
+    const out = ctx.values.out !== undefined ? checkOutputPath(ctx.values.out as string, '--out') : undefined;
+    const report = await withAuthority(ctx, false, (ca) => migrationReadiness(ca.db, filter, now));
+    const text = format === 'json' ? `${JSON.stringify(report, null, 2)}\n` : format === 'html' ? migrationReadinessHtml(report) : format === 'csv' ? csvDocument(MIGRATION_CSV_HEADER, migrationCsvRows(report)) : migrationText(report);
+    if (out) {
+      writeFileAtomic(out, text);
+      ctx.err(`migration readiness written to ${out}: ${report.facilities.length} facilities`);
     } else ctx.out(text);
   },
 };
