@@ -10,7 +10,7 @@ import { allows, type AccessRule } from './access-rule.js';
 import { adminServer } from './admin-server.js';
 import type { AuditBatch } from './audit-batch.js';
 import type { ClientIdentity } from './client-identity.js';
-import { ClientVerifier, type Verdict } from './client-verifier.js';
+import { ClientVerifier, type ClientInspection, type Verdict } from './client-verifier.js';
 import type { FacilityDirectory } from './facility-directory.js';
 import { httpForwarder, type ConnectionState, type HttpRoute } from './http-forwarder.js';
 import type { Logger } from './log.js';
@@ -46,6 +46,8 @@ export interface GatewayOptions {
   listeners: ListenerConfig[];
   /** Reads credentials and trust; called at start and on reload (parse everything, then swap). */
   loadCredentials: () => Promise<GatewayCredentials>;
+  /** Called with the new credentials after a reload succeeded (the self-check listener presents the same certificate). */
+  onReloaded?: (c: GatewayCredentials) => void;
   policy: ClientCertificatePolicy;
   revocation: RevocationSource[];
   /** When revocation information is stale: refuse everyone (default) or let clients in and alarm. */
@@ -64,6 +66,8 @@ export interface GatewayOptions {
   refusalMaxAddresses?: number;
   /** Shown on refusal pages (operator's help desk). */
   contact?: string;
+  /** The self-check page's public address: on refusal pages, and in the log of clients refused before any page could be shown. */
+  selfCheckUrl?: string;
   now?: () => Date;
 }
 
@@ -146,6 +150,15 @@ export class Gateway {
     return this.#listeners.map((l) => ({ name: l.config.name, mode: l.config.mode, ...l.address! }));
   }
 
+  /**
+   * What the verifier in force (the trust of the last reload, the gateway's
+   * revocation sources and facility registry) knows of a client certificate:
+   * the self-check listener shows it. Decides nothing.
+   */
+  inspectClient(leaf: X509Certificate, presented: readonly X509Certificate[] = []): ClientInspection {
+    return this.#verifier.inspect(leaf, presented);
+  }
+
   adminAddress(): HostPort | undefined {
     return this.#adminAddress;
   }
@@ -185,6 +198,7 @@ export class Gateway {
           routes: config.routes,
           stateOf: (s) => this.#states.get(s),
           ...(this.o.contact ? { contact: this.o.contact } : {}),
+          ...(this.o.selfCheckUrl ? { selfCheckUrl: this.o.selfCheckUrl } : {}),
           onAccessDenied: (s, id, path) => this.#refused(config.name, 'ACCESS_DENIED', `no route of "${config.name}" lets ${id.facilityNumber ?? id.subject} reach ${path}`, `${s.remoteAddress}:${s.remotePort}`, id, undefined),
           onBadTarget: (s, id, e) => {
             const client = `${s.remoteAddress}:${s.remotePort}`;
@@ -244,7 +258,9 @@ export class Gateway {
     if (this.#state !== 'listening') return false;
     this.#state = 'reloading';
     try {
-      await this.#swap(await this.o.loadCredentials());
+      const c = await this.o.loadCredentials();
+      await this.#swap(c);
+      this.o.onReloaded?.(c);
       this.metrics.reloads.add({ outcome: 'ok' });
       this.o.log.log('info', 'credentials and trust reloaded');
       return true;
@@ -465,7 +481,7 @@ export class Gateway {
     }
     const byReason: Record<string, number> = {};
     for (const r of rows) byReason[r.reason] = (byReason[r.reason] ?? 0) + r.count;
-    this.o.log.log('warn', 'clients without an identity refused', { refusals, rows: rows.length, byReason, overflow: rows.some((r) => r.address === '*') });
+    this.o.log.log('warn', 'clients without an identity refused', { refusals, rows: rows.length, byReason, overflow: rows.some((r) => r.address === '*'), ...(this.o.selfCheckUrl ? { selfCheckUrl: this.o.selfCheckUrl } : {}) });
   }
 
   #noteException(ex: DatedException): void {

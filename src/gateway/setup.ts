@@ -3,12 +3,13 @@ import { X509Certificate } from 'node:crypto';
 import { CertificateAuthority, issueServerCredential, serverCredentialPaths, serverCredentialUsable } from '../ca/index.js';
 import { badRequest } from '../errors/index.js';
 import { certificatesFromPem } from '../pki/index.js';
-import { COMPLIANCE_PROFILES, complianceProfile, loadComplianceProfile, type ComplianceProfile, type ComplianceProfileName } from '../policy/index.js';
+import { COMPLIANCE_PROFILES, complianceProfile, fixedSchedule, loadComplianceProfile, policyOutlook, type ComplianceProfile, type ComplianceProfileName, type PolicyOutlook } from '../policy/index.js';
 import { AuditBatch } from './audit-batch.js';
 import { join } from 'node:path';
 import { atnaSyslogFormatter, type AuditFormat } from '../audit/index.js';
 import { hostname } from 'node:os';
-import type { GatewayConfig } from './config.js';
+import { selfCheckUrl, type GatewayConfig } from './config.js';
+import { startSelfCheckServer, type SelfCheckServer } from './self-check-server.js';
 import { StoreFacilityDirectory } from './facility-directory.js';
 import { Gateway, type GatewayCredentials } from './gateway.js';
 import { jsonLogger, type Logger } from './log.js';
@@ -21,6 +22,8 @@ import { resolveLimits, type ListenerLedger, type ResolvedLimits } from '../list
 
 export interface GatewaySetup {
   gateway: Gateway;
+  /** The self-check listener, when the configuration has one. */
+  selfCheck?: SelfCheckServer;
   /** Files whose change triggers a reload (server credential, trust). */
   watched: string[];
   /** Graceful stop: the gateway, file watches, the CA store. */
@@ -43,6 +46,8 @@ export interface SetupOptions {
   auditFormat?: AuditFormat;
   /** The spool's directory name under <home>/audit-spool (default "gateway"; one per process). */
   spoolName?: string;
+  /** The policy in force and the coming one, for the self-check (default: the configured profile and exceptions, nothing coming). */
+  outlook?: () => PolicyOutlook;
 }
 
 function resolveProfile(name: string): ComplianceProfile {
@@ -76,7 +81,7 @@ function readFile(f: string): string {
 /** Default names for a home-issued server certificate: loopback plus each concrete listen address. */
 function defaultServerNames(cfg: GatewayConfig): string[] {
   const names = new Set(['localhost', '127.0.0.1']);
-  for (const l of cfg.listeners) if (!['0.0.0.0', '::', '127.0.0.1'].includes(l.listen.host)) names.add(l.listen.host);
+  for (const l of [...cfg.listeners, ...(cfg.selfCheck ? [cfg.selfCheck] : [])]) if (!['0.0.0.0', '::', '127.0.0.1'].includes(l.listen.host)) names.add(l.listen.host);
   return [...names];
 }
 
@@ -150,6 +155,30 @@ export async function openGateway(cfg: GatewayConfig, o: SetupOptions): Promise<
       pins: cfg.pins,
     });
     if (cfg.crl.length) revocation.push(new CrlRevocationSource(cfg.crl, readAnchors(trustFiles), cfg.revocation.refreshSeconds * 1000));
+    // The self-check listens first (its bound address goes on the gateway's refusal pages) and answers 503 until the gateway runs.
+    let running: Gateway | undefined;
+    let selfCheck: SelfCheckServer | undefined;
+    if (cfg.selfCheck) {
+      const sc = cfg.selfCheck;
+      const first = await loadCredentials();
+      // Until the gateway's ActivePolicy (schedule with phases) is wired here: the configured profile and exceptions, nothing coming.
+      const fixed = fixedSchedule(profile, { exceptions: cfg.exceptions });
+      selfCheck = await startSelfCheckServer({
+        listen: sc.listen,
+        credentials: { cert: first.cert, key: first.key, anchors: first.anchors },
+        inspect: (leaf, presented) => running?.inspectClient(leaf, presented),
+        outlook: o.outlook ?? (() => policyOutlook(fixed, new Date())),
+        ...(sc.contact ? { contact: sc.contact } : {}),
+        ...(cfg.contact ? { fallbackContact: cfg.contact } : {}),
+        ...(sc.url ? { url: sc.url } : {}),
+        limits: limits.selfCheck,
+        ...(o.ledger ? { ledger: o.ledger } : {}),
+        log,
+      });
+      const started = selfCheck;
+      closers.push(() => started.close());
+    }
+    const checkUrl = selfCheckUrl(cfg) ?? selfCheck?.url;
     const gateway = await Gateway.start({
       profile,
       listeners: cfg.listeners,
@@ -161,6 +190,8 @@ export async function openGateway(cfg: GatewayConfig, o: SetupOptions): Promise<
       ...(audit ? { audit } : {}),
       ...(cfg.admin ? { admin: cfg.admin } : {}),
       ...(cfg.contact ? { contact: cfg.contact } : {}),
+      ...(checkUrl ? { selfCheckUrl: checkUrl } : {}),
+      ...(selfCheck ? { onReloaded: (c: GatewayCredentials) => selfCheck.reload({ cert: c.cert, key: c.key, anchors: c.anchors }) } : {}),
       log,
       limits,
       ...(o.ledger ? { ledger: o.ledger } : {}),
@@ -168,6 +199,7 @@ export async function openGateway(cfg: GatewayConfig, o: SetupOptions): Promise<
       refusalMaxAddresses: cfg.refusals.maxAddresses,
     });
     closers.push(() => gateway.close());
+    running = gateway;
     if (cfg.time) {
       const sources: ClockSource[] = [];
       const t = cfg.time;
@@ -212,6 +244,7 @@ export async function openGateway(cfg: GatewayConfig, o: SetupOptions): Promise<
     }
     return {
       gateway,
+      ...(selfCheck ? { selfCheck } : {}),
       watched,
       async close(graceMs?: number) {
         // The clock check stops first: nothing is audited after the gateway's last flush.
