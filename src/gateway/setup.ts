@@ -18,7 +18,7 @@ import { CrlRevocationSource, StoreRevocationSource, type RevocationSource } fro
 import { StoreStatusFeed } from './status-feed.js';
 import { StatusFeedRepository, databaseClockMs } from '../store/index.js';
 import { ClockCheck, sntpQuery, type ClockSource } from '../time/index.js';
-import { resolveLimits, type ListenerLedger, type ResolvedLimits } from '../listener/index.js';
+import { ListenerLedger, resolveLimits, type ResolvedLimits } from '../listener/index.js';
 
 export interface GatewaySetup {
   gateway: Gateway;
@@ -157,6 +157,8 @@ export async function openGateway(cfg: GatewayConfig, o: SetupOptions): Promise<
     if (cfg.crl.length) revocation.push(new CrlRevocationSource(cfg.crl, readAnchors(trustFiles), cfg.revocation.refreshSeconds * 1000));
     // The self-check listens first (its bound address goes on the gateway's refusal pages) and answers 503 until the gateway runs.
     let running: Gateway | undefined;
+    // One ledger for the gateway's listeners and the self-check: /metrics shows them side by side.
+    const ledger = o.ledger ?? new ListenerLedger();
     let selfCheck: SelfCheckServer | undefined;
     if (cfg.selfCheck) {
       const sc = cfg.selfCheck;
@@ -172,7 +174,7 @@ export async function openGateway(cfg: GatewayConfig, o: SetupOptions): Promise<
         ...(cfg.contact ? { fallbackContact: cfg.contact } : {}),
         ...(sc.url ? { url: sc.url } : {}),
         limits: limits.selfCheck,
-        ...(o.ledger ? { ledger: o.ledger } : {}),
+        ledger,
         log,
       });
       const started = selfCheck;
@@ -194,7 +196,7 @@ export async function openGateway(cfg: GatewayConfig, o: SetupOptions): Promise<
       ...(selfCheck ? { onReloaded: (c: GatewayCredentials) => selfCheck.reload({ cert: c.cert, key: c.key, anchors: c.anchors }) } : {}),
       log,
       limits,
-      ...(o.ledger ? { ledger: o.ledger } : {}),
+      ledger,
       refusalIntervalMs: cfg.refusals.intervalSeconds * 1000,
       refusalMaxAddresses: cfg.refusals.maxAddresses,
     });
