@@ -15,7 +15,7 @@ const STYLE = `body{font-family:"Noto Sans CJK JP","Hiragino Sans","Yu Gothic",M
 h1{font-size:1.5em;border-bottom:3px solid #246;padding-bottom:.3em}h2{font-size:1.2em;margin-top:1.8em;border-left:6px solid #246;padding-left:.5em}
 .en{color:#555;font-size:.95em}table{border-collapse:collapse;width:100%}th,td{border:1px solid #ccc;padding:.4em .6em;text-align:left;vertical-align:top}th{background:#f3f5f8;width:30%}
 .ok{color:#0a6b2d;font-weight:bold}.ng{color:#b00020;font-weight:bold}.warn{color:#8a5a00;font-weight:bold}.verdict{border:2px solid #ccc;border-radius:6px;padding:.6em 1em;margin:1em 0}
-.verdict.accepted{border-color:#0a6b2d;background:#f1faf3}.verdict.refused{border-color:#b00020;background:#fdf2f3}code{background:#f3f3f3;padding:.1em .3em;word-break:break-all}
+.verdict.accepted{border-color:#0a6b2d;background:#f1faf3}.verdict.refused{border-color:#b00020;background:#fdf2f3}code{background:#f3f3f3;padding:.1em .3em;overflow-wrap:anywhere}
 li{margin:.3em 0}.this-browser{background:#fffbe6;border:1px solid #e6c200;padding:.2em .6em}.small{font-size:.85em;color:#555}`;
 
 /** The page's Content-Security-Policy: nothing loads, no script runs, only the inline style of this module. */
@@ -50,7 +50,11 @@ export function browserFamily(userAgent: string | undefined): BrowserFamily | un
   return undefined;
 }
 
-const date = (iso: string) => `${iso.slice(0, 10)} ${iso.slice(11, 16)} UTC`;
+/** An instant as a clinic in Japan reads it (policy dates and exceptions are Japan days). */
+const date = (iso: string) => {
+  const jst = new Date(Date.parse(iso) + 9 * 3_600_000).toISOString();
+  return `${jst.slice(0, 10)} ${jst.slice(11, 16)} JST`;
+};
 
 function problemList(problems: readonly SelfCheckProblem[]): string {
   if (!problems.length) return '';
@@ -111,10 +115,10 @@ function certificateSection(r: SelfCheckReport): string {
 }
 
 function browserGuide(family: BrowserFamily | undefined): string {
-  const mark = (f: BrowserFamily) => (f === family ? ' class="this-browser"' : '');
+  const mark = (...f: BrowserFamily[]) => (family && f.includes(family) ? ' class="this-browser"' : '');
   const yours = (f: BrowserFamily) => (f === family ? ' <strong>（お使いのブラウザ / your browser）</strong>' : '');
   return `<h2>ブラウザごとの設定 <span class="en">What to do, browser by browser</span></h2>
-<h3${mark('edge')}>Microsoft Edge / Google Chrome${yours('edge')}${yours('chrome')}</h3>
+<h3${mark('edge', 'chrome')}>Microsoft Edge / Google Chrome${yours('edge')}${yours('chrome')}</h3>
 <ul>
 <li>ブラウザを最新版に更新してください（TLS 1.2 / 1.3 は標準で有効です）。<span class="en">Update the browser: TLS 1.2 and 1.3 are on by default.</span></li>
 <li>Windows では証明書（.p12）をダブルクリックして「個人」ストアに導入します。「秘密キーの保護を強力にする」にはチェックを入れないでください。<span class="en">On Windows, double-click the .p12 to import it into the Personal store; leave “Enable strong private key protection” unchecked.</span></li>
