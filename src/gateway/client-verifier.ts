@@ -144,7 +144,7 @@ export class ClientVerifier {
    * too). It decides nothing and grants nothing.
    */
   inspect(leaf: X509Certificate, presented: readonly X509Certificate[] = []): ClientInspection {
-    const chain = this.#chain(leaf, presented);
+    const chain = this.#chain(leaf, presented, false);
     if ('unknown' in chain) {
       let views: CertificateView[] = [];
       try {
@@ -202,12 +202,19 @@ export class ClientVerifier {
     return undefined;
   }
 
-  #chain(leaf: X509Certificate, given: readonly X509Certificate[] | (() => readonly X509Certificate[])): Chain | { unknown: string } {
+  /** `remember` false: read the cache, never write it (the self-check must not evict the chains of the gateway's clients). */
+  /** Chains held in the cache (built once per certificate fingerprint). */
+  get cachedChains(): number {
+    return this.#chains.size;
+  }
+
+  #chain(leaf: X509Certificate, given: readonly X509Certificate[] | (() => readonly X509Certificate[]), remember = true): Chain | { unknown: string } {
     const key = leaf.fingerprint256;
     const cached = this.#chains.get(key);
     if (cached) return cached;
     const presented = typeof given === 'function' ? given() : given;
     const built = this.#build(leaf, presented);
+    if (!remember) return built;
     // Unknown chains are cached only when nothing was presented (a later client may send the missing intermediate).
     if (!('unknown' in built) || presented.length === 0) {
       if (this.#chains.size >= CACHE_LIMIT) this.#chains.delete(this.#chains.keys().next().value!);

@@ -12,11 +12,13 @@ import assert from 'node:assert/strict';
 import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
-import { openGateway, parseGatewayConfig, jsonLogger, type GatewaySetup, type SelfCheckReport } from './index.js';
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { ClientVerifier, openGateway, parseGatewayConfig, jsonLogger, selfCheckReport, type GatewaySetup, type SelfCheckReport } from './index.js';
 import { echoUpstream, FACILITY_A, gatewayFixture, PASSPHRASE, type ClientFiles, type GatewayFixture } from '../testing/gateway-fixture.js';
 import { hasCommand, needCommand, run, runAsync } from '../testing/peers.js';
 import { complianceProfile, policyOutlook, type PolicySchedule } from '../policy/index.js';
-import { certificateToPem } from '../pki/index.js';
+import { certificateToPem, certificatesFromPem } from '../pki/index.js';
 
 const ready = hasCommand('openssl') && hasCommand('curl');
 /** The switch to the high profile, a year ahead. */
@@ -231,5 +233,36 @@ describe('the self-check listener', () => {
     while (Date.now() < deadline && !logs.some((l) => l.msg === 'clients without an identity refused')) await new Promise((r) => setTimeout(r, 200));
     const line = logs.find((l) => l.msg === 'clients without an identity refused');
     assert.equal(line?.selfCheckUrl, url);
+  });
+
+  test('a dated exception: the page says the connection passes only because of it, and that the policy after it ends refuses', (t) => {
+    if (!needCommand(t, 'openssl')) return;
+    const anchors = fx.ca.chain().map((d) => new X509Certificate(d));
+    const verifier = new ClientVerifier({ anchors, policy: { exceptions: [] }, revocation: [], revocationUsable: () => true });
+    const [leaf, ...rest] = certificatesFromPem(readFileSync(fx.clients.sha1.cert, 'utf8')).map((d) => new X509Certificate(d));
+    const inspection = verifier.inspect(leaf!, rest);
+    const until = new Date(Date.now() + 10 * 86_400_000 + 9 * 3_600_000).toISOString().slice(0, 10);
+    const migration: PolicySchedule = { phases: [{ profile: complianceProfile('high') }], clientPolicy: { exceptions: [{ facility: FACILITY_A, allow: 'SHA1_SIGNATURE', until }] } };
+    const r = selfCheckReport({ protocol: 'TLSv1.3', suite: 'TLS_AES_128_GCM_SHA256', inspection, outlook: policyOutlook(migration, new Date()), now: new Date() });
+    assert.equal(r.policies.inForce.accepted, true);
+    assert.deepEqual(r.policies.inForce.exceptionsUsed, [{ facility: FACILITY_A, allow: 'SHA1_SIGNATURE', until }]);
+    assert.equal(r.policies.coming?.since, new Date(Date.parse(`${until}T00:00:00+09:00`) + 86_400_000).toISOString(), 'the day after the exception ends, Japan time');
+    assert.deepEqual(codes(r.policies.coming), ['SHA1_SIGNATURE']);
+  });
+
+  test('regression: inspecting certificates does not write the verifier\'s chain cache (a self-check flood cannot evict the gateway\'s clients\' chains)', (t) => {
+    if (!needCommand(t, 'openssl')) return;
+    const anchors = fx.ca.chain().map((d) => new X509Certificate(d));
+    const verifier = new ClientVerifier({ anchors, policy: { exceptions: [] }, revocation: [], revocationUsable: () => true });
+    const load = (c: ClientFiles) => certificatesFromPem(readFileSync(c.cert, 'utf8')).map((d) => new X509Certificate(d));
+    for (const c of [fx.clients.good, fx.clients.unknown, fx.clients.other]) {
+      const [leaf, ...rest] = load(c);
+      verifier.inspect(leaf!, rest);
+    }
+    assert.equal(verifier.cachedChains, 0);
+    const [leaf, ...rest] = load(fx.clients.good);
+    assert.equal(verifier.verify(leaf!, rest).ok, true);
+    assert.equal(verifier.cachedChains, 1, 'verify still caches');
+    assert.equal(verifier.inspect(leaf!, rest).trusted, true, 'inspect reads the cache');
   });
 });

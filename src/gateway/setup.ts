@@ -180,7 +180,10 @@ export async function openGateway(cfg: GatewayConfig, o: SetupOptions): Promise<
       const started = selfCheck;
       closers.push(() => started.close());
     }
-    const checkUrl = selfCheckUrl(cfg) ?? selfCheck?.url;
+    // Refusal pages link the self-check only at an address a clinic can use: the configured url, or a concrete bound address.
+    const bound = selfCheck && !['0.0.0.0', '::'].includes(selfCheck.address.host) ? selfCheck.url : undefined;
+    const checkUrl = selfCheckUrl(cfg) ?? bound;
+    if (selfCheck && !checkUrl) log.log('warn', 'the self-check listens on a wildcard address without selfCheck.url: refusal pages and logs do not name it', { listen: selfCheck.address });
     const gateway = await Gateway.start({
       profile,
       listeners: cfg.listeners,
