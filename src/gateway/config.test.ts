@@ -20,7 +20,10 @@ test('the shipped example configuration loads, with every listener, route, excep
   assert.ok(hl7.mode === 'tcp' && hl7.proxyProtocol && hl7.upstream.port === 2576);
   assert.deepEqual(cfg.exceptions[0], { facility: '0110113719', allow: 'SHA1_SIGNATURE', until: '2027-03-31', note: 'reception PC replaced in March (ticket 1234)' });
   assert.deepEqual(cfg.admin, { host: '127.0.0.1', port: 9443 });
-  assert.deepEqual(cfg.limits, { gateway: { handshakeTimeoutSeconds: 10, maxConnectionsPerAddress: 64 }, portal: { maxConnectionsPerAddress: 16 } });
+  assert.deepEqual(cfg.limits, { gateway: { handshakeTimeoutSeconds: 10, maxConnectionsPerAddress: 64 }, portal: { maxConnectionsPerAddress: 16 }, selfCheck: { maxConnectionsPerAddress: 8 } });
+  assert.deepEqual(cfg.selfCheck?.listen, { host: '0.0.0.0', port: 8444 });
+  assert.equal(selfCheckUrl(cfg), 'https://check.example-network.jp:8444/');
+  assert.equal(cfg.selfCheck?.contact?.email, 'help@example-network.jp');
   assert.deepEqual(cfg.refusals, { intervalSeconds: 10, maxAddresses: 1000 });
   assert.deepEqual(cfg.time, { ntp: { host: 'ntp.nict.jp', port: 123 }, database: false, maxOffsetMs: 1000, checkSeconds: 300 });
 });
