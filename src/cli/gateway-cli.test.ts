@@ -50,6 +50,9 @@ const BAD_FLAGS: [string, string[], RegExp, boolean?][] = [
   ['tcp upstream in http mode', ['--listen', '127.0.0.1:1', '--upstream', 'tcp://127.0.0.1:9'], /http:\/\/ URL/],
   ['config with listener flags', ['--config', 'x.yaml', '--listen', '127.0.0.1:1'], /drop --listen/],
   ['unknown profile', ['--listen', '127.0.0.1:1', '--upstream', 'http://127.0.0.1:9', '--profile', 'ultra'], /unknown profile "ultra"/],
+  ['self-check url without its listener', ['--listen', '127.0.0.1:1', '--upstream', 'http://127.0.0.1:9', '--self-check-url', 'https://check.example.jp/'], /--self-check-url needs --self-check-listen/],
+  ['self-check on the gateway\'s own address', ['--listen', '127.0.0.1:8443', '--upstream', 'http://127.0.0.1:9', '--self-check-listen', '127.0.0.1:8443'], /selfCheck\.listen: 127\.0\.0\.1:8443 is the address of listener "http"/],
+  ['self-check url over plain http', ['--listen', '127.0.0.1:1', '--upstream', 'http://127.0.0.1:9', '--self-check-listen', '127.0.0.1:0', '--self-check-url', 'http://check.example.jp/'], /selfCheck\.url: .* must be an https:\/\/ URL/],
 ];
 for (const [name, args, message, withHome = true] of BAD_FLAGS) {
   test(`sekisho gateway with bad flags (${name}): exit 2 and one line saying what to fix`, async (t) => {

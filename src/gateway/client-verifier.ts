@@ -26,6 +26,35 @@ export type Verdict =
       views?: readonly CertificateView[];
     };
 
+/** A problem the gateway would refuse a client certificate for, whatever the TLS policy (chain, revocation, validity, facility). */
+export interface CertificateStandingProblem {
+  reason: Extract<RefusalReason, 'UNKNOWN_CA' | 'REVOKED' | 'REVOCATION_UNAVAILABLE' | 'EXPIRED' | 'NOT_YET_VALID' | 'FACILITY_UNKNOWN' | 'FACILITY_SUSPENDED'>;
+  detail: string;
+}
+
+/**
+ * Everything the verifier knows about a client certificate, not only the
+ * first reason to refuse it: for the self-check page, which tells a clinic
+ * all that is wrong in one visit. Built by the same rules as `verify`.
+ */
+export interface ClientInspection {
+  /** Leaf first; up to and including the trust anchor when it chains, else only the leaf. Empty when the certificate cannot be parsed. */
+  views: CertificateView[];
+  /** Chains to a trust anchor, or is pinned. */
+  trusted: boolean;
+  pinned: boolean;
+  /** Why it is not trusted (said plainly). */
+  untrustedDetail?: string;
+  /** Who it names; only for a trusted certificate (a stranger's certificate names whoever it likes). */
+  identity?: ClientIdentity;
+  /** Revocation of every certificate under the anchor, from the gateway's revocation sources: unknown when it does not chain or the information is stale. */
+  revocation: { state: 'good' | 'revoked' | 'unknown'; detail?: string };
+  /** The facility's registration, when the gateway follows a facility registry and the certificate names one. */
+  facility?: { number: string; name?: string; status: string };
+  /** What the gateway would refuse it for at an instant (validity is judged at `at`). */
+  problemsAt(at: Date): CertificateStandingProblem[];
+}
+
 export interface ClientVerifierOptions {
   /** Trust anchors: the CA certificates a client chain must end at (roots and/or issuing CAs). */
   anchors: readonly X509Certificate[];
@@ -51,6 +80,16 @@ interface Chain {
 }
 
 const MAX_DEPTH = 6;
+
+/** The first certificate of the chain not valid at `at` (the rule `verify` and `inspect` share). */
+function validityProblem(views: readonly CertificateView[], at: Date): CertificateStandingProblem | undefined {
+  for (const [i, v] of views.entries()) {
+    const which = i === 0 ? 'the client certificate' : `chain certificate ${i}`;
+    if (at < v.notBefore) return { reason: 'NOT_YET_VALID', detail: `${which} is valid only from ${v.notBefore.toISOString()}` };
+    if (at > v.notAfter) return { reason: 'EXPIRED', detail: `${which} expired at ${v.notAfter.toISOString()}` };
+  }
+  return undefined;
+}
 const CACHE_LIMIT = 10_000;
 
 /**
@@ -91,34 +130,95 @@ export class ClientVerifier {
     if (!this.o.revocationUsable()) {
       return { ok: false, reason: 'REVOCATION_UNAVAILABLE', detail: 'revocation information is stale or unavailable and the gateway fails closed', identity, views: chain.views };
     }
-    for (const [i, { issuer, serial }] of chain.revocationPairs.entries()) {
-      for (const source of this.o.revocation) {
-        if (source.isRevoked(issuer, serial)) {
-          return { ok: false, reason: 'REVOKED', detail: `${i === 0 ? 'the client certificate' : `chain certificate ${i}`} (serial ${serial}) is revoked (${source.name})`, identity, views: chain.views };
-        }
-      }
-    }
-    for (const [i, v] of chain.views.entries()) {
-      const which = i === 0 ? 'the client certificate' : `chain certificate ${i}`;
-      if (now < v.notBefore) return { ok: false, reason: 'NOT_YET_VALID', detail: `${which} is valid only from ${v.notBefore.toISOString()}`, identity, views: chain.views };
-      if (now > v.notAfter) return { ok: false, reason: 'EXPIRED', detail: `${which} expired at ${v.notAfter.toISOString()}`, identity, views: chain.views };
-    }
+    const revoked = this.#revoked(chain);
+    if (revoked) return { ok: false, reason: 'REVOKED', detail: revoked, identity, views: chain.views };
+    const invalid = validityProblem(chain.views, now);
+    if (invalid) return { ok: false, ...invalid, identity, views: chain.views };
     const judgement = judgeClientChain(chain.views, identity.facilityNumber, this.o.policy, now);
     if (judgement.refusal) return { ok: false, reason: judgement.refusal.rule, detail: judgement.refusal.detail, identity, views: chain.views };
-    if (this.o.facilities && identity.profile !== 'other') {
-      const f = this.o.facilities.lookup(identity.facilityNumber!);
-      if (!f) return { ok: false, reason: 'FACILITY_UNKNOWN', detail: `facility ${identity.facilityNumber} is not registered`, identity, views: chain.views };
-      if (f.status !== 'active') return { ok: false, reason: 'FACILITY_SUSPENDED', detail: `facility ${identity.facilityNumber} is ${f.status}`, identity, views: chain.views };
-    }
+    const facility = this.#facilityProblem(identity);
+    if (facility) return { ok: false, ...facility, identity, views: chain.views };
     return { ok: true, identity, exceptionsUsed: judgement.exceptionsUsed, revocationKeys: chain.revocationKeys, views: chain.views };
   }
 
-  #chain(leaf: X509Certificate, given: readonly X509Certificate[] | (() => readonly X509Certificate[])): Chain | { unknown: string } {
+  /**
+   * The self-check's view of a client certificate: the chain built as
+   * `verify` builds it, revocation from the same sources, the facility's
+   * status, and the validity at any instant (the coming policy's start,
+   * too). It decides nothing and grants nothing.
+   */
+  inspect(leaf: X509Certificate, presented: readonly X509Certificate[] = []): ClientInspection {
+    const chain = this.#chain(leaf, presented, false);
+    if ('unknown' in chain) {
+      let views: CertificateView[] = [];
+      try {
+        views = [describeCertificate(leaf.raw)];
+      } catch {
+        // An unparseable certificate: nothing to show but that it does not chain.
+      }
+      const problem: CertificateStandingProblem = { reason: 'UNKNOWN_CA', detail: chain.unknown };
+      return { views, trusted: false, pinned: false, untrustedDetail: chain.unknown, revocation: { state: 'unknown', detail: 'not checked: the certificate does not chain to this network\'s CA' }, problemsAt: (at) => [problem, ...(views.length ? [validityProblem(views.slice(0, 1), at)].filter((p): p is CertificateStandingProblem => Boolean(p)) : [])] };
+    }
+    const { identity } = chain;
+    const usable = this.o.revocationUsable();
+    const revokedDetail = usable ? this.#revoked(chain) : undefined;
+    const revocation: ClientInspection['revocation'] = !usable
+      ? { state: 'unknown', detail: 'revocation information is stale or unavailable' }
+      : revokedDetail
+        ? { state: 'revoked', detail: revokedDetail }
+        : { state: 'good' };
+    const f = this.o.facilities && identity.facilityNumber ? this.o.facilities.lookup(identity.facilityNumber) : undefined;
+    const facilityProblem = this.#facilityProblem(identity);
+    return {
+      views: chain.views,
+      trusted: true,
+      pinned: chain.pinned,
+      identity,
+      revocation,
+      ...(this.o.facilities && identity.facilityNumber ? { facility: { number: identity.facilityNumber, ...(f ? { name: f.name } : {}), status: f ? f.status : 'unregistered' } } : {}),
+      problemsAt: (at) => {
+        const out: CertificateStandingProblem[] = [];
+        if (!usable) out.push({ reason: 'REVOCATION_UNAVAILABLE', detail: 'revocation information is stale or unavailable and the gateway fails closed' });
+        if (revokedDetail) out.push({ reason: 'REVOKED', detail: revokedDetail });
+        const invalid = validityProblem(chain.views, at);
+        if (invalid) out.push(invalid);
+        if (facilityProblem) out.push(facilityProblem);
+        return out;
+      },
+    };
+  }
+
+  /** Why a certificate under the anchor is revoked, or undefined. */
+  #revoked(chain: Chain): string | undefined {
+    for (const [i, { issuer, serial }] of chain.revocationPairs.entries()) {
+      for (const source of this.o.revocation) {
+        if (source.isRevoked(issuer, serial)) return `${i === 0 ? 'the client certificate' : `chain certificate ${i}`} (serial ${serial}) is revoked (${source.name})`;
+      }
+    }
+    return undefined;
+  }
+
+  #facilityProblem(identity: ClientIdentity): CertificateStandingProblem | undefined {
+    if (!this.o.facilities || identity.profile === 'other') return undefined;
+    const f = this.o.facilities.lookup(identity.facilityNumber!);
+    if (!f) return { reason: 'FACILITY_UNKNOWN', detail: `facility ${identity.facilityNumber} is not registered` };
+    if (f.status !== 'active') return { reason: 'FACILITY_SUSPENDED', detail: `facility ${identity.facilityNumber} is ${f.status}` };
+    return undefined;
+  }
+
+  /** `remember` false: read the cache, never write it (the self-check must not evict the chains of the gateway's clients). */
+  /** Chains held in the cache (built once per certificate fingerprint). */
+  get cachedChains(): number {
+    return this.#chains.size;
+  }
+
+  #chain(leaf: X509Certificate, given: readonly X509Certificate[] | (() => readonly X509Certificate[]), remember = true): Chain | { unknown: string } {
     const key = leaf.fingerprint256;
     const cached = this.#chains.get(key);
     if (cached) return cached;
     const presented = typeof given === 'function' ? given() : given;
     const built = this.#build(leaf, presented);
+    if (!remember) return built;
     // Unknown chains are cached only when nothing was presented (a later client may send the missing intermediate).
     if (!('unknown' in built) || presented.length === 0) {
       if (this.#chains.size >= CACHE_LIMIT) this.#chains.delete(this.#chains.keys().next().value!);

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadGatewayConfig, parseGatewayConfig } from './config.js';
+import { loadGatewayConfig, parseGatewayConfig, selfCheckUrl } from './config.js';
 import { SekishoError } from '../errors/index.js';
 import { tempDir } from '../testing/stores.js';
 
@@ -20,7 +20,10 @@ test('the shipped example configuration loads, with every listener, route, excep
   assert.ok(hl7.mode === 'tcp' && hl7.proxyProtocol && hl7.upstream.port === 2576);
   assert.deepEqual(cfg.exceptions[0], { facility: '0110113719', allow: 'SHA1_SIGNATURE', until: '2027-03-31', note: 'reception PC replaced in March (ticket 1234)' });
   assert.deepEqual(cfg.admin, { host: '127.0.0.1', port: 9443 });
-  assert.deepEqual(cfg.limits, { gateway: { handshakeTimeoutSeconds: 10, maxConnectionsPerAddress: 64 }, portal: { maxConnectionsPerAddress: 16 } });
+  assert.deepEqual(cfg.limits, { gateway: { handshakeTimeoutSeconds: 10, maxConnectionsPerAddress: 64 }, portal: { maxConnectionsPerAddress: 16 }, selfCheck: { maxConnectionsPerAddress: 8 } });
+  assert.deepEqual(cfg.selfCheck?.listen, { host: '0.0.0.0', port: 8444 });
+  assert.equal(selfCheckUrl(cfg), 'https://check.example-network.jp:8444/');
+  assert.equal(cfg.selfCheck?.contact?.email, 'help@example-network.jp');
   assert.deepEqual(cfg.refusals, { intervalSeconds: 10, maxAddresses: 1000 });
   assert.deepEqual(cfg.time, { ntp: { host: 'ntp.nict.jp', port: 123 }, database: false, maxOffsetMs: 1000, checkSeconds: 300 });
 });
@@ -72,7 +75,31 @@ const BAD: [string, unknown, RegExp][] = [
   ['44 time.database not a boolean', { home: '/h', time: { database: 'yes' }, listeners: [listener] }, /time\.database: must be true or false/],
   ['45 time.database apart from the CA', { tls: { cert: 'a', key: 'b' }, clientCa: ['ca.pem'], time: { database: true }, listeners: [listener] }, /time\.database: .*apart from the CA/],
   ['46 time not a mapping', { home: '/h', time: 'ntp.nict.jp', listeners: [listener] }, /time: must be a mapping/],
+  ['47 selfCheck without listen', { home: '/h', selfCheck: { url: 'https://check.example.jp/' }, listeners: [listener] }, /selfCheck\.listen: must be a non-empty string/],
+  ['48 selfCheck with an unknown key', { home: '/h', selfCheck: { listen: '127.0.0.1:8444', tls: 'any' }, listeners: [listener] }, /selfCheck: unknown key "tls"/],
+  ['49 selfCheck.listen without port', { home: '/h', selfCheck: { listen: '127.0.0.1' }, listeners: [listener] }, /selfCheck\.listen "127\.0\.0\.1" is not HOST:PORT/],
+  ['50 selfCheck.url over plain http', { home: '/h', selfCheck: { listen: '127.0.0.1:8444', url: 'http://check.example.jp/' }, listeners: [listener] }, /selfCheck\.url: .* must be an https:\/\/ URL/],
+  ['51 selfCheck.url with markup (not a URL)', { home: '/h', selfCheck: { listen: '127.0.0.1:8444', url: '"><script>x</script>' }, listeners: [listener] }, /selfCheck\.url: .* is not a URL/],
+  ['52 selfCheck.url with a password', { home: '/h', selfCheck: { listen: '127.0.0.1:8444', url: 'https://a:b@check.example.jp/' }, listeners: [listener] }, /selfCheck\.url: must not carry a user name or password/],
+  ['53 selfCheck on a gateway listener\'s address', { home: '/h', selfCheck: { listen: '127.0.0.1:8443' }, listeners: [listener] }, /selfCheck\.listen: 127\.0\.0\.1:8443 is the address of listener "web"/],
+  ['54 selfCheck on the admin address', { home: '/h', admin: '127.0.0.1:9443', selfCheck: { listen: '127.0.0.1:9443' }, listeners: [listener] }, /selfCheck\.listen: .* is the admin address/],
+  ['55 selfCheck.contact with an unknown key', { home: '/h', selfCheck: { listen: '127.0.0.1:8444', contact: { fax: '011-000-0000' } }, listeners: [listener] }, /selfCheck\.contact: unknown key "fax"/],
+  ['56 selfCheck.contact empty', { home: '/h', selfCheck: { listen: '127.0.0.1:8444', contact: {} }, listeners: [listener] }, /selfCheck\.contact: give at least one of/],
+  ['57 selfCheck.contact.email not an address', { home: '/h', selfCheck: { listen: '127.0.0.1:8444', contact: { email: 'help desk' } }, listeners: [listener] }, /selfCheck\.contact\.email: .* is not an e-mail address/],
+  ['58 selfCheck.contact.phone with letters', { home: '/h', selfCheck: { listen: '127.0.0.1:8444', contact: { phone: 'call us' } }, listeners: [listener] }, /selfCheck\.contact\.phone: must be a telephone number/],
+  ['59 selfCheck.contact.name over two lines', { home: '/h', selfCheck: { listen: '127.0.0.1:8444', contact: { name: 'a\nb' } }, listeners: [listener] }, /selfCheck\.contact\.name: must be one line/],
+  ['60 limits for the self-check with an unknown key', { home: '/h', limits: { selfCheck: { maxConns: 5 } }, listeners: [listener] }, /limits\.selfCheck: unknown key "maxConns"/],
 ];
+
+test('selfCheck: listen, url and contact parse; selfCheckUrl is the url, else https://HOST:PORT/ of a concrete address', () => {
+  const cfg = parseGatewayConfig({ home: '/h', selfCheck: { listen: '0.0.0.0:8444', url: 'https://check.example.jp/', contact: { name: '地域医療ネットワーク事務局', phone: '0120-000-000', email: 'help@example.jp', hours: '平日 9:00-17:00' } }, limits: { selfCheck: { maxConnections: 50 } }, listeners: [listener] });
+  assert.deepEqual(cfg.selfCheck, { listen: { host: '0.0.0.0', port: 8444 }, url: 'https://check.example.jp/', contact: { name: '地域医療ネットワーク事務局', phone: '0120-000-000', email: 'help@example.jp', hours: '平日 9:00-17:00' } });
+  assert.equal(selfCheckUrl(cfg), 'https://check.example.jp/');
+  assert.deepEqual(cfg.limits.selfCheck, { maxConnections: 50 });
+  assert.equal(selfCheckUrl(parseGatewayConfig({ home: '/h', selfCheck: { listen: '[::1]:8444' }, listeners: [listener] })), 'https://[::1]:8444/');
+  assert.equal(selfCheckUrl(parseGatewayConfig({ home: '/h', selfCheck: { listen: '0.0.0.0:8444' }, listeners: [listener] })), undefined, 'a wildcard address cannot be told: give url');
+  assert.equal(selfCheckUrl(parseGatewayConfig({ home: '/h', listeners: [listener] })), undefined);
+});
 
 test('time: defaults (1 s, every 300 s), ntp port 123 unless given, none means no NTP', () => {
   assert.deepEqual(parseGatewayConfig({ home: '/h', time: { ntp: 'ntp.nict.jp' }, listeners: [listener] }).time, { ntp: { host: 'ntp.nict.jp', port: 123 }, database: false, maxOffsetMs: 1000, checkSeconds: 300 });

@@ -64,6 +64,29 @@ export interface GatewayConfig {
   audit: AuditSetting;
   /** Where the host clock is checked (NTP server, the database), how far off it may be, how often; absent: not checked. */
   time?: TimeSetting;
+  /** The self-check listener (docs/self-check.md); absent: none. */
+  selfCheck?: SelfCheckConfig;
+}
+
+/** The operator's help desk as the self-check page shows it (every field optional, at least one given). */
+export interface SelfCheckContact {
+  name?: string;
+  phone?: string;
+  email?: string;
+  hours?: string;
+  url?: string;
+}
+
+/**
+ * The self-check listener: every TLS version, a client certificate asked for
+ * but never required; it shows a clinic what its connection uses and whether
+ * it would pass the policy in force and the coming one. It proxies nothing.
+ */
+export interface SelfCheckConfig {
+  listen: HostPort;
+  /** The page's public address (https://…), shown on refusal pages and in logs; default https://HOST:PORT/ of a concrete listen address. */
+  url?: string;
+  contact?: SelfCheckContact;
 }
 
 const fail = (where: string, what: string) => badRequest('GATEWAY_CONFIG_INVALID', `${where}: ${what}`);
@@ -203,7 +226,73 @@ function schedulePhases(v: unknown, path: (p: string) => string): ConfiguredPhas
   return phases;
 }
 
-const TOP_KEYS = ['profile', 'schedule', 'facilitySubject', 'home', 'db', 'tls', 'clientCa', 'pins', 'crl', 'revocation', 'exceptions', 'admin', 'contact', 'log', 'serverNames', 'listeners', 'limits', 'refusals', 'audit', 'time'] as const;
+const TOP_KEYS = ['profile', 'schedule', 'facilitySubject', 'home', 'db', 'tls', 'clientCa', 'pins', 'crl', 'revocation', 'exceptions', 'admin', 'contact', 'log', 'serverNames', 'listeners', 'limits', 'refusals', 'audit', 'time', 'selfCheck'] as const;
+
+/** Text for a page: short, one line, no control characters. */
+function line(v: unknown, where: string, max = 200): string {
+  const s = str(v, where);
+  if (s.length > max || /[\u0000-\u001f\u007f]/.test(s)) throw fail(where, `must be one line of at most ${max} characters`);
+  return s;
+}
+
+function httpsUrl(v: unknown, where: string): string {
+  const s = line(v, where, 512);
+  let u: URL;
+  try {
+    u = new URL(s);
+  } catch {
+    throw fail(where, `"${s.slice(0, 80)}" is not a URL (e.g. https://check.example.jp/)`);
+  }
+  if (u.protocol !== 'https:') throw fail(where, `"${s.slice(0, 80)}" must be an https:// URL`);
+  if (u.username || u.password) throw fail(where, 'must not carry a user name or password');
+  return u.href;
+}
+
+/** The `selfCheck` mapping (also what --self-check-listen / --self-check-url build). */
+export function parseSelfCheckSetting(v: unknown): SelfCheckConfig {
+  const o = object(v, 'selfCheck', ['listen', 'url', 'contact']);
+  const out: SelfCheckConfig = { listen: parseHostPort(str(o.listen, 'selfCheck.listen'), 'selfCheck.listen') };
+  if (o.url !== undefined) out.url = httpsUrl(o.url, 'selfCheck.url');
+  if (o.contact !== undefined) {
+    const keys = ['name', 'phone', 'email', 'hours', 'url'] as const;
+    const c = object(o.contact, 'selfCheck.contact', keys);
+    if (!Object.keys(c).length) throw fail('selfCheck.contact', `give at least one of ${keys.join(', ')}`);
+    const contact: SelfCheckContact = {};
+    for (const k of keys) {
+      if (c[k] === undefined) continue;
+      contact[k] = k === 'url' ? httpsUrl(c[k], `selfCheck.contact.${k}`) : line(c[k], `selfCheck.contact.${k}`);
+    }
+    if (contact.email !== undefined && !/^[^\s@<>"]+@[^\s@<>"]+\.[^\s@<>"]+$/.test(contact.email)) throw fail('selfCheck.contact.email', `"${contact.email.slice(0, 80)}" is not an e-mail address`);
+    if (contact.phone !== undefined && !/^[0-9+()\- ]{4,30}$/.test(contact.phone)) throw fail('selfCheck.contact.phone', 'must be a telephone number (digits, spaces, + - ( ))');
+    out.contact = contact;
+  }
+  return out;
+}
+
+/** The self-check listener needs an address of its own (not a gateway listener's, not the admin's). */
+export function checkSelfCheckAddress(cfg: Pick<GatewayConfig, 'selfCheck' | 'listeners' | 'admin'>): void {
+  if (!cfg.selfCheck) return;
+  const at = cfg.selfCheck.listen;
+  const same = (h: HostPort) => h.port !== 0 && h.port === at.port && h.host === at.host;
+  const taken = cfg.listeners.find((l) => same(l.listen));
+  if (taken) throw fail('selfCheck.listen', `${at.host}:${at.port} is the address of listener "${taken.name}"; the self-check needs its own`);
+  if (cfg.admin && same(cfg.admin)) throw fail('selfCheck.listen', `${at.host}:${at.port} is the admin address; the self-check needs its own`);
+}
+
+/**
+ * The self-check page's public address, for refusal pages, logs and the
+ * migration report: the configured url, else https://HOST:PORT/ of a
+ * concrete listen address; undefined when there is no self-check listener
+ * or its address cannot be told (a wildcard host or port 0 without url).
+ */
+export function selfCheckUrl(cfg: Pick<GatewayConfig, 'selfCheck'>): string | undefined {
+  const sc = cfg.selfCheck;
+  if (!sc) return undefined;
+  if (sc.url) return sc.url;
+  const { host, port } = sc.listen;
+  if (port === 0 || host === '0.0.0.0' || host === '::') return undefined;
+  return `https://${host.includes(':') ? `[${host}]` : host}:${port}/`;
+}
 
 /** Validates a configuration object (from YAML or built from flags). Relative paths are resolved against `base`. */
 export function parseGatewayConfig(raw: unknown, base = process.cwd()): GatewayConfig {
@@ -305,6 +394,10 @@ export function parseGatewayConfig(raw: unknown, base = process.cwd()): GatewayC
     if (names.has(l.name)) throw fail('listeners', `two listeners are named "${l.name}"`);
     if (l.name === 'portal' || l.name === 'admin') throw fail('listeners', `"${l.name}" names the ${l.name} listener in metrics and limits; give this listener another name`);
     names.add(l.name);
+  }
+  if (o.selfCheck !== undefined) {
+    cfg.selfCheck = parseSelfCheckSetting(o.selfCheck);
+    checkSelfCheckAddress(cfg);
   }
   if (o.time !== undefined) {
     cfg.time = parseTimeSetting(o.time, 'time', 'GATEWAY_CONFIG_INVALID');

@@ -1,5 +1,5 @@
 import { connect as netConnect, type Socket } from 'node:net';
-import { createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
+import { createSecureContext, type SecureContext, type SecureContextOptions, type TLSSocket } from 'node:tls';
 import type { X509Certificate } from 'node:crypto';
 import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
@@ -12,7 +12,7 @@ import { allows, type AccessRule } from './access-rule.js';
 import { adminServer } from './admin-server.js';
 import type { AuditBatch } from './audit-batch.js';
 import type { ClientIdentity } from './client-identity.js';
-import { ClientVerifier, type Verdict } from './client-verifier.js';
+import { ClientVerifier, type ClientInspection, type Verdict } from './client-verifier.js';
 import { ConnectionObserver, type ObservationSink } from './connection-observer.js';
 import type { FacilityDirectory } from './facility-directory.js';
 import { httpForwarder, type ConnectionState, type HttpRoute } from './http-forwarder.js';
@@ -59,6 +59,8 @@ export interface GatewayOptions {
   listeners: ListenerConfig[];
   /** Reads credentials and trust; called at start and on reload (parse everything, then swap). */
   loadCredentials: () => Promise<GatewayCredentials>;
+  /** Called with the new credentials after a reload succeeded (the self-check listener presents the same certificate). */
+  onReloaded?: (c: GatewayCredentials) => void;
   policy: ClientCertificatePolicy;
   revocation: RevocationSource[];
   /** When revocation information is stale: refuse everyone (default) or let clients in and alarm. */
@@ -98,6 +100,17 @@ export interface GatewayOptions {
 
 /** Refusals in the handshake that no page can explain: the log names the self-check page instead. */
 const NO_PAGE_REASONS: ReadonlySet<RefusalReason> = new Set(['PROTOCOL_TOO_OLD', 'NO_SHARED_CIPHER']);
+
+/**
+ * The server's certificate/key pairs for a secure context: one, or several
+ * at once (an RSA one beside an ECDSA one, for ITI-19 peers that offer only
+ * RSA-authenticated suites); OpenSSL serves each peer the pair it can use.
+ */
+export function serverKeyPairs(c: Pick<GatewayCredentials, 'cert' | 'key' | 'extra'>): Pick<SecureContextOptions, 'cert' | 'key' | 'passphrase' | 'privateKeyEngine' | 'privateKeyIdentifier'> {
+  if (!c.extra?.length) return { cert: c.cert, ...c.key };
+  if (typeof c.key.key !== 'string' && !Buffer.isBuffer(c.key.key)) throw new Error('extra certificates go with a PEM key, not a token key');
+  return { cert: [c.cert, ...c.extra.map((x) => x.cert)], key: [c.key.key, ...c.extra.map((x) => x.key)] };
+}
 
 interface LiveConnection {
   socket: TLSSocket;
@@ -195,6 +208,15 @@ export class Gateway {
     return this.#listeners.map((l) => ({ name: l.config.name, mode: l.config.mode, ...l.address! }));
   }
 
+  /**
+   * What the verifier in force (the trust of the last reload, the gateway's
+   * revocation sources and facility registry) knows of a client certificate:
+   * the self-check listener shows it. Decides nothing.
+   */
+  inspectClient(leaf: X509Certificate, presented: readonly X509Certificate[] = []): ClientInspection {
+    return this.#verifier.inspect(leaf, presented);
+  }
+
   adminAddress(): HostPort | undefined {
     return this.#adminAddress;
   }
@@ -242,6 +264,7 @@ export class Gateway {
           routes: config.routes,
           stateOf: (s) => this.#states.get(s),
           ...(this.o.contact ? { contact: this.o.contact } : {}),
+          ...(this.o.selfCheckUrl ? { selfCheckUrl: this.o.selfCheckUrl } : {}),
           onAccessDenied: (s, id, path) => this.#refused(config.name, 'ACCESS_DENIED', `no route of "${config.name}" lets ${id.facilityNumber ?? id.subject} reach ${path}`, `${s.remoteAddress}:${s.remotePort}`, id, undefined),
           onBadTarget: (s, id, e) => {
             const client = `${s.remoteAddress}:${s.remotePort}`;
@@ -278,11 +301,9 @@ export class Gateway {
 
   /** Builds the TLS context and verifier from fresh credentials; throws (keeping the old ones) if anything is wrong. */
   async #swap(c: GatewayCredentials): Promise<void> {
-    const keys = c.extra?.length ? { cert: [c.cert, ...c.extra.map((x) => x.cert)], key: [c.key.key as string, ...c.extra.map((x) => x.key)] } : { cert: c.cert, ...c.key };
-    if (c.extra?.length && typeof c.key.key !== 'string') throw new Error('extra certificates go with a PEM key, not a token key');
     const context = createSecureContext({
       ...tlsServerOptions(this.#profile),
-      ...keys,
+      ...serverKeyPairs(c),
       ca: c.anchors.map((a) => a.toString()),
     });
     const verifier = new ClientVerifier({
@@ -337,7 +358,9 @@ export class Gateway {
     if (this.#state !== 'listening') return false;
     this.#state = 'reloading';
     try {
-      await this.#swap(await this.o.loadCredentials());
+      const c = await this.o.loadCredentials();
+      await this.#swap(c);
+      this.o.onReloaded?.(c);
       this.metrics.reloads.add({ outcome: 'ok' });
       this.o.log.log('info', 'credentials and trust reloaded');
       return true;
@@ -580,7 +603,7 @@ export class Gateway {
   /** For a refusal no page can explain: what the clinic should do and where to check (the self-check page). */
   #whereToGo(reason: RefusalReason): Record<string, string> {
     if (!NO_PAGE_REASONS.has(reason)) return {};
-    return { advice: REFUSAL_ADVICE[reason].ja, ...(this.o.selfCheckUrl ? { selfCheck: this.o.selfCheckUrl } : {}) };
+    return { advice: REFUSAL_ADVICE[reason].ja, ...(this.o.selfCheckUrl ? { selfCheckUrl: this.o.selfCheckUrl } : {}) };
   }
 
   #noteException(ex: DatedException): void {

@@ -22,6 +22,8 @@ export interface HttpForwarderOptions {
   routes: readonly HttpRoute[];
   stateOf: (socket: TLSSocket) => ConnectionState | undefined;
   contact?: string;
+  /** The self-check page's address, shown on refusal pages. */
+  selfCheckUrl?: string;
   onAccessDenied: (socket: TLSSocket, identity: ClientIdentity, path: string) => void;
   /** A request target that cannot be normalized safely (answered 400). */
   onBadTarget: (socket: TLSSocket, identity: ClientIdentity, error: SekishoError) => void;
@@ -52,6 +54,7 @@ export function httpForwarder(o: HttpForwarderOptions): { server: Server; closeU
       ...(id?.facilityName ? { facilityName: id.facilityName } : {}),
       ...(id ? { serial: id.serial } : {}),
       ...(o.contact ? { contact: o.contact } : {}),
+      ...(o.selfCheckUrl ? { selfCheckUrl: o.selfCheckUrl } : {}),
     });
     res.writeHead(status, {
       'content-type': 'text/html; charset=utf-8',

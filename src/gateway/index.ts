@@ -1,5 +1,8 @@
 export { Gateway, type GatewayOptions, type GatewayCredentials, type ListenerConfig, type HostPort } from './gateway.js';
-export { ClientVerifier, type Verdict, type ClientVerifierOptions } from './client-verifier.js';
+export { ClientVerifier, type Verdict, type ClientVerifierOptions, type ClientInspection, type CertificateStandingProblem } from './client-verifier.js';
+export { startSelfCheckServer, selfCheckTlsOptions, SELF_CHECK_SERVER_LIMITS, type SelfCheckServer, type SelfCheckServerOptions, type SelfCheckCredentials } from './self-check-server.js';
+export { selfCheckReport, SELF_CHECK_SCHEMA, type SelfCheckReport, type SelfCheckProblem, type SelfCheckPolicyVerdict, type SelfCheckCertificate } from './self-check-report.js';
+export { selfCheckPage, SELF_CHECK_CSP } from './self-check-page.js';
 export type { ClientIdentity } from './client-identity.js';
 export { REFUSAL_REASONS, REFUSAL_ADVICE, type RefusalReason } from './refusal.js';
 export { StoreRevocationSource, CrlRevocationSource, serialKey, type RevocationSource, type RevocationStatus } from './revocation.js';
@@ -10,7 +13,7 @@ export { IDENTITY_HEADERS, forwardHeaders, isSpoofable } from './identity-header
 export { proxyV2Header, parseProxyV2, PP2_TYPE_SEKISHO_IDENTITY, PP2_TYPE_SSL, PP2_SUBTYPE_SSL_CN } from './proxy-protocol.js';
 export { ANYONE, allows, type AccessRule } from './access-rule.js';
 export { jsonLogger, LOG_LEVELS, type Logger, type LogLevel } from './log.js';
-export { loadGatewayConfig, parseGatewayConfig, parseHostPort, type GatewayConfig } from './config.js';
+export { loadGatewayConfig, parseGatewayConfig, parseHostPort, parseSelfCheckSetting, checkSelfCheckAddress, selfCheckUrl, type GatewayConfig, type SelfCheckConfig, type SelfCheckContact } from './config.js';
 export { openGateway, type GatewaySetup } from './setup.js';
 export { ConnectionObserver, verdictCode, type ObservationSink, type ObservedHandshake } from './connection-observer.js';
 export { runPrimary, isClusterWorker, notifyListening, leaveCluster } from './cluster.js';

@@ -157,8 +157,8 @@ describe('observation before enforcement: real clients, both verdicts, the readi
     assert.equal(again.connections, r13.connections + 1);
 
     // A refusal no page can explain names the self-check page in the gateway's log.
-    for (let i = 0; i < 60 && !logs.some((l) => l.msg === 'clients without an identity refused' && l.selfCheck === SELF_CHECK); i++) await new Promise((r) => setTimeout(r, 100));
-    const line = logs.find((l) => l.msg === 'clients without an identity refused' && l.selfCheck === SELF_CHECK);
+    for (let i = 0; i < 60 && !logs.some((l) => l.msg === 'clients without an identity refused' && l.selfCheckUrl === SELF_CHECK); i++) await new Promise((r) => setTimeout(r, 100));
+    const line = logs.find((l) => l.msg === 'clients without an identity refused' && l.selfCheckUrl === SELF_CHECK);
     assert.ok(line, JSON.stringify(logs.filter((l) => l.level === 'warn')));
     assert.match(String(line.advice), /TLS 1\.2 以上/);
 

@@ -10,7 +10,8 @@ import { AuditBatch } from './audit-batch.js';
 import { join } from 'node:path';
 import { atnaSyslogFormatter, type AuditFormat } from '../audit/index.js';
 import { hostname } from 'node:os';
-import type { GatewayConfig } from './config.js';
+import { selfCheckUrl, type GatewayConfig } from './config.js';
+import { startSelfCheckServer, type SelfCheckServer } from './self-check-server.js';
 import { StoreFacilityDirectory } from './facility-directory.js';
 import { Gateway, type GatewayCredentials } from './gateway.js';
 import { jsonLogger, type Logger } from './log.js';
@@ -19,7 +20,7 @@ import { CrlRevocationSource, StoreRevocationSource, type RevocationSource } fro
 import { StoreStatusFeed } from './status-feed.js';
 import { ObservationRepository, StatusFeedRepository, databaseClockMs } from '../store/index.js';
 import { ClockCheck, sntpQuery, type ClockSource } from '../time/index.js';
-import { resolveLimits, type ListenerLedger, type ResolvedLimits } from '../listener/index.js';
+import { ListenerLedger, resolveLimits, type ResolvedLimits } from '../listener/index.js';
 
 export interface GatewaySetup {
   gateway: Gateway;
@@ -27,6 +28,8 @@ export interface GatewaySetup {
   schedule: PolicySchedule;
   /** The same at run time: what is in force, what comes next, a 'change' event at each boundary. */
   policy: ActivePolicy;
+  /** The self-check listener, when the configuration has one. */
+  selfCheck?: SelfCheckServer;
   /** Files whose change triggers a reload (server credential, trust). */
   watched: string[];
   /** Graceful stop: the gateway, file watches, the CA store. */
@@ -51,8 +54,8 @@ export interface SetupOptions {
   spoolName?: string;
   /**
    * The policy in force and the coming one, for observation before
-   * enforcement (default: the gateway's active policy, from its schedule). Observations are written to the CA
-   * store's `observations` table in a CA home (none apart from the CA).
+   * enforcement and for the self-check (default: the gateway's active policy, from its schedule). Observations are
+   * written to the CA store's `observations` table in a CA home (none apart from the CA).
    */
   outlook?: () => PolicyOutlook;
   /** The self-check page's URL, named in the log for refusals no page can explain. */
@@ -104,7 +107,7 @@ function readFile(f: string): string {
 /** Default names for a home-issued server certificate: loopback plus each concrete listen address. */
 function defaultServerNames(cfg: GatewayConfig): string[] {
   const names = new Set(['localhost', '127.0.0.1']);
-  for (const l of cfg.listeners) if (!['0.0.0.0', '::', '127.0.0.1'].includes(l.listen.host)) names.add(l.listen.host);
+  for (const l of [...cfg.listeners, ...(cfg.selfCheck ? [cfg.selfCheck] : [])]) if (!['0.0.0.0', '::', '127.0.0.1'].includes(l.listen.host)) names.add(l.listen.host);
   return [...names];
 }
 
@@ -198,6 +201,33 @@ export async function openGateway(cfg: GatewayConfig, o: SetupOptions): Promise<
     const observations = ca ? new ObservationRepository(ca.db) : undefined;
     const policy = new ActivePolicy(schedule, o.policyClock);
     closers.push(() => policy.close());
+    // The self-check listens first (its bound address goes on the gateway's refusal pages) and answers 503 until the gateway runs.
+    let running: Gateway | undefined;
+    // One ledger for the gateway's listeners and the self-check: /metrics shows them side by side.
+    const ledger = o.ledger ?? new ListenerLedger();
+    let selfCheck: SelfCheckServer | undefined;
+    if (cfg.selfCheck) {
+      const sc = cfg.selfCheck;
+      const first = await loadCredentials();
+      selfCheck = await startSelfCheckServer({
+        listen: sc.listen,
+        credentials: { cert: first.cert, key: first.key, anchors: first.anchors, ...(first.extra ? { extra: first.extra } : {}) },
+        inspect: (leaf, presented) => running?.inspectClient(leaf, presented),
+        outlook: o.outlook ?? (() => policy.outlook()),
+        ...(sc.contact ? { contact: sc.contact } : {}),
+        ...(cfg.contact ? { fallbackContact: cfg.contact } : {}),
+        ...(sc.url ? { url: sc.url } : {}),
+        limits: limits.selfCheck,
+        ledger,
+        log,
+      });
+      const started = selfCheck;
+      closers.push(() => started.close());
+    }
+    // Refusal pages link the self-check only at an address a clinic can use: the configured url, or a concrete bound address.
+    const bound = selfCheck && !['0.0.0.0', '::'].includes(selfCheck.address.host) ? selfCheck.url : undefined;
+    const checkUrl = o.selfCheckUrl ?? selfCheckUrl(cfg) ?? bound;
+    if (selfCheck && !checkUrl) log.log('warn', 'the self-check listens on a wildcard address without selfCheck.url: refusal pages and logs do not name it', { listen: selfCheck.address });
     const gateway = await Gateway.start({
       profile,
       activePolicy: policy,
@@ -210,15 +240,17 @@ export async function openGateway(cfg: GatewayConfig, o: SetupOptions): Promise<
       ...(audit ? { audit } : {}),
       ...(cfg.admin ? { admin: cfg.admin } : {}),
       ...(cfg.contact ? { contact: cfg.contact } : {}),
-      ...(o.selfCheckUrl ? { selfCheckUrl: o.selfCheckUrl } : {}),
+      ...(checkUrl ? { selfCheckUrl: checkUrl } : {}),
       ...(observations ? { observations, outlook: o.outlook ?? (() => policy.outlook()) } : {}),
+      ...(selfCheck ? { onReloaded: (c: GatewayCredentials) => selfCheck.reload({ cert: c.cert, key: c.key, anchors: c.anchors, ...(c.extra ? { extra: c.extra } : {}) }) } : {}),
       log,
       limits,
-      ...(o.ledger ? { ledger: o.ledger } : {}),
+      ledger,
       refusalIntervalMs: cfg.refusals.intervalSeconds * 1000,
       refusalMaxAddresses: cfg.refusals.maxAddresses,
     });
     closers.push(() => gateway.close());
+    running = gateway;
     if (cfg.time) {
       const sources: ClockSource[] = [];
       const t = cfg.time;
@@ -265,6 +297,7 @@ export async function openGateway(cfg: GatewayConfig, o: SetupOptions): Promise<
       gateway,
       schedule,
       policy,
+      ...(selfCheck ? { selfCheck } : {}),
       watched,
       async close(graceMs?: number) {
         // The clock check stops first: nothing is audited after the gateway's last flush.

@@ -144,7 +144,7 @@ interface Attempt {
 }
 
 /** The certificates the client sent above its own (intermediates), from OpenSSL's view of the peer chain. */
-function presentedChain(socket: TLSSocket): CryptoX509[] {
+export function presentedChain(socket: TLSSocket): CryptoX509[] {
   const out: CryptoX509[] = [];
   const seen = new Set<string>();
   let c = socket.getPeerCertificate(true);

@@ -24,8 +24,8 @@ export interface ListenerLimits {
   maxConnectionsPerAddress: number;
 }
 
-export type ListenerKind = 'gateway' | 'portal' | 'revocation' | 'admin';
-export const LISTENER_KINDS: readonly ListenerKind[] = ['gateway', 'portal', 'revocation', 'admin'];
+export type ListenerKind = 'gateway' | 'portal' | 'revocation' | 'admin' | 'selfCheck';
+export const LISTENER_KINDS: readonly ListenerKind[] = ['gateway', 'portal', 'revocation', 'admin', 'selfCheck'];
 
 /** What an operator may set, per kind (seconds in configuration, like the rest of it). */
 export interface ListenerLimitsSetting {
@@ -45,6 +45,8 @@ export interface LimitsSetting {
   /** The plain-HTTP CRL/OCSP listener of `serve` and `up`. */
   revocation?: ListenerLimitsSetting;
   admin?: ListenerLimitsSetting;
+  /** The self-check listener (every TLS version, no client certificate required: a page and its JSON, nothing proxied). */
+  selfCheck?: ListenerLimitsSetting;
 }
 
 /** Used when the limit cannot be read (not Linux). */
@@ -57,10 +59,12 @@ const TIMEOUTS: Record<ListenerKind, Omit<ListenerLimits, 'maxConnections' | 'ma
   // Plain HTTP (no handshake): relying parties fetch a CRL or ask OCSP and go.
   revocation: { handshakeTimeoutMs: 10_000, headersTimeoutMs: 10_000, requestTimeoutMs: 20_000, idleTimeoutMs: 5_000 },
   admin: { handshakeTimeoutMs: 10_000, headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, idleTimeoutMs: 30_000 },
+  // A browser or a vendor's client loads one page (or its JSON) and goes: short, like the revocation listener.
+  selfCheck: { handshakeTimeoutMs: 10_000, headersTimeoutMs: 10_000, requestTimeoutMs: 20_000, idleTimeoutMs: 5_000 },
 };
 
 /** File descriptors one connection holds: a gateway connection also holds its upstream connection. */
-export const FDS_PER_CONNECTION: Record<ListenerKind, number> = { gateway: 2, portal: 1, revocation: 1, admin: 1 };
+export const FDS_PER_CONNECTION: Record<ListenerKind, number> = { gateway: 2, portal: 1, revocation: 1, admin: 1, selfCheck: 1 };
 
 /**
  * The soft RLIMIT_NOFILE of this process (Node has no getrlimit: read from
@@ -83,7 +87,7 @@ export function reserveOf(fileDescriptors: number): number {
 }
 
 /** Shares of what is left after the reserve. */
-const SHARE: Record<ListenerKind, number> = { gateway: 0.6, portal: 0.25, revocation: 0.05, admin: 0.05 };
+const SHARE: Record<ListenerKind, number> = { gateway: 0.6, portal: 0.25, revocation: 0.05, admin: 0.05, selfCheck: 0.05 };
 
 export interface ResolvedLimits {
   fileDescriptors: number;
@@ -95,6 +99,7 @@ export interface ResolvedLimits {
   portal: ListenerLimits;
   revocation: ListenerLimits;
   admin: ListenerLimits;
+  selfCheck: ListenerLimits;
 }
 
 const fail = (code: string, where: string, what: string) => badRequest(code, `${where}: ${what}`);
@@ -113,7 +118,7 @@ export function resolveLimits(setting: LimitsSetting, gatewayListeners: number, 
   const reserve = reserveOf(fileDescriptors);
   const usable = fileDescriptors - reserve;
   if (usable < 16) throw fail(code, 'limits.fileDescriptors', `${fileDescriptors} file descriptors leave no room for connections; raise the limit (ulimit -n) to 64 or more`);
-  const count = { gateway: Math.max(1, gatewayListeners), portal: 1, revocation: 1, admin: 1 };
+  const count = { gateway: Math.max(1, gatewayListeners), portal: 1, revocation: 1, admin: 1, selfCheck: 1 };
   const one = (kind: ListenerKind): ListenerLimits => {
     const s = setting[kind] ?? {};
     const total = s.maxConnections ?? Math.max(1, Math.floor((usable * SHARE[kind]) / FDS_PER_CONNECTION[kind] / count[kind]));
@@ -129,13 +134,13 @@ export function resolveLimits(setting: LimitsSetting, gatewayListeners: number, 
     if (l.headersTimeoutMs > l.requestTimeoutMs) throw fail(code, `limits.${kind}`, 'headersTimeoutSeconds must not exceed requestTimeoutSeconds');
     return l;
   };
-  const r: ResolvedLimits = { fileDescriptors, source, reserve, gateway: one('gateway'), portal: one('portal'), revocation: one('revocation'), admin: one('admin') };
+  const r: ResolvedLimits = { fileDescriptors, source, reserve, gateway: one('gateway'), portal: one('portal'), revocation: one('revocation'), admin: one('admin'), selfCheck: one('selfCheck') };
   const used = LISTENER_KINDS.reduce((sum, k) => sum + r[k].maxConnections * FDS_PER_CONNECTION[k] * count[k], 0);
   if (used > usable) {
     throw fail(
       code,
       'limits',
-      `the connection caps need ${used} file descriptors (gateway ${r.gateway.maxConnections}×${count.gateway} listener(s)×2, portal ${r.portal.maxConnections}, revocation ${r.revocation.maxConnections}, admin ${r.admin.maxConnections}) but ${fileDescriptors} minus a reserve of ${reserve} leaves ${usable}; lower maxConnections or raise the limit (ulimit -n, limits.fileDescriptors)`,
+      `the connection caps need ${used} file descriptors (gateway ${r.gateway.maxConnections}×${count.gateway} listener(s)×2, portal ${r.portal.maxConnections}, revocation ${r.revocation.maxConnections}, admin ${r.admin.maxConnections}, self-check ${r.selfCheck.maxConnections}) but ${fileDescriptors} minus a reserve of ${reserve} leaves ${usable}; lower maxConnections or raise the limit (ulimit -n, limits.fileDescriptors)`,
     );
   }
   return r;
@@ -198,7 +203,7 @@ function mapping(v: unknown, where: string, keys: readonly string[], code: strin
 export function limitsFromFlags(flags: readonly string[], code = 'LIMITS_INVALID'): Record<string, unknown> {
   const out: Record<string, Record<string, number> | number> = {};
   for (const f of flags) {
-    const m = /^(?:(gateway|portal|revocation|admin)\.([A-Za-z]+)|(fileDescriptors))=([0-9]+(?:\.[0-9]+)?)$/.exec(f);
+    const m = /^(?:(gateway|portal|revocation|admin|selfCheck)\.([A-Za-z]+)|(fileDescriptors))=([0-9]+(?:\.[0-9]+)?)$/.exec(f);
     if (!m) throw badRequest(code, `--limit "${f.slice(0, 80)}" is not KIND.KEY=NUMBER (e.g. portal.maxConnections=200, gateway.handshakeTimeoutSeconds=5, fileDescriptors=4096)`);
     const [, kind, key, top, value] = m;
     if (kind) {

@@ -45,7 +45,9 @@ export interface ServeSummary {
   gateway: { listeners: { name: string; mode: string; host: string; port: number; url: string }[]; admin: HostPort | null };
   portal: { url: string; est: string; crl: string; ocsp: string; root: string; host: string; port: number };
   /** The file-descriptor budget and the caps each listener got from it. */
-  limits: { fileDescriptors: number; source: string; reserve: number; gateway: { maxConnections: number; maxConnectionsPerAddress: number; handshakeTimeoutMs: number }; portal: { maxConnections: number; maxConnectionsPerAddress: number; handshakeTimeoutMs: number }; revocation: { maxConnections: number; maxConnectionsPerAddress: number }; admin: { maxConnections: number; maxConnectionsPerAddress: number } };
+  limits: { fileDescriptors: number; source: string; reserve: number; gateway: { maxConnections: number; maxConnectionsPerAddress: number; handshakeTimeoutMs: number }; portal: { maxConnections: number; maxConnectionsPerAddress: number; handshakeTimeoutMs: number }; revocation: { maxConnections: number; maxConnectionsPerAddress: number }; admin: { maxConnections: number; maxConnectionsPerAddress: number }; selfCheck: { maxConnections: number; maxConnectionsPerAddress: number } };
+  /** The self-check listener (every TLS version; a page and /self-check.json), when configured. */
+  selfCheck: { url: string; json: string; host: string; port: number } | null;
   /** The plain-HTTP revocation listener; `published` is the base URL certificates carry (null: the home's certificates point nowhere). */
   revocation: { url: string; crl: string; rootCrl: string; ocsp: string; host: string; port: number; published: string | null } | null;
 }
@@ -76,7 +78,7 @@ export function urlHost(host: string): string {
 /** The names the home's server certificate must cover: loopback, each concrete listen address, or the configured names. */
 export function serverNames(cfg: GatewayConfig, portal: HostPort): string[] {
   const names = new Set(cfg.serverNames.length ? cfg.serverNames : ['localhost', '127.0.0.1']);
-  const hosts = [...cfg.listeners.map((l) => l.listen.host), portal.host];
+  const hosts = [...cfg.listeners.map((l) => l.listen.host), portal.host, ...(cfg.selfCheck ? [cfg.selfCheck.listen.host] : [])];
   for (const h of hosts) if (!COVERED.has(h)) names.add(h);
   return [...names];
 }
@@ -192,6 +194,7 @@ export async function startServeStack(o: ServeStackOptions): Promise<ServeStack>
             portal: { maxConnections: limits.portal.maxConnections, maxConnectionsPerAddress: limits.portal.maxConnectionsPerAddress, handshakeTimeoutMs: limits.portal.handshakeTimeoutMs },
             revocation: { maxConnections: limits.revocation.maxConnections, maxConnectionsPerAddress: limits.revocation.maxConnectionsPerAddress },
             admin: { maxConnections: limits.admin.maxConnections, maxConnectionsPerAddress: limits.admin.maxConnectionsPerAddress },
+            selfCheck: { maxConnections: limits.selfCheck.maxConnections, maxConnectionsPerAddress: limits.selfCheck.maxConnectionsPerAddress },
           },
           revocation: rev
             ? {
@@ -203,6 +206,9 @@ export async function startServeStack(o: ServeStackOptions): Promise<ServeStack>
                 port: rev.address.port,
                 published: ca.config.urls.revocation ?? null,
               }
+            : null,
+          selfCheck: gateway.selfCheck
+            ? { url: gateway.selfCheck.url, json: `${gateway.selfCheck.url.replace(/\/$/, '')}/self-check.json`, host: gateway.selfCheck.address.host, port: gateway.selfCheck.address.port }
             : null,
         };
       },

@@ -193,7 +193,7 @@ describe('sekisho serve: the gateway and the CA endpoints in one process', () =>
     const root = join(home, 'ca', 'root.pem');
 
     const upstream = await startDemoUpstream();
-    const serve = start(['serve', '--json', '--listen', '127.0.0.1:0', '--portal', '127.0.0.1:0', '--revocation-listen', '127.0.0.1:0', '--upstream', upstream.url, '--log-level', 'info'], { cwd: dir, env });
+    const serve = start(['serve', '--json', '--listen', '127.0.0.1:0', '--portal', '127.0.0.1:0', '--revocation-listen', '127.0.0.1:0', '--self-check-listen', '127.0.0.1:0', '--upstream', upstream.url, '--log-level', 'info'], { cwd: dir, env });
     try {
       const s = await serve.summary;
       assert.equal(s.home, home);
@@ -209,6 +209,16 @@ describe('sekisho serve: the gateway and the CA endpoints in one process', () =>
       const served = await runAsync('openssl', ['s_client', '-connect', `127.0.0.1:${s.portal.port}`, '-servername', 'localhost', '-verify_return_error', '-CAfile', root], { input: '' });
       assert.match(served.stdout, /Verify return code: 0 \(ok\)/);
 
+      // --self-check-listen: the self-check answers a TLS 1.1 client with its certificate; serve's policy is the fixed high profile (nothing coming).
+      assert.equal(s.selfCheck.url, `https://127.0.0.1:${s.selfCheck.port}/`);
+      const checked = await runAsync('curl', ['-sS', '--cacert', root, '--tlsv1.1', '--tls-max', '1.1', '--ciphers', 'DEFAULT@SECLEVEL=0', '--cert', cert, '--key', key, `https://localhost:${s.selfCheck.port}/self-check.json`]);
+      const report = JSON.parse(checked.stdout) as { connection: { protocol: string }; certificate: { facility: { number: string } }; policies: { inForce: { profile: string; problems: { code: string }[] }; coming: unknown } };
+      assert.equal(report.connection.protocol, 'TLSv1.1', checked.stderr);
+      assert.equal(report.certificate.facility.number, DEMO_FACILITY.number);
+      assert.equal(report.policies.inForce.profile, 'high');
+      assert.deepEqual(report.policies.inForce.problems.map((p) => p.code), ['PROTOCOL_TOO_OLD']);
+      assert.equal(report.policies.coming, null);
+
       // A second serve on the same portal port says which address is taken, and exits 2.
       const twice = await cli(['serve', '--listen', '127.0.0.1:0', '--portal', `127.0.0.1:${s.portal.port}`, '--revocation-listen', 'off', '--upstream', upstream.url], { cwd: dir, env });
       assert.equal(twice.status, 2, twice.stderr);
@@ -219,6 +229,8 @@ describe('sekisho serve: the gateway and the CA endpoints in one process', () =>
       while (!/credentials and trust reloaded/.test(serve.stderr()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
       assert.match(serve.stderr(), /credentials and trust reloaded/);
       assert.equal((await curlGateway(s.gateway.listeners[0].url, { cert, key, ca: root })).code, '200', 'still serving after the reload');
+      const again = await runAsync('curl', ['-sS', '--cacert', root, '-o', '/dev/null', '-w', '%{http_code}', `https://localhost:${s.selfCheck.port}/`]);
+      assert.equal(again.stdout, '200', 'the self-check too, with the reloaded certificate');
 
       assert.equal(await serve.stop('SIGTERM'), 0);
       assert.match(serve.stderr(), /gateway stopped/);

@@ -1,7 +1,7 @@
 import { resolveHome } from '../../ca/index.js';
 import { badRequest } from '../../errors/index.js';
 import { limitsFromFlags, parseLimitsSetting } from '../../listener/index.js';
-import { isClusterWorker, leaveCluster, loadGatewayConfig, notifyListening, openGateway, parseGatewayConfig, runPrimary, type GatewayConfig } from '../../gateway/index.js';
+import { isClusterWorker, leaveCluster, loadGatewayConfig, notifyListening, openGateway, parseGatewayConfig, parseSelfCheckSetting, checkSelfCheckAddress, runPrimary, type GatewayConfig } from '../../gateway/index.js';
 import { HOME_OPTIONS, JSON_OPTION, type Command, type CommandContext } from '../command.js';
 import { caPassphrase } from '../secrets.js';
 import { untilStopped } from '../../stack/index.js';
@@ -17,6 +17,14 @@ export function gatewayConfigFromFlags(v: CommandContext['values'], env: NodeJS.
     if (v['log-level']) cfg.logLevel = v['log-level'] as GatewayConfig['logLevel'];
     // --limit overrides the file's limits, key by key, under the same rules.
     if (Object.keys(limits).length) cfg.limits = parseLimitsSetting(mergeLimits(cfg.limits as Record<string, unknown>, limits), '--limit', 'GATEWAY_FLAGS_INVALID');
+    // --self-check-listen / --self-check-url set or override the file's selfCheck (its contact stays).
+    if (v['self-check-listen'] !== undefined || v['self-check-url'] !== undefined) {
+      const file = cfg.selfCheck;
+      const listen = (v['self-check-listen'] as string | undefined) ?? (file ? `${file.listen.host.includes(':') ? `[${file.listen.host}]` : file.listen.host}:${file.listen.port}` : undefined);
+      if (listen === undefined) throw badRequest('GATEWAY_FLAGS_INVALID', '--self-check-url needs --self-check-listen (or selfCheck.listen in the file)');
+      cfg.selfCheck = parseSelfCheckSetting({ listen, ...((v['self-check-url'] ?? file?.url) !== undefined ? { url: v['self-check-url'] ?? file?.url } : {}), ...(file?.contact ? { contact: file.contact } : {}) });
+      checkSelfCheckAddress(cfg);
+    }
     return cfg;
   }
   const mode = (v.mode as string | undefined) ?? 'http';
@@ -40,6 +48,7 @@ export function gatewayConfigFromFlags(v: CommandContext['values'], env: NodeJS.
     revocation: { onStale: v['on-stale'] ?? 'fail-closed', ...(v.refresh !== undefined ? { refreshSeconds: Number(v.refresh) } : {}), ...(v.resync !== undefined ? { resyncSeconds: Number(v.resync) } : {}) },
     ...(v.admin !== undefined ? { admin: v.admin } : {}),
     ...(v.contact !== undefined ? { contact: v.contact } : {}),
+    ...(v['self-check-listen'] !== undefined ? { selfCheck: { listen: v['self-check-listen'], ...(v['self-check-url'] !== undefined ? { url: v['self-check-url'] } : {}) } } : {}),
     ...(v['log-level'] !== undefined ? { log: v['log-level'] } : {}),
     listeners: [listener],
     ...(Object.keys(limits).length ? { limits } : {}),
@@ -78,11 +87,13 @@ export const gatewayCommand: Command = {
     'on-stale': { type: 'string', description: 'when revocation information is stale: fail-closed (default) or fail-open', valueName: 'MODE' },
     admin: { type: 'string', description: 'admin listener for /metrics, /healthz, /status', valueName: 'HOST:PORT' },
     contact: { type: 'string', description: 'help-desk contact shown on refusal pages', valueName: 'TEXT' },
+    'self-check-listen': { type: 'string', description: 'address of the self-check page (every TLS version, certificate asked for, never required; docs/self-check.md)', valueName: 'HOST:PORT' },
+    'self-check-url': { type: 'string', description: 'public https:// URL of the self-check page, shown on refusal pages (default https://HOST:PORT/)', valueName: 'URL' },
     'log-level': { type: 'string', description: 'debug, info (default), warn or error', valueName: 'LEVEL' },
     limit: {
       type: 'string',
       multiple: true,
-      description: 'a listener limit, KIND.KEY=NUMBER: KIND gateway, portal (serve) or admin; KEY handshakeTimeoutSeconds, headersTimeoutSeconds, requestTimeoutSeconds, idleTimeoutSeconds, maxConnections, maxConnectionsPerAddress; or fileDescriptors=N (see docs/gateway.md)',
+      description: 'a listener limit, KIND.KEY=NUMBER: KIND gateway, portal (serve), revocation (serve), admin or selfCheck; KEY handshakeTimeoutSeconds, headersTimeoutSeconds, requestTimeoutSeconds, idleTimeoutSeconds, maxConnections, maxConnectionsPerAddress; or fileDescriptors=N (see docs/gateway.md)',
       valueName: 'KIND.KEY=N',
     },
     workers: { type: 'string', description: 'worker processes sharing the listen addresses (default 1; e.g. the number of cores)', valueName: 'N' },
@@ -93,6 +104,7 @@ export const gatewayCommand: Command = {
     (v) => (v.config === undefined && (v.listen === undefined || v.upstream === undefined) ? 'give --listen and --upstream (or --config FILE)' : undefined),
     (v) => (v.mode !== undefined && v.mode !== 'http' && v.mode !== 'tcp' ? '--mode is http or tcp' : undefined),
     (v) => ((v.cert === undefined) !== (v.key === undefined) ? '--cert and --key go together' : undefined),
+    (v) => (v.config === undefined && v['self-check-url'] !== undefined && v['self-check-listen'] === undefined ? '--self-check-url needs --self-check-listen' : undefined),
     (v) => (v.workers !== undefined && !/^([1-9]|[1-5][0-9]|6[0-4])$/.test(v.workers as string) ? '--workers is a number of processes from 1 to 64' : undefined),
     (v) => (v.cert !== undefined && v.home === undefined && !(v['client-ca'] as string[] | undefined)?.length && !(v.pin as string[] | undefined)?.length ? 'a gateway apart from the CA (--cert/--key) needs --client-ca or --pin (or --home)' : undefined),
   ],

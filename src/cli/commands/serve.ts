@@ -42,6 +42,7 @@ export function summaryLines(s: ServeSummary): string[] {
       ? [`    certificates point to              ${s.revocation.published ?? 'nowhere (set urls.revocation: sekisho init --revocation-url)'}`]
       : []),
     ...s.gateway.listeners.map((l) => `  ${`gateway (mutual TLS${s.gateway.listeners.length > 1 ? `, ${l.name}` : ''})`.padEnd(37)}${l.url}`),
+    ...(s.selfCheck ? [`  self-check (any TLS version)         ${s.selfCheck.url}`] : []),
     ...(s.gateway.admin ? [`  gateway admin                        http://${s.gateway.admin.host}:${s.gateway.admin.port}/status`] : []),
   ];
 }
