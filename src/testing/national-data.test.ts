@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { CertificateAuthority, initAuthority } from '../ca/index.js';
 import { isFacilityNumber } from '../policy/index.js';
 import { repositories } from '../store/index.js';
+import { runCli } from '../cli/run.js';
 import { STORE_TARGETS, tempDir } from './stores.js';
 import { needPeer } from './peers.js';
 import { certificatePool, generateNationalData, generateFacilities, generatedSerial, POOL_FACILITY, REASON_NAMES } from './national-data.js';
@@ -82,6 +83,18 @@ for (const target of STORE_TARGETS) {
         // The CA signs a CRL of the unexpired revoked ones.
         const crl = await ca.crl('test');
         assert.equal(crl.entries, summary.certificates.revokedUnexpired);
+        // `cert list` (text, written page by page) shows every row once, whole or by status.
+        const list = async (...args: string[]) => {
+          let out = '';
+          const code = await runCli(['cert', 'list', '--home', home, ...args], { stdout: (s) => void (out += s.endsWith('\n') ? s : `${s}\n`), stderr: () => undefined, env: {}, isTTY: false });
+          assert.equal(code, 0);
+          return out.split('\n').filter(Boolean);
+        };
+        const total = Number((await db.get<{ n: number | string }>('SELECT COUNT(*) AS n FROM certificates'))?.n);
+        const all = await list();
+        assert.equal(all.length, total);
+        assert.equal(new Set(all.map((l) => l.split(/\s+/)[0])).size, total, 'no row twice');
+        assert.equal((await list('--status', 'revoked')).length, summary.certificates.revoked);
       } finally {
         await ca.close();
       }
