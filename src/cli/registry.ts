@@ -14,6 +14,7 @@ import { enrollCommand } from './commands/enroll.js';
 import { serveCommand } from './commands/serve.js';
 import { upCommand } from './commands/up.js';
 import { reportAccessCommand } from './commands/report.js';
+import { dbRolesCommand } from './commands/db.js';
 
 /** Every command, in the order `sekisho --help` lists them. */
 export const COMMANDS: readonly Command[] = [
@@ -38,6 +39,7 @@ export const COMMANDS: readonly Command[] = [
   auditVerifyCommand,
   auditCheckpointCommand,
   auditListCommand,
+  dbRolesCommand,
   reportAccessCommand,
   scanCommand,
   gatewayCommand,

@@ -24,7 +24,7 @@ for (const target of STORE_TARGETS) {
       try {
         assert.equal(await migrate(db), 0);
         const rows = await db.all<{ version: number }>('SELECT version FROM schema_migrations');
-        assert.deepEqual(rows.map((r) => Number(r.version)).sort(), MIGRATIONS.map((m) => m.version));
+        assert.deepEqual(rows.map((r) => Number(r.version)).sort((a, b) => a - b), MIGRATIONS.map((m) => m.version));
       } finally {
         await db.close();
       }
