@@ -12,4 +12,5 @@ export { ANYONE, allows, type AccessRule } from './access-rule.js';
 export { jsonLogger, LOG_LEVELS, type Logger, type LogLevel } from './log.js';
 export { loadGatewayConfig, parseGatewayConfig, parseHostPort, type GatewayConfig } from './config.js';
 export { openGateway, type GatewaySetup } from './setup.js';
-export { runPrimary, isClusterWorker, notifyListening, leaveCluster } from './cluster.js';
+export { runPrimary, isClusterWorker, notifyListening, leaveCluster, workerMetrics } from './cluster.js';
+export { mergeMetrics } from './metrics-merge.js';

@@ -43,6 +43,8 @@ export interface SetupOptions {
   auditFormat?: AuditFormat;
   /** The spool's directory name under <home>/audit-spool (default "gateway"; one per process). */
   spoolName?: string;
+  /** A cluster worker: /metrics for the whole process group (cluster.ts workerMetrics). */
+  groupMetrics?: (instance: string) => Promise<string>;
 }
 
 function resolveProfile(name: string): ComplianceProfile {
@@ -191,6 +193,7 @@ export async function openGateway(cfg: GatewayConfig, o: SetupOptions): Promise<
       ...(o.ledger ? { ledger: o.ledger } : {}),
       refusalIntervalMs: cfg.refusals.intervalSeconds * 1000,
       refusalMaxAddresses: cfg.refusals.maxAddresses,
+      ...(o.groupMetrics ? { groupMetrics: o.groupMetrics } : {}),
     });
     closers.push(() => gateway.close());
     if (cfg.time) {
