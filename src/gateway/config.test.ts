@@ -61,7 +61,7 @@ const BAD: [string, unknown, RegExp][] = [
   ['33 spool high-water above 1', { home: '/h', audit: { spool: { highWater: 80 } }, listeners: [listener] }, /audit\.spool\.highWater/],
   ['34 spool smaller than two segments', { home: '/h', audit: { spool: { maxBytes: 65536, segmentBytes: 65536 } }, listeners: [listener] }, /at least two segments/],
   ['35 audit with an unknown key', { home: '/h', audit: { collector: [] }, listeners: [listener] }, /audit: unknown key "collector"/],
-  ['36 audit on a gateway apart from the CA', { tls: { cert: 'c', key: 'k' }, clientCa: ['ca.pem'], audit: { collectors: ['udp://127.0.0.1:514'] }, listeners: [listener] }, /audit: the audit trail .* CA home/],
+  ['36 audit on a gateway apart from the CA', { tls: { cert: 'c', key: 'k' }, clientCa: ['ca.pem'], audit: { collectors: ['udp://127.0.0.1:514'] }, listeners: [listener] }, /audit: the audit trail .* give home, or db with stateDir/],
   ['37 time with an unknown key', { home: '/h', time: { ntp: 'ntp.nict.jp', server: 'x' }, listeners: [listener] }, /time: unknown key "server"/],
   ['38 time without a reference', { home: '/h', time: { maxOffsetMs: 500 }, listeners: [listener] }, /time: name a reference/],
   ['39 time.ntp not HOST[:PORT]', { home: '/h', time: { ntp: 'udp://ntp.nict.jp:123' }, listeners: [listener] }, /time\.ntp: .* is not HOST\[:PORT\]/],
@@ -72,7 +72,17 @@ const BAD: [string, unknown, RegExp][] = [
   ['44 time.database not a boolean', { home: '/h', time: { database: 'yes' }, listeners: [listener] }, /time\.database: must be true or false/],
   ['45 time.database apart from the CA', { tls: { cert: 'a', key: 'b' }, clientCa: ['ca.pem'], time: { database: true }, listeners: [listener] }, /time\.database: .*apart from the CA/],
   ['46 time not a mapping', { home: '/h', time: 'ntp.nict.jp', listeners: [listener] }, /time: must be a mapping/],
+  ['47 apart from the CA on the database without a state directory', { tls: { cert: 'a', key: 'b' }, clientCa: ['ca.pem'], db: 'postgres://gw@db/sekisho', listeners: [listener] }, /stateDir: .*give stateDir/],
+  ['48 stateDir beside a CA home', { home: '/h', stateDir: '/s', listeners: [listener] }, /stateDir: goes with db and without home/],
+  ['49 staleAfterSeconds zero', { home: '/h', revocation: { staleAfterSeconds: 0 }, listeners: [listener] }, /revocation\.staleAfterSeconds: must be a number of seconds/],
 ];
+
+test('a gateway apart from the CA that follows the database: tls, clientCa, db and stateDir are enough (no home)', () => {
+  const cfg = parseGatewayConfig({ tls: { cert: 's.pem', key: 's.key' }, clientCa: ['ca.pem'], db: 'postgres://gw@db/sekisho', stateDir: 'state', revocation: { staleAfterSeconds: 120, onStale: 'fail-open' }, listeners: [listener] }, '/etc/sekisho');
+  assert.equal(cfg.home, undefined);
+  assert.equal(cfg.stateDir, '/etc/sekisho/state');
+  assert.deepEqual(cfg.revocation, { refreshSeconds: 1, resyncSeconds: 600, onStale: 'fail-open', staleAfterSeconds: 120 });
+});
 
 test('time: defaults (1 s, every 300 s), ntp port 123 unless given, none means no NTP', () => {
   assert.deepEqual(parseGatewayConfig({ home: '/h', time: { ntp: 'ntp.nict.jp' }, listeners: [listener] }).time, { ntp: { host: 'ntp.nict.jp', port: 123 }, database: false, maxOffsetMs: 1000, checkSeconds: 300 });
