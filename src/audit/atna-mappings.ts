@@ -137,6 +137,8 @@ export const ATNA_ACTIONS: Readonly<Record<string, AtnaMapping>> = {
   'certificate.revoked': securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'D', 'certificate'),
   'crl.signed': securityAlert(EVENT_TYPE.useOfRestrictedFunction, 'E', 'none'),
   'ca.init': securityAlert(EVENT_TYPE.securityConfiguration, 'C', 'none'),
+  // `sekisho db roles`: a database role given the rights of one part of a fleet.
+  'db.role': securityAlert(EVENT_TYPE.securityConfiguration, 'U', 'none'),
 };
 
 /**

@@ -12,28 +12,34 @@ export interface AuditLogOptions {
 }
 
 /**
- * Appends one event to `writer`'s chain inside the caller's transaction:
- * locks that writer's head row only (PostgreSQL FOR UPDATE), so writers
- * append side by side and one writer's events never fork.
+ * Appends events to `writer`'s chain inside the caller's transaction: locks
+ * that writer's head row only (PostgreSQL FOR UPDATE), so writers append side
+ * by side and one writer's events never fork. The head is read once; a
+ * gateway's writer row is made on its first append.
  */
-export async function appendToChain(repo: AuditChainAppender, writer: string, event: AuditEvent, at: Date): Promise<RecordedAuditEvent> {
+export async function appendToChain(repo: AuditChainAppender, writer: string, events: readonly { event: AuditEvent; at: Date }[]): Promise<RecordedAuditEvent[]> {
   if (writer !== CA_WRITER) await repo.register(writer);
-  const head = await repo.head(writer);
-  const base = {
-    writer,
-    writer_seq: head.seq + 1,
-    at: at.toISOString(),
-    actor: event.actor,
-    action: event.action,
-    outcome: event.outcome,
-    reason_code: event.reasonCode ?? null,
-    subject: event.subject ?? null,
-    details: JSON.stringify(event.details ?? {}),
-    prev_hash: head.hash,
-  };
-  const row = { ...base, hash: eventHash(base) };
-  const seq = await repo.append(row);
-  return { ...event, seq, writer, writerSeq: row.writer_seq, at: row.at, hash: row.hash };
+  let head = await repo.head(writer);
+  const out: RecordedAuditEvent[] = [];
+  for (const { event, at } of events) {
+    const base = {
+      writer,
+      writer_seq: head.seq + 1,
+      at: at.toISOString(),
+      actor: event.actor,
+      action: event.action,
+      outcome: event.outcome,
+      reason_code: event.reasonCode ?? null,
+      subject: event.subject ?? null,
+      details: JSON.stringify(event.details ?? {}),
+      prev_hash: head.hash,
+    };
+    const row = { ...base, hash: eventHash(base) };
+    const seq = await repo.append(row);
+    head = { seq: row.writer_seq, hash: row.hash };
+    out.push({ ...event, seq, writer, writerSeq: row.writer_seq, at: row.at, hash: row.hash });
+  }
+  return out;
 }
 
 /** The hash-chained audit trail in the store. */
@@ -48,7 +54,7 @@ export class AuditLog {
   async appendIn(tx: SqlExecutor, event: AuditEvent, /** When it happened, if earlier than now (events recorded in batches). */ at?: Date): Promise<RecordedAuditEvent> {
     // Reading the head, inserting and moving the head must be one transaction, or concurrent appends fork the chain.
     if (!tx.inTransaction) throw internal('AUDIT_OUTSIDE_TRANSACTION', 'an audit event was appended outside a transaction; use append() or pass the transaction');
-    return appendToChain(repositories(tx).audit, CA_WRITER, event, at ?? this.#now());
+    return (await appendToChain(repositories(tx).audit, CA_WRITER, [{ event, at: at ?? this.#now() }]))[0]!;
   }
 
   /** Appends in a transaction of its own. */

@@ -87,12 +87,9 @@ export class SpoolStoreWriter {
         let seq = this.#place(cursor.extra);
         if (fresh.length) {
           seq = await this.store.appendInTransaction(async (chains) => {
-            let last = seq;
-            for (const { record } of fresh) {
-              const r = await appendToChain(chains, this.writer, { ...record.event, details: { ...(record.event.details ?? {}), eventId: record.id } }, new Date(record.at));
-              last = r.writerSeq!;
-            }
-            return last;
+            const events = fresh.map(({ record }) => ({ event: { ...record.event, details: { ...(record.event.details ?? {}), eventId: record.id } }, at: new Date(record.at) }));
+            const stored = await appendToChain(chains, this.writer, events);
+            return stored[stored.length - 1]!.writerSeq!;
           });
         }
         this.written += fresh.length;

@@ -23,7 +23,7 @@ async function appendMany(db: Database, writer: string, n: number): Promise<void
   // One transaction per few events, all writers at once: on PostgreSQL they run concurrently.
   for (let i = 0; i < n; i += 5) {
     await store.appendInTransaction(async (chains) => {
-      for (let k = i; k < Math.min(n, i + 5); k++) await appendToChain(chains, writer, { actor: '0110113719', action: 'gateway.authenticated', outcome: 'success', details: { k } }, new Date());
+      for (let k = i; k < Math.min(n, i + 5); k++) await appendToChain(chains, writer, [{ event: { actor: '0110113719', action: 'gateway.authenticated', outcome: 'success', details: { k } }, at: new Date() }]);
     });
   }
 }

@@ -122,7 +122,7 @@ describe('status feed pushed by PostgreSQL NOTIFY, gateway database role', () =>
     const snap = await gw.feed.snapshot();
     assert.ok(snap.revoked.includes('1a01'));
     const writer = spoolWriterId(tempDir());
-    await gw.audit.appendInTransaction((chains) => appendToChain(chains, writer, { actor: '0110113719', action: 'gateway.authenticated', outcome: 'success' }, new Date()));
+    await gw.audit.appendInTransaction((chains) => appendToChain(chains, writer, [{ event: { actor: '0110113719', action: 'gateway.authenticated', outcome: 'success' }, at: new Date() }]));
     assert.equal((await gw.audit.head(writer)).seq, 1);
     const refused: [string, string][] = [
       ['UPDATE a certificate', "UPDATE certificates SET status = 'issued' WHERE serial = '1a01'"],

@@ -102,9 +102,10 @@ describe('a fleet of gateways on one PostgreSQL database', () => {
     upstream = await echoUpstream();
     const env = { ...process.env };
     delete env.SEKISHO_PASSPHRASE;
+    // The third fails closed after 2 s without the feed; the others keep the default 30 s.
     const started = [0, 1, 2].map((i) =>
       startSekisho<Summary>(
-        ['gateway', '--cert', join(gwDir, 'server.pem'), '--key', join(gwDir, 'server.key'), '--client-ca', caFile, '--db', role.url, '--state-dir', join(dir, `gw-${i}`), '--listen', '127.0.0.1:0', '--upstream', `http://127.0.0.1:${upstream.port}`, '--admin', '127.0.0.1:0', '--log-level', 'warn', '--json'],
+        ['gateway', '--cert', join(gwDir, 'server.pem'), '--key', join(gwDir, 'server.key'), '--client-ca', caFile, '--db', role.url, '--state-dir', join(dir, `gw-${i}`), '--listen', '127.0.0.1:0', '--upstream', `http://127.0.0.1:${upstream.port}`, '--admin', '127.0.0.1:0', '--log-level', 'warn', '--json', ...(i === 2 ? ['--stale-after', '2'] : [])],
         { env },
       ),
     );
@@ -141,20 +142,33 @@ describe('a fleet of gateways on one PostgreSQL database', () => {
     try {
       await sql(url, 'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1', [role.role]);
       await ca.revoke(victim.serial!, 'keyCompromise', 'test');
-      // Cut: still serving with the last known set (the one revoked before stays refused).
+      // Cut: still serving with the last known set (the one revoked before stays refused, the others let in)…
       assert.notEqual((await curl(gateways[0]!, clients[0]!)).stdout, '200');
+      assert.equal((await curl(gateways[0]!, clients[2]!)).stdout, '200');
+      // …until --stale-after: the fail-closed one (2 s) then refuses everyone, and says so on /healthz.
+      const fc = gateways[2]!;
+      await until('the fail-closed gateway alarms', async () => (await fetch(`http://127.0.0.1:${fc.admin}/healthz`)).status === 503, 30_000);
+      const st = (await (await fetch(`http://127.0.0.1:${fc.admin}/status`)).json()) as { revocationUsable: boolean; revocation: { stale: boolean }[] };
+      assert.deepEqual([st.revocationUsable, st.revocation[0]!.stale], [false, true]);
+      assert.equal((await curl(fc, clients[2]!)).stdout, '403', 'a good certificate is refused (REVOCATION_UNAVAILABLE page)');
+      assert.match(await (await fetch(`http://127.0.0.1:${fc.admin}/metrics`)).text(), /sekisho_gateway_revocation_stale\{source="store"\} 1/);
     } finally {
       await sql(url, `ALTER ROLE ${role.role} LOGIN`);
     }
     await until('every gateway catches up', async () => (await Promise.all(gateways.map(revokedSeen))).every((n, i) => n > before[i]!), 30_000);
     for (const g of gateways) assert.notEqual((await curl(g, victim)).stdout, '200', 'the certificate revoked while cut is refused');
+    const fc = gateways[2]!;
+    await until('the fail-closed gateway is usable again', async () => (await fetch(`http://127.0.0.1:${fc.admin}/healthz`)).status === 200, 30_000).catch(async (e: Error) => {
+      throw new Error(`${e.message}: ${JSON.stringify(await (await fetch(`http://127.0.0.1:${fc.admin}/status`)).json())}`);
+    });
+    assert.equal((await curl(fc, clients[2]!)).stdout, '200', 'and lets a good certificate in again');
   });
 
   test('the audit trail three gateways write at once verifies as a whole (sekisho audit verify)', async (t) => {
     if (!needCommand(t, 'curl') || !needPeer(t, postgres.available, 'PostgreSQL (SEKISHO_TEST_POSTGRES_URL)')) return;
     const good = clients[2]!;
     const codes = await Promise.all(gateways.flatMap((g) => Array.from({ length: 4 }, () => curl(g, good))));
-    assert.deepEqual(codes.map((c) => c.stdout), Array(12).fill('200'));
+    assert.deepEqual(codes.map((c) => c.stdout), Array(12).fill('200'), gateways.map((g) => g.run.stderr().split('\n').filter((l) => /refused/.test(l)).slice(-3).join('\n')).join('\n'));
     // A stopped gateway has written what it spooled.
     for (const g of gateways) assert.equal(await g.run.stop('SIGTERM'), 0, g.run.stderr());
     await ca.checkpoint();
@@ -165,5 +179,8 @@ describe('a fleet of gateways on one PostgreSQL database', () => {
     const gw = report.chains.filter((c) => c.writer !== 'ca');
     assert.equal(gw.length, 3, 'a chain per gateway');
     for (const c of gw) assert.ok(c.events >= 4, `${c.writer}: its sessions are in its chain`);
+    // The fail-closed refusal of the cut is in the trail, with its stable code.
+    const refused = await ca.db.all<{ reason_code: string }>("SELECT reason_code FROM audit_events WHERE action = 'gateway.refused' AND reason_code = 'REVOCATION_UNAVAILABLE'");
+    assert.ok(refused.length >= 1, 'REVOCATION_UNAVAILABLE refusal audited');
   });
 });

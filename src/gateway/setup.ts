@@ -135,7 +135,7 @@ export async function openGateway(cfg: GatewayConfig, o: SetupOptions): Promise<
       keyFile = cfg.tls!.key;
       if (cfg.db) {
         // Apart from the CA, following its database: no CA key, no CA home; the store need not (and may not) be migrated here.
-        const opened = gatewayStoreOf(await openStore({ home: cfg.stateDir!, url: cfg.db, migrate: false }), true);
+        const opened = gatewayStoreOf(await openStore({ home: cfg.stateDir!, url: cfg.db, create: false, migrate: false }), true);
         store = opened;
         closers.push(() => opened.close());
         issuer = await storeIssuer(opened, cfg.clientCa);
@@ -147,6 +147,8 @@ export async function openGateway(cfg: GatewayConfig, o: SetupOptions): Promise<
         intervalMs: cfg.revocation.refreshSeconds * 1000,
         resyncMs: cfg.revocation.resyncSeconds * 1000,
         ...(store.listenChanges ? { listen: store.listenChanges } : {}),
+        // The safety-net poll also proves the store readable: often enough that a quiet store never looks stale.
+        pollWhileListeningMs: Math.min(10_000, (cfg.revocation.staleAfterSeconds * 1000) / 3),
         onListenState: (listening, error) =>
           listening
             ? log.log('info', 'following store notifications (push)', { store: store!.description })
