@@ -77,6 +77,15 @@ const BAD: [string, unknown, RegExp][] = [
   ['49 staleAfterSeconds zero', { home: '/h', revocation: { staleAfterSeconds: 0 }, listeners: [listener] }, /revocation\.staleAfterSeconds: must be a number of seconds/],
 ];
 
+test('the shipped fleet example (a gateway host apart from the CA, on the database) loads', () => {
+  const cfg = loadGatewayConfig(join(repo, 'docs/examples/gateway-fleet.yaml'));
+  assert.equal(cfg.home, undefined);
+  assert.equal(cfg.stateDir, '/var/lib/sekisho-gateway');
+  assert.match(cfg.db ?? '', /^postgres:\/\/sekisho_gateway@/);
+  assert.equal(cfg.revocation.staleAfterSeconds, 30);
+  assert.equal(cfg.audit.collectors.length, 1);
+});
+
 test('a gateway apart from the CA that follows the database: tls, clientCa, db and stateDir are enough (no home)', () => {
   const cfg = parseGatewayConfig({ tls: { cert: 's.pem', key: 's.key' }, clientCa: ['ca.pem'], db: 'postgres://gw@db/sekisho', stateDir: 'state', revocation: { staleAfterSeconds: 120, onStale: 'fail-open' }, listeners: [listener] }, '/etc/sekisho');
   assert.equal(cfg.home, undefined);
