@@ -88,6 +88,26 @@ describe('status feed pushed by PostgreSQL NOTIFY, gateway database role', () =>
     }
   });
 
+  test('a forged notification (any role may NOTIFY) only wakes a read: it revokes nothing and does not move the cursor', async (t) => {
+    if (!needPeer(t, postgres.available, 'PostgreSQL (SEKISHO_TEST_POSTGRES_URL)')) return;
+    await issue(ca, '1c01');
+    const feed = new StoreStatusFeed(gw.feed, { intervalMs: 60_000, pollWhileListeningMs: 60_000, listen: gw.listenChanges! });
+    try {
+      await feed.start();
+      await until('the feed listens', () => feed.listening);
+      const cursor = feed.cursor;
+      const wakes = feed.wakes;
+      // The gateway role itself forges "change 999999, serial 1c01 revoked".
+      await gwDb.get("SELECT pg_notify('sekisho_changes', '999999 revoke 1c01')");
+      await until('the forged notification woke a read', () => feed.wakes > wakes);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(feed.cursor, cursor, 'the cursor is the store\'s sequence, not the payload');
+      assert.equal(feed.isRevoked('1c01'), false, 'nothing is revoked by a notification');
+    } finally {
+      feed.close();
+    }
+  });
+
   test('regression: a feed cut from the database (pg_terminate_backend) catches up on revocations and suspensions made while it was cut', async (t) => {
     if (!needPeer(t, postgres.available, 'PostgreSQL (SEKISHO_TEST_POSTGRES_URL)')) return;
     await issue(ca, '1b01');
