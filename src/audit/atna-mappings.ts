@@ -139,6 +139,8 @@ export const ATNA_ACTIONS: Readonly<Record<string, AtnaMapping>> = {
   'ca.init': securityAlert(EVENT_TYPE.securityConfiguration, 'C', 'none'),
   // The gateway's schedule moved to another profile or set of exceptions: a change of the security configuration in force.
   'policy.switch': securityAlert(EVENT_TYPE.securityConfiguration, 'U', 'none'),
+  // `sekisho db roles`: a database role given the rights of one part of a fleet.
+  'db.role': securityAlert(EVENT_TYPE.securityConfiguration, 'U', 'none'),
 };
 
 /**

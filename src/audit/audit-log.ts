@@ -1,14 +1,45 @@
 import { internal } from '../errors/index.js';
-import { repositories, type AuditRow, type Database, type SqlExecutor } from '../store/index.js';
+import { CA_WRITER, repositories, type AuditChainAppender, type AuditRow, type Database, type SqlExecutor } from '../store/index.js';
 import type { KeyObject } from 'node:crypto';
 import type { Signer } from '../pki/index.js';
-import { ChainVerifier, eventHash, type ChainProblem } from './chain.js';
+import { ChainVerifier, eventHash, GENESIS_HASH, type ChainProblem } from './chain.js';
 import { CHECKPOINT_GENESIS_HASH, checkpointFromRow, checkpointToRow, signCheckpoint, type AuditCheckpoint } from './checkpoint.js';
 import type { AuditEvent, RecordedAuditEvent } from './event.js';
-import { TrailVerifier, type TrailReport } from './trail-verifier.js';
+import { TrailVerifier, type ChainReport, type TrailReport } from './trail-verifier.js';
 
 export interface AuditLogOptions {
   now?: () => Date;
+}
+
+/**
+ * Appends events to `writer`'s chain inside the caller's transaction: locks
+ * that writer's head row only (PostgreSQL FOR UPDATE), so writers append side
+ * by side and one writer's events never fork. The head is read once; a
+ * gateway's writer row is made on its first append.
+ */
+export async function appendToChain(repo: AuditChainAppender, writer: string, events: readonly { event: AuditEvent; at: Date }[]): Promise<RecordedAuditEvent[]> {
+  if (writer !== CA_WRITER) await repo.register(writer);
+  let head = await repo.head(writer);
+  const out: RecordedAuditEvent[] = [];
+  for (const { event, at } of events) {
+    const base = {
+      writer,
+      writer_seq: head.seq + 1,
+      at: at.toISOString(),
+      actor: event.actor,
+      action: event.action,
+      outcome: event.outcome,
+      reason_code: event.reasonCode ?? null,
+      subject: event.subject ?? null,
+      details: JSON.stringify(event.details ?? {}),
+      prev_hash: head.hash,
+    };
+    const row = { ...base, hash: eventHash(base) };
+    const seq = await repo.append(row);
+    head = { seq: row.writer_seq, hash: row.hash };
+    out.push({ ...event, seq, writer, writerSeq: row.writer_seq, at: row.at, hash: row.hash });
+  }
+  return out;
 }
 
 /** The hash-chained audit trail in the store. */
@@ -23,22 +54,7 @@ export class AuditLog {
   async appendIn(tx: SqlExecutor, event: AuditEvent, /** When it happened, if earlier than now (events recorded in batches). */ at?: Date): Promise<RecordedAuditEvent> {
     // Reading the head, inserting and moving the head must be one transaction, or concurrent appends fork the chain.
     if (!tx.inTransaction) throw internal('AUDIT_OUTSIDE_TRANSACTION', 'an audit event was appended outside a transaction; use append() or pass the transaction');
-    const repo = repositories(tx).audit;
-    const head = await repo.head();
-    const base = {
-      seq: head.seq + 1,
-      at: (at ?? this.#now()).toISOString(),
-      actor: event.actor,
-      action: event.action,
-      outcome: event.outcome,
-      reason_code: event.reasonCode ?? null,
-      subject: event.subject ?? null,
-      details: JSON.stringify(event.details ?? {}),
-      prev_hash: head.hash,
-    };
-    const row: AuditRow = { ...base, hash: eventHash(base) };
-    await repo.append(row);
-    return { ...event, seq: row.seq, at: row.at, hash: row.hash };
+    return (await appendToChain(repositories(tx).audit, CA_WRITER, [{ event, at: at ?? this.#now() }]))[0]!;
   }
 
   /** Appends in a transaction of its own. */
@@ -47,25 +63,31 @@ export class AuditLog {
   }
 
   /**
-   * Signs a checkpoint of the chain's head with the audit key, when events
-   * were appended since the last checkpoint (or always, with `force`).
-   * Runs in one transaction that holds the head (PostgreSQL: FOR UPDATE;
-   * SQLite: the write lock), so concurrent checkpointers and appenders
-   * queue, and checkpoint numbers never fork. Returns undefined when there
+   * Signs a checkpoint of every chain's head with the audit key, when events
+   * were appended since the last checkpoint (or always, with `force`). Runs
+   * in one transaction that holds the CA chain's head (PostgreSQL: FOR
+   * UPDATE; SQLite: the write lock), so concurrent checkpointers queue and
+   * checkpoint numbers never fork; the other chains' heads are read in one
+   * statement, without locking them, so gateways keep appending meanwhile
+   * (each head read is one that committed). Returns undefined when there
    * was nothing new to sign.
    */
   async checkpoint(signer: Signer, options: { force?: boolean } = {}): Promise<AuditCheckpoint | undefined> {
     return this.db.transaction(async (tx) => {
       const repos = repositories(tx);
       const head = await repos.audit.head();
+      const others = (await repos.audit.heads()).filter((h) => h.writer !== CA_WRITER);
       const last = await repos.checkpoints.last();
-      if (last && last.seq === head.seq && !options.force) return undefined;
+      const chains = others.map((h): [string, number, string] => [h.writer, h.seq, h.hash]);
+      const unchanged = last && last.seq === head.seq && (last.chains ?? '') === (chains.length ? JSON.stringify(chains) : '');
+      if (unchanged && !options.force) return undefined;
       const c = await signCheckpoint(signer, {
         id: (last?.id ?? 0) + 1,
         seq: head.seq,
         headHash: head.hash,
         at: this.#now().toISOString(),
         prevHash: last?.hash ?? CHECKPOINT_GENESIS_HASH,
+        ...(chains.length ? { chains } : {}),
       });
       await repos.checkpoints.add(checkpointToRow(c));
       return c;
@@ -77,9 +99,9 @@ export class AuditLog {
     return (await repositories(this.db).checkpoints.afterSeq(seq)).map(checkpointFromRow);
   }
 
-  /** The seq of the newest event (0 for an empty trail). */
+  /** The place of the CA chain's newest event (0 for an empty trail). */
   async headSeq(): Promise<number> {
-    return (await repositories(this.db).audit.head({ lock: false })).seq;
+    return (await repositories(this.db).audit.head(CA_WRITER, { lock: false })).seq;
   }
 
   /** Signed checkpoints numbered after `id`, in order. */
@@ -99,38 +121,55 @@ export class AuditLog {
    */
   async verifyTrail(options: { publicKey: KeyObject; knownLatest?: { id: number; hash: string } }): Promise<TrailReport> {
     const repo = repositories(this.db).audit;
-    const head = await repo.head({ lock: false });
+    // Every head first (one snapshot), then each chain up to its head: events appended meanwhile are not read.
+    const heads = await repo.heads();
     const checkpoints = await this.checkpoints();
-    const v = new TrailVerifier({ publicKey: options.publicKey, checkpoints, ...(options.knownLatest ? { knownLatest: options.knownLatest } : {}) });
-    await this.#walk(head.seq, (r) => v.add(r));
-    return v.finish(head);
+    const writers = new Set<string>([CA_WRITER, ...heads.map((h) => h.writer), ...(await repo.writersWithEvents())]);
+    for (const c of checkpoints) for (const [w] of c.chains ?? []) writers.add(w);
+    const sorted = [CA_WRITER, ...[...writers].filter((w) => w !== CA_WRITER).sort()];
+    const reports: TrailReport[] = [];
+    const chains: ChainReport[] = [];
+    for (const writer of sorted) {
+      const head = heads.find((h) => h.writer === writer) ?? { seq: 0, hash: GENESIS_HASH };
+      const v = new TrailVerifier({ publicKey: options.publicKey, checkpoints, writer, ...(options.knownLatest && writer === CA_WRITER ? { knownLatest: options.knownLatest } : {}) });
+      await this.#walk(writer, head.seq, (r) => v.add(r));
+      const r = v.finish({ seq: head.seq, hash: head.hash });
+      if (writer !== CA_WRITER && !heads.some((h) => h.writer === writer) && r.events > 0) {
+        r.problems.push({ kind: 'head-mismatch', writer, message: `the head row of audit writer ${writer} was removed (its ${r.events} events remain)` });
+      }
+      reports.push(r);
+      chains.push({ writer, events: r.events, head: r.head, uncovered: r.uncovered });
+    }
+    const ca = reports[0]!;
+    const problems = reports.flatMap((r) => r.problems);
+    const events = reports.reduce((n, r) => n + r.events, 0);
+    const base = { ...ca, events, problems, chains };
+    if (problems.length) return { ...base, status: 'tampered' };
+    if (!ca.signedThrough && events > 0) return { ...base, status: 'unverifiable', reason: 'the store holds no signed checkpoint; make one with "sekisho audit checkpoint"' };
+    const { reason: _reason, ...intact } = base;
+    return { ...intact, status: 'intact' };
   }
 
-  async #walk(toSeq: number, fn: (r: AuditRow) => void): Promise<void> {
+  /** One writer's events in chain order, up to its place `toSeq`, in pages. */
+  async #walk(writer: string, toSeq: number, fn: (r: AuditRow) => void): Promise<void> {
     const repo = repositories(this.db).audit;
     const page = 10_000;
     let after = 0;
     while (after < toSeq) {
-      const rows = (await repo.list({ afterSeq: after, limit: page })).filter((r) => r.seq <= toSeq);
+      const rows = (await repo.listChain(writer, after, page)).filter((r) => r.writer_seq <= toSeq);
       for (const r of rows) fn(r);
       if (rows.length === 0) break;
-      after = rows[rows.length - 1]!.seq;
+      after = rows[rows.length - 1]!.writer_seq;
     }
   }
 
   async list(options: { afterSeq?: number; limit?: number } = {}): Promise<RecordedAuditEvent[]> {
-    const rows = await repositories(this.db).audit.list(options);
-    return rows.map((r) => ({
-      seq: r.seq,
-      at: r.at,
-      actor: r.actor,
-      action: r.action,
-      outcome: r.outcome as RecordedAuditEvent['outcome'],
-      ...(r.reason_code ? { reasonCode: r.reason_code } : {}),
-      ...(r.subject ? { subject: r.subject } : {}),
-      details: JSON.parse(r.details) as Record<string, unknown>,
-      hash: r.hash,
-    }));
+    return (await repositories(this.db).audit.list(options)).map(recorded);
+  }
+
+  /** One writer's events after its place `after`, in chain order (what a follower of that chain has not seen). */
+  async listChain(writer: string, after: number, limit?: number): Promise<RecordedAuditEvent[]> {
+    return (await repositories(this.db).audit.listChain(writer, after, limit)).map(recorded);
   }
 
   /**
@@ -140,9 +179,31 @@ export class AuditLog {
    */
   async verify(): Promise<{ events: number; problems: ChainProblem[] }> {
     const repo = repositories(this.db).audit;
-    const head = await repo.head({ lock: false });
-    const v = new ChainVerifier();
-    await this.#walk(head.seq, (r) => v.add(r));
-    return { events: v.count, problems: v.finish(head) };
+    const heads = await repo.heads();
+    let events = 0;
+    const problems: ChainProblem[] = [];
+    for (const head of heads) {
+      const v = new ChainVerifier(head.writer);
+      await this.#walk(head.writer, head.seq, (r) => v.add(r));
+      events += v.count;
+      problems.push(...v.finish(head));
+    }
+    return { events, problems };
   }
+}
+
+function recorded(r: AuditRow): RecordedAuditEvent {
+  return {
+    seq: r.seq,
+    writer: r.writer,
+    writerSeq: r.writer_seq,
+    at: r.at,
+    actor: r.actor,
+    action: r.action,
+    outcome: r.outcome as RecordedAuditEvent['outcome'],
+    ...(r.reason_code ? { reasonCode: r.reason_code } : {}),
+    ...(r.subject ? { subject: r.subject } : {}),
+    details: JSON.parse(r.details) as Record<string, unknown>,
+    hash: r.hash,
+  };
 }

@@ -1,19 +1,26 @@
 import { createHash } from 'node:crypto';
-import type { AuditRow } from '../store/index.js';
+import { CA_WRITER, type AuditRow } from '../store/index.js';
 
 export const GENESIS_HASH = '0'.repeat(64);
 
-type Hashed = Omit<AuditRow, 'hash'>;
+type Hashed = Omit<AuditRow, 'hash' | 'seq'>;
 
 /**
- * hash(n) = SHA-256(prev_hash ‖ "\n" ‖ JSON [seq, at, actor, action, outcome,
- * reason_code, subject, details]) — details as the exact stored text, so the
- * hash needs no canonical JSON.
+ * hash(n) = SHA-256(prev_hash ‖ "\n" ‖ JSON [writer_seq, at, actor, action,
+ * outcome, reason_code, subject, details]) for the CA's chain (as before
+ * there were several: its writer_seq is its old seq), and JSON [writer,
+ * writer_seq, …] for every other writer, so an event cannot be moved from
+ * one chain to another. details as the exact stored text, so the hash needs
+ * no canonical JSON.
  */
 export function eventHash(row: Hashed): string {
-  const body = JSON.stringify([row.seq, row.at, row.actor, row.action, row.outcome, row.reason_code, row.subject, row.details]);
+  const fields = [row.writer_seq, row.at, row.actor, row.action, row.outcome, row.reason_code, row.subject, row.details];
+  const body = JSON.stringify(row.writer === CA_WRITER ? fields : [row.writer, ...fields]);
   return createHash('sha256').update(row.prev_hash).update('\n').update(body).digest('hex');
 }
+
+/** How an event is named in a message: its number, and its writer unless it is the CA's chain. */
+export const eventName = (writer: string, seq: number): string => (writer === CA_WRITER ? `audit event ${seq}` : `audit event ${seq} of writer ${writer}`);
 
 export interface ChainProblem {
   seq: number;
@@ -26,12 +33,17 @@ export interface ChainProblem {
  * every problem (a tampered row does not hide the ones after it).
  */
 export class ChainVerifier {
+  constructor(readonly writer = CA_WRITER) {}
   #expectedSeq = 1;
   #prevHash = GENESIS_HASH;
   readonly problems: ChainProblem[] = [];
   count = 0;
 
-  add(row: AuditRow): void {
+  add(full: AuditRow): void {
+    // Within a chain an event's number is its place in the chain.
+    const row = { ...full, seq: full.writer_seq };
+    const name = (n: number) => eventName(this.writer, n);
+    const w = this.writer === CA_WRITER ? '' : ` of writer ${this.writer}`;
     this.count++;
     if (row.seq !== this.#expectedSeq) {
       const from = this.#expectedSeq;
@@ -39,25 +51,26 @@ export class ChainVerifier {
       this.problems.push({
         seq: from,
         kind: 'deleted',
-        message: from === to ? `audit event ${from} was deleted` : `audit events ${from}–${to} were deleted`,
+        message: from === to ? `${name(from)} was deleted` : `audit events ${from}–${to}${w} were deleted`,
       });
     } else if (row.prev_hash !== this.#prevHash) {
-      this.problems.push({ seq: row.seq, kind: 'broken-link', message: `audit event ${row.seq} does not link to the event before it` });
+      this.problems.push({ seq: row.seq, kind: 'broken-link', message: `${name(row.seq)} does not link to the event before it` });
     }
     if (eventHash(row) !== row.hash) {
-      this.problems.push({ seq: row.seq, kind: 'altered', message: `audit event ${row.seq} (${row.action} at ${row.at}) was altered after it was written` });
+      this.problems.push({ seq: row.seq, kind: 'altered', message: `${name(row.seq)} (${row.action} at ${row.at}) was altered after it was written` });
     }
     this.#expectedSeq = row.seq + 1;
     this.#prevHash = row.hash;
   }
 
   finish(head: { seq: number; hash: string }): ChainProblem[] {
+    const w = this.writer === CA_WRITER ? '' : ` of writer ${this.writer}`;
     if (head.seq !== this.#expectedSeq - 1 || head.hash !== this.#prevHash) {
       const lastSeen = this.#expectedSeq - 1;
       this.problems.push(
         head.seq > lastSeen
-          ? { seq: lastSeen + 1, kind: 'deleted', message: `audit events ${lastSeen + 1}–${head.seq} at the end of the trail were deleted` }
-          : { seq: head.seq, kind: 'head-mismatch', message: `the audit trail's recorded head (event ${head.seq}) does not match its last event ${lastSeen}` },
+          ? { seq: lastSeen + 1, kind: 'deleted', message: `audit events ${lastSeen + 1}–${head.seq}${w} at the end of the trail were deleted` }
+          : { seq: head.seq, kind: 'head-mismatch', message: `the audit trail's recorded head${w} (event ${head.seq}) does not match its last event ${lastSeen}` },
       );
     }
     return this.problems;

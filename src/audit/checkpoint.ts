@@ -12,7 +12,16 @@ export interface CheckpointClaim {
   prevHash: string;
   keyId: string;
   algorithm: SignatureAlgorithm;
+  /**
+   * The heads of every other writer's chain (gateways), [writer, seq, hash],
+   * in writer order; `seq`/`headHash` above are the CA chain's. Absent or
+   * empty: a trail with the CA's chain only (a version 1 checkpoint).
+   */
+  chains?: ChainHeadClaim[];
 }
+
+/** One writer's chain head as a checkpoint signs it. */
+export type ChainHeadClaim = [writer: string, seq: number, hash: string];
 
 /** A checkpoint as exported (the spool sends these beside the events). */
 export interface AuditCheckpoint extends CheckpointClaim {
@@ -31,12 +40,16 @@ export function auditKeyId(publicKey: KeyObject): string {
 
 /**
  * The canonical encoding that is signed and hashed: UTF-8 of the JSON array
- * ["sekisho-audit-checkpoint", 1, id, seq, headHash, at, prevHash, keyId, algorithm].
- * Every member is an integer or a plain string, so JSON.stringify gives one
- * byte string for one claim.
+ * ["sekisho-audit-checkpoint", 1, id, seq, headHash, at, prevHash, keyId, algorithm]
+ * for a trail of the CA's chain alone, and with version 2 and the other
+ * chains' heads appended, [..., algorithm, [[writer, seq, hash], ...]] in
+ * writer order, when gateways write chains of their own. Every member is an
+ * integer or a plain string, so JSON.stringify gives one byte string for one claim.
  */
 export function checkpointBody(c: CheckpointClaim): Buffer {
-  return Buffer.from(JSON.stringify(['sekisho-audit-checkpoint', 1, c.id, c.seq, c.headHash, c.at, c.prevHash, c.keyId, c.algorithm]), 'utf8');
+  const base = [c.id, c.seq, c.headHash, c.at, c.prevHash, c.keyId, c.algorithm];
+  const body = c.chains?.length ? ['sekisho-audit-checkpoint', 2, ...base, c.chains] : ['sekisho-audit-checkpoint', 1, ...base];
+  return Buffer.from(JSON.stringify(body), 'utf8');
 }
 
 export function checkpointHash(c: CheckpointClaim): string {
@@ -62,7 +75,18 @@ export function checkpointSignatureValid(c: AuditCheckpoint, publicKey: KeyObjec
 }
 
 export function checkpointToRow(c: AuditCheckpoint): AuditCheckpointRow {
-  return { id: c.id, seq: c.seq, head_hash: c.headHash, at: c.at, prev_hash: c.prevHash, key_id: c.keyId, algorithm: c.algorithm, signature: c.signature, hash: c.hash };
+  return { id: c.id, seq: c.seq, head_hash: c.headHash, at: c.at, prev_hash: c.prevHash, key_id: c.keyId, algorithm: c.algorithm, signature: c.signature, hash: c.hash, chains: c.chains?.length ? JSON.stringify(c.chains) : null };
+}
+
+function parseChains(text: string | null): ChainHeadClaim[] | undefined {
+  if (!text) return undefined;
+  try {
+    const v = JSON.parse(text) as unknown;
+    if (Array.isArray(v) && v.every((e) => Array.isArray(e) && e.length === 3 && typeof e[0] === 'string' && typeof e[1] === 'number' && typeof e[2] === 'string')) return v as ChainHeadClaim[];
+  } catch {
+    /* fall through: an unreadable list is kept as a claim no signature matches */
+  }
+  return [['(unreadable)', -1, text.slice(0, 64)]];
 }
 
 export function checkpointFromRow(r: AuditCheckpointRow): AuditCheckpoint {
@@ -76,5 +100,6 @@ export function checkpointFromRow(r: AuditCheckpointRow): AuditCheckpoint {
     algorithm: r.algorithm as SignatureAlgorithm,
     signature: r.signature,
     hash: r.hash,
+    ...(r.chains ? { chains: parseChains(r.chains)! } : {}),
   };
 }

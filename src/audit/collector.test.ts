@@ -14,6 +14,7 @@ import { certificateToPem } from '../pki/index.js';
 import { AuditSpool, StoreFollower, SyslogCollector, parseCollectorUrl, type CollectorConfig } from './index.js';
 import { hasCommand, needCommand } from '../testing/peers.js';
 import { tempDir } from '../testing/stores.js';
+import { gatewayStoreOf } from '../store/index.js';
 import { countIds, placeholderSyslogLine, rsyslogCollector, type Rsyslog } from '../testing/rsyslog.js';
 import { FACILITY_A, facilityNumber } from '../testing/gateway-fixture.js';
 
@@ -146,7 +147,7 @@ describe('audit collectors against rsyslog', () => {
     const tls = tlsConfig(rs);
     const dir = join(tempDir('sekisho-spool-'), 'spool');
     const spool = AuditSpool.open({ dir, consumers: [parseCollectorUrl(tls.url).consumer] });
-    const follower = new StoreFollower(spool, ca.db, { dir, intervalMs: 100 });
+    const follower = new StoreFollower(spool, gatewayStoreOf(ca.db).audit, { dir, intervalMs: 100 });
     const collector = new SyslogCollector({ spool, config: tls, format: placeholderSyslogLine, confirmMs: 300 });
     try {
       await follower.start(); // from the head: earlier history is not sent

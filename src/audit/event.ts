@@ -21,7 +21,11 @@ export interface AuditEvent {
 
 /** An event as recorded, with its time and place in the chain. */
 export interface RecordedAuditEvent extends AuditEvent {
+  /** The store-wide order. */
   seq: number;
+  /** The chain it belongs to ("ca", or a gateway's writer id) and its place there (optional: older exports lack them). */
+  writer?: string;
+  writerSeq?: number;
   at: string;
   hash: string;
 }

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { appendFileSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { openStore } from '../store/index.js';
+import { gatewayStoreOf, openStore } from '../store/index.js';
 import { tempDir } from '../testing/stores.js';
 import { AuditLog, AuditSpool, SpoolStoreWriter, STORE_CONSUMER, type AuditEvent } from './index.js';
 
@@ -84,7 +84,7 @@ test('replay after a crash: spooled events reach the store on start, and a batch
   const dir = join(home, 'audit-spool', 'gateway');
   try {
     const s = AuditSpool.open({ dir, consumers: [STORE_CONSUMER] });
-    const w = new SpoolStoreWriter(s, db, { maxBatch: 10 });
+    const w = new SpoolStoreWriter(s, gatewayStoreOf(db).audit, 'gw:test', { maxBatch: 10 });
     for (let n = 0; n < 25; n++) s.append(ev(n));
     await w.flush();
     const committed = readFileSync(join(dir, 'cursor-store.json'), 'utf8');
@@ -95,7 +95,7 @@ test('replay after a crash: spooled events reach the store on start, and a batch
     for (let n = 40; n < 45; n++) appendFileSync(join(dir, readdirSync(dir).find((f) => f.startsWith('seg-'))!), JSON.stringify({ id: `late-${n}`, at: new Date().toISOString(), event: ev(n) }) + '\n');
 
     const again = AuditSpool.open({ dir, consumers: [STORE_CONSUMER] });
-    const w2 = new SpoolStoreWriter(again, db, { maxBatch: 10 });
+    const w2 = new SpoolStoreWriter(again, gatewayStoreOf(db).audit, 'gw:test', { maxBatch: 10 });
     await w2.start();
     await w2.stop();
     again.close();

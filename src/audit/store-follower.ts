@@ -1,23 +1,27 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../files/index.js';
-import { repositories, type Database } from '../store/index.js';
-import { AuditLog } from './audit-log.js';
+import { CA_WRITER, type AuditChainStore } from '../store/index.js';
+import { checkpointFromRow } from './checkpoint.js';
+import type { AuditEvent } from './event.js';
 import type { AuditSpool } from './spool.js';
 
 /**
  * Brings the events other producers commit straight to the store (CA
  * actions: issue, revoke, notices, CRLs — acknowledged when their
  * transaction commits, from `serve` or any CLI command on the home) into
- * this spool, so collectors get them too. Events that came through a spool
- * (they carry `details.eventId`) are skipped: their own gateway sends them.
- * The position (store seq) is kept in `follow-store.json` beside the spool,
+ * this spool, so collectors get them too. It follows the CA's chain ("ca")
+ * by its place in that chain, which commits in order (its head row is
+ * locked by each append), never the store-wide seq, which other writers'
+ * transactions may commit out of order. Events that came through a spool
+ * (they carry `details.eventId`; older trails held them in the CA's chain)
+ * are skipped: their own gateway sends them.
+ * The position (place in the CA chain) is kept in `follow-store.json` beside the spool,
  * written after the events are spooled: a crash in between spools at most
  * one page again (collectors may see those twice). On the very first start it
  * begins at the store's head: earlier history is not sent.
  */
 export class StoreFollower {
-  readonly #log: AuditLog;
   readonly #file: string;
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<void> | undefined;
@@ -27,17 +31,16 @@ export class StoreFollower {
 
   constructor(
     private readonly spool: AuditSpool,
-    private readonly db: Database,
+    private readonly store: AuditChainStore,
     private readonly options: { dir: string; intervalMs?: number; onError?: (message: string) => void },
   ) {
-    this.#log = new AuditLog(db);
     this.#file = join(options.dir, 'follow-store.json');
   }
 
   async start(): Promise<void> {
     if (!existsSync(this.#file)) {
-      const head = await repositories(this.db).audit.head({ lock: false });
-      const last = await repositories(this.db).checkpoints.last();
+      const head = await this.store.head(CA_WRITER);
+      const last = await this.store.lastCheckpoint();
       this.#save({ seq: head.seq, checkpoint: last?.id ?? 0 });
     }
     await this.poll();
@@ -67,19 +70,20 @@ export class StoreFollower {
     try {
       for (;;) {
         const position = this.#position();
-        const rows = await this.#log.list({ afterSeq: position.seq, limit: 500 });
+        const rows = await this.store.listChain(CA_WRITER, position.seq, 500);
         if (!rows.length) break;
         for (const r of rows) {
-          if (typeof r.details?.eventId === 'string') continue;
-          const { seq, at, hash, ...event } = r;
-          this.spool.appendStored(event, new Date(at), { seq, hash });
+          const details = JSON.parse(r.details) as Record<string, unknown>;
+          if (typeof details.eventId === 'string') continue;
+          const event: AuditEvent = { actor: r.actor, action: r.action, outcome: r.outcome as AuditEvent['outcome'], ...(r.reason_code ? { reasonCode: r.reason_code } : {}), ...(r.subject ? { subject: r.subject } : {}), details };
+          this.spool.appendStored(event, new Date(r.at), { seq: r.seq, hash: r.hash });
           this.followed++;
         }
-        this.#save({ ...position, seq: rows[rows.length - 1]!.seq });
+        this.#save({ ...position, seq: rows[rows.length - 1]!.writer_seq });
       }
       // Signed checkpoints go out too, so a copy outside the machine can prove what the trail held.
       const position = this.#position();
-      const fresh = await this.#log.checkpointsAfterId(position.checkpoint);
+      const fresh = (await this.store.checkpointsAfterId(position.checkpoint)).map(checkpointFromRow);
       for (const c of fresh) {
         const { at, seq, headHash, ...signed } = c;
         this.spool.appendStored({ actor: 'ca', action: 'audit.checkpoint', outcome: 'success', subject: String(c.id), details: { ...signed, seq, headHash } }, new Date(at), { seq, hash: headHash });

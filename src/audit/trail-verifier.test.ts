@@ -13,7 +13,7 @@ function chain(n: number, edit?: { seq: number; details: string }): AuditRow[] {
   const rows: AuditRow[] = [];
   let prev = GENESIS_HASH;
   for (let seq = 1; seq <= n; seq++) {
-    const base = { seq, at: `2026-01-01T00:00:${String(seq).padStart(2, '0')}.000Z`, actor: 'gateway', action: 'gateway.authenticated', outcome: 'success', reason_code: null, subject: '0110113719', details: edit?.seq === seq ? edit.details : '{}', prev_hash: prev };
+    const base = { seq, writer: 'ca', writer_seq: seq, at: `2026-01-01T00:00:${String(seq).padStart(2, '0')}.000Z`, actor: 'gateway', action: 'gateway.authenticated', outcome: 'success', reason_code: null, subject: '0110113719', details: edit?.seq === seq ? edit.details : '{}', prev_hash: prev };
     const row = { ...base, hash: eventHash(base) };
     rows.push(row);
     prev = row.hash;

@@ -1,6 +1,6 @@
 import type { KeyObject } from 'node:crypto';
-import type { AuditRow, ChainHead } from '../store/index.js';
-import { ChainVerifier, eventHash, GENESIS_HASH } from './chain.js';
+import { CA_WRITER, type AuditRow, type ChainHead } from '../store/index.js';
+import { ChainVerifier, eventHash, eventName, GENESIS_HASH } from './chain.js';
 import { auditKeyId, CHECKPOINT_GENESIS_HASH, checkpointHash, checkpointSignatureValid, type AuditCheckpoint } from './checkpoint.js';
 
 export type TrailProblemKind =
@@ -19,6 +19,8 @@ export type TrailProblemKind =
 
 export interface TrailProblem {
   kind: TrailProblemKind;
+  /** The chain concerned, when it is not the CA's own ("ca"). */
+  writer?: string;
   /** The first event concerned (for event problems). */
   seq?: number;
   /** The last event concerned, when it is a range. */
@@ -44,6 +46,16 @@ export interface TrailReport {
   problems: TrailProblem[];
   /** Why the trail cannot be verified (status unverifiable). */
   reason?: string;
+  /** Every writer's chain (the CA's first), when the whole trail was verified. */
+  chains?: ChainReport[];
+}
+
+/** One writer's chain in a trail report. */
+export interface ChainReport {
+  writer: string;
+  events: number;
+  head: ChainHead;
+  uncovered: { fromSeq: number; toSeq: number } | null;
 }
 
 export interface TrailVerifierOptions {
@@ -53,9 +65,20 @@ export interface TrailVerifierOptions {
   checkpoints: AuditCheckpoint[];
   /** The newest checkpoint this host made, as recorded in the home: it must still be in the store. */
   knownLatest?: { id: number; hash: string };
+  /**
+   * The chain checked: "ca" (default) or a gateway's writer id. Problems of
+   * the checkpoints themselves are reported by the CA chain's verifier only.
+   */
+  writer?: string;
 }
 
-const range = (from: number, to: number) => (from === to ? `audit event ${from}` : `audit events ${from}–${to}`);
+/** A checkpoint as one chain sees it: the head it signed for that chain. */
+interface ChainCheckpoint {
+  id: number;
+  seq: number;
+  headHash: string;
+  at: string;
+}
 
 /**
  * Checks the audit trail against its signed checkpoints. Feed every event in
@@ -71,10 +94,11 @@ const range = (from: number, to: number) => (from === to ? `audit event ${from}`
  * from the signed head, so one alteration is reported once.
  */
 export class TrailVerifier {
-  readonly #chain = new ChainVerifier();
+  readonly #chain: ChainVerifier;
   readonly #problems: TrailProblem[] = [];
-  /** Checkpoints with a valid signature and linkage, by seq. */
-  readonly #trusted: AuditCheckpoint[] = [];
+  /** Checkpoints with a valid signature and linkage, as this chain sees them, by seq. */
+  readonly #trusted: ChainCheckpoint[] = [];
+  readonly #writer: string;
   #next = 0;
   #computed = GENESIS_HASH;
   #lastSeq = 0;
@@ -85,6 +109,8 @@ export class TrailVerifier {
   readonly #count: number;
 
   constructor(o: TrailVerifierOptions) {
+    this.#writer = o.writer ?? CA_WRITER;
+    this.#chain = new ChainVerifier(this.#writer);
     this.#keyId = auditKeyId(o.publicKey);
     this.#count = o.checkpoints.length;
     let expectedId = 1;
@@ -116,7 +142,12 @@ export class TrailVerifier {
       }
       prevSeq = c.seq;
       prevInvalid = false;
-      this.#trusted.push(c);
+      if (this.#writer === CA_WRITER) this.#trusted.push(c);
+      else {
+        // A checkpoint made before this writer's first event does not name it.
+        const mine = c.chains?.find(([w]) => w === this.#writer);
+        if (mine && (this.#trusted.length === 0 || mine[1] >= this.#trusted[this.#trusted.length - 1]!.seq)) this.#trusted.push({ id: c.id, seq: mine[1], headHash: mine[2], at: c.at });
+      }
     }
     if (o.knownLatest) {
       const k = o.knownLatest;
@@ -124,17 +155,21 @@ export class TrailVerifier {
       if (!found) this.#problems.push({ kind: 'checkpoint-removed', checkpoint: k.id, message: `signed checkpoint ${k.id}, recorded in the CA home when it was made, is missing from the store` });
       else if (checkpointHash(found) !== k.hash && !this.#problems.some((p) => p.kind === 'checkpoint-invalid' && p.checkpoint === k.id)) this.#problems.push({ kind: 'checkpoint-invalid', checkpoint: k.id, message: `signed checkpoint ${k.id} differs from the one recorded in the CA home when it was made` });
     }
+    // The checkpoints' own problems are the whole trail's: the CA chain's report names them once.
+    if (this.#writer !== CA_WRITER) this.#problems.length = 0;
     // A checkpoint of the empty trail (seq 0) is compared before the first event.
     this.#compareThrough(0);
   }
 
+  /** The next event of this verifier's chain, in chain order (writer_seq). */
   add(row: AuditRow): void {
-    this.#compareThrough(row.seq - 1);
+    const n = row.writer_seq;
+    this.#compareThrough(n - 1);
     this.#chain.add(row);
     this.#computed = eventHash({ ...row, prev_hash: this.#computed });
-    this.#lastSeq = row.seq;
+    this.#lastSeq = n;
     this.#lastRow = row;
-    this.#compareThrough(row.seq);
+    this.#compareThrough(n);
   }
 
   /** Compares every checkpoint that signs an event at or before `seq` with the chain walked so far. */
@@ -143,20 +178,24 @@ export class TrailVerifier {
       const c = this.#trusted[this.#next++]!;
       const from = this.#anchorSeq + 1;
       if (c.seq === this.#anchorSeq) {
-        if (this.#computed !== c.headHash) this.#problems.push({ kind: 'altered', checkpoint: c.id, seq: c.seq, message: `signed checkpoint ${c.id} disagrees with checkpoint before it about event ${c.seq}` });
+        if (this.#computed !== c.headHash) this.#problems.push({ kind: 'altered', checkpoint: c.id, seq: c.seq, message: `signed checkpoint ${c.id} disagrees with checkpoint before it about ${eventName(this.#writer, c.seq)}` });
       } else if (this.#lastSeq !== c.seq) {
-        this.#problems.push({ kind: 'removed', checkpoint: c.id, seq: c.seq, message: `audit event ${c.seq}, signed by checkpoint ${c.id}, was removed` });
+        this.#problems.push({ kind: 'removed', checkpoint: c.id, seq: c.seq, message: `${eventName(this.#writer, c.seq)}, signed by checkpoint ${c.id}, was removed` });
       } else if (this.#computed !== c.headHash && !this.#hasEventProblemIn(from, c.seq)) {
         const what =
           from === c.seq && this.#lastRow
-            ? `audit event ${c.seq} (${this.#lastRow.action} at ${this.#lastRow.at}) does not match signed checkpoint ${c.id}: its content was altered after it was signed`
-            : `${range(from, c.seq)} do not match signed checkpoint ${c.id}: one or more of them was altered, removed or inserted after they were signed`;
+            ? `${eventName(this.#writer, c.seq)} (${this.#lastRow.action} at ${this.#lastRow.at}) does not match signed checkpoint ${c.id}: its content was altered after it was signed`
+            : `${this.#range(from, c.seq)} do not match signed checkpoint ${c.id}: one or more of them was altered, removed or inserted after they were signed`;
         this.#problems.push({ kind: 'altered', checkpoint: c.id, seq: from, ...(from !== c.seq ? { toSeq: c.seq } : {}), message: `${what} (the hash chain was recomputed to hide it)` });
       }
       // Continue from what was signed, so one alteration is reported once.
       this.#computed = c.headHash;
       this.#anchorSeq = c.seq;
     }
+  }
+
+  #range(from: number, to: number): string {
+    return from === to ? eventName(this.#writer, from) : `audit events ${from}–${to}${this.#writer === CA_WRITER ? '' : ` of writer ${this.#writer}`}`;
   }
 
   #hasEventProblemIn(from: number, to: number): boolean {
@@ -175,7 +214,7 @@ export class TrailVerifier {
           checkpoint: c.id,
           seq: from,
           ...(from !== c.seq ? { toSeq: c.seq } : {}),
-          message: `${range(from, c.seq)} ${from === c.seq ? 'was' : 'were'} removed: signed checkpoint ${c.id} covers the trail through event ${c.seq}, the trail now ends at event ${head.seq}`,
+          message: `${this.#range(from, c.seq)} ${from === c.seq ? 'was' : 'were'} removed: signed checkpoint ${c.id} covers the trail through event ${c.seq}, the trail now ends at event ${head.seq}`,
         });
         this.#anchorSeq = c.seq;
       }
@@ -183,7 +222,9 @@ export class TrailVerifier {
     const problems: TrailProblem[] = [
       ...chainProblems.map((p): TrailProblem => ({ kind: p.kind === 'deleted' ? 'removed' : p.kind, seq: p.seq, message: p.message })),
       ...this.#problems,
-    ].sort((a, b) => (a.seq ?? 0) - (b.seq ?? 0));
+    ]
+      .map((p) => (this.#writer === CA_WRITER ? p : { ...p, writer: this.#writer }))
+      .sort((a, b) => (a.seq ?? 0) - (b.seq ?? 0));
     const last = this.#trusted[this.#trusted.length - 1];
     const coveredTo = last?.seq ?? 0;
     const base = {

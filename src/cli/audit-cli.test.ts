@@ -55,8 +55,8 @@ interface Saved {
 }
 
 async function save(db: Database): Promise<Saved> {
-  const events = (await db.all<AuditRow>('SELECT * FROM audit_events ORDER BY seq')).map((r) => ({ ...r, seq: Number(r.seq) }));
-  const h = (await db.get<{ seq: number; hash: string }>('SELECT seq, hash FROM audit_head WHERE id = 1'))!;
+  const events = (await db.all<AuditRow>('SELECT * FROM audit_events ORDER BY seq')).map((r) => ({ ...r, seq: Number(r.seq), writer_seq: Number(r.writer_seq) }));
+  const h = (await db.get<{ seq: number; hash: string }>("SELECT seq, hash FROM audit_chains WHERE writer = 'ca'"))!;
   const checkpoints = (await db.all<AuditCheckpointRow>('SELECT * FROM audit_checkpoints ORDER BY id')).map((r) => ({ ...r, id: Number(r.id), seq: Number(r.seq) }));
   return { events, head: { seq: Number(h.seq), hash: h.hash }, checkpoints };
 }
@@ -67,16 +67,16 @@ async function restore(db: Database, s: Saved): Promise<void> {
     await tx.run('DELETE FROM audit_events');
     await tx.run('DELETE FROM audit_checkpoints');
     for (const r of s.events) {
-      await tx.run('INSERT INTO audit_events (seq, at, actor, action, outcome, reason_code, subject, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)', [
-        r.seq, r.at, r.actor, r.action, r.outcome, r.reason_code, r.subject, r.details, r.prev_hash, r.hash,
+      await tx.run('INSERT INTO audit_events (seq, writer, writer_seq, at, actor, action, outcome, reason_code, subject, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)', [
+        r.seq, r.writer, r.writer_seq, r.at, r.actor, r.action, r.outcome, r.reason_code, r.subject, r.details, r.prev_hash, r.hash,
       ]);
     }
     for (const c of s.checkpoints) {
-      await tx.run('INSERT INTO audit_checkpoints (id, seq, head_hash, at, prev_hash, key_id, algorithm, signature, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)', [
-        c.id, c.seq, c.head_hash, c.at, c.prev_hash, c.key_id, c.algorithm, c.signature, c.hash,
+      await tx.run('INSERT INTO audit_checkpoints (id, seq, head_hash, at, prev_hash, key_id, algorithm, signature, hash, chains) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)', [
+        c.id, c.seq, c.head_hash, c.at, c.prev_hash, c.key_id, c.algorithm, c.signature, c.hash, c.chains,
       ]);
     }
-    await tx.run('UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1', [s.head.seq, s.head.hash]);
+    await tx.run("UPDATE audit_chains SET seq = ?, hash = ? WHERE writer = 'ca'", [s.head.seq, s.head.hash]);
   });
 }
 
@@ -87,7 +87,7 @@ async function restore(db: Database, s: Saved): Promise<void> {
  */
 async function rewriteAndRecompute(db: Database, seq: number, details: string): Promise<string> {
   return db.transaction(async (tx) => {
-    const rows = (await tx.all<AuditRow>('SELECT * FROM audit_events ORDER BY seq')).map((r) => ({ ...r, seq: Number(r.seq) }));
+    const rows = (await tx.all<AuditRow>('SELECT * FROM audit_events ORDER BY seq')).map((r) => ({ ...r, seq: Number(r.seq), writer_seq: Number(r.writer_seq) }));
     let prev = rows.find((r) => r.seq === seq - 1)?.hash ?? '0'.repeat(64);
     let last = prev;
     for (const r of rows.filter((x) => x.seq >= seq)) {
@@ -97,7 +97,7 @@ async function rewriteAndRecompute(db: Database, seq: number, details: string): 
       prev = last = hash;
     }
     const head = rows[rows.length - 1]!.seq;
-    await tx.run('UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1', [head, last]);
+    await tx.run("UPDATE audit_chains SET seq = ?, hash = ? WHERE writer = 'ca'", [head, last]);
     return last;
   });
 }
@@ -253,7 +253,7 @@ for (const target of STORE_TARGETS) {
       const keptHash = original.events.find((e) => e.seq === keep)!.hash;
       await db.transaction(async (tx) => {
         await tx.run('DELETE FROM audit_events WHERE seq > ?', [keep]);
-        await tx.run('UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1', [keep, keptHash]);
+        await tx.run("UPDATE audit_chains SET seq = ?, hash = ? WHERE writer = 'ca'", [keep, keptHash]);
       });
       try {
         assert.deepEqual((await new AuditLog(db).verify()).problems, [], 'the hash chain alone sees nothing');

@@ -16,6 +16,7 @@ import { serveCommand } from './commands/serve.js';
 import { upCommand } from './commands/up.js';
 import { reportAccessCommand, reportMigrationCommand } from './commands/report.js';
 import { agentCommand } from './commands/agent.js';
+import { dbRolesCommand } from './commands/db.js';
 
 /** Every command, in the order `sekisho --help` lists them. */
 export const COMMANDS: readonly Command[] = [
@@ -40,6 +41,7 @@ export const COMMANDS: readonly Command[] = [
   auditVerifyCommand,
   auditCheckpointCommand,
   auditListCommand,
+  dbRolesCommand,
   reportAccessCommand,
   reportMigrationCommand,
   scanCommand,

@@ -6,7 +6,7 @@ import { createServer, type Server } from 'node:http';
  * otherwise) and /status (JSON: listeners, revocation, dated exceptions in
  * use). Bind it to loopback or a management network.
  */
-export function adminServer(o: { metrics: () => string; health: () => { ok: boolean; state: string }; status: () => unknown }): Server {
+export function adminServer(o: { metrics: () => string | Promise<string>; health: () => { ok: boolean; state: string }; status: () => unknown }): Server {
   return createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -14,8 +14,12 @@ export function adminServer(o: { metrics: () => string; health: () => { ok: bool
       return;
     }
     if (path === '/metrics') {
-      const body = o.metrics();
-      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(body);
+      Promise.resolve()
+        .then(() => o.metrics())
+        .then(
+          (body) => res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(body),
+          () => res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics unavailable\n'),
+        );
     } else if (path === '/healthz') {
       const h = o.health();
       res.writeHead(h.ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: h.state }) + '\n');

@@ -1,6 +1,6 @@
 import { AuditSpool, SpoolStoreWriter, SyslogCollector, type AuditEvent, type AuditFormat, type CollectorConfig, type FsyncPolicy } from '../audit/index.js';
-import { STORE_CONSUMER, StoreFollower, parseCollectorUrl } from '../audit/index.js';
-import type { Database } from '../store/index.js';
+import { STORE_CONSUMER, StoreFollower, parseCollectorUrl, spoolWriterId } from '../audit/index.js';
+import type { AuditChainStore } from '../store/index.js';
 
 export interface AuditSpoolSettings {
   dir: string;
@@ -44,7 +44,10 @@ export class AuditBatch {
   /** Events refused because the spool was full. */
   refused = 0;
 
-  constructor(db: Database, private readonly options: AuditBatchOptions) {
+  /** This process's audit chain (see spoolWriterId). */
+  readonly writer: string;
+
+  constructor(db: AuditChainStore, private readonly options: AuditBatchOptions) {
     const collectors = options.collectors ?? [];
     if (collectors.length && !options.format) throw new Error('audit collectors need a message format');
     this.spool = AuditSpool.open({
@@ -52,7 +55,8 @@ export class AuditBatch {
       consumers: [STORE_CONSUMER, ...collectors.map((c) => parseCollectorUrl(c.url).consumer)],
       ...(options.log ? { log: options.log } : {}),
     });
-    this.store = new SpoolStoreWriter(this.spool, db, {
+    this.writer = spoolWriterId(options.spool.dir);
+    this.store = new SpoolStoreWriter(this.spool, db, this.writer, {
       ...(options.intervalMs !== undefined ? { intervalMs: options.intervalMs } : {}),
       ...(options.maxBatch !== undefined ? { maxBatch: options.maxBatch } : {}),
       onError: (m) => options.log?.('error', 'audit trail write failed; events stay in the spool and are retried', { error: m }),
@@ -111,6 +115,7 @@ export class AuditBatch {
   /** For the status endpoint and metrics. */
   state(): Record<string, unknown> {
     return {
+      writer: this.writer,
       spoolBytes: this.spool.bytes(),
       spoolMaxBytes: this.spool.maxBytes,
       alarm: this.spool.alarm() ?? null,

@@ -89,6 +89,33 @@ describe('sekisho gateway --workers', () => {
     }
   });
 
+  test('regression: /metrics of --workers 2 counts both workers (the primary merges them), whichever worker answers the scrape', async (t) => {
+    if (!needCommand(t, 'openssl') || !needCommand(t, 'curl')) return;
+    const port = await freePort();
+    const admin = await freePort();
+    // Round-robin: the primary hands connections to the workers in turn, so both serve some.
+    const gw = startSekisho<{ workers: number[] }>(
+      ['gateway', '--home', fx.home, '--listen', `127.0.0.1:${port}`, '--upstream', `http://127.0.0.1:${http.port}`, '--admin', `127.0.0.1:${admin}`, '--workers', '2', '--log-level', 'warn', '--json'],
+      { env: { ...process.env, SEKISHO_PASSPHRASE: PASSPHRASE, NODE_CLUSTER_SCHED_POLICY: 'rr' } },
+    );
+    try {
+      await gw.summary;
+      const n = 10;
+      for (let i = 0; i < n; i++) assert.equal((await curl(port, fx.clients.good)).stdout, '200');
+      const accepted = /^sekisho_gateway_handshakes_total\{host="[^"]+",instance="127\.0\.0\.1:\d+",listener="http",outcome="accepted",reason=""\} (\d+)$/m;
+      // Several scrapes: each lands on either worker and reports the group.
+      for (let i = 0; i < 4; i++) {
+        const m = await (await fetch(`http://127.0.0.1:${admin}/metrics`)).text();
+        assert.equal(Number(accepted.exec(m)?.[1]), n, m);
+        assert.match(m, /sekisho_gateway_workers\{host="[^"]+",instance="[^"]+",state="reporting"\} 2/);
+        assert.match(m, /sekisho_gateway_revocation_entries\{host="[^"]+",instance="[^"]+",source="store"\} 1\n/, 'what every worker knows is not multiplied');
+      }
+    } finally {
+      await Promise.race([gw.stop('SIGTERM'), new Promise((r) => setTimeout(r, 15_000))]);
+      await Promise.race([gw.stop('SIGKILL'), new Promise((r) => setTimeout(r, 5000))]);
+    }
+  });
+
   test('a --workers that is not a small positive number is refused as bad input', (t) => {
     if (!needCommand(t, 'openssl')) return;
     for (const bad of ['0', '-1', 'two', '65']) {

@@ -1,4 +1,7 @@
 import cluster, { type Worker } from 'node:cluster';
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { mergeMetrics } from './metrics-merge.js';
 
 /**
  * `sekisho gateway --workers N`: one gateway per worker process on the same
@@ -8,7 +11,10 @@ import cluster, { type Worker } from 'node:cluster';
  * supervises: it starts the first worker alone (it may issue the home's
  * server certificate), then the others; forwards SIGHUP (reload) and
  * SIGTERM/SIGINT (graceful stop) to them; replaces a worker that dies while
- * running; and exits once every worker has stopped.
+ * running; and exits once every worker has stopped. It also answers a
+ * worker's /metrics for the whole group: it asks every worker for its own
+ * counters over IPC and merges them (metrics-merge.ts), so whichever worker
+ * the scrape lands on, it counts them all.
  */
 export interface ListeningMessage {
   sekisho: 'gateway-listening';
@@ -34,6 +40,73 @@ export function notifyListening(summary: Record<string, unknown>): void {
 /** In a worker, after the gateway has closed: drop the channel to the primary so the process can exit. */
 export function leaveCluster(): void {
   if (cluster.isWorker && process.connected) process.disconnect();
+}
+
+interface MetricsMessage {
+  sekisho: 'metrics-collect' | 'metrics-collected' | 'metrics-snapshot-request' | 'metrics-snapshot';
+  id: string;
+  text?: string;
+  instance?: string;
+}
+
+const isMetricsMessage = (m: unknown): m is MetricsMessage => typeof m === 'object' && m !== null && typeof (m as MetricsMessage).id === 'string' && /^metrics-/.test(String((m as MetricsMessage).sekisho));
+
+/**
+ * In a worker: answers the primary's requests for this worker's metrics
+ * with `renderLocal()`, and returns what the admin listener calls for
+ * /metrics: the whole group's, merged by the primary (this worker's alone,
+ * labelled the same way, if the primary does not answer within 5 s).
+ */
+export function workerMetrics(renderLocal: () => string): (instance: string) => Promise<string> {
+  const waiting = new Map<string, (text: string) => void>();
+  process.on('message', (m: unknown) => {
+    if (!isMetricsMessage(m)) return;
+    if (m.sekisho === 'metrics-snapshot-request') process.send?.({ sekisho: 'metrics-snapshot', id: m.id, text: renderLocal() } satisfies MetricsMessage);
+    else if (m.sekisho === 'metrics-collected') waiting.get(m.id)?.(m.text ?? '');
+  });
+  return (instance) =>
+    new Promise((resolve) => {
+      const id = randomUUID();
+      const done = (text: string) => {
+        clearTimeout(timer);
+        waiting.delete(id);
+        resolve(text);
+      };
+      const timer = setTimeout(() => done(mergeMetrics([renderLocal(), '# TYPE sekisho_gateway_workers_reporting gauge\nsekisho_gateway_workers_reporting 1'], { host: hostname(), instance })), 5000);
+      waiting.set(id, done);
+      process.send?.({ sekisho: 'metrics-collect', id, instance } satisfies MetricsMessage);
+    });
+}
+
+/** In the primary: asks every worker for its metrics (up to 2 s), merges what came back. */
+function collectMetrics(workers: Iterable<Worker>, instance: string): Promise<string> {
+  const list = [...workers].filter((w) => w.isConnected());
+  const texts: string[] = [];
+  return new Promise((resolve) => {
+    const id = randomUUID();
+    let pending = list.length;
+    const listeners = new Map<Worker, (m: unknown) => void>();
+    const finish = () => {
+      clearTimeout(timer);
+      for (const [w, l] of listeners) w.off('message', l);
+      const count = [`# HELP sekisho_gateway_workers Worker processes of this gateway, and how many answered this scrape.`, `# TYPE sekisho_gateway_workers gauge`, `sekisho_gateway_workers{state="running"} ${list.length}`, `sekisho_gateway_workers{state="reporting"} ${texts.length}`].join('\n');
+      resolve(mergeMetrics([...texts, count], { host: hostname(), instance }));
+    };
+    const timer = setTimeout(finish, 2000);
+    if (pending === 0) return finish();
+    for (const w of list) {
+      const l = (m: unknown) => {
+        if (!isMetricsMessage(m) || m.sekisho !== 'metrics-snapshot' || m.id !== id) return;
+        texts.push(m.text ?? '');
+        w.off('message', l);
+        listeners.delete(w);
+        if (--pending === 0) finish();
+      };
+      listeners.set(w, l);
+      w.on('message', l);
+      w.send({ sekisho: 'metrics-snapshot-request', id } satisfies MetricsMessage);
+    }
+  });
 }
 
 /** In the primary: runs N workers until a stop signal; resolves with the exit code. */
@@ -77,7 +150,16 @@ export function runPrimary(o: PrimaryOptions): Promise<number> {
         const w = cluster.fork({ SEKISHO_WORKER_SLOT: String(slot) });
         workers.add(w);
         let listening = false;
-        w.on('message', (m: Partial<ListeningMessage>) => {
+        w.on('message', (msg: unknown) => {
+          if (isMetricsMessage(msg)) {
+            if (msg.sekisho === 'metrics-collect') {
+              void collectMetrics(workers, msg.instance ?? '').then((text) => {
+                if (w.isConnected()) w.send({ sekisho: 'metrics-collected', id: msg.id, text } satisfies MetricsMessage);
+              });
+            }
+            return;
+          }
+          const m = msg as Partial<ListeningMessage> | undefined;
           if (m?.sekisho !== 'gateway-listening' || listening) return;
           listening = true;
           ready(m.summary ?? {});

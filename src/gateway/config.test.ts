@@ -64,7 +64,7 @@ const BAD: [string, unknown, RegExp][] = [
   ['33 spool high-water above 1', { home: '/h', audit: { spool: { highWater: 80 } }, listeners: [listener] }, /audit\.spool\.highWater/],
   ['34 spool smaller than two segments', { home: '/h', audit: { spool: { maxBytes: 65536, segmentBytes: 65536 } }, listeners: [listener] }, /at least two segments/],
   ['35 audit with an unknown key', { home: '/h', audit: { collector: [] }, listeners: [listener] }, /audit: unknown key "collector"/],
-  ['36 audit on a gateway apart from the CA', { tls: { cert: 'c', key: 'k' }, clientCa: ['ca.pem'], audit: { collectors: ['udp://127.0.0.1:514'] }, listeners: [listener] }, /audit: the audit trail .* CA home/],
+  ['36 audit on a gateway apart from the CA', { tls: { cert: 'c', key: 'k' }, clientCa: ['ca.pem'], audit: { collectors: ['udp://127.0.0.1:514'] }, listeners: [listener] }, /audit: the audit trail .* give home, or db with stateDir/],
   ['37 time with an unknown key', { home: '/h', time: { ntp: 'ntp.nict.jp', server: 'x' }, listeners: [listener] }, /time: unknown key "server"/],
   ['38 time without a reference', { home: '/h', time: { maxOffsetMs: 500 }, listeners: [listener] }, /time: name a reference/],
   ['39 time.ntp not HOST[:PORT]', { home: '/h', time: { ntp: 'udp://ntp.nict.jp:123' }, listeners: [listener] }, /time\.ntp: .* is not HOST\[:PORT\]/],
@@ -89,6 +89,9 @@ const BAD: [string, unknown, RegExp][] = [
   ['58 selfCheck.contact.phone with letters', { home: '/h', selfCheck: { listen: '127.0.0.1:8444', contact: { phone: 'call us' } }, listeners: [listener] }, /selfCheck\.contact\.phone: must be a telephone number/],
   ['59 selfCheck.contact.name over two lines', { home: '/h', selfCheck: { listen: '127.0.0.1:8444', contact: { name: 'a\nb' } }, listeners: [listener] }, /selfCheck\.contact\.name: must be one line/],
   ['60 limits for the self-check with an unknown key', { home: '/h', limits: { selfCheck: { maxConns: 5 } }, listeners: [listener] }, /limits\.selfCheck: unknown key "maxConns"/],
+  ['61 apart from the CA on the database without a state directory', { tls: { cert: 'a', key: 'b' }, clientCa: ['ca.pem'], db: 'postgres://gw@db/sekisho', listeners: [listener] }, /stateDir: .*give stateDir/],
+  ['62 stateDir beside a CA home', { home: '/h', stateDir: '/s', listeners: [listener] }, /stateDir: goes with db and without home/],
+  ['63 staleAfterSeconds zero', { home: '/h', revocation: { staleAfterSeconds: 0 }, listeners: [listener] }, /revocation\.staleAfterSeconds: must be a number of seconds/],
 ];
 
 test('selfCheck: listen, url and contact parse; selfCheckUrl is the url, else https://HOST:PORT/ of a concrete address', () => {
@@ -99,6 +102,22 @@ test('selfCheck: listen, url and contact parse; selfCheckUrl is the url, else ht
   assert.equal(selfCheckUrl(parseGatewayConfig({ home: '/h', selfCheck: { listen: '[::1]:8444' }, listeners: [listener] })), 'https://[::1]:8444/');
   assert.equal(selfCheckUrl(parseGatewayConfig({ home: '/h', selfCheck: { listen: '0.0.0.0:8444' }, listeners: [listener] })), undefined, 'a wildcard address cannot be told: give url');
   assert.equal(selfCheckUrl(parseGatewayConfig({ home: '/h', listeners: [listener] })), undefined);
+});
+
+test('the shipped fleet example (a gateway host apart from the CA, on the database) loads', () => {
+  const cfg = loadGatewayConfig(join(repo, 'docs/examples/gateway-fleet.yaml'));
+  assert.equal(cfg.home, undefined);
+  assert.equal(cfg.stateDir, '/var/lib/sekisho-gateway');
+  assert.match(cfg.db ?? '', /^postgres:\/\/sekisho_gateway@/);
+  assert.equal(cfg.revocation.staleAfterSeconds, 30);
+  assert.equal(cfg.audit.collectors.length, 1);
+});
+
+test('a gateway apart from the CA that follows the database: tls, clientCa, db and stateDir are enough (no home)', () => {
+  const cfg = parseGatewayConfig({ tls: { cert: 's.pem', key: 's.key' }, clientCa: ['ca.pem'], db: 'postgres://gw@db/sekisho', stateDir: 'state', revocation: { staleAfterSeconds: 120, onStale: 'fail-open' }, listeners: [listener] }, '/etc/sekisho');
+  assert.equal(cfg.home, undefined);
+  assert.equal(cfg.stateDir, '/etc/sekisho/state');
+  assert.deepEqual(cfg.revocation, { refreshSeconds: 1, resyncSeconds: 600, onStale: 'fail-open', staleAfterSeconds: 120 });
 });
 
 test('time: defaults (1 s, every 300 s), ntp port 123 unless given, none means no NTP', () => {

@@ -37,7 +37,10 @@ export interface GatewayConfig {
   facilitySubjectRequired: boolean;
   /** CA home: trust anchors, revocations and facility status from its store, server certificate. */
   home?: string;
+  /** The store: with home, the CA's (default its SQLite file); without, a gateway apart from the CA follows it here (PostgreSQL). */
   db?: string;
+  /** A gateway apart from the CA with a database: where it keeps its own state (the audit spool). */
+  stateDir?: string;
   /** Explicit server credential: a PEM key file, or a `pkcs11:` URI of a key in a token (with the module; PIN from SEKISHO_PIN). */
   tls?: { cert: string; key: string; module?: string; extra?: { cert: string; key: string }[] };
   clientCa: string[];
@@ -48,6 +51,8 @@ export interface GatewayConfig {
     /** CA home: a full re-read of the store's revocations and facility status this often (the follow in between reads changes only). */
     resyncSeconds: number;
     onStale: 'fail-closed' | 'fail-open';
+    /** Reads of the store failing this long raise the alarm (log, /status, metric) and, fail-closed, refuse everyone (REVOCATION_UNAVAILABLE). */
+    staleAfterSeconds: number;
   };
   exceptions: ConfiguredException[];
   admin?: HostPort;
@@ -226,7 +231,7 @@ function schedulePhases(v: unknown, path: (p: string) => string): ConfiguredPhas
   return phases;
 }
 
-const TOP_KEYS = ['profile', 'schedule', 'facilitySubject', 'home', 'db', 'tls', 'clientCa', 'pins', 'crl', 'revocation', 'exceptions', 'admin', 'contact', 'log', 'serverNames', 'listeners', 'limits', 'refusals', 'audit', 'time', 'selfCheck'] as const;
+const TOP_KEYS = ['profile', 'schedule', 'facilitySubject', 'home', 'db', 'stateDir', 'tls', 'clientCa', 'pins', 'crl', 'revocation', 'exceptions', 'admin', 'contact', 'log', 'serverNames', 'listeners', 'limits', 'refusals', 'audit', 'time', 'selfCheck'] as const;
 
 /** Text for a page: short, one line, no control characters. */
 function line(v: unknown, where: string, max = 200): string {
@@ -307,7 +312,7 @@ export function parseGatewayConfig(raw: unknown, base = process.cwd()): GatewayC
     clientCa: strings(o.clientCa, 'clientCa').map(path),
     pins: strings(o.pins, 'pins'),
     crl: strings(o.crl, 'crl').map(path),
-    revocation: { refreshSeconds: 1, resyncSeconds: 600, onStale: 'fail-closed' },
+    revocation: { refreshSeconds: 1, resyncSeconds: 600, onStale: 'fail-closed', staleAfterSeconds: 30 },
     exceptions: [],
     logLevel: 'info',
     serverNames: strings(o.serverNames, 'serverNames'),
@@ -330,6 +335,7 @@ export function parseGatewayConfig(raw: unknown, base = process.cwd()): GatewayC
   for (const p of cfg.pins) if (!/^([0-9a-fA-F]{2}:?){31}[0-9a-fA-F]{2}$/.test(p)) throw fail('pins', `"${p}" is not a SHA-256 fingerprint (64 hex digits, colons allowed)`);
   if (o.home !== undefined) cfg.home = path(str(o.home, 'home'));
   if (o.db !== undefined) cfg.db = str(o.db, 'db');
+  if (o.stateDir !== undefined) cfg.stateDir = path(str(o.stateDir, 'stateDir'));
   if (o.tls !== undefined) {
     const t = object(o.tls, 'tls', ['cert', 'key', 'module', 'extra']);
     const key = str(t.key, 'tls.key');
@@ -348,7 +354,11 @@ export function parseGatewayConfig(raw: unknown, base = process.cwd()): GatewayC
     }
   }
   if (o.revocation !== undefined) {
-    const r = object(o.revocation, 'revocation', ['refreshSeconds', 'resyncSeconds', 'onStale']);
+    const r = object(o.revocation, 'revocation', ['refreshSeconds', 'resyncSeconds', 'onStale', 'staleAfterSeconds']);
+    if (r.staleAfterSeconds !== undefined) {
+      if (typeof r.staleAfterSeconds !== 'number' || !(r.staleAfterSeconds >= 1 && r.staleAfterSeconds <= 86_400)) throw fail('revocation.staleAfterSeconds', 'must be a number of seconds between 1 and 86400');
+      cfg.revocation.staleAfterSeconds = r.staleAfterSeconds;
+    }
     if (r.refreshSeconds !== undefined) {
       if (typeof r.refreshSeconds !== 'number' || !(r.refreshSeconds >= 0.1 && r.refreshSeconds <= 3600)) throw fail('revocation.refreshSeconds', 'must be a number of seconds between 0.1 and 3600');
       cfg.revocation.refreshSeconds = r.refreshSeconds;
@@ -401,10 +411,12 @@ export function parseGatewayConfig(raw: unknown, base = process.cwd()): GatewayC
   }
   if (o.time !== undefined) {
     cfg.time = parseTimeSetting(o.time, 'time', 'GATEWAY_CONFIG_INVALID');
-    if (cfg.time.database && !cfg.home) throw fail('time.database', 'the database clock is the CA store\'s; a gateway apart from the CA has none (use ntp)');
+    if (cfg.time.database && !cfg.home && !cfg.db) throw fail('time.database', 'the database clock is the CA store\'s; a gateway apart from the CA without db has none (use ntp)');
   }
   if (!cfg.home && !cfg.tls) throw fail('configuration', 'give either home (a CA home) or tls: { cert, key } with clientCa');
-  if (!cfg.home && o.audit !== undefined) throw fail('audit', 'the audit trail (spool, collectors) is kept in a CA home: give home');
+  if (!cfg.home && cfg.db && !cfg.stateDir) throw fail('stateDir', 'a gateway apart from the CA that follows the database keeps its audit spool in a directory of its own: give stateDir');
+  if (cfg.stateDir && (cfg.home || !cfg.db)) throw fail('stateDir', 'goes with db and without home (a gateway apart from the CA that follows the database)');
+  if (!cfg.home && !cfg.db && o.audit !== undefined) throw fail('audit', 'the audit trail (spool, collectors) is kept in the store: give home, or db with stateDir');
   if (!cfg.home && !cfg.clientCa.length && !cfg.pins.length) throw fail('clientCa', 'a gateway apart from the CA needs clientCa (trust anchors) or pins');
   return cfg;
 }

@@ -96,6 +96,8 @@ export interface GatewayOptions {
   observeIntervalMs?: number;
   observeMaxRows?: number;
   now?: () => Date;
+  /** A cluster worker: /metrics answers for the whole process group (cluster.ts workerMetrics); given the instance label. */
+  groupMetrics?: (instance: string) => Promise<string>;
 }
 
 /** Refusals in the handshake that no page can explain: the log names the self-check page instead. */
@@ -289,7 +291,7 @@ export class Gateway {
       this.#listeners.push(entry);
     }
     if (this.o.admin) {
-      const admin = adminServer({ metrics: () => this.#renderMetrics(), health: () => this.#health(), status: () => this.status() });
+      const admin = adminServer({ metrics: () => this.#groupMetrics(), health: () => this.#health(), status: () => this.status() });
       applyHttpLimits(admin, this.#limits.admin);
       this.#admin = admin;
       this.#adminFront = new GuardedListener({ name: 'admin', host: this.o.admin.host, port: this.o.admin.port, limits: this.#limits.admin, ledger: this.ledger, log: this.o.log, setting: '--admin', onConnection: (raw) => admin.emit('connection', raw) });
@@ -642,6 +644,18 @@ export class Gateway {
     }
     if (earliest !== undefined) this.metrics.crlNextUpdate.set({}, Math.round(earliest));
     this.#revocationUsable = usable || this.o.onStaleRevocation === 'fail-open';
+  }
+
+  /** /metrics: the process group's (a cluster worker asks the primary: series labelled with host and instance) or this process's. */
+  #groupMetrics(): string | Promise<string> {
+    const a = this.adminAddress();
+    if (this.o.groupMetrics) return this.o.groupMetrics(a ? `${a.host}:${a.port}` : '');
+    return this.#renderMetrics();
+  }
+
+  /** This process's own metrics (a cluster worker's share of the group's). */
+  renderLocalMetrics(): string {
+    return this.#renderMetrics();
   }
 
   #renderMetrics(): string {

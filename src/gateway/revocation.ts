@@ -27,6 +27,8 @@ export interface RevocationStatus {
   /** True when the information is too old to rely on (past nextUpdate, or refreshes failing for too long). */
   stale: boolean;
   lastError?: string;
+  /** Store sources: how changes are learnt (push or poll), the cursor, the listening connection's last error. */
+  feed?: Record<string, unknown>;
 }
 
 export type RevokedListener = (issuer: string, serials: readonly string[]) => void;
@@ -144,6 +146,7 @@ export class StoreRevocationSource implements RevocationSource {
       ...(refreshedAt ? { refreshedAt } : {}),
       stale: age > this.staleAfterMs,
       ...(this.feed.lastError ? { lastError: this.feed.lastError } : {}),
+      feed: this.feed.state(),
     };
   }
 

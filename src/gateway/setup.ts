@@ -1,7 +1,7 @@
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import { CertificateAuthority, issueServerCredential, serverCredentialPaths, serverCredentialUsable } from '../ca/index.js';
-import { badRequest } from '../errors/index.js';
+import { badRequest, unavailable } from '../errors/index.js';
 import { certificatesFromPem } from '../pki/index.js';
 import { checkPolicySchedule, COMPLIANCE_PROFILES, complianceProfile, loadComplianceProfile, type ComplianceProfile, type ComplianceProfileName, type PolicyOutlook, type PolicySchedule, type RetiringAnchor } from '../policy/index.js';
 import { createHash } from 'node:crypto';
@@ -18,7 +18,7 @@ import { jsonLogger, type Logger } from './log.js';
 import { tlsKeyOptions } from '../token/index.js';
 import { CrlRevocationSource, StoreRevocationSource, type RevocationSource } from './revocation.js';
 import { StoreStatusFeed } from './status-feed.js';
-import { ObservationRepository, StatusFeedRepository, databaseClockMs } from '../store/index.js';
+import { gatewayStoreOf, openStore, type GatewayStore } from '../store/index.js';
 import { ClockCheck, sntpQuery, type ClockSource } from '../time/index.js';
 import { ListenerLedger, resolveLimits, type ResolvedLimits } from '../listener/index.js';
 
@@ -55,13 +55,15 @@ export interface SetupOptions {
   /**
    * The policy in force and the coming one, for observation before
    * enforcement and for the self-check (default: the gateway's active policy, from its schedule). Observations are
-   * written to the CA store's `observations` table in a CA home (none apart from the CA).
+   * written to the store's `observations` table (the CA's, or the database a gateway apart from the CA follows).
    */
   outlook?: () => PolicyOutlook;
   /** The self-check page's URL, named in the log for refusals no page can explain. */
   selfCheckUrl?: string;
   /** The clock the schedule is read by (default the host's; tests move it across a boundary and call `policy.check()`). */
   policyClock?: () => Date;
+  /** A cluster worker: /metrics for the whole process group (cluster.ts workerMetrics). */
+  groupMetrics?: (instance: string) => Promise<string>;
 }
 
 function resolveProfile(name: string): ComplianceProfile {
@@ -115,7 +117,9 @@ function defaultServerNames(cfg: GatewayConfig): string[] {
  * Builds a running gateway from its configuration: in a CA home, trust,
  * revocations, facility status and the audit trail come from the CA's store
  * and the server certificate is issued on first start; apart from the CA,
- * from explicit files (and CRL files or URLs).
+ * from explicit files, and revocations, facility status and the audit trail
+ * from the CA's database (db, PostgreSQL: pushed) or CRL files or URLs. The
+ * gateway is given the store's gateway subset only (GatewayStore).
  */
 export async function openGateway(cfg: GatewayConfig, o: SetupOptions): Promise<GatewaySetup> {
   const log = o.log ?? jsonLogger(cfg.logLevel);
@@ -145,6 +149,10 @@ export async function openGateway(cfg: GatewayConfig, o: SetupOptions): Promise<
     let chainFiles: string[] = [];
     let audit: AuditBatch | undefined;
     let facilities: StoreFacilityDirectory | undefined;
+    // The store as the gateway may use it (read the feed, append audit events), never the CA's whole store.
+    let store: GatewayStore | undefined;
+    let issuer: string | undefined;
+    let spoolBase: string | undefined;
     if (cfg.home) {
       ca = await CertificateAuthority.open({ home: cfg.home, ...(cfg.db ? { db: cfg.db } : {}) });
       const opened = ca;
@@ -165,26 +173,47 @@ export async function openGateway(cfg: GatewayConfig, o: SetupOptions): Promise<
         keyFile = paths.key;
         extra = [{ cert: paths.rsaCert, key: paths.rsaKey }];
       }
-      const issuing = new X509Certificate(ca.issuingDer);
-      // The gateway is handed the store's read-only status feed, not the store.
-      const feed = new StoreStatusFeed(new StatusFeedRepository(ca.db), { intervalMs: cfg.revocation.refreshSeconds * 1000, resyncMs: cfg.revocation.resyncSeconds * 1000 });
-      revocation.push(new StoreRevocationSource(feed, issuing.fingerprint256));
+      store = gatewayStoreOf(ca.db);
+      issuer = new X509Certificate(ca.issuingDer).fingerprint256;
+      spoolBase = join(cfg.home, 'audit-spool');
+    } else {
+      certFile = cfg.tls!.cert;
+      keyFile = cfg.tls!.key;
+      if (cfg.db) {
+        // Apart from the CA, following its database: no CA key, no CA home; the store need not (and may not) be migrated here.
+        const opened = gatewayStoreOf(await openStore({ home: cfg.stateDir!, url: cfg.db, create: false, migrate: false }), true);
+        store = opened;
+        closers.push(() => opened.close());
+        issuer = await storeIssuer(opened, cfg.clientCa);
+        spoolBase = join(cfg.stateDir!, 'audit-spool');
+      }
+    }
+    if (store) {
+      const feed = new StoreStatusFeed(store.feed, {
+        intervalMs: cfg.revocation.refreshSeconds * 1000,
+        resyncMs: cfg.revocation.resyncSeconds * 1000,
+        ...(store.listenChanges ? { listen: store.listenChanges } : {}),
+        // The safety-net poll also proves the store readable: often enough that a quiet store never looks stale.
+        pollWhileListeningMs: Math.min(10_000, (cfg.revocation.staleAfterSeconds * 1000) / 3),
+        onListenState: (listening, error) =>
+          listening
+            ? log.log('info', 'following store notifications (push)', { store: store!.description })
+            : log.log('warn', 'store notifications lost; polling until they are back', { store: store!.description, pollSeconds: cfg.revocation.refreshSeconds, error }),
+      });
+      revocation.push(new StoreRevocationSource(feed, issuer!, cfg.revocation.staleAfterSeconds * 1000));
       facilities = new StoreFacilityDirectory(feed);
-      audit = new AuditBatch(ca.db, {
-        spool: { dir: join(cfg.home, 'audit-spool', o.spoolName ?? 'gateway'), ...cfg.audit.spool },
+      audit = new AuditBatch(store.audit, {
+        spool: { dir: join(spoolBase!, o.spoolName ?? 'gateway'), ...cfg.audit.spool },
         collectors: cfg.audit.collectors,
         ...(cfg.audit.collectors.length ? { format: o.auditFormat ?? itiAuditFormat() } : {}),
         log: (level, message, fields) => log.log(level, message, fields),
-        // CA actions reach collectors through one spool per home: the single gateway's, or worker slot 1's.
-        followStore: (o.spoolName ?? 'gateway') === 'gateway' || o.spoolName === 'gateway-1',
+        // CA actions reach collectors through one spool per home: the single gateway's, or worker slot 1's (a gateway apart from the CA leaves them to the CA host).
+        followStore: Boolean(cfg.home) && ((o.spoolName ?? 'gateway') === 'gateway' || o.spoolName === 'gateway-1'),
       });
       const spooled = audit;
       closers.push(() => spooled.close());
       // Events an earlier process spooled (and was killed before storing) reach the store before anything new.
       await audit.start();
-    } else {
-      certFile = cfg.tls!.cert;
-      keyFile = cfg.tls!.key;
     }
     // A retiring anchor stays trusted; the policy decides (by date) whether chains ending at it pass.
     const trustFiles = [...new Set([...chainFiles, ...cfg.clientCa, ...retiring.files])];
@@ -198,7 +227,7 @@ export async function openGateway(cfg: GatewayConfig, o: SetupOptions): Promise<
       ...(extra.length ? { extra: extra.map((x) => ({ cert: readFile(x.cert), key: readFile(x.key) })) } : {}),
     });
     if (cfg.crl.length) revocation.push(new CrlRevocationSource(cfg.crl, readAnchors(trustFiles), cfg.revocation.refreshSeconds * 1000));
-    const observations = ca ? new ObservationRepository(ca.db) : undefined;
+    const observations = store?.observations;
     const policy = new ActivePolicy(schedule, o.policyClock);
     closers.push(() => policy.close());
     // The self-check listens first (its bound address goes on the gateway's refusal pages) and answers 503 until the gateway runs.
@@ -248,6 +277,7 @@ export async function openGateway(cfg: GatewayConfig, o: SetupOptions): Promise<
       ledger,
       refusalIntervalMs: cfg.refusals.intervalSeconds * 1000,
       refusalMaxAddresses: cfg.refusals.maxAddresses,
+      ...(o.groupMetrics ? { groupMetrics: o.groupMetrics } : {}),
     });
     closers.push(() => gateway.close());
     running = gateway;
@@ -259,13 +289,13 @@ export async function openGateway(cfg: GatewayConfig, o: SetupOptions): Promise<
         sources.push({ name: `ntp ${host}:${port}`, offsetMs: async () => (await sntpQuery(host, port, { timeoutMs: 2000 })).offsetMs });
       }
       if (t.database) {
-        const db = ca!.db;
+        const db = store!;
         if (db.dialect !== 'postgres') throw badRequest('GATEWAY_CONFIG_INVALID', 'time.database: true needs the CA store in PostgreSQL (SQLite runs on this host, so its clock is this host\'s); use ntp');
         sources.push({
           name: 'database',
           offsetMs: async () => {
             const t0 = Date.now();
-            const ms = (await databaseClockMs(db))!;
+            const ms = (await db.clockMs())!;
             return ms - (t0 + Date.now()) / 2;
           },
         });
@@ -310,6 +340,20 @@ export async function openGateway(cfg: GatewayConfig, o: SetupOptions): Promise<
     for (const c of closers.reverse()) await Promise.resolve(c()).catch(() => undefined);
     throw e;
   }
+}
+
+/**
+ * The fingerprint of the CA whose store this is, from the trust anchors the
+ * configuration names: the store says which issuing certificate it belongs
+ * to, and that certificate must be among clientCa (so revocations are never
+ * applied to another CA's serials, and a mistyped db shows at start-up).
+ */
+async function storeIssuer(store: GatewayStore, clientCa: readonly string[]): Promise<string> {
+  const id = await store.caIdentity();
+  if (!id) throw unavailable('STORE_NO_CA', `${store.description} belongs to no CA yet; run "sekisho init --db …" on the CA host first`);
+  const anchor = readAnchors(clientCa).find((a) => a.fingerprint256 === id.issuingSha256);
+  if (!anchor) throw badRequest('GATEWAY_CLIENT_CA_MISMATCH', `${store.description} belongs to the CA whose issuing certificate has SHA-256 ${id.issuingSha256}, which is not among clientCa; add that CA's issuing certificate (ca/issuing.pem on the CA host)`);
+  return anchor.fingerprint256;
 }
 
 /**

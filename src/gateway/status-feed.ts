@@ -1,4 +1,4 @@
-import type { FacilityStatus, StatusFeedBatch, StatusFeedReader } from '../store/index.js';
+import type { ChangeListener, ChangeListenerOptions, FacilityStatus, StatusFeedBatch, StatusFeedReader } from '../store/index.js';
 import { serialKey } from './serial-key.js';
 
 export interface StatusFeedOptions {
@@ -8,11 +8,24 @@ export interface StatusFeedOptions {
   resyncMs?: number;
   /** The gateway's own clock, for "last read" only: it never decides what is new (the resync is timed on the monotonic clock). */
   now?: () => Date;
+  /**
+   * PostgreSQL: starts listening for the store's change notifications; each
+   * one wakes a read from the cursor at once (push). While listening, the
+   * poll slows to `pollWhileListeningMs`, a safety net; while not, it runs
+   * every `intervalMs` as without push.
+   */
+  listen?: (o: ChangeListenerOptions) => ChangeListener;
+  /** The safety-net poll while notifications arrive (default 10 s). */
+  pollWhileListeningMs?: number;
+  /** Told when the notification connection comes up or drops. */
+  onListenState?: (listening: boolean, error?: string) => void;
 }
 
 /**
  * Revocations and facility status as the gateway follows them from the CA's
- * store: everything once, then "changes after sequence N" every interval, with
+ * store: everything once, then "changes after sequence N" when the store
+ * announces a change (PostgreSQL LISTEN/NOTIFY: within a second) and every
+ * interval as a safety net (the only way on SQLite), with
  * N the store-assigned change sequence (store/change-seq.ts), never a time.
  * A revocation written by a host whose clock is minutes off is as new as any
  * other. A failed read leaves the cursor where it was, so the next good read
@@ -35,7 +48,15 @@ export class StoreStatusFeed {
   #revokedListeners: ((serials: readonly string[]) => void)[] = [];
   #suspendedListeners: ((numbers: readonly string[]) => void)[] = [];
   readonly #intervalMs: number;
+  readonly #slowMs: number;
   readonly #resyncMs: number;
+  readonly #listenFactory: StatusFeedOptions['listen'];
+  readonly #onListenState: StatusFeedOptions['onListenState'];
+  #listener: ChangeListener | undefined;
+  #reading = false;
+  #again = false;
+  /** Reads woken by a notification (for /status and tests). */
+  wakes = 0;
   readonly #now: () => Date;
   /** When the store was last read successfully (gateway clock). */
   refreshedAt: Date | undefined;
@@ -47,6 +68,9 @@ export class StoreStatusFeed {
     o: StatusFeedOptions = {},
   ) {
     this.#intervalMs = o.intervalMs ?? 1000;
+    this.#slowMs = Math.max(this.#intervalMs, o.pollWhileListeningMs ?? 10_000);
+    this.#listenFactory = o.listen;
+    this.#onListenState = o.onListenState;
     this.#resyncMs = o.resyncMs ?? 600_000;
     this.#now = o.now ?? (() => new Date());
     if (!(this.#intervalMs > 0) || !(this.#resyncMs > 0)) throw new RangeError('the feed interval and resync interval must be positive');
@@ -57,9 +81,53 @@ export class StoreStatusFeed {
     this.#started ??= (async () => {
       await this.#full();
       this.refreshedAt = this.#now();
-      if (!this.#closed) this.#timer = setTimeout(() => void this.#tick(), this.#intervalMs).unref();
+      if (this.#closed) return;
+      if (this.#listenFactory) {
+        this.#listener = this.#listenFactory({
+          onChange: () => this.#wake(),
+          onState: (listening, error) => {
+            this.#onListenState?.(listening, error);
+            // Not listening: poll at the fast interval again until notifications are back.
+            if (!listening) this.#wake();
+          },
+        });
+      }
+      this.#schedule();
     })();
     return this.#started;
+  }
+
+  /** True while store notifications wake this feed (PostgreSQL push); false: it polls. */
+  get listening(): boolean {
+    return this.#listener?.listening ?? false;
+  }
+
+  /** How the feed learns of changes, for /status. */
+  state(): Record<string, unknown> {
+    return {
+      mode: this.#listener ? (this.#listener.listening ? 'push' : 'poll (push reconnecting)') : 'poll',
+      cursor: this.#cursor,
+      wakes: this.wakes,
+      ...(this.#listener?.lastError ? { listenError: this.#listener.lastError } : {}),
+      pollSeconds: (this.listening ? this.#slowMs : this.#intervalMs) / 1000,
+    };
+  }
+
+  #schedule(): void {
+    if (this.#closed) return;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => void this.#tick(), this.listening ? this.#slowMs : this.#intervalMs).unref();
+  }
+
+  /** A notification (or listening restarted): read from the cursor now; one read at a time, one more if woken meanwhile. */
+  #wake(): void {
+    if (this.#closed || this.#cursor < 0) return;
+    this.wakes++;
+    if (this.#reading) {
+      this.#again = true;
+      return;
+    }
+    void this.#tick();
   }
 
   /** The change sequence number the state reflects (-1 before the first read). */
@@ -100,12 +168,22 @@ export class StoreStatusFeed {
   }
 
   async #tick(): Promise<void> {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#reading = true;
     try {
-      await this.refresh();
-    } catch (e) {
-      this.lastError = e instanceof Error ? e.message : String(e);
+      do {
+        this.#again = false;
+        try {
+          await this.refresh();
+        } catch (e) {
+          this.lastError = e instanceof Error ? e.message : String(e);
+        }
+      } while (this.#again && !this.#closed);
+    } finally {
+      this.#reading = false;
     }
-    if (!this.#closed) this.#timer = setTimeout(() => void this.#tick(), this.#intervalMs).unref();
+    this.#schedule();
   }
 
   async #full(): Promise<void> {
@@ -186,5 +264,6 @@ export class StoreStatusFeed {
     this.#closed = true;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
+    void this.#listener?.close();
   }
 }

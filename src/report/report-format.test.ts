@@ -50,7 +50,7 @@ describe('CSV cells (RFC 4180, formula injection neutralized)', () => {
 });
 
 describe('review rows from crafted events', () => {
-  const row = (seq: number, action: string, actor: string, details: Record<string, unknown>, reason: string | null = null, at = '2026-12-07T01:00:00.000Z'): AuditRow => ({ seq, at, actor, action, outcome: 'success', reason_code: reason, subject: 'ABCD', details: JSON.stringify(details), prev_hash: '', hash: '' });
+  const row = (seq: number, action: string, actor: string, details: Record<string, unknown>, reason: string | null = null, at = '2026-12-07T01:00:00.000Z'): AuditRow => ({ seq, writer: 'ca', writer_seq: seq, at, actor, action, outcome: 'success', reason_code: reason, subject: 'ABCD', details: JSON.stringify(details), prev_hash: '', hash: '' });
   const f = parseAccessFilter({ from: '2026-12-07' }, new Date());
   const zone = new ReportZone('Asia/Tokyo');
   const range = { fromUtc: '2026-12-06T15:00:00.000Z', toUtc: '2026-12-07T15:00:00.000Z' };

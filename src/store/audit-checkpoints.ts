@@ -19,6 +19,8 @@ export interface AuditCheckpointRow {
   signature: string;
   /** SHA-256 (hex) of the signed encoding: the next checkpoint's prev_hash. */
   hash: string;
+  /** JSON [[writer, seq, hash], …]: the other writers' chain heads it signs (NULL: the CA's chain only). */
+  chains: string | null;
 }
 
 export class AuditCheckpointRepository {
@@ -30,7 +32,7 @@ export class AuditCheckpointRepository {
   }
 
   async add(row: AuditCheckpointRow): Promise<void> {
-    await this.x.run('INSERT INTO audit_checkpoints (id, seq, head_hash, at, prev_hash, key_id, algorithm, signature, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)', [
+    await this.x.run('INSERT INTO audit_checkpoints (id, seq, head_hash, at, prev_hash, key_id, algorithm, signature, hash, chains) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)', [
       row.id,
       row.seq,
       row.head_hash,
@@ -40,6 +42,7 @@ export class AuditCheckpointRepository {
       row.algorithm,
       row.signature,
       row.hash,
+      row.chains,
     ]);
   }
 
@@ -59,4 +62,4 @@ export class AuditCheckpointRepository {
   }
 }
 
-const normalize = (r: AuditCheckpointRow): AuditCheckpointRow => ({ ...r, id: Number(r.id), seq: Number(r.seq) });
+const normalize = (r: AuditCheckpointRow): AuditCheckpointRow => ({ ...r, id: Number(r.id), seq: Number(r.seq), chains: r.chains ?? null });

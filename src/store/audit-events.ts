@@ -1,8 +1,17 @@
 import type { SqlExecutor } from './database.js';
 
-/** One stored audit event with its place in the hash chain. */
+/**
+ * One stored audit event with its place in its writer's hash chain. `seq` is
+ * the store-wide order of rows (unique, increasing, possibly with gaps: on
+ * PostgreSQL it comes from a sequence, so concurrent writers never wait for
+ * each other); `writer` names the chain and `writer_seq` is the event's
+ * place in it (1, 2, 3, … with no gap: a missing number is a removed event).
+ */
 export interface AuditRow {
   seq: number;
+  /** The chain: "ca" for the CA's own processes (the trail's first chain), a gateway's writer id for its events. */
+  writer: string;
+  writer_seq: number;
   at: string;
   actor: string;
   action: string;
@@ -19,29 +28,72 @@ export interface ChainHead {
   hash: string;
 }
 
-/** The append-only audit table. Hashing is audit/'s business; this only stores. */
+/** A writer's chain head. */
+export interface WriterHead extends ChainHead {
+  writer: string;
+}
+
+/** The chain of the CA's own processes (the chain every trail had before there were several). */
+export const CA_WRITER = 'ca';
+
+const GENESIS = '0'.repeat(64);
+
+const normalize = (r: AuditRow): AuditRow => ({ ...r, seq: Number(r.seq), writer_seq: Number(r.writer_seq) });
+
+/**
+ * The append-only audit table and one head row per writer (audit_chains).
+ * Appending locks only the writer's own head row, so gateways append side by
+ * side; hashing is audit/'s business, this only stores.
+ */
 export class AuditEventRepository {
   constructor(private readonly x: SqlExecutor) {}
 
-  /** The chain head; inside a transaction in PostgreSQL it is locked until commit. */
-  async head(options: { lock?: boolean } = {}): Promise<ChainHead> {
-    const lock = this.x.dialect === 'postgres' && options.lock !== false ? ' FOR UPDATE' : '';
-    const h = await this.x.get<ChainHead>(`SELECT seq, hash FROM audit_head WHERE id = 1${lock}`);
-    if (!h) throw new Error('audit_head row is missing: the store was not migrated');
-    return { seq: Number(h.seq), hash: h.hash };
+  /** The writer's chain head (genesis for a writer with none yet); inside a transaction in PostgreSQL it is locked until commit. */
+  async head(writer = CA_WRITER, options: { lock?: boolean } = {}): Promise<ChainHead> {
+    const lock = this.x.dialect === 'postgres' && options.lock !== false && this.x.inTransaction ? ' FOR UPDATE' : '';
+    const h = await this.x.get<ChainHead>(`SELECT seq, hash FROM audit_chains WHERE writer = ?${lock}`, [writer]);
+    if (h) return { seq: Number(h.seq), hash: h.hash };
+    if (writer === CA_WRITER) throw new Error('the audit chain head of the CA is missing: the store was not migrated (migration 10)');
+    return { seq: 0, hash: GENESIS };
   }
 
-  /** Appends a row and moves the head; call inside a transaction after head(). */
-  async append(row: AuditRow): Promise<void> {
-    await this.x.run(
-      'INSERT INTO audit_events (seq, at, actor, action, outcome, reason_code, subject, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-      [row.seq, row.at, row.actor, row.action, row.outcome, row.reason_code, row.subject, row.details, row.prev_hash, row.hash],
+  /** Every writer's head, in writer order (one statement: one snapshot). */
+  async heads(): Promise<WriterHead[]> {
+    const rows = await this.x.all<WriterHead>('SELECT writer, seq, hash FROM audit_chains ORDER BY writer');
+    return rows.map((r) => ({ writer: r.writer, seq: Number(r.seq), hash: r.hash }));
+  }
+
+  /** Makes the writer's head row (genesis) if it has none; call before head(writer) in the transaction that appends. */
+  async register(writer: string): Promise<void> {
+    await this.x.run('INSERT INTO audit_chains (writer, seq, hash) VALUES (?, 0, ?) ON CONFLICT (writer) DO NOTHING', [writer, GENESIS]);
+  }
+
+  /** Appends a row (its store-wide seq is assigned here and returned) and moves the writer's head; call inside a transaction after head(). */
+  async append(row: Omit<AuditRow, 'seq'>): Promise<number> {
+    const next = this.x.dialect === 'postgres' ? "nextval('audit_events_seq')" : '(SELECT COALESCE(MAX(seq), 0) + 1 FROM audit_events)';
+    const r = await this.x.get<{ seq: number | string }>(
+      `INSERT INTO audit_events (seq, writer, writer_seq, at, actor, action, outcome, reason_code, subject, details, prev_hash, hash) VALUES (${next}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
+      [row.writer, row.writer_seq, row.at, row.actor, row.action, row.outcome, row.reason_code, row.subject, row.details, row.prev_hash, row.hash],
     );
-    await this.x.run('UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1', [row.seq, row.hash]);
+    const moved = await this.x.run('UPDATE audit_chains SET seq = ?, hash = ? WHERE writer = ?', [row.writer_seq, row.hash, row.writer]);
+    if (moved.changes !== 1) throw new Error(`audit writer ${row.writer} has no head row (register it first)`);
+    return Number(r!.seq);
   }
 
+  /** Rows in store-wide order (for listing; a row committed late may sort before one already read: follow a chain with listChain). */
   async list(options: { afterSeq?: number; limit?: number } = {}): Promise<AuditRow[]> {
     const rows = await this.x.all<AuditRow>('SELECT * FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?', [options.afterSeq ?? 0, options.limit ?? 1_000_000_000]);
-    return rows.map((r) => ({ ...r, seq: Number(r.seq) }));
+    return rows.map(normalize);
+  }
+
+  /** One writer's rows after its place `after`, in chain order. */
+  async listChain(writer: string, after: number, limit = 1_000_000_000): Promise<AuditRow[]> {
+    const rows = await this.x.all<AuditRow>('SELECT * FROM audit_events WHERE writer = ? AND writer_seq > ? ORDER BY writer_seq LIMIT ?', [writer, after, limit]);
+    return rows.map(normalize);
+  }
+
+  /** Writers that have rows, whether or not they have a head row (a removed head shows). */
+  async writersWithEvents(): Promise<string[]> {
+    return (await this.x.all<{ writer: string }>('SELECT DISTINCT writer FROM audit_events ORDER BY writer')).map((r) => r.writer);
   }
 }

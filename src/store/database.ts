@@ -1,3 +1,4 @@
+import type { ChangeListener, ChangeListenerOptions } from './change-listener.js';
 /**
  * The SQL seam between sekisho and its database. Statements are written once
  * in portable SQL with `?` placeholders; each dialect adapter runs them.
@@ -21,6 +22,8 @@ export interface Database extends SqlExecutor {
   close(): Promise<void>;
   /** Where the data lives, without credentials (for messages). */
   readonly description: string;
+  /** PostgreSQL: a listener woken by each committed followed change (SQLite has none: its readers poll). */
+  listenChanges?(o: ChangeListenerOptions): ChangeListener;
 }
 
 /** A promise-chain mutex: one holder at a time, in arrival order. */

@@ -15,13 +15,21 @@ import { NoticeRepository } from './notices.js';
 import { StatusFeedRepository } from './status-feed.js';
 import { NoticeAttemptRepository } from './notice-attempts.js';
 import { AccessEventReader, ACCESS_ACTIONS } from './access-events.js';
+import { checkSchema } from './gateway-store.js';
+export { gatewayStoreOf, checkSchema } from './gateway-store.js';
+export { applyRole, roleStatements, type DbPart } from './db-roles.js';
+export type { GatewayStore, AuditChainStore, AuditChainAppender } from './gateway-store.js';
 import { ObservationRepository, type ObservationRow } from './observations.js';
 export { ObservationRepository, type ObservationRow };
 
 export type { Database, SqlExecutor, Dialect } from './database.js';
 export type { Facility, FacilityStatus } from './facilities.js';
 export type { CertificateRecord, CertificateStatus, CertificateFilter, RevokedSerial } from './certificates.js';
-export type { AuditRow, ChainHead } from './audit-events.js';
+export type { AuditRow, ChainHead, WriterHead } from './audit-events.js';
+export { CA_WRITER } from './audit-events.js';
+export type { ChangeListener, ChangeListenerOptions } from './change-listener.js';
+export { CHANGE_CHANNEL } from './change-seq.js';
+export { SCHEMA_VERSION, schemaVersion } from './migrations.js';
 export type { AuditCheckpointRow } from './audit-checkpoints.js';
 export type { AccessEventQuery } from './access-events.js';
 export { AccessEventReader, ACCESS_ACTIONS };
@@ -65,7 +73,14 @@ export function repositories(x: SqlExecutor): Repositories {
  * Opens (and migrates) the store: `postgres://…` for PostgreSQL, otherwise
  * SQLite at `<home>/sekisho.db` (or an explicit `sqlite:FILE` / file path).
  */
-export async function openStore(options: { home: string; url?: string; /** SQLite: create the file (init only). */ create?: boolean }): Promise<Database> {
+export async function openStore(options: {
+  home: string;
+  url?: string;
+  /** SQLite: create the file (init only). */
+  create?: boolean;
+  /** false: only check that the schema is current (a gateway's role may not migrate). */
+  migrate?: boolean;
+}): Promise<Database> {
   let db: Database;
   const url = options.url;
   if (url && /^postgres(ql)?:\/\//.test(url)) {
@@ -81,7 +96,8 @@ export async function openStore(options: { home: string; url?: string; /** SQLit
     db = new SqliteDatabase(url ? url.replace(/^sqlite:/, '') : join(options.home, 'sekisho.db'), { create: options.create !== false });
   }
   try {
-    await migrate(db);
+    if (options.migrate === false) await checkSchema(db);
+    else await migrate(db);
   } catch (e) {
     await db.close().catch(() => undefined);
     throw e;

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Database, Dialect } from './database.js';
+import type { Database, Dialect, SqlExecutor } from './database.js';
 
 /**
  * Schema migrations, applied in order inside one transaction each and
@@ -184,6 +184,26 @@ export const MIGRATIONS: readonly Migration[] = [
     statements: () => ['CREATE INDEX audit_events_action_at ON audit_events (action, at)', 'CREATE INDEX audit_events_actor_at ON audit_events (actor, at)'],
   },
   {
+    version: 10,
+    name: 'an audit chain per writer (gateways append side by side), checkpoints over every chain',
+    // The single head row (audit_head), which every append locked, becomes one head row per
+    // writer: "ca" for the CA's processes (the existing chain, its events keep their numbers),
+    // a writer id per gateway process. An event's place in its chain is writer_seq; seq stays
+    // the store-wide order, from a sequence on PostgreSQL (no lock), max + 1 on SQLite (one
+    // writer anyway). A checkpoint signs every chain's head (chains, JSON; NULL: only "ca").
+    statements: (d) => [
+      'CREATE TABLE audit_chains (writer TEXT PRIMARY KEY, seq BIGINT NOT NULL, hash TEXT NOT NULL)',
+      "INSERT INTO audit_chains (writer, seq, hash) SELECT 'ca', seq, hash FROM audit_head WHERE id = 1",
+      'DROP TABLE audit_head',
+      "ALTER TABLE audit_events ADD COLUMN writer TEXT NOT NULL DEFAULT 'ca'",
+      'ALTER TABLE audit_events ADD COLUMN writer_seq BIGINT NOT NULL DEFAULT 0',
+      'UPDATE audit_events SET writer_seq = seq',
+      'CREATE UNIQUE INDEX audit_events_writer_seq ON audit_events (writer, writer_seq)',
+      'ALTER TABLE audit_checkpoints ADD COLUMN chains TEXT',
+      ...(d === 'postgres' ? ['CREATE SEQUENCE audit_events_seq', "SELECT setval('audit_events_seq', (SELECT COALESCE(MAX(seq), 0) + 1 FROM audit_events), false)"] : []),
+    ],
+  },
+  {
     version: 11,
     name: 'connection observations (what clients use, judged by the policy in force and the coming one)',
     // One row per day and distinct (who, certificate, protocol, suite, hello, verdicts), with a count:
@@ -243,6 +263,15 @@ export const MIGRATIONS: readonly Migration[] = [
     ],
   },
 ];
+
+/** The schema version this code needs (a gateway, which may not migrate, checks it). */
+export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+
+/** The newest migration applied to the store (0: none). */
+export async function schemaVersion(x: SqlExecutor): Promise<number> {
+  const r = await x.get<{ v: number | string | null }>('SELECT MAX(version) AS v FROM schema_migrations');
+  return Number(r?.v ?? 0);
+}
 
 export async function migrate(db: Database): Promise<number> {
   await db.run('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)');

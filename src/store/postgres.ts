@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { internal, unavailable } from '../errors/index.js';
 import type { Database, SqlExecutor } from './database.js';
+import { PostgresChangeListener, type ChangeListener, type ChangeListenerOptions } from './change-listener.js';
 
 // BIGINT and NUMERIC come back as strings by default; sekisho's integers fit in a double.
 pg.types.setTypeParser(20, (v) => Number(v));
@@ -29,8 +30,10 @@ export class PostgresDatabase implements Database {
   readonly description: string;
   readonly #pool: pg.Pool;
   readonly #direct: SqlExecutor;
+  readonly #url: string;
 
   constructor(url: string) {
+    this.#url = url;
     const u = new URL(url);
     this.description = `PostgreSQL ${u.hostname}:${u.port || 5432}${u.pathname}`;
     this.#pool = new pg.Pool({ connectionString: url, max: 4 });
@@ -64,6 +67,11 @@ export class PostgresDatabase implements Database {
     } finally {
       client.release(broken); // a client that cannot roll back is discarded, not reused
     }
+  }
+
+  /** Wakes `onChange` at each committed followed change (LISTEN on a connection of its own, re-established after a drop). */
+  listenChanges(o: ChangeListenerOptions): ChangeListener {
+    return new PostgresChangeListener(this.#url, o);
   }
 
   async #wrap<T>(fn: () => Promise<T>): Promise<T> {

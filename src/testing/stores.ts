@@ -40,3 +40,29 @@ export const STORE_TARGETS: StoreTarget[] = [
 export function tempDir(prefix = 'sekisho-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
+
+/**
+ * A fresh PostgreSQL role for one test (roles are the server's, not one
+ * database's: the name is random), and its URL on `dbUrl`. `drop` removes
+ * what it was granted in that database and the role.
+ */
+export async function testRole(dbUrl: string): Promise<{ role: string; url: string; drop: () => Promise<void> }> {
+  const role = `sekisho_gw_${randomBytes(5).toString('hex')}`;
+  const u = new URL(dbUrl);
+  u.username = role;
+  return {
+    role,
+    url: u.toString(),
+    async drop() {
+      const admin = new pg.Client({ connectionString: dbUrl });
+      await admin.connect();
+      try {
+        await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1', [role]);
+        await admin.query(`DROP OWNED BY ${role}`);
+        await admin.query(`DROP ROLE IF EXISTS ${role}`);
+      } finally {
+        await admin.end();
+      }
+    },
+  };
+}

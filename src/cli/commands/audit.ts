@@ -24,9 +24,11 @@ export const auditVerifyCommand: Command = {
         for (const p of r.problems) ctx.out(`TAMPERED ${p.kind}: ${p.message}`);
         if (r.status === 'intact') {
           const s = r.signedThrough;
-          ctx.out(`audit trail intact: ${r.events} events${s ? `, signed through event ${s.seq} (checkpoint ${s.checkpoint} at ${s.at})` : ''}`);
+          const writers = (r.chains?.length ?? 1) - 1;
+          ctx.out(`audit trail intact: ${r.events} events${writers > 0 ? ` in ${writers + 1} chains (the CA's and ${writers} gateway writer${writers > 1 ? 's' : ''})` : ''}${s ? `, signed through event ${s.seq} (checkpoint ${s.checkpoint} at ${s.at})` : ''}`);
         }
         if (r.uncovered) ctx.out(`not yet signed: events ${r.uncovered.fromSeq}–${r.uncovered.toSeq} were appended after the last signed checkpoint (not tampering; "sekisho audit checkpoint" signs them)`);
+        for (const c of r.chains?.slice(1) ?? []) if (c.uncovered) ctx.out(`not yet signed: events ${c.uncovered.fromSeq}–${c.uncovered.toSeq} of writer ${c.writer} (not tampering; the next checkpoint signs them)`);
       }
       if (r.status === 'tampered') {
         ctx.err(`sekisho: AUDIT_CHAIN_BROKEN: ${r.problems.length} problem(s) in the audit trail; preserve the database and investigate`);

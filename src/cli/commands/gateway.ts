@@ -1,7 +1,7 @@
 import { resolveHome } from '../../ca/index.js';
 import { badRequest } from '../../errors/index.js';
 import { limitsFromFlags, parseLimitsSetting } from '../../listener/index.js';
-import { isClusterWorker, leaveCluster, loadGatewayConfig, notifyListening, openGateway, parseGatewayConfig, parseSelfCheckSetting, checkSelfCheckAddress, runPrimary, type GatewayConfig } from '../../gateway/index.js';
+import { isClusterWorker, leaveCluster, loadGatewayConfig, notifyListening, openGateway, parseGatewayConfig, parseSelfCheckSetting, checkSelfCheckAddress, runPrimary, workerMetrics, type GatewayConfig } from '../../gateway/index.js';
 import { HOME_OPTIONS, JSON_OPTION, type Command, type CommandContext } from '../command.js';
 import { caPassphrase } from '../secrets.js';
 import { untilStopped } from '../../stack/index.js';
@@ -41,11 +41,12 @@ export function gatewayConfigFromFlags(v: CommandContext['values'], env: NodeJS.
     ...(explicit ? { tls: { cert: v.cert, key: v.key, ...(v.module !== undefined ? { module: v.module } : {}) } } : {}),
     ...(!explicit || v.home !== undefined ? { home: resolveHome(v.home as string | undefined, env) } : {}),
     ...(v.db !== undefined ? { db: v.db } : {}),
+    ...(v['state-dir'] !== undefined ? { stateDir: v['state-dir'] } : {}),
     clientCa: list('client-ca'),
     crl: list('crl'),
     pins: list('pin'),
     serverNames: list('server-name'),
-    revocation: { onStale: v['on-stale'] ?? 'fail-closed', ...(v.refresh !== undefined ? { refreshSeconds: Number(v.refresh) } : {}), ...(v.resync !== undefined ? { resyncSeconds: Number(v.resync) } : {}) },
+    revocation: { onStale: v['on-stale'] ?? 'fail-closed', ...(v['stale-after'] !== undefined ? { staleAfterSeconds: Number(v['stale-after']) } : {}), ...(v.refresh !== undefined ? { refreshSeconds: Number(v.refresh) } : {}), ...(v.resync !== undefined ? { resyncSeconds: Number(v.resync) } : {}) },
     ...(v.admin !== undefined ? { admin: v.admin } : {}),
     ...(v.contact !== undefined ? { contact: v.contact } : {}),
     ...(v['self-check-listen'] !== undefined ? { selfCheck: { listen: v['self-check-listen'], ...(v['self-check-url'] !== undefined ? { url: v['self-check-url'] } : {}) } } : {}),
@@ -84,6 +85,8 @@ export const gatewayCommand: Command = {
     'server-name': { type: 'string', multiple: true, description: 'host name or address for the home-issued server certificate', valueName: 'NAME' },
     refresh: { type: 'string', description: 'seconds between revocation refreshes (default 1)', valueName: 'SECONDS' },
     resync: { type: 'string', description: 'CA home: seconds between full re-reads of revocations and facility status (default 600)', valueName: 'SECONDS' },
+    'stale-after': { type: 'string', description: 'seconds without a good read of revocations before the alarm (and, fail-closed, refusing everyone); default 30', valueName: 'SECONDS' },
+    'state-dir': { type: 'string', description: 'a gateway apart from the CA with --db: where it keeps its audit spool', valueName: 'DIR' },
     'on-stale': { type: 'string', description: 'when revocation information is stale: fail-closed (default) or fail-open', valueName: 'MODE' },
     admin: { type: 'string', description: 'admin listener for /metrics, /healthz, /status', valueName: 'HOST:PORT' },
     contact: { type: 'string', description: 'help-desk contact shown on refusal pages', valueName: 'TEXT' },
@@ -125,7 +128,11 @@ export const gatewayCommand: Command = {
     }
     // One spool per process: a cluster worker keeps its slot's spool across restarts.
     const slot = ctx.env.SEKISHO_WORKER_SLOT;
-    const setup = await openGateway(cfg, { passphrase: () => caPassphrase(ctx.env, ctx.isTTY), pin: () => ctx.env.SEKISHO_PIN ?? '', ...(slot ? { spoolName: `gateway-${slot}` } : {}) });
+    // A worker's /metrics counts every worker: the primary gathers them (bound to the gateway once it exists).
+    let renderLocal = () => '';
+    const groupMetrics = isClusterWorker() ? workerMetrics(() => renderLocal()) : undefined;
+    const setup = await openGateway(cfg, { passphrase: () => caPassphrase(ctx.env, ctx.isTTY), pin: () => ctx.env.SEKISHO_PIN ?? '', ...(slot ? { spoolName: `gateway-${slot}` } : {}), ...(groupMetrics ? { groupMetrics } : {}) });
+    renderLocal = () => setup.gateway.renderLocalMetrics();
     // Signal handlers first: a supervisor may stop the gateway as soon as it reads the summary.
     const stopped = untilStopped({ reload: () => setup.gateway.reload(), close: (graceMs) => setup.close(graceMs) });
     const summary = { listeners: setup.gateway.addresses(), admin: setup.gateway.adminAddress(), profile: cfg.profile, home: cfg.home, pid: process.pid };
