@@ -253,7 +253,7 @@ export class Gateway {
         limits: this.#limits.gateway,
         ledger: this.ledger,
         log: this.o.log,
-        onHandshake: ({ socket, verdict, seconds, hello }) => this.#decide(entry, socket, verdict, seconds, hello),
+        onHandshake: ({ socket, verdict, seconds, hello, context }) => this.#decide(entry, socket, verdict, seconds, hello, context),
         onRefusedInHandshake: (reason, detail, remote, seconds, hello) => {
           if (this.observer && hello) this.observer.note({ address: remote.address, hello, refusal: reason, inHandshake: true });
           this.#refused(config.name, reason, detail, `${remote.address}:${remote.port}`, undefined, seconds);
@@ -375,7 +375,7 @@ export class Gateway {
     }
   }
 
-  #decide(entry: ListenerEntry, socket: TLSSocket, verdict: Verdict, seconds: number, hello: Buffer | undefined): void {
+  #decide(entry: ListenerEntry, socket: TLSSocket, verdict: Verdict, seconds: number, hello: Buffer | undefined, context?: SecureContext): void {
     const { config } = entry;
     const client = `${socket.remoteAddress}:${socket.remotePort}`;
     if (this.observer) {
@@ -402,6 +402,18 @@ export class Gateway {
       return;
     }
     const id = verdict.identity;
+    if (context && context !== this.#context) {
+      // The handshake began under an older context (a policy switch or reload came between its ClientHello and its end): its
+      // version and suite were negotiated under that profile, and the switch's sweep of open connections did not see it.
+      const state: PolicyState = { profile: this.#profile, clientPolicy: this.#policy, ...(this.#policySince ? { since: this.#policySince } : {}) };
+      const facts: ConnectionFacts = { ...(NEGOTIATED[socket.getProtocol() ?? ''] ? { protocol: NEGOTIATED[socket.getProtocol() ?? '']! } : {}), suite: socket.getCipher()?.standardName ?? '', clientChain: verdict.views, ...(id.facilityNumber ? { facility: id.facilityNumber } : {}) };
+      const late = judgeConnection(facts, state, this.#now());
+      if (!late.accepted) {
+        this.#refused(config.name, 'POLICY_CHANGED', `the handshake began before the switch to ${state.profile.name}, which refuses it: ${late.problems.map((p) => p.code).join(', ')}`, client, id, seconds, socket);
+        socket.destroy();
+        return;
+      }
+    }
     if (config.mode === 'tcp' && !allows(config.allow, id)) {
       this.#refused(config.name, 'ACCESS_DENIED', `listener "${config.name}" does not let ${id.facilityNumber ?? id.subject} in`, client, id, seconds, socket);
       socket.destroy();

@@ -22,6 +22,8 @@ export interface HandshakeOutcome {
   seconds: number;
   /** The first record the client sent (its ClientHello), when `peekHello` is on. */
   hello?: Buffer;
+  /** The context the handshake ran under: the caller tells a handshake that began before a policy switch (and negotiated under the old profile) from one that began after. */
+  context: SecureContext;
 }
 
 export interface TlsListenerOptions {
@@ -94,9 +96,10 @@ export class TlsListener {
   }
 
   #handshake(c: Attempt): void {
+    const context = this.o.context();
     const socket = new TLSSocket(c.raw, {
       isServer: true,
-      secureContext: this.o.context(),
+      secureContext: context,
       requestCert: true,
       rejectUnauthorized: true,
       ...(this.o.alpn ? { ALPNProtocols: this.o.alpn } : {}),
@@ -118,7 +121,7 @@ export class TlsListener {
       let verdict: Verdict;
       if (!leaf) verdict = { ok: false, reason: 'NO_CLIENT_CERT', detail: 'no client certificate' };
       else verdict = this.o.verify(leaf, () => presentedChain(socket));
-      this.o.onHandshake({ socket, verdict, seconds: (performance.now() - c.started) / 1000, ...(c.hello ? { hello: c.hello } : {}) });
+      this.o.onHandshake({ socket, verdict, seconds: (performance.now() - c.started) / 1000, context, ...(c.hello ? { hello: c.hello } : {}) });
     });
   }
 
