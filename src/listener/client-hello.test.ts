@@ -1,6 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { createServer, connect, type Socket } from 'node:net';
 import { buildClientHello } from '../scan/wire/client-hello.js';
 import { MAX_HELLO_BYTES, MAX_LIST, firstRecordLength, isGrease, offeredVersions, parseClientHello, peekFirstRecord } from './index.js';
@@ -149,5 +150,32 @@ describe('peekFirstRecord: holds a socket until its first record is in, then giv
       c.end(Buffer.from([22, 3, 1]));
     });
     assert.equal(peeked, undefined);
+  });
+
+  test('regression: a client that dribbles a full-size record a byte at a time costs a linear number of copied bytes, not one copy of everything so far per byte', () => {
+    const record = Buffer.alloc(MAX_HELLO_BYTES);
+    record[0] = 22;
+    record.writeUInt16BE(0x0301, 1);
+    record.writeUInt16BE(MAX_HELLO_BYTES - 5, 3);
+    record[5] = 1;
+    const raw = Object.assign(new EventEmitter(), { pause: () => raw, unshift: (b: Buffer) => (unshifted = b) });
+    let unshifted: Buffer | undefined;
+    let peeked: Buffer | undefined;
+    let copied = 0;
+    const concat = Buffer.concat;
+    Buffer.concat = ((list: readonly Uint8Array[], length?: number) => {
+      const out = concat(list, length);
+      copied += out.length;
+      return out;
+    }) as typeof Buffer.concat;
+    try {
+      peekFirstRecord(raw as unknown as Socket, (b) => (peeked = b));
+      for (let i = 0; i < record.length; i++) raw.emit('data', record.subarray(i, i + 1));
+    } finally {
+      Buffer.concat = concat;
+    }
+    assert.ok(peeked && peeked.equals(record), 'the whole record is handed on');
+    assert.equal(unshifted, peeked);
+    assert.ok(copied < 4 * MAX_HELLO_BYTES, `${copied} bytes copied for a ${MAX_HELLO_BYTES}-byte record`);
   });
 });
