@@ -10,11 +10,11 @@ const quiet: Logger = { log: () => undefined, enabled: () => false };
 const CBC = 0xc023; // TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256
 const tls10 = buildClientHello({ version: 'TLSv1.0', cipherSuites: [0xc009, 0x002f] });
 
-function observer(o: { sink?: ObservationSink; maxRows?: number; now?: () => Date; outlook?: PolicyOutlook } = {}) {
+function observer(o: { sink?: ObservationSink; maxRows?: number; maxAnonymousRowsPerDay?: number; now?: () => Date; outlook?: PolicyOutlook } = {}) {
   const written: ObservationRow[][] = [];
   const sink: ObservationSink = o.sink ?? { upsert: async (rows) => void written.push([...rows]) };
   const outlook = o.outlook ?? policyOutlook({ phases: [{ profile: complianceProfile('exception') }, { from: new Date('2027-04-01T00:00:00+09:00'), profile: complianceProfile('mhlw') }], clientPolicy: { exceptions: [] } }, new Date('2026-12-07T00:00:00Z'));
-  const obs = new ConnectionObserver({ outlook: () => outlook, sink, log: quiet, ...(o.maxRows ? { maxRows: o.maxRows } : {}), ...(o.now ? { now: o.now } : {}) });
+  const obs = new ConnectionObserver({ outlook: () => outlook, sink, log: quiet, ...(o.maxRows ? { maxRows: o.maxRows } : {}), ...(o.maxAnonymousRowsPerDay ? { maxAnonymousRowsPerDay: o.maxAnonymousRowsPerDay } : {}), ...(o.now ? { now: o.now } : {}) });
   return { obs, written };
 }
 
@@ -52,6 +52,18 @@ describe('connection observer: judged twice, summed in memory, written in batche
     assert.deepEqual(written[0]!.map((r) => [r.day, r.connections]), [['2026-12-07', 2], ['2026-12-08', 1]]);
     assert.equal(written[0]![0]!.verdictComing, 'SUITE_NOT_ALLOWED+CLIENT_CERT_MISSING');
     void CBC;
+  });
+
+  test('defect guarded: a slow stream of new addresses and random hellos, spread over many intervals, adds at most maxAnonymousRowsPerDay rows a day; the rest fold into "*" and are still counted', async () => {
+    const { obs, written } = observer({ maxRows: 5, maxAnonymousRowsPerDay: 8 });
+    for (let i = 0; i < 40; i++) {
+      obs.note({ address: `2001:db8::${i.toString(16)}`, hello: buildClientHello({ version: 'TLSv1.0', cipherSuites: [0x002f, 0x0100 + i] }), refusal: 'PROTOCOL_TOO_OLD', inHandshake: true });
+      if (i % 3 === 2) await obs.flush(); // under the per-interval bound every time
+    }
+    await obs.flush();
+    const rows = written.flat();
+    assert.equal(rows.filter((r) => r.subject !== '*').length, 8);
+    assert.equal(rows.reduce((n, r) => n + r.connections, 0), 40);
   });
 
   test('defect guarded: a flood of distinct addresses is bounded; rows beyond maxRows fold into "*" and no connection is lost', async () => {

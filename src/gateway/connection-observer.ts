@@ -52,6 +52,8 @@ export interface ConnectionObserverOptions {
   intervalMs?: number;
   /** Distinct rows per interval (default 10 000). */
   maxRows?: number;
+  /** New rows of clients that showed no certificate (one per address and hello) per day, across intervals (default 5 × maxRows); beyond it they fold into "*", so a stream of addresses and random hellos cannot add millions of table rows a day. */
+  maxAnonymousRowsPerDay?: number;
   /** Days of observations kept (default 400). */
   retentionDays?: number;
   now?: () => Date;
@@ -117,6 +119,9 @@ export class ConnectionObserver {
   #flushing: Promise<void> | undefined;
   #day = { start: 0, end: 0, text: '' };
   #prunedDay = '';
+  /** New rows of unidentified clients added today (a key seen again in a later interval counts again: conservative). */
+  #anonymous = { day: '', rows: 0 };
+  readonly #maxAnonymous: number;
   /** Per policy state: the same state with the certificate requirement relaxed (judging a handshake that never reached the certificate). */
   readonly #beforeCert = new WeakMap<PolicyState, PolicyState>();
   readonly #byChain = new WeakMap<readonly CertificateView[], Map<string, Judged>>();
@@ -131,6 +136,7 @@ export class ConnectionObserver {
     this.#now = o.now ?? (() => new Date());
     this.#maxRows = o.maxRows ?? 10_000;
     this.#intervalMs = o.intervalMs ?? 5_000;
+    this.#maxAnonymous = o.maxAnonymousRowsPerDay ?? 5 * this.#maxRows;
     this.#since = this.#now().getTime();
   }
 
@@ -244,7 +250,13 @@ export class ConnectionObserver {
   }
 
   #add(key: string, row: ObservationRow): void {
-    if (this.#rows.size < this.#maxRows) {
+    let overDaily = false;
+    if (row.address !== null && row.subject !== '*') {
+      if (this.#anonymous.day !== row.day) this.#anonymous = { day: row.day, rows: 0 };
+      overDaily = this.#anonymous.rows >= this.#maxAnonymous;
+      if (!overDaily) this.#anonymous.rows++;
+    }
+    if (this.#rows.size < this.#maxRows && !overDaily) {
       this.#rows.set(key, row);
       return;
     }
