@@ -122,6 +122,8 @@ export class TlsListener {
       if (!leaf) verdict = { ok: false, reason: 'NO_CLIENT_CERT', detail: 'no client certificate' };
       else verdict = this.o.verify(leaf, () => presentedChain(socket));
       this.o.onHandshake({ socket, verdict, seconds: (performance.now() - c.started) / 1000, context, ...(c.hello ? { hello: c.hello } : {}) });
+      // The socket's listeners keep `c` for the connection's life: the hello (up to 16 KiB) is not kept with it.
+      c.hello = undefined;
     });
   }
 
