@@ -126,6 +126,25 @@ describe('agent with a software token', () => {
     }
   });
 
+  test('regression: a web page cannot use the TCP forward cross-protocol — an HTTP POST whose body is an HL7 frame (what any page can make a browser send to a loopback port) is not carried to the center', async () => {
+    const s = await connectLocal(agent.port('listen.tcp[0]'));
+    const frame = `\x0bMSH|^~\\&|EVIL|A|CENTER|B|20261207||ADT^A01|FROM-A-PAGE|P|2.5\rPID|1||666\x1c\x0d`;
+    let got = '';
+    s.on('error', () => undefined);
+    const closed = new Promise<void>((r) => {
+      s.once('close', () => r());
+      s.on('data', (d: Buffer) => {
+        got += d.toString('latin1');
+        if (got.includes('\x1c\x0d')) r();
+      });
+    });
+    s.write(`POST / HTTP/1.1\r\nHost: 127.0.0.1:${agent.port('listen.tcp[0]')}\r\nContent-Type: text/plain\r\nContent-Length: ${frame.length}\r\n\r\n${frame}`);
+    await closed;
+    s.destroy();
+    assert.doesNotMatch(got, /FROM-A-PAGE/, 'the center acknowledged a message a web page sent');
+    assert.equal((agent.status().refusals as Record<string, number>).AGENT_HTTP_ON_TCP_FORWARD, 1);
+  });
+
   test('/status and /metrics on loopback: certificate, connections, refusals by reason', async () => {
     const port = agent.port('status');
     const st = (await (await fetch(`http://127.0.0.1:${port}/status`)).json()) as { certificate: { subject: string; notAfter: string }; connections: { total: number }; refusals: Record<string, number> };

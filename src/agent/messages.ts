@@ -43,6 +43,10 @@ export const agentErrors = {
     forbidden('AGENT_USER_REFUSED', `this local account (uid ${uid ?? 'unknown'}) is not in listen.allowUsers; the facility's credential serves only the accounts named there`, {
       ja: 'この利用者アカウントは施設の証明書を使う許可がありません(listen.allowUsers)。',
     }),
+  httpOnTcpForward: () =>
+    forbidden('AGENT_HTTP_ON_TCP_FORWARD', 'an HTTP request came to a TCP forward (HL7, DICOM, …) and was not carried: a web page in a browser on this computer may be trying to send data to the center with the facility certificate', {
+      ja: 'TCP 転送ポート(HL7・DICOM など)に HTTP のリクエストが届いたため中継しませんでした。この端末のブラウザで開いた Web ページが、施設の証明書で運営主体へデータを送ろうとした可能性があります。',
+    }),
   connectRefused: () =>
     forbidden('AGENT_CONNECT_REFUSED', 'CONNECT is refused: the agent makes the TLS connection itself; send plain http:// requests for the center through this proxy', {
       ja: 'CONNECT は使えません。エージェントが TLS 接続を行うので、運営主体宛ての http:// のリクエストをこのプロキシに送ってください。',

@@ -10,6 +10,9 @@ import type { AgentStats } from './agent-stats.js';
 import { linkError, type CenterLink } from './center-link.js';
 import { agentErrors } from './messages.js';
 
+/** The start of an HTTP/1 request (RFC 9112 §3): what a browser sends to any port a page names, and no TCP forward's protocol begins with. */
+const HTTP_REQUEST_LINE = /^(?:GET|HEAD|POST|PUT|DELETE|OPTIONS|PATCH|TRACE|CONNECT|PRI) /;
+
 export async function startTcpForward(
   listen: HostPort,
   to: HostPort,
@@ -36,8 +39,20 @@ export async function startTcpForward(
     };
     local.pause();
     remote.once('secureConnect', () => {
-      local.pipe(remote);
       remote.pipe(local);
+      // The first bytes decide: an HTTP request line is a browser's (a web page can make one reach a loopback port), never HL7 or DICOM.
+      local.once('data', (first: Buffer) => {
+        if (HTTP_REQUEST_LINE.test(first.subarray(0, 8).toString('latin1'))) {
+          const e = agentErrors.httpOnTcpForward();
+          o.stats.refuse(e.code);
+          o.log('warn', 'connection refused', { code: e.code, message: e.message, ja: e.ja, to: `${to.host}:${to.port}` });
+          local.destroy();
+          remote.destroy();
+          return;
+        }
+        remote.write(first);
+        local.pipe(remote);
+      });
       local.resume();
     });
     remote.on('error', (e) => {
