@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { createHash, X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
+import { get as httpGet } from 'node:http';
 import { FacilityAgent, parseAgentConfig, type AgentConfig } from './index.js';
 import { isSekishoError } from '../errors/index.js';
 import { certificatesFromPem } from '../pki/index.js';
@@ -143,6 +144,22 @@ describe('agent with a software token', () => {
     s.destroy();
     assert.doesNotMatch(got, /FROM-A-PAGE/, 'the center acknowledged a message a web page sent');
     assert.equal((agent.status().refusals as Record<string, number>).AGENT_HTTP_ON_TCP_FORWARD, 1);
+  });
+
+  test('regression: DNS rebinding — /status asked for under another host name (a web page whose name now resolves to 127.0.0.1) is refused', async () => {
+    const port = agent.port('status');
+    const get = (host: string) =>
+      new Promise<number>((resolve, reject) => {
+        httpGet({ host: '127.0.0.1', port, path: '/status', headers: { host } }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        }).on('error', reject);
+      });
+    assert.equal(await get(`evil.example:${port}`), 421);
+    assert.equal(await get(`127.0.0.1.nip.io:${port}`), 421);
+    assert.equal(await get(`127.0.0.1:${port}`), 200);
+    assert.equal(await get(`localhost:${port}`), 200);
+    assert.equal(await get(`[::1]:${port}`), 200);
   });
 
   test('/status and /metrics on loopback: certificate, connections, refusals by reason', async () => {

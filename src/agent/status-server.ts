@@ -48,9 +48,21 @@ export function metricsText(s: StatusSource): string {
   return `${lines.join('\n')}\n`;
 }
 
+/** A Host header naming this machine (a loopback literal or localhost, any port); absent (HTTP/1.0) is allowed. */
+export function loopbackHost(host: string | undefined): boolean {
+  if (host === undefined) return true;
+  const name = host.replace(/:\d+$/, '').replace(/^\[|\]$/g, '').toLowerCase();
+  return name === 'localhost' || name === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(name);
+}
+
 export async function startStatusServer(listen: HostPort, s: StatusSource): Promise<Server> {
   const server = createServer((req, res) => {
     const path = (req.url ?? '').split('?')[0];
+    if (!loopbackHost(req.headers.host)) {
+      // DNS rebinding: a web page whose name now resolves to 127.0.0.1 would read the facility's certificate and counts.
+      res.writeHead(421, { 'content-type': 'text/plain' }).end('AGENT_STATUS_HOST_REFUSED: ask for this address by 127.0.0.1, [::1] or localhost\n');
+      return;
+    }
     if (req.method !== 'GET') {
       res.writeHead(405, { allow: 'GET' }).end();
       return;
