@@ -340,6 +340,7 @@ export class Gateway {
       // The new profile's settings do not build (a bad profile file slipped through): keep serving under the old one, loudly.
       this.#profile = previous;
       this.#policy = before.inForce.clientPolicy;
+      this.#policySince = before.inForce.since;
       this.o.log.log('error', 'POLICY SWITCH FAILED; the previous policy stays in force', { error: e instanceof Error ? e.message : String(e), to: state.profile.name });
       return;
     }

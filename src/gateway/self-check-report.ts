@@ -82,6 +82,8 @@ export function policyProtocol(nodeName: string): Protocol | undefined {
 export interface SelfCheckInput {
   protocol: Protocol;
   suite: string;
+  /** The signature algorithms client and listener share (`getSharedSigalgs()`): what the client could sign its CertificateVerify with. */
+  signatureAlgorithms?: readonly string[];
   /** What the verifier knows of the certificate shown; absent: none was shown. */
   inspection?: ClientInspection;
   outlook: PolicyOutlook;
@@ -93,6 +95,7 @@ function judge(input: SelfCheckInput, state: PolicyState, at: Date): SelfCheckPo
   const facts: ConnectionFacts = {
     protocol: input.protocol,
     suite: input.suite,
+    ...(input.signatureAlgorithms ? { signatureAlgorithms: input.signatureAlgorithms } : {}),
     ...(i ? { clientChain: i.views } : {}),
     ...(i?.identity?.facilityNumber ? { facility: i.identity.facilityNumber } : {}),
   };

@@ -34,7 +34,8 @@ export function selfCheckTlsOptions(): { minVersion: 'TLSv1'; maxVersion: 'TLSv1
   return {
     minVersion: 'TLSv1',
     maxVersion: 'TLSv1.3',
-    ciphers: [...TLS13_ALL, ...tls12, 'ALL', '@SECLEVEL=0'].join(':'),
+    // No RSA key exchange: it would make this listener a decryption oracle (Bleichenbacher, Marvin) on the gateway's RSA key.
+    ciphers: [...TLS13_ALL, ...tls12, 'ALL', '!kRSA', '@SECLEVEL=0'].join(':'),
     honorCipherOrder: true,
     dhparam: 'auto',
     secureOptions: constants.SSL_OP_NO_RENEGOTIATION,
@@ -109,7 +110,9 @@ export async function startSelfCheckServer(o: SelfCheckServerOptions): Promise<S
       inspection = o.inspect(leaf, presentedChain(socket));
       if (!inspection) return undefined;
     }
-    return selfCheckReport({ protocol, suite, ...(inspection ? { inspection } : {}), outlook: o.outlook(), now: now() });
+    // What the client could sign its CertificateVerify with (the gateway accepts SHA-2 only; this listener accepts anything, to tell).
+    const signatureAlgorithms = socket.getSharedSigalgs();
+    return selfCheckReport({ protocol, suite, signatureAlgorithms, ...(inspection ? { inspection } : {}), outlook: o.outlook(), now: now() });
   };
   const server = createServer(
     { ...contextOptions(o.credentials), requestCert: true, rejectUnauthorized: false, handshakeTimeout: o.limits.handshakeTimeoutMs, maxHeaderSize: SELF_CHECK_SERVER_LIMITS.maxHeaderSize },

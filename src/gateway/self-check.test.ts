@@ -160,6 +160,27 @@ describe('the self-check listener', () => {
     }
   });
 
+  test('a TLS 1.2 client that can sign only with SHA-1 is told the coming high policy refuses it (SIGNATURE_ALGORITHM_NOT_ALLOWED), while the exception profile in force takes it', async (t) => {
+    if (!needCommand(t, 'openssl')) return;
+    const r = await runAsync(
+      'openssl',
+      ['s_client', '-connect', `127.0.0.1:${selfPort}`, '-tls1_2', '-cipher', 'DEFAULT@SECLEVEL=0', '-sigalgs', 'ECDSA+SHA1:RSA+SHA1', '-quiet', '-cert', fx.clients.good.cert, '-key', fx.clients.good.key],
+      { input: 'GET /self-check.json HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n', timeoutMs: 20_000 },
+    );
+    const body = r.stdout.slice(r.stdout.indexOf('\r\n\r\n') + 4);
+    const report = JSON.parse(body) as SelfCheckReport;
+    assert.ok(codes(report.policies.coming)?.includes('SIGNATURE_ALGORITHM_NOT_ALLOWED'), body);
+    assert.equal(report.policies.coming?.accepted, false);
+    assert.equal(report.policies.inForce.accepted, true, 'the exception profile takes SHA-1 handshake signatures');
+  });
+
+  test('no RSA key exchange on the self-check: the gateway\'s RSA key is never a decryption oracle', async (t) => {
+    if (!needCommand(t, 'openssl')) return;
+    const r = await runAsync('openssl', ['s_client', '-connect', `127.0.0.1:${selfPort}`, '-tls1_2', '-cipher', 'AES128-GCM-SHA256:AES256-SHA@SECLEVEL=0'], { input: '', timeoutMs: 20_000 });
+    assert.notEqual(r.status, 0, 'a client offering only RSA key exchange gets no handshake');
+    assert.doesNotMatch(r.stdout, /Cipher is AES/);
+  });
+
   test('a revoked certificate is shown as revoked (the gateway\'s revocation source), and refused under both policies', async (t) => {
     if (!needCommand(t, 'curl')) return;
     const r = JSON.parse((await curl([], fx.clients.revoked)).body) as SelfCheckReport;

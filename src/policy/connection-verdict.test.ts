@@ -3,6 +3,11 @@ import assert from 'node:assert/strict';
 import { complianceProfile } from './tls-compliance.js';
 import { fixedSchedule, nextPolicyChange, policyAt, policyOutlook, type PolicySchedule } from './policy-schedule.js';
 import { judgeConnection } from './connection-verdict.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { certificatesFromPem, describeCertificate } from '../pki/index.js';
+import { needCommand, run } from '../testing/peers.js';
+import { tempDir } from '../testing/stores.js';
 
 const high = complianceProfile('high');
 const mhlw = complianceProfile('mhlw');
@@ -58,4 +63,18 @@ test('a schedule: the phase and the exceptions in force at each instant, and wha
   assert.equal(after.inForce.profile.name, 'high');
   assert.equal(after.inForce.clientPolicy.exceptions.length, 0);
   assert.equal(after.coming, undefined);
+});
+
+test('a client certificate that can sign the handshake only with SHA-1 is SIGNATURE_ALGORITHM_NOT_ALLOWED under high, not under exception', (t) => {
+  if (!needCommand(t, 'openssl')) return;
+  const dir = tempDir();
+  const r = run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem'), '-subj', '/CN=1312345678', '-days', '30', '-sha256', '-addext', 'extendedKeyUsage=clientAuth']);
+  assert.equal(r.status, 0, r.stderr);
+  const view = describeCertificate(certificatesFromPem(readFileSync(join(dir, 'c.pem'), 'utf8'))[0]!);
+  const facts = { protocol: 'TLSv1.2' as const, suite: 'TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256', signatureAlgorithms: ['ECDSA+SHA1', 'RSA+SHA1'], clientChain: [view] };
+  const now = new Date();
+  assert.deepEqual(judgeConnection(facts, policyAt(fixedSchedule(high), now), now).problems.map((p) => p.code), ['SIGNATURE_ALGORITHM_NOT_ALLOWED']);
+  assert.equal(judgeConnection({ ...facts, signatureAlgorithms: ['ECDSA+SHA256', 'ECDSA+SHA1'] }, policyAt(fixedSchedule(high), now), now).accepted, true, 'one SHA-2 algorithm shared is enough');
+  assert.equal(judgeConnection({ ...facts, suite: 'TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA' }, policyAt(fixedSchedule(exception), now), now).problems.some((p) => p.code === 'SIGNATURE_ALGORITHM_NOT_ALLOWED'), false, 'the exception profile takes SHA-1 handshake signatures');
+  assert.deepEqual(judgeConnection({ ...facts, clientChain: [] }, policyAt(fixedSchedule(high), now), now).problems.map((p) => p.code), [], 'without a certificate nothing is signed');
 });

@@ -2,6 +2,7 @@ import type { CertificateView } from '../pki/index.js';
 import { judgeClientChain, type ClientCertificateRule, type DatedException } from './client-certificate-policy.js';
 import type { PolicyState } from './policy-schedule.js';
 import { classifySuite } from './suite-standing.js';
+import { allowsLegacyHandshake } from './tls-server-options.js';
 import type { ComplianceProfile, Protocol } from './tls-compliance.js';
 
 /**
@@ -19,13 +20,20 @@ export interface ConnectionFacts {
   suite?: string;
   /** What the ClientHello offered (highest version first is not assumed). */
   offered?: { protocols: readonly Protocol[]; suites: readonly string[]; groups?: readonly string[] };
+  /**
+   * The signature algorithms the client and the server share (OpenSSL's
+   * names, as `TLSSocket.getSharedSigalgs()` gives them: `ECDSA+SHA256`,
+   * `RSA-PSS+SHA256`, `RSA+SHA1`, …): what the client could sign its
+   * CertificateVerify with. Absent when unknown.
+   */
+  signatureAlgorithms?: readonly string[];
   /** The client's chain, leaf first, to and including the trust anchor; empty or absent when no certificate was shown. */
   clientChain?: readonly CertificateView[];
   /** The facility the certificate names, when known (exceptions are per facility). */
   facility?: string;
 }
 
-export type ConnectionProblemCode = 'PROTOCOL_TOO_OLD' | 'SUITE_NOT_ALLOWED' | 'CLIENT_CERT_MISSING' | ClientCertificateRule;
+export type ConnectionProblemCode = 'PROTOCOL_TOO_OLD' | 'SUITE_NOT_ALLOWED' | 'SIGNATURE_ALGORITHM_NOT_ALLOWED' | 'CLIENT_CERT_MISSING' | ClientCertificateRule;
 
 export interface ConnectionProblem {
   code: ConnectionProblemCode;
@@ -73,6 +81,23 @@ function suiteProblem(shown: readonly string[], profile: ComplianceProfile): Con
     ja: `この端末が使った（提示した）暗号スイート（${s || 'なし'}）は ${profile.nameJa} のポリシーで許されていません`,
     fixEn: 'update the browser or transmission software so that it offers AES-GCM or ChaCha20-Poly1305 with ECDHE',
     fixJa: 'ECDHE と AES-GCM（または ChaCha20-Poly1305）を使えるよう、ブラウザや送信ソフトを更新してください',
+  };
+}
+
+/** Whether an OpenSSL signature-algorithm name signs with one of the profile's hashes (SHA-256/384/512). */
+function signsWithProfileHash(name: string, profile: ComplianceProfile): boolean {
+  const bits = /sha-?(256|384|512)\b/i.exec(name)?.[1];
+  return bits !== undefined && profile.certificate.signatureHashes.some((h) => h.replace(/-/g, '').toUpperCase() === `SHA${bits}`);
+}
+
+function signatureProblem(shared: readonly string[], profile: ComplianceProfile): ConnectionProblem {
+  const s = shared.slice(0, 4).join(', ') || 'none';
+  return {
+    code: 'SIGNATURE_ALGORITHM_NOT_ALLOWED',
+    en: `the client can sign its certificate's handshake signature only with ${s}; the ${profile.name} policy accepts SHA-2 (${profile.certificate.signatureHashes.join(', ')}) only`,
+    ja: `この端末は証明書による署名に ${s} しか使えません。${profile.nameJa} のポリシーでは SHA-2（${profile.certificate.signatureHashes.join('、')}）が必要です`,
+    fixEn: 'update the browser or transmission software (or its TLS library) so that it signs with SHA-256 or stronger',
+    fixJa: 'SHA-256 以上で署名できるよう、ブラウザや送信ソフト（またはその TLS ライブラリ）を更新してください',
   };
 }
 
@@ -144,6 +169,11 @@ export function judgeConnection(facts: ConnectionFacts, state: PolicyState, at: 
 
   const exceptionsUsed: DatedException[] = [];
   const chain = facts.clientChain ?? [];
+  // The client's CertificateVerify (TLS 1.2 and 1.3 name the algorithm): the gateway accepts SHA-2 only, except where the profile allows TLS 1.0/1.1.
+  const modern = protocols.some((p) => p === 'TLSv1.2' || p === 'TLSv1.3');
+  if (chain.length && modern && facts.signatureAlgorithms && !allowsLegacyHandshake(profile) && !facts.signatureAlgorithms.some((a) => signsWithProfileHash(a, profile))) {
+    problems.push(signatureProblem(facts.signatureAlgorithms, profile));
+  }
   if (chain.length === 0) {
     if (profile.clientCertificate === 'required') problems.push(certificateProblem('CLIENT_CERT_MISSING', 'no client certificate was shown; the policy requires one'));
   } else {
