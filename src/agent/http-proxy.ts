@@ -12,6 +12,7 @@ import { request as httpsRequest } from 'node:https';
 import type { Socket } from 'node:net';
 import type { SekishoError } from '../errors/index.js';
 import type { AgentConfig, HostPort } from './config.js';
+import { listenOn } from './listen.js';
 import type { AgentLog } from './log.js';
 import type { AgentStats } from './agent-stats.js';
 import type { CenterLink } from './center-link.js';
@@ -120,12 +121,6 @@ export async function startHttpProxy(listen: HostPort, o: HttpProxyOptions): Pro
     s.once('close', () => o.stats.closed());
   });
   server.on('clientError', (_e, s: Socket) => s.destroy());
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(listen.port, listen.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  await listenOn(server, listen);
   return server;
 }

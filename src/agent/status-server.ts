@@ -2,6 +2,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AgentStats } from './agent-stats.js';
 import type { HostPort } from './config.js';
+import { listenOn } from './listen.js';
 import type { CredentialView } from './facility-credential.js';
 
 export interface StatusSource {
@@ -74,12 +75,6 @@ export async function startStatusServer(listen: HostPort, s: StatusSource): Prom
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(metricsText(s));
     } else res.writeHead(404, { 'content-type': 'text/plain' }).end('/status or /metrics\n');
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(listen.port, listen.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  await listenOn(server, listen);
   return server;
 }

@@ -5,6 +5,7 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import type { HostPort } from './config.js';
+import { listenOn } from './listen.js';
 import type { AgentLog } from './log.js';
 import type { AgentStats } from './agent-stats.js';
 import { linkError, type CenterLink } from './center-link.js';
@@ -70,12 +71,6 @@ export async function startTcpForward(
     });
     remote.on('close', () => local.end());
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(listen.port, listen.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  await listenOn(server, listen);
   return server;
 }

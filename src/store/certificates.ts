@@ -92,6 +92,21 @@ export interface RevokedSerial {
 }
 
 /** Certificates, from serial reservation to revocation. */
+/** The WHERE terms of a listing filter (facility, status), with their parameters. */
+function filterClause(filter: CertificateFilter): { where: string[]; params: unknown[] } {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  if (filter.facilityNumber) {
+    where.push('facility_number = ?');
+    params.push(filter.facilityNumber);
+  }
+  if (filter.status) {
+    where.push('status = ?');
+    params.push(filter.status);
+  }
+  return { where, params };
+}
+
 export class CertificateRepository {
   constructor(private readonly x: SqlExecutor) {}
 
@@ -133,16 +148,7 @@ export class CertificateRepository {
   }
 
   async list(filter: CertificateFilter = {}): Promise<CertificateRecord[]> {
-    const where: string[] = [];
-    const params: unknown[] = [];
-    if (filter.facilityNumber) {
-      where.push('facility_number = ?');
-      params.push(filter.facilityNumber);
-    }
-    if (filter.status) {
-      where.push('status = ?');
-      params.push(filter.status);
-    }
+    const { where, params } = filterClause(filter);
     const sql = `SELECT * FROM certificates ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY reserved_at, serial`;
     return (await this.x.all<Row>(sql, params)).map(toRecord);
   }
@@ -155,16 +161,7 @@ export class CertificateRepository {
    * certificates in memory at once.
    */
   async *listPages(filter: CertificateFilter = {}, limit = 5000): AsyncGenerator<CertificateRecord[]> {
-    const where: string[] = [];
-    const params: unknown[] = [];
-    if (filter.facilityNumber) {
-      where.push('facility_number = ?');
-      params.push(filter.facilityNumber);
-    }
-    if (filter.status) {
-      where.push('status = ?');
-      params.push(filter.status);
-    }
+    const { where, params } = filterClause(filter);
     let after: { reservedAt: string; serial: string } | undefined;
     for (;;) {
       const page = after ? [...where, '(reserved_at, serial) > (?, ?)'] : where;
