@@ -3,7 +3,7 @@
  * English: in the JSON log, on /status, and in the answer an application
  * gets from the proxy.
  */
-import { badRequest, forbidden, locked, unauthorized, unavailable, type SekishoError } from '../errors/index.js';
+import { badRequest, forbidden, unauthorized, unavailable, type SekishoError } from '../errors/index.js';
 
 /** The center refused the facility's certificate: the reason the gateway sent (x-sekisho-refusal), as the agent's code. */
 const REFUSALS: Record<string, { code: string; en: string; ja: string }> = {
@@ -74,7 +74,7 @@ export const agentErrors = {
   pinMissing: (how: string) =>
     unauthorized('PIN_REQUIRED', `the token PIN is needed: ${how}`, { ja: 'トークンのPINが必要です。設定(credential.pin)を確認してください。' }),
   tokenLocked: (cause?: unknown) =>
-    locked('PIN_LOCKED', 'the token is locked after too many wrong PINs; the agent stops and will not try again. The security officer unlocks it ("sekisho token unlock"); then start the agent again', {
+    unauthorized('PIN_LOCKED', 'the token is locked after too many wrong PINs; the agent stops and will not try again. The security officer unlocks it ("sekisho token unlock"); then start the agent again', {
       ja: 'PINを続けて間違えたためトークンがロックされました。エージェントは停止し、これ以上PINを試しません。管理者(SO)がロックを解除してから再起動してください。',
       ...(cause !== undefined ? { cause } : {}),
     }),
