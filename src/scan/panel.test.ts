@@ -64,7 +64,8 @@ describe('scanner against the panel of real servers', () => {
   }
 });
 
-describe('scanner and testssl.sh agree on protocols and suites', () => {
+// Two servers at a time: each comparison waits mostly on testssl's handshakes, and this file tends to run last.
+describe('scanner and testssl.sh agree on protocols and suites', { concurrency: 2 }, () => {
   for (const name of Object.keys(PANEL) as PanelName[]) {
     test(`${name}: same protocols and, per protocol, the same suites`, async (t) => {
       if (!needPeer(t, testsslBinary() !== undefined, 'testssl.sh')) return;

@@ -119,7 +119,7 @@ describe('every profile served as it says, judged by sekisho scan', () => {
  * mhlw is high plus a required client certificate, which testssl cannot
  * present: its server settings are high's (asserted), so one run judges both.
  */
-describe('every profile served as it says, judged by testssl.sh', () => {
+describe('every profile served as it says, judged by testssl.sh', { concurrency: 2 }, () => {
   const groups = new Map<string, ComplianceProfileName[]>();
   for (const name of COMPLIANCE_PROFILES as readonly ComplianceProfileName[]) {
     const key = JSON.stringify(tlsServerOptions(complianceProfile(name)));
