@@ -324,7 +324,7 @@ async function runStore(kind: 'sqlite' | 'postgres', facilities: number, certifi
     }
     result.revokeToRefused = {
       detection: 'a new mutual-TLS connection + GET with the revoked certificate every 50 ms per gateway until 403 x-sekisho-refusal: REVOKED',
-      feed: 'what the gateways follow on this build (main: a poll of the store every 1 s)',
+      feed: kind === 'postgres' ? 'PostgreSQL LISTEN/NOTIFY at commit, then a read from the cursor (10 s safety-net poll)' : 'a poll of the store every 1 s (SQLite has no notifications)',
       secondsAllGateways: quantiles(lastOfThree),
       secondsEachGateway: quantiles(each),
       revokeCallMs: quantiles(revokeMs),
