@@ -43,6 +43,24 @@ export interface CredentialView {
   notAfter: string;
 }
 
+/**
+ * Opens the token the configuration names: the module, the slot and the
+ * label of the facility's key (the software token has one slot; a PKCS#11
+ * URI names its slot by id or by token label). The module is closed again
+ * when the slot cannot be found. The agent and the doctor both open it so.
+ */
+export async function openAgentToken(token: AgentToken): Promise<{ module: TokenModule; slot: number; keyLabel: string }> {
+  if (token.kind === 'software') return { module: openSoftwareToken(token.file), slot: 0, keyLabel: token.key };
+  const u = parsePkcs11Uri(token.uri);
+  const module = openPkcs11Module(token.module);
+  try {
+    return { module, slot: u.slotId ?? (await (module as Pkcs11Module).slotByLabel(u.token!)), keyLabel: u.object! };
+  } catch (e) {
+    await module.close();
+    throw e;
+  }
+}
+
 export class FacilityCredential {
   #current: TokenCredential;
 
@@ -63,25 +81,7 @@ export class FacilityCredential {
    * tried at all; a wrong PIN is reported (with the tries left) and not retried.
    */
   static async open(token: AgentToken, pin: string, now = new Date()): Promise<FacilityCredential> {
-    let module: TokenModule;
-    let slot: number;
-    let keyLabel: string;
-    if (token.kind === 'software') {
-      module = openSoftwareToken(token.file);
-      slot = 0;
-      keyLabel = token.key;
-    } else {
-      const u = parsePkcs11Uri(token.uri);
-      const m = openPkcs11Module(token.module);
-      module = m;
-      keyLabel = u.object!;
-      try {
-        slot = u.slotId ?? (await (m as Pkcs11Module).slotByLabel(u.token!));
-      } catch (e) {
-        await m.close();
-        throw e;
-      }
-    }
+    const { module, slot, keyLabel } = await openAgentToken(token);
     try {
       const info = await module.tokenInfo(slot);
       if (info.flags & CKF.USER_PIN_LOCKED) throw agentErrors.tokenLocked();

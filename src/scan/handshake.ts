@@ -46,7 +46,8 @@ export function describeTlsError(e: Error & { code?: string }): string {
   return e.code && /^E[A-Z]+$/.test(e.code) ? `${e.code} ${e.message.replace(/^.*?: /, '')}` : reason ? reason[1]!.trim() : e.message;
 }
 
-function peerChain(socket: TLSSocket): Buffer[] {
+/** The certificates a peer presented, leaf first, DER (each once). */
+export function peerChain(socket: TLSSocket): Buffer[] {
   const out: Buffer[] = [];
   let c: DetailedPeerCertificate | undefined = socket.getPeerCertificate(true) as DetailedPeerCertificate;
   const seen = new Set<string>();

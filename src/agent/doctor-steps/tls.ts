@@ -6,11 +6,11 @@
  */
 import { createHash, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { connect as tlsConnect, type DetailedPeerCertificate } from 'node:tls';
+import { connect as tlsConnect } from 'node:tls';
 import { isIP } from 'node:net';
 import { certificatesFromPem } from '../../pki/index.js';
 import { complianceProfile } from '../../policy/index.js';
-import { enumerateTls, handshake, judge, type Findings, type WireFindings } from '../../scan/index.js';
+import { enumerateTls, handshake, judge, peerChain, type Findings, type WireFindings } from '../../scan/index.js';
 import { openTunnel } from './network.js';
 import { fail, ok, warn, type StepResult } from './result.js';
 import type { DoctorTarget } from './target.js';
@@ -101,7 +101,7 @@ async function tlsThroughProxy(t: DoctorTarget, timeoutMs: number): Promise<{ re
       s.destroy();
       resolve(x);
     };
-    s.on('secureConnect', () => done({ protocol: s.getProtocol() ?? undefined, chain: peerChain(s.getPeerCertificate(true) as DetailedPeerCertificate) }));
+    s.on('secureConnect', () => done({ protocol: s.getProtocol() ?? undefined, chain: peerChain(s) }));
     s.on('error', (e) => done({ chain: [], error: e.message }));
   });
   if (!r.protocol || !profile.protocolsAllowed.includes(r.protocol as never)) {
@@ -117,17 +117,6 @@ async function tlsThroughProxy(t: DoctorTarget, timeoutMs: number): Promise<{ re
     };
   }
   return { evidence: { chain: r.chain }, result: ok('tls', 'TLS_OK', { ja: `プロキシ経由で ${r.protocol} で接続できます（プロキシ経由では受け付ける全バージョンの列挙はしません）。`, en: `${r.protocol} through the proxy (versions and suites are not enumerated through a proxy)` }, { negotiated: r.protocol, proxy: t.httpProxy!.host }) };
-}
-
-function peerChain(c: DetailedPeerCertificate | undefined): Buffer[] {
-  const out: Buffer[] = [];
-  const seen = new Set<string>();
-  while (c && c.raw && !seen.has(c.fingerprint256)) {
-    seen.add(c.fingerprint256);
-    out.push(Buffer.from(c.raw));
-    c = c.issuerCertificate && c.issuerCertificate !== c ? c.issuerCertificate : undefined;
-  }
-  return out;
 }
 
 const sha256 = (der: Buffer) => createHash('sha256').update(der).digest('hex');

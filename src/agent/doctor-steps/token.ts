@@ -12,16 +12,13 @@ import { buildOcspRequest, readOcspResponse } from '../../pki/index.js';
 import {
   CKF,
   listCredentials,
-  openPkcs11Module,
-  openSoftwareToken,
-  parsePkcs11Uri,
   signMechanismFor,
-  type Pkcs11Module,
   type TokenCredential,
   type TokenModule,
   type TokenSession,
 } from '../../token/index.js';
 import { readPin } from '../pin.js';
+import { openAgentToken } from '../facility-credential.js';
 import { fail, ok, warn, type StepResult } from './result.js';
 import type { DoctorTarget } from './target.js';
 
@@ -35,29 +32,14 @@ const DAY = 86_400_000;
 
 export async function tokenStep(t: DoctorTarget, env: NodeJS.ProcessEnv): Promise<{ result: StepResult; open?: OpenToken }> {
   const token = t.token!;
-  let module: TokenModule;
-  let slot: number;
-  let keyLabel: string;
   const where = token.kind === 'software' ? token.file : token.uri;
+  let opened: Awaited<ReturnType<typeof openAgentToken>>;
   try {
-    if (token.kind === 'software') {
-      module = openSoftwareToken(token.file);
-      slot = 0;
-      keyLabel = token.key;
-    } else {
-      const u = parsePkcs11Uri(token.uri);
-      module = openPkcs11Module(token.module);
-      keyLabel = u.object!;
-      try {
-        slot = u.slotId ?? (await (module as Pkcs11Module).slotByLabel(u.token!));
-      } catch (e) {
-        await module.close();
-        throw e;
-      }
-    }
+    opened = await openAgentToken(token);
   } catch (e) {
     return { result: tokenMissing(where, e) };
   }
+  const { module, slot, keyLabel } = opened;
   let info;
   try {
     info = await module.tokenInfo(slot);
