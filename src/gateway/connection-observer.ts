@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { CertificateView } from '../pki/index.js';
-import { groupName, judgeConnection, suiteName, type ConnectionFacts, type ConnectionVerdict, type PolicyOutlook, type PolicyState, type Protocol } from '../policy/index.js';
+import { groupName, judgeConnection, policyProtocol, protocolOfWire, PROTOCOL_ORDER, suiteName, type ConnectionFacts, type ConnectionVerdict, type PolicyOutlook, type PolicyState, type Protocol } from '../policy/index.js';
 import { offeredVersions, parseClientHello, type ClientHelloSummary } from '../listener/index.js';
 import type { ObservationRow } from '../store/index.js';
 import type { ClientIdentity } from './client-identity.js';
@@ -75,9 +75,6 @@ const DAY_MS = 86_400_000;
 /** Suites listed per row (what a refused client offered); the rest are counted as "+N". */
 const SUITES_LISTED = 24;
 
-const NODE_PROTOCOL: Record<string, Protocol> = { SSLv3: 'SSLv3', TLSv1: 'TLSv1.0', 'TLSv1.1': 'TLSv1.1', 'TLSv1.2': 'TLSv1.2', 'TLSv1.3': 'TLSv1.3' };
-const WIRE_PROTOCOL: Record<number, Protocol> = { 0x0002: 'SSLv3', 0x0300: 'SSLv3', 0x0301: 'TLSv1.0', 0x0302: 'TLSv1.1', 0x0303: 'TLSv1.2', 0x0304: 'TLSv1.3' };
-const ORDER: readonly Protocol[] = ['SSLv3', 'TLSv1.0', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'];
 
 /** "accepted", or the problem codes joined by "+". */
 export function verdictCode(v: ConnectionVerdict): string {
@@ -88,10 +85,10 @@ export function verdictCode(v: ConnectionVerdict): string {
 export function offeredProtocols(h: ClientHelloSummary): Protocol[] {
   const out: Protocol[] = [];
   for (const v of offeredVersions(h)) {
-    const p = WIRE_PROTOCOL[v];
+    const p = protocolOfWire(v);
     if (p && !out.includes(p)) out.push(p);
   }
-  return out.sort((a, b) => ORDER.indexOf(b) - ORDER.indexOf(a));
+  return out.sort((a, b) => PROTOCOL_ORDER.indexOf(b) - PROTOCOL_ORDER.indexOf(a));
 }
 
 /** A short, stable id of what a hello offered (versions, suites, groups): tells clients at one address apart. */
@@ -143,7 +140,7 @@ export class ConnectionObserver {
   /** Judges one handshake under the policy in force and the coming one and adds it to the sums; returns the verdicts. */
   note(h: ObservedHandshake): { now: ConnectionVerdict; coming?: ConnectionVerdict } | undefined {
     const summary = h.hello && (h.inHandshake || !h.identity) ? parseClientHello(h.hello) : undefined;
-    const negotiated = h.protocol ? NODE_PROTOCOL[h.protocol] : undefined;
+    const negotiated = policyProtocol(h.protocol);
     if (!negotiated && !summary) return undefined; // not a TLS client (nothing to judge): the refusal digest counts it
     const outlook = this.o.outlook();
     const t = this.#now();

@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import { GuardedListener, ListenerLedger, applyHttpLimits, resolveLimits, type ResolvedLimits } from '../listener/index.js';
 import type { TlsKeyOptions } from '../token/index.js';
-import { judgeConnection, tlsServerOptions, type ClientCertificatePolicy, type ComplianceProfile, type ConnectionFacts, type DatedException, type PolicyOutlook, type PolicyState, type Protocol } from '../policy/index.js';
+import { judgeConnection, policyProtocol, tlsServerOptions, type ClientCertificatePolicy, type ComplianceProfile, type ConnectionFacts, type DatedException, type PolicyOutlook, type PolicyState } from '../policy/index.js';
 import type { CertificateView } from '../pki/index.js';
 import type { ActivePolicy } from './active-policy.js';
 import { allows, type AccessRule } from './access-rule.js';
@@ -403,11 +403,14 @@ export class Gateway {
       return;
     }
     const id = verdict.identity;
+    const tls = { protocol: socket.getProtocol() ?? '', cipher: socket.getCipher()?.standardName ?? '' };
+    // What the connection showed, kept with it: a policy switch judges open connections by it.
+    const protocol = policyProtocol(tls.protocol);
+    const facts: ConnectionFacts = { ...(protocol ? { protocol } : {}), ...(tls.cipher ? { suite: tls.cipher } : {}), clientChain: verdict.views, ...(id.facilityNumber ? { facility: id.facilityNumber } : {}) };
     if (context && context !== this.#context) {
       // The handshake began under an older context (a policy switch or reload came between its ClientHello and its end): its
       // version and suite were negotiated under that profile, and the switch's sweep of open connections did not see it.
       const state: PolicyState = { profile: this.#profile, clientPolicy: this.#policy, ...(this.#policySince ? { since: this.#policySince } : {}) };
-      const facts: ConnectionFacts = { ...(NEGOTIATED[socket.getProtocol() ?? ''] ? { protocol: NEGOTIATED[socket.getProtocol() ?? '']! } : {}), suite: socket.getCipher()?.standardName ?? '', clientChain: verdict.views, ...(id.facilityNumber ? { facility: id.facilityNumber } : {}) };
       const late = judgeConnection(facts, state, this.#now());
       if (!late.accepted) {
         this.#refused(config.name, 'POLICY_CHANGED', `the handshake began before the switch to ${state.profile.name}, which refuses it: ${late.problems.map((p) => p.code).join(', ')}`, client, id, seconds, socket);
@@ -423,7 +426,6 @@ export class Gateway {
     this.metrics.handshakes.add({ listener: config.name, outcome: 'accepted', reason: '' });
     this.metrics.handshakeSeconds.observe(seconds);
     for (const ex of verdict.exceptionsUsed) this.#noteException(ex);
-    const tls = { protocol: socket.getProtocol() ?? '', cipher: socket.getCipher()?.standardName ?? '' };
     const session = new SessionRecord(randomUUID(), this.#now());
     // Acknowledged = spooled: the connection reaches the upstream only once its authentication is on record.
     const recorded = this.o.audit?.record(
@@ -455,7 +457,7 @@ export class Gateway {
       ...(config.mode === 'tcp' ? { upstreamTarget: `${config.upstream.host}:${config.upstream.port}` } : {}),
       keys: [...verdict.revocationKeys, ...(id.facilityNumber ? [`facility|${id.facilityNumber}`] : []), `connection|${session.connection}`],
       session,
-      facts: { ...(NEGOTIATED[tls.protocol] ? { protocol: NEGOTIATED[tls.protocol]! } : {}), ...(tls.cipher ? { suite: tls.cipher } : {}), clientChain: verdict.views, ...(id.facilityNumber ? { facility: id.facilityNumber } : {}) },
+      facts,
     };
     this.#sessions.set(socket, session);
     this.#track(live);
@@ -758,8 +760,6 @@ export class Gateway {
 }
 
 /** Node's name of a negotiated version → the policy's. */
-const NEGOTIATED: Record<string, Protocol | undefined> = { TLSv1: 'TLSv1.0', 'TLSv1.1': 'TLSv1.1', 'TLSv1.2': 'TLSv1.2', 'TLSv1.3': 'TLSv1.3' };
-
 /** An exception as /status and the audit trail show it. */
 function exceptionSummary(e: DatedException): Record<string, string> {
   return { rule: e.allow, facility: e.facility ?? '*', ...(e.from ? { from: e.from } : {}), until: e.until, ...(e.anchor ? { anchor: e.anchor } : {}), ...(e.note ? { note: e.note } : {}) };

@@ -74,10 +74,6 @@ function standingProblem(p: CertificateStandingProblem): SelfCheckProblem {
   return { code: p.reason, en: p.detail, ja: STANDING_JA[p.reason], fixEn: advice.en, fixJa: advice.ja };
 }
 
-/** Node's version names as the policy spells them. */
-export function policyProtocol(nodeName: string): Protocol | undefined {
-  return ({ TLSv1: 'TLSv1.0', 'TLSv1.1': 'TLSv1.1', 'TLSv1.2': 'TLSv1.2', 'TLSv1.3': 'TLSv1.3', SSLv3: 'SSLv3' } as Record<string, Protocol>)[nodeName];
-}
 
 export interface SelfCheckInput {
   protocol: Protocol;

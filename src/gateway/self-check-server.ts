@@ -3,13 +3,13 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { constants, type X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { GuardedListener, ListenerLedger, applyHttpLimits, refuseRenegotiation, stderrLimitLog, type LimitLog, type ListenerLimits } from '../listener/index.js';
-import { complianceProfile, tlsServerOptions, type PolicyOutlook } from '../policy/index.js';
+import { complianceProfile, policyProtocol, tlsServerOptions, type PolicyOutlook } from '../policy/index.js';
 import type { TlsKeyOptions } from '../token/index.js';
 import type { ClientInspection } from './client-verifier.js';
 import type { SelfCheckContact } from './config.js';
 import type { HostPort } from './gateway.js';
 import { selfCheckPage, SELF_CHECK_CSP } from './self-check-page.js';
-import { policyProtocol, selfCheckReport, type SelfCheckReport } from './self-check-report.js';
+import { selfCheckReport, type SelfCheckReport } from './self-check-report.js';
 import { presentedChain } from './tls-listener.js';
 
 /** Headers and requests per connection: a page and its JSON. */

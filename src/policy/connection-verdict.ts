@@ -3,7 +3,7 @@ import { judgeClientChain, type ClientCertificateRule, type DatedException } fro
 import type { PolicyState } from './policy-schedule.js';
 import { classifySuite } from './suite-standing.js';
 import { allowsLegacyHandshake } from './tls-server-options.js';
-import type { ComplianceProfile, Protocol } from './tls-compliance.js';
+import { PROTOCOL_ORDER, type ComplianceProfile, type Protocol } from './tls-compliance.js';
 
 /**
  * Would this client's connection pass a policy? The gateway records the
@@ -52,8 +52,6 @@ export interface ConnectionVerdict {
   exceptionsUsed: DatedException[];
 }
 
-const VERSION_ORDER: readonly Protocol[] = ['SSLv3', 'TLSv1.0', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'];
-
 /** A suite the profile's server would negotiate (TLS 1.3 suites and TLS ≤ 1.2 suites alike). */
 export function suiteAccepted(name: string, profile: ComplianceProfile): boolean {
   if (name.startsWith('TLS_AES_') || name.startsWith('TLS_CHACHA20_')) return profile.tls13SuitesListed.includes(name);
@@ -61,7 +59,7 @@ export function suiteAccepted(name: string, profile: ComplianceProfile): boolean
 }
 
 function protocolProblem(used: readonly Protocol[], profile: ComplianceProfile): ConnectionProblem {
-  const allowed = profile.protocolsAllowed.filter((p) => p !== 'SSLv3').sort((a, b) => VERSION_ORDER.indexOf(a) - VERSION_ORDER.indexOf(b));
+  const allowed = profile.protocolsAllowed.filter((p) => p !== 'SSLv3').sort((a, b) => PROTOCOL_ORDER.indexOf(a) - PROTOCOL_ORDER.indexOf(b));
   const list = allowed.map((p) => p.replace('v', ' ')).join(', ');
   const shown = used.map((p) => p.replace('v', ' ')).join(', ') || 'none';
   return {

@@ -74,7 +74,15 @@ export function isComplianceProfileName(s: string): s is ComplianceProfileName {
   return (COMPLIANCE_PROFILES as readonly string[]).includes(s);
 }
 
-const PROTOCOLS: readonly Protocol[] = ['SSLv3', 'TLSv1.0', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'];
+/** Every protocol the profiles name, oldest first. */
+export const PROTOCOL_ORDER: readonly Protocol[] = ['SSLv3', 'TLSv1.0', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'];
+const PROTOCOLS = PROTOCOL_ORDER;
+
+/** A protocol from its wire version (ProtocolVersion; 0x0002 is an SSL 2.0-format hello's SSL 3.0 offer folded into SSLv3); undefined for others. */
+export function protocolOfWire(version: number): Protocol | undefined {
+  if (version === 0x0002) return 'SSLv3';
+  return version >= 0x0300 && version <= 0x0304 ? PROTOCOL_ORDER[version - 0x0300] : undefined;
+}
 
 /**
  * Loads a user-supplied profile (JSON): every field of ComplianceProfile may

@@ -1,7 +1,7 @@
 import { constants } from 'node:crypto';
 import type { SecureContextOptions, TlsOptions } from 'node:tls';
 import { suiteByName } from './cipher-suites.js';
-import type { ComplianceProfile, Protocol } from './tls-compliance.js';
+import { PROTOCOL_ORDER, type ComplianceProfile, type Protocol } from './tls-compliance.js';
 import { tlsProfile } from './tls-profiles.js';
 
 const NODE_VERSION: Partial<Record<Protocol, 'TLSv1' | 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3'>> = {
@@ -10,7 +10,12 @@ const NODE_VERSION: Partial<Record<Protocol, 'TLSv1' | 'TLSv1.1' | 'TLSv1.2' | '
   'TLSv1.2': 'TLSv1.2',
   'TLSv1.3': 'TLSv1.3',
 };
-const ORDER: Protocol[] = ['SSLv3', 'TLSv1.0', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'];
+
+/** A protocol as the policy spells it, from Node's name for it (`TLSSocket.getProtocol()`: TLSv1, TLSv1.1, …); undefined for anything else. */
+export function policyProtocol(nodeName: string | null | undefined): Protocol | undefined {
+  if (nodeName === 'SSLv3') return 'SSLv3';
+  return (Object.keys(NODE_VERSION) as Protocol[]).find((p) => NODE_VERSION[p] === nodeName);
+}
 
 /** Named groups as OpenSSL's groups list spells them. */
 const OPENSSL_GROUP: Record<string, string> = { x25519: 'X25519', x448: 'X448', secp256r1: 'P-256', secp384r1: 'P-384', secp521r1: 'P-521', ffdhe2048: 'ffdhe2048', ffdhe3072: 'ffdhe3072', ffdhe4096: 'ffdhe4096' };
@@ -25,7 +30,7 @@ const OPENSSL_GROUP: Record<string, string> = { x25519: 'X25519', x448: 'X448', 
  * tls.Server wraps itself, and the gateway wraps its sockets itself.
  */
 export function tlsServerOptions(profile: ComplianceProfile): Pick<TlsOptions & SecureContextOptions, 'minVersion' | 'maxVersion' | 'ciphers' | 'honorCipherOrder' | 'ecdhCurve' | 'dhparam' | 'sigalgs' | 'secureOptions'> {
-  const versions = profile.protocolsAllowed.filter((p) => NODE_VERSION[p]).sort((a, b) => ORDER.indexOf(a) - ORDER.indexOf(b));
+  const versions = profile.protocolsAllowed.filter((p) => NODE_VERSION[p]).sort((a, b) => PROTOCOL_ORDER.indexOf(a) - PROTOCOL_ORDER.indexOf(b));
   const tls12 = profile.suitesListed.map((n) => suiteByName(n)?.openssl).filter((n): n is string => Boolean(n));
   const groups = (tlsProfile('high').key_exchange?.groups ?? []).map((g) => OPENSSL_GROUP[g]).filter((g): g is string => Boolean(g));
   const legacy = allowsLegacyHandshake(profile);
