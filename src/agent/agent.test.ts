@@ -146,6 +146,24 @@ describe('agent with a software token', () => {
     assert.equal((agent.status().refusals as Record<string, number>).AGENT_HTTP_ON_TCP_FORWARD, 1);
   });
 
+  test('regression: the same request split into small pieces ("PO", "ST / …") is still seen as HTTP and not carried', async () => {
+    const s = await connectLocal(agent.port('listen.tcp[0]'));
+    s.setNoDelay(true);
+    s.on('error', () => undefined);
+    const closed = new Promise<void>((r) => s.once('close', () => r()));
+    const before = (agent.status().refusals as Record<string, number>).AGENT_HTTP_ON_TCP_FORWARD ?? 0;
+    let got = '';
+    s.on('data', (d: Buffer) => (got += d.toString('latin1')));
+    for (const piece of ['PO', 'ST', ' / HTTP/1.1\r\n', `Host: x\r\nContent-Length: 5\r\n\r\n\x0bMSH|`]) {
+      if (s.destroyed) break;
+      s.write(piece);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await closed;
+    assert.equal(got, '', 'nothing came back from the center');
+    assert.equal((agent.status().refusals as Record<string, number>).AGENT_HTTP_ON_TCP_FORWARD, before + 1);
+  });
+
   test('regression: DNS rebinding — /status asked for under another host name (a web page whose name now resolves to 127.0.0.1) is refused', async () => {
     const port = agent.port('status');
     const get = (host: string) =>

@@ -41,9 +41,19 @@ export async function startTcpForward(
     local.pause();
     remote.once('secureConnect', () => {
       remote.pipe(local);
-      // The first bytes decide: an HTTP request line is a browser's (a web page can make one reach a loopback port), never HL7 or DICOM.
-      local.once('data', (first: Buffer) => {
-        if (HTTP_REQUEST_LINE.test(first.subarray(0, 8).toString('latin1'))) {
+      // The first bytes decide: an HTTP request line is a browser's (a web page can make one reach a loopback port), never HL7 or
+      // DICOM (they begin with a control byte). They are gathered until the method could be read: 8 bytes, a line end, or a first
+      // byte that no method begins with, so a request split into small pieces is still seen.
+      const first: Buffer[] = [];
+      let size = 0;
+      const onFirst = (chunk: Buffer) => {
+        first.push(chunk);
+        size += chunk.length;
+        const head = first.length === 1 ? chunk : Buffer.concat(first, size);
+        const c0 = head[0]!;
+        if (size < 8 && c0 >= 0x41 && c0 <= 0x5a && !head.includes(0x0a)) return;
+        local.off('data', onFirst);
+        if (HTTP_REQUEST_LINE.test(head.subarray(0, 8).toString('latin1'))) {
           const e = agentErrors.httpOnTcpForward();
           o.stats.refuse(e.code);
           o.log('warn', 'connection refused', { code: e.code, message: e.message, ja: e.ja, to: `${to.host}:${to.port}` });
@@ -51,9 +61,10 @@ export async function startTcpForward(
           remote.destroy();
           return;
         }
-        remote.write(first);
+        remote.write(head);
         local.pipe(remote);
-      });
+      };
+      local.on('data', onFirst);
       local.resume();
     });
     remote.on('error', (e) => {
