@@ -49,7 +49,7 @@ import {
   type Tlv,
 } from './der.js';
 import { REVOCATION_REASON_CODES, reasonFromCode, type RevocationReason } from './revocation-reason.js';
-import { SIGNATURE_ALGORITHM_DER, type Signer } from './signer.js';
+import { SHA2_SIGNATURE_HASH, SIGNATURE_ALGORITHM_DER, type Signer } from './signer.js';
 
 /**
  * One revoked certificate.
@@ -430,15 +430,6 @@ export function parseCrlSummary(
   return summary;
 }
 
-const CRL_SIGNATURE_HASH: Record<string, 'sha256' | 'sha384' | 'sha512'> = {
-  '1.2.840.113549.1.1.11': 'sha256',
-  '1.2.840.113549.1.1.12': 'sha384',
-  '1.2.840.113549.1.1.13': 'sha512',
-  '1.2.840.10045.4.3.2': 'sha256',
-  '1.2.840.10045.4.3.3': 'sha384',
-  '1.2.840.10045.4.3.4': 'sha512',
-};
-
 /**
  * Checks a CRL's signature with its issuer's public key. Only SHA-2
  * signatures count: a CRL signed with SHA-1 or anything else is refused
@@ -451,7 +442,7 @@ export function verifyCrlSignature(der: Buffer, issuerKey: KeyObject): void {
   const algOid = expectTlv(der, alg.start, TAG.OID, 'signature algorithm OID', alg.end);
   const sig = expectTlv(der, alg.end, TAG.BIT_STRING, 'signatureValue', cl.end);
   const algorithm = decodeOid(der.subarray(algOid.start, algOid.end));
-  const hash = CRL_SIGNATURE_HASH[algorithm];
+  const hash = SHA2_SIGNATURE_HASH[algorithm];
   if (!hash) throw malformed('CRL_SIGNATURE_ALGORITHM', `the CRL is signed with ${algorithm}; only SHA-2 RSA or ECDSA signatures are accepted`);
   const ok = verify(hash, der.subarray(tbs.offset, tbs.end), issuerKey, der.subarray(sig.start + 1, sig.end));
   if (!ok) throw malformed('CRL_SIGNATURE_INVALID', 'the CRL signature does not verify with the issuing CA key; the file is damaged or not from this CA');

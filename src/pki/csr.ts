@@ -5,18 +5,10 @@ import { readExtensions, splitExtensions, type ExtensionView, type RawExtension 
 import { decodeName, type NameAttribute } from './name.js';
 import { readSubjectPublicKeyInfo } from './spki.js';
 import { children, contentBytes, decodeOid, readTlv, tlvBytes, TAG } from './der.js';
+import { SHA2_SIGNATURE_HASH } from './signer.js';
 
 const EXTENSION_REQUEST_OID = '1.2.840.113549.1.9.14';
 
-/** Signature algorithms accepted on a CSR's proof of possession, and their hash. */
-const CSR_SIGNATURE_HASHES: Record<string, string> = {
-  '1.2.840.10045.4.3.2': 'sha256',
-  '1.2.840.10045.4.3.3': 'sha384',
-  '1.2.840.10045.4.3.4': 'sha512',
-  '1.2.840.113549.1.1.11': 'sha256',
-  '1.2.840.113549.1.1.12': 'sha384',
-  '1.2.840.113549.1.1.13': 'sha512',
-};
 const SHA1_SIGNATURES = new Set(['1.2.840.113549.1.1.5', '1.2.840.10045.4.1', '1.3.14.3.2.29']);
 
 /** A PKCS#10 request whose signature has been checked. */
@@ -98,7 +90,7 @@ export function parseCsr(input: Buffer | string): VerifiedCsr {
   if (SHA1_SIGNATURES.has(parts.signatureOid)) {
     throw badRequest('CSR_SHA1_SIGNATURE', 'the CSR is signed with SHA-1; make a new CSR signed with SHA-256 (e.g. openssl req -sha256)');
   }
-  const hash = CSR_SIGNATURE_HASHES[parts.signatureOid];
+  const hash = SHA2_SIGNATURE_HASH[parts.signatureOid];
   if (!hash) throw badRequest('CSR_SIGNATURE_ALGORITHM', `the CSR's signature algorithm ${parts.signatureOid} is not supported; use ECDSA or RSA with SHA-256/384`);
   let publicKey: KeyObject;
   try {

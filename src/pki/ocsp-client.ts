@@ -11,18 +11,10 @@ import { children, contentBytes, decodeOid, decodeTime, integerFromUnsigned, nul
 import { subjectPublicKeyBits, type OcspCertStatus } from './ocsp.js';
 import { reasonFromCode } from './revocation-reason.js';
 import { spkiDer } from './keys.js';
+import { SHA2_SIGNATURE_HASH } from './signer.js';
 
 const ID_PKIX_OCSP_BASIC = '1.3.6.1.5.5.7.48.1.1';
 const ID_KP_OCSP_SIGNING = '1.3.6.1.5.5.7.3.9';
-const SIG_HASH: Record<string, 'sha256' | 'sha384' | 'sha512' | 'sha1'> = {
-  '1.2.840.10045.4.3.2': 'sha256',
-  '1.2.840.10045.4.3.3': 'sha384',
-  '1.2.840.10045.4.3.4': 'sha512',
-  '1.2.840.113549.1.1.11': 'sha256',
-  '1.2.840.113549.1.1.12': 'sha384',
-  '1.2.840.113549.1.1.13': 'sha512',
-  '1.2.840.113549.1.1.5': 'sha1',
-};
 const STATUS = ['successful', 'malformedRequest', 'internalError', 'tryLater', '(4)', 'sigRequired', 'unauthorized'];
 
 /** The DER CertID of `cert` under `issuer` (SHA-1 hashes). */
@@ -84,8 +76,8 @@ export function readOcspResponse(der: Buffer, certDer: Buffer, issuerDer: Buffer
   const basic = contentBytes(der, inner);
   const [tbs, alg, sig, certs] = children(basic, readTlv(basic, 0));
   if (!tbs || !alg || !sig) return fail('BasicOCSPResponse fields');
-  const hash = SIG_HASH[decodeOid(contentBytes(basic, children(basic, alg)[0]!))];
-  if (!hash) return fail('unknown signature algorithm');
+  const hash = SHA2_SIGNATURE_HASH[decodeOid(contentBytes(basic, children(basic, alg)[0]!))];
+  if (!hash) return fail('signature algorithm not SHA-2 RSA or ECDSA');
   const tbsDer = tlvBytes(basic, tbs);
   const signature = contentBytes(basic, sig).subarray(1);
   const issuer = new X509Certificate(issuerDer);

@@ -21,6 +21,21 @@ export const SIGNATURE_HASH: Record<SignatureAlgorithm, 'sha256' | 'sha384'> = {
 };
 
 /**
+ * The signatures sekisho accepts from others (CSRs, CRLs, OCSP responses):
+ * RSA PKCS#1 v1.5 and ECDSA with SHA-256/384/512, by OID, with the hash
+ * Node's crypto verifies them with. SHA-1 and anything else is absent, so
+ * it is refused wherever this table is asked.
+ */
+export const SHA2_SIGNATURE_HASH: Readonly<Record<string, 'sha256' | 'sha384' | 'sha512'>> = {
+  '1.2.840.113549.1.1.11': 'sha256',
+  '1.2.840.113549.1.1.12': 'sha384',
+  '1.2.840.113549.1.1.13': 'sha512',
+  '1.2.840.10045.4.3.2': 'sha256',
+  '1.2.840.10045.4.3.3': 'sha384',
+  '1.2.840.10045.4.3.4': 'sha512',
+};
+
+/**
  * DER of the AlgorithmIdentifier for each algorithm (RSA carries NULL
  * parameters, ECDSA none: RFC 5758 §3.2, RFC 4055 §5).
  */
