@@ -13,9 +13,9 @@ const NODE_VERSION: Partial<Record<Protocol, 'TLSv1' | 'TLSv1.1' | 'TLSv1.2' | '
 
 /** A protocol as the policy spells it, from Node's name for it (`TLSSocket.getProtocol()`: TLSv1, TLSv1.1, …); undefined for anything else. */
 export function policyProtocol(nodeName: string | null | undefined): Protocol | undefined {
-  if (nodeName === 'SSLv3') return 'SSLv3';
-  return (Object.keys(NODE_VERSION) as Protocol[]).find((p) => NODE_VERSION[p] === nodeName);
+  return nodeName ? BY_NODE_NAME.get(nodeName) : undefined;
 }
+const BY_NODE_NAME = new Map<string, Protocol>([['SSLv3', 'SSLv3'], ...(Object.entries(NODE_VERSION) as [Protocol, string][]).map(([p, n]): [string, Protocol] => [n, p])]);
 
 /** Named groups as OpenSSL's groups list spells them. */
 const OPENSSL_GROUP: Record<string, string> = { x25519: 'X25519', x448: 'X448', secp256r1: 'P-256', secp384r1: 'P-384', secp521r1: 'P-521', ffdhe2048: 'ffdhe2048', ffdhe3072: 'ffdhe3072', ffdhe4096: 'ffdhe4096' };
