@@ -6,7 +6,6 @@ import type { Server } from 'node:http';
 import { GuardedListener, ListenerLedger, applyHttpLimits, resolveLimits, type ResolvedLimits } from '../listener/index.js';
 import type { TlsKeyOptions } from '../token/index.js';
 import { judgeConnection, policyProtocol, tlsServerOptions, type ClientCertificatePolicy, type ComplianceProfile, type ConnectionFacts, type DatedException, type PolicyOutlook, type PolicyState } from '../policy/index.js';
-import type { CertificateView } from '../pki/index.js';
 import type { ActivePolicy } from './active-policy.js';
 import { allows, type AccessRule } from './access-rule.js';
 import { adminServer } from './admin-server.js';
