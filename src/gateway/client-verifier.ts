@@ -206,12 +206,12 @@ export class ClientVerifier {
     return undefined;
   }
 
-  /** `remember` false: read the cache, never write it (the self-check must not evict the chains of the gateway's clients). */
   /** Chains held in the cache (built once per certificate fingerprint). */
   get cachedChains(): number {
     return this.#chains.size;
   }
 
+  /** `remember` false: read the cache, never write it (the self-check must not evict the chains of the gateway's clients). */
   #chain(leaf: X509Certificate, given: readonly X509Certificate[] | (() => readonly X509Certificate[]), remember = true): Chain | { unknown: string } {
     const key = leaf.fingerprint256;
     const cached = this.#chains.get(key);
