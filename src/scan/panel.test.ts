@@ -64,10 +64,35 @@ describe('scanner against the panel of real servers', () => {
   }
 });
 
+/**
+ * One server per distinct TLS surface. The block above proves that the scanner
+ * finds on every server exactly the protocols and suites it was configured
+ * with; servers configured alike (they differ only in client authentication or
+ * in the hash their certificate is signed with, which testssl's -p/-E do not
+ * look at) need testssl's second opinion once, not once each.
+ */
+function distinctSurfaces(): { name: PanelName; alike: PanelName[] }[] {
+  const bySurface = new Map<string, { name: PanelName; alike: PanelName[] }>();
+  for (const name of Object.keys(PANEL) as PanelName[]) {
+    const c = PANEL[name];
+    const key = JSON.stringify([c.software, c.expected.protocols, c.expected.suites]);
+    const seen = bySurface.get(key);
+    if (seen) seen.alike.push(name);
+    else bySurface.set(key, { name, alike: [] });
+  }
+  return [...bySurface.values()];
+}
+
+test('the testssl comparison covers every configured TLS surface of the panel', () => {
+  const surfaces = distinctSurfaces();
+  assert.equal(surfaces.flatMap((s) => [s.name, ...s.alike]).length, Object.keys(PANEL).length);
+  assert.ok(surfaces.length >= 5, `at least five distinct surfaces (versions, CBC, RSA-only, s_server and nginx): ${surfaces.map((s) => s.name).join(', ')}`);
+});
+
 // Two servers at a time: each comparison waits mostly on testssl's handshakes, and this file tends to run last.
 describe('scanner and testssl.sh agree on protocols and suites', { concurrency: 2 }, () => {
-  for (const name of Object.keys(PANEL) as PanelName[]) {
-    test(`${name}: same protocols and, per protocol, the same suites`, async (t) => {
+  for (const { name, alike } of distinctSurfaces()) {
+    test(`${name}${alike.length ? ` (configured alike: ${alike.join(', ')})` : ''}: same protocols and, per protocol, the same suites`, async (t) => {
       if (!needPeer(t, testsslBinary() !== undefined, 'testssl.sh')) return;
       if (!needCommand(t, PANEL[name].software === 'nginx' ? 'nginx' : 'openssl')) return;
       const server = await startTlsServer(PANEL[name]);
