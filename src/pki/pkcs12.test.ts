@@ -530,20 +530,3 @@ test('build refuses a key that is not the leaf’s, an empty password and a bad 
   await expectCode(() => buildPkcs12(input(pki, pki.ec, { certificate: Buffer.from('nope') })), 'PKCS12_CERTIFICATE_INVALID', 'malformed');
   await expectCode(() => buildPkcs12(input(pki, pki.ec, { iterations: 0 })), 'PKCS12_ITERATIONS_INVALID');
 });
-
-test('timing: ms per build, sequential and concurrent', async (t) => {
-  if (!needCommand(t, 'openssl')) return;
-  const pki = makePki();
-  const n = 20;
-  for (const legacy of [false, true]) {
-    await buildPkcs12(input(pki, pki.ec, { legacy })); // warm up
-    let start = performance.now();
-    for (let i = 0; i < n; i++) await buildPkcs12(input(pki, pki.ec, { legacy }));
-    const seq = (performance.now() - start) / n;
-    start = performance.now();
-    await Promise.all(Array.from({ length: n }, () => buildPkcs12(input(pki, pki.ec, { legacy }))));
-    const par = (performance.now() - start) / n;
-    t.diagnostic(`${legacy ? 'legacy' : 'modern'}: ${seq.toFixed(2)} ms/build sequential, ${par.toFixed(2)} ms/build with ${n} in flight`);
-    assert.ok(seq < 200, `a ${legacy ? 'legacy' : 'modern'} build took ${seq.toFixed(1)} ms`);
-  }
-});
