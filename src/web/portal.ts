@@ -95,7 +95,7 @@ export class Portal {
       { name: 'root-ca.cer', type: 'application/pkix-cert', data: this.#ca.rootDer },
       { name: 'thumbprints.txt', type: 'text/plain; charset=utf-8', data: Buffer.from(thumbprintText(r, this.#ca.rootDer, p12Name), 'utf8') },
     ];
-    return [{ name: `${base}.zip`, type: 'application/zip', data: zipStore(files) }, ...files];
+    return [{ name: `${base}.zip`, type: 'application/zip', data: Buffer.from(zipStore(files)) }, ...files];
   }
 
   /** POST /enroll (the form, works without script): the result page with the files, or the form with the reason. */
