@@ -171,7 +171,7 @@ export function route(app: Hono<WebEnv>, path: string, allow: readonly ('GET' | 
 
 /**
  * The Node request listener for a Hono app of the web edge. A request whose
- * URL cannot be read gets 400 URL_INVALID; anything a handler throws becomes
+ * URL or Host header cannot be read gets 400 URL_INVALID; anything a handler throws becomes
  * the problem JSON of `sendError` (detail to `log`). Node's global Request and
  * Response are left alone.
  */
@@ -179,6 +179,8 @@ export function nodeListener(app: Hono<WebEnv>, log?: ServerErrorLog): (req: Inc
   app.onError((e) => sendError(e, log));
   const listener = getRequestListener(app.fetch, {
     overrideGlobalObjects: false,
+    // Nothing here is built from the Host header; a request without one (HTTP/1.0 OCSP clients) is still served.
+    hostname: 'localhost',
     errorHandler: (e) => (e instanceof RequestError ? send(400, 'text/plain; charset=utf-8', 'URL_INVALID\n') : sendError(e, log)),
   });
   return (req, res) => void listener(req, res);

@@ -1,4 +1,9 @@
 /**
+ * The portal's routes on Hono answer as the hand-written router did: 405
+ * with Allow for a method a path does not take, HEAD with the length and no
+ * body, the 404 page with its CSP, HTTP/1.0 without Host served, an
+ * unreadable Host or target 400 URL_INVALID.
+ *
  * Request bodies on the Hono routes keep their limits: a declared
  * Content-Length over the limit is refused before a byte is read, and a
  * chunked body that never ends is refused at the first chunk past the limit
@@ -9,6 +14,7 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, request, type Server } from 'node:http';
+import { connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { isSekishoError } from '../errors/index.js';
 import { startTestEnrollment, type TestEnrollment } from '../testing/enrollment-server.js';
@@ -47,7 +53,7 @@ test('readBody returns a body at the limit whole', async () => {
   assert.equal(got.length, body.length);
 });
 
-describe('oversize bodies over HTTP on every route that reads one', () => {
+describe('the web app over HTTP', () => {
   let t: TestEnrollment;
   let server: Server;
   let port: number;
@@ -98,5 +104,55 @@ describe('oversize bodies over HTTP on every route that reads one', () => {
       assert.equal(r.status, 413, `${c.path}: ${r.text.slice(0, 200)}`);
       assert.match(r.text, c.text, c.path);
     }
+  });
+
+  /** One raw request on its own connection; the whole answer as text. */
+  function raw(text: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const s = connect(port, '127.0.0.1', () => s.end(text));
+      const parts: Buffer[] = [];
+      s.on('data', (d: Buffer) => parts.push(d));
+      s.on('end', () => resolve(Buffer.concat(parts).toString('latin1')));
+      s.on('error', reject);
+    });
+  }
+  const status = (answer: string) => Number(/^HTTP\/1\.[01] (\d{3})/.exec(answer)?.[1]);
+  const header = (answer: string, name: string) => new RegExp(`^${name}: (.*)\r$`, 'im').exec(answer)?.[1];
+
+  test('405 carries Allow for the path; HEAD has the length and no body; unknown paths get the 404 page with its CSP', async () => {
+    for (const [method, path, allow] of [
+      ['POST', '/', 'GET'],
+      ['GET', '/enroll', 'POST'],
+      ['PUT', '/api/enroll-csr', 'POST'],
+      ['DELETE', '/ca-chain.pem', 'GET'],
+      ['POST', '/assets/portal.js', 'GET'],
+      ['POST', '/crl', 'GET'],
+      ['GET', '/ocsp', 'POST, GET'],
+    ] as const) {
+      const a = await raw(`${method} ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      assert.equal(status(a), 405, `${method} ${path}`);
+      assert.equal(header(a, 'Allow'), allow, `${method} ${path}`);
+      assert.equal(header(a, 'X-Frame-Options'), 'DENY');
+    }
+    const head = await raw('HEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    assert.equal(status(head), 200);
+    assert.ok(Number(header(head, 'Content-Length')) > 1000);
+    assert.match(header(head, 'Content-Security-Policy') ?? '', /frame-ancestors 'none'/);
+    assert.ok(head.endsWith('\r\n\r\n'), 'no body after the headers');
+    for (const path of ['/nothing', '/.well-known/est', '/assets/other.js', '/index.html/']) {
+      const a = await raw(`GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+      assert.equal(status(a), 404, path);
+      assert.match(header(a, 'Content-Type') ?? '', /text\/html/, path);
+      assert.match(header(a, 'Content-Security-Policy') ?? '', /default-src 'none'/, path);
+    }
+  });
+
+  test('HTTP/1.0 without Host is served; an unreadable Host is 400 URL_INVALID', async () => {
+    const a = await raw('GET /healthz HTTP/1.0\r\n\r\n');
+    assert.equal(status(a), 200);
+    assert.match(a, /\r\n\r\nok\n$/);
+    const bad = await raw('GET / HTTP/1.1\r\nHost: a/b@c\r\nConnection: close\r\n\r\n');
+    assert.equal(status(bad), 400);
+    assert.match(bad, /URL_INVALID/);
   });
 });
