@@ -15,10 +15,7 @@ export function generatePassword(): string {
   return groups.join('-');
 }
 
-/** File-name-safe facility name (keeps Japanese, drops path and control characters). */
-export function safeFileName(name: string): string {
-  return name.normalize('NFC').replace(/[\\/:*?"<>|\u0000-\u001f]/g, '_').replace(/\s+/g, '_').slice(0, 60) || 'facility';
-}
+export { safeFileName } from './file-name.js';
 
 export interface DeliveryTextInput {
   facilityNumber: string;

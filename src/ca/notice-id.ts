@@ -1,4 +1,3 @@
-import { randomInt } from 'node:crypto';
 import { malformed } from '../errors/index.js';
 
 /**
@@ -9,9 +8,10 @@ import { malformed } from '../errors/index.js';
  * letter first, so a reference ID typed into the request-ID field (or the
  * reverse) fails its check, and the two are told apart.
  *
- * The portal's script (web/assets/portal.js) repeats checkCharacter() so a
- * typo is caught before the form is sent; the server checks again before any
- * attempt is spent.
+ * This module is pure (no Node built-ins): the portal's browser code
+ * (web/browser/portal.ts) is bundled with it, so the page runs this very
+ * noticeIdProblem() and catches a typo before the form is sent; the server
+ * checks again before any attempt is spent.
  */
 export const NOTICE_ID_ALPHABET = 'ACDEFGHJKLMNPQRTUVWXY34679';
 const N = NOTICE_ID_ALPHABET.length;
@@ -35,8 +35,19 @@ export function checkCharacter(kind: NoticeIdKind, data: string): string {
   return NOTICE_ID_ALPHABET[(N - (sum % N)) % N]!;
 }
 
+/** A uniform integer in [0, max) from the platform's CSPRNG (WebCrypto getRandomValues; rejection sampling, no modulo bias). */
+export function randomBelow(max: number): number {
+  if (!Number.isSafeInteger(max) || max < 1 || max > 2 ** 32) throw new RangeError(`randomBelow: max must be an integer in 1..2^32, not ${max}`);
+  const limit = 2 ** 32 - (2 ** 32 % max);
+  const word = new Uint32Array(1);
+  for (;;) {
+    globalThis.crypto.getRandomValues(word);
+    if (word[0]! < limit) return word[0]! % max;
+  }
+}
+
 /** A fresh ID of a kind, grouped for printing. */
-export function generateNoticeId(kind: NoticeIdKind, random: (max: number) => number = randomInt): string {
+export function generateNoticeId(kind: NoticeIdKind, random: (max: number) => number = randomBelow): string {
   let data = '';
   for (let i = 0; i < NOTICE_ID_DATA_LENGTH; i++) data += NOTICE_ID_ALPHABET[random(N)];
   return groupNoticeId(data + checkCharacter(kind, data));

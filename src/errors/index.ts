@@ -76,7 +76,7 @@ export function isSekishoError(e: unknown): e is SekishoError {
 
 /** A listening socket that could not be opened is the operator's to fix: say which address and which setting. */
 export function listenFailure(e: unknown, address: string, setting: string): unknown {
-  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  const code = (e as { code?: unknown } | undefined)?.code;
   if (code === 'EADDRINUSE') return badRequest('PORT_IN_USE', `${address} is already in use (another sekisho, or another server); stop it or choose another ${setting} HOST:PORT`);
   if (code === 'EACCES') return badRequest('PORT_FORBIDDEN', `this user may not listen on ${address} (ports below 1024 need privileges); choose another ${setting} HOST:PORT`);
   if (code === 'EADDRNOTAVAIL') return badRequest('ADDRESS_UNAVAILABLE', `${address} is not an address of this machine; choose another ${setting} HOST:PORT`);

@@ -10,6 +10,11 @@
  *   and an HMAC-SHA1 MAC. RC2 is never written (Node refuses it without
  *   OpenSSL's legacy provider).
  *
+ * The structures, the KDF and the assembly are pkcs12-core.ts, shared with
+ * the portal's browser code (which runs them on WebCrypto); this module runs
+ * them on node:crypto and adds what only the server does: the key/certificate
+ * checks and reading.
+ *
  * `readPkcs12` reads both, and what `openssl pkcs12 -export` writes, verifying
  * the MAC (in constant time) before anything is decrypted.
  *
@@ -32,46 +37,37 @@ import {
 } from 'node:crypto';
 import * as nodeCrypto from 'node:crypto';
 import { promisify } from 'node:util';
-import { AsnConvert, AsnProp, AsnPropTypes, OctetString } from '@peculiar/asn1-schema';
+import { AsnConvert } from '@peculiar/asn1-schema';
 import { AlgorithmIdentifier } from '@peculiar/asn1-x509';
-import { ContentInfo, EncryptedContent, EncryptedContentInfo, id_data, id_encryptedData } from '@peculiar/asn1-cms';
+import { ContentInfo, id_data, id_encryptedData } from '@peculiar/asn1-cms';
 import { EncryptedPrivateKeyInfo } from '@peculiar/asn1-pkcs8';
 import { FriendlyName, id_pkcs9_at_friendlyName, id_pkcs9_at_localKeyId } from '@peculiar/asn1-pkcs9';
-import {
-  AuthenticatedSafe,
-  CertBag,
-  MacData,
-  PFX,
-  PKCS12Attribute,
-  SafeBag,
-  SafeContents,
-  id_SafeContents,
-  id_certBag,
-  id_keyBag,
-  id_pbeWithSHAAnd2_KeyTripleDES_CBC,
-  id_pbeWithSHAAnd3_KeyTripleDES_CBC,
-  id_pkcs8ShroudedKeyBag,
-  id_x509Certificate,
-} from '@peculiar/asn1-pfx';
+import { AuthenticatedSafe, CertBag, MacData, PFX, PKCS12Attribute, SafeContents, id_SafeContents, id_certBag, id_keyBag, id_pkcs8ShroudedKeyBag, id_x509Certificate } from '@peculiar/asn1-pfx';
 import { badRequest, isSekishoError, malformed, unauthorized, type SekishoError } from '../errors/index.js';
+import {
+  assemblePkcs12,
+  bmpPassword as bmpPasswordBytes,
+  checkPkcs12Text,
+  hashInfo,
+  MAX_ITERATIONS,
+  Pbes2Params,
+  Pbkdf2Params,
+  PKCS12_HASHES,
+  PKCS12_OID as OID,
+  Pkcs12EncryptedData,
+  Pkcs12PbeParams,
+  pkcs12KdfSteps,
+  runKdf,
+  type HashInfo,
+  type HashName,
+  type IteratedDigest,
+  type Pkcs12Crypto,
+  type Pkcs12KdfPurpose,
+} from './pkcs12-core.js';
+
+export { Pbkdf2Params, Pbes2Params, Pkcs12PbeParams, Pkcs12EncryptedData, type HashName, type Pkcs12KdfPurpose } from './pkcs12-core.js';
 
 const pbkdf2Async = promisify(pbkdf2);
-
-// ---------------------------------------------------------------------------
-// Object identifiers
-// ---------------------------------------------------------------------------
-
-const OID = {
-  pbes2: '1.2.840.113549.1.5.13',
-  pbkdf2: '1.2.840.113549.1.5.12',
-  pbmac1: '1.2.840.113549.1.5.14',
-  aes128Cbc: '2.16.840.1.101.3.4.1.2',
-  aes192Cbc: '2.16.840.1.101.3.4.1.22',
-  aes256Cbc: '2.16.840.1.101.3.4.1.42',
-  desEde3Cbc: '1.2.840.113549.3.7',
-  pbe3Des: id_pbeWithSHAAnd3_KeyTripleDES_CBC,
-  pbe2Des: id_pbeWithSHAAnd2_KeyTripleDES_CBC,
-} as const;
 
 /** Names for OIDs that appear in PKCS#12 files we refuse, so the message says what was found. */
 const KNOWN_UNSUPPORTED: Record<string, string> = {
@@ -94,135 +90,16 @@ function describeOid(oid: string): string {
   return name === undefined ? oid : `${name} (${oid})`;
 }
 
-// ---------------------------------------------------------------------------
-// Hashes
-// ---------------------------------------------------------------------------
-
-/** Hashes the Appendix B KDF, PBKDF2 PRFs and MACs may use, as Node's crypto names them. */
-export type HashName = 'sha1' | 'sha224' | 'sha256' | 'sha384' | 'sha512';
-
-interface HashInfo {
-  name: HashName;
-  /** OID of the digest (MAC DigestInfo). */
-  oid: string;
-  /** OID of HMAC with this digest (PBKDF2 prf). */
-  hmacOid: string;
-  /** u in RFC 7292 Appendix B: output bytes. */
-  outLen: number;
-  /** v in RFC 7292 Appendix B: block bytes. */
-  blockLen: number;
-}
-
-const HASHES: readonly HashInfo[] = [
-  { name: 'sha1', oid: '1.3.14.3.2.26', hmacOid: '1.2.840.113549.2.7', outLen: 20, blockLen: 64 },
-  { name: 'sha224', oid: '2.16.840.1.101.3.4.2.4', hmacOid: '1.2.840.113549.2.8', outLen: 28, blockLen: 64 },
-  { name: 'sha256', oid: '2.16.840.1.101.3.4.2.1', hmacOid: '1.2.840.113549.2.9', outLen: 32, blockLen: 64 },
-  { name: 'sha384', oid: '2.16.840.1.101.3.4.2.2', hmacOid: '1.2.840.113549.2.10', outLen: 48, blockLen: 128 },
-  { name: 'sha512', oid: '2.16.840.1.101.3.4.2.3', hmacOid: '1.2.840.113549.2.11', outLen: 64, blockLen: 128 },
-];
-
-function hashInfo(name: HashName): HashInfo {
-  const h = HASHES.find((x) => x.name === name);
-  if (h === undefined) throw new Error(`no hash ${name}`); // unreachable: HashName is closed
-  return h;
-}
-
 function hashByDigestOid(oid: string): HashInfo {
-  const h = HASHES.find((x) => x.oid === oid);
+  const h = PKCS12_HASHES.find((x) => x.oid === oid);
   if (h === undefined) throw unsupported(`MAC digest ${describeOid(oid)}`);
   return h;
 }
 
 function hashByHmacOid(oid: string): HashInfo {
-  const h = HASHES.find((x) => x.hmacOid === oid);
+  const h = PKCS12_HASHES.find((x) => x.hmacOid === oid);
   if (h === undefined) throw unsupported(`PBKDF2 pseudo-random function ${describeOid(oid)}`);
   return h;
-}
-
-// ---------------------------------------------------------------------------
-// ASN.1 structures not provided by @peculiar/asn1-*
-// ---------------------------------------------------------------------------
-
-/**
- * RFC 8018 §A.2:
- * ```asn1
- * PBKDF2-params ::= SEQUENCE {
- *   salt CHOICE {
- *     specified OCTET STRING,
- *     otherSource AlgorithmIdentifier {{PBKDF2-SaltSources}}
- *   },
- *   iterationCount INTEGER (1..MAX),
- *   keyLength INTEGER (1..MAX) OPTIONAL,
- *   prf AlgorithmIdentifier {{PBKDF2-PRFs}} DEFAULT algid-hmacWithSHA1
- * }
- * ```
- * Only the `specified` salt is handled (no known producer uses otherSource).
- */
-export class Pbkdf2Params {
-  @AsnProp({ type: AsnPropTypes.OctetString })
-  salt: ArrayBuffer = new ArrayBuffer(0);
-
-  @AsnProp({ type: AsnPropTypes.Integer })
-  iterationCount: number | string = 0;
-
-  @AsnProp({ type: AsnPropTypes.Integer, optional: true })
-  keyLength?: number | string;
-
-  @AsnProp({ type: AlgorithmIdentifier, optional: true })
-  prf?: AlgorithmIdentifier;
-}
-
-/**
- * RFC 8018 §A.4:
- * ```asn1
- * PBES2-params ::= SEQUENCE {
- *   keyDerivationFunc AlgorithmIdentifier {{PBES2-KDFs}},
- *   encryptionScheme AlgorithmIdentifier {{PBES2-Encs}}
- * }
- * ```
- */
-export class Pbes2Params {
-  @AsnProp({ type: AlgorithmIdentifier })
-  keyDerivationFunc: AlgorithmIdentifier = new AlgorithmIdentifier();
-
-  @AsnProp({ type: AlgorithmIdentifier })
-  encryptionScheme: AlgorithmIdentifier = new AlgorithmIdentifier();
-}
-
-/**
- * RFC 7292 Appendix C:
- * ```asn1
- * pkcs-12PbeParams ::= SEQUENCE {
- *   salt       OCTET STRING,
- *   iterations INTEGER
- * }
- * ```
- */
-export class Pkcs12PbeParams {
-  @AsnProp({ type: AsnPropTypes.OctetString })
-  salt: ArrayBuffer = new ArrayBuffer(0);
-
-  @AsnProp({ type: AsnPropTypes.Integer })
-  iterations: number | string = 0;
-}
-
-/**
- * RFC 5652 §8 (the content of an `encryptedData` ContentInfo in an AuthenticatedSafe):
- * ```asn1
- * EncryptedData ::= SEQUENCE {
- *   version CMSVersion,
- *   encryptedContentInfo EncryptedContentInfo,
- *   unprotectedAttrs [1] IMPLICIT UnprotectedAttributes OPTIONAL
- * }
- * ```
- * unprotectedAttrs is never written and PKCS#12 producers do not write it.
- */
-export class Pkcs12EncryptedData {
-  @AsnProp({ type: AsnPropTypes.Integer })
-  version: number = 0;
-
-  @AsnProp({ type: EncryptedContentInfo })
-  encryptedContentInfo: EncryptedContentInfo = new EncryptedContentInfo();
 }
 
 // ---------------------------------------------------------------------------
@@ -258,19 +135,6 @@ function parseAsn<T>(data: ArrayBuffer | Uint8Array, type: new () => T, what: st
     throw damaged(`${what} cannot be parsed`, e);
   }
 }
-
-function serialize(obj: unknown): Buffer {
-  return Buffer.from(AsnConvert.serialize(obj));
-}
-
-/**
- * Upper bound on any iteration count, written or read. It matches the range
- * `ca/config.ts` accepts for `pkcs12.iterations`, so every file sekisho can be
- * configured to write reads back. The Appendix B KDF runs in JavaScript on the
- * calling thread at about 0.7 µs per iteration (SHA-256), so a hostile file at
- * this bound costs seconds of CPU in readPkcs12.
- */
-const MAX_ITERATIONS = 10_000_000;
 
 /** An INTEGER as asn1-schema returns it (number, or decimal string from 4 bytes on) → a checked count. */
 function iterationCount(v: number | string, what: string): number {
@@ -350,12 +214,8 @@ export function octetStringContent(der: ArrayBuffer | Uint8Array): Buffer {
   return Buffer.concat(pieces);
 }
 
-function octetStringDer(content: Uint8Array): Buffer {
-  return serialize(new OctetString(content));
-}
-
 // ---------------------------------------------------------------------------
-// Passwords and the RFC 7292 Appendix B KDF
+// Passwords and the RFC 7292 Appendix B KDF on node:crypto
 // ---------------------------------------------------------------------------
 
 /** The two forms of one password. */
@@ -368,8 +228,10 @@ interface Secret {
 
 /** BMPString form of a password: UTF-16BE with a two-byte zero terminator (RFC 7292 Appendix B.1). */
 export function bmpPassword(password: string): Buffer {
-  return Buffer.from(`${password}\u0000`, 'utf16le').swap16();
+  const b = bmpPasswordBytes(password);
+  return Buffer.from(b.buffer, b.byteOffset, b.length);
 }
+
 
 /**
  * The forms to try for a password. OpenSSL also accepts, for an empty
@@ -393,29 +255,17 @@ const digest: (alg: HashName, data: Uint8Array) => Buffer = (() => {
     : (alg: HashName, data: Uint8Array) => oneShot(alg, data, 'buffer');
 })();
 
-export type Pkcs12KdfPurpose = 1 | 2 | 3; // 1 key, 2 IV, 3 MAC key
-
-/** Repeats `src` to fill v·⌈len/v⌉ bytes (empty for empty `src`). */
-function fillBlocks(src: Uint8Array, v: number): Buffer {
-  if (src.length === 0) return Buffer.alloc(0);
-  const out = Buffer.alloc(v * Math.ceil(src.length / v));
-  for (let i = 0; i < out.length; i++) out[i] = src[i % src.length] ?? 0;
-  return out;
-}
-
-/** I_j = (I_j + B + 1) mod 2^(8v), in place, big-endian. */
-function addBlock(i: Buffer, offset: number, b: Buffer, v: number): void {
-  let carry = 1;
-  for (let k = v - 1; k >= 0; k--) {
-    const sum = (i[offset + k] ?? 0) + (b[k] ?? 0) + carry;
-    i[offset + k] = sum & 0xff;
-    carry = sum >> 8;
-  }
+/** H^iterations(data) on node:crypto's one-shot hash (synchronous: the KDF's thousands of tiny hashes cost less than a thread hop each). */
+function iteratedDigest(r: IteratedDigest): Buffer {
+  let a = digest(r.hash, r.data);
+  for (let i = 1; i < r.iterations; i++) a = digest(r.hash, a);
+  return a;
 }
 
 /**
  * RFC 7292 Appendix B.2: derives `n` bytes for `purpose` from the BMPString
- * password, generic over the hash (OpenSSL's PKCS12_key_gen_uni).
+ * password, generic over the hash (OpenSSL's PKCS12_key_gen_uni); the steps
+ * are pkcs12-core.ts's, run synchronously here.
  */
 export function pkcs12Kdf(
   hash: HashName,
@@ -425,19 +275,8 @@ export function pkcs12Kdf(
   iterations: number,
   n: number,
 ): Buffer {
-  const { outLen: u, blockLen: v } = hashInfo(hash);
-  const d = Buffer.alloc(v, purpose);
-  const i = Buffer.concat([fillBlocks(salt, v), fillBlocks(bmpPass, v)]);
-  const blocks: Buffer[] = [];
-  for (let done = 0; done < n; done += u) {
-    let a: Buffer = createHash(hash).update(d).update(i).digest();
-    for (let r = 1; r < iterations; r++) a = digest(hash, a);
-    blocks.push(a);
-    if (done + u >= n) break;
-    const b = fillBlocks(a, v);
-    for (let off = 0; off < i.length; off += v) addBlock(i, off, b, v);
-  }
-  return Buffer.concat(blocks).subarray(0, n);
+  const out = runKdf(pkcs12KdfSteps(hash, bmpPass, salt, purpose, iterations, n), iteratedDigest) as Uint8Array;
+  return Buffer.from(out.buffer, out.byteOffset, out.length);
 }
 
 // ---------------------------------------------------------------------------
@@ -464,12 +303,7 @@ const PKCS12_PBE_CIPHERS: readonly CipherInfo[] = [
   { oid: OID.pbe2Des, node: 'des-ede-cbc', keyLen: 16, ivLen: 8 },
 ];
 
-interface Encrypted {
-  algorithm: AlgorithmIdentifier;
-  ciphertext: Buffer;
-}
-
-function cbcEncrypt(cipher: string, key: Buffer, iv: Buffer, plain: Uint8Array): Buffer {
+function cbcEncrypt(cipher: string, key: Uint8Array, iv: Uint8Array, plain: Uint8Array): Buffer {
   const c = createCipheriv(cipher, key, iv);
   return Buffer.concat([c.update(plain), c.final()]);
 }
@@ -480,45 +314,15 @@ function cbcDecrypt(cipher: string, key: Buffer, iv: Buffer, data: Uint8Array): 
   return Buffer.concat([d.update(data), d.final()]);
 }
 
-function algorithm(oid: string, parameters: ArrayBuffer | null): AlgorithmIdentifier {
-  return new AlgorithmIdentifier({ algorithm: oid, parameters });
-}
-
-function arrayBuffer(b: Buffer): ArrayBuffer {
-  return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
-}
-
-/** PBES2 with PBKDF2-HMAC-SHA256 and AES-256-CBC, as OpenSSL 3 writes it (keyLength omitted). */
-async function encryptPbes2(plain: Uint8Array, secret: Secret, iterations: number): Promise<Encrypted> {
-  const salt = randomBytes(16);
-  const iv = randomBytes(16);
-  const key = await pbkdf2Async(secret.utf8, salt, iterations, 32, 'sha256');
-  const kdf = new Pbkdf2Params();
-  kdf.salt = arrayBuffer(salt);
-  kdf.iterationCount = iterations;
-  kdf.prf = algorithm(hashInfo('sha256').hmacOid, null);
-  const params = new Pbes2Params();
-  params.keyDerivationFunc = algorithm(OID.pbkdf2, AsnConvert.serialize(kdf));
-  params.encryptionScheme = algorithm(OID.aes256Cbc, arrayBuffer(octetStringDer(iv)));
-  return {
-    algorithm: algorithm(OID.pbes2, AsnConvert.serialize(params)),
-    ciphertext: cbcEncrypt('aes-256-cbc', key, iv, plain),
-  };
-}
-
-/** pbeWithSHAAnd3-KeyTripleDES-CBC (RFC 7292 Appendix C): key and IV from the Appendix B KDF with SHA-1. */
-function encryptPkcs12Pbe3Des(plain: Uint8Array, secret: Secret, iterations: number): Encrypted {
-  const salt = randomBytes(8);
-  const key = pkcs12Kdf('sha1', secret.bmp, salt, 1, iterations, 24);
-  const iv = pkcs12Kdf('sha1', secret.bmp, salt, 2, iterations, 8);
-  const params = new Pkcs12PbeParams();
-  params.salt = arrayBuffer(salt);
-  params.iterations = iterations;
-  return {
-    algorithm: algorithm(OID.pbe3Des, AsnConvert.serialize(params)),
-    ciphertext: cbcEncrypt('des-ede3-cbc', key, iv, plain),
-  };
-}
+/** pkcs12-core's cryptography on node:crypto: PBKDF2 on the thread pool, the Appendix B hashing on this thread, 3DES for the legacy profile. */
+const nodePkcs12Crypto: Pkcs12Crypto = {
+  randomBytes: (n) => randomBytes(n),
+  iteratedDigest,
+  pbkdf2: (password, salt, iterations, keyLength, hash) => pbkdf2Async(password, salt, iterations, keyLength, hash),
+  aesCbcEncrypt: async (key, iv, plain) => cbcEncrypt(`aes-${key.length * 8}-cbc`, key, iv, plain),
+  desEde3CbcEncrypt: (key, iv, plain) => cbcEncrypt('des-ede3-cbc', key, iv, plain),
+  hmac: (hash, key, data) => createHmac(hash, key).update(data).digest(),
+};
 
 function requireParameters(alg: AlgorithmIdentifier, what: string): ArrayBuffer {
   const p = alg.parameters;
@@ -585,39 +389,6 @@ function computeMac(hash: HashInfo, bmpPass: Uint8Array, salt: Uint8Array, itera
   return createHmac(hash.name, macKey(hash, bmpPass, salt, iterations)).update(data).digest();
 }
 
-/** The MAC's parameters and key, derived before the data exists (the key does not depend on it). */
-interface MacSetup {
-  hash: HashInfo;
-  salt: Buffer;
-  iterations: number;
-  key: Buffer;
-}
-
-function macSetup(hash: HashInfo, bmpPass: Uint8Array, iterations: number, saltLen: number): MacSetup {
-  const salt = randomBytes(saltLen);
-  return { hash, salt, iterations, key: macKey(hash, bmpPass, salt, iterations) };
-}
-
-/**
- * ```asn1
- * MacData ::= SEQUENCE {
- *   mac        DigestInfo,
- *   macSalt    OCTET STRING,
- *   iterations INTEGER DEFAULT 1
- * }
- * DigestInfo ::= SEQUENCE { digestAlgorithm DigestAlgorithmIdentifier, digest Digest }
- * ```
- */
-function macData(setup: MacSetup, data: Uint8Array): MacData {
-  const m = new MacData();
-  // DigestInfo comes from @peculiar/asn1-rsa, which is not a direct dependency: use MacData's own instance.
-  m.mac.digestAlgorithm = algorithm(setup.hash.oid, null);
-  m.mac.digest = new OctetString(createHmac(setup.hash.name, setup.key).update(data).digest());
-  m.macSalt = new OctetString(setup.salt);
-  m.iterations = setup.iterations;
-  return m;
-}
-
 /** Verifies the MAC in constant time; returns the password form that verified it. */
 function verifyMac(mac: MacData, authSafe: Uint8Array, password: string): Secret {
   const expected = Buffer.from(mac.mac.digest.buffer);
@@ -632,96 +403,6 @@ function verifyMac(mac: MacData, authSafe: Uint8Array, password: string): Secret
     if (actual.length === expected.length && timingSafeEqual(actual, expected)) return secret;
   }
   throw badPassword();
-}
-
-// ---------------------------------------------------------------------------
-// Bags
-// ---------------------------------------------------------------------------
-
-/**
- * ```asn1
- * PKCS12Attribute ::= SEQUENCE {
- *   attrId      ATTRIBUTE.&id ({PKCS12AttrSet}),
- *   attrValues  SET OF ATTRIBUTE.&Type ({PKCS12AttrSet}{@attrId})
- * }
- * ```
- * (PKCS12Attribute's constructor drops its argument, so fields are set here.)
- */
-function attribute(id: string, value: unknown): PKCS12Attribute {
-  const a = new PKCS12Attribute();
-  a.attrId = id;
-  a.attrValues = [AsnConvert.serialize(value)];
-  return a;
-}
-
-/** friendlyName (BMPString) and localKeyId, in the order OpenSSL writes them. */
-function bagAttributes(friendlyName: string, localKeyId: Buffer): PKCS12Attribute[] {
-  return [
-    attribute(id_pkcs9_at_friendlyName, new FriendlyName(friendlyName)),
-    attribute(id_pkcs9_at_localKeyId, new OctetString(localKeyId)),
-  ];
-}
-
-/**
- * ```asn1
- * SafeBag ::= SEQUENCE {
- *   bagId         BAG-TYPE.&id ({PKCS12BagSet}),
- *   bagValue      [0] EXPLICIT BAG-TYPE.&Type({PKCS12BagSet}{@bagId}),
- *   bagAttributes SET OF PKCS12Attribute OPTIONAL
- * }
- * ```
- */
-function safeBag(bagId: string, value: ArrayBuffer, attributes?: PKCS12Attribute[]): SafeBag {
-  return new SafeBag({ bagId, bagValue: value, ...(attributes === undefined ? {} : { bagAttributes: attributes }) });
-}
-
-/**
- * ```asn1
- * CertBag ::= SEQUENCE {
- *   certId    BAG-TYPE.&id   ({CertTypes}),   -- x509Certificate
- *   certValue [0] EXPLICIT BAG-TYPE.&Type ({CertTypes}{@certId})  -- OCTET STRING (DER certificate)
- * }
- * ```
- */
-function certBag(der: Buffer, attributes?: PKCS12Attribute[]): SafeBag {
-  const bag = new CertBag({ certId: id_x509Certificate, certValue: arrayBuffer(octetStringDer(der)) });
-  return safeBag(id_certBag, AsnConvert.serialize(bag), attributes);
-}
-
-/**
- * ```asn1
- * PKCS8ShroudedKeyBag ::= EncryptedPrivateKeyInfo
- * EncryptedPrivateKeyInfo ::= SEQUENCE {
- *   encryptionAlgorithm AlgorithmIdentifier {{KeyEncryptionAlgorithms}},
- *   encryptedData EncryptedData   -- OCTET STRING
- * }
- * ```
- */
-function shroudedKeyBag(enc: Encrypted, attributes: PKCS12Attribute[]): SafeBag {
-  const info = new EncryptedPrivateKeyInfo({ encryptionAlgorithm: enc.algorithm, encryptedData: new OctetString(enc.ciphertext) });
-  return safeBag(id_pkcs8ShroudedKeyBag, AsnConvert.serialize(info), attributes);
-}
-
-/**
- * ```asn1
- * ContentInfo ::= SEQUENCE { contentType ContentType, content [0] EXPLICIT ANY DEFINED BY contentType }
- * ```
- * `data`: content is an OCTET STRING holding a DER SafeContents.
- */
-function dataContentInfo(safeContents: SafeBag[]): ContentInfo {
-  const octets = octetStringDer(serialize(new SafeContents(safeContents)));
-  return new ContentInfo({ contentType: id_data, content: arrayBuffer(octets) });
-}
-
-/** `encryptedData`: content is an EncryptedData whose encryptedContent is the encrypted DER SafeContents. */
-function encryptedContentInfo(enc: Encrypted): ContentInfo {
-  const ed = new Pkcs12EncryptedData();
-  ed.encryptedContentInfo = new EncryptedContentInfo({
-    contentType: id_data,
-    contentEncryptionAlgorithm: enc.algorithm,
-    encryptedContent: new EncryptedContent({ value: new OctetString(enc.ciphertext) }),
-  });
-  return new ContentInfo({ contentType: id_encryptedData, content: AsnConvert.serialize(ed) });
 }
 
 // ---------------------------------------------------------------------------
@@ -743,25 +424,9 @@ export interface BuildPkcs12Input {
   iterations?: number;
 }
 
-const DEFAULT_ITERATIONS = 2048;
-/** pkcs-9-ub-friendlyName. */
-const MAX_FRIENDLY_NAME = 255;
-
+/** The server's checks beyond pkcs12-core's text checks: the certificates parse and the key belongs to the leaf. */
 function checkBuildInput(input: BuildPkcs12Input): { leaf: X509Certificate; iterations: number } {
-  const { password, friendlyName } = input;
-  if (password.length === 0) {
-    throw badRequest('PKCS12_PASSWORD_EMPTY', 'a PKCS#12 delivery file needs a password; issue one with the file');
-  }
-  if (password.includes('\u0000') || Buffer.from(password, 'utf8').toString('utf8') !== password) {
-    throw badRequest('PKCS12_PASSWORD_INVALID', 'the password contains a NUL or an unpaired surrogate; choose another password');
-  }
-  if (friendlyName.length === 0 || friendlyName.length > MAX_FRIENDLY_NAME) {
-    throw badRequest('PKCS12_FRIENDLY_NAME_INVALID', `the friendly name must be 1 to ${MAX_FRIENDLY_NAME} characters`);
-  }
-  const iterations = input.iterations ?? DEFAULT_ITERATIONS;
-  if (!Number.isSafeInteger(iterations) || iterations < 1 || iterations > MAX_ITERATIONS) {
-    throw badRequest('PKCS12_ITERATIONS_INVALID', `iterations must be an integer from 1 to ${MAX_ITERATIONS}`);
-  }
+  const iterations = checkPkcs12Text(input.password, input.friendlyName, input.iterations);
   if (input.privateKey.type !== 'private') {
     throw badRequest('PKCS12_KEY_INVALID', 'privateKey must be a private KeyObject');
   }
@@ -781,42 +446,15 @@ function checkBuildInput(input: BuildPkcs12Input): { leaf: X509Certificate; iter
   return { leaf, iterations };
 }
 
-/**
- * ```asn1
- * PFX ::= SEQUENCE {
- *   version    INTEGER {v3(3)}(v3,...),
- *   authSafe   ContentInfo,      -- data: OCTET STRING (AuthenticatedSafe)
- *   macData    MacData OPTIONAL
- * }
- * AuthenticatedSafe ::= SEQUENCE OF ContentInfo
- * ```
- * Layout as OpenSSL writes it: an encryptedData ContentInfo with the
- * certificate bags (leaf first), then a data ContentInfo with the
- * pkcs8ShroudedKeyBag. The leaf and the key carry friendlyName and
- * localKeyId (SHA-1 of the leaf DER); CA certificates carry no attributes.
- */
+/** Writes a delivery file (layout and profiles: pkcs12-core.ts assemblePkcs12) after the server's checks. */
 export async function buildPkcs12(input: BuildPkcs12Input): Promise<Buffer> {
   const { iterations } = checkBuildInput(input);
-  const legacy = input.legacy === true;
-  const secret: Secret = { utf8: Buffer.from(input.password, 'utf8'), bmp: bmpPassword(input.password) };
-  const attrs = bagAttributes(input.friendlyName, createHash('sha1').update(input.certificate).digest());
-
-  const certContents = serialize(new SafeContents([certBag(input.certificate, attrs), ...input.chain.map((c) => certBag(c))]));
   const pkcs8 = input.privateKey.export({ type: 'pkcs8', format: 'der' });
-  const encrypt = (plain: Uint8Array): Promise<Encrypted> =>
-    legacy ? Promise.resolve(encryptPkcs12Pbe3Des(plain, secret, iterations)) : encryptPbes2(plain, secret, iterations);
-  const encryptions = Promise.all([encrypt(certContents), encrypt(pkcs8)]);
-  // The MAC key needs only the password and salt: derive it on this thread while PBKDF2 runs on the pool.
-  const mac = macSetup(hashInfo(legacy ? 'sha1' : 'sha256'), secret.bmp, iterations, legacy ? 8 : 16);
-  const [encCerts, encKey] = await encryptions;
-
-  const authSafe = serialize(new AuthenticatedSafe([encryptedContentInfo(encCerts), dataContentInfo([shroudedKeyBag(encKey, attrs)])]));
-  const pfx = new PFX({
-    version: 3,
-    authSafe: new ContentInfo({ contentType: id_data, content: arrayBuffer(octetStringDer(authSafe)) }),
-    macData: macData(mac, authSafe),
-  });
-  return serialize(pfx);
+  const pfx = await assemblePkcs12(
+    { pkcs8, certificate: input.certificate, chain: input.chain, password: input.password, friendlyName: input.friendlyName, legacy: input.legacy === true, iterations },
+    nodePkcs12Crypto,
+  );
+  return Buffer.from(pfx.buffer, pfx.byteOffset, pfx.length);
 }
 
 // ---------------------------------------------------------------------------

@@ -1,16 +1,9 @@
 import { createPublicKey, sign as cryptoSign, KeyObject } from 'node:crypto';
 import { describePublicKey, type KeyType } from './keys.js';
 import { badRequest } from '../errors/index.js';
+import { SIGNATURE_ALGORITHM_DER_HEX, type SignatureAlgorithm } from './signature-algorithms.js';
 
-/** Signature algorithms sekisho produces. Never SHA-1. */
-export type SignatureAlgorithm = 'ecdsa-with-SHA256' | 'ecdsa-with-SHA384' | 'sha256WithRSAEncryption' | 'sha384WithRSAEncryption';
-
-export const SIGNATURE_ALGORITHM_OIDS: Record<SignatureAlgorithm, string> = {
-  'ecdsa-with-SHA256': '1.2.840.10045.4.3.2',
-  'ecdsa-with-SHA384': '1.2.840.10045.4.3.3',
-  sha256WithRSAEncryption: '1.2.840.113549.1.1.11',
-  sha384WithRSAEncryption: '1.2.840.113549.1.1.12',
-};
+export { SIGNATURE_ALGORITHM_OIDS, type SignatureAlgorithm } from './signature-algorithms.js';
 
 /** Hash of each signature algorithm, as Node's crypto names it. */
 export const SIGNATURE_HASH: Record<SignatureAlgorithm, 'sha256' | 'sha384'> = {
@@ -35,16 +28,10 @@ export const SHA2_SIGNATURE_HASH: Readonly<Record<string, 'sha256' | 'sha384' | 
   '1.2.840.10045.4.3.4': 'sha512',
 };
 
-/**
- * DER of the AlgorithmIdentifier for each algorithm (RSA carries NULL
- * parameters, ECDSA none: RFC 5758 §3.2, RFC 4055 §5).
- */
-export const SIGNATURE_ALGORITHM_DER: Record<SignatureAlgorithm, Buffer> = {
-  'ecdsa-with-SHA256': Buffer.from('300a06082a8648ce3d040302', 'hex'),
-  'ecdsa-with-SHA384': Buffer.from('300a06082a8648ce3d040303', 'hex'),
-  sha256WithRSAEncryption: Buffer.from('300d06092a864886f70d01010b0500', 'hex'),
-  sha384WithRSAEncryption: Buffer.from('300d06092a864886f70d01010c0500', 'hex'),
-};
+/** DER of the AlgorithmIdentifier for each algorithm (signature-algorithms.ts). */
+export const SIGNATURE_ALGORITHM_DER: Record<SignatureAlgorithm, Buffer> = Object.fromEntries(
+  Object.entries(SIGNATURE_ALGORITHM_DER_HEX).map(([k, hex]) => [k, Buffer.from(hex, 'hex')]),
+) as Record<SignatureAlgorithm, Buffer>;
 
 /**
  * Everything that signs (certificates, CRLs, OCSP responses) goes through a

@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Hono } from 'hono';
 import { RevocationPublisher, type CertificateAuthority } from '../ca/index.js';
 import { certificateToPem, crlToPem } from '../pki/index.js';
-import { send, sendError, stderrErrorLog, type ServerErrorLog } from './http.js';
+import { CSP, nodeListener, route, send, stderrErrorLog, type ServerErrorLog, type WebEnv } from './http.js';
 import { revocationRoutes } from './revocation-routes.js';
 import { messagePage } from './portal-page.js';
 import { Portal } from './portal.js';
@@ -20,6 +21,7 @@ export interface WebAppOptions {
   revocation?: RevocationPublisher;
 }
 
+/** The static files under /assets/: portal.js is the bundle of src/web/browser/portal.ts (scripts/postbuild.mjs). */
 const ASSETS: Record<string, string> = { 'portal.js': 'text/javascript; charset=utf-8', 'portal.css': 'text/css; charset=utf-8' };
 const assetCache = new Map<string, Buffer>();
 function asset(name: string): Buffer {
@@ -28,76 +30,46 @@ function asset(name: string): Buffer {
   return b;
 }
 
-const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+const withCsp = async (r: Response | Promise<Response>): Promise<Response> => {
+  const res = await r;
+  res.headers.set('Content-Security-Policy', CSP);
+  return res;
+};
 
 /**
- * Every HTTP surface of the enrollment server as one request handler:
- * the portal (/), EST (/.well-known/est/), the revocation endpoints
+ * Every HTTP surface of the enrollment server as one Hono app: the portal
+ * (/), EST (/.well-known/est/), the revocation endpoints
  * (revocation-routes.ts: /crl, /root.crl, /ocsp, /issuing.cer, /root.cer),
- * /crl.pem, /root.pem and /ca-chain.pem.
+ * /crl.pem, /root.pem and /ca-chain.pem, /assets/.
  */
-export function createWebApp(o: WebAppOptions): (req: IncomingMessage, res: ServerResponse) => void {
+export function createWebHono(o: WebAppOptions): Hono<WebEnv> {
   const ca = o.authority;
   const limiter = new AttemptLimiter(ca.notices, { ...o.rateLimit, now: o.rateLimit?.now ?? (() => ca.now()) });
   const log = o.log ?? stderrErrorLog;
   const portal = new Portal({ authority: ca, limiter, log });
   const est = new EstService({ authority: ca, limiter, log });
   const revocation = o.revocation ?? new RevocationPublisher(ca, o.ocspValiditySeconds ? { ocspValiditySeconds: o.ocspValiditySeconds } : {});
-  const revocationRoute = revocationRoutes(ca, revocation);
-  const html = { 'Content-Security-Policy': CSP };
+  const pem = 'application/x-pem-file';
 
-  const notFound = (res: ServerResponse) => send(res, 404, 'text/html; charset=utf-8', messagePage('Not found', 'ページが見つかりません。', 'There is no page at this address.'), html);
-  const wrongMethod = (res: ServerResponse, allow: string) => send(res, 405, 'text/plain; charset=utf-8', `METHOD_NOT_ALLOWED: use ${allow}\n`, { Allow: allow });
+  const notFound = () => withCsp(send(404, 'text/html; charset=utf-8', messagePage('Not found', 'ページが見つかりません。', 'There is no page at this address.')));
 
-  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    let path: string;
-    try {
-      path = new URL(req.url ?? '/', 'https://x').pathname;
-    } catch {
-      return send(res, 400, 'text/plain; charset=utf-8', 'URL_INVALID\n');
-    }
-    const method = req.method ?? 'GET';
-    const get = method === 'GET' || method === 'HEAD';
-    if (path.startsWith(EST_PREFIX)) return est.handle(req, res, path.slice(EST_PREFIX.length));
-    if (await revocationRoute(req, res, path)) return;
-    switch (path) {
-      case '/':
-      case '/index.html':
-        if (!get) return wrongMethod(res, 'GET');
-        res.setHeader('Content-Security-Policy', CSP);
-        return portal.showPage(res);
-      case '/enroll':
-        if (method !== 'POST') return wrongMethod(res, 'POST');
-        res.setHeader('Content-Security-Policy', CSP);
-        return portal.enrollForm(req, res);
-      case '/api/enroll':
-        if (method !== 'POST') return wrongMethod(res, 'POST');
-        return portal.enrollJson(req, res);
-      case '/api/enroll-csr':
-        if (method !== 'POST') return wrongMethod(res, 'POST');
-        return portal.enrollCsr(req, res);
-      case '/root.pem':
-        return get ? send(res, 200, 'application/x-pem-file', certificateToPem(ca.rootDer)) : wrongMethod(res, 'GET');
-      case '/ca-chain.pem':
-        return get ? send(res, 200, 'application/x-pem-file', ca.chain().map(certificateToPem).join('')) : wrongMethod(res, 'GET');
-      case '/crl.pem':
-        return get ? send(res, 200, 'application/x-pem-file', crlToPem(await revocation.crl()), { 'Cache-Control': 'max-age=60' }) : wrongMethod(res, 'GET');
-      case '/healthz':
-        return send(res, 200, 'text/plain; charset=utf-8', 'ok\n');
-    }
-    if (path.startsWith('/assets/')) {
-      const name = path.slice('/assets/'.length);
-      const type = ASSETS[name];
-      if (!type) return notFound(res);
-      return get ? send(res, 200, type, asset(name), { 'Cache-Control': 'no-cache' }) : wrongMethod(res, 'GET');
-    }
-    return notFound(res);
-  }
+  const app = new Hono<WebEnv>();
+  app.all(`${EST_PREFIX}*`, (c) => (c.req.path.startsWith(EST_PREFIX) ? est.handle(c, c.req.path.slice(EST_PREFIX.length)) : notFound()));
+  app.route('/', revocationRoutes(ca, revocation));
+  for (const path of ['/', '/index.html']) route(app, path, ['GET'], () => withCsp(portal.showPage()));
+  route(app, '/enroll', ['POST'], (c) => withCsp(portal.enrollForm(c)));
+  route(app, '/api/enroll', ['POST'], (c) => portal.enrollJson(c));
+  route(app, '/api/enroll-csr', ['POST'], (c) => portal.enrollCsr(c));
+  route(app, '/root.pem', ['GET'], () => send(200, pem, certificateToPem(ca.rootDer)));
+  route(app, '/ca-chain.pem', ['GET'], () => send(200, pem, ca.chain().map(certificateToPem).join('')));
+  route(app, '/crl.pem', ['GET'], async () => send(200, pem, crlToPem(await revocation.crl()), { 'Cache-Control': 'max-age=60' }));
+  app.all('/healthz', () => send(200, 'text/plain; charset=utf-8', 'ok\n'));
+  for (const [name, type] of Object.entries(ASSETS)) route(app, `/assets/${name}`, ['GET'], () => send(200, type, asset(name), { 'Cache-Control': 'no-cache' }));
+  app.notFound(notFound);
+  return app;
+}
 
-  return (req, res) => {
-    route(req, res).catch((e: unknown) => {
-      if (!res.headersSent) sendError(res, e, log);
-      else res.destroy();
-    });
-  };
+/** createWebHono as a Node request listener (for node:https / node:http createServer). */
+export function createWebApp(o: WebAppOptions): (req: IncomingMessage, res: ServerResponse) => void {
+  return nodeListener(createWebHono(o), o.log ?? stderrErrorLog);
 }

@@ -1,9 +1,8 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { Enrollment, NOTICE_ERRORS, type CertificateAuthority } from '../ca/index.js';
 import { forbidden, malformed, methodNotAllowed, unauthorized, unsupportedMediaType } from '../errors/index.js';
 import { certsOnlyPkcs7, parseCsr } from '../pki/index.js';
-import { clientAddress, mediaType, publicError, readBody, send, type ServerErrorLog } from './http.js';
+import { clientAddress, mediaType, publicError, readBody, send, type ServerErrorLog, type WebContext } from './http.js';
 import type { AttemptLimiter } from './rate-limit.js';
 
 export const EST_PREFIX = '/.well-known/est/';
@@ -38,14 +37,14 @@ export function estCsrDer(body: Buffer): Buffer {
 
 const base64Lines = (der: Buffer) => `${der.toString('base64').match(/.{1,64}/g)!.join('\n')}\n`;
 
-function sendPkcs7(res: ServerResponse, certs: Buffer[]): void {
-  send(res, 200, 'application/pkcs7-mime; smime-type=certs-only', base64Lines(certsOnlyPkcs7(certs)), { 'Content-Transfer-Encoding': 'base64', 'Cache-Control': 'no-store' });
+function sendPkcs7(certs: Buffer[]): Response {
+  return send(200, 'application/pkcs7-mime; smime-type=certs-only', base64Lines(certsOnlyPkcs7(certs)), { 'Content-Transfer-Encoding': 'base64', 'Cache-Control': 'no-store' });
 }
 
-function sendEstError(res: ServerResponse, e: unknown, log: ServerErrorLog | undefined): void {
+function sendEstError(e: unknown, log: ServerErrorLog | undefined): Response {
   const p = publicError(e, log);
   const extra: Record<string, string> = { ...p.headers, ...(p.status === 401 ? { 'WWW-Authenticate': REALM } : {}) };
-  send(res, p.status, 'text/plain; charset=utf-8', `${p.code}: ${p.message}\n${p.ja ? `${p.ja}\n` : ''}`, extra);
+  return send(p.status, 'text/plain; charset=utf-8', `${p.code}: ${p.message}\n${p.ja ? `${p.ja}\n` : ''}`, extra);
 }
 
 /** EST (RFC 7030) at /.well-known/est/: cacerts, simpleenroll, simplereenroll. */
@@ -62,21 +61,22 @@ export class EstService {
     this.#log = o.log;
   }
 
-  async handle(req: IncomingMessage, res: ServerResponse, operation: string): Promise<void> {
+  async handle(c: WebContext, operation: string): Promise<Response> {
+    const req = c.req.raw;
     try {
       if (operation === 'cacerts') {
         if (req.method !== 'GET') throw methodNotAllowed('METHOD_NOT_ALLOWED', 'cacerts takes GET');
-        return sendPkcs7(res, this.#ca.chain());
+        return sendPkcs7(this.#ca.chain());
       }
       if (operation !== 'simpleenroll' && operation !== 'simplereenroll') {
-        return send(res, 404, 'text/plain; charset=utf-8', `EST_OPERATION_UNKNOWN: ${EST_PREFIX} offers cacerts, simpleenroll and simplereenroll\n`);
+        return send(404, 'text/plain; charset=utf-8', `EST_OPERATION_UNKNOWN: ${EST_PREFIX} offers cacerts, simpleenroll and simplereenroll\n`);
       }
       if (req.method !== 'POST') throw methodNotAllowed('METHOD_NOT_ALLOWED', `${operation} takes POST`);
       if (mediaType(req) !== 'application/pkcs10') throw unsupportedMediaType('CONTENT_TYPE_UNSUPPORTED', 'send the CSR as application/pkcs10 (base64 DER)');
       const body = await readBody(req, EST_LIMIT);
-      const source = { client: clientAddress(req), via: 'est' };
+      const source = { client: clientAddress(c), via: 'est' };
       if (operation === 'simpleenroll') {
-        const auth = parseBasicAuth(req.headers.authorization);
+        const auth = parseBasicAuth(req.headers.get('authorization') ?? undefined);
         if (!auth) throw unauthorized('EST_AUTH_REQUIRED', 'simpleenroll needs HTTP Basic credentials: the request ID and reference ID of a notice (or an EST code)');
         const wait = await this.#limiter.take(source.client);
         if (wait > 0) {
@@ -86,15 +86,15 @@ export class EstService {
         }
         const csr = parseCsr(estCsrDer(body));
         const issued = await this.#enrollment.withCsr({ requestId: auth.user, referenceId: auth.password }, source, csr);
-        return sendPkcs7(res, [issued.der]);
+        return sendPkcs7([issued.der]);
       }
-      const peer = (req.socket as TLSSocket).getPeerCertificate?.(false);
+      const peer = (c.env.incoming.socket as TLSSocket).getPeerCertificate?.(false);
       if (!peer || !peer.raw) throw forbidden('CLIENT_CERT_REQUIRED', 'simplereenroll needs your current certificate over mutual TLS (curl --cert … --key …)');
       const csr = parseCsr(estCsrDer(body));
       const issued = await this.#enrollment.reenroll(peer.raw, csr, source);
-      return sendPkcs7(res, [issued.der]);
+      return sendPkcs7([issued.der]);
     } catch (e) {
-      sendEstError(res, e, this.#log);
+      return sendEstError(e, this.#log);
     }
   }
 }

@@ -1,4 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Context, Hono } from 'hono';
+import { getRequestListener, RequestError, type HttpBindings } from '@hono/node-server';
 import { isSekishoError, tooLarge, type ErrorKind, type SekishoError } from '../errors/index.js';
 
 /** The one place an error kind becomes an HTTP status; the code never decides it. */
@@ -79,74 +81,107 @@ export function publicError(e: unknown, log: ServerErrorLog = stderrErrorLog): P
   return { status, code: s.code, message: s.message, ...(s.ja ? { ja: s.ja } : {}), headers };
 }
 
-/** Reads a request body up to `limit` bytes; a larger one is BODY_TOO_LARGE (and the rest is not read). */
-export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > limit) {
-      reject(tooLarge('BODY_TOO_LARGE', `the request body is larger than ${limit} bytes`));
-      req.resume();
-      return;
+/** What every handler of the web edge has: Hono on @hono/node-server, with the Node request and response behind it. */
+export type WebEnv = { Bindings: HttpBindings };
+export type WebContext = Context<WebEnv>;
+
+/**
+ * Reads a request body up to `limit` bytes; a larger one is BODY_TOO_LARGE.
+ * A declared Content-Length over the limit is refused before a byte is read;
+ * otherwise the stream is read chunk by chunk and reading stops at the first
+ * chunk past the limit (the rest is never buffered: @hono/node-server drains
+ * and discards it after the answer, closing the connection past 64 MiB or
+ * 500 ms).
+ */
+export async function readBody(req: Request, limit: number): Promise<Buffer> {
+  const tooBig = () => tooLarge('BODY_TOO_LARGE', `the request body is larger than ${limit} bytes`);
+  const declared = Number(req.headers.get('content-length') ?? 0);
+  if (declared > limit) throw tooBig();
+  if (!req.body) return Buffer.alloc(0);
+  const reader = req.body.getReader();
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.length;
+      if (size > limit) throw tooBig();
+      parts.push(value);
     }
-    const parts: Buffer[] = [];
-    let size = 0;
-    let done = false;
-    req.on('data', (c: Buffer) => {
-      if (done) return;
-      size += c.length;
-      if (size > limit) {
-        done = true;
-        reject(tooLarge('BODY_TOO_LARGE', `the request body is larger than ${limit} bytes`));
-        return;
-      }
-      parts.push(c);
-    });
-    req.on('end', () => {
-      if (!done) {
-        done = true;
-        resolve(Buffer.concat(parts));
-      }
-    });
-    req.on('error', (e) => {
-      if (!done) {
-        done = true;
-        reject(e);
-      }
-    });
-  });
+  } finally {
+    reader.releaseLock();
+  }
+  return Buffer.concat(parts);
 }
 
-const SECURITY_HEADERS: Record<string, string> = {
+/** Headers on every answer of the web edge. */
+export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
   'X-Content-Type-Options': 'nosniff',
   'X-Frame-Options': 'DENY',
   'Referrer-Policy': 'no-referrer',
   'Strict-Transport-Security': 'max-age=31536000',
 };
 
-export function send(res: ServerResponse, status: number, type: string, body: string | Buffer, headers: Record<string, string> = {}): void {
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  const buf = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
-  res.writeHead(status, { ...SECURITY_HEADERS, 'Content-Type': type, 'Content-Length': String(buf.length), ...headers });
-  res.end(buf);
+/** The portal's Content-Security-Policy: its own script and style only, no framing, forms post only here. */
+export const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+/** An answer with the security headers, its type and length; `headers` are added last (and win). */
+export function send(status: number, type: string, body: string | Uint8Array, headers: Record<string, string> = {}): Response {
+  const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+  return new Response(status === 204 || status === 304 ? null : new Uint8Array(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.length), {
+    status,
+    headers: { ...SECURITY_HEADERS, 'Content-Type': type, 'Content-Length': String(bytes.length), ...headers },
+  });
 }
 
-export function sendJson(res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {
-  send(res, status, 'application/json; charset=utf-8', JSON.stringify(value), { 'Cache-Control': 'no-store', ...headers });
+export function sendJson(status: number, value: unknown, headers: Record<string, string> = {}): Response {
+  return send(status, 'application/json; charset=utf-8', JSON.stringify(value), { 'Cache-Control': 'no-store', ...headers });
 }
 
 /** Problem JSON: `{ error: { code, message, ja } }`. */
-export function sendError(res: ServerResponse, e: unknown, log?: ServerErrorLog): void {
+export function sendError(e: unknown, log?: ServerErrorLog): Response {
   const p = publicError(e, log);
-  sendJson(res, p.status, { error: { code: p.code, message: p.message, ...(p.ja ? { ja: p.ja } : {}) } }, p.headers);
+  return sendJson(p.status, { error: { code: p.code, message: p.message, ...(p.ja ? { ja: p.ja } : {}) } }, p.headers);
 }
 
-export function mediaType(req: IncomingMessage): string {
-  return (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+/** 405 with the methods a path takes in Allow. */
+export function wrongMethod(allow: string): Response {
+  return send(405, 'text/plain; charset=utf-8', `METHOD_NOT_ALLOWED: use ${allow}\n`, { Allow: allow });
 }
 
-export function clientAddress(req: IncomingMessage): string {
-  return (req.socket.remoteAddress ?? 'unknown').replace(/^::ffff:/, '');
+/** The media type of a request body, lower case, without parameters. */
+export function mediaType(req: Request): string {
+  return (req.headers.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
+}
+
+/** The client's address as the socket has it (IPv4-mapped IPv6 shown as IPv4). */
+export function clientAddress(c: WebContext): string {
+  return (c.env.incoming.socket.remoteAddress ?? 'unknown').replace(/^::ffff:/, '');
+}
+
+/**
+ * A path served only with the methods in `allow` (GET also answers HEAD);
+ * any other method gets 405 with Allow. The one way web/ registers a route.
+ */
+export function route(app: Hono<WebEnv>, path: string, allow: readonly ('GET' | 'POST')[], handler: (c: WebContext) => Response | Promise<Response>): void {
+  const allowed = new Set<string>(allow.includes('GET') ? [...allow, 'HEAD'] : allow);
+  app.all(path, (c) => (allowed.has(c.req.method) ? handler(c) : wrongMethod(allow.join(', '))));
+}
+
+/**
+ * The Node request listener for a Hono app of the web edge. A request whose
+ * URL or Host header cannot be read gets 400 URL_INVALID; anything a handler throws becomes
+ * the problem JSON of `sendError` (detail to `log`). Node's global Request and
+ * Response are left alone.
+ */
+export function nodeListener(app: Hono<WebEnv>, log?: ServerErrorLog): (req: IncomingMessage, res: ServerResponse) => void {
+  app.onError((e) => sendError(e, log));
+  const listener = getRequestListener(app.fetch, {
+    overrideGlobalObjects: false,
+    // Nothing here is built from the Host header; a request without one (HTTP/1.0 OCSP clients) is still served.
+    hostname: 'localhost',
+    errorHandler: (e) => (e instanceof RequestError ? send(400, 'text/plain; charset=utf-8', 'URL_INVALID\n') : sendError(e, log)),
+  });
+  return (req, res) => void listener(req, res);
 }

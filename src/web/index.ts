@@ -34,13 +34,35 @@ import { complianceProfile, tlsServerOptions, type ComplianceProfileName } from 
 import { createWebApp } from './app.js';
 import type { RateLimitOptions } from './rate-limit.js';
 
-export { createWebApp, type WebAppOptions } from './app.js';
+export { createWebApp, createWebHono, type WebAppOptions } from './app.js';
 export { startRevocationServer, REVOCATION_SERVER_LIMITS, type RevocationServer, type RevocationServerOptions } from './revocation-server.js';
 export { AttemptLimiter, type AttemptCounter, type RateLimitOptions } from './rate-limit.js';
 export { parseEnrollForm, parseEnrollJson, parseCsrEnrollJson, type EnrollRequest, type CsrEnrollRequest } from './forms.js';
 export { parseBasicAuth, estCsrDer, EST_PREFIX } from './est.js';
 export { zipStore } from './zip.js';
-export { HTTP_STATUS, httpStatus, kindOfStatus, publicError, type PublicError, type ServerErrorLog } from './http.js';
+export {
+  HTTP_STATUS,
+  httpStatus,
+  kindOfStatus,
+  publicError,
+  stderrErrorLog,
+  send,
+  sendJson,
+  sendError,
+  wrongMethod,
+  route,
+  nodeListener,
+  readBody,
+  mediaType,
+  clientAddress,
+  CSP,
+  SECURITY_HEADERS,
+  type PublicError,
+  type ServerErrorLog,
+  type WebEnv,
+  type WebContext,
+} from './http.js';
+export { messagePage } from './portal-page.js';
 
 export interface WebServerOptions {
   /** An opened CA; unlocked, or issuance, CRLs and OCSP answer "not ready". */

@@ -132,6 +132,13 @@ describe('the portal in Chromium', () => {
     assert.equal(contents.chain.length, 2);
     const zip = await download(page, '.zip');
     assert.ok(zip.includes(p12));
+    if (needCommand(tc, 'unzip')) {
+      const zdir = mkdtempSync(join(tmpdir(), 'sekisho-zip-'));
+      writeFileSync(join(zdir, 'c.zip'), zip);
+      const listed = await runPeer('unzip', ['-t', join(zdir, 'c.zip')]);
+      assert.equal(listed.status, 0, listed.stdout + listed.stderr);
+      assert.match(listed.stdout, /root-ca\.cer[\s\S]*thumbprints\.txt[\s\S]*No errors detected/);
+    }
     // The browser-built PKCS#12 authenticates as a TLS client to a server that requires this CA's certificates.
     assert.equal(await authenticates(p12), `${TEST_FACILITY.number}`);
     const events = await t.ca.audit.list();

@@ -1,8 +1,7 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Enrollment, safeFileName, type CertificateAuthority, type EnrollmentResult, type IssuanceNotices } from '../ca/index.js';
 import { unsupportedMediaType } from '../errors/index.js';
 import { certificateToPem, fingerprint, parseCsr } from '../pki/index.js';
-import { clientAddress, mediaType, publicError, readBody, send, sendError, sendJson, type ServerErrorLog } from './http.js';
+import { clientAddress, mediaType, publicError, readBody, send, sendError, sendJson, type ServerErrorLog, type WebContext } from './http.js';
 import { parseCsrEnrollJson, parseEnrollForm, parseEnrollJson } from './forms.js';
 import { portalPage, resultPage, type DownloadFile } from './portal-page.js';
 import { zipStore } from './zip.js';
@@ -71,13 +70,13 @@ export class Portal {
     });
   }
 
-  showPage(res: ServerResponse): void {
-    send(res, 200, 'text/html; charset=utf-8', this.#page(), { 'Cache-Control': 'no-store' });
+  showPage(): Response {
+    return send(200, 'text/html; charset=utf-8', this.#page(), { 'Cache-Control': 'no-store' });
   }
 
   /** Counts an attempt against the client's address; a refused one is audited and thrown. */
-  async #admit(req: IncomingMessage, via: string): Promise<{ client: string; via: string }> {
-    const source = { client: clientAddress(req), via };
+  async #admit(c: WebContext, via: string): Promise<{ client: string; via: string }> {
+    const source = { client: clientAddress(c), via };
     const wait = await this.#limiter.take(source.client);
     if (wait > 0) {
       const err = NOTICE_ERRORS.rateLimited(wait);
@@ -95,37 +94,37 @@ export class Portal {
       { name: 'root-ca.cer', type: 'application/pkix-cert', data: this.#ca.rootDer },
       { name: 'thumbprints.txt', type: 'text/plain; charset=utf-8', data: Buffer.from(thumbprintText(r, this.#ca.rootDer, p12Name), 'utf8') },
     ];
-    return [{ name: `${base}.zip`, type: 'application/zip', data: zipStore(files) }, ...files];
+    return [{ name: `${base}.zip`, type: 'application/zip', data: Buffer.from(zipStore(files)) }, ...files];
   }
 
   /** POST /enroll (the form, works without script): the result page with the files, or the form with the reason. */
-  async enrollForm(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async enrollForm(c: WebContext): Promise<Response> {
     let ids: { requestId?: string } = {};
     try {
-      if (mediaType(req) !== 'application/x-www-form-urlencoded') throw unsupportedMediaType('CONTENT_TYPE_UNSUPPORTED', 'send the form as application/x-www-form-urlencoded');
-      const body = await readBody(req, FORM_LIMIT);
-      const source = await this.#admit(req, 'portal');
+      if (mediaType(c.req.raw) !== 'application/x-www-form-urlencoded') throw unsupportedMediaType('CONTENT_TYPE_UNSUPPORTED', 'send the form as application/x-www-form-urlencoded');
+      const body = await readBody(c.req.raw, FORM_LIMIT);
+      const source = await this.#admit(c, 'portal');
       const form = parseEnrollForm(body);
       // Only the request ID is put back in the form: the reference ID is a secret and is never echoed.
       if (noticeIdProblem('request', form.requestId) === undefined) ids = { requestId: form.requestId };
       const r = await this.#enrollment.withPkcs12(form, source, { password: form.password, legacy: form.legacy, ...(form.keyType ? { keyType: form.keyType } : {}) });
-      send(res, 200, 'text/html; charset=utf-8', resultPage({ facilityName: r.facility.name, facilityNumber: r.facility.number, serial: r.serial, notAfter: r.view.notAfter, files: this.#files(r) }), { 'Cache-Control': 'no-store' });
+      return send(200, 'text/html; charset=utf-8', resultPage({ facilityName: r.facility.name, facilityNumber: r.facility.number, serial: r.serial, notAfter: r.view.notAfter, files: this.#files(r) }), { 'Cache-Control': 'no-store' });
     } catch (e) {
       const p = publicError(e, this.#log);
-      send(res, p.status, 'text/html; charset=utf-8', this.#page(p, ids), { 'Cache-Control': 'no-store', ...p.headers });
+      return send(p.status, 'text/html; charset=utf-8', this.#page(p, ids), { 'Cache-Control': 'no-store', ...p.headers });
     }
   }
 
   /** POST /api/enroll: JSON in, JSON out (PKCS#12 and root as base64); for `sekisho enroll`. */
-  async enrollJson(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async enrollJson(c: WebContext): Promise<Response> {
     try {
-      if (mediaType(req) !== 'application/json') throw unsupportedMediaType('CONTENT_TYPE_UNSUPPORTED', 'send application/json');
-      const body = await readBody(req, JSON_LIMIT);
-      const source = await this.#admit(req, 'api');
+      if (mediaType(c.req.raw) !== 'application/json') throw unsupportedMediaType('CONTENT_TYPE_UNSUPPORTED', 'send application/json');
+      const body = await readBody(c.req.raw, JSON_LIMIT);
+      const source = await this.#admit(c, 'api');
       const r = parseEnrollJson(body);
       const issued = await this.#enrollment.withPkcs12(r, source, { password: r.password, legacy: r.legacy, ...(r.keyType ? { keyType: r.keyType } : {}) });
       const p12Name = `${safeFileName(issued.facility.name)}_${issued.facility.number}.p12`;
-      sendJson(res, 200, {
+      return sendJson(200, {
         facility: { number: issued.facility.number, name: issued.facility.name },
         serial: issued.serial,
         notAfter: issued.view.notAfter.toISOString(),
@@ -135,20 +134,20 @@ export class Portal {
         thumbprints: thumbprintText(issued, this.#ca.rootDer, p12Name),
       });
     } catch (e) {
-      sendError(res, e, this.#log);
+      return sendError(e, this.#log);
     }
   }
 
   /** POST /api/enroll-csr: the key was made in the browser; only its CSR arrives. Returns the certificate and chain (PEM). */
-  async enrollCsr(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async enrollCsr(c: WebContext): Promise<Response> {
     try {
-      if (mediaType(req) !== 'application/json') throw unsupportedMediaType('CONTENT_TYPE_UNSUPPORTED', 'send application/json');
-      const body = await readBody(req, JSON_LIMIT);
-      const source = await this.#admit(req, 'portal-csr');
+      if (mediaType(c.req.raw) !== 'application/json') throw unsupportedMediaType('CONTENT_TYPE_UNSUPPORTED', 'send application/json');
+      const body = await readBody(c.req.raw, JSON_LIMIT);
+      const source = await this.#admit(c, 'portal-csr');
       const r = parseCsrEnrollJson(body);
       const csr = parseCsr(r.csr);
       const issued = await this.#enrollment.withCsr(r, source, csr);
-      sendJson(res, 200, {
+      return sendJson(200, {
         facility: { number: issued.facility.number, name: issued.facility.name },
         serial: issued.serial,
         notAfter: issued.view.notAfter.toISOString(),
@@ -158,7 +157,7 @@ export class Portal {
         thumbprints: thumbprintText(issued, this.#ca.rootDer, `${safeFileName(issued.facility.name)}_${issued.facility.number}.p12`),
       });
     } catch (e) {
-      sendError(res, e, this.#log);
+      return sendError(e, this.#log);
     }
   }
 }

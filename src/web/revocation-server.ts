@@ -1,7 +1,8 @@
 import { createServer, type Server } from 'node:http';
 import { RevocationPublisher, REVOCATION_PATHS, type CertificateAuthority } from '../ca/index.js';
 import { GuardedListener, ListenerLedger, applyHttpLimits, resolveLimits, stderrLimitLog, type LimitLog, type ListenerLimits } from '../listener/index.js';
-import { send, sendError } from './http.js';
+import { Hono } from 'hono';
+import { nodeListener, send, type WebEnv } from './http.js';
 import { revocationRoutes } from './revocation-routes.js';
 
 /** Headers and requests per connection on the revocation listener (the OCSP body is capped at OCSP_MAX_REQUEST by its route). */
@@ -40,25 +41,12 @@ export interface RevocationServer {
  */
 export async function startRevocationServer(o: RevocationServerOptions): Promise<RevocationServer> {
   const ca = o.authority;
-  const route = revocationRoutes(ca, o.publisher ?? new RevocationPublisher(ca));
+  const app = new Hono<WebEnv>();
+  app.route('/', revocationRoutes(ca, o.publisher ?? new RevocationPublisher(ca)));
+  app.notFound(() => send(404, 'text/plain; charset=utf-8', `NOT_FOUND: this address serves only ${Object.values(REVOCATION_PATHS).join(', ')}\n`));
   const limits = o.limits ?? resolveLimits({}, 1).revocation;
   const log: LimitLog = o.log ?? stderrLimitLog;
-  const server = createServer({ maxHeaderSize: REVOCATION_SERVER_LIMITS.maxHeaderSize }, (req, res) => {
-    let path: string;
-    try {
-      path = new URL(req.url ?? '/', 'http://x').pathname;
-    } catch {
-      return send(res, 400, 'text/plain; charset=utf-8', 'URL_INVALID\n');
-    }
-    route(req, res, path)
-      .then((handled) => {
-        if (!handled) send(res, 404, 'text/plain; charset=utf-8', `NOT_FOUND: this address serves only ${Object.values(REVOCATION_PATHS).join(', ')}\n`);
-      })
-      .catch((e: unknown) => {
-        if (!res.headersSent) sendError(res, e);
-        else res.destroy();
-      });
-  });
+  const server = createServer({ maxHeaderSize: REVOCATION_SERVER_LIMITS.maxHeaderSize }, nodeListener(app));
   server.maxRequestsPerSocket = REVOCATION_SERVER_LIMITS.maxRequestsPerSocket;
   server.on('clientError', (_e, socket) => socket.destroy());
   // The server never listens itself: the TCP front admits sockets under the caps and hands them over.
