@@ -5,7 +5,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { echoUpstream, FACILITY_A, gatewayFixture, PASSPHRASE, type ClientFiles, type GatewayFixture } from '../testing/gateway-fixture.js';
 import { hasCommand, needCommand, run, runAsync } from '../testing/peers.js';
 import { freePort, portIsFree } from '../testing/tls-servers.js';
@@ -49,6 +49,40 @@ function alive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+
+/** Inodes of the TCP sockets listening on `port` (IPv4 and IPv6), from /proc/net. */
+function listeningInodes(port: number): Set<string> {
+  const out = new Set<string>();
+  for (const f of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text = '';
+    try {
+      text = readFileSync(f, 'latin1');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const c = line.trim().split(/\s+/);
+      // local_address is HEXADDR:HEXPORT, st 0A is LISTEN, inode is column 10.
+      if (c[3] === '0A' && Number.parseInt(c[1]?.split(':')[1] ?? '', 16) === port && c[9]) out.add(c[9]);
+    }
+  }
+  return out;
+}
+
+/** Socket inodes a process holds open. */
+function socketInodes(pid: number): Set<string> {
+  const out = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) out.add(m[1]!);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return out;
 }
 
 describe('sekisho gateway --workers', () => {
@@ -113,6 +147,41 @@ describe('sekisho gateway --workers', () => {
     } finally {
       await Promise.race([gw.stop('SIGTERM'), new Promise((r) => setTimeout(r, 15_000))]);
       await Promise.race([gw.stop('SIGKILL'), new Promise((r) => setTimeout(r, 5000))]);
+    }
+  });
+
+  test('defect guarded (two workers cost more than one process): on Linux each worker accepts on a listening socket of its own (SO_REUSEPORT), none passes through the primary; with NODE_CLUSTER_SCHED_POLICY the socket is shared as before', async (t) => {
+    if (!needCommand(t, 'openssl') || !needCommand(t, 'curl')) return;
+    if (process.platform !== 'linux') return t.skip('SO_REUSEPORT spreading is Linux only');
+    for (const shared of [false, true]) {
+      const port = await freePort();
+      const gw = startSekisho<{ pid: number; workers: number[] }>(
+        ['gateway', '--home', fx.home, '--listen', `127.0.0.1:${port}`, '--upstream', `http://127.0.0.1:${http.port}`, '--workers', '2', '--log-level', 'warn', '--json'],
+        { env: { ...process.env, SEKISHO_PASSPHRASE: PASSPHRASE, ...(shared ? { NODE_CLUSTER_SCHED_POLICY: 'none' } : {}) } },
+      );
+      try {
+        const summary = await gw.summary;
+        const listening = listeningInodes(port);
+        const held = summary.workers.map((w) => [...socketInodes(w)].filter((i) => listening.has(i)));
+        const primary = [...socketInodes(summary.pid)].filter((i) => listening.has(i));
+        if (!shared) {
+          assert.equal(listening.size, 2, 'two listening sockets on the port, one per worker');
+          for (const h of held) assert.equal(h.length, 1, 'each worker holds one of them');
+          assert.notEqual(held[0]![0], held[1]![0], 'and not the same one');
+          assert.deepEqual(primary, [], 'the primary holds none: no connection passes through it');
+        } else {
+          assert.equal(listening.size, 1, 'one listening socket, shared');
+          for (const h of held) assert.deepEqual(h, [...listening]);
+        }
+        const codes = await Promise.all(Array.from({ length: 8 }, () => curl(port, fx.clients.good)));
+        assert.deepEqual(codes.map((c) => c.stdout), Array(8).fill('200'), codes.map((c) => c.stderr).join(''));
+        const revoked = await curl(port, fx.clients.revoked);
+        assert.notEqual(revoked.stdout, '200', 'the same checks in every worker');
+      } finally {
+        await Promise.race([gw.stop('SIGTERM'), new Promise((r) => setTimeout(r, 15_000))]);
+        await Promise.race([gw.stop('SIGKILL'), new Promise((r) => setTimeout(r, 5000))]);
+      }
+      assert.ok(await portIsFree(port), 'the port is released');
     }
   });
 

@@ -5,8 +5,12 @@ import { mergeMetrics } from './metrics-merge.js';
 
 /**
  * `sekisho gateway --workers N`: one gateway per worker process on the same
- * listen addresses (node:cluster shares the ports), so TLS handshakes use
- * every core. Each worker opens the store on its own (audit batches from
+ * listen addresses, so TLS handshakes use every core. On Linux each worker
+ * binds a listening socket of its own on each address (SO_REUSEPORT): the
+ * kernel spreads new connections over the workers, and no connection passes
+ * through the primary or wakes every worker (see workerOwnsSockets). Elsewhere,
+ * or with NODE_CLUSTER_SCHED_POLICY set, node:cluster shares the primary's
+ * socket as before. Each worker opens the store on its own (audit batches from
  * several processes are fine on SQLite WAL and PostgreSQL). The primary only
  * supervises: it starts the first worker alone (it may issue the home's
  * server certificate), then the others; forwards SIGHUP (reload) and
@@ -30,6 +34,28 @@ export interface PrimaryOptions {
 }
 
 export const isClusterWorker = (): boolean => cluster.isWorker;
+
+/** The environment variable by which the primary tells its workers to bind their own sockets. */
+const OWN_SOCKETS = 'SEKISHO_WORKER_OWN_SOCKETS';
+
+/**
+ * Whether workers may each bind their own listening socket: on Linux
+ * (SO_REUSEPORT spreads connections over the sockets of one port), unless
+ * the operator chose node:cluster's scheduling (NODE_CLUSTER_SCHED_POLICY).
+ */
+export function ownSocketsPossible(env: NodeJS.ProcessEnv = process.env, platform: NodeJS.Platform = process.platform): boolean {
+  return platform === 'linux' && !env.NODE_CLUSTER_SCHED_POLICY;
+}
+
+/**
+ * In a worker: bind each listener's socket itself (SO_REUSEPORT, exclusive
+ * of the cluster) instead of asking the primary for a shared one. Each
+ * socket has its own accept queue: a connection is woken in, and accepted
+ * by, one worker only, and none is handed over IPC.
+ */
+export function workerOwnsSockets(): boolean {
+  return cluster.isWorker && process.env[OWN_SOCKETS] === '1';
+}
 
 /** In a worker: tells the primary this worker is listening. */
 export function notifyListening(summary: Record<string, unknown>): void {
@@ -116,6 +142,7 @@ export function runPrimary(o: PrimaryOptions): Promise<number> {
   // costs a busy gateway a good part of a core (NODE_CLUSTER_SCHED_POLICY=rr
   // restores it).
   if (!process.env.NODE_CLUSTER_SCHED_POLICY) cluster.schedulingPolicy = cluster.SCHED_NONE;
+  const ownSockets = ownSocketsPossible();
   return new Promise((resolve) => {
     const workers = new Set<Worker>();
     let stopping = false;
@@ -147,7 +174,7 @@ export function runPrimary(o: PrimaryOptions): Promise<number> {
     // Each worker keeps a slot (its audit spool, <home>/audit-spool/gateway-<slot>): a replacement takes over the spool of the worker it replaces.
     const fork = (slot: number): Promise<Record<string, unknown>> =>
       new Promise((ready, failed) => {
-        const w = cluster.fork({ SEKISHO_WORKER_SLOT: String(slot) });
+        const w = cluster.fork({ SEKISHO_WORKER_SLOT: String(slot), [OWN_SOCKETS]: ownSockets ? '1' : '0' });
         workers.add(w);
         let listening = false;
         w.on('message', (msg: unknown) => {

@@ -97,6 +97,8 @@ export interface GatewayOptions {
   now?: () => Date;
   /** A cluster worker: /metrics answers for the whole process group (cluster.ts workerMetrics); given the instance label. */
   groupMetrics?: (instance: string) => Promise<string>;
+  /** A `--workers` process: each listener (and the admin listener) accepts on a socket of this process's own (SO_REUSEPORT; cluster.ts). */
+  reusePort?: boolean;
 }
 
 /** Refusals in the handshake that no page can explain: the log names the self-check page instead. */
@@ -258,6 +260,7 @@ export class Gateway {
           this.#refused(config.name, reason, detail, `${remote.address}:${remote.port}`, undefined, seconds);
         },
         ...(this.observer ? { peekHello: true } : {}),
+        ...(this.o.reusePort ? { reusePort: true } : {}),
       });
       const entry: ListenerEntry = { config, tls };
       if (config.mode === 'http') {
@@ -293,7 +296,7 @@ export class Gateway {
       const admin = adminServer({ metrics: () => this.#groupMetrics(), health: () => this.#health(), status: () => this.status() });
       applyHttpLimits(admin, this.#limits.admin);
       this.#admin = admin;
-      this.#adminFront = new GuardedListener({ name: 'admin', host: this.o.admin.host, port: this.o.admin.port, limits: this.#limits.admin, ledger: this.ledger, log: this.o.log, setting: '--admin', onConnection: (raw) => admin.emit('connection', raw) });
+      this.#adminFront = new GuardedListener({ name: 'admin', host: this.o.admin.host, port: this.o.admin.port, limits: this.#limits.admin, ledger: this.ledger, log: this.o.log, setting: '--admin', ...(this.o.reusePort ? { reusePort: true } : {}), onConnection: (raw) => admin.emit('connection', raw) });
       this.#adminAddress = await this.#adminFront.listen();
     }
     this.#state = 'listening';
@@ -378,12 +381,14 @@ export class Gateway {
   #decide(entry: ListenerEntry, socket: TLSSocket, verdict: Verdict, seconds: number, hello: Buffer | undefined, context?: SecureContext): void {
     const { config } = entry;
     const client = `${socket.remoteAddress}:${socket.remotePort}`;
+    // Asked of OpenSSL once per connection (each call crosses into C++ and builds strings and objects).
+    const tls = { protocol: socket.getProtocol() ?? '', cipher: socket.getCipher()?.standardName ?? '' };
     if (this.observer) {
       this.observer.note({
         address: socket.remoteAddress ?? '',
         ...(hello ? { hello } : {}),
-        protocol: socket.getProtocol() ?? '',
-        suite: socket.getCipher()?.standardName ?? '',
+        protocol: tls.protocol,
+        suite: tls.cipher,
         ...(verdict.identity ? { identity: verdict.identity } : {}),
         ...(verdict.views ? { views: verdict.views } : {}),
         ...(verdict.ok ? {} : { refusal: verdict.reason }),
@@ -402,7 +407,6 @@ export class Gateway {
       return;
     }
     const id = verdict.identity;
-    const tls = { protocol: socket.getProtocol() ?? '', cipher: socket.getCipher()?.standardName ?? '' };
     // What the connection showed, kept with it: a policy switch judges open connections by it.
     const protocol = policyProtocol(tls.protocol);
     const facts: ConnectionFacts = { ...(protocol ? { protocol } : {}), ...(tls.cipher ? { suite: tls.cipher } : {}), clientChain: verdict.views, ...(id.facilityNumber ? { facility: id.facilityNumber } : {}) };

@@ -16,6 +16,6 @@ export { jsonLogger, LOG_LEVELS, type Logger, type LogLevel } from './log.js';
 export { loadGatewayConfig, parseGatewayConfig, parseHostPort, parseSelfCheckSetting, checkSelfCheckAddress, selfCheckUrl, type GatewayConfig, type SelfCheckConfig, type SelfCheckContact } from './config.js';
 export { openGateway, type GatewaySetup } from './setup.js';
 export { ConnectionObserver, verdictCode, type ObservationSink, type ObservedHandshake } from './connection-observer.js';
-export { runPrimary, isClusterWorker, notifyListening, leaveCluster, workerMetrics } from './cluster.js';
+export { runPrimary, isClusterWorker, notifyListening, leaveCluster, workerMetrics, workerOwnsSockets, ownSocketsPossible } from './cluster.js';
 export { ActivePolicy } from './active-policy.js';
 export { mergeMetrics } from './metrics-merge.js';

@@ -64,6 +64,8 @@ export interface SetupOptions {
   policyClock?: () => Date;
   /** A cluster worker: /metrics for the whole process group (cluster.ts workerMetrics). */
   groupMetrics?: (instance: string) => Promise<string>;
+  /** A `--workers` process that accepts on sockets of its own (cluster.ts workerOwnsSockets). */
+  reusePort?: boolean;
 }
 
 function resolveProfile(name: string): ComplianceProfile {
@@ -278,6 +280,7 @@ export async function openGateway(cfg: GatewayConfig, o: SetupOptions): Promise<
       refusalIntervalMs: cfg.refusals.intervalSeconds * 1000,
       refusalMaxAddresses: cfg.refusals.maxAddresses,
       ...(o.groupMetrics ? { groupMetrics: o.groupMetrics } : {}),
+      ...(o.reusePort ? { reusePort: true } : {}),
     });
     closers.push(() => gateway.close());
     running = gateway;

@@ -44,6 +44,8 @@ export interface TlsListenerOptions {
    * records what refused clients offered. Only that record is held.
    */
   peekHello?: boolean;
+  /** Accept on a socket of this process's own (SO_REUSEPORT), as a `--workers` process does (listener/guarded-listener.ts). */
+  reusePort?: boolean;
 }
 
 export class TlsListener {
@@ -61,6 +63,7 @@ export class TlsListener {
       setting: 'listen address (--listen or listeners[].listen)',
       // A client that half-closes after its request still gets the answer.
       allowHalfOpen: true,
+      ...(o.reusePort ? { reusePort: true } : {}),
       onConnection: (raw) => this.#accept(raw),
     });
   }

@@ -36,6 +36,14 @@ export interface GuardedListenerOptions {
    * setting from the raw socket; whoever answers ends it.
    */
   allowHalfOpen?: boolean;
+  /**
+   * Bind a listening socket of this process's own with SO_REUSEPORT (Linux),
+   * even in a cluster worker, instead of sharing the primary's: each
+   * `--workers` process then accepts on its own socket and the kernel spreads
+   * new connections over them (cluster.ts). Ignored for port 0 (each process
+   * would get a different port): that listener is shared as before.
+   */
+  reusePort?: boolean;
 }
 
 /** Distinct addresses remembered per log interval (the rest are only counted). */
@@ -128,7 +136,8 @@ export class GuardedListener {
   listen(): Promise<{ host: string; port: number }> {
     return new Promise((resolve, reject) => {
       this.server.once('error', (e) => reject(listenFailure(e, `${this.o.host}:${this.o.port}`, this.o.setting)));
-      this.server.listen(this.o.port, this.o.host, () => {
+      const own = this.o.reusePort === true && this.o.port !== 0;
+      this.server.listen({ port: this.o.port, host: this.o.host, ...(own ? { reusePort: true, exclusive: true } : {}) }, () => {
         this.server.removeAllListeners('error');
         const a = this.server.address() as { address: string; port: number };
         resolve({ host: a.address, port: a.port });

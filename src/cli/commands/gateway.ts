@@ -1,7 +1,7 @@
 import { resolveHome } from '../../ca/index.js';
 import { badRequest } from '../../errors/index.js';
 import { limitsFromFlags, parseLimitsSetting } from '../../listener/index.js';
-import { isClusterWorker, leaveCluster, loadGatewayConfig, notifyListening, openGateway, parseGatewayConfig, parseSelfCheckSetting, checkSelfCheckAddress, runPrimary, workerMetrics, type GatewayConfig } from '../../gateway/index.js';
+import { isClusterWorker, leaveCluster, workerOwnsSockets, loadGatewayConfig, notifyListening, openGateway, parseGatewayConfig, parseSelfCheckSetting, checkSelfCheckAddress, runPrimary, workerMetrics, type GatewayConfig } from '../../gateway/index.js';
 import { HOME_OPTIONS, JSON_OPTION, type Command, type CommandContext } from '../command.js';
 import { caPassphrase } from '../secrets.js';
 import { untilStopped } from '../../stack/index.js';
@@ -131,7 +131,7 @@ export const gatewayCommand: Command = {
     // A worker's /metrics counts every worker: the primary gathers them (bound to the gateway once it exists).
     let renderLocal = () => '';
     const groupMetrics = isClusterWorker() ? workerMetrics(() => renderLocal()) : undefined;
-    const setup = await openGateway(cfg, { passphrase: () => caPassphrase(ctx.env, ctx.isTTY), pin: () => ctx.env.SEKISHO_PIN ?? '', ...(slot ? { spoolName: `gateway-${slot}` } : {}), ...(groupMetrics ? { groupMetrics } : {}) });
+    const setup = await openGateway(cfg, { passphrase: () => caPassphrase(ctx.env, ctx.isTTY), pin: () => ctx.env.SEKISHO_PIN ?? '', ...(slot ? { spoolName: `gateway-${slot}` } : {}), ...(groupMetrics ? { groupMetrics } : {}), ...(workerOwnsSockets() ? { reusePort: true } : {}) });
     renderLocal = () => setup.gateway.renderLocalMetrics();
     // Signal handlers first: a supervisor may stop the gateway as soon as it reads the summary.
     const stopped = untilStopped({ reload: () => setup.gateway.reload(), close: (graceMs) => setup.close(graceMs) });
