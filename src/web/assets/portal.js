@@ -248,7 +248,24 @@ function showResult(issued, files) {
     li.append(a);
     ul.append(li);
   }
-  section.append(h, ok, note, ul);
+  section.append(h, ok);
+  // What this download superseded and how many are left, and the backup advice: text from the server (JSON).
+  if (issued.download) {
+    const d = document.createElement('div');
+    d.id = 'redemption';
+    d.className = issued.download.superseded ? 'warn' : 'note';
+    d.dataset.left = String(issued.download.left);
+    if (issued.download.superseded) d.dataset.superseded = issued.download.superseded;
+    for (const [cls, text] of [['ja', issued.download.ja], ['en', issued.download.en]]) d.append(Object.assign(document.createElement('p'), { className: cls, textContent: text }));
+    section.append(d);
+  }
+  section.append(note, ul);
+  if (issued.backup) {
+    const ol = document.createElement('ol');
+    ol.id = 'backup';
+    issued.backup.ja.forEach((ja, i) => ol.append(Object.assign(document.createElement('li'), { textContent: `${ja} ${issued.backup.en[i] ?? ''}` })));
+    section.append(ol);
+  }
   section.hidden = false;
   form.hidden = true;
 }
