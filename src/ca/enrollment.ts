@@ -66,7 +66,7 @@ export class Enrollment {
     return claim.profile === 'device' ? { profile: 'device', deviceName: claim.deviceName ?? '' } : { profile: 'facility' };
   }
 
-  async withPkcs12(creds: NoticeCredentials, source: AttemptSource, o: { password: string; legacy?: boolean; keyType?: KeyType }): Promise<EnrollmentResult & { pkcs12: Buffer }> {
+  async withPkcs12(creds: NoticeCredentials, source: AttemptSource, o: { password: string; legacy?: boolean; keyType?: KeyType }): Promise<EnrollmentResult & { pkcs12: Buffer; redemption: NoticeRedemption }> {
     checkPkcs12Password(o.password, this.ca.config.pkcs12.minPasswordLength);
     const keyType = o.keyType ?? 'rsa-2048';
     if (!PORTAL_KEY_TYPES.includes(keyType)) throw badRequest('KEY_TYPE_UNSUPPORTED', `the portal makes ${PORTAL_KEY_TYPES.join(' or ')} keys`);
@@ -76,7 +76,7 @@ export class Enrollment {
   }
 
   /** Issues for the key in a CSR (made in the browser or on the device); only its key is used. */
-  async withCsr(creds: NoticeCredentials, source: AttemptSource, csr: VerifiedCsr): Promise<EnrollmentResult> {
+  async withCsr(creds: NoticeCredentials, source: AttemptSource, csr: VerifiedCsr): Promise<EnrollmentResult & { redemption: NoticeRedemption }> {
     checkSubjectKey(csr.spki);
     return this.#withClaim(creds, source, ['letter', 'est-code'], (claim) =>
       this.ca.issue({ ...Enrollment.orderFor(claim), facilityNumber: claim.facility.number, publicKey: csr.publicKey, spki: csr.spki, via: source.via, actor: `client:${source.client}` }),
