@@ -366,8 +366,8 @@ export const NOTICE_ERRORS = {
           ja: `この通知書は${at ? `${at.slice(0, 10)}に` : ''}使用済みです。再度のダウンロードはできません。必要な場合は運営主体に新しい通知書をご依頼ください。心当たりがない場合は、すぐに運営主体にご連絡ください。`,
         }),
   inProgress: () =>
-    conflict('NOTICE_IN_PROGRESS', 'a download with this notice is under way right now; wait a minute and try again (if it was not yours, tell the network operator)', {
-      ja: 'この通知書でのダウンロードが処理中です。1分ほど待ってから再度お試しください（心当たりがない場合は運営主体にご連絡ください）。',
+    conflict('NOTICE_IN_PROGRESS', 'a download with this notice is under way right now; wait a minute and try again. If it was not yours, or this persists, tell the network operator', {
+      ja: 'この通知書でのダウンロードが処理中です。1分ほど待ってから再度お試しください。心当たりがない場合や、この表示が続く場合は運営主体にご連絡ください。',
     }),
   revoked: () =>
     gone('NOTICE_REVOKED', 'this notice was revoked by the network operator; use the newer notice, or ask for one', {

@@ -261,10 +261,14 @@ function showResult(issued, files) {
   }
   section.append(note, ul);
   if (issued.backup) {
+    const h3 = Object.assign(document.createElement('h3'), { id: 'backup', textContent: 'バックアップと端末の入れ替え / Backup and a replacement PC' });
     const ol = document.createElement('ol');
-    ol.id = 'backup';
-    issued.backup.ja.forEach((ja, i) => ol.append(Object.assign(document.createElement('li'), { textContent: `${ja} ${issued.backup.en[i] ?? ''}` })));
-    section.append(ol);
+    issued.backup.ja.forEach((ja, i) => {
+      const li = Object.assign(document.createElement('li'), { textContent: `${ja} ` });
+      li.append(Object.assign(document.createElement('span'), { className: 'en', textContent: issued.backup.en[i] ?? '' }));
+      ol.append(li);
+    });
+    section.append(h3, ol);
   }
   section.hidden = false;
   form.hidden = true;
