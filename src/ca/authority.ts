@@ -89,7 +89,14 @@ export class CertificateAuthority {
   ) {
     this.audit = new AuditLog(db, { now });
     this.registration = new Registration(repositories(db).facilities, config, now);
-    this.notices = new IssuanceNotices({ db, audit: this.audit, registration: this.registration, now });
+    this.notices = new IssuanceNotices({
+      db,
+      audit: this.audit,
+      registration: this.registration,
+      now,
+      maxDownloads: config.notices.maxDownloads,
+      supersede: (tx, serial, d) => this.#supersedeIn(tx, serial, d),
+    });
     this.renewals = new RenewalLineage({ db, audit: this.audit, config: config.renewal, now });
   }
 
@@ -366,6 +373,25 @@ export class CertificateAuthority {
     }
     await this.audit.appendIn(tx, { actor, action: 'certificate.revoked', outcome: 'success', subject: serial, details: { reason, ...(rec.facilityNumber ? { facility: rec.facilityNumber } : {}), ...details } });
     return { ...rec, status: 'revoked', revokedAt: at, revocationReason: reasonCode(reason) };
+  }
+
+  /**
+   * A notice downloaded again: the certificate of its previous download is
+   * revoked (reason superseded) at once, in the notice's transaction, through
+   * the one revocation path, so CRL, OCSP and gateways following the store see
+   * it like any other. Nothing to do when it is already revoked.
+   */
+  async #supersedeIn(tx: SqlExecutor, serial: string, d: { actor: string; supersededBy: string; notice: string }): Promise<{ issuedAt?: string } | false> {
+    const rec = await repositories(tx).certificates.get(serial);
+    if (!rec || rec.status !== 'issued') return false;
+    try {
+      await this.#revokeIn(tx, serial, 'superseded', d.actor, { supersededBy: d.supersededBy, notice: d.notice });
+    } catch (e) {
+      // Revoked by an operator between the read and the compare-and-set: nothing left to do.
+      if (isSekishoError(e) && e.kind === 'conflict') return false;
+      throw e;
+    }
+    return rec.issuedAt ? { issuedAt: rec.issuedAt } : {};
   }
 
   /**

@@ -13,6 +13,11 @@ test('the shipped example config and the defaults load', () => {
   assert.deepEqual(parseConfig(DEFAULT_CONFIG), DEFAULT_CONFIG);
 });
 
+test('a letter allows three downloads unless the config says otherwise; 1 makes it single-use', () => {
+  assert.equal(parseConfig(base).notices.maxDownloads, 3);
+  assert.equal(parseConfig({ ...base, notices: { maxDownloads: 1 } }).notices.maxDownloads, 1);
+});
+
 const base = { version: 1, organization: 'x', keyType: 'ecdsa-p256' };
 /** Numbered bad configs: each is refused with CONFIG_INVALID naming the field. */
 const BAD: [number, unknown, RegExp][] = [
@@ -44,6 +49,9 @@ const BAD: [number, unknown, RegExp][] = [
   [25, { ...base, audit: { checkpointSeconds: 1.5 } }, /config\.audit\.checkpointSeconds/],
   [26, { ...base, audit: { checkpointEvery: 300 } }, /config\.audit\.checkpointEvery: unknown setting/],
   [27, { ...base, audit: 300 }, /config\.audit: must be an object/],
+  [28, { ...base, notices: { maxDownloads: 0 } }, /config\.notices\.maxDownloads: must be a whole number from 1 to 10/],
+  [29, { ...base, notices: { maxDownloads: 11 } }, /config\.notices\.maxDownloads/],
+  [30, { ...base, notices: { redownloads: 3 } }, /config\.notices\.redownloads: unknown setting/],
 ];
 for (const [n, value, message] of BAD) {
   test(`bad config #${n} is refused and names its field`, () => {

@@ -37,6 +37,8 @@ export interface CaConfig {
   pkcs12: { minPasswordLength: number; iterations: number };
   /** Renewal with the current certificate (EST simplereenroll). */
   renewal: RenewalConfig;
+  /** Issuance notices (letters). */
+  notices: NoticesConfig;
   audit: AuditConfig;
 }
 
@@ -47,6 +49,17 @@ export interface AuditConfig {
    * signs one at start and at shutdown; CLI commands sign one after their events).
    */
   checkpointSeconds: number;
+}
+
+export interface NoticesConfig {
+  /**
+   * Downloads a letter allows within its window (a clinic that forgot its
+   * certificate password downloads again); each download revokes the one
+   * before it (reason superseded). 1 makes letters single-use. A notice can
+   * be given its own number at \`notice create --max-downloads\`; EST codes
+   * are single-use unless made so.
+   */
+  maxDownloads: number;
 }
 
 export interface RenewalConfig {
@@ -71,8 +84,12 @@ export const DEFAULT_CONFIG: CaConfig = {
   crlValidityHours: 24,
   pkcs12: { minPasswordLength: 8, iterations: 2048 },
   renewal: { windowPercent: 33, overlapHours: 24, maxPerFacilityPerDay: 50 },
+  notices: { maxDownloads: 3 },
   audit: { checkpointSeconds: 300 },
 };
+
+/** The most downloads one notice may allow (each is a certificate; more is a new notice). */
+export const MAX_DOWNLOADS_LIMIT = 10;
 
 type Check = (v: unknown, path: string) => void;
 const fail = (path: string, what: string) => malformed('CONFIG_INVALID', `config ${path}: ${what}`);
@@ -129,6 +146,7 @@ const CONFIG_SCHEMA = object(
     crlValidityHours: int(1, 24 * 31),
     pkcs12: object({ minPasswordLength: int(4, 128), iterations: int(1000, 1_000_000) }, ['minPasswordLength', 'iterations']),
     renewal: object({ windowPercent: int(1, 100), overlapHours: int(0, 24 * 30), maxPerFacilityPerDay: int(1, 100_000) }),
+    notices: object({ maxDownloads: int(1, MAX_DOWNLOADS_LIMIT) }),
     audit: object({ checkpointSeconds: int(1, 86_400) }),
   },
   ['version', 'organization', 'keyType'],
@@ -144,6 +162,7 @@ export function parseConfig(value: unknown): CaConfig {
     validityDays: v.validityDays ?? DEFAULT_CONFIG.validityDays,
     pkcs12: v.pkcs12 ?? DEFAULT_CONFIG.pkcs12,
     renewal: { ...DEFAULT_CONFIG.renewal, ...(v.renewal ?? {}) },
+    notices: { ...DEFAULT_CONFIG.notices, ...(v.notices ?? {}) },
     audit: { ...DEFAULT_CONFIG.audit, ...(v.audit ?? {}) },
   } as CaConfig;
 }

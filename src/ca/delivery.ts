@@ -1,5 +1,6 @@
 import { randomInt } from 'node:crypto';
 import { fingerprint } from '../pki/index.js';
+import { backupAdvice } from './notice-downloads.js';
 
 /** Characters that survive being read off paper: no 0/O, 1/l/I, 2/Z, 5/S, 8/B. */
 const PASSWORD_ALPHABET = 'abcdefghjkmnpqrstuvwxyzACDEFGHJKLMNPQRTUVWXY34679';
@@ -32,6 +33,7 @@ export interface DeliveryTextInput {
 /** The text that travels with each PKCS#12 (Japanese first, then English). */
 export function deliveryText(d: DeliveryTextInput): string {
   const date = d.notAfter.toISOString().slice(0, 10);
+  const backup = backupAdvice('delivery');
   return [
     `証明書送付のお知らせ / Certificate delivery`,
     ``,
@@ -59,6 +61,10 @@ export function deliveryText(d: DeliveryTextInput): string {
     `  2. Open ${d.p12FileName} and enter the password above.`,
     `     Leave "Enable strong private key protection" unchecked, or linked applications cannot authenticate.`,
     `  3. Keep the password secret and this sheet locked away.`,
+    ``,
+    `バックアップと端末の入れ替え / Backup and a replacement PC:`,
+    ...backup.ja.map((t) => `  - ${t}`),
+    ...backup.en.map((t) => `  - ${t}`),
     ``,
   ].join('\n');
 }

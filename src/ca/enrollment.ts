@@ -5,6 +5,7 @@ import { checkPkcs12Password, checkSubjectKey } from '../policy/index.js';
 import type { CertificateAuthority } from './authority.js';
 import type { IssuedCertificate } from './issuer.js';
 import type { AttemptSource, NoticeClaim } from './notices.js';
+import type { NoticeRedemption } from './notice-downloads.js';
 import type { CertificateRecord, Facility, NoticeKind } from '../store/index.js';
 
 export interface NoticeCredentials {
@@ -14,6 +15,8 @@ export interface NoticeCredentials {
 
 export interface EnrollmentResult extends IssuedCertificate {
   facility: Facility;
+  /** With a notice: which download this was, how many are left, and the certificate it superseded. */
+  redemption?: NoticeRedemption;
 }
 
 /** Key types the portal offers for a CA-made key (RSA-2048 for old Windows and middleware). */
@@ -29,17 +32,32 @@ export const PORTAL_KEY_TYPES: readonly KeyType[] = ['rsa-2048', 'ecdsa-p256'];
 export class Enrollment {
   constructor(private readonly ca: CertificateAuthority) {}
 
-  async #withClaim<T extends IssuedCertificate>(creds: NoticeCredentials, source: AttemptSource, kinds: readonly NoticeKind[], issue: (claim: NoticeClaim) => Promise<T>): Promise<T & { facility: Facility }> {
+  /**
+   * Claim → issue → complete (count the download and supersede the one
+   * before, one transaction). If issuing fails the claim is released; if
+   * completing fails the claim is released too and the certificate that was
+   * never handed over is revoked, so a failure spends no download and leaves
+   * no live certificate nobody received.
+   */
+  async #withClaim<T extends IssuedCertificate>(creds: NoticeCredentials, source: AttemptSource, kinds: readonly NoticeKind[], issue: (claim: NoticeClaim) => Promise<T>): Promise<T & { facility: Facility; redemption: NoticeRedemption }> {
     const claim = await this.ca.notices.claim({ ...creds, kinds }, source);
+    const release = (e: unknown) => this.ca.notices.release(claim, isSekishoError(e) ? e.code : 'INTERNAL').catch(() => undefined);
     let issued: T;
     try {
       issued = await issue(claim);
     } catch (e) {
-      await this.ca.notices.release(claim, isSekishoError(e) ? e.code : 'INTERNAL').catch(() => undefined);
+      await release(e);
       throw e;
     }
-    await this.ca.notices.complete(claim, issued.serial);
-    return { ...issued, facility: claim.facility };
+    let redemption: NoticeRedemption;
+    try {
+      redemption = await this.ca.notices.complete(claim, issued.serial);
+    } catch (e) {
+      await release(e);
+      await this.ca.revoke(issued.serial, 'cessationOfOperation', 'ca').catch(() => undefined);
+      throw e;
+    }
+    return { ...issued, facility: claim.facility, redemption };
   }
 
   /** Makes the key here and hands it back as PKCS#12 under the clinic's password. */
@@ -48,7 +66,7 @@ export class Enrollment {
     return claim.profile === 'device' ? { profile: 'device', deviceName: claim.deviceName ?? '' } : { profile: 'facility' };
   }
 
-  async withPkcs12(creds: NoticeCredentials, source: AttemptSource, o: { password: string; legacy?: boolean; keyType?: KeyType }): Promise<EnrollmentResult & { pkcs12: Buffer }> {
+  async withPkcs12(creds: NoticeCredentials, source: AttemptSource, o: { password: string; legacy?: boolean; keyType?: KeyType }): Promise<EnrollmentResult & { pkcs12: Buffer; redemption: NoticeRedemption }> {
     checkPkcs12Password(o.password, this.ca.config.pkcs12.minPasswordLength);
     const keyType = o.keyType ?? 'rsa-2048';
     if (!PORTAL_KEY_TYPES.includes(keyType)) throw badRequest('KEY_TYPE_UNSUPPORTED', `the portal makes ${PORTAL_KEY_TYPES.join(' or ')} keys`);
@@ -58,7 +76,7 @@ export class Enrollment {
   }
 
   /** Issues for the key in a CSR (made in the browser or on the device); only its key is used. */
-  async withCsr(creds: NoticeCredentials, source: AttemptSource, csr: VerifiedCsr): Promise<EnrollmentResult> {
+  async withCsr(creds: NoticeCredentials, source: AttemptSource, csr: VerifiedCsr): Promise<EnrollmentResult & { redemption: NoticeRedemption }> {
     checkSubjectKey(csr.spki);
     return this.#withClaim(creds, source, ['letter', 'est-code'], (claim) =>
       this.ca.issue({ ...Enrollment.orderFor(claim), facilityNumber: claim.facility.number, publicKey: csr.publicKey, spki: csr.spki, via: source.via, actor: `client:${source.client}` }),

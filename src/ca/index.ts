@@ -14,6 +14,7 @@ export * from './server-credential.js';
 export * from './notice-id.js';
 export * from './notices.js';
 export * from './notice-letter.js';
+export * from './notice-downloads.js';
 export * from './enrollment.js';
 export * from './renewal.js';
 export * from './revocation-publisher.js';

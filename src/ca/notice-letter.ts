@@ -6,6 +6,7 @@ import { pathToFileURL } from 'node:url';
 import { internal } from '../errors/index.js';
 import { fingerprint } from '../pki/index.js';
 import type { CreatedNotice } from './notices.js';
+import { backupAdvice } from './notice-downloads.js';
 
 /** Escapes text for HTML element content and attribute values. */
 export function escapeHtml(s: string): string {
@@ -36,6 +37,9 @@ export function renderNoticeLetter(input: NoticeLetterInput): string {
   const e = escapeHtml;
   const sha256 = fingerprint(input.rootDer);
   const sha1 = fingerprint(input.rootDer, 'sha1');
+  const backup = backupAdvice('notice');
+  const uses = n.maxDownloads > 1 ? `有効期限内は${n.maxDownloads}回までダウンロードできます。` : 'IDは一度だけ使用できます。';
+  const usesEn = n.maxDownloads > 1 ? `up to ${n.maxDownloads}; each revokes the certificate before it` : 'once';
   const ids = (id: string) => id.split('-').map((g) => `<span>${e(g)}</span>`).join('<b>-</b>');
   return `<!DOCTYPE html>
 <html lang="ja">
@@ -43,26 +47,29 @@ export function renderNoticeLetter(input: NoticeLetterInput): string {
 <meta charset="utf-8">
 <title>証明書発行通知書 ${e(n.facility.name)}</title>
 <style>
-  @page { size: A4; margin: 16mm 18mm; }
+  @page { size: A4; margin: 12mm 16mm; }
   * { box-sizing: border-box; }
-  body { font-family: "Noto Sans CJK JP", "Noto Sans JP", "Hiragino Sans", "Yu Gothic", sans-serif; color: #111; font-size: 10.5pt; line-height: 1.55; margin: 0; }
-  main { max-width: 174mm; margin: 0 auto; }
+  body { font-family: "Noto Sans CJK JP", "Noto Sans JP", "Hiragino Sans", "Yu Gothic", sans-serif; color: #111; font-size: 10pt; line-height: 1.4; margin: 0; }
+  main { max-width: 178mm; margin: 0 auto; }
+  p { margin: 2mm 0; }
   header { display: flex; justify-content: space-between; align-items: flex-start; border-bottom: 2px solid #111; padding-bottom: 3mm; }
-  h1 { font-size: 19pt; margin: 0; letter-spacing: 0.1em; }
+  h1 { font-size: 18pt; margin: 0; letter-spacing: 0.1em; }
   .en { color: #555; font-size: 8.5pt; }
   .meta { text-align: right; font-size: 9pt; }
-  table { width: 100%; border-collapse: collapse; margin: 4mm 0; }
-  th, td { border: 1px solid #999; padding: 2mm 3mm; text-align: left; vertical-align: middle; }
+  table { width: 100%; border-collapse: collapse; margin: 3mm 0; }
+  th, td { border: 1px solid #999; padding: 1.1mm 3mm; text-align: left; vertical-align: middle; }
   th { width: 42mm; background: #f2f2f2; font-weight: 600; }
-  .id { font-family: "Noto Sans Mono CJK JP", "DejaVu Sans Mono", monospace; font-size: 17pt; font-weight: 700; letter-spacing: 0.12em; }
+  .id { font-family: "Noto Sans Mono CJK JP", "DejaVu Sans Mono", monospace; font-size: 15pt; font-weight: 700; letter-spacing: 0.12em; }
   .id b { color: #888; font-weight: 400; padding: 0 0.15em; }
   .fp { font-family: "DejaVu Sans Mono", monospace; font-size: 8.2pt; word-break: break-all; }
   .deadline { font-size: 13pt; font-weight: 700; }
   ol { margin: 1mm 0 2mm 5mm; padding-left: 4mm; }
-  li { margin-bottom: 1mm; }
-  .warn { border: 1.5px solid #b00; padding: 2mm 3mm; margin: 3mm 0; }
+  li { margin-bottom: 0.5mm; }
+  ol.backup { font-size: 9pt; line-height: 1.35; }
+  ol.backup li { margin-bottom: 0.6mm; }
+  .warn { border: 1.5px solid #b00; padding: 1.5mm 3mm; margin: 2mm 0; }
   .warn strong { color: #b00; }
-  footer { margin-top: 4mm; font-size: 8.5pt; color: #444; border-top: 1px solid #999; padding-top: 2mm; }
+  footer { margin-top: 3mm; font-size: 8.5pt; color: #444; border-top: 1px solid #999; padding-top: 2mm; }
   @media screen { body { background: #ddd; } main { background: #fff; padding: 16mm 18mm; margin: 8mm auto; max-width: 210mm; min-height: 297mm; box-shadow: 0 0 4mm #999; } }
 </style>
 </head>
@@ -80,17 +87,18 @@ export function renderNoticeLetter(input: NoticeLetterInput): string {
   </div>
 </header>
 <p>${e(n.facility.name)} 御中</p>
-<p>貴院（貴施設）のクライアント証明書を発行する準備ができました。下記の申請IDと参照IDを使って、有効期限までに証明書をダウンロードしてください。IDは一度だけ使用できます。</p>
+<p>貴院（貴施設）のクライアント証明書を発行する準備ができました。下記の申請IDと参照IDを使って、有効期限までに証明書をダウンロードしてください。${e(uses)}</p>
 <table>
   <tr><th>医療機関名<div class="en">Facility</div></th><td>${e(n.facility.name)}</td></tr>
   <tr><th>医療機関番号<div class="en">Facility number</div></th><td>${e(n.facility.number)}</td></tr>
   <tr><th>申請ID<div class="en">Request ID</div></th><td class="id" data-field="request-id">${ids(n.requestId)}</td></tr>
   <tr><th>参照ID<div class="en">Reference ID</div></th><td class="id" data-field="reference-id">${ids(n.referenceId)}</td></tr>
   <tr><th>有効期限<div class="en">Valid until</div></th><td class="deadline">${e(jaDate(n.expiresAt))}まで <span class="en">(${e(n.expiresAt.slice(0, 10))})</span></td></tr>
+  <tr><th>ダウンロード回数<div class="en">Downloads</div></th><td data-field="max-downloads">${n.maxDownloads}回まで${n.maxDownloads > 1 ? '（前の証明書は失効します）' : ''} <span class="en">(${e(usesEn)})</span></td></tr>
   <tr><th>ダウンロードサイト<div class="en">Portal</div></th><td class="fp" style="font-size:10.5pt">${e(input.portalUrl)}</td></tr>
   <tr><th>ルート証明書の拇印<div class="en">Root thumbprints</div></th><td class="fp">SHA-256: ${e(sha256)}<br>SHA-1: ${e(sha1)}</td></tr>
 </table>
-<h2 style="font-size:12pt;margin:3mm 0 1mm">ダウンロードとインストールの手順</h2>
+<h2 style="font-size:11.5pt;margin:2mm 0 1mm">ダウンロードとインストールの手順</h2>
 <ol>
   <li>ダウンロードサイトを開き、申請IDと参照IDを入力します（ハイフンと大文字・小文字の区別は不要です）。</li>
   <li>証明書のパスワードを決めて2回入力し、ダウンロードします（証明書ファイル .p12、ルート証明書 root-ca.cer、拇印の記載されたテキスト）。</li>
@@ -99,6 +107,10 @@ export function renderNoticeLetter(input: NoticeLetterInput): string {
 </ol>
 <div class="warn"><strong>Windows をお使いの場合：</strong>インポート時の「秘密キーの保護を強力にする」には<strong>チェックを入れないでください</strong>。連携するアプリケーションが認証できなくなります。</div>
 <p class="en">Open the portal, enter both IDs, choose a certificate password (twice) and download. Check the root certificate's thumbprint against this letter before trusting it. On Windows, leave “Enable strong private key protection” unchecked.</p>
+<h2 style="font-size:11.5pt;margin:2mm 0 1mm" id="backup">バックアップと端末の入れ替え <span class="en">Backup and a replacement PC</span></h2>
+<ol class="backup">
+${backup.ja.map((ja, i) => `  <li>${e(ja)} <span class="en">${e(backup.en[i]!)}</span></li>`).join('\n')}
+</ol>
 <footer>
   この通知書は施錠できる場所に保管し、第三者に見せないでください。心当たりのない通知書や、使用済みと表示された場合は、すぐに運営主体（${e(input.organization)}）にご連絡ください。
 </footer>

@@ -1,6 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { generateKeyPairSync } from 'node:crypto';
 import pg from 'pg';
 import Database from 'better-sqlite3';
 import { CertificateAuthority } from './authority.js';
@@ -8,6 +9,7 @@ import { initAuthority } from './init.js';
 import { Enrollment } from './enrollment.js';
 import { checkCharacter, generateNoticeId, NOTICE_ID_ALPHABET, noticeIdProblem, parseNoticeId } from './notice-id.js';
 import { SekishoError } from '../errors/index.js';
+import { buildCsr, encodeName, parseCsr, SoftwareSigner } from '../pki/index.js';
 import { STORE_TARGETS, tempDir } from '../testing/stores.js';
 import { withTypo } from '../testing/enrollment-server.js';
 import { needPeer } from '../testing/peers.js';
@@ -17,6 +19,12 @@ const FACILITY = '0110113719';
 const DAY = 86_400_000;
 const SOURCE = { client: '192.0.2.7', via: 'test' };
 const code = (c: string) => (e: unknown) => e instanceof SekishoError && e.code === c;
+
+/** A CSR for a fresh P-256 key (only its key is used). */
+async function csrFor() {
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  return parseCsr(await buildCsr(encodeName([{ type: 'CN', value: 'test' }]), new SoftwareSigner(privateKey)));
+}
 
 describe('notice IDs', () => {
   test('generated IDs are four groups of four from the alphabet and pass their own check', () => {
@@ -109,7 +117,7 @@ for (const target of STORE_TARGETS) {
       if (!o) return;
       const { ca } = o;
       try {
-        const n = await ca.notices.create({ facilityNumber: FACILITY, actor: 'test' });
+        const n = await ca.notices.create({ facilityNumber: FACILITY, maxDownloads: 1, actor: 'test' });
         assert.equal(new Date(n.expiresAt).getTime() - new Date(n.createdAt).getTime(), 180 * DAY);
         // Nothing in the store holds either ID in any spelling.
         const dump = o.url
@@ -131,14 +139,14 @@ for (const target of STORE_TARGETS) {
           assert.ok(!dump.includes(id) && !dump.includes(id.replace(/-/g, '')), 'an ID is stored in the clear');
         }
         const claim = await ca.notices.claim(n, SOURCE);
-        await assert.rejects(ca.notices.claim(n, SOURCE), code('NOTICE_USED'), 'a claimed notice cannot be claimed again');
+        await assert.rejects(ca.notices.claim(n, SOURCE), code('NOTICE_IN_PROGRESS'), 'a claimed notice cannot be claimed again');
         await ca.notices.release(claim, 'TEST');
         const again = await ca.notices.claim(n, SOURCE);
         await ca.notices.complete(again, '01ab');
         await assert.rejects(ca.notices.claim(n, SOURCE), code('NOTICE_USED'));
         const events = await ca.audit.list();
         const actions = events.filter((e) => e.action.startsWith('notice.')).map((e) => `${e.action}:${e.reasonCode ?? ''}`);
-        assert.deepEqual(actions, ['notice.created:', 'notice.claimed:', 'notice.attempt:NOTICE_USED', 'notice.released:TEST', 'notice.claimed:', 'notice.redeemed:', 'notice.attempt:NOTICE_USED']);
+        assert.deepEqual(actions, ['notice.created:', 'notice.claimed:', 'notice.attempt:NOTICE_IN_PROGRESS', 'notice.released:TEST', 'notice.claimed:', 'notice.redeemed:', 'notice.attempt:NOTICE_USED']);
         assert.ok(events.filter((e) => e.action === 'notice.attempt').every((e) => e.actor === 'client:192.0.2.7'));
         assert.deepEqual((await ca.audit.verify()).problems, []);
       } finally {
@@ -153,9 +161,140 @@ for (const target of STORE_TARGETS) {
         const n = await o.ca.notices.create({ facilityNumber: FACILITY, actor: 'test' });
         const results = await Promise.allSettled(Array.from({ length: 6 }, () => o.ca.notices.claim(n, SOURCE)));
         assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1);
-        assert.ok(results.filter((r) => r.status === 'rejected').every((r) => code('NOTICE_USED')((r as PromiseRejectedResult).reason)));
+        assert.ok(results.filter((r) => r.status === 'rejected').every((r) => code('NOTICE_IN_PROGRESS')((r as PromiseRejectedResult).reason)));
       } finally {
         await o.ca.close();
+      }
+    });
+
+    // Re-download within the window (a clinic that forgot its certificate password): each download
+    // revokes the certificate of the one before (superseded), the download after the last is refused.
+    const KEY = { password: 'long-enough-password', keyType: 'ecdsa-p256' as const };
+    const statusOf = async (ca: CertificateAuthority, serial: string) => {
+      const r = await ca.certificate(serial);
+      return `${r?.status}${r?.revocationReason !== undefined ? `:${r.revocationReason}` : ''}`;
+    };
+
+    test('a notice downloads up to its maximum, each download revoking the one before as superseded; the next is refused NOTICE_USED', async (t) => {
+      const o = await openCa(t);
+      if (!o) return;
+      const { ca } = o;
+      try {
+        const n = await ca.notices.create({ facilityNumber: FACILITY, actor: 'test' });
+        assert.equal(n.maxDownloads, 3, 'a letter allows three downloads by default');
+        const enrollment = new Enrollment(ca);
+        const got = [];
+        for (let i = 1; i <= 3; i++) got.push(await enrollment.withPkcs12(n, SOURCE, KEY));
+        assert.deepEqual(
+          got.map((g) => ({ download: g.redemption.download, left: g.redemption.left, superseded: g.redemption.superseded?.serial })),
+          [
+            { download: 1, left: 2, superseded: undefined },
+            { download: 2, left: 1, superseded: got[0]!.serial },
+            { download: 3, left: 0, superseded: got[1]!.serial },
+          ],
+        );
+        // RFC 5280 CRLReason superseded (4), at once.
+        assert.deepEqual(await Promise.all(got.map((g) => statusOf(ca, g.serial))), ['revoked:4', 'revoked:4', 'issued']);
+        await assert.rejects(enrollment.withPkcs12(n, SOURCE, KEY), (e: unknown) => code('NOTICE_USED')(e) && /all 3 of its downloads/.test((e as SekishoError).message) && /新しい通知書/.test((e as SekishoError).ja ?? ''));
+        const listed = (await ca.notices.list()).find((x) => x.id === n.id)!;
+        assert.deepEqual([listed.state, listed.downloads, listed.maxDownloads, listed.serial], ['used', 3, 3, got[2]!.serial]);
+        assert.equal((await ca.listCertificates({ facilityNumber: FACILITY, status: 'issued' })).length, 1, 'one live certificate per notice');
+        const revokedEvents = (await ca.audit.list()).filter((e) => e.action === 'certificate.revoked');
+        assert.deepEqual(revokedEvents.map((e) => [e.subject, e.details?.reason, e.details?.supersededBy, e.details?.notice]), [
+          [got[0]!.serial, 'superseded', got[1]!.serial, n.id],
+          [got[1]!.serial, 'superseded', got[2]!.serial, n.id],
+        ]);
+        assert.deepEqual((await ca.audit.verify()).problems, []);
+
+        // Single-use (maxDownloads 1): the second download is refused and nothing is revoked.
+        const once = await ca.notices.create({ facilityNumber: FACILITY, maxDownloads: 1, actor: 'test' });
+        const only = await enrollment.withPkcs12(once, SOURCE, KEY);
+        assert.deepEqual([only.redemption.left, only.redemption.superseded], [0, undefined]);
+        await assert.rejects(enrollment.withPkcs12(once, SOURCE, KEY), code('NOTICE_USED'));
+        assert.equal(await statusOf(ca, only.serial), 'issued');
+        // An EST code stays one-time unless made otherwise; out-of-range maxima are refused.
+        assert.equal((await ca.notices.create({ facilityNumber: FACILITY, kind: 'est-code', actor: 'test' })).maxDownloads, 1);
+        for (const bad of [0, 11, 1.5]) await assert.rejects(ca.notices.create({ facilityNumber: FACILITY, maxDownloads: bad, actor: 'test' }), code('NOTICE_DOWNLOADS_INVALID'));
+      } finally {
+        await ca.close();
+      }
+    });
+
+    test('two downloads racing on the last allowed use: exactly one wins, one live certificate remains', async (t) => {
+      const o = await openCa(t);
+      if (!o) return;
+      const { ca } = o;
+      try {
+        const enrollment = new Enrollment(ca);
+        for (let round = 0; round < 2; round++) {
+          const n = await ca.notices.create({ facilityNumber: FACILITY, maxDownloads: 2, actor: 'test' });
+          const first = await enrollment.withPkcs12(n, SOURCE, KEY);
+          const race = await Promise.allSettled([enrollment.withPkcs12(n, SOURCE, KEY), enrollment.withPkcs12(n, SOURCE, KEY), enrollment.withCsr(n, SOURCE, await csrFor())]);
+          const won = race.filter((r) => r.status === 'fulfilled');
+          assert.equal(won.length, 1, `round ${round}: ${race.map((r) => (r.status === 'rejected' ? (r.reason as SekishoError).code : 'won')).join(', ')}`);
+          for (const r of race) if (r.status === 'rejected') assert.ok(code('NOTICE_IN_PROGRESS')(r.reason) || code('NOTICE_USED')(r.reason), String(r.reason));
+          const winner = (won[0] as PromiseFulfilledResult<{ serial: string }>).value.serial;
+          assert.equal(await statusOf(ca, first.serial), 'revoked:4');
+          assert.equal(await statusOf(ca, winner), 'issued');
+          const listed = (await ca.notices.list()).find((x) => x.id === n.id)!;
+          assert.deepEqual([listed.state, listed.downloads, listed.serial], ['used', 2, winner]);
+        }
+        const live = (await ca.listCertificates({ facilityNumber: FACILITY, status: 'issued' })).length;
+        assert.equal(live, 2, 'one live certificate per notice, none left over by the losers');
+      } finally {
+        await ca.close();
+      }
+    });
+
+    test('a failure after the download was counted (the store write fails) spends no download, supersedes nothing, and leaves no live certificate', async (t) => {
+      const o = await openCa(t);
+      if (!o) return;
+      const { ca } = o;
+      try {
+        const enrollment = new Enrollment(ca);
+        const n = await ca.notices.create({ facilityNumber: FACILITY, actor: 'test' });
+        const first = await enrollment.withPkcs12(n, SOURCE, KEY);
+        // The audit event is the last write of the completing transaction: failing it rolls back the count and the revocation.
+        const appendIn = ca.audit.appendIn.bind(ca.audit);
+        let failed: string | undefined;
+        ca.audit.appendIn = async (tx, event, at) => {
+          if (event.action === 'notice.redeemed' && !failed) {
+            failed = String(event.details?.serial);
+            throw new Error('disk full');
+          }
+          return appendIn(tx, event, at);
+        };
+        await assert.rejects(enrollment.withPkcs12(n, SOURCE, KEY), /disk full/);
+        assert.ok(failed);
+        const listed = (await ca.notices.list()).find((x) => x.id === n.id)!;
+        assert.deepEqual([listed.state, listed.downloads, listed.serial], ['active', 1, first.serial], 'nothing counted, the claim released');
+        assert.equal(await statusOf(ca, first.serial), 'issued', 'the earlier certificate was not superseded');
+        assert.match(await statusOf(ca, failed), /^revoked/, 'the certificate nobody received does not stay valid');
+        // The download is still there to take.
+        const second = await enrollment.withPkcs12(n, SOURCE, KEY);
+        assert.deepEqual([second.redemption.download, second.redemption.superseded?.serial], [2, first.serial]);
+        assert.deepEqual((await ca.audit.verify()).problems, []);
+      } finally {
+        await ca.close();
+      }
+    });
+
+    test('wrong reference IDs still lock a notice that has downloaded; a download resets no count', async (t) => {
+      const o = await openCa(t);
+      if (!o) return;
+      const { ca } = o;
+      try {
+        const enrollment = new Enrollment(ca);
+        const n = await ca.notices.create({ facilityNumber: FACILITY, actor: 'test' });
+        const wrong = { requestId: n.requestId, referenceId: (await ca.notices.create({ facilityNumber: FACILITY, actor: 'test' })).referenceId };
+        for (let i = 0; i < 2; i++) await assert.rejects(ca.notices.claim(wrong, SOURCE), code('NOTICE_REFERENCE_WRONG'));
+        await enrollment.withPkcs12(n, SOURCE, KEY);
+        assert.equal((await ca.notices.list()).find((x) => x.id === n.id)?.failures, 2, 'a download does not reset wrong attempts');
+        for (let i = 3; i <= 5; i++) await assert.rejects(ca.notices.claim(wrong, SOURCE), code(i < 5 ? 'NOTICE_REFERENCE_WRONG' : 'NOTICE_LOCKED'));
+        await assert.rejects(enrollment.withPkcs12(n, SOURCE, KEY), code('NOTICE_LOCKED'));
+        assert.equal((await ca.notices.list()).find((x) => x.id === n.id)?.state, 'locked');
+      } finally {
+        await ca.close();
       }
     });
 

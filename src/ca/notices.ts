@@ -2,10 +2,12 @@ import { createHmac, randomBytes, scrypt as scryptCallback, timingSafeEqual } fr
 import { promisify } from 'node:util';
 import { badRequest, conflict, forbidden, gone, locked, notFound, rateLimited, unauthorized, type SekishoError } from '../errors/index.js';
 import { parseFacilityNumber } from '../policy/index.js';
-import { repositories, type Database, type Facility, type NoticeKind, type NoticeRecord } from '../store/index.js';
+import { repositories, type Database, type Facility, type NoticeKind, type NoticeRecord, type SqlExecutor } from '../store/index.js';
 import type { AuditLog } from '../audit/index.js';
 import { parseDeviceName, type Registration } from './registration.js';
 import { generateNoticeId, NOTICE_ID_ALPHABET, parseNoticeId } from './notice-id.js';
+import { MAX_DOWNLOADS_LIMIT } from './config.js';
+import type { NoticeRedemption } from './notice-downloads.js';
 
 const scrypt = promisify(scryptCallback) as (password: string, salt: Buffer, keylen: number, options: { N: number; r: number; p: number }) => Promise<Buffer>;
 const SCRYPT = { N: 16384, r: 8, p: 1 };
@@ -18,6 +20,8 @@ export const NOTICE_DEFAULTS = {
   estCodeDays: 7,
   /** Wrong reference IDs after which a notice locks until the operator unlocks it. */
   maxFailures: 5,
+  /** Downloads a letter allows within its window (config notices.maxDownloads); an EST code's is 1. */
+  maxDownloads: 3,
 } as const;
 
 /** The IDs of a new notice: shown once, never stored in the clear. */
@@ -31,12 +35,14 @@ export interface CreatedNotice {
   expiresAt: string;
   /** Set when the code was made for a device: it yields that device's certificate. */
   deviceName?: string;
+  /** Downloads it allows within its window; each revokes the certificate of the one before. */
+  maxDownloads: number;
 }
 
 export type NoticeState = 'active' | 'locked' | 'expired' | 'claimed' | 'used' | 'revoked';
 
 /** A notice as the operator sees it: the stored record without its hashes, with its state as of now. */
-export type NoticeSummary = Pick<NoticeRecord, 'id' | 'kind' | 'facilityNumber' | 'failures' | 'createdAt' | 'expiresAt' | 'usedAt' | 'serial' | 'revokedAt' | 'deviceName'> & { state: NoticeState };
+export type NoticeSummary = Pick<NoticeRecord, 'id' | 'kind' | 'facilityNumber' | 'failures' | 'downloads' | 'maxDownloads' | 'createdAt' | 'expiresAt' | 'usedAt' | 'serial' | 'revokedAt' | 'deviceName'> & { state: NoticeState };
 
 /** Who presented the IDs, for the audit trail. */
 export interface AttemptSource {
@@ -63,6 +69,15 @@ export interface IssuanceNoticesOptions {
   registration: Registration;
   now: () => Date;
   maxFailures?: number;
+  /** Downloads a new letter allows unless told otherwise (config notices.maxDownloads). */
+  maxDownloads?: number;
+  /**
+   * Revokes (reason superseded) the certificate an earlier download of a
+   * notice produced, in the caller's transaction; false when there was
+   * nothing to revoke (already revoked, or unknown). The authority's one
+   * revocation path.
+   */
+  supersede: (tx: SqlExecutor, serial: string, details: { actor: string; supersededBy: string; notice: string }) => Promise<{ issuedAt?: string } | false>;
 }
 
 const NOTICE_HANDLE = /^N-[ACDEFGHJKLMNPQRTUVWXY34679]{8}$/;
@@ -70,16 +85,20 @@ const NOTICE_HANDLE = /^N-[ACDEFGHJKLMNPQRTUVWXY34679]{8}$/;
 /**
  * Issuance notices (証明書発行通知書) and one-time EST codes: a request ID
  * (found by its keyed hash) and a reference ID (checked against a salted
- * scrypt hash, in constant time). Each notice is single-use, expires, locks
- * after too many wrong reference IDs, and every attempt is audited in the
- * same transaction as its effect.
+ * scrypt hash, in constant time). A notice downloads at most its
+ * maxDownloads times (a letter 3 by default, an EST code once), each
+ * download revoking the certificate of the one before (superseded); it
+ * expires, locks after too many wrong reference IDs (a download resets
+ * nothing), and every attempt is audited in the same transaction as its effect.
  */
 export class IssuanceNotices {
   readonly maxFailures: number;
+  readonly maxDownloads: number;
   #lookupKey: Buffer | undefined;
 
   constructor(private readonly o: IssuanceNoticesOptions) {
     this.maxFailures = o.maxFailures ?? NOTICE_DEFAULTS.maxFailures;
+    this.maxDownloads = o.maxDownloads ?? NOTICE_DEFAULTS.maxDownloads;
   }
 
   async #lookup(compactRequestId: string): Promise<string> {
@@ -92,8 +111,12 @@ export class IssuanceNotices {
    * `deviceName`, for that device's certificate: the profile and name are
    * stored with it and are all it can ever yield.
    */
-  async create(input: { facilityNumber: string; kind?: NoticeKind; validityDays?: number; deviceName?: string; actor: string }): Promise<CreatedNotice> {
+  async create(input: { facilityNumber: string; kind?: NoticeKind; validityDays?: number; deviceName?: string; maxDownloads?: number; actor: string }): Promise<CreatedNotice> {
     const kind = input.kind ?? 'letter';
+    const maxDownloads = input.maxDownloads ?? (kind === 'letter' ? this.maxDownloads : 1);
+    if (!Number.isInteger(maxDownloads) || maxDownloads < 1 || maxDownloads > MAX_DOWNLOADS_LIMIT) {
+      throw badRequest('NOTICE_DOWNLOADS_INVALID', `a notice allows 1–${MAX_DOWNLOADS_LIMIT} downloads (got ${maxDownloads}); 1 makes it single-use`);
+    }
     const deviceName = input.deviceName === undefined ? undefined : parseDeviceName(input.deviceName);
     const days = input.validityDays ?? (kind === 'letter' ? NOTICE_DEFAULTS.letterDays : NOTICE_DEFAULTS.estCodeDays);
     if (!Number.isInteger(days) || days < 1 || days > 366) throw badRequest('NOTICE_DAYS_INVALID', `a notice is valid for 1–366 days (got ${days}); the default is ${NOTICE_DEFAULTS.letterDays} for letters`);
@@ -114,6 +137,8 @@ export class IssuanceNotices {
         referenceHash: (await scrypt(referenceId.replace(/-/g, ''), salt, 32, SCRYPT)).toString('hex'),
         status: 'active',
         failures: 0,
+        downloads: 0,
+        maxDownloads,
         createdAt,
         expiresAt,
         createdBy: input.actor,
@@ -121,10 +146,10 @@ export class IssuanceNotices {
       };
       const added = await this.o.db.transaction(async (tx) => {
         if (!(await repositories(tx).notices.add(record))) return false;
-        await this.o.audit.appendIn(tx, { actor: input.actor, action: 'notice.created', outcome: 'success', subject: record.id, details: { facility: facility.number, kind, expiresAt, ...(deviceName !== undefined ? { profile: 'device', device: deviceName } : {}) } });
+        await this.o.audit.appendIn(tx, { actor: input.actor, action: 'notice.created', outcome: 'success', subject: record.id, details: { facility: facility.number, kind, expiresAt, maxDownloads, ...(deviceName !== undefined ? { profile: 'device', device: deviceName } : {}) } });
         return true;
       });
-      if (added) return { id: record.id, kind, facility, requestId, referenceId, createdAt, expiresAt, ...(deviceName !== undefined ? { deviceName } : {}) };
+      if (added) return { id: record.id, kind, facility, requestId, referenceId, createdAt, expiresAt, maxDownloads, ...(deviceName !== undefined ? { deviceName } : {}) };
     }
     throw conflict('NOTICE_ID_COLLISION', 'could not make unique notice IDs; try again');
   }
@@ -143,6 +168,8 @@ export class IssuanceNotices {
       facilityNumber: n.facilityNumber,
       state: this.#state(n, at),
       failures: n.failures,
+      downloads: n.downloads,
+      maxDownloads: n.maxDownloads,
       createdAt: n.createdAt,
       expiresAt: n.expiresAt,
       ...(n.usedAt ? { usedAt: n.usedAt } : {}),
@@ -236,7 +263,8 @@ export class IssuanceNotices {
       const at = this.o.now().toISOString();
       const state = this.#state(n, at);
       if (state === 'revoked') return fail(NOTICE_ERRORS.revoked());
-      if (state === 'used' || state === 'claimed') return fail(NOTICE_ERRORS.used(n.usedAt));
+      if (state === 'used') return fail(NOTICE_ERRORS.used(n.usedAt, n.maxDownloads));
+      if (state === 'claimed') return fail(NOTICE_ERRORS.inProgress());
       if (state === 'expired') return fail(NOTICE_ERRORS.expired(n.expiresAt));
       if (state === 'locked') return fail(NOTICE_ERRORS.locked());
       const expected = Buffer.from(n.referenceHash, 'hex');
@@ -247,8 +275,8 @@ export class IssuanceNotices {
       }
       const facility = await repos.facilities.get(n.facilityNumber);
       if (!facility || facility.status !== 'active') return fail(NOTICE_ERRORS.facilitySuspended(n.facilityNumber));
-      if (!(await repos.notices.claim(n.id, at, this.maxFailures))) return fail(NOTICE_ERRORS.used(at));
-      await this.o.audit.appendIn(tx, { actor, action: 'notice.claimed', outcome: 'success', subject: n.id, details: { via: source.via, facility: n.facilityNumber, ...(n.deviceName ? { device: n.deviceName } : {}) } });
+      if (!(await repos.notices.claim(n.id, at, this.maxFailures))) return fail(NOTICE_ERRORS.inProgress());
+      await this.o.audit.appendIn(tx, { actor, action: 'notice.claimed', outcome: 'success', subject: n.id, details: { via: source.via, facility: n.facilityNumber, download: n.downloads + 1, maxDownloads: n.maxDownloads, ...(n.deviceName ? { device: n.deviceName } : {}) } });
       const yields = n.profile === 'device' ? { profile: 'device' as const, deviceName: n.deviceName ?? '' } : { profile: 'facility' as const };
       return { claim: { noticeId: n.id, kind: n.kind, facility, source, ...yields } };
     });
@@ -256,12 +284,35 @@ export class IssuanceNotices {
     return result.claim;
   }
 
-  /** The issuance for a claim succeeded: the notice is spent. */
-  async complete(claim: NoticeClaim, serial: string): Promise<void> {
+  /**
+   * The issuance for a claim succeeded: one download is counted, and the
+   * certificate of the download before (if any, and not yet revoked) is
+   * revoked as superseded, in one transaction with the audit event: all of it
+   * happens or none (then the caller releases the claim and nothing is spent).
+   */
+  async complete(claim: NoticeClaim, serial: string): Promise<NoticeRedemption> {
     const at = this.o.now().toISOString();
-    await this.o.db.transaction(async (tx) => {
-      await repositories(tx).notices.markUsed(claim.noticeId, serial, at);
-      await this.o.audit.appendIn(tx, { actor: `client:${claim.source.client}`, action: 'notice.redeemed', outcome: 'success', subject: claim.noticeId, details: { via: claim.source.via, facility: claim.facility.number, serial } });
+    const actor = `client:${claim.source.client}`;
+    return this.o.db.transaction(async (tx) => {
+      const repo = repositories(tx).notices;
+      const before = await repo.get(claim.noticeId);
+      if (!before || before.status !== 'claimed' || !(await repo.redeem(claim.noticeId, serial, at))) {
+        throw conflict('NOTICE_CLAIM_LOST', `notice ${claim.noticeId} is no longer held for this download (revoked meanwhile?)`);
+      }
+      const download = before.downloads + 1;
+      let superseded: NoticeRedemption['superseded'];
+      if (before.serial && before.serial !== serial) {
+        const done = await this.o.supersede(tx, before.serial, { actor, supersededBy: serial, notice: claim.noticeId });
+        if (done) superseded = { serial: before.serial, ...(done.issuedAt ? { issuedAt: done.issuedAt } : {}) };
+      }
+      await this.o.audit.appendIn(tx, {
+        actor,
+        action: 'notice.redeemed',
+        outcome: 'success',
+        subject: claim.noticeId,
+        details: { via: claim.source.via, facility: claim.facility.number, serial, download, maxDownloads: before.maxDownloads, ...(superseded ? { superseded: superseded.serial } : {}) },
+      });
+      return { download, maxDownloads: before.maxDownloads, left: Math.max(0, before.maxDownloads - download), ...(superseded ? { superseded } : {}) };
     });
   }
 
@@ -306,9 +357,17 @@ export const NOTICE_ERRORS = {
     gone('NOTICE_EXPIRED', `this notice expired on ${at.slice(0, 10)}; ask the network operator for a new notice`, {
       ja: `この通知書の有効期限（${at.slice(0, 10)}）が過ぎています。運営主体に通知書の再発行をご依頼ください。`,
     }),
-  used: (at?: string) =>
-    gone('NOTICE_USED', `this notice was already used${at ? ` on ${at.slice(0, 10)}` : ''} and cannot download again; if that was not you, tell the network operator at once`, {
-      ja: `この通知書は${at ? `${at.slice(0, 10)}に` : ''}使用済みです。再度のダウンロードはできません。心当たりがない場合は、すぐに運営主体にご連絡ください。`,
+  used: (at?: string, maxDownloads = 1) =>
+    maxDownloads > 1
+      ? gone('NOTICE_USED', `this notice has been used for all ${maxDownloads} of its downloads (the last${at ? ` on ${at.slice(0, 10)}` : ''}) and cannot download again; ask the network operator for a new notice. If a download was not yours, tell them at once`, {
+          ja: `この通知書は使用済みです（ダウンロードの上限 ${maxDownloads} 回に達しています${at ? `。最後のダウンロード：${at.slice(0, 10)}` : ''}）。再度のダウンロードには、運営主体に新しい通知書をご依頼ください。心当たりのないダウンロードがあれば、すぐにご連絡ください。`,
+        })
+      : gone('NOTICE_USED', `this notice was already used${at ? ` on ${at.slice(0, 10)}` : ''} and cannot download again; ask the network operator for a new notice. If that was not you, tell them at once`, {
+          ja: `この通知書は${at ? `${at.slice(0, 10)}に` : ''}使用済みです。再度のダウンロードはできません。必要な場合は運営主体に新しい通知書をご依頼ください。心当たりがない場合は、すぐに運営主体にご連絡ください。`,
+        }),
+  inProgress: () =>
+    conflict('NOTICE_IN_PROGRESS', 'a download with this notice is under way right now; wait a minute and try again. If it was not yours, or this persists, tell the network operator', {
+      ja: 'この通知書でのダウンロードが処理中です。1分ほど待ってから再度お試しください。心当たりがない場合や、この表示が続く場合は運営主体にご連絡ください。',
     }),
   revoked: () =>
     gone('NOTICE_REVOKED', 'this notice was revoked by the network operator; use the newer notice, or ask for one', {

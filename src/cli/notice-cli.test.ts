@@ -45,7 +45,8 @@ describe('sekisho notice / est-code / enroll', () => {
 
   test('notice create prints the IDs once and writes the letter; the clinic enrolls with --ca; pdftoppm opens the PDF', async (tc) => {
     if (!needPeer(tc, hasChromium(), 'Chromium (/usr/bin/chromium)') || !needCommand(tc, 'openssl') || !needCommand(tc, 'pdftoppm')) return;
-    const created = await sekisho(['notice', 'create', '--facility', TEST_FACILITY.number, '--out-dir', dir, '--portal', t.url, '--json']);
+    // Single-use (--max-downloads 1): the second enroll below is refused.
+    const created = await sekisho(['notice', 'create', '--facility', TEST_FACILITY.number, '--max-downloads', '1', '--out-dir', dir, '--portal', t.url, '--json']);
     assert.equal(created.status, 0, created.stderr);
     const n = JSON.parse(created.stdout) as { id: string; requestId: string; referenceId: string; html: string; pdf: string; expiresAt: string };
     assert.match(n.requestId, /^[A-Z0-9]{4}(-[A-Z0-9]{4}){3}$/);
@@ -114,6 +115,8 @@ describe('sekisho notice / est-code / enroll', () => {
       [['notice', 'create', '--facility', '1310000003', '--no-pdf', '--out-dir', dir], 'FACILITY_UNKNOWN'],
       [['notice', 'create', '--facility', '0110113718', '--no-pdf', '--out-dir', dir], 'FACILITY_NUMBER'],
       [['notice', 'create', '--facility', TEST_FACILITY.number, '--days', '0', '--no-pdf', '--out-dir', dir], 'NOTICE_DAYS_INVALID'],
+      [['notice', 'create', '--facility', TEST_FACILITY.number, '--max-downloads', '0', '--no-pdf', '--out-dir', dir], 'NOTICE_DOWNLOADS_INVALID'],
+      [['notice', 'create', '--facility', TEST_FACILITY.number, '--max-downloads', 'two', '--no-pdf', '--out-dir', dir], 'NOTICE_DOWNLOADS_INVALID'],
       [['notice', 'create', '--facility', TEST_FACILITY.number, '--no-pdf', '--out-dir', join(dir, 'missing')], 'OUTPUT_DIR_MISSING'],
       [['notice', 'create', '--facility', TEST_FACILITY.number, '--no-pdf', '--out-dir', dir, '--portal', 'http://insecure/'], 'PORTAL_URL_INVALID'],
       [['notice', 'revoke', n.id], 'NOTICE_NOT_ACTIVE'],

@@ -150,7 +150,8 @@ export async function prepareDemoCenter(o: DemoCenterOptions): Promise<DemoCente
     await ca.unlock(pass.passphrase);
     if (!(await ca.facility(state.facility.number))) await ca.addFacility({ ...state.facility }, o.actor);
     if (!state.notice) {
-      const n = await ca.notices.create({ facilityNumber: state.facility.number, actor: o.actor });
+      // Single-use: the next steps take the one certificate it yields through the gateway (a second download would revoke it).
+      const n = await ca.notices.create({ facilityNumber: state.facility.number, maxDownloads: 1, actor: o.actor });
       state = { ...state, notice: { id: n.id, requestId: n.requestId, referenceId: n.referenceId, expiresAt: n.expiresAt } };
       writeState(files.state, state);
     }

@@ -262,6 +262,18 @@ export const MIGRATIONS: readonly Migration[] = [
       'DROP INDEX certificates_status',
     ],
   },
+  {
+    version: 15,
+    name: 'downloads per notice: a notice may download again within its window, each download superseding the last',
+    // downloads counts finished downloads; serial (version 3) keeps the latest certificate, the one the next
+    // download supersedes. Notices made before this version were printed as single-use and stay so (1);
+    // a used one has had its one download.
+    statements: () => [
+      'ALTER TABLE notices ADD COLUMN downloads INTEGER NOT NULL DEFAULT 0',
+      'ALTER TABLE notices ADD COLUMN max_downloads INTEGER NOT NULL DEFAULT 1 CHECK (max_downloads >= 1)',
+      "UPDATE notices SET downloads = 1 WHERE status = 'used'",
+    ],
+  },
 ];
 
 /** The schema version this code needs (a gateway, which may not migrate, checks it). */

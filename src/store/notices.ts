@@ -1,7 +1,10 @@
 import type { SqlExecutor } from './database.js';
 
 export type NoticeKind = 'letter' | 'est-code';
-/** active → claimed (an issuance is under way) → used; or revoked by the operator. */
+/**
+ * active → claimed (an issuance is under way) → active again while downloads
+ * are left, or used once the last is taken; or revoked by the operator.
+ */
 export type NoticeStatus = 'active' | 'claimed' | 'used' | 'revoked';
 
 /** An issuance notice (証明書発行通知書) or one-time EST code, as stored: no ID in the clear. */
@@ -13,8 +16,12 @@ export interface NoticeRecord {
   referenceSalt: string;
   referenceHash: string;
   status: NoticeStatus;
-  /** Wrong reference IDs so far. */
+  /** Wrong reference IDs so far (a download never resets them). */
   failures: number;
+  /** Finished downloads; serial is the latest one's certificate. */
+  downloads: number;
+  /** Downloads the notice allows within its window (1 = single-use). */
+  maxDownloads: number;
   createdAt: string;
   expiresAt: string;
   usedAt?: string;
@@ -35,6 +42,8 @@ interface Row {
   reference_hash: string;
   status: NoticeStatus;
   failures: number | string;
+  downloads: number | string;
+  max_downloads: number | string;
   created_at: string;
   expires_at: string;
   used_at: string | null;
@@ -54,6 +63,8 @@ const toRecord = (r: Row): NoticeRecord => ({
   referenceHash: r.reference_hash,
   status: r.status,
   failures: Number(r.failures),
+  downloads: Number(r.downloads),
+  maxDownloads: Number(r.max_downloads),
   createdAt: r.created_at,
   expiresAt: r.expires_at,
   ...(r.used_at ? { usedAt: r.used_at } : {}),
@@ -80,9 +91,9 @@ export class NoticeRepository {
 
   async add(n: NoticeRecord): Promise<boolean> {
     const r = await this.x.run(
-      `INSERT INTO notices (id, kind, facility_number, request_lookup, reference_salt, reference_hash, status, failures, created_at, expires_at, created_by, profile, device_name)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-      [n.id, n.kind, n.facilityNumber, n.requestLookup, n.referenceSalt, n.referenceHash, n.status, n.failures, n.createdAt, n.expiresAt, n.createdBy, n.profile ?? null, n.deviceName ?? null],
+      `INSERT INTO notices (id, kind, facility_number, request_lookup, reference_salt, reference_hash, status, failures, downloads, max_downloads, created_at, expires_at, created_by, profile, device_name)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+      [n.id, n.kind, n.facilityNumber, n.requestLookup, n.referenceSalt, n.referenceHash, n.status, n.failures, n.downloads, n.maxDownloads, n.createdAt, n.expiresAt, n.createdBy, n.profile ?? null, n.deviceName ?? null],
     );
     return r.changes === 1;
   }
@@ -125,20 +136,32 @@ export class NoticeRepository {
     return (await this.x.run('UPDATE notices SET failures = 0 WHERE id = ? AND failures > 0', [id])).changes === 1;
   }
 
-  /** active → claimed, only while unexpired and below the failure limit. */
+  /**
+   * active → claimed, only while unexpired, below the failure limit and with a
+   * download left: the count is checked by the same statement that claims, so
+   * of two racing downloads of the last use only one gets here.
+   */
   async claim(id: string, at: string, maxFailures: number): Promise<boolean> {
-    const r = await this.x.run("UPDATE notices SET status = 'claimed', used_at = ? WHERE id = ? AND status = 'active' AND failures < ? AND expires_at > ?", [at, id, maxFailures, at]);
+    const r = await this.x.run("UPDATE notices SET status = 'claimed' WHERE id = ? AND status = 'active' AND failures < ? AND expires_at > ? AND downloads < max_downloads", [id, maxFailures, at]);
     return r.changes === 1;
   }
 
-  /** claimed → active (the issuance failed; the notice was not spent). */
+  /** claimed → active (the issuance failed; no download was spent). */
   async release(id: string): Promise<boolean> {
-    return (await this.x.run("UPDATE notices SET status = 'active', used_at = NULL WHERE id = ? AND status = 'claimed'", [id])).changes === 1;
+    return (await this.x.run("UPDATE notices SET status = 'active' WHERE id = ? AND status = 'claimed'", [id])).changes === 1;
   }
 
-  /** claimed → used, with the certificate it produced. */
-  async markUsed(id: string, serial: string, at: string): Promise<boolean> {
-    return (await this.x.run("UPDATE notices SET status = 'used', serial = ?, used_at = ? WHERE id = ? AND status = 'claimed'", [serial, at, id])).changes === 1;
+  /**
+   * claimed → one more download, with the certificate it produced: active
+   * again while downloads are left, else used. Call it in the transaction
+   * that supersedes the previous certificate, so both happen or neither.
+   */
+  async redeem(id: string, serial: string, at: string): Promise<boolean> {
+    const r = await this.x.run(
+      "UPDATE notices SET downloads = downloads + 1, serial = ?, used_at = ?, status = CASE WHEN downloads + 1 >= max_downloads THEN 'used' ELSE 'active' END WHERE id = ? AND status = 'claimed'",
+      [serial, at, id],
+    );
+    return r.changes === 1;
   }
 
   /** active (or claimed: an issuance that never finished, e.g. a crash) → revoked. */

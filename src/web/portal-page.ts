@@ -1,4 +1,4 @@
-import { escapeHtml as e, NOTICE_ID_ALPHABET } from '../ca/index.js';
+import { backupAdvice, escapeHtml as e, NOTICE_ID_ALPHABET, redemptionText, type NoticeRedemption } from '../ca/index.js';
 
 export interface PortalPageInput {
   organization: string;
@@ -93,6 +93,25 @@ export interface ResultPageInput {
   serial: string;
   notAfter: Date;
   files: DownloadFile[];
+  /** Which download of the notice this was: what it superseded, how many are left. */
+  redemption?: NoticeRedemption;
+}
+
+/** What this download did to the one before and how many are left (id="redemption", data-* for scripts and tests). */
+function redemptionBox(r: NoticeRedemption | undefined): string {
+  if (!r) return '';
+  const t = redemptionText(r);
+  const data = `data-download="${r.download}" data-max="${r.maxDownloads}" data-left="${r.left}"${r.superseded ? ` data-superseded="${e(r.superseded.serial)}"` : ''}`;
+  return `<div class="${r.superseded ? 'warn' : 'note'}" id="redemption" role="status" ${data}><p class="ja">${e(t.ja)}</p><p class="en">${e(t.en)}</p></div>`;
+}
+
+/** Back the PKCS#12 up apart from the terminal, delete the download, reinstall on a replacement PC. */
+export function backupSteps(): string {
+  const a = backupAdvice('notice');
+  return `<h2 id="backup">バックアップと端末の入れ替え <span class="en">Backup and a replacement PC</span></h2>
+<ol>
+${a.ja.map((ja, i) => `<li>${e(ja)}<br><span class="en">${e(a.en[i]!)}</span></li>`).join('\n')}
+</ol>`;
 }
 
 /** After a successful download: the files as links (data: URLs, nothing kept on the server) and the next steps. */
@@ -108,11 +127,13 @@ export function resultPage(r: ResultPageInput): string {
   <p>${e(r.facilityName)}（${e(r.facilityNumber)}）</p>
   <p>シリアル番号 <span class="en">Serial</span>: ${e(r.serial)} ／ 有効期限 <span class="en">Valid until</span>: ${e(r.notAfter.toISOString().slice(0, 10))}</p>
 </div>
-<p><strong>このページを閉じると、再度ダウンロードすることはできません。</strong><span class="en">This page is the only copy: save the files now.</span></p>
+${redemptionBox(r.redemption)}
+<p><strong>このページを閉じると、これらのファイルはもう表示できません。今すぐ保存してください。</strong><span class="en">This page is the only copy of these files: save them now.</span></p>
 <ul class="files">
 ${links}
 </ul>
 ${installSteps()}
+${backupSteps()}
 </main>`,
   );
 }

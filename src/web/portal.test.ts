@@ -88,7 +88,7 @@ describe('enrollment portal over HTTPS', () => {
   });
 
   test('five wrong reference IDs lock the notice; the operator unlocks; then it downloads once; openssl opens the PKCS#12', async (tc) => {
-    const n = await t.notice();
+    const n = await t.notice({ maxDownloads: 1 });
     const wrong = (await t.notice()).referenceId;
     for (let i = 1; i <= 5; i++) {
       const r = await enroll({ requestId: n.requestId, referenceId: wrong });

@@ -1,4 +1,4 @@
-import { Enrollment, safeFileName, type CertificateAuthority, type EnrollmentResult, type IssuanceNotices } from '../ca/index.js';
+import { backupAdvice, Enrollment, redemptionText, safeFileName, type CertificateAuthority, type EnrollmentResult, type IssuanceNotices, type NoticeRedemption } from '../ca/index.js';
 import { unsupportedMediaType } from '../errors/index.js';
 import { certificateToPem, fingerprint, parseCsr } from '../pki/index.js';
 import { clientAddress, mediaType, publicError, readBody, send, sendError, sendJson, type ServerErrorLog, type WebContext } from './http.js';
@@ -33,7 +33,25 @@ export function thumbprintText(r: EnrollmentResult, rootDer: Buffer, p12Name: st
     '1. Check root-ca.cer against the notice\'s thumbprints, then trust it as a root.',
     `2. Open ${p12Name} with the password you chose. On Windows leave "Enable strong private key protection" unchecked.`,
     '',
+    ...(r.redemption ? (({ ja, en }) => [ja, en, ''])(redemptionText(r.redemption)) : []),
+    'バックアップと端末の入れ替え / Backup and a replacement PC:',
+    ...backupLines(),
+    '',
   ].join('\r\n');
+}
+
+function backupLines(): string[] {
+  const a = backupAdvice('notice');
+  return [...a.ja.map((t) => `- ${t}`), ...a.en.map((t) => `- ${t}`)];
+}
+
+/** The download's effect for a script or `sekisho enroll`: counts, the superseded serial, and the sentence to show (Japanese and English). */
+function downloadJson(r: NoticeRedemption | undefined): Record<string, unknown> {
+  if (!r) return {};
+  return {
+    download: { number: r.download, max: r.maxDownloads, left: r.left, ...(r.superseded ? { superseded: r.superseded.serial } : {}), ...redemptionText(r) },
+    backup: backupAdvice('notice'),
+  };
 }
 
 export interface PortalOptions {
@@ -108,7 +126,7 @@ export class Portal {
       // Only the request ID is put back in the form: the reference ID is a secret and is never echoed.
       if (noticeIdProblem('request', form.requestId) === undefined) ids = { requestId: form.requestId };
       const r = await this.#enrollment.withPkcs12(form, source, { password: form.password, legacy: form.legacy, ...(form.keyType ? { keyType: form.keyType } : {}) });
-      return send(200, 'text/html; charset=utf-8', resultPage({ facilityName: r.facility.name, facilityNumber: r.facility.number, serial: r.serial, notAfter: r.view.notAfter, files: this.#files(r) }), { 'Cache-Control': 'no-store' });
+      return send(200, 'text/html; charset=utf-8', resultPage({ facilityName: r.facility.name, facilityNumber: r.facility.number, serial: r.serial, notAfter: r.view.notAfter, files: this.#files(r), ...(r.redemption ? { redemption: r.redemption } : {}) }), { 'Cache-Control': 'no-store' });
     } catch (e) {
       const p = publicError(e, this.#log);
       return send(p.status, 'text/html; charset=utf-8', this.#page(p, ids), { 'Cache-Control': 'no-store', ...p.headers });
@@ -132,6 +150,7 @@ export class Portal {
         fileName: p12Name,
         root: this.#ca.rootDer.toString('base64'),
         thumbprints: thumbprintText(issued, this.#ca.rootDer, p12Name),
+        ...downloadJson(issued.redemption),
       });
     } catch (e) {
       return sendError(e, this.#log);
@@ -155,6 +174,7 @@ export class Portal {
         chain: this.#ca.chain().map(certificateToPem),
         friendlyName: issued.facility.name,
         thumbprints: thumbprintText(issued, this.#ca.rootDer, `${safeFileName(issued.facility.name)}_${issued.facility.number}.p12`),
+        ...downloadJson(issued.redemption),
       });
     } catch (e) {
       return sendError(e, this.#log);

@@ -114,7 +114,7 @@ export const enrollCommand: Command = {
     writeFileAtomic(out, p12, 0o600);
     if (rootOut) writeFileAtomic(rootOut, Buffer.from(String(json.root), 'base64'));
     const facility = json.facility as { number: string; name: string };
-    const summary = { facility, serial: json.serial, notAfter: json.notAfter, file: out, ...(rootOut ? { root: rootOut } : {}) };
+    const summary = { facility, serial: json.serial, notAfter: json.notAfter, file: out, ...(rootOut ? { root: rootOut } : {}), ...(json.download ? { download: json.download } : {}) };
     if (v.json) return ctx.json(summary);
     ctx.out(`certificate ${String(json.serial)} for ${facility.number} ${facility.name} → ${out} (valid until ${String(json.notAfter).slice(0, 10)})`);
     ctx.out(String(json.thumbprints).replace(/\r\n/g, '\n').trimEnd());

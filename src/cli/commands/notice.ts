@@ -1,5 +1,5 @@
 import { join, resolve } from 'node:path';
-import { findChromium, printToPdf, renderNoticeLetter, writeFileAtomic, type CreatedNotice, type NoticeSummary } from '../../ca/index.js';
+import { findChromium, MAX_DOWNLOADS_LIMIT, printToPdf, renderNoticeLetter, writeFileAtomic, type CreatedNotice, type NoticeSummary } from '../../ca/index.js';
 import { badRequest } from '../../errors/index.js';
 import { parseFacilityNumber } from '../../policy/index.js';
 import { HOME_OPTIONS, JSON_OPTION, required, type Command } from '../command.js';
@@ -8,7 +8,13 @@ import { checkOutputPath } from '../output-file.js';
 
 export const DEFAULT_PORTAL_URL = 'https://127.0.0.1:8080/';
 
-const row = (n: NoticeSummary) => `${n.id}  ${n.kind.padEnd(8)}  ${n.facilityNumber}  ${n.state.padEnd(7)}  ${String(n.failures).padStart(1)}  ${n.expiresAt.slice(0, 10)}  ${n.serial ?? '-'}${n.deviceName ? `  device ${n.deviceName}` : ''}`;
+const row = (n: NoticeSummary) => `${n.id}  ${n.kind.padEnd(8)}  ${n.facilityNumber}  ${n.state.padEnd(7)}  ${String(n.failures).padStart(1)}  ${`${n.downloads}/${n.maxDownloads}`.padStart(5)}  ${n.expiresAt.slice(0, 10)}  ${n.serial ?? '-'}${n.deviceName ? `  device ${n.deviceName}` : ''}`;
+
+function maxDownloads(v: unknown): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d{1,2}$/.test(v as string)) throw badRequest('NOTICE_DOWNLOADS_INVALID', `--max-downloads must be a whole number (1–${MAX_DOWNLOADS_LIMIT}); 1 makes the notice single-use`);
+  return Number(v);
+}
 
 function days(v: unknown): number | undefined {
   if (v === undefined) return undefined;
@@ -23,6 +29,7 @@ export const noticeCreateCommand: Command = {
     ...HOME_OPTIONS,
     facility: { type: 'string', description: 'facility number (医療機関番号)', valueName: 'NUMBER' },
     days: { type: 'string', description: 'days the notice stays valid (default 180)', valueName: 'N' },
+    'max-downloads': { type: 'string', description: 'downloads the notice allows within its window, each revoking the one before (default: config notices.maxDownloads, 3; 1 = single-use)', valueName: 'N' },
     'out-dir': { type: 'string', description: 'where to write the letter (default: the current directory)', valueName: 'DIR' },
     portal: { type: 'string', description: 'portal URL printed on the letter (default: config urls.portal, else https://127.0.0.1:8080/)', valueName: 'URL' },
     'no-pdf': { type: 'boolean', description: 'write only the HTML letter (no Chromium needed)' },
@@ -39,10 +46,11 @@ export const noticeCreateCommand: Command = {
       const chromium = v['no-pdf'] ? undefined : findChromium(ctx.env);
       if (!v['no-pdf'] && !chromium) throw badRequest('CHROMIUM_MISSING', 'printing the letter as PDF needs Chromium (apt-get install chromium, or set SEKISHO_CHROMIUM); or pass --no-pdf for the HTML letter only');
       await ca.registration.activeFacility(number);
+      const max = maxDownloads(v['max-downloads']);
       // Check the files can be written before the notice exists: its IDs are shown only once.
       const probe = (name: string) => checkOutputPath(join(dir, name), '--out-dir');
       probe(`notice-${number}-probe.html`);
-      const notice: CreatedNotice = await ca.notices.create({ facilityNumber: number, ...(days(v.days) !== undefined ? { validityDays: days(v.days)! } : {}), actor: actor(ctx.env) });
+      const notice: CreatedNotice = await ca.notices.create({ facilityNumber: number, ...(days(v.days) !== undefined ? { validityDays: days(v.days)! } : {}), ...(max !== undefined ? { maxDownloads: max } : {}), actor: actor(ctx.env) });
       const base = join(dir, `notice-${number}-${notice.id}`);
       const html = renderNoticeLetter({ notice, organization: ca.config.organization, portalUrl, rootDer: ca.rootDer });
       let pdf: Buffer | undefined;
@@ -61,6 +69,7 @@ export const noticeCreateCommand: Command = {
         requestId: notice.requestId,
         referenceId: notice.referenceId,
         expiresAt: notice.expiresAt,
+        maxDownloads: notice.maxDownloads,
         portalUrl,
         html: `${base}.html`,
         pdf: pdf ? `${base}.pdf` : null,
@@ -72,6 +81,7 @@ export const noticeCreateCommand: Command = {
           `  request ID:   ${notice.requestId}`,
           `  reference ID: ${notice.referenceId}`,
           `  valid until:  ${notice.expiresAt.slice(0, 10)}`,
+          `  downloads:    ${notice.maxDownloads}${notice.maxDownloads > 1 ? ' (each revokes the certificate of the one before)' : ' (single-use)'}`,
           `  letter:       ${summary.html}${summary.pdf ? `\n                ${summary.pdf}` : ''}`,
           'These IDs are shown only this once (the CA keeps only hashes). Print the letter and send it to the facility.',
         ].join('\n'),
@@ -81,7 +91,7 @@ export const noticeCreateCommand: Command = {
 
 export const noticeListCommand: Command = {
   path: ['notice', 'list'],
-  summary: 'list notices and EST codes (handle, kind, facility, state, wrong attempts, expiry, serial)',
+  summary: 'list notices and EST codes (handle, kind, facility, state, wrong attempts, downloads/allowed, expiry, latest serial)',
   options: {
     ...HOME_OPTIONS,
     facility: { type: 'string', description: 'only this facility', valueName: 'NUMBER' },

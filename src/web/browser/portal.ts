@@ -96,6 +96,10 @@ interface CsrAnswer {
   chain: string[];
   friendlyName: string;
   thumbprints: string;
+  /** This download's place in the notice's allowance, and what it superseded (texts from the server). */
+  download?: { number: number; max: number; left: number; superseded?: string; ja: string; en: string };
+  /** The backup advice, step by step (Japanese and English side by side). */
+  backup?: { ja: string[]; en: string[] };
 }
 
 function byId<T extends HTMLElement>(id: string): T {
@@ -148,7 +152,29 @@ function showResult(form: HTMLFormElement, issued: CsrAnswer, files: DownloadFil
     li.append(a);
     ul.append(li);
   }
-  section.append(h, ok, note, ul);
+  section.append(h, ok);
+  // What this download superseded and how many are left, and the backup advice: text from the server.
+  if (issued.download) {
+    const d = document.createElement('div');
+    d.id = 'redemption';
+    d.className = issued.download.superseded ? 'warn' : 'note';
+    d.dataset.left = String(issued.download.left);
+    if (issued.download.superseded) d.dataset.superseded = issued.download.superseded;
+    for (const [cls, text] of [['ja', issued.download.ja], ['en', issued.download.en]] as const) d.append(Object.assign(document.createElement('p'), { className: cls, textContent: text }));
+    section.append(d);
+  }
+  section.append(note, ul);
+  if (issued.backup) {
+    const backup = issued.backup;
+    const h3 = Object.assign(document.createElement('h3'), { id: 'backup', textContent: 'バックアップと端末の入れ替え / Backup and a replacement PC' });
+    const ol = document.createElement('ol');
+    backup.ja.forEach((ja, i) => {
+      const li = Object.assign(document.createElement('li'), { textContent: `${ja} ` });
+      li.append(Object.assign(document.createElement('span'), { className: 'en', textContent: backup.en[i] ?? '' }));
+      ol.append(li);
+    });
+    section.append(h3, ol);
+  }
   section.hidden = false;
   form.hidden = true;
 }
