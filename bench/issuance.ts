@@ -16,7 +16,10 @@
  * ISSUANCE_BENCH_WORKERS=0 runs everything on the main thread). Four
  * variants: SQLite synchronous FULL (the default) and NORMAL
  * (SEKISHO_SQLITE_SYNC=NORMAL), each sequentially and with C requests in
- * flight. Each variant gets a fresh CA home and a short untimed warm-up.
+ * flight, and a fifth: FULL with C in flight and no workers, so the run
+ * itself says what the workers buy at the load it saw.
+ * ISSUANCE_BENCH_VARIANTS=name,name runs only those. Each variant gets a
+ * fresh CA home and a short untimed warm-up.
  *
  * CPU: each side's CPU-seconds during its timed run (sekisho: this process,
  * all threads; cfssl: the server process from /proc, and this process as its
@@ -77,10 +80,10 @@ export interface CpuShare {
   perCpuSecond: number;
 }
 
-/** CPU-seconds used by a process so far (utime + stime from /proc), or undefined off Linux. */
-function processCpuSeconds(pid: number): number | undefined {
+/** CPU-seconds used by a process (or one of its threads) so far (utime + stime from /proc), or undefined off Linux. */
+function processCpuSeconds(pid: number, thread?: number): number | undefined {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     // after "(comm) ", field 3 of the full line is index 0 here: utime is field 14, stime 15
     return (Number(fields[11]) + Number(fields[12])) / 100;
@@ -103,6 +106,12 @@ const cpuShare = (cpuSeconds: number, seconds: number, count: number): CpuShare 
 export interface SekishoVariant extends RateResult {
   /** The whole bench process (CA, store, worker threads; the CSRs are read in the same process). */
   cpu: CpuShare;
+  /**
+   * The main thread alone (registry, serial reservations, audit chain, group
+   * commit, messages to the workers): the part that does not spread over
+   * cores, so 1 / (its CPU-seconds per issuance) bounds the rate.
+   */
+  mainThreadCpu?: CpuShare;
   sqliteSynchronous: 'FULL' | 'NORMAL';
   concurrency: number;
   /** Worker threads of the issuance pool (0: everything on the main thread). */
@@ -136,7 +145,8 @@ export interface IssuanceBenchReport {
     basis: string;
     vsOpenssl: number | null;
     vsCfssl: number | null;
-    byVariant: Record<string, { vsOpenssl: number | null; vsCfssl: number | null }>;
+    /** vsCfsslPerCpuSecond: issuances per sekisho CPU-second over signatures per cfssl server CPU-second (the steadier figure on a shared machine). */
+    byVariant: Record<string, { vsOpenssl: number | null; vsCfssl: number | null; vsCfsslPerCpuSecond: number | null }>;
   };
 }
 
@@ -250,6 +260,7 @@ async function sekishoVariant(
       let sampleDer: Buffer = Buffer.alloc(0);
       const started = performance.now();
       const cpuBefore = ownCpuSeconds();
+      const mainBefore = processCpuSeconds(process.pid, process.pid);
       const deadline = started + maxSeconds * 1000;
       const worker = async () => {
         while (next < n && performance.now() < deadline) {
@@ -262,6 +273,8 @@ async function sekishoVariant(
       await Promise.all(Array.from({ length: concurrency }, worker));
       const seconds = (performance.now() - started) / 1000;
       const cpu = cpuShare(ownCpuSeconds() - cpuBefore, seconds, done);
+      const mainAfter = processCpuSeconds(process.pid, process.pid);
+      const mainThreadCpu = mainBefore !== undefined && mainAfter !== undefined ? cpuShare(mainAfter - mainBefore, seconds, done) : undefined;
 
       const stored = (await ca.listCertificates({ status: 'issued' })).filter((c) => c.profile === 'facility').length;
       const audit = await ca.audit.verify();
@@ -271,6 +284,7 @@ async function sekishoVariant(
         issuanceWorkers: ca.issuancePool?.size ?? 0,
         ...rate(done, seconds, done < n),
         cpu,
+        ...(mainThreadCpu ? { mainThreadCpu } : {}),
         meetsGoal: done / seconds >= GOAL,
         warmup,
         fsyncMedianMs,
@@ -279,7 +293,7 @@ async function sekishoVariant(
         auditProblems: audit.problems.length,
       };
       if (stored !== done + warmup) throw new Error(`${name}: the store holds ${stored} facility certificates, expected ${done + warmup}`);
-      log(`issuance bench: sekisho ${name}: ${done} in ${result.seconds}s = ${result.perSecond}/s, ${cpu.cores} cores (fsync ${fsyncMedianMs} ms)`);
+      log(`issuance bench: sekisho ${name}: ${done} in ${result.seconds}s = ${result.perSecond}/s, ${cpu.cores} cores (main thread ${mainThreadCpu?.cores ?? '?'}) (fsync ${fsyncMedianMs} ms)`);
       return { result, home, sampleDer };
     } finally {
       await ca.close();
@@ -452,17 +466,22 @@ export async function main(options: IssuanceBenchOptions = {}): Promise<Issuance
     const csrs = made.files.map((f) => readFileSync(f, 'utf8'));
     const csrBytes = csrs.map((c) => Buffer.from(c));
 
-    const variants: [string, 'FULL' | 'NORMAL', number][] = [
-      ['full-sequential', 'FULL', 1],
-      [`full-concurrent${concurrency}`, 'FULL', concurrency],
-      ['normal-sequential', 'NORMAL', 1],
-      [`normal-concurrent${concurrency}`, 'NORMAL', concurrency],
+    const all: [string, 'FULL' | 'NORMAL', number, number | 'cores'][] = [
+      ['full-sequential', 'FULL', 1, workers],
+      [`full-concurrent${concurrency}`, 'FULL', concurrency, workers],
+      ['normal-sequential', 'NORMAL', 1, workers],
+      [`normal-concurrent${concurrency}`, 'NORMAL', concurrency, workers],
+      // The basis again with everything on the main thread, at the same load: what the workers buy.
+      ...(workers === 0 ? [] : [[`full-concurrent${concurrency}-main-thread`, 'FULL', concurrency, 0] as [string, 'FULL', number, number]]),
     ];
+    const only = (process.env.ISSUANCE_BENCH_VARIANTS ?? '').split(',').map((x) => x.trim()).filter(Boolean);
+    const variants = only.length ? all.filter(([name]) => only.includes(name)) : all;
+    if (variants.length === 0) throw new Error(`ISSUANCE_BENCH_VARIANTS names none of ${all.map(([n]) => n).join(', ')}`);
     const sekisho: Record<string, SekishoVariant> & { verify?: string } = {};
     let firstHome = '';
     let sample: Buffer = Buffer.alloc(0);
-    for (const [name, sync, c] of variants) {
-      const v = await sekishoVariant(dir, name, csrBytes, sync, c, maxSeconds, workers);
+    for (const [name, sync, c, w] of variants) {
+      const v = await sekishoVariant(dir, name, csrBytes, sync, c, maxSeconds, w);
       sekisho[name] = v.result;
       if (!firstHome) {
         firstHome = v.home;
@@ -494,11 +513,16 @@ export async function main(options: IssuanceBenchOptions = {}): Promise<Issuance
     const o = peerRate(openssl);
     const c = peerRate(cfssl);
     const byVariant: IssuanceBenchReport['ratios']['byVariant'] = {};
+    const cfsslCpu = 'cpu' in cfssl && cfssl.cpu ? cfssl.cpu.perCpuSecond : null;
     for (const [name] of variants) {
-      const ours = (sekisho[name] as SekishoVariant).perSecond;
-      byVariant[name] = { vsOpenssl: o ? round(ours / o, 2) : null, vsCfssl: c ? round(ours / c, 2) : null };
+      const ours = sekisho[name] as SekishoVariant;
+      byVariant[name] = {
+        vsOpenssl: o ? round(ours.perSecond / o, 2) : null,
+        vsCfssl: c ? round(ours.perSecond / c, 2) : null,
+        vsCfsslPerCpuSecond: cfsslCpu ? round(ours.cpu.perCpuSecond / cfsslCpu, 2) : null,
+      };
     }
-    const basis = `full-concurrent${concurrency}`;
+    const basis = variants.some(([name]) => name === `full-concurrent${concurrency}`) ? `full-concurrent${concurrency}` : variants[0]![0];
     return {
       bench: 'issuance',
       goalPerSecond: GOAL,

@@ -59,15 +59,16 @@ function facilityRequest() {
 /** Sends a raw message to one worker, as a defective or hostile main-thread caller could, and waits for the answer to it. */
 function raw(worker: Worker, message: unknown & { id: number }): Promise<FromWorker> {
   return new Promise((resolve) => {
-    const on = (m: FromWorker) => {
-      if ('id' in m && m.id === message.id) {
+    const on = (batch: FromWorker[]) => {
+      const m = batch.find((x) => 'id' in x && x.id === message.id);
+      if (m) {
         worker.off('message', on);
         resolve(m);
       }
     };
     worker.on('message', on);
     worker.ref();
-    worker.postMessage(message);
+    worker.postMessage([message]);
   }).finally(() => worker.unref()) as Promise<FromWorker>;
 }
 

@@ -44,6 +44,8 @@ export interface PooledDraft {
 
 interface Slot {
   worker: Worker;
+  /** Requests for this worker not yet posted: sent together once per turn of the event loop (one wake-up, one message). */
+  outbox: ToWorker[];
   /** Requests posted to this worker and not yet answered. */
   pending: Map<number, { resolve: (m: FromWorker) => void; reject: (e: unknown) => void }>;
   ready: Promise<void>;
@@ -108,7 +110,7 @@ export class IssuancePool {
   #spawn(): Slot {
     const worker = new Worker(new URL('./issuance-worker.js', import.meta.url), { workerData: this.#setup, stdout: false, stderr: false });
     worker.unref(); // referenced only while it holds a request (see #post)
-    const slot: Slot = { worker, pending: new Map(), alive: true, started: false, ready: undefined as unknown as Promise<void> };
+    const slot: Slot = { worker, outbox: [], pending: new Map(), alive: true, started: false, ready: undefined as unknown as Promise<void> };
     slot.ready = new Promise<void>((resolve, reject) => {
       const onReady = (m: FromWorker) => {
         if (m.op === 'ready') {
@@ -122,13 +124,15 @@ export class IssuancePool {
       worker.once('exit', () => reject(workerFailed()));
     });
     slot.ready.catch(() => undefined);
-    worker.on('message', (m: FromWorker) => {
-      if (m.op === 'ready') return;
-      const p = slot.pending.get(m.id);
-      if (!p) return;
-      slot.pending.delete(m.id);
+    worker.on('message', (batch: FromWorker | FromWorker[]) => {
+      for (const m of Array.isArray(batch) ? batch : [batch]) {
+        if (m.op === 'ready') continue;
+        const p = slot.pending.get(m.id);
+        if (!p) continue;
+        slot.pending.delete(m.id);
+        p.resolve(m);
+      }
       if (slot.pending.size === 0) worker.unref();
-      p.resolve(m);
     });
     worker.on('error', () => undefined); // 'exit' follows and does the work
     worker.on('exit', () => {
@@ -148,7 +152,18 @@ export class IssuancePool {
       if (slot.pending.size === 0) slot.worker.ref();
       slot.pending.set(message.id, { resolve, reject });
       this.onDispatch?.(op, slot.worker);
-      slot.worker.postMessage(message);
+      this.#send(slot, message);
+    });
+  }
+
+  /** Queues a message for the worker; what one turn of the event loop queues (a group commit's batch) goes as one. */
+  #send(slot: Slot, message: ToWorker): void {
+    slot.outbox.push(message);
+    if (slot.outbox.length > 1) return;
+    setImmediate(() => {
+      const batch = slot.outbox;
+      slot.outbox = [];
+      if (slot.alive) slot.worker.postMessage(batch);
     });
   }
 
@@ -196,7 +211,7 @@ export class IssuancePool {
   discard(draft: PooledDraft): void {
     const owner = drafts.get(draft);
     if (!owner || owner.pool !== this || !drafts.delete(draft)) return;
-    if (owner.slot.alive) owner.slot.worker.postMessage({ op: 'discard', token: draft.token } satisfies ToWorker);
+    if (owner.slot.alive) this.#send(owner.slot, { op: 'discard', token: draft.token });
   }
 
   /**

@@ -1,5 +1,7 @@
 /**
- * Messages between the issuance pool (main thread) and its workers. Plain
+ * Messages between the issuance pool (main thread) and its workers, sent as
+ * arrays (a batch per turn of the event loop; the worker answers a batch with
+ * one array, the 'ready' notice alone). Plain
  * structured-clone data: Buffers arrive as Uint8Arrays, errors as their
  * kind, code and messages (rebuilt as SekishoError on the other side).
  */

@@ -79,10 +79,19 @@ async function handle(m: ToWorker): Promise<FromWorker | undefined> {
   }
 }
 
-port.on('message', (m: ToWorker) => {
-  handle(m).then(
-    (reply) => reply && port.postMessage(reply),
-    (e: unknown) => 'id' in m && port.postMessage({ op: 'failed', id: m.id, error: wireError(e) } satisfies FromWorker),
-  );
+/** Requests come in batches (what the main thread queued in one turn); the answers go back as one message. */
+port.on('message', (batch: ToWorker[]) => {
+  void (async () => {
+    const replies: FromWorker[] = [];
+    for (const m of batch) {
+      try {
+        const reply = await handle(m);
+        if (reply) replies.push(reply);
+      } catch (e) {
+        if ('id' in m) replies.push({ op: 'failed', id: m.id, error: wireError(e) });
+      }
+    }
+    if (replies.length) port.postMessage(replies);
+  })();
 });
 port.postMessage({ op: 'ready' } satisfies FromWorker);
