@@ -186,7 +186,8 @@ export class IssuancePool {
       notBefore: req.notBefore,
       notAfter: req.notAfter,
       ...(req.subjectAltName ? { subjectAltName: req.subjectAltName } : {}),
-      ...(key.csr !== undefined ? { csr: key.csr } : { spki: key.spki ?? spkiDer(key.publicKey) }),
+      // Exact copies: a small Buffer is a view into a shared 8 KiB slab, which structured clone would copy whole.
+      ...(key.csr !== undefined ? { csr: new Uint8Array(key.csr) } : { spki: new Uint8Array(key.spki ?? spkiDer(key.publicKey)) }),
     };
     const m = await this.#post(slot, { op: 'prepare', id: this.#nextId++, request }, 'prepare');
     if (m.op === 'failed') throw rebuild(m.error);

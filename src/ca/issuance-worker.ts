@@ -71,7 +71,8 @@ async function handle(m: ToWorker): Promise<FromWorker | undefined> {
       // Deleted before signing: a token is spent even when the signature fails.
       if (!tbs || !linted.delete(m.token)) throw internal('LINT_TOKEN_REUSED', 'a certificate may only be signed once, from a fresh lint by the same issuer');
       const der = await signCheckedTbs(tbs, signer);
-      return { op: 'signed', id: m.id, der, fingerprint: fingerprint(der) };
+      // An exact copy: `der` may be a view into a shared slab, which would travel whole.
+      return { op: 'signed', id: m.id, der: new Uint8Array(der), fingerprint: fingerprint(der) };
     }
     case 'discard':
       linted.delete(m.token);
