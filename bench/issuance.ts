@@ -7,12 +7,24 @@
  * Preparation (not timed): N distinct ECDSA P-256 CSRs made by `openssl req`
  * (two shell loops, one per core), N facilities registered.
  *
- * sekisho: for every CSR, `parseCsr` (parse + proof-of-possession check) and
- * `ca.issue` (registry lookup, build, lint, reserve serial + audit "signing"
- * in one transaction, sign, verify the signature, store + audit "issued" in a
- * second transaction). Four variants: SQLite synchronous FULL (the default) and
- * NORMAL (SEKISHO_SQLITE_SYNC=NORMAL), each sequentially and with C requests
- * in flight. Each variant gets a fresh CA home and a short untimed warm-up.
+ * sekisho: for every CSR, `ca.issue` with the CSR as received (registry
+ * lookup on the main thread; parse + proof-of-possession check, build, lint
+ * in an issuance worker thread; reserve serial + audit "signing" in one
+ * transaction on the main thread; sign and verify the signature in the
+ * worker; store + audit "issued" in a second transaction), the CA opened as
+ * `sekisho serve` opens it (one issuance worker per core;
+ * ISSUANCE_BENCH_WORKERS=0 runs everything on the main thread). Four
+ * variants: SQLite synchronous FULL (the default) and NORMAL
+ * (SEKISHO_SQLITE_SYNC=NORMAL), each sequentially and with C requests in
+ * flight, and a fifth: FULL with C in flight and no workers, so the run
+ * itself says what the workers buy at the load it saw.
+ * ISSUANCE_BENCH_VARIANTS=name,name runs only those. Each variant gets a
+ * fresh CA home and a short untimed warm-up.
+ *
+ * CPU: each side's CPU-seconds during its timed run (sekisho: this process,
+ * all threads; cfssl: the server process from /proc, and this process as its
+ * client), as cores used and requests per CPU-second. The machine is shared:
+ * compare ratios from one run, and the load average run.ts records.
  *
  * openssl: `openssl x509 -req … -extfile ext.cnf -set_serial …` once per CSR,
  * as an operator's script runs it, two processes at a time (one shell loop per
@@ -35,7 +47,7 @@ import { accepts as canConnect, freePort } from '../src/testing/tls-servers.js';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { CertificateAuthority, initAuthority, readKeyFile } from '../src/ca/index.js';
-import { parseCsr, certificateToPem } from '../src/pki/index.js';
+import { certificateToPem } from '../src/pki/index.js';
 import { checkDigit } from '../src/policy/index.js';
 import { envNumber, invokedDirectly, log, opensslVersion, round, runDirectly, sh, start, tempDir } from './support.js';
 
@@ -44,6 +56,8 @@ export interface IssuanceBenchOptions {
   concurrency?: number;
   opensslN?: number;
   maxSeconds?: number;
+  /** Issuance worker threads ('cores', or 0 for none); ISSUANCE_BENCH_WORKERS. */
+  workers?: number | 'cores';
 }
 
 export interface RateResult {
@@ -54,9 +68,54 @@ export interface RateResult {
   cutShort?: boolean;
 }
 
+/**
+ * CPU time spent during a timed run, in CPU-seconds and in cores (CPU-seconds
+ * per wall second; 2 = both cores of this machine). The machine is shared, so
+ * these, not the wall time, say what a side cost.
+ */
+export interface CpuShare {
+  cpuSeconds: number;
+  cores: number;
+  /** Requests per CPU-second of that side. */
+  perCpuSecond: number;
+}
+
+/** CPU-seconds used by a process (or one of its threads) so far (utime + stime from /proc), or undefined off Linux. */
+function processCpuSeconds(pid: number, thread?: number): number | undefined {
+  try {
+    const stat = readFileSync(thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // after "(comm) ", field 3 of the full line is index 0 here: utime is field 14, stime 15
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return undefined;
+  }
+}
+
+const ownCpuSeconds = (): number => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+};
+
+const cpuShare = (cpuSeconds: number, seconds: number, count: number): CpuShare => ({
+  cpuSeconds: round(cpuSeconds, 2),
+  cores: round(cpuSeconds / seconds, 2),
+  perCpuSecond: round(count / cpuSeconds, 1),
+});
+
 export interface SekishoVariant extends RateResult {
+  /** The whole bench process (CA, store, worker threads; the CSRs are read in the same process). */
+  cpu: CpuShare;
+  /**
+   * The main thread alone (registry, serial reservations, audit chain, group
+   * commit, messages to the workers): the part that does not spread over
+   * cores, so 1 / (its CPU-seconds per issuance) bounds the rate.
+   */
+  mainThreadCpu?: CpuShare;
   sqliteSynchronous: 'FULL' | 'NORMAL';
   concurrency: number;
+  /** Worker threads of the issuance pool (0: everything on the main thread). */
+  issuanceWorkers: number;
   meetsGoal: boolean;
   warmup: number;
   /**
@@ -81,12 +140,13 @@ export interface IssuanceBenchReport {
   csrs: { count: number; prepareSeconds: number };
   sekisho: Record<string, SekishoVariant> & { verify?: string };
   openssl: (RateResult & { processesInParallel: number; verify: string; note: string }) | { error: string };
-  cfssl: (RateResult & { version: string; concurrency: number; failures: number; verify: string; note: string }) | { skipped: string } | { error: string };
+  cfssl: (RateResult & { version: string; concurrency: number; failures: number; cpu?: CpuShare; clientCpu: CpuShare; verify: string; note: string }) | { skipped: string } | { error: string };
   ratios: {
     basis: string;
     vsOpenssl: number | null;
     vsCfssl: number | null;
-    byVariant: Record<string, { vsOpenssl: number | null; vsCfssl: number | null }>;
+    /** vsCfsslPerCpuSecond: issuances per sekisho CPU-second over signatures per cfssl server CPU-second (the steadier figure on a shared machine). */
+    byVariant: Record<string, { vsOpenssl: number | null; vsCfssl: number | null; vsCfsslPerCpuSecond: number | null }>;
   };
 }
 
@@ -168,17 +228,18 @@ async function makeCsrs(dir: string, n: number): Promise<{ files: string[]; seco
 async function sekishoVariant(
   dir: string,
   name: string,
-  csrs: string[],
+  csrs: Buffer[],
   sync: 'FULL' | 'NORMAL',
   concurrency: number,
   maxSeconds: number,
+  workers: number | 'cores',
 ): Promise<{ result: SekishoVariant; home: string; sampleDer: Buffer }> {
   const previous = process.env.SEKISHO_SQLITE_SYNC;
   process.env.SEKISHO_SQLITE_SYNC = sync;
   const home = join(dir, `home-${name}`);
   try {
     await initAuthority({ home, passphrase: PASSPHRASE, actor: ACTOR });
-    const ca = await CertificateAuthority.open({ home });
+    const ca = await CertificateAuthority.open({ home, issuanceWorkers: workers });
     try {
       await ca.unlock(PASSPHRASE);
       const n = csrs.length;
@@ -186,38 +247,44 @@ async function sekishoVariant(
       await ca.addFacility({ number: warmNumber, name: 'Warm-up Clinic' }, ACTOR);
       for (let i = 0; i < n; i++) await ca.addFacility({ number: facilityNumber(i), name: `Facility ${i}` }, ACTOR);
 
-      // As `cert issue --csr` does: the CSR's SPKI bytes go along with its key.
-      const issueOne = async (csr: string, number: string) => {
-        const { publicKey, spki } = parseCsr(csr);
-        return ca.issue({ profile: 'facility', facilityNumber: number, publicKey, spki, via: 'csr', actor: ACTOR });
-      };
+      // As `cert issue --csr` and `sekisho serve` do: the CSR goes to the CA as received; it is parsed and
+      // its signature checked where the certificate is built (a worker thread of the issuance pool).
+      const issueOne = async (csr: Buffer, number: string) => ca.issue({ profile: 'facility', facilityNumber: number, csr, via: 'csr', actor: ACTOR });
       // Warm-up (untimed): the JIT, the statement cache, the WAL file.
       const warmup = Math.min(100, n);
-      for (let i = 0; i < warmup; i++) await issueOne(csrs[i] as string, warmNumber);
+      for (let i = 0; i < warmup; i++) await issueOne(csrs[i] as Buffer, warmNumber);
 
       const fsyncMedianMs = fsyncProbe(home);
       let next = 0;
       let done = 0;
       let sampleDer: Buffer = Buffer.alloc(0);
       const started = performance.now();
+      const cpuBefore = ownCpuSeconds();
+      const mainBefore = processCpuSeconds(process.pid, process.pid);
       const deadline = started + maxSeconds * 1000;
       const worker = async () => {
         while (next < n && performance.now() < deadline) {
           const i = next++;
-          const issued = await issueOne(csrs[i] as string, facilityNumber(i));
+          const issued = await issueOne(csrs[i] as Buffer, facilityNumber(i));
           done++;
           sampleDer = issued.der;
         }
       };
       await Promise.all(Array.from({ length: concurrency }, worker));
       const seconds = (performance.now() - started) / 1000;
+      const cpu = cpuShare(ownCpuSeconds() - cpuBefore, seconds, done);
+      const mainAfter = processCpuSeconds(process.pid, process.pid);
+      const mainThreadCpu = mainBefore !== undefined && mainAfter !== undefined ? cpuShare(mainAfter - mainBefore, seconds, done) : undefined;
 
       const stored = (await ca.listCertificates({ status: 'issued' })).filter((c) => c.profile === 'facility').length;
       const audit = await ca.audit.verify();
       const result: SekishoVariant = {
         sqliteSynchronous: sync,
         concurrency,
+        issuanceWorkers: ca.issuancePool?.size ?? 0,
         ...rate(done, seconds, done < n),
+        cpu,
+        ...(mainThreadCpu ? { mainThreadCpu } : {}),
         meetsGoal: done / seconds >= GOAL,
         warmup,
         fsyncMedianMs,
@@ -226,7 +293,7 @@ async function sekishoVariant(
         auditProblems: audit.problems.length,
       };
       if (stored !== done + warmup) throw new Error(`${name}: the store holds ${stored} facility certificates, expected ${done + warmup}`);
-      log(`issuance bench: sekisho ${name}: ${done} in ${result.seconds}s = ${result.perSecond}/s (fsync ${fsyncMedianMs} ms)`);
+      log(`issuance bench: sekisho ${name}: ${done} in ${result.seconds}s = ${result.perSecond}/s, ${cpu.cores} cores (main thread ${mainThreadCpu?.cores ?? '?'}) (fsync ${fsyncMedianMs} ms)`);
       return { result, home, sampleDer };
     } finally {
       await ca.close();
@@ -341,6 +408,9 @@ async function runCfssl(
     let done = 0;
     let failures = 0;
     let firstFailure = '';
+    const pid = server.child.pid;
+    const serverCpuBefore = pid === undefined ? undefined : processCpuSeconds(pid);
+    const clientCpuBefore = ownCpuSeconds();
     const started = performance.now();
     const deadline = started + maxSeconds * 1000;
     const worker = async () => {
@@ -357,6 +427,8 @@ async function runCfssl(
     };
     await Promise.all(Array.from({ length: concurrency }, worker));
     const seconds = (performance.now() - started) / 1000;
+    const serverCpuAfter = pid === undefined ? undefined : processCpuSeconds(pid);
+    const clientCpu = cpuShare(ownCpuSeconds() - clientCpuBefore, seconds, done);
     const sampleFile = join(dir, 'cfssl-sample.pem');
     writeFileSync(sampleFile, sample);
     const res = {
@@ -364,10 +436,12 @@ async function runCfssl(
       version,
       concurrency,
       failures,
+      ...(serverCpuBefore !== undefined && serverCpuAfter !== undefined ? { cpu: cpuShare(serverCpuAfter - serverCpuBefore, seconds, done) } : {}),
+      clientCpu,
       verify: verifyPem(sampleFile, rootPem, issuingPem),
       note: `cfssl serve, POST /api/v1/cfssl/sign over keep-alive HTTP on 127.0.0.1; no database configured${firstFailure ? `; first failure: ${firstFailure}` : ''}`,
     };
-    log(`issuance bench: cfssl: ${done} in ${res.seconds}s = ${res.perSecond}/s`);
+    log(`issuance bench: cfssl: ${done} in ${res.seconds}s = ${res.perSecond}/s, server ${res.cpu?.cores ?? '?'} cores, client ${clientCpu.cores} cores`);
     return res;
   } finally {
     agent.destroy();
@@ -381,24 +455,33 @@ export async function main(options: IssuanceBenchOptions = {}): Promise<Issuance
   const concurrency = Math.floor(options.concurrency ?? envNumber('ISSUANCE_BENCH_CONCURRENCY', 16));
   const opensslN = Math.min(n, Math.floor(options.opensslN ?? envNumber('ISSUANCE_BENCH_OPENSSL_N', 1000)));
   const maxSeconds = options.maxSeconds ?? envNumber('ISSUANCE_BENCH_MAX_S', 300);
+  // As `sekisho serve` runs: one issuance worker per core. ISSUANCE_BENCH_WORKERS=0 measures the main thread alone.
+  const workersEnv = process.env.ISSUANCE_BENCH_WORKERS;
+  const workers = options.workers ?? (workersEnv === undefined || workersEnv === '' || workersEnv === 'cores' ? 'cores' : Number(workersEnv));
   const tmp = tempDir('sekisho-issuance-bench-');
   try {
     const dir = tmp.path;
     log(`issuance bench: making ${n} P-256 CSRs with openssl req`);
     const made = await makeCsrs(dir, n);
     const csrs = made.files.map((f) => readFileSync(f, 'utf8'));
+    const csrBytes = csrs.map((c) => Buffer.from(c));
 
-    const variants: [string, 'FULL' | 'NORMAL', number][] = [
-      ['full-sequential', 'FULL', 1],
-      [`full-concurrent${concurrency}`, 'FULL', concurrency],
-      ['normal-sequential', 'NORMAL', 1],
-      [`normal-concurrent${concurrency}`, 'NORMAL', concurrency],
+    const all: [string, 'FULL' | 'NORMAL', number, number | 'cores'][] = [
+      ['full-sequential', 'FULL', 1, workers],
+      [`full-concurrent${concurrency}`, 'FULL', concurrency, workers],
+      ['normal-sequential', 'NORMAL', 1, workers],
+      [`normal-concurrent${concurrency}`, 'NORMAL', concurrency, workers],
+      // The basis again with everything on the main thread, at the same load: what the workers buy.
+      ...(workers === 0 ? [] : [[`full-concurrent${concurrency}-main-thread`, 'FULL', concurrency, 0] as [string, 'FULL', number, number]]),
     ];
+    const only = (process.env.ISSUANCE_BENCH_VARIANTS ?? '').split(',').map((x) => x.trim()).filter(Boolean);
+    const variants = only.length ? all.filter(([name]) => only.includes(name)) : all;
+    if (variants.length === 0) throw new Error(`ISSUANCE_BENCH_VARIANTS names none of ${all.map(([n]) => n).join(', ')}`);
     const sekisho: Record<string, SekishoVariant> & { verify?: string } = {};
     let firstHome = '';
     let sample: Buffer = Buffer.alloc(0);
-    for (const [name, sync, c] of variants) {
-      const v = await sekishoVariant(dir, name, csrs, sync, c, maxSeconds);
+    for (const [name, sync, c, w] of variants) {
+      const v = await sekishoVariant(dir, name, csrBytes, sync, c, maxSeconds, w);
       sekisho[name] = v.result;
       if (!firstHome) {
         firstHome = v.home;
@@ -430,11 +513,16 @@ export async function main(options: IssuanceBenchOptions = {}): Promise<Issuance
     const o = peerRate(openssl);
     const c = peerRate(cfssl);
     const byVariant: IssuanceBenchReport['ratios']['byVariant'] = {};
+    const cfsslCpu = 'cpu' in cfssl && cfssl.cpu ? cfssl.cpu.perCpuSecond : null;
     for (const [name] of variants) {
-      const ours = (sekisho[name] as SekishoVariant).perSecond;
-      byVariant[name] = { vsOpenssl: o ? round(ours / o, 2) : null, vsCfssl: c ? round(ours / c, 2) : null };
+      const ours = sekisho[name] as SekishoVariant;
+      byVariant[name] = {
+        vsOpenssl: o ? round(ours.perSecond / o, 2) : null,
+        vsCfssl: c ? round(ours.perSecond / c, 2) : null,
+        vsCfsslPerCpuSecond: cfsslCpu ? round(ours.cpu.perCpuSecond / cfsslCpu, 2) : null,
+      };
     }
-    const basis = `full-concurrent${concurrency}`;
+    const basis = variants.some(([name]) => name === `full-concurrent${concurrency}`) ? `full-concurrent${concurrency}` : variants[0]![0];
     return {
       bench: 'issuance',
       goalPerSecond: GOAL,

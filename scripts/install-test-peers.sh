@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real peers the tests drive, from Debian's packages only.
 set -euo pipefail
-PACKAGES=(openssl curl unzip postgresql nginx testssl.sh chromium fonts-noto-cjk softhsm2 opensc libengine-pkcs11-openssl poppler-utils libnss3-tools gnutls-bin faketime libxml2-utils jing rsyslog rsyslog-gnutls)
+PACKAGES=(openssl curl unzip postgresql nginx testssl.sh chromium fonts-noto-cjk softhsm2 opensc libengine-pkcs11-openssl poppler-utils libnss3-tools gnutls-bin faketime libxml2-utils jing rsyslog rsyslog-gnutls golang-cfssl)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

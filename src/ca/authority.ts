@@ -28,6 +28,8 @@ import { loadConfig, type CaConfig } from './config.js';
 import { homePaths, isInitialized, type HomePaths } from './home.js';
 import { readKeyFile } from './key-file.js';
 import { CertificateIssuer, type IssuedCertificate, type IssuingIdentity } from './issuer.js';
+import { IssuancePool } from './issuance-pool.js';
+import { availableParallelism } from 'node:os';
 import { Registration } from './registration.js';
 import { openTokenSigner, readTokenKeyRef, type TokenKeyRef } from '../token/index.js';
 import { issuingKeyRefPath } from './init.js';
@@ -42,6 +44,14 @@ export interface OpenOptions {
   /** Overrides the configured database (postgres://…). */
   db?: string;
   now?: () => Date;
+  /**
+   * Worker threads that parse CSRs, lint and sign issuances once the CA is
+   * unlocked with its key file ('cores': one per core Node may use). Default
+   * 0: everything on the calling thread, which suits one-shot commands; a
+   * server that issues under load (`sekisho serve`) asks for 'cores'. A CA
+   * whose key is in a token always signs on this thread.
+   */
+  issuanceWorkers?: number | 'cores';
 }
 
 export interface FacilityInput {
@@ -53,9 +63,12 @@ export interface FacilityInput {
 
 export interface CsrOrder {
   profile: EndEntityProfileName;
-  publicKey: KeyObject;
+  /** The subject key; or instead `csr`. */
+  publicKey?: KeyObject;
   /** DER SubjectPublicKeyInfo of publicKey (from the CSR), saving a re-encoding. */
   spki?: Buffer;
+  /** The CSR as received (PEM or DER): parsed and its signature checked where the certificate is built (a pool worker when there is one). */
+  csr?: Buffer;
   facilityNumber?: string;
   deviceName?: string;
   hosts?: string[];
@@ -86,6 +99,7 @@ export class CertificateAuthority {
     readonly rootDer: Buffer,
     readonly issuingDer: Buffer,
     readonly now: () => Date,
+    readonly issuanceWorkers: number,
   ) {
     this.audit = new AuditLog(db, { now });
     this.registration = new Registration(repositories(db).facilities, config, now);
@@ -126,7 +140,12 @@ export class CertificateAuthority {
       await db.close();
       throw conflict('STORE_MISMATCH', `${db.description} is not the store of the CA in ${o.home}${identity ? ' (it belongs to another CA)' : ' (it holds no CA)'}; check --db / SEKISHO_DB`);
     }
-    return new CertificateAuthority(paths, config, db, root, issuing, o.now ?? (() => new Date()));
+    const workers = o.issuanceWorkers === 'cores' ? availableParallelism() : (o.issuanceWorkers ?? 0);
+    if (!Number.isInteger(workers) || workers < 0 || workers > 64) {
+      await db.close();
+      throw badRequest('ISSUANCE_WORKERS_INVALID', `issuance workers must be 0–64 or "cores" (got ${String(o.issuanceWorkers)})`);
+    }
+    return new CertificateAuthority(paths, config, db, root, issuing, o.now ?? (() => new Date()), workers);
   }
 
   /** Decrypts the issuing key. A wrong passphrase is PASSPHRASE_WRONG. */
@@ -134,6 +153,7 @@ export class CertificateAuthority {
     if (!passphrase) throw unauthorized('PASSPHRASE_EMPTY', 'the CA passphrase is empty; set SEKISHO_PASSPHRASE');
     const key = await readKeyFile(this.paths.issuingKey, passphrase);
     this.useIssuingSigner(new SoftwareSigner(key));
+    if (this.issuanceWorkers > 0) await this.#startPool(key);
     const audit = await auditKeyFromFile(this.paths, this.config.keyType, passphrase);
     await this.#useAuditSigner(audit.signer, audit.created, 'key file');
     await this.refreshRootCrl(passphrase);
@@ -231,6 +251,33 @@ export class CertificateAuthority {
     this.#issuingIdentity = { signer, subjectDer: subjectNameDer(this.issuingDer), keyId: view.extensions.subjectKeyIdentifier ?? keyIdentifier(view.publicKey), notAfter: view.notAfter };
   }
 
+  #pool: IssuancePool | undefined;
+
+  /** The worker pool issuing for the unlocked key file, when the CA was opened with issuanceWorkers. */
+  get issuancePool(): IssuancePool | undefined {
+    return this.#pool;
+  }
+
+  /**
+   * Hands the issuing key to a pool of worker threads (same process: Node
+   * shares the native key, the bytes are never exported) and binds the pool
+   * to the identity just installed. A later signer (another unlock, a token)
+   * gets a new identity, so the old pool serves nothing after that.
+   */
+  async #startPool(key: KeyObject): Promise<void> {
+    const issuing = this.#issuing();
+    const pool = await IssuancePool.start({
+      key,
+      issuer: { algorithm: issuing.signer.algorithm, subjectDer: issuing.subjectDer, keyId: issuing.keyId, ...(issuing.notAfter ? { notAfter: issuing.notAfter } : {}) },
+      urls: this.config.urls,
+      workers: this.issuanceWorkers,
+    });
+    const old = this.#pool;
+    this.#pool = pool;
+    this.#issuer().usePool(pool, issuing);
+    await old?.close();
+  }
+
   #issuing(): IssuingIdentity {
     const id = this.#issuingIdentity;
     if (!id) throw unavailable('CA_LOCKED', 'the CA key is locked; this command needs SEKISHO_PASSPHRASE');
@@ -292,8 +339,7 @@ export class CertificateAuthority {
 
   async issue(order: CsrOrder): Promise<IssuedCertificate> {
     const issuing = this.#issuing();
-    const request = await this.registration.decide(order);
-    return this.#issuer().issue(request, issuing);
+    return this.#issuer().issue(() => this.registration.decide(order), issuing);
   }
 
   /** Makes the key pair here (for PKCS#12 delivery) and issues for it. */
@@ -449,7 +495,11 @@ export class CertificateAuthority {
     });
   }
 
+  /** Waits for issuances in flight (and stops the issuance workers), then closes the token and the store. */
   async close(): Promise<void> {
+    await this.#issuerInstance?.close();
+    await this.#pool?.close();
+    this.#pool = undefined;
     await this.#closeToken?.();
     this.#closeToken = undefined;
     await this.db.close();

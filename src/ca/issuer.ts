@@ -1,34 +1,24 @@
-import { createHash, createPublicKey, KeyObject, verify } from 'node:crypto';
-import { badRequest, forbidden, internal } from '../errors/index.js';
-import {
-  describeTbs,
-  encodeName,
-  encodeTbsCertificate,
-  fingerprint,
-  formatName,
-  keyIdentifierOfSpki,
-  signTbs,
-  spkiDer,
-  spkiSha256,
-  SIGNATURE_HASH,
-  type CertificateView,
-  type ExtensionValues,
-  type NameAttribute,
-  type Signer,
-} from '../pki/index.js';
-import { revocationPointers, type RevocationUrls } from './revocation-pointers.js';
-import { keyUsageFor, lintCertificate, type CertificateProfile } from '../policy/index.js';
+import { createHash, KeyObject } from 'node:crypto';
+import { forbidden, internal, unavailable } from '../errors/index.js';
+import { describeCertificate, fingerprint, formatName, spkiSha256, type CertificateView, type NameAttribute, type Signer } from '../pki/index.js';
+import type { RevocationUrls } from './revocation-pointers.js';
+import type { CertificateProfile } from '../policy/index.js';
 import { GroupCommit, repositories, type CertificateRecord, type Database } from '../store/index.js';
 import type { AuditLog } from '../audit/index.js';
-import { newSerial, serialHex } from './serial.js';
+import { serialHex } from './serial.js';
+import { draftCertificate, signCheckedTbs, subjectKeyOf, type SubjectKeySource } from './certificate-draft.js';
+import type { IssuancePool } from './issuance-pool.js';
 
 /** A decided request: registration has checked it; the issuer only builds, lints, signs and records. */
 export interface IssuanceRequest {
   profile: CertificateProfile;
   subject: NameAttribute[];
-  publicKey: KeyObject;
+  /** The subject key, checked by registration; or instead `csr`. */
+  publicKey?: KeyObject;
   /** DER SubjectPublicKeyInfo of publicKey when the caller already has it (from a CSR). */
   spki?: Buffer;
+  /** A CSR (PEM or DER) not yet parsed: its proof of possession and key are checked where the certificate is built. */
+  csr?: Buffer;
   notBefore: Date;
   notAfter: Date;
   subjectAltName?: { dns: string[]; ip: string[] };
@@ -104,41 +94,57 @@ export class CertificateIssuer {
    * "issued" in one transaction. Concurrent issuances share transactions
    * (group commit); each step still waits for its own commit. A crash after 3 leaves a reserved serial
    * that never repeats; no signed certificate exists that the store lacks.
+   * `request` may be the registration decision still to be made: it then
+   * counts as in flight from the start, so `close()` waits for it too.
    */
-  async issue(req: IssuanceRequest, issuer: IssuingIdentity): Promise<IssuedCertificate> {
-    const linted = this.lint(req, issuer);
-    const serial = serialHex(linted.serial);
+  async issue(request: IssuanceRequest | (() => Promise<IssuanceRequest>), issuer: IssuingIdentity): Promise<IssuedCertificate> {
+    if (this.#closing) throw unavailable('CA_CLOSING', 'the CA is shutting down; try again when it is back');
+    const work = (async () => this.#issue(typeof request === 'function' ? await request() : request, issuer))();
+    this.#inFlight.add(work);
+    const done = () => this.#inFlight.delete(work);
+    work.then(done, done);
+    return work;
+  }
+
+  async #issue(req: IssuanceRequest, issuer: IssuingIdentity): Promise<IssuedCertificate> {
+    const draft = await this.#prepare(req, issuer);
+    const serial = draft.serial;
     const facility = req.facilityNumber ? { facility: req.facilityNumber } : {};
     const record = {
       serial,
       profile: req.profile.name,
       subject: formatName(req.subject),
-      spkiSha256: spkiSha256(linted.view.spki),
+      spkiSha256: draft.spkiSha256,
       notBefore: req.notBefore.toISOString(),
       notAfter: req.notAfter.toISOString(),
       reservedAt: this.#now().toISOString(),
       ...(req.facilityNumber ? { facilityNumber: req.facilityNumber } : {}),
       ...(req.renewedFrom ? { renewedFrom: req.renewedFrom } : {}),
     } satisfies Omit<CertificateRecord, 'status'>;
-    await this.#commits.run(async (tx) => {
-      const reserved = await repositories(tx).certificates.reserve(record);
-      if (reserved === 'serial-exists') throw internal('SERIAL_COLLISION', `serial ${serial} already exists; retry the issuance`);
-      if (reserved === 'facility-not-active') {
-        throw forbidden('FACILITY_SUSPENDED', `facility ${req.facilityNumber} was suspended while its certificate was being prepared; nothing was issued`, {
-          ja: `医療機関 ${req.facilityNumber} は利用停止中です。運営主体にお問い合わせください。`,
-        });
-      }
-      await this.#audit.appendIn(tx, {
-        actor: req.actor,
-        action: 'certificate.signing',
-        outcome: 'success',
-        subject: serial,
-        details: { profile: req.profile.name, subject: record.subject, via: req.via, tbsSha256: createHash('sha256').update(linted.tbs).digest('hex'), ...facility, ...(req.renewedFrom ? { renewedFrom: req.renewedFrom } : {}) },
-      });
-    });
-    let der: Buffer;
     try {
-      der = await this.#sign(linted);
+      await this.#commits.run(async (tx) => {
+        const reserved = await repositories(tx).certificates.reserve(record);
+        if (reserved === 'serial-exists') throw internal('SERIAL_COLLISION', `serial ${serial} already exists; retry the issuance`);
+        if (reserved === 'facility-not-active') {
+          throw forbidden('FACILITY_SUSPENDED', `facility ${req.facilityNumber} was suspended while its certificate was being prepared; nothing was issued`, {
+            ja: `医療機関 ${req.facilityNumber} は利用停止中です。運営主体にお問い合わせください。`,
+          });
+        }
+        await this.#audit.appendIn(tx, {
+          actor: req.actor,
+          action: 'certificate.signing',
+          outcome: 'success',
+          subject: serial,
+          details: { profile: req.profile.name, subject: record.subject, via: req.via, tbsSha256: draft.tbsSha256, ...facility, ...(req.renewedFrom ? { renewedFrom: req.renewedFrom } : {}) },
+        });
+      });
+    } catch (e) {
+      draft.discard();
+      throw e;
+    }
+    let signed: { der: Buffer; fingerprint: string };
+    try {
+      signed = await draft.sign();
     } catch (e) {
       const code = (e as { code?: unknown }).code;
       await this.#commits
@@ -146,7 +152,7 @@ export class CertificateIssuer {
         .catch(() => undefined); // the failure itself is what the caller must see
       throw e;
     }
-    const fp = fingerprint(der);
+    const { der, fingerprint: fp } = signed;
     await this.#commits.run(async (tx) => {
       if (!(await repositories(tx).certificates.markIssued(serial, der, fp, this.#now().toISOString()))) {
         throw internal('SERIAL_STATE', `serial ${serial} was not in the reserved state when its certificate was stored`);
@@ -159,48 +165,59 @@ export class CertificateIssuer {
         details: { profile: req.profile.name, subject: record.subject, fingerprintSha256: fp, notAfter: record.notAfter, ...facility },
       });
     });
-    return { der, serial, view: linted.view };
+    return issuedCertificate(der, serial, draft.view);
+  }
+
+  /**
+   * Step 1–2: the key, the TBS and the lint, in a worker of the pool when the
+   * pool serves this issuer, else here. Either way the result can be signed
+   * once, by that issuer, and only after the serial is reserved.
+   */
+  async #prepare(req: IssuanceRequest, issuer: IssuingIdentity): Promise<Draft> {
+    const pool = this.#pool;
+    if (pool && pool.issuer === issuer) {
+      const key: SubjectKeySource = req.csr ? { csr: req.csr } : { publicKey: requireKey(req), ...(req.spki ? { spki: req.spki } : {}) };
+      const d = await pool.pool.prepare(req, key);
+      return { serial: d.serial, tbsSha256: d.tbsSha256, spkiSha256: d.spkiSha256, sign: () => pool.pool.sign(d), discard: () => pool.pool.discard(d) };
+    }
+    const linted = this.lint(req, issuer);
+    return {
+      serial: serialHex(linted.serial),
+      tbsSha256: createHash('sha256').update(linted.tbs).digest('hex'),
+      spkiSha256: spkiSha256(linted.view.spki),
+      view: linted.view,
+      sign: async () => {
+        const der = await this.#sign(linted);
+        return { der, fingerprint: fingerprint(der) };
+      },
+      discard: () => void unsigned.delete(linted),
+    };
+  }
+
+  /**
+   * From now on, issuances for `issuer` run their CPU work (CSR, build, lint,
+   * sign) in `pool`, which holds that issuer's key; other issuers (init's
+   * root) stay on this thread.
+   */
+  usePool(pool: IssuancePool, issuer: IssuingIdentity): void {
+    this.#pool = { pool, issuer };
+  }
+
+  #pool: { pool: IssuancePool; issuer: IssuingIdentity } | undefined;
+  #closing = false;
+  readonly #inFlight = new Set<Promise<IssuedCertificate>>();
+
+  /** Refuses new issuances, waits for those in flight (each ends stored, or failed and audited), then stops the pool. */
+  async close(): Promise<void> {
+    this.#closing = true;
+    await Promise.allSettled([...this.#inFlight]);
+    await this.#pool?.pool.close();
   }
 
   /** Builds the TBS and runs every lint; throws with all problems, or returns the single-use token. */
   lint(req: IssuanceRequest, issuer: IssuingIdentity): LintedCertificate {
-    const p = req.profile;
-    const spki = req.spki ?? spkiDer(req.publicKey);
-    const subjectKeyId = keyIdentifierOfSpki(spki);
-    const selfSigned = issuer.notAfter === undefined;
-    const pointers = revocationPointers(this.#urls, p);
-    const extensions: ExtensionValues = {
-      basicConstraints: p.ca ? { ca: true, ...(p.pathLength !== undefined ? { pathLength: p.pathLength } : {}) } : { ca: false },
-      keyUsage: keyUsageFor(p, spki),
-      ...(p.extendedKeyUsage.length ? { extendedKeyUsage: p.extendedKeyUsage } : {}),
-      ...(req.subjectAltName ? { subjectAltName: req.subjectAltName } : {}),
-      subjectKeyIdentifier: subjectKeyId,
-      authorityKeyIdentifier: selfSigned ? subjectKeyId : issuer.keyId,
-      ...(pointers.crl ? { crlDistributionPoints: [pointers.crl] } : {}),
-      ...(pointers.ocsp ? { ocspUrls: [pointers.ocsp] } : {}),
-      ...(pointers.caIssuers ? { caIssuersUrls: [pointers.caIssuers] } : {}),
-    };
-    const serial = newSerial(this.#random);
-    const subjectDer = encodeName(req.subject);
-    const tbs = encodeTbsCertificate({
-      serial,
-      signatureAlgorithm: issuer.signer.algorithm,
-      issuer: selfSigned ? subjectDer : issuer.subjectDer,
-      subject: subjectDer,
-      notBefore: req.notBefore,
-      notAfter: req.notAfter,
-      publicKey: spki,
-      extensions,
-    });
-    const view = describeTbs(tbs, 0, { spki, key: req.publicKey.type === 'public' ? req.publicKey : createPublicKey(req.publicKey) });
-    const problems = lintCertificate(view, p, {
-      ...(issuer.notAfter ? { issuerNotAfter: issuer.notAfter } : {}),
-      issuerKeyIdentifier: selfSigned ? subjectKeyId : issuer.keyId,
-      revocationUrlsConfigured: Boolean(pointers.crl),
-    });
-    if (problems.length) {
-      throw badRequest('CERTIFICATE_LINT_FAILED', `the ${p.name} certificate would break its profile: ${problems.map((x) => `${x.lint}: ${x.problem}`).join('; ')}`);
-    }
+    const key = subjectKeyOf(req.csr ? { csr: req.csr } : { publicKey: requireKey(req), ...(req.spki ? { spki: req.spki } : {}) });
+    const { tbs, view, serial } = draftCertificate(req, key, { algorithm: issuer.signer.algorithm, subjectDer: issuer.subjectDer, keyId: issuer.keyId, ...(issuer.notAfter ? { notAfter: issuer.notAfter } : {}) }, { urls: this.#urls, random: this.#random });
     const token = { tbs, view, serial, issuer } as LintedCertificate;
     unsigned.add(token);
     return token;
@@ -208,12 +225,36 @@ export class CertificateIssuer {
 
   /** Signs a linted TBS exactly once, with the identity it was linted for, and checks the signature. */
   async #sign(linted: LintedCertificate): Promise<Buffer> {
-    if (!unsigned.delete(linted)) throw internal('LINT_TOKEN_REUSED', 'a certificate may only be signed once, from a fresh lint');
-    const signer = linted.issuer.signer;
-    const { der, signature } = await signTbs(linted.tbs, signer);
-    if (!verify(SIGNATURE_HASH[signer.algorithm], linted.tbs, signer.publicKey, signature)) {
-      throw internal('SIGNATURE_CHECK_FAILED', 'the signer produced a signature that does not verify; check the CA key or token');
-    }
-    return der;
+    if (!unsigned.delete(linted)) throw internal('LINT_TOKEN_REUSED', 'a certificate may only be signed once, from a fresh lint by the same issuer');
+    return signCheckedTbs(linted.tbs, linted.issuer.signer);
   }
+}
+
+/** A prepared certificate: the facts recorded before signing, and its single-use way to be signed. */
+interface Draft {
+  serial: string;
+  tbsSha256: string;
+  spkiSha256: string;
+  /** Known when prepared here; from a worker it is read from the certificate when asked for. */
+  view?: CertificateView;
+  sign(): Promise<{ der: Buffer; fingerprint: string }>;
+  discard(): void;
+}
+
+function requireKey(req: IssuanceRequest): KeyObject {
+  if (!req.publicKey) throw internal('SUBJECT_KEY_MISSING', 'an issuance request needs a public key or a CSR');
+  return req.publicKey;
+}
+
+/** The issued certificate; its parsed view is made on first use when the worker built it (most callers need only the DER). */
+function issuedCertificate(der: Buffer, serial: string, view: CertificateView | undefined): IssuedCertificate {
+  if (view) return { der, serial, view };
+  let parsed: CertificateView | undefined;
+  return {
+    der,
+    serial,
+    get view() {
+      return (parsed ??= describeCertificate(der));
+    },
+  };
 }

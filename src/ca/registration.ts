@@ -18,9 +18,12 @@ export interface EndEntityOrder {
   validityDays?: number;
   /** Renewal: the serial of the certificate this one replaces (recorded with the new serial). */
   renewedFrom?: string;
-  publicKey: KeyObject;
+  /** The subject key; or instead `csr`, whose key is checked where it is parsed (the issuer, or its pool). */
+  publicKey?: KeyObject;
   /** DER SubjectPublicKeyInfo of publicKey, when known (from a CSR). */
   spki?: Buffer;
+  /** A CSR (PEM or DER) as received, not parsed yet. */
+  csr?: Buffer;
   via: string;
   actor: string;
 }
@@ -65,8 +68,9 @@ export class Registration {
 
   async decide(order: EndEntityOrder): Promise<IssuanceRequest> {
     const profile = CERTIFICATE_PROFILES[order.profile];
+    if ((order.publicKey === undefined) === (order.csr === undefined)) throw badRequest('SUBJECT_KEY_MISSING', 'an issuance needs exactly one of a public key or a CSR');
     // The key as it will be written (a CSR's own DER): its form matters, not only what Node makes of it.
-    checkSubjectKey(order.spki ?? order.publicKey);
+    if (order.publicKey) checkSubjectKey(order.spki ?? order.publicKey);
     const maxDays = this.config.validityDays[order.profile];
     const days = order.validityDays ?? maxDays;
     if (!Number.isInteger(days) || days < 1 || days > maxDays) {
@@ -74,7 +78,7 @@ export class Registration {
     }
     const notBefore = issuanceNotBefore(this.now());
     const notAfter = new Date(notBefore.getTime() + days * DAY_MS);
-    const base = { profile, publicKey: order.publicKey, ...(order.spki ? { spki: order.spki } : {}), ...(order.renewedFrom ? { renewedFrom: order.renewedFrom } : {}), notBefore, notAfter, via: order.via, actor: order.actor };
+    const base = { profile, ...(order.publicKey ? { publicKey: order.publicKey } : {}), ...(order.csr ? { csr: order.csr } : {}), ...(order.spki ? { spki: order.spki } : {}), ...(order.renewedFrom ? { renewedFrom: order.renewedFrom } : {}), notBefore, notAfter, via: order.via, actor: order.actor };
     const org = this.config.organization;
     switch (order.profile) {
       case 'facility': {

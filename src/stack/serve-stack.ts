@@ -114,7 +114,8 @@ export async function startServeStack(o: ServeStackOptions): Promise<ServeStack>
   // One budget for the whole process: the portal's share can never take the gateway's.
   const limits: ResolvedLimits = resolveLimits(o.gateway.limits, o.gateway.listeners.length, { code: 'GATEWAY_CONFIG_INVALID' });
   const ledger = new ListenerLedger();
-  const ca = await CertificateAuthority.open({ home: o.home, ...(o.db ? { db: o.db } : {}) });
+  // Issuance (portal, EST) parses, lints and signs on worker threads, one per core, once the key file is unlocked.
+  const ca = await CertificateAuthority.open({ home: o.home, ...(o.db ? { db: o.db } : {}), issuanceWorkers: 'cores' });
   let web: WebServer | undefined;
   let revocation: RevocationServer | undefined;
   try {

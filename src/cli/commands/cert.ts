@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { badRequest } from '../../errors/index.js';
 import { writeFileAtomic } from '../../ca/index.js';
-import { certificateToPem, fingerprint, OPERATOR_REVOCATION_REASONS, parseCsr, parseKeyType, parseRevocationReason } from '../../pki/index.js';
+import { certificateToPem, fingerprint, OPERATOR_REVOCATION_REASONS, parseKeyType, parseRevocationReason } from '../../pki/index.js';
 import { isEndEntityProfile, parseFacilityNumber, END_ENTITY_PROFILES } from '../../policy/index.js';
 import type { CertificateRecord } from '../../store/index.js';
 import { exactlyOne, HOME_OPTIONS, JSON_OPTION, requires, type Command } from '../command.js';
@@ -62,8 +62,8 @@ export const certIssueCommand: Command = {
         } catch {
           throw badRequest('CSR_FILE_UNREADABLE', `cannot read the CSR file ${v.csr as string}`);
         }
-        const csr = parseCsr(input);
-        issued = await ca.issue({ ...order, publicKey: csr.publicKey, spki: csr.spki, via: 'csr' });
+        // Parsed and its signature checked where the certificate is built (CSR_* errors).
+        issued = await ca.issue({ ...order, csr: input, via: 'csr' });
         if (out) writeFileAtomic((written = out), certificateToPem(issued.der));
         else if (!v.json) ctx.out(certificateToPem(issued.der).trimEnd());
       } else {
