@@ -1,5 +1,5 @@
 import { html } from 'hono/html';
-import { badRequest } from '../../errors/index.js';
+import { badRequest, notFound } from '../../errors/index.js';
 import { OPERATOR_REVOCATION_REASONS, parseRevocationReason, reasonFromCode } from '../../pki/index.js';
 import type { CertificateRecord, CertificateStatus } from '../../store/index.js';
 import type { ConsoleRoutes } from '../app.js';
@@ -109,7 +109,7 @@ ${certificateRows(list, may(op.role, 'certificates.revoke'))}`,
 
   r.page('GET', '/certificates/:serial/revoke', 'certificates.revoke', async (c) => {
     const cert = await r.deps.ca.certificate(c.req.param('serial') ?? '');
-    if (!cert) throw badRequest('CERTIFICATE_UNKNOWN', 'no such certificate');
+    if (!cert) throw notFound('CERTIFICATE_UNKNOWN', 'no such certificate; see the certificates list');
     return r.render(c, {
       title: { ja: '証明書の失効', en: 'Revoke a certificate' },
       current: '/certificates',
