@@ -123,6 +123,9 @@ describe('the console in Chromium, signed in by an operator certificate', () => 
     await page.goto(`${origin}/facilities?q=${encodeURIComponent('青葉')}`);
     assert.equal(await page.locator('tbody tr').count(), 1);
     saveShot('console-facilities.png', await page.screenshot({ fullPage: true }));
+    await page.goto(`${origin}/operators`);
+    assert.match((await page.textContent('tbody')) ?? '', /sato/);
+    saveShot('console-operators.png', await page.screenshot({ fullPage: true }));
   });
 
   test('create a notice and print its letter: a PDF that pdftoppm opens', async (t) => {
