@@ -44,6 +44,9 @@ describe('operator console', () => {
     const f = await t.request('/api/v1/me', { client: await t.facilityClient() });
     assert.equal(f.status, 403);
     assert.equal(JSON.parse(f.text).code, 'OPERATOR_CERTIFICATE_REFUSED');
+    assert.match(String(f.headers['content-security-policy']), /default-src 'none'/, 'refusals carry the headers too');
+    assert.equal(f.headers['x-frame-options'], 'DENY');
+    assert.equal(f.headers['set-cookie'], undefined, 'no cookie, ever');
   });
 
   test('a clerk registers a facility by form (POST-redirect-GET, audited as the operator); the name is escaped', async () => {
