@@ -110,6 +110,10 @@ describe('operator console', () => {
     const api = await t.request(`/api/v1/certificates/${facility.serial}/revoke`, { client: clerk, method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ reason: 'keyCompromise' }) });
     assert.equal(api.status, 403);
     assert.equal(JSON.parse(api.text).code, 'OPERATOR_ROLE_FORBIDDEN');
+    const firstOnly = JSON.parse((await t.request('/api/v1/certificates?status=issued&limit=1', { client: clerk })).text) as { certificates: { serial: string }[]; truncated: boolean };
+    assert.equal(firstOnly.certificates.length, 1);
+    assert.equal(firstOnly.truncated, true, 'a listing stops at its limit and says so');
+    assert.equal((await t.request('/api/v1/certificates?limit=100000', { client: clerk })).status, 400);
     const ok = await t.request(`/api/v1/certificates/${facility.serial}/revoke`, { client: admin, method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ reason: 'keyCompromise' }) });
     assert.equal(ok.status, 200, ok.text);
     assert.equal(JSON.parse(ok.text).status, 'revoked');

@@ -23,7 +23,7 @@ const optionalText = (v: unknown, field: string): string | undefined => (v === u
  * | POST | /facilities `{number, name, address?, contact?}` | facilities.write |
  * | GET | /facilities/{number} (with certificates and notices as the role may read) | facilities.read |
  * | POST | /facilities/{number}/suspend, /resume | facilities.write |
- * | GET | /certificates?status=&profile=&expiresBefore=&facility= | certificates.read |
+ * | GET | /certificates?status=&profile=&expiresBefore=&facility= → `{certificates, truncated}` (at most 500) | certificates.read |
  * | POST | /certificates/{serial}/revoke `{reason}` | certificates.revoke |
  * | GET | /notices?facility= | notices.read |
  * | POST | /notices `{facility, days?}` → IDs, shown this once | notices.write |
@@ -50,7 +50,10 @@ export function registerApi(r: ConsoleRoutes): void {
     r.api('POST', `/facilities/:number/${word}`, 'facilities.write', async (c) => c.json(await r.deps.ca.setFacilityStatus(c.req.param('number') ?? '', word === 'suspend' ? 'suspended' : 'active', c.get('operator').actor)));
   }
 
-  r.api('GET', '/certificates', 'certificates.read', async (c) => c.json((await findCertificates(r, parseCertificateQuery((n) => c.req.query(n)))).map(certificateJson)));
+  r.api('GET', '/certificates', 'certificates.read', async (c) => {
+    const found = await findCertificates(r, parseCertificateQuery((n) => c.req.query(n)));
+    return c.json({ certificates: found.items.map(certificateJson), truncated: found.truncated });
+  });
   r.api('POST', '/certificates/:serial/revoke', 'certificates.revoke', async (c, b) => c.json(certificateJson(await r.deps.ca.revoke(c.req.param('serial') ?? '', parseRevocationReason(text(b.reason, 'reason')), c.get('operator').actor))));
 
   r.api('GET', '/notices', 'notices.read', async (c) => {

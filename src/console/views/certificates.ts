@@ -13,6 +13,8 @@ export interface CertificateQuery {
   /** Only certificates whose notAfter is before this (ISO date). */
   expiresBefore?: string;
   facilityNumber?: string;
+  /** At most this many (1–CERTIFICATE_LIST_LIMIT, default the limit). */
+  limit?: number;
 }
 
 const PROFILES = ['facility', 'device', 'server', 'operator'] as const;
@@ -37,13 +39,33 @@ export function parseCertificateQuery(q: (name: string) => string | undefined): 
   }
   const facility = q('facility');
   if (facility) out.facilityNumber = facility;
+  const limit = q('limit');
+  if (limit) {
+    if (!/^\d{1,4}$/.test(limit) || Number(limit) < 1 || Number(limit) > CERTIFICATE_LIST_LIMIT) throw badRequest('LIMIT_INVALID', `limit must be 1–${CERTIFICATE_LIST_LIMIT}`);
+    out.limit = Number(limit);
+  }
   return out;
 }
 
-export async function findCertificates(r: ConsoleRoutes, f: CertificateQuery): Promise<CertificateRecord[]> {
+/** At most this many certificates in one answer: a national-size store holds a million; narrow the filter for more. */
+export const CERTIFICATE_LIST_LIMIT = 500;
+
+/**
+ * Certificates matching the filter, read page by page without their DER (the
+ * store's keyset pages), stopping at `limit`; `truncated` when more match.
+ */
+export async function findCertificates(r: ConsoleRoutes, f: CertificateQuery): Promise<{ items: CertificateRecord[]; truncated: boolean }> {
+  const limit = f.limit ?? CERTIFICATE_LIST_LIMIT;
   await r.deps.ca.applyDueRevocations();
-  const list = await r.deps.ca.listCertificates({ ...(f.status ? { status: f.status } : {}), ...(f.facilityNumber ? { facilityNumber: f.facilityNumber } : {}) });
-  return list.filter((c) => (!f.profile || c.profile === f.profile) && (!f.expiresBefore || c.notAfter < f.expiresBefore) && c.profile !== 'root-ca' && c.profile !== 'issuing-ca');
+  const items: CertificateRecord[] = [];
+  for await (const page of r.deps.ca.listCertificatePages({ ...(f.status ? { status: f.status } : {}), ...(f.facilityNumber ? { facilityNumber: f.facilityNumber } : {}) })) {
+    for (const c of page) {
+      if ((f.profile && c.profile !== f.profile) || (f.expiresBefore && c.notAfter >= f.expiresBefore) || c.profile === 'root-ca' || c.profile === 'issuing-ca') continue;
+      if (items.length === limit) return { items, truncated: true };
+      items.push(c);
+    }
+  }
+  return { items, truncated: false };
 }
 
 /** A certificate as the API shows it (no DER). */
@@ -90,7 +112,7 @@ export function registerCertificatesView(r: ConsoleRoutes): void {
 
   r.page('GET', '/certificates', 'certificates.read', async (c) => {
     const f = parseCertificateQuery((n) => c.req.query(n));
-    const list = await findCertificates(r, f);
+    const { items: list, truncated } = await findCertificates(r, f);
     const op = c.get('operator');
     return r.render(c, {
       title: { ja: '証明書', en: 'Certificates' },
@@ -102,7 +124,7 @@ export function registerCertificatesView(r: ConsoleRoutes): void {
 <label>${bi('この日より前に期限切れ', 'Expiring before')} <input type="text" name="expiresBefore" placeholder="YYYY-MM-DD" pattern="[0-9]{4}-[0-9]{2}-[0-9]{2}" value="${f.expiresBefore ?? ''}" maxlength="10"></label>
 <button type="submit">絞り込み<span class="en">Filter</span></button>
 </form>
-<p class="muted">${list.length} 件<span class="en">${list.length} certificate(s)</span></p>
+<p class="muted">${truncated ? html`最初の ${list.length} 件（条件を絞り込んでください）<span class="en">The first ${list.length} certificates; narrow the filter to see the rest</span>` : html`${list.length} 件<span class="en">${list.length} certificate(s)</span>`}</p>
 ${certificateRows(list, may(op.role, 'certificates.revoke'))}`,
     });
   });
