@@ -35,6 +35,7 @@ import { existsSync } from 'node:fs';
 import { parseSerialHex } from './serial.js';
 import { IssuanceNotices } from './notices.js';
 import { RenewalLineage } from './renewal.js';
+import { RenewalCampaigns } from './renewal-campaign.js';
 import { readRootCrl, rootCrlDue, signRootCrl } from './root-crl.js';
 
 export interface OpenOptions {
@@ -77,6 +78,8 @@ export class CertificateAuthority {
   readonly notices: IssuanceNotices;
   /** Renewal windows, once-only renewal and the per-facility daily cap. */
   readonly renewals: RenewalLineage;
+  /** Expiring certificates and renewal campaigns (one notice per facility, one transaction). */
+  readonly campaigns: RenewalCampaigns;
   #issuingIdentity: IssuingIdentity | undefined;
 
   private constructor(
@@ -91,6 +94,7 @@ export class CertificateAuthority {
     this.registration = new Registration(repositories(db).facilities, config, now);
     this.notices = new IssuanceNotices({ db, audit: this.audit, registration: this.registration, now });
     this.renewals = new RenewalLineage({ db, audit: this.audit, config: config.renewal, now });
+    this.campaigns = new RenewalCampaigns({ db, audit: this.audit, notices: this.notices, now });
   }
 
   static async open(o: OpenOptions): Promise<CertificateAuthority> {

@@ -16,6 +16,7 @@ import { StatusFeedRepository } from './status-feed.js';
 import { NoticeAttemptRepository } from './notice-attempts.js';
 import { AccessEventReader, ACCESS_ACTIONS } from './access-events.js';
 import { checkSchema } from './gateway-store.js';
+import { ExpiryReader } from './expiry.js';
 export { gatewayStoreOf, checkSchema } from './gateway-store.js';
 export { applyRole, roleStatements, type DbPart } from './db-roles.js';
 export type { GatewayStore, AuditChainStore, AuditChainAppender } from './gateway-store.js';
@@ -33,6 +34,9 @@ export { SCHEMA_VERSION, schemaVersion } from './migrations.js';
 export type { AuditCheckpointRow } from './audit-checkpoints.js';
 export type { AccessEventQuery } from './access-events.js';
 export { AccessEventReader, ACCESS_ACTIONS };
+export { ExpiryReader };
+export type { ExpiringRow } from './expiry.js';
+export type { AuditSearch } from './audit-events.js';
 export { databaseClockMs } from './database-clock.js';
 export type { CaIdentity } from './ca-identity.js';
 export type { NoticeRecord, NoticeKind, NoticeStatus } from './notices.js';
@@ -53,6 +57,8 @@ export interface Repositories {
   /** Read-only: what gateways follow (revocations and facility status by change sequence). */
   feed: StatusFeedRepository;
   noticeAttempts: NoticeAttemptRepository;
+  /** Read-only: certificates ending in a window, with their renewals under way. */
+  expiry: ExpiryReader;
 }
 
 export function repositories(x: SqlExecutor): Repositories {
@@ -66,6 +72,7 @@ export function repositories(x: SqlExecutor): Repositories {
     notices: new NoticeRepository(x),
     feed: new StatusFeedRepository(x),
     noticeAttempts: new NoticeAttemptRepository(x),
+    expiry: new ExpiryReader(x),
   };
 }
 
