@@ -21,7 +21,9 @@ import {
   type Signer,
 } from '../pki/index.js';
 import { checkPkcs12Password, parseFacilityNumber, type EndEntityProfileName } from '../policy/index.js';
-import { openStore, repositories, type CertificateRecord, type Database, type Facility, type FacilityStatus, type SqlExecutor } from '../store/index.js';
+import { openStore, repositories, type CertificateRecord, type Database, type Facility, type FacilityStatus, type OperatorRecord, type OperatorRole, type SqlExecutor } from '../store/index.js';
+import { CERTIFICATE_PROFILES, issuanceNotBefore } from '../policy/index.js';
+import { parseOperatorName } from './operators.js';
 import { AuditLog, auditKeyId, type AuditCheckpoint, type TrailReport } from '../audit/index.js';
 import { auditKeyFromFile, auditKeyInToken, readAuditPublicKey, readLatestCheckpoint, recordLatestCheckpoint } from './audit-key.js';
 import { loadConfig, type CaConfig } from './config.js';
@@ -345,6 +347,76 @@ export class CertificateAuthority {
   /** The same list in pages, without the DER (listings of a national-size store). */
   listCertificatePages(filter: { facilityNumber?: string; status?: CertificateRecord['status'] } = {}): AsyncGenerator<CertificateRecord[]> {
     return repositories(this.db).certificates.listPages(filter);
+  }
+
+  // ---- operators of the console ----
+
+  /**
+   * Registers an operator of the console and issues its certificate (profile
+   * `operator`, key made here) as PKCS#12 under `password`. The name is
+   * checked free first; should another process take it between issuance and
+   * insertion, the certificate is revoked again and nothing stays half-made.
+   */
+  async addOperator(input: { name: string; role: OperatorRole; keyType?: KeyType; validityDays?: number }, password: string, actor: string): Promise<{ operator: OperatorRecord; certificate: IssuedCertificate; pkcs12: Buffer }> {
+    const name = parseOperatorName(input.name);
+    checkPkcs12Password(password, this.config.pkcs12.minPasswordLength);
+    const issuing = this.#issuing();
+    if (await repositories(this.db).operators.get(name)) throw conflict('OPERATOR_EXISTS', `operator "${name}" already exists; pick another name (a revoked operator's name stays taken)`);
+    const profile = CERTIFICATE_PROFILES.operator;
+    const days = input.validityDays ?? profile.defaultValidityDays;
+    if (!Number.isInteger(days) || days < 1 || days > profile.maxValidityDays) throw badRequest('VALIDITY_OUT_OF_RANGE', `validity must be 1–${profile.maxValidityDays} days for an operator certificate (got ${days})`);
+    const { privateKey, publicKey } = await generateKey(input.keyType ?? 'ecdsa-p256');
+    const notBefore = issuanceNotBefore(this.now());
+    const issued = await this.#issuer().issue(
+      {
+        profile,
+        subject: [{ type: 'C', value: 'JP' }, { type: 'O', value: this.config.organization }, { type: 'OU', value: 'operator' }, { type: 'CN', value: name }],
+        publicKey,
+        notBefore,
+        notAfter: new Date(notBefore.getTime() + days * 86_400_000),
+        via: 'operator',
+        actor,
+      },
+      issuing,
+    );
+    const at = this.now().toISOString();
+    const operator: OperatorRecord = { name, role: input.role, status: 'active', certificateSerial: issued.serial, createdAt: at, updatedAt: at };
+    try {
+      await this.db.transaction(async (tx) => {
+        if (!(await repositories(tx).operators.add(operator))) throw conflict('OPERATOR_EXISTS', `operator "${name}" was added by someone else just now`);
+        await this.audit.appendIn(tx, { actor, action: 'operator.add', outcome: 'success', subject: name, details: { role: input.role, serial: issued.serial } });
+      });
+    } catch (e) {
+      await this.revoke(issued.serial, 'cessationOfOperation', actor).catch(() => undefined);
+      throw e;
+    }
+    const pkcs12 = await this.pkcs12For(privateKey, issued.der, password, issued.view.subject);
+    return { operator, certificate: issued, pkcs12 };
+  }
+
+  listOperators(): Promise<OperatorRecord[]> {
+    return repositories(this.db).operators.list();
+  }
+
+  /** The operator holding the certificate with this serial (hex), if any. */
+  operatorBySerial(serial: string): Promise<OperatorRecord | undefined> {
+    return repositories(this.db).operators.bySerial(serial);
+  }
+
+  /** Revokes an operator and its certificate (one transaction, one path with every other revocation). */
+  async revokeOperator(nameInput: string, actor: string, reason: RevocationReason = 'cessationOfOperation'): Promise<OperatorRecord> {
+    const name = parseOperatorName(nameInput);
+    await this.applyDueRevocations();
+    return this.db.transaction(async (tx) => {
+      const repo = repositories(tx).operators;
+      const o = await repo.get(name);
+      if (!o) throw notFound('OPERATOR_UNKNOWN', `no operator "${name}"; see "sekisho operator list"`);
+      if (o.status === 'revoked' || !(await repo.revoke(name, this.now().toISOString()))) throw conflict('OPERATOR_ALREADY_REVOKED', `operator "${name}" is already revoked`);
+      await this.audit.appendIn(tx, { actor, action: 'operator.revoke', outcome: 'success', subject: name, details: { serial: o.certificateSerial, reason } });
+      const cert = await repositories(tx).certificates.get(o.certificateSerial);
+      if (cert?.status === 'issued') await this.#revokeIn(tx, o.certificateSerial, reason, actor, { operator: name });
+      return { ...o, status: 'revoked' };
+    });
   }
 
   // ---- revocation ----

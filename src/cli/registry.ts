@@ -1,6 +1,7 @@
 import type { Command } from './command.js';
 import { initCommand } from './commands/init.js';
 import { caChainCommand } from './commands/ca.js';
+import { operatorAddCommand, operatorListCommand, operatorRevokeCommand } from './commands/operator.js';
 import { facilityAddCommand, facilityListCommand, facilityResumeCommand, facilitySuspendCommand } from './commands/facility.js';
 import { certIssueCommand, certListCommand, certRevokeCommand } from './commands/cert.js';
 import { certBulkCommand } from './commands/bulk.js';
@@ -27,6 +28,9 @@ export const COMMANDS: readonly Command[] = [
   facilityListCommand,
   facilitySuspendCommand,
   facilityResumeCommand,
+  operatorAddCommand,
+  operatorListCommand,
+  operatorRevokeCommand,
   certIssueCommand,
   certBulkCommand,
   certListCommand,

@@ -124,6 +124,11 @@ export const CERTIFICATE_LINTS: readonly Lint[] = [
         if (!isFacilityNumber(cn)) return `subject CN "${cn}" is not a valid 10-digit facility number`;
         if (!nameValue(c.subject, 'O')) return 'subject O (facility name) is missing';
       }
+      if (p.name === 'operator') {
+        // Never a facility's or a device's identity: the gateway maps CN = 10 digits and OU = 10 digits to facilities.
+        if (nameValue(c.subject, 'OU') !== 'operator') return 'operator subject OU must be "operator"';
+        if (!/^[a-z][a-z0-9._-]{0,31}$/.test(nameValue(c.subject, 'CN') ?? '')) return 'operator subject CN must be an operator name (a letter, then letters, digits, . _ -)';
+      }
       if (p.name === 'device') {
         if (!isFacilityNumber(nameValue(c.subject, 'OU') ?? '')) return 'device subject OU must be the facility number';
         if (!nameValue(c.subject, 'CN')) return 'device subject CN (device name) is missing';

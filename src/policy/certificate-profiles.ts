@@ -8,8 +8,11 @@ import { readSubjectPublicKeyInfo, type ExtendedKeyUsageName, type KeyUsageName 
  * - facility: C=JP, O=<facility name>, CN=<10-digit 医療機関番号>
  * - device:   C=JP, O=<facility name>, OU=<医療機関番号>, CN=<device name>
  * - server:   C=JP, O=<operator>, CN=<first DNS name or IP>; SAN required
+ * - operator: C=JP, O=<operator>, OU=operator, CN=<operator name> (a person of the
+ *   operator's office signing in to the web console; issued only by `sekisho operator add`,
+ *   never through a notice, EST or `cert issue`, so it is not an end-entity profile of those)
  */
-export type CertificateProfileName = 'facility' | 'device' | 'server' | 'root-ca' | 'issuing-ca';
+export type CertificateProfileName = 'facility' | 'device' | 'server' | 'operator' | 'root-ca' | 'issuing-ca';
 export const END_ENTITY_PROFILES = ['facility', 'device', 'server'] as const;
 export type EndEntityProfileName = (typeof END_ENTITY_PROFILES)[number];
 
@@ -65,6 +68,17 @@ export const CERTIFICATE_PROFILES: Record<CertificateProfileName, CertificatePro
     maxValidityDays: 397,
     defaultValidityDays: 397,
     requireSubjectAltName: true,
+    revocationPointers: true,
+  },
+  operator: {
+    name: 'operator',
+    ca: false,
+    keyUsage: ['digitalSignature'],
+    extendedKeyUsage: ['clientAuth'],
+    // A person's sign-in: shorter than a node's, renewed by issuing a new one.
+    maxValidityDays: 397,
+    defaultValidityDays: 397,
+    requireSubjectAltName: false,
     revocationPointers: true,
   },
   'root-ca': {

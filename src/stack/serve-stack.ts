@@ -4,6 +4,8 @@ import { openGateway, jsonLogger, parseHostPort, type GatewayConfig, type Gatewa
 import { startRevocationServer, startWebServer, type RevocationServer, type WebServer } from '../web/index.js';
 import { internal, listenFailure } from '../errors/index.js';
 import { ListenerLedger, resolveLimits, type ResolvedLimits } from '../listener/index.js';
+import { startConsoleServer, type ConsoleServer } from '../console/index.js';
+import { findChromium } from '../ca/index.js';
 
 /**
  * `sekisho serve` in one process: the gateway (mutual TLS in front of the
@@ -33,6 +35,8 @@ export interface ServeStackOptions {
    * home's config.json, which should be this listener's public address.
    */
   revocation?: HostPort;
+  /** Where the operators' web console listens (HTTPS, operator certificates only); absent: none. */
+  console?: HostPort;
   /** Unlocks the opened CA (passphrase or token PIN): the portal issues, signs CRLs and OCSP answers. */
   unlock: (ca: CertificateAuthority) => Promise<void>;
   log?: Logger;
@@ -48,6 +52,8 @@ export interface ServeSummary {
   limits: { fileDescriptors: number; source: string; reserve: number; gateway: { maxConnections: number; maxConnectionsPerAddress: number; handshakeTimeoutMs: number }; portal: { maxConnections: number; maxConnectionsPerAddress: number; handshakeTimeoutMs: number }; revocation: { maxConnections: number; maxConnectionsPerAddress: number }; admin: { maxConnections: number; maxConnectionsPerAddress: number }; selfCheck: { maxConnections: number; maxConnectionsPerAddress: number } };
   /** The self-check listener (every TLS version; a page and /self-check.json), when configured. */
   selfCheck: { url: string; json: string; host: string; port: number } | null;
+  /** The operators' web console (null: not started). */
+  console: { url: string; host: string; port: number } | null;
   /** The plain-HTTP revocation listener; `published` is the base URL certificates carry (null: the home's certificates point nowhere). */
   revocation: { url: string; crl: string; rootCrl: string; ocsp: string; host: string; port: number; published: string | null } | null;
 }
@@ -57,6 +63,7 @@ export interface ServeStack {
   gateway: GatewaySetup;
   web: WebServer;
   revocation: RevocationServer | undefined;
+  console: ConsoleServer | undefined;
   summary(): ServeSummary;
   /** Reloads the gateway's credentials and trust (SIGHUP); false when the reload failed and the old state stays. */
   reload(): Promise<boolean>;
@@ -76,14 +83,14 @@ export function urlHost(host: string): string {
 }
 
 /** The names the home's server certificate must cover: loopback, each concrete listen address, or the configured names. */
-export function serverNames(cfg: GatewayConfig, portal: HostPort): string[] {
+export function serverNames(cfg: GatewayConfig, portal: HostPort, consoleAt?: HostPort): string[] {
   const names = new Set(cfg.serverNames.length ? cfg.serverNames : ['localhost', '127.0.0.1']);
-  const hosts = [...cfg.listeners.map((l) => l.listen.host), portal.host, ...(cfg.selfCheck ? [cfg.selfCheck.listen.host] : [])];
+  const hosts = [...cfg.listeners.map((l) => l.listen.host), portal.host, ...(consoleAt ? [consoleAt.host] : []), ...(cfg.selfCheck ? [cfg.selfCheck.listen.host] : [])];
   for (const h of hosts) if (!COVERED.has(h)) names.add(h);
   return [...names];
 }
 
-async function closeWeb(web: WebServer, graceMs: number): Promise<void> {
+async function closeWeb(web: Pick<WebServer, 'server' | 'front' | 'close'>, graceMs: number): Promise<void> {
   const timer = setTimeout(() => {
     web.server.closeAllConnections();
     web.front.destroyAll();
@@ -117,10 +124,11 @@ export async function startServeStack(o: ServeStackOptions): Promise<ServeStack>
   const ca = await CertificateAuthority.open({ home: o.home, ...(o.db ? { db: o.db } : {}) });
   let web: WebServer | undefined;
   let revocation: RevocationServer | undefined;
+  let consoleServer: ConsoleServer | undefined;
   try {
     await o.unlock(ca);
     const paths = serverCredentialPaths(o.home);
-    const names = serverNames(o.gateway, o.portal);
+    const names = serverNames(o.gateway, o.portal, o.console);
     if (!serverCredentialUsable(paths, names, new Date())) {
       await issueServerCredential(ca, names, 'serve');
       log.log('info', 'server certificate issued', { file: paths.cert, names });
@@ -145,6 +153,22 @@ export async function startServeStack(o: ServeStackOptions): Promise<ServeStack>
       throw listenFailure(e, `${o.portal.host}:${o.portal.port}`, '--portal');
     });
     const portalUrl = o.portalUrl ?? `https://${urlHost(web.address.host)}:${web.address.port}/`;
+    if (o.console) {
+      const at = o.console;
+      const chromium = findChromium();
+      consoleServer = await startConsoleServer({
+        authority: ca,
+        listen: at,
+        tls: { cert: readFileSync(paths.cert, 'utf8'), key: readFileSync(paths.key, 'utf8') },
+        portalUrl: ca.config.urls.portal ?? portalUrl,
+        ...(chromium ? { chromium } : {}),
+        limits: limits.admin,
+        ledger,
+        log,
+      }).catch((e: unknown) => {
+        throw listenFailure(e, `${at.host}:${at.port}`, '--console-listen');
+      });
+    }
     // The credential is already usable, so the gateway never asks for the passphrase.
     const gateway = await openGateway(o.gateway, {
       passphrase: () => Promise.reject(internal('SERVE_GATEWAY_HOME', 'the gateway needs a server certificate from another CA home than the portal; give both the same --home')),
@@ -157,6 +181,7 @@ export async function startServeStack(o: ServeStackOptions): Promise<ServeStack>
     });
     const started = web;
     const rev = revocation;
+    const cons = consoleServer;
     // Signed checkpoints of the audit trail: now, every audit.checkpointSeconds when events were appended, and at shutdown.
     const checkpoint = () =>
       ca.checkpoint().then(
@@ -175,6 +200,7 @@ export async function startServeStack(o: ServeStackOptions): Promise<ServeStack>
       gateway,
       web: started,
       revocation: rev,
+      console: cons,
       summary: () => {
         const base = portalUrl.replace(/\/$/, '');
         return {
@@ -207,6 +233,7 @@ export async function startServeStack(o: ServeStackOptions): Promise<ServeStack>
                 published: ca.config.urls.revocation ?? null,
               }
             : null,
+          console: cons ? { url: `https://${urlHost(cons.address.host)}:${cons.address.port}/`, host: cons.address.host, port: cons.address.port } : null,
           selfCheck: gateway.selfCheck
             ? { url: gateway.selfCheck.url, json: `${gateway.selfCheck.url.replace(/\/$/, '')}/self-check.json`, host: gateway.selfCheck.address.host, port: gateway.selfCheck.address.port }
             : null,
@@ -215,7 +242,7 @@ export async function startServeStack(o: ServeStackOptions): Promise<ServeStack>
       reload: () => gateway.gateway.reload(),
       async close(graceMs = 10_000) {
         clearInterval(checkpointTimer);
-        await Promise.allSettled([gateway.close(graceMs), closeWeb(started, graceMs), ...(rev ? [closeRevocation(rev, graceMs)] : [])]);
+        await Promise.allSettled([gateway.close(graceMs), closeWeb(started, graceMs), ...(rev ? [closeRevocation(rev, graceMs)] : []), ...(cons ? [closeWeb(cons, graceMs)] : [])]);
         await checkpointing;
         await checkpoint();
         await ca.close();
@@ -224,6 +251,7 @@ export async function startServeStack(o: ServeStackOptions): Promise<ServeStack>
   } catch (e) {
     if (web) await closeWeb(web, 0).catch(() => undefined);
     if (revocation) await closeRevocation(revocation, 0).catch(() => undefined);
+    if (consoleServer) await closeWeb(consoleServer, 0).catch(() => undefined);
     await ca.close().catch(() => undefined);
     throw e;
   }

@@ -6,6 +6,7 @@ import { SqliteDatabase } from './sqlite.js';
 import { PostgresDatabase } from './postgres.js';
 import { migrate } from './migrations.js';
 import { FacilityRepository } from './facilities.js';
+import { OperatorRepository } from './operators.js';
 import { CertificateRepository } from './certificates.js';
 import { AuditEventRepository } from './audit-events.js';
 import { AuditCheckpointRepository } from './audit-checkpoints.js';
@@ -25,6 +26,7 @@ export { ObservationRepository, type ObservationRow };
 
 export type { Database, SqlExecutor, Dialect } from './database.js';
 export type { Facility, FacilityStatus } from './facilities.js';
+export { OPERATOR_ROLES, type OperatorRecord, type OperatorRole, type OperatorStatus } from './operators.js';
 export type { CertificateRecord, CertificateStatus, CertificateFilter, RevokedSerial } from './certificates.js';
 export type { AuditRow, ChainHead, WriterHead } from './audit-events.js';
 export { CA_WRITER } from './audit-events.js';
@@ -42,7 +44,7 @@ export type { CaIdentity } from './ca-identity.js';
 export type { NoticeRecord, NoticeKind, NoticeStatus } from './notices.js';
 export type { StatusFeedReader, StatusFeedBatch, FeedFacility } from './status-feed.js';
 export { RENEWAL_PENDING } from './certificates.js';
-export { FacilityRepository, CertificateRepository, AuditEventRepository, AuditCheckpointRepository, CrlStateRepository, CaIdentityRepository, NoticeRepository, NoticeAttemptRepository, StatusFeedRepository, migrate };
+export { FacilityRepository, CertificateRepository, AuditEventRepository, AuditCheckpointRepository, CrlStateRepository, CaIdentityRepository, NoticeRepository, NoticeAttemptRepository, StatusFeedRepository, OperatorRepository, migrate };
 
 /** The repositories over one executor (the database itself, or a transaction). */
 export interface Repositories {
@@ -59,6 +61,8 @@ export interface Repositories {
   noticeAttempts: NoticeAttemptRepository;
   /** Read-only: certificates ending in a window, with their renewals under way. */
   expiry: ExpiryReader;
+  /** The console's operators and their certificates. */
+  operators: OperatorRepository;
 }
 
 export function repositories(x: SqlExecutor): Repositories {
@@ -73,6 +77,7 @@ export function repositories(x: SqlExecutor): Repositories {
     feed: new StatusFeedRepository(x),
     noticeAttempts: new NoticeAttemptRepository(x),
     expiry: new ExpiryReader(x),
+    operators: new OperatorRepository(x),
   };
 }
 

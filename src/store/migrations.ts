@@ -263,6 +263,24 @@ export const MIGRATIONS: readonly Migration[] = [
     ],
   },
   {
+    version: 14,
+    name: 'operators of the web console',
+    // A person at the operator's office, signed in to the console by a client certificate
+    // of the operator profile. The role decides what the console lets them do (console/roles.ts);
+    // the certificate's serial binds the row to exactly one certificate, looked up on every request.
+    statements: () => [
+      `CREATE TABLE operators (
+        name TEXT PRIMARY KEY,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'clerk', 'auditor')),
+        status TEXT NOT NULL CHECK (status IN ('active', 'revoked')),
+        certificate_serial TEXT NOT NULL REFERENCES certificates(serial),
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+      )`,
+      'CREATE UNIQUE INDEX operators_certificate_serial ON operators (certificate_serial)',
+    ],
+  },
+  {
     version: 16,
     name: 'certificates by expiry',
     // "Which certificates end in the next 60 days" (cert list --expiring, the renewal campaign, the

@@ -9,6 +9,21 @@ import { gatewayCommand, gatewayConfigFromFlags } from './gateway.js';
 export const DEFAULT_GATEWAY_LISTEN = '127.0.0.1:8443';
 export const DEFAULT_PORTAL_LISTEN = '127.0.0.1:8080';
 export const DEFAULT_REVOCATION_LISTEN = '127.0.0.1:8081';
+export const DEFAULT_CONSOLE_LISTEN = '127.0.0.1:8444';
+
+/** --console-listen: HOST:PORT, or "off". */
+export const CONSOLE_LISTEN_OPTION = {
+  'console-listen': {
+    type: 'string',
+    description: `address of the operators' web console over HTTPS, operator certificates only (default ${DEFAULT_CONSOLE_LISTEN}; "off" for none; keep it on loopback or an office network)`,
+    valueName: 'HOST:PORT',
+  },
+} as const;
+
+export function consoleListen(v: CommandContext['values'], fallback: string = DEFAULT_CONSOLE_LISTEN): HostPort | undefined {
+  const given = (v['console-listen'] as string | undefined) ?? fallback;
+  return given === 'off' ? undefined : parseListenAddress(given, '--console-listen');
+}
 
 /** --revocation-listen: HOST:PORT, or "off". */
 export const REVOCATION_LISTEN_OPTION = {
@@ -38,6 +53,7 @@ export function summaryLines(s: ServeSummary): string[] {
   return [
     `  portal (enrollment, EST, CRL, OCSP)  ${s.portal.url}`,
     ...(s.revocation ? [`  revocation (CRL, OCSP over http)     ${s.revocation.url}`] : []),
+    ...(s.console ? [`  console (operators, certificate)     ${s.console.url}`] : []),
     ...(s.revocation && s.revocation.published !== `${s.revocation.url.replace(/\/$/, '')}`
       ? [`    certificates point to              ${s.revocation.published ?? 'nowhere (set urls.revocation: sekisho init --revocation-url)'}`]
       : []),
@@ -57,6 +73,7 @@ export const serveCommand: Command = {
     portal: { type: 'string', description: `address of the enrollment portal, EST, CRL and OCSP over HTTPS (default ${DEFAULT_PORTAL_LISTEN}; port 0 picks one)`, valueName: 'HOST:PORT' },
     'portal-url': { type: 'string', description: 'public URL of the portal, when clients reach it by another name', valueName: 'URL' },
     ...REVOCATION_LISTEN_OPTION,
+    ...CONSOLE_LISTEN_OPTION,
   },
   validators: (gatewayCommand.validators ?? []).map((check) => (v, positionals) => check(withDefaults(v), positionals)),
   async run(ctx) {
@@ -66,7 +83,9 @@ export const serveCommand: Command = {
     const db = cfg.db ?? (values.db as string | undefined) ?? ctx.env.SEKISHO_DB;
     const portal = parseListenAddress((values.portal as string | undefined) ?? DEFAULT_PORTAL_LISTEN, '--portal');
     const revocation = revocationListen(values);
+    const consoleAt = consoleListen(values);
     const stack = await startServeStack({
+      ...(consoleAt ? { console: consoleAt } : {}),
       ...(revocation ? { revocation } : {}),
       gateway: cfg,
       home,

@@ -6,7 +6,7 @@ import { JSON_OPTION, type Command } from '../command.js';
 import { actor } from '../authority.js';
 import { caPassphrase } from '../secrets.js';
 import { gatewayConfigFromFlags } from './gateway.js';
-import { DEFAULT_GATEWAY_LISTEN, DEFAULT_PORTAL_LISTEN, REVOCATION_LISTEN_OPTION, revocationListen, summaryLines } from './serve.js';
+import { CONSOLE_LISTEN_OPTION, consoleListen, DEFAULT_GATEWAY_LISTEN, DEFAULT_PORTAL_LISTEN, REVOCATION_LISTEN_OPTION, revocationListen, summaryLines } from './serve.js';
 
 /** Shell quoting for paths printed in copy-and-paste commands. */
 const q = (s: string) => (/^[\w./:@%+=,-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
@@ -53,6 +53,7 @@ export const upCommand: Command = {
     listen: { type: 'string', description: `gateway address (default ${DEFAULT_GATEWAY_LISTEN}; port 0 picks one)`, valueName: 'HOST:PORT' },
     portal: { type: 'string', description: `portal, EST, CRL and OCSP address (default ${DEFAULT_PORTAL_LISTEN}; port 0 picks one)`, valueName: 'HOST:PORT' },
     ...REVOCATION_LISTEN_OPTION,
+    ...CONSOLE_LISTEN_OPTION,
     'log-level': { type: 'string', description: "gateway log on stderr: debug, info, warn (default: refusals and errors) or error", valueName: 'LEVEL' },
     ...JSON_OPTION,
   },
@@ -62,6 +63,7 @@ export const upCommand: Command = {
     const portal = parseListenAddress((v.portal as string | undefined) ?? DEFAULT_PORTAL_LISTEN, '--portal');
     const listen = (v.listen as string | undefined) ?? DEFAULT_GATEWAY_LISTEN;
     parseListenAddress(listen, '--listen'); // bad input changes nothing: checked before the demo home is made
+    const consoleAt = consoleListen(v);
     const revocationFlag = v['revocation-listen'] !== undefined ? revocationListen(v) : undefined;
     const firstRevocation = v['revocation-listen'] === 'off' ? undefined : (revocationFlag ?? revocationListen(v));
     const logLevel = (v['log-level'] as string | undefined) ?? 'warn';
@@ -86,6 +88,7 @@ export const upCommand: Command = {
         home,
         portal,
         ...(revocation ? { revocation } : {}),
+        ...(consoleAt ? { console: consoleAt } : {}),
         unlock: (ca) => ca.unlock(center.passphrase),
         log: jsonLogger(cfg.logLevel as LogLevel, (l) => ctx.err(l.replace(/\n$/, ''))),
       });
