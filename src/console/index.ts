@@ -32,11 +32,15 @@ import type { CertificateAuthority } from '../ca/index.js';
 import { GuardedListener, ListenerLedger, applyHttpLimits, refuseRenegotiation, resolveLimits, stderrLimitLog, type LimitLog, type ListenerLimits } from '../listener/index.js';
 import { certificateToPem } from '../pki/index.js';
 import { complianceProfile, tlsServerOptions, type ComplianceProfileName } from '../policy/index.js';
-import { createConsoleApp, type ConsoleModule } from './app.js';
+import { createConsoleApp, type ConsoleModule, type ConsoleRoutes } from './app.js';
 import { registerFacilitiesView } from './views/facilities.js';
 import { registerCertificatesView } from './views/certificates.js';
 import { registerNoticesView } from './views/notices.js';
 import { registerApi } from './api/v1.js';
+import { registerExpiringView } from './views/expiring.js';
+import { registerReportViews } from './views/reports.js';
+import { registerCampaignApi } from './api/campaigns.js';
+import { CampaignFiles } from './campaign-files.js';
 import type { CsrfGuard } from './csrf.js';
 
 export { createConsoleApp, type ConsoleModule, type ConsoleRoutes, type ConsoleDeps, type ConsoleContext, type NavEntry } from './app.js';
@@ -47,7 +51,14 @@ export { page, bi, csrfField, CONSOLE_CSS, type Markup, type PageInput } from '.
 export { FLASH, flashOf } from './flash.js';
 
 /** Every module of the console, in menu order (see "Adding a view" above). */
-export const CONSOLE_MODULES: readonly ConsoleModule[] = [registerFacilitiesView, registerCertificatesView, registerNoticesView, registerApi];
+export const CONSOLE_MODULES: readonly ConsoleModule[] = [registerFacilitiesView, registerCertificatesView, registerNoticesView, registerCampaigns, registerReportViews, registerApi];
+
+/** Expiring certificates and renewal campaigns (view and API), sharing the held letters of one console. */
+function registerCampaigns(r: ConsoleRoutes): void {
+  const files = new CampaignFiles();
+  registerExpiringView(r, files);
+  registerCampaignApi(r, files);
+}
 
 export interface ConsoleServerOptions {
   /** An opened, unlocked CA (the console revokes, and reads its store). */

@@ -23,7 +23,8 @@ const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}
 
 function time(v: string, name: string, zone: ReportZone, end: boolean): string {
   if (DAY.test(v)) {
-    const ok = new Date(`${v}T00:00:00Z`).toISOString().slice(0, 10) === v;
+    const t = Date.parse(`${v}T00:00:00Z`);
+    const ok = Number.isFinite(t) && new Date(t).toISOString().slice(0, 10) === v;
     if (ok) return new Date(zone.startOf(end ? nextDay(v) : v)).toISOString();
   } else if (INSTANT.test(v) && Number.isFinite(Date.parse(v))) return new Date(Date.parse(v)).toISOString();
   throw bad(`${name} "${v.slice(0, 40)}" is not a date (YYYY-MM-DD) or a time with its offset (2026-04-01T09:00+09:00)`);
