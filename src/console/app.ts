@@ -75,7 +75,8 @@ function securityHeaders(c: ConsoleContext): void {
   c.header('Content-Security-Policy', "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'");
   c.header('X-Frame-Options', 'DENY');
   c.header('X-Content-Type-Options', 'nosniff');
-  c.header('Referrer-Policy', 'no-referrer');
+  // same-origin, not no-referrer: under no-referrer a browser sends `Origin: null` on form POSTs, which the origin check must refuse.
+  c.header('Referrer-Policy', 'same-origin');
   c.header('Cache-Control', 'no-store');
   c.header('Strict-Transport-Security', 'max-age=31536000');
   c.header('Cross-Origin-Opener-Policy', 'same-origin');

@@ -60,6 +60,9 @@ function registerCampaigns(r: ConsoleRoutes): void {
   registerCampaignApi(r, files);
 }
 
+/** How long a request that prints a letter may keep its socket quiet (printToPdf gives Chromium 60 s). */
+export const LETTER_PRINT_ALLOWANCE_MS = 90_000;
+
 export interface ConsoleServerOptions {
   /** An opened, unlocked CA (the console revokes, and reads its store). */
   authority: CertificateAuthority;
@@ -93,7 +96,9 @@ export interface ConsoleServer {
  */
 export async function startConsoleServer(o: ConsoleServerOptions): Promise<ConsoleServer> {
   const profile = complianceProfile(o.tlsProfile ?? 'recommended');
-  const limits = o.limits ?? resolveLimits({}, 1).admin;
+  const base = o.limits ?? resolveLimits({}, 1).admin;
+  // Printing a letter (Chromium, up to 60 s on a loaded host) is a quiet socket; the idle timeout must outlast it.
+  const limits: ListenerLimits = { ...base, idleTimeoutMs: Math.max(base.idleTimeoutMs, LETTER_PRINT_ALLOWANCE_MS) };
   const ledger = o.ledger ?? new ListenerLedger();
   const log: LimitLog = o.log ?? stderrLimitLog;
   const app = createConsoleApp({

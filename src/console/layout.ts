@@ -40,7 +40,7 @@ export function page(p: PageInput): Markup {
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
+<meta name="referrer" content="same-origin">
 <title>${p.title.ja} / ${p.title.en} — sekisho</title>
 <link rel="stylesheet" href="/console.css">
 </head>
@@ -98,6 +98,7 @@ button.quiet .en { color: var(--muted); }
 .status-active, .status-issued { color: var(--ok); font-weight: 600; }
 .status-suspended, .status-revoked, .status-locked { color: var(--bad); font-weight: 600; }
 .muted { color: var(--muted); }
+.nowrap, td.action, th.action { white-space: nowrap; }
 dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 0.2rem 1rem; }
 dl.facts dt { font-weight: 600; }
 dl.facts dd { margin: 0; }

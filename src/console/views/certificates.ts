@@ -1,5 +1,5 @@
 import { html } from 'hono/html';
-import { badRequest } from '../../errors/index.js';
+import { badRequest, notFound } from '../../errors/index.js';
 import { OPERATOR_REVOCATION_REASONS, parseRevocationReason, reasonFromCode } from '../../pki/index.js';
 import type { CertificateRecord, CertificateStatus } from '../../store/index.js';
 import type { ConsoleRoutes } from '../app.js';
@@ -65,9 +65,9 @@ const STATUS_JA: Record<CertificateStatus, string> = { reserved: '予約', issue
 export function certificateRows(list: CertificateRecord[], canRevoke: boolean): Markup {
   if (!list.length) return html`<p class="muted">証明書はありません。<span class="en">No certificates.</span></p>`;
   return html`<table>
-<thead><tr><th>${bi('シリアル', 'Serial')}</th><th>${bi('状態', 'Status')}</th><th>${bi('種別', 'Profile')}</th><th>${bi('主体者', 'Subject')}</th><th>${bi('有効期限', 'Expires')}</th>${canRevoke ? html`<th class="no-print">${bi('操作', 'Action')}</th>` : ''}</tr></thead>
+<thead><tr><th>${bi('シリアル', 'Serial')}</th><th>${bi('状態', 'Status')}</th><th>${bi('種別', 'Profile')}</th><th>${bi('主体者', 'Subject')}</th><th>${bi('有効期限', 'Expires')}</th>${canRevoke ? html`<th class="action no-print">${bi('操作', 'Action')}</th>` : ''}</tr></thead>
 <tbody>${list.map(
-    (c) => html`<tr><td class="mono">${c.serial}</td><td><span class="status-${c.status}">${STATUS_JA[c.status]}</span><span class="en">${c.status}</span></td><td>${c.profile}</td><td>${c.subject}${c.facilityNumber ? html` <a class="no-print" href="/facilities/${c.facilityNumber}">${c.facilityNumber}</a>` : ''}</td><td>${c.notAfter.slice(0, 10)}</td>${canRevoke ? html`<td class="no-print">${c.status === 'issued' ? html`<a href="/certificates/${c.serial}/revoke">失効…<span class="en">Revoke…</span></a>` : ''}</td>` : ''}</tr>`,
+    (c) => html`<tr><td class="mono">${c.serial}</td><td><span class="status-${c.status}">${STATUS_JA[c.status]}</span><span class="en">${c.status}</span></td><td>${c.profile}</td><td>${c.subject}${c.facilityNumber ? html` <a class="no-print" href="/facilities/${c.facilityNumber}">${c.facilityNumber}</a>` : ''}</td><td>${c.notAfter.slice(0, 10)}</td>${canRevoke ? html`<td class="action no-print">${c.status === 'issued' ? html`<a href="/certificates/${c.serial}/revoke">失効…<span class="en">Revoke…</span></a>` : ''}</td>` : ''}</tr>`,
   )}</tbody>
 </table>`;
 }
@@ -109,7 +109,7 @@ ${certificateRows(list, may(op.role, 'certificates.revoke'))}`,
 
   r.page('GET', '/certificates/:serial/revoke', 'certificates.revoke', async (c) => {
     const cert = await r.deps.ca.certificate(c.req.param('serial') ?? '');
-    if (!cert) throw badRequest('CERTIFICATE_UNKNOWN', 'no such certificate');
+    if (!cert) throw notFound('CERTIFICATE_UNKNOWN', 'no such certificate; see the certificates list');
     return r.render(c, {
       title: { ja: '証明書の失効', en: 'Revoke a certificate' },
       current: '/certificates',
@@ -125,7 +125,7 @@ ${certificateRows(list, may(op.role, 'certificates.revoke'))}`,
 <label>${bi('失効理由（RFC 5280）', 'Reason (RFC 5280)')} <select name="reason" required><option value="">—</option>${OPERATOR_REVOCATION_REASONS.map((x) => html`<option value="${x}">${REASON_JA[x] ?? x} / ${x}</option>`)}</select></label>
 <label><input type="checkbox" name="confirm" value="yes" required> 確認しました<span class="en">I confirm</span></label>
 <button type="submit" class="danger">失効させる<span class="en">Revoke</span></button>
-<a href="/certificates">キャンセル<span class="en">Cancel</span></a>
+<a class="nowrap" href="/certificates">キャンセル<span class="en">Cancel</span></a>
 </form>`,
     });
   });

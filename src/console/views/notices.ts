@@ -13,10 +13,10 @@ const STATE_JA: Record<NoticeState, string> = { active: '有効', locked: 'ロ�
 export function noticeRows(list: NoticeSummary[], token: string | undefined): Markup {
   if (!list.length) return html`<p class="muted">発行通知はありません。<span class="en">No notices.</span></p>`;
   return html`<table>
-<thead><tr><th>${bi('通知番号', 'Notice')}</th><th>${bi('種別', 'Kind')}</th><th>${bi('医療機関', 'Facility')}</th><th>${bi('状態', 'State')}</th><th>${bi('誤入力', 'Wrong tries')}</th><th>${bi('有効期限', 'Expires')}</th><th>${bi('証明書', 'Certificate')}</th>${token ? html`<th class="no-print">${bi('操作', 'Action')}</th>` : ''}</tr></thead>
+<thead><tr><th>${bi('通知番号', 'Notice')}</th><th>${bi('種別', 'Kind')}</th><th>${bi('医療機関', 'Facility')}</th><th>${bi('状態', 'State')}</th><th>${bi('誤入力', 'Wrong tries')}</th><th>${bi('有効期限', 'Expires')}</th><th>${bi('証明書', 'Certificate')}</th>${token ? html`<th class="action no-print">${bi('操作', 'Action')}</th>` : ''}</tr></thead>
 <tbody>${list.map(
     (n) => html`<tr><td class="mono">${n.id}</td><td>${n.kind}</td><td class="mono"><a href="/facilities/${n.facilityNumber}">${n.facilityNumber}</a></td><td><span class="status-${n.state}">${STATE_JA[n.state]}</span><span class="en">${n.state}</span></td><td>${n.failures}</td><td>${n.expiresAt.slice(0, 10)}</td><td class="mono">${n.serial ?? '—'}</td>${token
-      ? html`<td class="no-print">${n.state === 'active' || n.state === 'locked' ? html`<form class="inline" method="post" action="/notices/${n.id}/revoke">${csrfField(token)}<button type="submit" class="quiet">無効化<span class="en">Revoke</span></button></form>` : ''}
+      ? html`<td class="action no-print">${n.state === 'active' || n.state === 'locked' ? html`<form class="inline" method="post" action="/notices/${n.id}/revoke">${csrfField(token)}<button type="submit" class="quiet">無効化<span class="en">Revoke</span></button></form>` : ''}
 ${n.state === 'locked' ? html` <form class="inline" method="post" action="/notices/${n.id}/unlock">${csrfField(token)}<button type="submit" class="quiet">ロック解除<span class="en">Unlock</span></button></form>` : ''}</td>`
       : ''}</tr>`,
   )}</tbody>
