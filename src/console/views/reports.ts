@@ -50,14 +50,15 @@ ${s.byFacility.length
     : ''}`;
 }
 
-function trailBody(status: Awaited<ReturnType<typeof trailStatus>>, events: RecordedAuditEvent[], input: AuditSearchInput): Markup {
+function trailBody(status: Awaited<ReturnType<typeof trailStatus>>, events: RecordedAuditEvent[], input: AuditSearchInput, limit: number): Markup {
   const verdict =
     status.status === 'intact'
       ? html`<p class="flash" role="status">監査証跡は改ざんされていません（${status.events}件${status.signedThrough ? `、イベント ${status.signedThrough.seq} まで署名済み` : ''}）。<span class="en">The audit trail is intact: ${status.events} events${status.signedThrough ? `, signed through event ${status.signedThrough.seq} (checkpoint ${status.signedThrough.checkpoint})` : ''}${status.uncovered ? `; events ${status.uncovered.fromSeq}–${status.uncovered.toSeq} not yet signed (not tampering)` : ''}.</span></p>`
       : status.status === 'tampered'
         ? html`<div class="flash error" role="alert">監査証跡に改ざんの形跡があります。データベースを保全し、調査してください。<span class="en">The audit trail shows tampering; preserve the database and investigate.</span><ul>${status.problems.map((p) => html`<li class="mono">${p.kind}: ${p.message}</li>`)}</ul></div>`
         : html`<p class="flash error" role="status">監査証跡を検証できません。<span class="en">The audit trail cannot be verified: ${'reason' in status ? status.reason : ''}</span></p>`;
-  const last = events[events.length - 1];
+  // A full page may have more behind it: the next page is the events before the last one shown.
+  const last = events.length >= limit ? events[events.length - 1] : undefined;
   const next = last ? new URLSearchParams({ ...Object.fromEntries(Object.entries(input).filter(([k, v]) => k !== 'before' && v)), before: String(last.seq) }).toString() : '';
   return html`${verdict}
 <form class="panel no-print" method="get" action="/audit">
@@ -71,7 +72,7 @@ function trailBody(status: Awaited<ReturnType<typeof trailStatus>>, events: Reco
 ${events.length
     ? html`<table><thead><tr><th>#</th><th>${bi('日時 (UTC)', 'At (UTC)')}</th><th>${bi('種別', 'Event')}</th><th>${bi('結果', 'Outcome')}</th><th>${bi('実行者', 'Actor')}</th><th>${bi('対象', 'Subject')}</th><th>${bi('理由', 'Reason')}</th><th>${bi('詳細', 'Details')}</th></tr></thead>
 <tbody>${events.map((e) => html`<tr><td>${e.seq}</td><td class="mono">${e.at}</td><td class="mono">${e.action}</td><td>${e.outcome}</td><td class="mono">${e.actor}</td><td class="mono">${e.subject ?? ''}</td><td class="mono">${e.reasonCode ?? ''}</td><td class="mono">${e.details ? JSON.stringify(e.details).slice(0, 300) : ''}</td></tr>`)}</tbody></table>
-<p class="no-print"><a href="/audit?${next}">さらに古いイベント<span class="en">Older events</span></a></p>`
+${last ? html`<p class="no-print"><a href="/audit?${next}">さらに古いイベント<span class="en">Older events</span></a></p>` : ''}`
     : html`<p class="muted">該当するイベントはありません。<span class="en">No matching events.</span></p>`}`;
 }
 
@@ -116,7 +117,7 @@ export function registerReportViews(r: ConsoleRoutes): void {
     const input = auditSearchOf(c);
     const search = parseAuditSearch({ ...input, limit: input.limit ?? '100' });
     const [status, events] = await Promise.all([trailStatus(r), r.deps.ca.audit.search(search)]);
-    return r.render(c, { title: { ja: '監査証跡', en: 'Audit trail' }, current: '/audit', body: trailBody(status, events, input) });
+    return r.render(c, { title: { ja: '監査証跡', en: 'Audit trail' }, current: '/audit', body: trailBody(status, events, input, search.limit ?? 100) });
   });
 
   r.page('GET', '/migration', 'reports.read', async (c) => {
