@@ -133,8 +133,11 @@ async function renewalCampaign(ctx: CommandContext, ca: CertificateAuthority, o:
     const context = { organization: ca.config.organization, portalUrl: o.portalUrl, rootDer: ca.rootDer };
     try {
       const letters = chromium ? (await printNoticeLetters(result.notices, context, chromium)).pdf : renderNoticeLetters(result.notices, context);
-      files.letters = `${base}-letters.${chromium ? 'pdf' : 'html'}`;
-      files.csv = `${base}-mail-merge.csv`;
+      // Never over an existing file (checkOutputPath refuses one).
+      const lettersPath = checkOutputPath(`${base}-letters.${chromium ? 'pdf' : 'html'}`, '--out-dir');
+      const csvPath = checkOutputPath(`${base}-mail-merge.csv`, '--out-dir');
+      files.letters = lettersPath;
+      files.csv = csvPath;
       writeFileAtomic(files.letters, letters, 0o600);
       writeFileAtomic(files.csv, csvDocument(LETTER_CSV_HEADER, noticeLettersCsvRows(result.notices, context)), 0o600);
     } catch (e) {
