@@ -120,9 +120,18 @@ describe('the console in Chromium, signed in by an operator certificate', () => 
     assert.equal(await page.textContent('dl.facts dd'), MARKUP_NAME, 'the name is shown as text, not markup');
     assert.equal(await page.locator('script').count(), 0);
     saveShot('console-facility.png', await page.screenshot({ fullPage: true }));
+    // On paper: no menu, forms or buttons.
+    await page.emulateMedia({ media: 'print' });
+    assert.equal(await page.locator('nav.main').isVisible(), false);
+    assert.equal(await page.locator('form button').first().isVisible(), false);
+    assert.equal(await page.locator('dl.facts').isVisible(), true);
+    await page.emulateMedia({ media: 'screen' });
     await page.goto(`${origin}/facilities?q=${encodeURIComponent('青葉')}`);
     assert.equal(await page.locator('tbody tr').count(), 1);
     saveShot('console-facilities.png', await page.screenshot({ fullPage: true }));
+    await page.goto(`${origin}/operators`);
+    assert.match((await page.textContent('tbody')) ?? '', /sato/);
+    saveShot('console-operators.png', await page.screenshot({ fullPage: true }));
   });
 
   test('create a notice and print its letter: a PDF that pdftoppm opens', async (t) => {

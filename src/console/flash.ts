@@ -9,6 +9,7 @@ export const FLASH: Readonly<Record<string, { ja: string; en: string }>> = {
   'facility-resumed': { ja: '医療機関の利用を再開しました。', en: 'The facility was resumed.' },
   'certificate-revoked': { ja: '証明書を失効させました。CRL・OCSP・ゲートウェイに数秒以内に反映されます。', en: 'The certificate was revoked; CRL, OCSP and gateways reflect it within seconds.' },
   'notice-revoked': { ja: '発行通知を無効にしました。', en: 'The notice was revoked.' },
+  'operator-revoked': { ja: 'オペレーターとその証明書を失効させました。', en: 'The operator and its certificate were revoked.' },
   'notice-unlocked': { ja: '発行通知のロックを解除しました。', en: 'The notice was unlocked.' },
 };
 

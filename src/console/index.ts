@@ -12,7 +12,7 @@
  *    - `r.nav({ path: '/thing', ja: '…', en: '…', permission: 'reports.read', order: 40 })`
  *      adds the menu entry (shown only to roles that have the permission; order:
  *      facilities 10, certificates 20, notices 30, then expiring 40, refusals 50,
- *      audit 60, migration 70);
+ *      audit 60, migration 70; operators is 90);
  *    - `r.page('GET', '/thing', 'reports.read', (c) => r.render(c, { title: { ja, en }, current: '/thing', body: html`…` }))`
  *      (build markup only with `html` from hono/html: it escapes every value);
  *    - a form that changes something: `method="post"`, `${csrfField(r.token(c))}`
@@ -36,6 +36,7 @@ import { createConsoleApp, type ConsoleModule, type ConsoleRoutes } from './app.
 import { registerFacilitiesView } from './views/facilities.js';
 import { registerCertificatesView } from './views/certificates.js';
 import { registerNoticesView } from './views/notices.js';
+import { registerOperatorsView } from './views/operators.js';
 import { registerApi } from './api/v1.js';
 import { registerExpiringView } from './views/expiring.js';
 import { registerReportViews } from './views/reports.js';
@@ -51,7 +52,7 @@ export { page, bi, csrfField, CONSOLE_CSS, type Markup, type PageInput } from '.
 export { FLASH, flashOf } from './flash.js';
 
 /** Every module of the console, in menu order (see "Adding a view" above). */
-export const CONSOLE_MODULES: readonly ConsoleModule[] = [registerFacilitiesView, registerCertificatesView, registerNoticesView, registerCampaigns, registerReportViews, registerApi];
+export const CONSOLE_MODULES: readonly ConsoleModule[] = [registerFacilitiesView, registerCertificatesView, registerNoticesView, registerCampaigns, registerReportViews, registerOperatorsView, registerApi];
 
 /** Expiring certificates and renewal campaigns (view and API), sharing the held letters of one console. */
 function registerCampaigns(r: ConsoleRoutes): void {

@@ -47,7 +47,7 @@ describe('sekisho up: a demo center a newcomer runs with no setup', () => {
     if (!needCommand(t, 'openssl') || !needCommand(t, 'curl')) return;
     const dir = tempDir('sekisho-up-');
     const env = cleanEnv();
-    const up = start(['up', '--json', '--listen', '127.0.0.1:0', '--portal', '127.0.0.1:0', '--revocation-listen', '127.0.0.1:0'], { cwd: dir, env });
+    const up = start(['up', '--json', '--listen', '127.0.0.1:0', '--portal', '127.0.0.1:0', '--revocation-listen', '127.0.0.1:0', '--console-listen', '127.0.0.1:0'], { cwd: dir, env });
     try {
       const s = await up.summary;
       const home = join(dir, 'sekisho-data');
@@ -80,6 +80,13 @@ describe('sekisho up: a demo center a newcomer runs with no setup', () => {
 
       // 2. curl through the gateway: the demo service names the facility and the certificate, in Japanese and English.
       const client = { cert, key, ca: s.root.file };
+      // The operators' console listens too: no certificate fails the handshake, a facility's certificate gets no console.
+      assert.ok(s.console.port > 0);
+      const bare = await runAsync('curl', ['-sS', '--max-time', '10', '--cacert', s.root.file, '-o', '/dev/null', '-w', '%{http_code}', s.console.url]);
+      assert.notEqual(bare.status, 0, 'the console requires a client certificate in the handshake');
+      const asFacility = await curlGateway(`${s.console.url}api/v1/me`, client);
+      assert.equal(asFacility.code, '403');
+      assert.match(asFacility.body, /OPERATOR_CERTIFICATE_REFUSED/);
       const ok = await curlGateway(s.gateway.listeners[0].url, client);
       assert.equal(ok.code, '200', ok.body);
       assert.match(ok.body, new RegExp(`ようこそ、${DEMO_FACILITY.name} さん。医療機関番号 ${DEMO_FACILITY.number}、証明書シリアル ${serial}`));
@@ -136,14 +143,14 @@ describe('sekisho up: a demo center a newcomer runs with no setup', () => {
   test('with SEKISHO_PASSPHRASE no passphrase is written; a second run prints the unused notice again; a run without it and without a terminal is refused', async () => {
     const dir = tempDir('sekisho-up-env-');
     const home = join(dir, 'demo');
-    const up = start(['up', '--json', '--home', home, '--listen', '127.0.0.1:0', '--portal', '127.0.0.1:0', '--revocation-listen', '127.0.0.1:0'], { cwd: dir, env: cleanEnv({ SEKISHO_PASSPHRASE: 'a-demo-passphrase-from-env' }) });
+    const up = start(['up', '--json', '--home', home, '--listen', '127.0.0.1:0', '--portal', '127.0.0.1:0', '--revocation-listen', '127.0.0.1:0', '--console-listen', '127.0.0.1:0'], { cwd: dir, env: cleanEnv({ SEKISHO_PASSPHRASE: 'a-demo-passphrase-from-env' }) });
     try {
       const s = await up.summary;
       assert.equal(s.passphraseFile, null);
       assert.equal(existsSync(join(home, 'demo-passphrase')), false);
       assert.equal(await up.stop('SIGTERM'), 0);
       // Run again: the unused notice is printed again, the same IDs.
-      const again = start(['up', '--json', '--home', home, '--listen', '127.0.0.1:0', '--portal', '127.0.0.1:0', '--revocation-listen', '127.0.0.1:0'], { cwd: dir, env: cleanEnv({ SEKISHO_PASSPHRASE: 'a-demo-passphrase-from-env' }) });
+      const again = start(['up', '--json', '--home', home, '--listen', '127.0.0.1:0', '--portal', '127.0.0.1:0', '--revocation-listen', '127.0.0.1:0', '--console-listen', '127.0.0.1:0'], { cwd: dir, env: cleanEnv({ SEKISHO_PASSPHRASE: 'a-demo-passphrase-from-env' }) });
       try {
         const s2 = await again.summary;
         assert.equal(s2.created, false);
@@ -156,7 +163,7 @@ describe('sekisho up: a demo center a newcomer runs with no setup', () => {
     } finally {
       await up.stop('SIGKILL');
     }
-    const r = await cli(['up', '--home', home, '--listen', '127.0.0.1:0', '--portal', '127.0.0.1:0', '--revocation-listen', '127.0.0.1:0'], { cwd: dir, env: cleanEnv() });
+    const r = await cli(['up', '--home', home, '--listen', '127.0.0.1:0', '--portal', '127.0.0.1:0', '--revocation-listen', '127.0.0.1:0', '--console-listen', '127.0.0.1:0'], { cwd: dir, env: cleanEnv() });
     assert.equal(r.status, 2);
     assert.match(r.stderr, /^sekisho: PASSPHRASE_REQUIRED: .*SEKISHO_PASSPHRASE/m);
   });
@@ -166,7 +173,7 @@ describe('sekisho up: a demo center a newcomer runs with no setup', () => {
     const home = join(dir, 'real');
     const env = cleanEnv({ SEKISHO_PASSPHRASE: 'a-real-ca-passphrase' });
     assert.equal((await cli(['init', '--home', home], { cwd: dir, env })).status, 0);
-    const r = await cli(['up', '--home', home, '--listen', '127.0.0.1:0', '--portal', '127.0.0.1:0', '--revocation-listen', '127.0.0.1:0'], { cwd: dir, env });
+    const r = await cli(['up', '--home', home, '--listen', '127.0.0.1:0', '--portal', '127.0.0.1:0', '--revocation-listen', '127.0.0.1:0', '--console-listen', '127.0.0.1:0'], { cwd: dir, env });
     assert.equal(r.status, 2);
     assert.match(r.stderr, /^sekisho: UP_NOT_A_DEMO_HOME: .*sekisho serve/m);
     assert.equal(existsSync(join(home, 'demo.json')), false);
@@ -193,7 +200,7 @@ describe('sekisho serve: the gateway and the CA endpoints in one process', () =>
     const root = join(home, 'ca', 'root.pem');
 
     const upstream = await startDemoUpstream();
-    const serve = start(['serve', '--json', '--listen', '127.0.0.1:0', '--portal', '127.0.0.1:0', '--revocation-listen', '127.0.0.1:0', '--self-check-listen', '127.0.0.1:0', '--upstream', upstream.url, '--log-level', 'info'], { cwd: dir, env });
+    const serve = start(['serve', '--json', '--listen', '127.0.0.1:0', '--portal', '127.0.0.1:0', '--revocation-listen', '127.0.0.1:0', '--console-listen', '127.0.0.1:0', '--self-check-listen', '127.0.0.1:0', '--upstream', upstream.url, '--log-level', 'info'], { cwd: dir, env });
     try {
       const s = await serve.summary;
       assert.equal(s.home, home);
@@ -220,7 +227,7 @@ describe('sekisho serve: the gateway and the CA endpoints in one process', () =>
       assert.equal(report.policies.coming, null);
 
       // A second serve on the same portal port says which address is taken, and exits 2.
-      const twice = await cli(['serve', '--listen', '127.0.0.1:0', '--portal', `127.0.0.1:${s.portal.port}`, '--revocation-listen', 'off', '--upstream', upstream.url], { cwd: dir, env });
+      const twice = await cli(['serve', '--listen', '127.0.0.1:0', '--portal', `127.0.0.1:${s.portal.port}`, '--revocation-listen', 'off', '--console-listen', 'off', '--upstream', upstream.url], { cwd: dir, env });
       assert.equal(twice.status, 2, twice.stderr);
       assert.match(twice.stderr, new RegExp(`^sekisho: PORT_IN_USE: 127\\.0\\.0\\.1:${s.portal.port} is already in use.*--portal`, 'm'));
 
@@ -258,7 +265,7 @@ describe('sekisho serve: the gateway and the CA endpoints in one process', () =>
     };
     const addFacility = async (code: string) => assert.equal((await cli(['facility', 'add', '--code', code, '--name', `施設${code}`], { cwd: dir, env: keyless })).status, 0);
     const upstream = await startDemoUpstream();
-    const args = ['serve', '--json', '--listen', '127.0.0.1:0', '--portal', '127.0.0.1:0', '--revocation-listen', 'off', '--upstream', upstream.url, '--log-level', 'info'];
+    const args = ['serve', '--json', '--listen', '127.0.0.1:0', '--portal', '127.0.0.1:0', '--revocation-listen', 'off', '--console-listen', 'off', '--upstream', upstream.url, '--log-level', 'info'];
     try {
       setInterval(1);
       const serve = start(args, { cwd: dir, env });
