@@ -169,6 +169,35 @@ describe('cert list --expiring and notice create --expiring', () => {
     assert.equal(j.skipped.filter((s) => s.reason === 'open-notice').length, 3);
     assert.equal(readdirSync(out).length, 2);
   });
+
+  test('audit list searches by type prefix, actor and facility, newest first; bad terms are exit 2 before the store opens', async () => {
+    const r = await cli(['audit', 'list', '--action', 'notice.*', '--actor', 'operator:clerk-suzuki', '--json']);
+    assert.equal(r.status, 0, r.stderr);
+    const events = JSON.parse(r.stdout) as { seq: number; action: string; actor: string }[];
+    assert.ok(events.length > 0 && events.every((e) => e.action.startsWith('notice.') && e.actor === 'operator:clerk-suzuki'));
+    assert.deepEqual([...events].sort((a, b) => b.seq - a.seq), events, 'newest first');
+    const byFacility = JSON.parse((await cli(['audit', 'list', '--facility', F.suspended.number, '--json'])).stdout) as { action: string }[];
+    assert.ok(byFacility.some((e) => e.action === 'facility.suspend'), JSON.stringify(byFacility.map((e) => e.action)));
+    for (const bad of [['--facility', '123'], ['--from', '2026-02-30'], ['--action', 'a b'], ['--to', 'yesterday']]) {
+      const b = await runCli(['audit', 'list', '--home', '/nonexistent', ...bad], { stdout: () => undefined, stderr: (s) => assert.match(s, /AUDIT_SEARCH_INVALID/), env: {}, isTTY: false });
+      assert.equal(b, 2, bad.join(' '));
+    }
+  });
+
+  test('report refusals sums the last day by reason and facility, counting summed unidentified refusals', async () => {
+    await ca.audit.append({ actor: F.soon.number, action: 'gateway.refused', outcome: 'minorFailure', reasonCode: 'REVOKED', subject: serials[F.soon.number]!, details: { listener: 'web', detail: 'revoked' } });
+    await ca.audit.append({ actor: F.soon.number, action: 'gateway.request-refused', outcome: 'minorFailure', reasonCode: 'ACCESS_DENIED', details: { listener: 'web' } });
+    await ca.audit.append({ actor: 'unknown', action: 'gateway.refused.unidentified', outcome: 'minorFailure', reasonCode: 'NO_CLIENT_CERT', details: { count: 5, address: '192.0.2.9' } });
+    const r = await cli(['report', 'refusals', '--json']);
+    assert.equal(r.status, 0, r.stderr);
+    const j = JSON.parse(r.stdout) as { total: number; byReason: { reason: string; count: number }[]; byFacility: { facility: string | null; name: string | null; count: number }[] };
+    assert.equal(j.total, 7);
+    assert.deepEqual(j.byReason.map((x) => [x.reason, x.count]), [['NO_CLIENT_CERT', 5], ['ACCESS_DENIED', 1], ['REVOKED', 1]]);
+    assert.deepEqual(j.byFacility.map((x) => [x.facility, x.name, x.count]), [[F.soon.number, F.soon.name, 2], [null, null, 5]]);
+    const text = await cli(['report', 'refusals']);
+    assert.match(text.stdout, /gateway refusals .*: 7/);
+    assert.equal((await cli(['report', 'refusals', '--hours', '0'])).status, 2);
+  });
 });
 
 /** RFC 4180, as a spreadsheet reads it. */

@@ -44,7 +44,7 @@ export interface AuditSearch {
   action?: string;
   /** The actor exactly as recorded ("operator:sato", a facility number, "client:192.0.2.1"). */
   actor?: string;
-  /** A facility number: events it is the actor of, or that name it in their details ("facility"). */
+  /** A facility number: events it is the actor or subject of (facility.add, gateway.*), or that name it in their details ("facility"). */
   facility?: string;
   /** Inclusive, ISO 8601 UTC. */
   from?: string;
@@ -116,7 +116,7 @@ export class AuditEventRepository {
     if (q.action !== undefined) {
       const prefix = /[.*]$/.test(q.action) ? q.action.replace(/\*$/, '') : undefined;
       if (prefix !== undefined) {
-        // The prefix's own "_", "%" and "\\" stay literal.
+        // The prefix's own underscore, percent sign and backslash stay literal.
         where.push("action LIKE ? ESCAPE '\\'");
         params.push(`${prefix.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
       } else {
@@ -130,8 +130,8 @@ export class AuditEventRepository {
     }
     if (q.facility !== undefined) {
       if (!/^\d{10}$/.test(q.facility)) throw new Error('audit search: a facility is 10 digits');
-      where.push('(actor = ? OR details LIKE ?)');
-      params.push(q.facility, `%"facility":"${q.facility}"%`);
+      where.push('(actor = ? OR subject = ? OR details LIKE ?)');
+      params.push(q.facility, q.facility, `%"facility":"${q.facility}"%`);
     }
     if (q.from !== undefined) {
       where.push('at >= ?');

@@ -64,7 +64,7 @@ export const auditListCommand: Command = {
     limit: { type: 'string', description: 'at most this many events (default 1000; a search 200)', valueName: 'N' },
     action: { type: 'string', description: 'search: this event type (notice.created), or a prefix ending in "." or "*" (gateway.*)', valueName: 'TYPE' },
     actor: { type: 'string', description: 'search: this actor exactly as recorded (operator:sato, a facility number, client:ADDRESS)', valueName: 'WHO' },
-    facility: { type: 'string', description: 'search: events of this facility (its own, or naming it)', valueName: 'NUMBER' },
+    facility: { type: 'string', description: 'search: events of this facility (its actor or subject, or naming it)', valueName: 'NUMBER' },
     from: { type: 'string', description: 'search: from this day (YYYY-MM-DD, Japan time) or instant (ISO 8601 with offset)', valueName: 'WHEN' },
     to: { type: 'string', description: 'search: up to this day, inclusive, or instant, exclusive', valueName: 'WHEN' },
     ...JSON_OPTION,
