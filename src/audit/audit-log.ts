@@ -1,5 +1,5 @@
 import { internal } from '../errors/index.js';
-import { CA_WRITER, repositories, type AuditChainAppender, type AuditRow, type Database, type SqlExecutor } from '../store/index.js';
+import { CA_WRITER, repositories, type AuditChainAppender, type AuditRow, type AuditSearch, type Database, type SqlExecutor } from '../store/index.js';
 import type { KeyObject } from 'node:crypto';
 import type { Signer } from '../pki/index.js';
 import { ChainVerifier, eventHash, GENESIS_HASH, type ChainProblem } from './chain.js';
@@ -165,6 +165,11 @@ export class AuditLog {
 
   async list(options: { afterSeq?: number; limit?: number } = {}): Promise<RecordedAuditEvent[]> {
     return (await repositories(this.db).audit.list(options)).map(recorded);
+  }
+
+  /** Newest first: the events matching a search (action or action prefix, actor, facility, time range), at most `limit`. */
+  async search(q: AuditSearch): Promise<RecordedAuditEvent[]> {
+    return (await repositories(this.db).audit.search(q)).map(recorded);
   }
 
   /** One writer's events after its place `after`, in chain order (what a follower of that chain has not seen). */

@@ -39,6 +39,7 @@ import { existsSync } from 'node:fs';
 import { parseSerialHex } from './serial.js';
 import { IssuanceNotices } from './notices.js';
 import { RenewalLineage } from './renewal.js';
+import { RenewalCampaigns } from './renewal-campaign.js';
 import { readRootCrl, rootCrlDue, signRootCrl } from './root-crl.js';
 
 export interface OpenOptions {
@@ -92,6 +93,8 @@ export class CertificateAuthority {
   readonly notices: IssuanceNotices;
   /** Renewal windows, once-only renewal and the per-facility daily cap. */
   readonly renewals: RenewalLineage;
+  /** Expiring certificates and renewal campaigns (one notice per facility, one transaction). */
+  readonly campaigns: RenewalCampaigns;
   #issuingIdentity: IssuingIdentity | undefined;
 
   private constructor(
@@ -114,6 +117,7 @@ export class CertificateAuthority {
       supersede: (tx, serial, d) => this.#supersedeIn(tx, serial, d),
     });
     this.renewals = new RenewalLineage({ db, audit: this.audit, config: config.renewal, now });
+    this.campaigns = new RenewalCampaigns({ db, audit: this.audit, notices: this.notices, now });
   }
 
   static async open(o: OpenOptions): Promise<CertificateAuthority> {

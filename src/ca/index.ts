@@ -21,4 +21,5 @@ export * from './revocation-publisher.js';
 export * from './revocation-pointers.js';
 export * from './root-crl.js';
 export { AUDIT_KEY_LABEL, auditKeyPaths, readAuditPublicKey, readLatestCheckpoint } from './audit-key.js';
+export * from './renewal-campaign.js';
 export * from './operators.js';

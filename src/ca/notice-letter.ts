@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { internal } from '../errors/index.js';
+import { badRequest, internal } from '../errors/index.js';
 import { fingerprint } from '../pki/index.js';
 import type { CreatedNotice } from './notices.js';
 import { backupAdvice } from './notice-downloads.js';
@@ -28,29 +28,12 @@ const jaDate = (iso: string) => {
   return `${j.getUTCFullYear()}年${j.getUTCMonth() + 1}月${j.getUTCDate()}日`;
 };
 
-/**
- * The issuance notice (証明書発行通知書) as one printable A4 page: HTML with
- * print CSS, Japanese first. The PDF is this page printed by Chromium.
- */
-export function renderNoticeLetter(input: NoticeLetterInput): string {
-  const n = input.notice;
-  const e = escapeHtml;
-  const sha256 = fingerprint(input.rootDer);
-  const sha1 = fingerprint(input.rootDer, 'sha1');
-  const backup = backupAdvice('notice');
-  const uses = n.maxDownloads > 1 ? `有効期限内は${n.maxDownloads}回までダウンロードできます。` : 'IDは一度だけ使用できます。';
-  const usesEn = n.maxDownloads > 1 ? `up to ${n.maxDownloads}; each revokes the certificate before it` : 'once';
-  const ids = (id: string) => id.split('-').map((g) => `<span>${e(g)}</span>`).join('<b>-</b>');
-  return `<!DOCTYPE html>
-<html lang="ja">
-<head>
-<meta charset="utf-8">
-<title>証明書発行通知書 ${e(n.facility.name)}</title>
-<style>
-  @page { size: A4; margin: 12mm 16mm; }
+/** The letter's print CSS: one A4 page per `main`, a page break after each. */
+const LETTER_STYLE = `  @page { size: A4; margin: 12mm 16mm; }
   * { box-sizing: border-box; }
   body { font-family: "Noto Sans CJK JP", "Noto Sans JP", "Hiragino Sans", "Yu Gothic", sans-serif; color: #111; font-size: 10pt; line-height: 1.4; margin: 0; }
-  main { max-width: 178mm; margin: 0 auto; }
+  main { max-width: 178mm; margin: 0 auto; break-after: page; }
+  main:last-child { break-after: auto; }
   p { margin: 2mm 0; }
   header { display: flex; justify-content: space-between; align-items: flex-start; border-bottom: 2px solid #111; padding-bottom: 3mm; }
   h1 { font-size: 18pt; margin: 0; letter-spacing: 0.1em; }
@@ -71,10 +54,35 @@ export function renderNoticeLetter(input: NoticeLetterInput): string {
   .warn strong { color: #b00; }
   footer { margin-top: 3mm; font-size: 8.5pt; color: #444; border-top: 1px solid #999; padding-top: 2mm; }
   @media screen { body { background: #ddd; } main { background: #fff; padding: 16mm 18mm; margin: 8mm auto; max-width: 210mm; min-height: 297mm; box-shadow: 0 0 4mm #999; } }
-</style>
+`;
+
+function letterDocument(title: string, mains: string): string {
+  return `<!DOCTYPE html>
+<html lang="ja">
+<head>
+<meta charset="utf-8">
+<title>${escapeHtml(title)}</title>
+<style>
+${LETTER_STYLE}</style>
 </head>
 <body>
-<main>
+${mains}
+</body>
+</html>
+`;
+}
+
+/** One letter's page (the `main` element). */
+function letterPage(input: NoticeLetterInput): string {
+  const n = input.notice;
+  const e = escapeHtml;
+  const sha256 = fingerprint(input.rootDer);
+  const sha1 = fingerprint(input.rootDer, 'sha1');
+  const backup = backupAdvice('notice');
+  const uses = n.maxDownloads > 1 ? `有効期限内は${n.maxDownloads}回までダウンロードできます。` : 'IDは一度だけ使用できます。';
+  const usesEn = n.maxDownloads > 1 ? `up to ${n.maxDownloads}; each revokes the certificate before it` : 'once';
+  const ids = (id: string) => id.split('-').map((g) => `<span>${e(g)}</span>`).join('<b>-</b>');
+  return `<main>
 <header>
   <div>
     <h1>証明書発行通知書</h1>
@@ -114,10 +122,33 @@ ${backup.ja.map((ja, i) => `  <li>${e(ja)} <span class="en">${e(backup.en[i]!)}<
 <footer>
   この通知書は施錠できる場所に保管し、第三者に見せないでください。心当たりのない通知書や、使用済みと表示された場合は、すぐに運営主体（${e(input.organization)}）にご連絡ください。
 </footer>
-</main>
-</body>
-</html>
-`;
+</main>`;
+}
+
+/**
+ * The issuance notice (証明書発行通知書) as one printable A4 page: HTML with
+ * print CSS, Japanese first. The PDF is this page printed by Chromium.
+ */
+export function renderNoticeLetter(input: NoticeLetterInput): string {
+  return letterDocument(`証明書発行通知書 ${input.notice.facility.name}`, letterPage(input));
+}
+
+/** The letters of several notices as one document, one A4 page each, in the order given (a campaign's PDF). */
+export function renderNoticeLetters(notices: readonly CreatedNotice[], context: Omit<NoticeLetterInput, 'notice'>, title = '証明書発行通知書'): string {
+  return letterDocument(title, notices.map((notice) => letterPage({ ...context, notice })).join('\n'));
+}
+
+/**
+ * The mail-merge columns of a batch of letters, in order. The request and
+ * reference IDs are in it: the CSV is as secret as the letters.
+ */
+export const LETTER_CSV_HEADER = ['facilityNumber', 'facilityName', 'address', 'contact', 'noticeId', 'requestId', 'referenceId', 'validUntil', 'validUntilJa', 'portalUrl', 'rootSha256', 'rootSha1', 'organization', 'replacesSerial', 'replacesNotAfter'] as const;
+
+/** One CSV row per letter (for a mail merge), safe against formula injection (report/csv's rules). */
+export function noticeLettersCsvRows(notices: readonly (CreatedNotice & { serial?: string; notAfter?: string })[], context: Omit<NoticeLetterInput, 'notice'>): string[][] {
+  const sha256 = fingerprint(context.rootDer);
+  const sha1 = fingerprint(context.rootDer, 'sha1');
+  return notices.map((n) => [n.facility.number, n.facility.name, n.facility.address ?? '', n.facility.contact ?? '', n.id, n.requestId, n.referenceId, n.expiresAt.slice(0, 10), jaDate(n.expiresAt), context.portalUrl, sha256, sha1, context.organization, n.serial ?? '', n.notAfter?.slice(0, 10) ?? '']);
 }
 
 /** Chromium (or Chrome) for printing the letter: $SEKISHO_CHROMIUM, else the usual paths. */
@@ -155,4 +186,24 @@ export async function printToPdf(html: string, chromium: string): Promise<Buffer
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** The letters of these notices as one HTML document and its PDF (one A4 page each), printed by Chromium. */
+export async function printNoticeLetters(notices: readonly CreatedNotice[], context: Omit<NoticeLetterInput, 'notice'>, chromium: string): Promise<{ html: string; pdf: Buffer }> {
+  const html = notices.length === 1 ? renderNoticeLetter({ ...context, notice: notices[0]! }) : renderNoticeLetters(notices, context);
+  return { html, pdf: await printToPdf(html, chromium) };
+}
+
+/** The portal URL printed on letters: the one given, else the config's, else the default; https only. */
+export function letterPortalUrl(given: string | undefined, configured: string | undefined, fallback = 'https://127.0.0.1:8080/'): string {
+  const url = given ?? configured ?? fallback;
+  if (!/^https:\/\/[^\s]+$/.test(url)) throw badRequest('PORTAL_URL_INVALID', `the portal URL must be https://… (got "${url.slice(0, 80)}")`);
+  return url;
+}
+
+/** Chromium for a letter's PDF, or CHROMIUM_MISSING saying how to get it. */
+export function requireChromium(env: NodeJS.ProcessEnv = process.env, hint = ''): string {
+  const c = findChromium(env);
+  if (!c) throw badRequest('CHROMIUM_MISSING', `printing letters as PDF needs Chromium (apt-get install chromium, or set SEKISHO_CHROMIUM)${hint}`);
+  return c;
 }

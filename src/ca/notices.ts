@@ -154,6 +154,83 @@ export class IssuanceNotices {
     throw conflict('NOTICE_ID_COLLISION', 'could not make unique notice IDs; try again');
   }
 
+  /**
+   * Letters for several facilities in ONE transaction: the slow hashes are
+   * made first, then every notice and its `notice.created` event are stored
+   * together, with `guard` asked again inside the transaction for each
+   * facility (a reason to skip it, e.g. a notice another clerk just made), and
+   * `after` run last in the same transaction (the campaign's own event). So
+   * either every notice exists or none does.
+   */
+  async createLetters(input: {
+    facilities: readonly Facility[];
+    validityDays?: number;
+    actor: string;
+    details?: Record<string, unknown>;
+    guard?: (tx: SqlExecutor, facility: Facility) => Promise<string | undefined>;
+    after?: (tx: SqlExecutor, created: readonly CreatedNotice[], skipped: readonly { facility: Facility; reason: string }[]) => Promise<void>;
+  }): Promise<{ created: CreatedNotice[]; skipped: { facility: Facility; reason: string }[] }> {
+    const days = input.validityDays ?? NOTICE_DEFAULTS.letterDays;
+    if (!Number.isInteger(days) || days < 1 || days > 366) throw badRequest('NOTICE_DAYS_INVALID', `a notice is valid for 1–366 days (got ${days}); the default is ${NOTICE_DEFAULTS.letterDays} for letters`);
+    const now = this.o.now();
+    const createdAt = now.toISOString();
+    const expiresAt = new Date(now.getTime() + days * DAY_MS).toISOString();
+    const prepared: { record: NoticeRecord; notice: CreatedNotice }[] = [];
+    for (const facility of input.facilities) {
+      const requestId = generateNoticeId('request');
+      const referenceId = generateNoticeId('reference');
+      const salt = randomBytes(16);
+      const record: NoticeRecord = {
+        id: `N-${Array.from(randomBytes(8), (b) => NOTICE_ID_ALPHABET[b % NOTICE_ID_ALPHABET.length]).join('')}`,
+        kind: 'letter',
+        facilityNumber: facility.number,
+        requestLookup: await this.#lookup(requestId.replace(/-/g, '')),
+        referenceSalt: salt.toString('hex'),
+        referenceHash: (await scrypt(referenceId.replace(/-/g, ''), salt, 32, SCRYPT)).toString('hex'),
+        status: 'active',
+        failures: 0,
+        downloads: 0,
+        maxDownloads: this.maxDownloads,
+        createdAt,
+        expiresAt,
+        createdBy: input.actor,
+      };
+      prepared.push({ record, notice: { id: record.id, kind: 'letter', facility, requestId, referenceId, createdAt, expiresAt, maxDownloads: this.maxDownloads } });
+    }
+    return this.o.db.transaction(async (tx) => {
+      const repos = repositories(tx);
+      const created: CreatedNotice[] = [];
+      const skipped: { facility: Facility; reason: string }[] = [];
+      for (const { record, notice } of prepared) {
+        const current = await repos.facilities.get(notice.facility.number);
+        const reason = !current ? 'facility-unknown' : current.status !== 'active' ? 'facility-suspended' : await input.guard?.(tx, current);
+        if (reason) {
+          skipped.push({ facility: current ?? notice.facility, reason });
+          continue;
+        }
+        // A collision of random IDs rolls back the whole batch: nothing half-made; the caller tries again.
+        if (!(await repos.notices.add(record))) throw conflict('NOTICE_ID_COLLISION', 'could not make unique notice IDs; nothing was created; try again');
+        await this.o.audit.appendIn(tx, { actor: input.actor, action: 'notice.created', outcome: 'success', subject: record.id, details: { facility: record.facilityNumber, kind: 'letter', expiresAt, maxDownloads: record.maxDownloads, ...input.details } });
+        created.push({ ...notice, facility: current! });
+      }
+      await input.after?.(tx, created, skipped);
+      return { created, skipped };
+    });
+  }
+
+  /** Revokes several unused notices in one transaction (a campaign whose letters could not be made). */
+  async revokeAll(ids: readonly string[], actor: string, reasonCode: string): Promise<void> {
+    const at = this.o.now().toISOString();
+    await this.o.db.transaction(async (tx) => {
+      const repo = repositories(tx).notices;
+      for (const id of ids) {
+        const n = await repo.get(id);
+        if (!n || !(await repo.revoke(id, at))) continue;
+        await this.o.audit.appendIn(tx, { actor, action: 'notice.revoked', outcome: 'success', reasonCode, subject: id, details: { facility: n.facilityNumber } });
+      }
+    });
+  }
+
   #state(n: NoticeRecord, at: string): NoticeState {
     if (n.status !== 'active') return n.status;
     if (n.expiresAt <= at) return 'expired';

@@ -15,7 +15,7 @@ import { estCodeCreateCommand, noticeCreateCommand, noticeListCommand, noticeRev
 import { enrollCommand } from './commands/enroll.js';
 import { serveCommand } from './commands/serve.js';
 import { upCommand } from './commands/up.js';
-import { reportAccessCommand, reportMigrationCommand } from './commands/report.js';
+import { reportAccessCommand, reportMigrationCommand, reportRefusalsCommand } from './commands/report.js';
 import { agentCommand } from './commands/agent.js';
 import { dbRolesCommand } from './commands/db.js';
 
@@ -48,6 +48,7 @@ export const COMMANDS: readonly Command[] = [
   dbRolesCommand,
   reportAccessCommand,
   reportMigrationCommand,
+  reportRefusalsCommand,
   scanCommand,
   doctorCommand,
   gatewayCommand,

@@ -32,12 +32,16 @@ import type { CertificateAuthority } from '../ca/index.js';
 import { GuardedListener, ListenerLedger, applyHttpLimits, refuseRenegotiation, resolveLimits, stderrLimitLog, type LimitLog, type ListenerLimits } from '../listener/index.js';
 import { certificateToPem } from '../pki/index.js';
 import { complianceProfile, tlsServerOptions, type ComplianceProfileName } from '../policy/index.js';
-import { createConsoleApp, type ConsoleModule } from './app.js';
+import { createConsoleApp, type ConsoleModule, type ConsoleRoutes } from './app.js';
 import { registerFacilitiesView } from './views/facilities.js';
 import { registerCertificatesView } from './views/certificates.js';
 import { registerNoticesView } from './views/notices.js';
 import { registerOperatorsView } from './views/operators.js';
 import { registerApi } from './api/v1.js';
+import { registerExpiringView } from './views/expiring.js';
+import { registerReportViews } from './views/reports.js';
+import { registerCampaignApi } from './api/campaigns.js';
+import { CampaignFiles } from './campaign-files.js';
 import type { CsrfGuard } from './csrf.js';
 
 export { createConsoleApp, type ConsoleModule, type ConsoleRoutes, type ConsoleDeps, type ConsoleContext, type NavEntry } from './app.js';
@@ -48,7 +52,14 @@ export { page, bi, csrfField, CONSOLE_CSS, type Markup, type PageInput } from '.
 export { FLASH, flashOf } from './flash.js';
 
 /** Every module of the console, in menu order (see "Adding a view" above). */
-export const CONSOLE_MODULES: readonly ConsoleModule[] = [registerFacilitiesView, registerCertificatesView, registerNoticesView, registerOperatorsView, registerApi];
+export const CONSOLE_MODULES: readonly ConsoleModule[] = [registerFacilitiesView, registerCertificatesView, registerNoticesView, registerCampaigns, registerReportViews, registerOperatorsView, registerApi];
+
+/** Expiring certificates and renewal campaigns (view and API), sharing the held letters of one console. */
+function registerCampaigns(r: ConsoleRoutes): void {
+  const files = new CampaignFiles();
+  registerExpiringView(r, files);
+  registerCampaignApi(r, files);
+}
 
 /** How long a request that prints a letter may keep its socket quiet (printToPdf gives Chromium 60 s). */
 export const LETTER_PRINT_ALLOWANCE_MS = 90_000;

@@ -102,6 +102,11 @@ button.quiet .en { color: var(--muted); }
 dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 0.2rem 1rem; }
 dl.facts dt { font-weight: 600; }
 dl.facts dd { margin: 0; }
+nav.tabs ul { list-style: none; margin: 0 0 0.8rem; padding: 0; display: flex; gap: 0.3rem; border-bottom: 1px solid var(--line); }
+nav.tabs a { display: block; padding: 0.3rem 0.9rem; border: 1px solid var(--line); border-bottom: none; border-radius: 4px 4px 0 0; color: var(--accent); text-decoration: none; }
+nav.tabs a .en { display: inline; margin-left: 0.3em; }
+nav.tabs a[aria-current="page"] { background: var(--accent); color: #fff; font-weight: bold; }
+nav.tabs a[aria-current="page"] .en { color: #dbe7f3; }
 @media print {
   header.top { background: none; color: #000; border-bottom: 2px solid #000; }
   header.top .en, .who .role { color: #000; background: none; }

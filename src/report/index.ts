@@ -4,3 +4,5 @@ export { csvCell, csvDocument, type CsvCell } from './csv.js';
 export { ReportZone, nextDay } from './zone.js';
 export { migrationReadiness, buildReadiness, parseMigrationFilter, migrationCsvRows, migrationText, MIGRATION_CSV_HEADER, type MigrationReadiness, type MigrationFilter, type FacilityReadiness, type FacilityStanding, type ReadinessInput } from './migration-readiness.js';
 export { migrationReadinessHtml } from './migration-html.js';
+export { refusalSummary, buildRefusalSummary, refusalText, type RefusalSummary } from './refusals.js';
+export { parseAuditSearch, type AuditSearchInput } from './audit-search.js';

@@ -38,6 +38,23 @@ export const CA_WRITER = 'ca';
 
 const GENESIS = '0'.repeat(64);
 
+/** A search of the trail: every term optional, all given terms must hold. */
+export interface AuditSearch {
+  /** An action ("notice.created"), or a prefix of one ending in "." or "*" ("gateway.", "notice.*"). */
+  action?: string;
+  /** The actor exactly as recorded ("operator:sato", a facility number, "client:192.0.2.1"). */
+  actor?: string;
+  /** A facility number: events it is the actor or subject of (facility.add, gateway.*), or that name it in their details ("facility"). */
+  facility?: string;
+  /** Inclusive, ISO 8601 UTC. */
+  from?: string;
+  /** Exclusive. */
+  to?: string;
+  /** Only events before this store-wide seq (the next page of a newest-first listing). */
+  beforeSeq?: number;
+  limit?: number;
+}
+
 const normalize = (r: AuditRow): AuditRow => ({ ...r, seq: Number(r.seq), writer_seq: Number(r.writer_seq) });
 
 /**
@@ -83,6 +100,53 @@ export class AuditEventRepository {
   /** Rows in store-wide order (for listing; a row committed late may sort before one already read: follow a chain with listChain). */
   async list(options: { afterSeq?: number; limit?: number } = {}): Promise<AuditRow[]> {
     const rows = await this.x.all<AuditRow>('SELECT * FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?', [options.afterSeq ?? 0, options.limit ?? 1_000_000_000]);
+    return rows.map(normalize);
+  }
+
+  /**
+   * Newest first: the events matching every term of the search, at most
+   * `limit` (default 200). The action and actor terms are answered by the
+   * (action, at) and (actor, at) indexes; the facility term also matches
+   * `"facility":"<number>"` in the details (a facility number is digits only,
+   * so it is never a LIKE pattern).
+   */
+  async search(q: AuditSearch): Promise<AuditRow[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (q.action !== undefined) {
+      const prefix = /[.*]$/.test(q.action) ? q.action.replace(/\*$/, '') : undefined;
+      if (prefix !== undefined) {
+        // The prefix's own underscore, percent sign and backslash stay literal.
+        where.push("action LIKE ? ESCAPE '\\'");
+        params.push(`${prefix.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+      } else {
+        where.push('action = ?');
+        params.push(q.action);
+      }
+    }
+    if (q.actor !== undefined) {
+      where.push('actor = ?');
+      params.push(q.actor);
+    }
+    if (q.facility !== undefined) {
+      if (!/^\d{10}$/.test(q.facility)) throw new Error('audit search: a facility is 10 digits');
+      where.push('(actor = ? OR subject = ? OR details LIKE ?)');
+      params.push(q.facility, q.facility, `%"facility":"${q.facility}"%`);
+    }
+    if (q.from !== undefined) {
+      where.push('at >= ?');
+      params.push(q.from);
+    }
+    if (q.to !== undefined) {
+      where.push('at < ?');
+      params.push(q.to);
+    }
+    if (q.beforeSeq !== undefined) {
+      where.push('seq < ?');
+      params.push(q.beforeSeq);
+    }
+    params.push(Math.max(1, Math.min(q.limit ?? 200, 10_000)));
+    const rows = await this.x.all<AuditRow>(`SELECT * FROM audit_events ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq DESC LIMIT ?`, params);
     return rows.map(normalize);
   }
 

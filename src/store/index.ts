@@ -17,6 +17,7 @@ import { StatusFeedRepository } from './status-feed.js';
 import { NoticeAttemptRepository } from './notice-attempts.js';
 import { AccessEventReader, ACCESS_ACTIONS } from './access-events.js';
 import { checkSchema } from './gateway-store.js';
+import { ExpiryReader } from './expiry.js';
 export { gatewayStoreOf, checkSchema } from './gateway-store.js';
 export { applyRole, roleStatements, type DbPart } from './db-roles.js';
 export type { GatewayStore, AuditChainStore, AuditChainAppender } from './gateway-store.js';
@@ -35,6 +36,9 @@ export { SCHEMA_VERSION, schemaVersion } from './migrations.js';
 export type { AuditCheckpointRow } from './audit-checkpoints.js';
 export type { AccessEventQuery } from './access-events.js';
 export { AccessEventReader, ACCESS_ACTIONS };
+export { ExpiryReader };
+export type { ExpiringRow } from './expiry.js';
+export type { AuditSearch } from './audit-events.js';
 export { databaseClockMs } from './database-clock.js';
 export type { CaIdentity } from './ca-identity.js';
 export type { NoticeRecord, NoticeKind, NoticeStatus } from './notices.js';
@@ -55,6 +59,8 @@ export interface Repositories {
   /** Read-only: what gateways follow (revocations and facility status by change sequence). */
   feed: StatusFeedRepository;
   noticeAttempts: NoticeAttemptRepository;
+  /** Read-only: certificates ending in a window, with their renewals under way. */
+  expiry: ExpiryReader;
   /** The console's operators and their certificates. */
   operators: OperatorRepository;
 }
@@ -70,6 +76,7 @@ export function repositories(x: SqlExecutor): Repositories {
     notices: new NoticeRepository(x),
     feed: new StatusFeedRepository(x),
     noticeAttempts: new NoticeAttemptRepository(x),
+    expiry: new ExpiryReader(x),
     operators: new OperatorRepository(x),
   };
 }

@@ -2,6 +2,7 @@ import { badRequest, isSekishoError } from '../../errors/index.js';
 import type { TrailReport } from '../../audit/index.js';
 import { HOME_OPTIONS, JSON_OPTION, type Command } from '../command.js';
 import { withAuthority } from '../authority.js';
+import { parseAuditSearch, type AuditSearchInput } from '../../report/index.js';
 
 export const auditVerifyCommand: Command = {
   path: ['audit', 'verify'],
@@ -56,23 +57,34 @@ export const auditCheckpointCommand: Command = {
 
 export const auditListCommand: Command = {
   path: ['audit', 'list'],
-  summary: 'list audit events in order',
+  summary: 'list audit events in order, or search them (--action, --actor, --facility, --from, --to: newest first)',
   options: {
     ...HOME_OPTIONS,
     after: { type: 'string', description: 'only events after this sequence number', valueName: 'SEQ' },
-    limit: { type: 'string', description: 'at most this many events (default 1000)', valueName: 'N' },
+    limit: { type: 'string', description: 'at most this many events (default 1000; a search 200)', valueName: 'N' },
+    action: { type: 'string', description: 'search: this event type (notice.created), or a prefix ending in "." or "*" (gateway.*)', valueName: 'TYPE' },
+    actor: { type: 'string', description: 'search: this actor exactly as recorded (operator:sato, a facility number, client:ADDRESS)', valueName: 'WHO' },
+    facility: { type: 'string', description: 'search: events of this facility (its actor or subject, or naming it)', valueName: 'NUMBER' },
+    from: { type: 'string', description: 'search: from this day (YYYY-MM-DD, Japan time) or instant (ISO 8601 with offset)', valueName: 'WHEN' },
+    to: { type: 'string', description: 'search: up to this day, inclusive, or instant, exclusive', valueName: 'WHEN' },
     ...JSON_OPTION,
   },
-  run: (ctx) =>
-    withAuthority(ctx, false, async (ca) => {
+  validators: [(v) => (v.after !== undefined && ['action', 'actor', 'facility', 'from', 'to'].some((k) => v[k] !== undefined) ? '--after pages the plain listing; a search is newest first (page it with --to)' : undefined)],
+  run: async (ctx) => {
+    const v = ctx.values;
+    const searching = ['action', 'actor', 'facility', 'from', 'to'].some((k) => v[k] !== undefined);
+    // A search's terms are checked before the store is opened.
+    const search = searching ? parseAuditSearch({ ...(v as Record<string, string | undefined>), limit: (v.limit as string | undefined) ?? '200' } as AuditSearchInput) : undefined;
+    return withAuthority(ctx, false, async (ca) => {
       const num = (name: string, dflt: number) => {
         const raw = ctx.values[name] as string | undefined;
         if (raw === undefined) return dflt;
         if (!/^\d+$/.test(raw)) throw badRequest('NUMBER_INVALID', `--${name} must be a whole number`);
         return Number(raw);
       };
-      const events = await ca.audit.list({ afterSeq: num('after', 0), limit: num('limit', 1000) });
+      const events = search ? await ca.audit.search(search) : await ca.audit.list({ afterSeq: num('after', 0), limit: num('limit', 1000) });
       if (ctx.values.json) return ctx.json(events);
       for (const e of events) ctx.out(`${String(e.seq).padStart(6)}  ${e.at}  ${e.outcome.padEnd(7)}  ${e.action.padEnd(22)}  ${e.subject ?? '-'}  ${e.actor}${e.reasonCode ? `  ${e.reasonCode}` : ''}`);
-    }),
+    });
+  },
 };

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { badRequest } from '../../errors/index.js';
-import { writeFileAtomic } from '../../ca/index.js';
-import { certificateToPem, fingerprint, OPERATOR_REVOCATION_REASONS, parseKeyType, parseRevocationReason } from '../../pki/index.js';
+import { parseExpiryWindow, writeFileAtomic, type ExpiringCertificate } from '../../ca/index.js';
+import { certificateToPem, fingerprint, OPERATOR_REVOCATION_REASONS, parseCsr, parseKeyType, parseRevocationReason } from '../../pki/index.js';
 import { isEndEntityProfile, parseFacilityNumber, END_ENTITY_PROFILES } from '../../policy/index.js';
 import type { CertificateRecord } from '../../store/index.js';
 import { exactlyOne, HOME_OPTIONS, JSON_OPTION, requires, type Command } from '../command.js';
@@ -81,6 +81,9 @@ export const certIssueCommand: Command = {
     }),
 };
 
+const renewalText = (c: ExpiringCertificate) =>
+  c.renewal === 'newer-certificate' ? `renewed: newer certificate ${c.newerSerial ?? ''}` : c.renewal === 'renewing' ? 'renewal under way (EST)' : c.renewal === 'open-notice' ? `notice ${c.openNotice ?? ''} open` : 'no renewal yet';
+
 const row = (c: CertificateRecord) => `${c.serial}  ${c.status.padEnd(8)}  ${c.profile.padEnd(10)}  ${(c.facilityNumber ?? '-').padEnd(10)}  ${c.notAfter.slice(0, 10)}  ${c.subject}`;
 
 export const certListCommand: Command = {
@@ -90,10 +93,21 @@ export const certListCommand: Command = {
     ...HOME_OPTIONS,
     facility: { type: 'string', description: 'only this facility', valueName: 'NUMBER' },
     status: { type: 'string', description: 'only reserved, issued or revoked', valueName: 'STATUS' },
+    expiring: { type: 'string', description: 'only the live certificates of active facilities ending within this window (e.g. 30d, 60d, 90d), soonest first, with the renewal already under way', valueName: 'Nd' },
     ...JSON_OPTION,
   },
+  validators: [(v) => (v.expiring !== undefined && v.status !== undefined ? '--expiring lists live (issued) certificates; drop --status' : undefined)],
   run: (ctx) =>
     withAuthority(ctx, false, async (ca) => {
+      if (ctx.values.expiring !== undefined) {
+        const days = parseExpiryWindow(ctx.values.expiring as string);
+        await ca.applyDueRevocations();
+        const list = await ca.campaigns.expiring({ days, ...(ctx.values.facility ? { facilities: [parseFacilityNumber(ctx.values.facility as string)] } : {}) });
+        if (ctx.values.json) return ctx.json(list);
+        ctx.out(`${list.length} certificate(s) of active facilities end within ${days} days`);
+        for (const c of list) ctx.out(`${c.notAfter.slice(0, 10)}  ${String(c.daysLeft).padStart(3)}d  ${c.serial}  ${c.facilityNumber}  ${c.facilityName}  ${renewalText(c)}`);
+        return;
+      }
       const status = ctx.values.status as string | undefined;
       if (status && !['reserved', 'issued', 'revoked'].includes(status)) throw badRequest('STATUS_UNKNOWN', `--status must be reserved, issued or revoked`);
       // Renewed certificates whose overlap ended are revoked (superseded) first, so the list shows them as they are.

@@ -1,8 +1,26 @@
+import { accessSync, constants, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { findChromium, MAX_DOWNLOADS_LIMIT, printToPdf, renderNoticeLetter, writeFileAtomic, type CreatedNotice, type NoticeSummary } from '../../ca/index.js';
-import { badRequest } from '../../errors/index.js';
+import {
+  CAMPAIGN_SKIP_TEXT,
+  LETTER_CSV_HEADER,
+  letterPortalUrl,
+  MAX_DOWNLOADS_LIMIT,
+  noticeLettersCsvRows,
+  parseExpiryWindow,
+  printNoticeLetters,
+  renderNoticeLetter,
+  renderNoticeLetters,
+  requireChromium,
+  writeFileAtomic,
+  type CampaignSkip,
+  type CertificateAuthority,
+  type CreatedNotice,
+  type NoticeSummary,
+} from '../../ca/index.js';
+import { badRequest, internal, isSekishoError } from '../../errors/index.js';
 import { parseFacilityNumber } from '../../policy/index.js';
-import { HOME_OPTIONS, JSON_OPTION, required, type Command } from '../command.js';
+import { csvDocument } from '../../report/index.js';
+import { exactlyOne, HOME_OPTIONS, JSON_OPTION, required, type Command, type CommandContext } from '../command.js';
 import { actor, withAuthority } from '../authority.js';
 import { checkOutputPath } from '../output-file.js';
 
@@ -24,39 +42,42 @@ function days(v: unknown): number | undefined {
 
 export const noticeCreateCommand: Command = {
   path: ['notice', 'create'],
-  summary: 'create an issuance notice: print its IDs once and write the letter (HTML + PDF)',
+  summary: 'create an issuance notice (--facility: print its IDs once, write the letter as HTML + PDF), or a renewal campaign (--expiring 60d: a notice for every facility whose certificate ends within the window, one PDF of letters and one mail-merge CSV)',
   options: {
     ...HOME_OPTIONS,
     facility: { type: 'string', description: 'facility number (医療機関番号)', valueName: 'NUMBER' },
+    expiring: { type: 'string', description: 'renewal campaign: every active facility whose certificate ends within this window (e.g. 30d, 60d, 90d) and has no newer certificate, renewal or open notice', valueName: 'Nd' },
+    'dry-run': { type: 'boolean', description: 'with --expiring: show who would get a notice and who is skipped; create nothing' },
     days: { type: 'string', description: 'days the notice stays valid (default 180)', valueName: 'N' },
     'max-downloads': { type: 'string', description: 'downloads the notice allows within its window, each revoking the one before (default: config notices.maxDownloads, 3; 1 = single-use)', valueName: 'N' },
-    'out-dir': { type: 'string', description: 'where to write the letter (default: the current directory)', valueName: 'DIR' },
-    portal: { type: 'string', description: 'portal URL printed on the letter (default: config urls.portal, else https://127.0.0.1:8080/)', valueName: 'URL' },
-    'no-pdf': { type: 'boolean', description: 'write only the HTML letter (no Chromium needed)' },
+    'out-dir': { type: 'string', description: 'where to write the letter(s) (default: the current directory)', valueName: 'DIR' },
+    portal: { type: 'string', description: `portal URL printed on the letter (default: config urls.portal, else ${DEFAULT_PORTAL_URL})`, valueName: 'URL' },
+    'no-pdf': { type: 'boolean', description: 'write the letters as HTML only (no Chromium needed)' },
     ...JSON_OPTION,
   },
-  validators: [required('facility')],
+  validators: [exactlyOne('facility', 'expiring'), (v) => (v['dry-run'] !== undefined && v.expiring === undefined ? '--dry-run goes with --expiring' : undefined)],
   run: (ctx) =>
     withAuthority(ctx, false, async (ca) => {
       const v = ctx.values;
-      const number = parseFacilityNumber(v.facility as string);
-      const portalUrl = (v.portal as string | undefined) ?? ca.config.urls.portal ?? DEFAULT_PORTAL_URL;
-      if (!/^https:\/\/[^\s]+$/.test(portalUrl)) throw badRequest('PORTAL_URL_INVALID', `the portal URL must be https://… (got "${portalUrl.slice(0, 80)}")`);
+      const portalUrl = letterPortalUrl(v.portal as string | undefined, ca.config.urls.portal, DEFAULT_PORTAL_URL);
       const dir = resolve((v['out-dir'] as string | undefined) ?? '.');
-      const chromium = v['no-pdf'] ? undefined : findChromium(ctx.env);
-      if (!v['no-pdf'] && !chromium) throw badRequest('CHROMIUM_MISSING', 'printing the letter as PDF needs Chromium (apt-get install chromium, or set SEKISHO_CHROMIUM); or pass --no-pdf for the HTML letter only');
+      const validityDays = days(v.days);
+      if (v.expiring !== undefined) return renewalCampaign(ctx, ca, { window: parseExpiryWindow(v.expiring as string), portalUrl, dir, ...(validityDays !== undefined ? { validityDays } : {}) });
+      const number = parseFacilityNumber(v.facility as string);
+      const chromium = v['no-pdf'] ? undefined : requireChromium(ctx.env, '; or pass --no-pdf for the HTML letter only');
       await ca.registration.activeFacility(number);
       const max = maxDownloads(v['max-downloads']);
       // Check the files can be written before the notice exists: its IDs are shown only once.
       const probe = (name: string) => checkOutputPath(join(dir, name), '--out-dir');
       probe(`notice-${number}-probe.html`);
-      const notice: CreatedNotice = await ca.notices.create({ facilityNumber: number, ...(days(v.days) !== undefined ? { validityDays: days(v.days)! } : {}), ...(max !== undefined ? { maxDownloads: max } : {}), actor: actor(ctx.env) });
+      const notice: CreatedNotice = await ca.notices.create({ facilityNumber: number, ...(validityDays !== undefined ? { validityDays } : {}), ...(max !== undefined ? { maxDownloads: max } : {}), actor: actor(ctx.env) });
       const base = join(dir, `notice-${number}-${notice.id}`);
-      const html = renderNoticeLetter({ notice, organization: ca.config.organization, portalUrl, rootDer: ca.rootDer });
+      const context = { organization: ca.config.organization, portalUrl, rootDer: ca.rootDer };
       let pdf: Buffer | undefined;
       try {
-        if (chromium) pdf = await printToPdf(html, chromium);
-        writeFileAtomic(`${base}.html`, html, 0o600);
+        const printed = chromium ? await printNoticeLetters([notice], context, chromium) : { html: renderNoticeLetter({ ...context, notice }) };
+        pdf = 'pdf' in printed ? printed.pdf : undefined;
+        writeFileAtomic(`${base}.html`, printed.html, 0o600);
         if (pdf) writeFileAtomic(`${base}.pdf`, pdf, 0o600);
       } catch (e) {
         // A letter that cannot be printed is useless: withdraw the notice so its IDs never work.
@@ -88,6 +109,78 @@ export const noticeCreateCommand: Command = {
       );
     }),
 };
+
+const skipText = (s: CampaignSkip) => `${s.facilityNumber}  ${s.facilityName ?? '-'}  ${s.reason}: ${CAMPAIGN_SKIP_TEXT[s.reason].en}${s.detail ? ` (${s.detail})` : ''}`;
+
+/**
+ * `notice create --expiring`: the campaign's notices are created in one
+ * transaction; then its letters (one PDF, one page each) and the mail-merge
+ * CSV are written. If they cannot be, every notice of the campaign is revoked
+ * again (one transaction), so none is left without a letter.
+ */
+async function renewalCampaign(ctx: CommandContext, ca: CertificateAuthority, o: { window: number; portalUrl: string; dir: string; validityDays?: number }): Promise<number | void> {
+  const v = ctx.values;
+  if (v['dry-run']) {
+    const plan = await ca.campaigns.plan({ days: o.window });
+    if (v.json) return ctx.json({ windowDays: o.window, selected: plan.selected.map((c) => ({ facility: c.facilityNumber, name: c.facilityName, serial: c.serial, notAfter: c.notAfter })), skipped: plan.skipped });
+    ctx.out(`renewal campaign (dry run), certificates ending within ${o.window} days: ${plan.selected.length} notice(s) would be created`);
+    for (const c of plan.selected) ctx.out(`  ${c.facilityNumber}  ${c.facilityName}  ${c.serial}  ends ${c.notAfter.slice(0, 10)}`);
+    for (const s of plan.skipped) ctx.out(`  skipped ${skipText(s)}`);
+    return;
+  }
+  // Everything that could stop the letters is checked before a notice exists.
+  const chromium = v['no-pdf'] ? undefined : requireChromium(ctx.env, '; or pass --no-pdf for HTML letters');
+  checkOutputPath(join(o.dir, 'renewal-probe.csv'), '--out-dir');
+  try {
+    accessSync(o.dir, constants.W_OK);
+  } catch {
+    throw badRequest('OUTPUT_DIR_NOT_WRITABLE', `--out-dir ${o.dir} is not writable; choose another directory`);
+  }
+  const who = actor(ctx.env);
+  const result = await ca.campaigns.run({ days: o.window, actor: who, ...(o.validityDays !== undefined ? { validityDays: o.validityDays } : {}) });
+  const base = join(o.dir, `renewal-${result.id}`);
+  const files: { letters?: string; csv?: string } = {};
+  if (result.notices.length > 0) {
+    const context = { organization: ca.config.organization, portalUrl: o.portalUrl, rootDer: ca.rootDer };
+    try {
+      const letters = chromium ? (await printNoticeLetters(result.notices, context, chromium)).pdf : renderNoticeLetters(result.notices, context);
+      // Never over an existing file (checkOutputPath refuses one).
+      const lettersPath = checkOutputPath(`${base}-letters.${chromium ? 'pdf' : 'html'}`, '--out-dir');
+      const csvPath = checkOutputPath(`${base}-mail-merge.csv`, '--out-dir');
+      files.letters = lettersPath;
+      files.csv = csvPath;
+      writeFileAtomic(files.letters, letters, 0o600);
+      writeFileAtomic(files.csv, csvDocument(LETTER_CSV_HEADER, noticeLettersCsvRows(result.notices, context)), 0o600);
+    } catch (e) {
+      for (const f of [files.letters, files.csv]) if (f) rmSync(f, { force: true });
+      const code = isSekishoError(e) ? e.code : 'LETTER_WRITE_FAILED';
+      try {
+        await ca.campaigns.withdraw(result, who, code);
+      } catch {
+        throw internal('CAMPAIGN_LETTERS_FAILED', `the letters of campaign ${result.id} could not be made (${code}) and its ${result.notices.length} notices could not be withdrawn; revoke them: ${result.notices.map((n) => n.id).join(' ')}`);
+      }
+      throw internal('CAMPAIGN_LETTERS_FAILED', `the letters of campaign ${result.id} could not be made (${code}: ${e instanceof Error ? e.message.slice(0, 200) : ''}); its ${result.notices.length} notices were revoked again. Fix the cause and run the campaign again`);
+    }
+  }
+  const summary = {
+    campaign: result.id,
+    windowDays: result.windowDays,
+    notices: result.notices.map((n) => ({ id: n.id, facility: { number: n.facility.number, name: n.facility.name }, serial: n.serial, notAfter: n.notAfter, expiresAt: n.expiresAt })),
+    skipped: result.skipped,
+    letters: files.letters ?? null,
+    csv: files.csv ?? null,
+    portalUrl: o.portalUrl,
+  };
+  if (v.json) return ctx.json(summary);
+  ctx.out(`renewal campaign ${result.id}: certificates ending within ${result.windowDays} days; ${result.notices.length} notice(s) created, ${result.skipped.length} facility(ies) skipped`);
+  for (const n of result.notices) ctx.out(`  ${n.id}  ${n.facility.number}  ${n.facility.name}  replaces ${n.serial} (ends ${n.notAfter.slice(0, 10)})`);
+  for (const s of result.skipped) ctx.out(`  skipped ${skipText(s)}`);
+  if (files.letters) {
+    ctx.out(`  letters:    ${files.letters} (one page per notice)`);
+    ctx.out(`  mail merge: ${files.csv}`);
+    ctx.out('Both files hold the request and reference IDs (shown nowhere else; the CA keeps only hashes): they are written 0600. Print and send the letters, then delete the CSV after the mail merge.');
+  }
+}
 
 export const noticeListCommand: Command = {
   path: ['notice', 'list'],

@@ -1,6 +1,6 @@
 import { badRequest } from '../../errors/index.js';
 import { writeFileAtomic } from '../../files/index.js';
-import { accessCsvRows, accessReview, accessReviewHtml, ACCESS_CSV_HEADER, csvDocument, migrationCsvRows, migrationReadiness, migrationReadinessHtml, migrationText, MIGRATION_CSV_HEADER, parseAccessFilter, parseMigrationFilter } from '../../report/index.js';
+import { accessCsvRows, accessReview, accessReviewHtml, ACCESS_CSV_HEADER, csvDocument, migrationCsvRows, migrationReadiness, migrationReadinessHtml, migrationText, MIGRATION_CSV_HEADER, parseAccessFilter, parseMigrationFilter, refusalSummary, refusalText } from '../../report/index.js';
 import { HOME_OPTIONS, JSON_OPTION, type Command } from '../command.js';
 import { withAuthority } from '../authority.js';
 import { checkOutputPath } from '../output-file.js';
@@ -81,5 +81,22 @@ export const reportMigrationCommand: Command = {
       writeFileAtomic(out, text);
       ctx.err(`migration readiness written to ${out}: ${report.facilities.length} facilities`);
     } else ctx.out(text);
+  },
+};
+
+export const reportRefusalsCommand: Command = {
+  path: ['report', 'refusals'],
+  summary: "the gateway's refusals in the last day (or --hours), from the audit trail, summed by reason and by facility",
+  options: {
+    ...HOME_OPTIONS,
+    hours: { type: 'string', description: 'how far back (default 24, at most 744)', valueName: 'N' },
+    ...JSON_OPTION,
+  },
+  async run(ctx) {
+    const raw = (ctx.values.hours as string | undefined) ?? '24';
+    if (!/^\d{1,3}$/.test(raw) || Number(raw) < 1 || Number(raw) > 744) throw badRequest('REPORT_FILTER_INVALID', `--hours "${raw.slice(0, 20)}" is not 1–744`);
+    const r = await withAuthority(ctx, false, (ca) => refusalSummary(ca.db, new Date(), Number(raw)));
+    if (ctx.values.json) return ctx.json(r);
+    ctx.out(refusalText(r).trimEnd());
   },
 };
