@@ -22,7 +22,7 @@ import {
 } from '../pki/index.js';
 import { checkPkcs12Password, parseFacilityNumber, type EndEntityProfileName } from '../policy/index.js';
 import { openStore, repositories, type CertificateRecord, type Database, type Facility, type FacilityStatus, type OperatorRecord, type OperatorRole, type SqlExecutor } from '../store/index.js';
-import { CERTIFICATE_PROFILES, issuanceNotBefore } from '../policy/index.js';
+import { CERTIFICATE_PROFILES, issuanceNotBefore, OPERATOR_SUBJECT_OU } from '../policy/index.js';
 import { parseOperatorName } from './operators.js';
 import { AuditLog, auditKeyId, type AuditCheckpoint, type TrailReport } from '../audit/index.js';
 import { auditKeyFromFile, auditKeyInToken, readAuditPublicKey, readLatestCheckpoint, recordLatestCheckpoint } from './audit-key.js';
@@ -423,7 +423,7 @@ export class CertificateAuthority {
     const issued = await this.#issuer().issue(
       {
         profile,
-        subject: [{ type: 'C', value: 'JP' }, { type: 'O', value: this.config.organization }, { type: 'OU', value: 'operator' }, { type: 'CN', value: name }],
+        subject: [{ type: 'C', value: 'JP' }, { type: 'O', value: this.config.organization }, { type: 'OU', value: OPERATOR_SUBJECT_OU }, { type: 'CN', value: name }],
         publicKey,
         notBefore,
         notAfter: new Date(notBefore.getTime() + days * 86_400_000),

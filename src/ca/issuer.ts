@@ -242,7 +242,7 @@ interface Draft {
 }
 
 function requireKey(req: IssuanceRequest): KeyObject {
-  if (!req.publicKey) throw internal('SUBJECT_KEY_MISSING', 'an issuance request needs a public key or a CSR');
+  if (!req.publicKey) throw internal('ISSUANCE_ORDER_INCOMPLETE', 'an issuance request reached the issuer without a public key or a CSR');
   return req.publicKey;
 }
 

@@ -41,6 +41,7 @@ let context: BrowserContext;
 let page: Page;
 let origin = '';
 let upstream: Awaited<ReturnType<typeof echoUpstream>> | undefined;
+let adminP12 = '';
 
 /** curl through the gateway with a client certificate: the HTTP status, or 0 when the handshake or connection was refused. */
 async function throughGateway(client: { cert: string; key: string }): Promise<number> {
@@ -77,7 +78,8 @@ before(async () => {
   };
   must('certutil', ['-N', '-d', `sql:${db}`, '--empty-password']);
   const admin = await fx.ca.addOperator({ name: 'sato', role: 'admin' }, 'import-pw-123456', 'test');
-  writeFileSync(join(home, 'admin.p12'), admin.pkcs12);
+  adminP12 = join(home, 'admin.p12');
+  writeFileSync(adminP12, admin.pkcs12);
   must('pk12util', ['-i', join(home, 'admin.p12'), '-d', `sql:${db}`, '-W', 'import-pw-123456']);
   const profile = mkdtempSync(join(tmpdir(), 'sekisho-profile-'));
   mkdirSync(join(profile, 'Default'));
@@ -176,5 +178,17 @@ describe('the console in Chromium, signed in by an operator certificate', () => 
     }
     assert.notEqual(status, 200, 'the gateway refuses the revoked certificate');
     assert.equal(await throughGateway(fx.clients.good), 200, 'and still admits the others');
+  });
+
+  test("regression: an operator's console certificate is no node credential: the gateway refuses it even on a route open to anyone", async (t) => {
+    if (!needPeer(t, ready, 'Chromium, certutil, pk12util, curl and pdftoppm')) return;
+    const pem = join(mkdtempSync(join(tmpdir(), 'sekisho-operator-')), 'sato.pem');
+    const converted = run('openssl', ['pkcs12', '-in', adminP12, '-passin', 'pass:import-pw-123456', '-noenc', '-out', pem]);
+    assert.equal(converted.status, 0, converted.stderr);
+    const port = gateway.gateway.addresses()[0]!.port;
+    const r = await runAsync('curl', ['-s', '-w', '\n%{http_code}', '--max-time', '10', '--cacert', fx.caFile, '--cert', pem, `https://127.0.0.1:${port}/`], { timeoutMs: 30_000 });
+    assert.equal(r.stdout.trim().split('\n').pop(), '403', r.stdout.slice(0, 300));
+    assert.match(r.stdout, /OPERATOR_CERTIFICATE/);
+    assert.equal(await throughGateway(fx.clients.good), 200, 'a facility still gets in on the same route');
   });
 });

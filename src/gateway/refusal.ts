@@ -14,6 +14,7 @@ export const REFUSAL_REASONS = [
   'KEY_NOT_CONFORMANT',
   'LEGACY_SUBJECT',
   'RETIRING_CA',
+  'OPERATOR_CERTIFICATE',
   'POLICY_CHANGED',
   'PROTOCOL_TOO_OLD',
   'NO_SHARED_CIPHER',
@@ -66,6 +67,10 @@ export const REFUSAL_ADVICE: Record<RefusalReason, RefusalText> = {
   RETIRING_CA: {
     en: 'Your certificate was issued by a certificate authority that has been retired. Ask the network operator for a certificate from the current one.',
     ja: '証明書の発行元の認証局は廃止されました。運営主体に現在の認証局の証明書の発行を依頼してください。',
+  },
+  OPERATOR_CERTIFICATE: {
+    en: 'The certificate presented is an operator’s console sign-in, not a facility’s. Choose the facility certificate.',
+    ja: '提示された証明書は運営主体の職員用（コンソール用）で、医療機関の証明書ではありません。医療機関の証明書を選んでください。',
   },
   POLICY_CHANGED: {
     en: 'The network switched to a stricter security policy that this connection does not meet. Check the self-check page and update the software or certificate.',
@@ -139,4 +144,4 @@ export function reasonOfTlsError(code: string | undefined, message: string): Ref
 }
 
 /** Reasons a certificate from our own CA can be told about on an HTTP page (the client did authenticate as someone). */
-export const EXPLAINABLE_OVER_HTTP: ReadonlySet<RefusalReason> = new Set(['EXPIRED', 'NOT_YET_VALID', 'REVOKED', 'FACILITY_SUSPENDED', 'FACILITY_UNKNOWN', 'ACCESS_DENIED', 'SHA1_SIGNATURE', 'KEY_TOO_WEAK', 'KEY_NOT_CONFORMANT', 'WRONG_EKU', 'LEGACY_SUBJECT', 'RETIRING_CA', 'REVOCATION_UNAVAILABLE', 'AUDIT_SPOOL_FULL']);
+export const EXPLAINABLE_OVER_HTTP: ReadonlySet<RefusalReason> = new Set(['EXPIRED', 'NOT_YET_VALID', 'REVOKED', 'FACILITY_SUSPENDED', 'FACILITY_UNKNOWN', 'ACCESS_DENIED', 'SHA1_SIGNATURE', 'KEY_TOO_WEAK', 'KEY_NOT_CONFORMANT', 'WRONG_EKU', 'LEGACY_SUBJECT', 'RETIRING_CA', 'OPERATOR_CERTIFICATE', 'REVOCATION_UNAVAILABLE', 'AUDIT_SPOOL_FULL']);

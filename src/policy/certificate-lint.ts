@@ -1,6 +1,6 @@
 import { subjectKeyProblem } from './key-policy.js';
 import { isFacilityNumber } from './facility-number.js';
-import { keyUsageFor, type CertificateProfile } from './certificate-profiles.js';
+import { keyUsageFor, OPERATOR_SUBJECT_OU, type CertificateProfile } from './certificate-profiles.js';
 import { nameValue, type CertificateView } from '../pki/index.js';
 
 /** What a lint needs besides the certificate: facts about its issuer. */
@@ -126,7 +126,7 @@ export const CERTIFICATE_LINTS: readonly Lint[] = [
       }
       if (p.name === 'operator') {
         // Never a facility's or a device's identity: the gateway maps CN = 10 digits and OU = 10 digits to facilities.
-        if (nameValue(c.subject, 'OU') !== 'operator') return 'operator subject OU must be "operator"';
+        if (nameValue(c.subject, 'OU') !== OPERATOR_SUBJECT_OU) return `operator subject OU must be "${OPERATOR_SUBJECT_OU}"`;
         if (!/^[a-z][a-z0-9._-]{0,31}$/.test(nameValue(c.subject, 'CN') ?? '')) return 'operator subject CN must be an operator name (a letter, then letters, digits, . _ -)';
       }
       if (p.name === 'device') {

@@ -12,6 +12,9 @@ import { readSubjectPublicKeyInfo, type ExtendedKeyUsageName, type KeyUsageName 
  *   operator's office signing in to the web console; issued only by `sekisho operator add`,
  *   never through a notice, EST or `cert issue`, so it is not an end-entity profile of those)
  */
+/** The OU that marks an operator's sign-in certificate (the console's); reserved: never a node's identity. */
+export const OPERATOR_SUBJECT_OU = 'operator';
+
 export type CertificateProfileName = 'facility' | 'device' | 'server' | 'operator' | 'root-ca' | 'issuing-ca';
 export const END_ENTITY_PROFILES = ['facility', 'device', 'server'] as const;
 export type EndEntityProfileName = (typeof END_ENTITY_PROFILES)[number];

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { CertificateView } from '../pki/index.js';
 import { subjectKeyProblem, type KeyProblem } from './key-policy.js';
+import { OPERATOR_SUBJECT_OU } from './certificate-profiles.js';
 
 /**
  * Which client certificates a service center accepts, beyond a valid chain
@@ -16,8 +17,8 @@ import { subjectKeyProblem, type KeyProblem } from './key-policy.js';
  * chains from facility X until date D". An exception is used only while it is
  * in force and only for the facility it names; the gateway reports each use.
  */
-export type ClientCertificateRule = 'SHA1_SIGNATURE' | 'WRONG_EKU' | 'KEY_TOO_WEAK' | 'KEY_NOT_CONFORMANT' | 'LEGACY_SUBJECT' | 'RETIRING_CA';
-/** Rules a dated exception may relax (a key in a form verifiers refuse is never excepted). */
+export type ClientCertificateRule = 'SHA1_SIGNATURE' | 'WRONG_EKU' | 'KEY_TOO_WEAK' | 'KEY_NOT_CONFORMANT' | 'LEGACY_SUBJECT' | 'RETIRING_CA' | 'OPERATOR_CERTIFICATE';
+/** Rules a dated exception may relax (a key in a form verifiers refuse, or a person's operator certificate, is never excepted). */
 export const EXCEPTABLE_RULES: readonly ClientCertificateRule[] = ['SHA1_SIGNATURE', 'WRONG_EKU', 'KEY_TOO_WEAK', 'LEGACY_SUBJECT', 'RETIRING_CA'];
 
 export interface DatedException {
@@ -125,6 +126,10 @@ export function judgeClientChain(chain: readonly CertificateView[], facility: st
   };
   const leaf = chain[0];
   if (!leaf) return { refusal: { rule: 'WRONG_EKU', detail: 'no certificate' }, exceptionsUsed };
+  // An operator's console sign-in (OU=operator) is a person's credential, never a node's, whatever a route allows.
+  if (leaf.subject.some((a) => a.type === 'OU' && a.value === OPERATOR_SUBJECT_OU)) {
+    return { refusal: { rule: 'OPERATOR_CERTIFICATE', detail: `the client certificate is an operator's console sign-in (OU=${OPERATOR_SUBJECT_OU}), not a facility's or a device's` }, exceptionsUsed };
+  }
   // A chain (not a pinned certificate alone) that ends at an anchor being retired.
   const top = chain.length > 1 ? chain[chain.length - 1]! : undefined;
   const retiring = top && policy.retiringAnchors?.length ? policy.retiringAnchors.find((a) => a.spki === spkiSha256(top)) : undefined;

@@ -125,6 +125,11 @@ const CERT_TEXT: Record<ClientCertificateRule | 'CLIENT_CERT_MISSING', { ja: str
     fixEn: 'obtain a facility certificate naming your 10-digit facility number with a new issuance notice',
     fixJa: '新しい発行通知書で、医療機関コード（10 桁）を記載した施設証明書を取得してください',
   },
+  OPERATOR_CERTIFICATE: {
+    ja: '提示された証明書は運営主体の職員がコンソールに入るためのもので、医療機関や端末の証明書ではありません',
+    fixEn: "choose the facility's certificate, not an operator's console certificate",
+    fixJa: '職員用のコンソール証明書ではなく、医療機関の証明書を選んでください',
+  },
   RETIRING_CA: {
     ja: '証明書の発行元は廃止予定（または廃止済み）の認証局です',
     fixEn: 'replace the certificate with one from the current certificate authority (a new issuance notice)',
