@@ -1,5 +1,5 @@
 import { STATUS_CODES } from 'node:http';
-import type { Socket } from 'node:net';
+import { connect as netConnect, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { allows, type AccessRule } from './access-rule.js';
 import type { ClientIdentity } from './client-identity.js';
@@ -9,7 +9,6 @@ import { refusalPage } from './refusal-page.js';
 import { normalizeTarget } from './request-target.js';
 import { isSekishoError, type SekishoError } from '../errors/index.js';
 import type { RefusalReason } from './refusal.js';
-import { UpstreamPool } from './upstream-pool.js';
 
 export interface HttpRoute {
   /** Path prefix ("/" matches everything); the longest matching prefix wins. */
@@ -114,23 +113,147 @@ interface Exchange {
   unrecorded: boolean;
 }
 
-/** One upstream connection while it carries an exchange. */
-interface Upstream {
-  socket: Socket;
-  key: string;
-  reused: boolean;
-  parser: MessageParser;
+/** What an upstream connection reports to the client connection it serves. */
+interface UpstreamUser {
+  upData(up: Upstream, chunk: Buffer): void;
+  upEnd(up: Upstream): void;
+  upstreamFailed(up: Upstream, message: string): void;
+  upDrain(): void;
+  respHead(up: Upstream, h: MessageHead): boolean;
+  respBody(up: Upstream, b: Buffer): void;
+  respDone(up: Upstream): void;
+}
+
+/**
+ * One kept-alive plain-TCP connection to an upstream, with its response
+ * parser: made once, reused for exchange after exchange (listeners and
+ * parser stay; `conn` and `ex` say whom it serves now).
+ */
+class Upstream {
+  readonly socket: Socket;
+  readonly parser: MessageParser;
+  conn: UpstreamUser | undefined;
+  ex: Exchange | undefined;
+  reused = false;
   /** Bytes of the response seen (a retry is safe only before any). */
-  gotBytes: boolean;
+  gotBytes = false;
   /** Response framing towards the client. */
-  mode: 'none' | 'length' | 'chunked' | 'close';
+  mode: 'none' | 'length' | 'chunked' | 'close' = 'none';
   /** An informational (1xx) response is being read: not forwarded. */
-  informational: boolean;
-  keepAlive: boolean;
-  done: boolean;
-  out: Buffer[];
-  outBytes: number;
-  lastActivity: number;
+  informational = false;
+  keepAlive = false;
+  done = false;
+  dead = false;
+  out: Buffer[] = [];
+  outBytes = 0;
+  lastActivity = 0;
+  idleSince = 0;
+
+  constructor(
+    readonly key: string,
+    host: string,
+    port: number,
+    onGone: (up: Upstream) => void,
+  ) {
+    this.socket = netConnect({ host, port, noDelay: true });
+    this.parser = new MessageParser('response', {
+      begin: () => undefined,
+      head: (h) => this.conn!.respHead(this, h),
+      body: (b) => this.conn!.respBody(this, b),
+      done: () => this.conn!.respDone(this),
+    });
+    // While idle (no conn), anything from the upstream is out of protocol: the connection goes.
+    this.socket.on('data', (c: Buffer) => (this.conn ? this.conn.upData(this, c) : this.drop()));
+    this.socket.on('end', () => (this.conn ? this.conn.upEnd(this) : this.drop()));
+    this.socket.on('error', (e) => (this.conn ? this.conn.upstreamFailed(this, e.message) : this.drop()));
+    this.socket.on('close', () => {
+      if (this.conn && !this.done) this.conn.upstreamFailed(this, 'the upstream closed the connection');
+      this.drop();
+      onGone(this);
+    });
+    this.socket.on('drain', () => this.conn?.upDrain());
+  }
+
+  /** Ready for a new exchange. */
+  reset(): void {
+    this.gotBytes = false;
+    this.mode = 'none';
+    this.informational = false;
+    this.keepAlive = false;
+    this.done = false;
+    this.lastActivity = performance.now();
+  }
+
+  /** Closed for good (once). */
+  drop(): void {
+    if (this.dead) return;
+    this.dead = true;
+    this.conn = undefined;
+    this.ex = undefined;
+    this.socket.destroy();
+    this.parser.close();
+  }
+}
+
+/**
+ * Kept-alive upstream connections by host:port: one goes back to the pool
+ * only after a complete exchange (the whole request written, the whole
+ * response read, neither side asking to close), so a reused connection never
+ * starts in the middle of a message. At most `maxIdle` idle per upstream
+ * (the rest are closed); an idle one is closed after `idleMs` (sweep) or
+ * when the upstream closes it or sends anything.
+ */
+class UpstreamPool {
+  readonly #idle = new Map<string, Upstream[]>();
+  readonly #all = new Set<Upstream>();
+  constructor(private readonly o: { maxIdle: number; idleMs: number }) {}
+
+  take(route: { key: string; host: string; port: number }): Upstream {
+    const idle = this.#idle.get(route.key);
+    while (idle?.length) {
+      const up = idle.pop()!;
+      if (up.dead || up.socket.destroyed || !up.socket.writable) continue;
+      up.reset();
+      up.reused = true;
+      return up;
+    }
+    const up = new Upstream(route.key, route.host, route.port, (u) => this.#all.delete(u));
+    up.lastActivity = performance.now();
+    this.#all.add(up);
+    return up;
+  }
+
+  give(up: Upstream): void {
+    up.conn = undefined;
+    up.ex = undefined;
+    let idle = this.#idle.get(up.key);
+    if (!idle) this.#idle.set(up.key, (idle = []));
+    if (idle.length >= this.o.maxIdle) {
+      up.drop();
+      return;
+    }
+    up.idleSince = performance.now();
+    idle.push(up);
+  }
+
+  /** Closes idle connections older than idleMs, forgets dead ones. */
+  sweep(now: number): void {
+    for (const idle of this.#idle.values()) {
+      for (let i = idle.length - 1; i >= 0; i--) {
+        const up = idle[i]!;
+        if (up.dead || now - up.idleSince > this.o.idleMs) {
+          up.drop();
+          idle.splice(i, 1);
+        }
+      }
+    }
+  }
+
+  destroy(): void {
+    for (const up of this.#all) up.drop();
+    this.#all.clear();
+    this.#idle.clear();
+  }
 }
 
 /**
@@ -166,6 +289,7 @@ export function httpForwarder(o: HttpForwarderOptions): HttpForwarder {
   const sweep = setInterval(() => {
     const now = performance.now();
     for (const c of connections) c.checkTimeouts(now);
+    pool.sweep(now);
   }, 1000).unref();
 
   const page = (status: number, reason: RefusalReason, id: ClientIdentity | undefined, close: boolean): OwnAnswer => ({
@@ -301,7 +425,7 @@ export function httpForwarder(o: HttpForwarderOptions): HttpForwarder {
     onClose(): void {
       this.closed = true;
       connections.delete(this);
-      for (const ex of this.queue) ex.upstream?.socket.destroy();
+      for (const ex of this.queue) ex.upstream?.drop();
       this.queue.length = 0;
       this.parser.close();
     }
@@ -415,45 +539,10 @@ export function httpForwarder(o: HttpForwarderOptions): HttpForwarder {
 
     connect(ex: Exchange): void {
       const route = ex.route!;
-      const { socket, reused } = pool.take(route.host, route.port, route.key);
-      const up: Upstream = { socket, key: route.key, reused, parser: undefined!, gotBytes: false, mode: 'none', informational: false, keepAlive: false, done: false, out: [], outBytes: 0, lastActivity: performance.now() };
-      up.parser = this.responseParser(ex, up);
+      const up = pool.take(route);
+      up.conn = this;
+      up.ex = ex;
       ex.upstream = up;
-      socket.on('data', (chunk: Buffer) => {
-        up.gotBytes = true;
-        up.lastActivity = performance.now();
-        try {
-          up.parser.execute(chunk);
-        } catch (e) {
-          if (!(e instanceof FramingError)) throw e;
-          if (!up.done) {
-            this.upstreamFailed(ex, up, `the upstream's response cannot be read: ${e.code}`);
-            return;
-          }
-          // Bytes after a complete response: the response stands, the connection is not reused.
-          up.keepAlive = false;
-        }
-        this.flush(up);
-        if (up.done) this.complete(ex);
-      });
-      socket.on('end', () => {
-        if (up.done) return;
-        try {
-          up.parser.finish();
-        } catch (e) {
-          if (!(e instanceof FramingError)) throw e;
-        }
-        this.flush(up);
-        if (up.done) this.complete(ex);
-        else this.upstreamFailed(ex, up, 'the upstream closed the connection before its response was complete');
-      });
-      socket.on('error', (e) => this.upstreamFailed(ex, up, e.message));
-      socket.on('close', () => {
-        if (!up.done) this.upstreamFailed(ex, up, 'the upstream closed the connection');
-      });
-      socket.on('drain', () => {
-        if (this.queue.length <= 1) this.socket.resume();
-      });
       // The head and whatever body is already read, in one write.
       const head = Buffer.from(ex.head, 'latin1');
       const parts = [head];
@@ -461,6 +550,40 @@ export function httpForwarder(o: HttpForwarderOptions): HttpForwarder {
       ex.pending = [];
       if (ex.read && ex.body === 'chunked') parts.push(CHUNK_END);
       this.writeUpstream(up, parts.length === 1 ? head : Buffer.concat(parts));
+    }
+
+    upData(up: Upstream, chunk: Buffer): void {
+      up.gotBytes = true;
+      up.lastActivity = performance.now();
+      try {
+        up.parser.execute(chunk);
+      } catch (e) {
+        if (!(e instanceof FramingError)) throw e;
+        if (!up.done) {
+          this.upstreamFailed(up, `the upstream's response cannot be read: ${e.code}`);
+          return;
+        }
+        // Bytes after a complete response: the response stands, the connection is not reused.
+        up.keepAlive = false;
+      }
+      this.flush(up);
+      if (up.done) this.complete(up.ex!);
+    }
+
+    upEnd(up: Upstream): void {
+      if (up.done) return;
+      try {
+        up.parser.finish();
+      } catch (e) {
+        if (!(e instanceof FramingError)) throw e;
+      }
+      this.flush(up);
+      if (up.done) this.complete(up.ex!);
+      else this.upstreamFailed(up, 'the upstream closed the connection before its response was complete');
+    }
+
+    upDrain(): void {
+      if (this.queue.length <= 1) this.socket.resume();
     }
 
     frame(ex: Exchange, b: Buffer, parts: Buffer[]): void {
@@ -480,10 +603,8 @@ export function httpForwarder(o: HttpForwarderOptions): HttpForwarder {
       if (!up.socket.write(b)) this.socket.pause();
     }
 
-    responseParser(ex: Exchange, up: Upstream): MessageParser {
-      return new MessageParser('response', {
-        begin: () => undefined,
-        head: (h) => {
+    respHead(up: Upstream, h: MessageHead): boolean {
+          const ex = up.ex!;
           if (up.done) throw new FramingError('EXTRA', 'a response nobody asked for');
           if (h.status < 200) {
             // 100 Continue and other 1xx: read, not forwarded (101 means an upgrade the gateway never asked for).
@@ -531,24 +652,24 @@ export function httpForwarder(o: HttpForwarderOptions): HttpForwarder {
           this.push(up, Buffer.from(head, 'latin1'));
           ex.answered = true;
           return noBody;
-        },
-        body: (b) => {
+    }
+
+    respBody(up: Upstream, b: Buffer): void {
           if (up.informational) return;
           if (up.mode === 'chunked') {
             this.push(up, Buffer.from(`${b.length.toString(16)}\r\n`, 'latin1'));
             this.push(up, b);
             this.push(up, CRLF);
           } else this.push(up, b);
-        },
-        done: () => {
+    }
+
+    respDone(up: Upstream): void {
           if (up.informational) {
             up.informational = false;
             return;
           }
           if (up.mode === 'chunked') this.push(up, CHUNK_END);
           up.done = true;
-        },
-      });
     }
 
     push(up: Upstream, b: Buffer): void {
@@ -578,12 +699,8 @@ export function httpForwarder(o: HttpForwarderOptions): HttpForwarder {
       }
       if (this.queue[0] !== ex) return;
       this.queue.shift();
-      const socket = up.socket;
-      socket.removeAllListeners('data').removeAllListeners('end').removeAllListeners('error').removeAllListeners('drain');
-      socket.removeAllListeners('close');
-      up.parser.close();
-      if (up.keepAlive && ex.read && up.mode !== 'close') pool.give(up.key, socket);
-      else socket.destroy();
+      if (up.keepAlive && ex.read && up.mode !== 'close') pool.give(up);
+      else up.drop();
       this.finished(ex);
     }
 
@@ -611,13 +728,11 @@ export function httpForwarder(o: HttpForwarderOptions): HttpForwarder {
       this.pump();
     }
 
-    upstreamFailed(ex: Exchange, up: Upstream, message: string): void {
+    upstreamFailed(up: Upstream, message: string): void {
+      const ex = up.ex!;
       if (up.done || ex.upstream !== up) return;
       up.done = true;
-      up.socket.removeAllListeners('data').removeAllListeners('end').removeAllListeners('close').removeAllListeners('drain');
-      up.socket.on('error', () => undefined);
-      up.socket.destroy();
-      up.parser.close();
+      up.drop();
       if (this.closed) return;
       // A kept-alive connection the upstream had closed meanwhile: a bodiless request goes again, once, on a new one.
       if (up.reused && !up.gotBytes && ex.body === 'none' && !ex.retried) {
