@@ -391,7 +391,10 @@ export function httpForwarder(o: HttpForwarderOptions): HttpForwarder {
       this.noMore = true;
       this.inMessage = false;
       // Bytes after a request that said Connection: close are not read: no error to answer.
-      if (e.code === 'HPE_CLOSED_CONNECTION') return;
+      if (e.code === 'HPE_CLOSED_CONNECTION') {
+        this.pump();
+        return;
+      }
       const ex = this.reading;
       this.reading = undefined;
       if (ex) {

@@ -92,6 +92,8 @@ export class MessageParser {
   #url = '';
   #inHead = false;
   #fields = 0;
+  /** What an event handler threw: parsing goes on inside llhttp, unheard, and execute() throws it. */
+  #failure: unknown;
 
   constructor(
     kind: 'request' | 'response',
@@ -99,22 +101,33 @@ export class MessageParser {
   ) {
     const p = new HTTPParser();
     p.initialize(kind === 'request' ? HTTPParser.REQUEST : HTTPParser.RESPONSE, {}, MAX_HEAD_BYTES, HTTPParser.kLenientNone);
-    p[HTTPParser.kOnMessageBegin] = () => {
+    // No exception may cross the binding: a handler's is kept, the rest of the bytes go unheard, and execute() throws it.
+    const guard = <A extends unknown[], R>(fn: (...a: A) => R, otherwise: R) => (...a: A): R => {
+      if (this.#failure !== undefined) return otherwise;
+      try {
+        return fn(...a);
+      } catch (e) {
+        this.#failure = e ?? new Error('undefined thrown');
+        return otherwise;
+      }
+    };
+    p[HTTPParser.kOnMessageBegin] = guard(() => {
       this.#inHead = true;
       this.#raw = [];
       this.#url = '';
       this.#fields = 0;
       events.begin();
-    };
+      return 0;
+    }, 0);
     // Heads with many fields arrive in parts; after the head, these are trailers (dropped).
-    p[HTTPParser.kOnHeaders] = (raw: string[], url: string) => {
+    p[HTTPParser.kOnHeaders] = guard((raw: string[], url: string) => {
       if (!this.#inHead) return;
       this.#fields += raw.length >> 1;
       if (this.#fields > MAX_HEAD_FIELDS) throw new FramingError('HEAD_FIELDS', `more than ${MAX_HEAD_FIELDS} header fields`);
       for (const x of raw) this.#raw.push(x);
       this.#url += url;
-    };
-    p[HTTPParser.kOnHeadersComplete] = (major: number, minor: number, raw: string[] | undefined, method: number | undefined, url: string | undefined, status: number | undefined, _message: string | undefined, upgrade: boolean, keepAlive: boolean) => {
+    }, undefined);
+    p[HTTPParser.kOnHeadersComplete] = guard((major: number, minor: number, raw: string[] | undefined, method: number | undefined, url: string | undefined, status: number | undefined, _message: string | undefined, upgrade: boolean, keepAlive: boolean) => {
       this.#inHead = false;
       let all = raw ?? [];
       if (this.#raw.length) {
@@ -125,21 +138,25 @@ export class MessageParser {
       this.#raw = [];
       const skipBody = events.head({ major, minor, raw: all, method: method === undefined ? '' : (METHODS[method] ?? ''), url: this.#url + (url ?? ''), status: status ?? 0, keepAlive, upgrade });
       return skipBody ? 1 : 0;
-    };
-    p[HTTPParser.kOnBody] = (b: Buffer) => events.body(b);
-    p[HTTPParser.kOnMessageComplete] = () => events.done();
+    }, 1);
+    p[HTTPParser.kOnBody] = guard((b: Buffer) => events.body(b), undefined);
+    p[HTTPParser.kOnMessageComplete] = guard(() => events.done(), undefined);
     this.#p = p;
   }
 
-  /** Feeds bytes; throws FramingError on a framing or syntax error (and rethrows what an event handler threw). */
+  /** Feeds bytes; throws FramingError on a framing or syntax error, or what an event handler threw. */
   execute(data: Buffer): void {
+    if (this.#failure !== undefined) throw this.#failure;
     const r = this.#p.execute(data);
+    if (this.#failure !== undefined) throw this.#failure;
     if (typeof r !== 'number') throw asFramingError(r);
   }
 
   /** The peer closed its side: completes a body read until close, or throws FramingError when a message was cut short. */
   finish(): void {
+    if (this.#failure !== undefined) throw this.#failure;
     const r = this.#p.finish();
+    if (this.#failure !== undefined) throw this.#failure;
     if (r !== undefined && typeof r !== 'number') throw asFramingError(r);
   }
 
@@ -150,8 +167,7 @@ export class MessageParser {
   }
 }
 
-function asFramingError(e: LlhttpError): Error {
-  // An exception thrown by an event handler comes back as it was.
-  if (e instanceof FramingError || typeof e.code !== 'string' || !e.code.startsWith('HPE_')) return e;
+function asFramingError(e: LlhttpError | undefined): Error {
+  if (!e || typeof e.code !== 'string') return new FramingError('HPE_UNKNOWN', 'the message cannot be read');
   return new FramingError(e.code, e.reason ?? e.message);
 }
