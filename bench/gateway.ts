@@ -32,10 +32,13 @@
  * the CPU count), GATEWAY_BENCH_REVOKED (default 1000000),
  * GATEWAY_BENCH_CPU_PROF (a directory: the single-process gateway writes a
  * V8 CPU profile there on exit; with GATEWAY_BENCH_PERF=FILE as well, it runs
- * under `perf record -g` writing FILE, for the native side: OpenSSL, libuv).
+ * under `perf record -g` writing FILE, for the native side: OpenSSL, libuv),
+ * GATEWAY_BENCH_BASELINE (another build's dist/src/cli/main.js: run as the
+ * single-process contender "sekisho-baseline" in the same rounds, so a change
+ * is compared with what it changed under the same machine load).
  */
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -271,10 +274,10 @@ async function startNginx(name: string, dir: string, conf: string, port: number)
   };
 }
 
-async function startGateway(name: string, m: Material, port: number, upstreamPort: number, workers: number, cpuProfDir?: string): Promise<Peer> {
+async function startGateway(name: string, m: Material, port: number, upstreamPort: number, workers: number, cpuProfDir?: string, cli = CLI): Promise<Peer> {
   const args = [
     ...(cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfDir] : []),
-    CLI, 'gateway', '--home', m.home, '--listen', `127.0.0.1:${port}`, '--upstream', `http://127.0.0.1:${upstreamPort}`, '--log-level', 'warn',
+    cli, 'gateway', '--home', m.home, '--listen', `127.0.0.1:${port}`, '--upstream', `http://127.0.0.1:${upstreamPort}`, '--log-level', 'warn',
     ...(workers > 1 ? ['--workers', String(workers)] : []),
   ];
   const perf = cpuProfDir ? process.env.GATEWAY_BENCH_PERF : undefined;
@@ -429,13 +432,14 @@ export async function main() {
   const gwWorkers = envNumber('GATEWAY_BENCH_WORKERS', availableParallelism());
   const revoked = envNumber('GATEWAY_BENCH_REVOKED', 1_000_000);
   const cpuProf = process.env.GATEWAY_BENCH_CPU_PROF;
+  const baseline = process.env.GATEWAY_BENCH_BASELINE;
   const only = (process.env.GATEWAY_BENCH_ONLY ?? '').split(',').filter(Boolean);
   const tmp = tempDir('sekisho-gw-bench-');
   const peers: Peer[] = [];
   try {
     log('gateway bench: CA home, certificates');
     const m = await makeHome(tmp.path);
-    const [upPort, nginxPort, gwPort, gwnPort] = (await freePorts(4)) as [number, number, number, number];
+    const [upPort, nginxPort, gwPort, gwnPort, basePort] = (await freePorts(5)) as [number, number, number, number, number];
     const upstream = await startNginx('upstream', tmp.path, upstreamConf(tmp.path, upPort), upPort);
     peers.push(upstream);
     const contenders: Peer[] = [];
@@ -446,6 +450,12 @@ export async function main() {
     };
     await add(() => startNginx('nginx', tmp.path, proxyConf(tmp.path, nginxPort, upPort, m), nginxPort));
     await add(() => startGateway('sekisho', m, gwPort, upPort, 1, cpuProf));
+    if (baseline) {
+      // Its own copy of the home: one audit spool per process.
+      const home = `${m.home}-baseline`;
+      cpSync(m.home, home, { recursive: true, filter: (f) => !f.includes('audit-spool') });
+      await add(() => startGateway('sekisho-baseline', { ...m, home }, basePort, upPort, 1, undefined, baseline));
+    }
     if (gwWorkers > 1) await add(() => startGateway(`sekisho-workers-${gwWorkers}`, m, gwnPort, upPort, gwWorkers));
 
     const runs: Record<string, Record<string, Measurement[]>> = {};
