@@ -607,72 +607,72 @@ export function httpForwarder(o: HttpForwarderOptions): HttpForwarder {
     }
 
     respHead(up: Upstream, h: MessageHead): boolean {
-          const ex = up.ex!;
-          if (up.done) throw new FramingError('EXTRA', 'a response nobody asked for');
-          if (h.status < 200) {
-            // 100 Continue and other 1xx: read, not forwarded (101 means an upgrade the gateway never asked for).
-            if (h.status === 101) throw new FramingError('UPGRADE', 'the upstream switched protocols');
-            up.informational = true;
-            return false;
-          }
-          up.informational = false;
-          up.keepAlive = h.keepAlive;
-          ex.status = h.status;
-          const noBody = ex.method === 'HEAD' || h.status === 204 || h.status === 304;
-          const raw = h.raw;
-          const named = connectionNamed(raw);
-          let lines = '';
-          let length: string | undefined;
-          let chunked = false;
-          let date = false;
-          for (let i = 0; i < raw.length; i += 2) {
-            const n = raw[i]!.toLowerCase();
-            if (n === 'content-length') length = raw[i + 1];
-            else if (n === 'transfer-encoding') chunked = true;
-            else if (isEndToEnd(n, named)) {
-              if (n === 'date') date = true;
-              lines += `${n}: ${raw[i + 1]}\r\n`;
-            }
-          }
-          // The client's framing: the upstream's length when it gave one, chunks otherwise (HTTP/1.0: until close).
-          if (noBody) {
-            up.mode = 'none';
-            if (length !== undefined && !chunked) lines += `content-length: ${length}\r\n`;
-          } else if (length !== undefined && !chunked) {
-            up.mode = 'length';
-            lines += `content-length: ${length}\r\n`;
-          } else if (ex.http10) {
-            up.mode = 'close';
-            ex.closeAfter = true;
-          } else {
-            up.mode = 'chunked';
-            lines += 'transfer-encoding: chunked\r\n';
-          }
-          // An answer before the whole request was read (an early 413, say): the connection ends with it.
-          if (!ex.read || !ex.keepAlive) ex.closeAfter = true;
-          if (!date) lines += `date: ${httpDate()}\r\n`;
-          const head = `HTTP/1.1 ${h.status} ${STATUS_CODES[h.status] ?? 'Unknown'}\r\n${lines}${ex.closeAfter ? CLOSE_LINE : KEEP_ALIVE_LINES}\r\n`;
-          this.push(up, Buffer.from(head, 'latin1'));
-          ex.answered = true;
-          return noBody;
+      const ex = up.ex!;
+      if (up.done) throw new FramingError('EXTRA', 'a response nobody asked for');
+      if (h.status < 200) {
+        // 100 Continue and other 1xx: read, not forwarded (101 means an upgrade the gateway never asked for).
+        if (h.status === 101) throw new FramingError('UPGRADE', 'the upstream switched protocols');
+        up.informational = true;
+        return false;
+      }
+      up.informational = false;
+      up.keepAlive = h.keepAlive;
+      ex.status = h.status;
+      const noBody = ex.method === 'HEAD' || h.status === 204 || h.status === 304;
+      const raw = h.raw;
+      const named = connectionNamed(raw);
+      let lines = '';
+      let length: string | undefined;
+      let chunked = false;
+      let date = false;
+      for (let i = 0; i < raw.length; i += 2) {
+        const n = raw[i]!.toLowerCase();
+        if (n === 'content-length') length = raw[i + 1];
+        else if (n === 'transfer-encoding') chunked = true;
+        else if (isEndToEnd(n, named)) {
+          if (n === 'date') date = true;
+          lines += `${n}: ${raw[i + 1]}\r\n`;
+        }
+      }
+      // The client's framing: the upstream's length when it gave one, chunks otherwise (HTTP/1.0: until close).
+      if (noBody) {
+        up.mode = 'none';
+        if (length !== undefined && !chunked) lines += `content-length: ${length}\r\n`;
+      } else if (length !== undefined && !chunked) {
+        up.mode = 'length';
+        lines += `content-length: ${length}\r\n`;
+      } else if (ex.http10) {
+        up.mode = 'close';
+        ex.closeAfter = true;
+      } else {
+        up.mode = 'chunked';
+        lines += 'transfer-encoding: chunked\r\n';
+      }
+      // An answer before the whole request was read (an early 413, say): the connection ends with it.
+      if (!ex.read || !ex.keepAlive) ex.closeAfter = true;
+      if (!date) lines += `date: ${httpDate()}\r\n`;
+      const head = `HTTP/1.1 ${h.status} ${STATUS_CODES[h.status] ?? 'Unknown'}\r\n${lines}${ex.closeAfter ? CLOSE_LINE : KEEP_ALIVE_LINES}\r\n`;
+      this.push(up, Buffer.from(head, 'latin1'));
+      ex.answered = true;
+      return noBody;
     }
 
     respBody(up: Upstream, b: Buffer): void {
-          if (up.informational) return;
-          if (up.mode === 'chunked') {
-            this.push(up, Buffer.from(`${b.length.toString(16)}\r\n`, 'latin1'));
-            this.push(up, b);
-            this.push(up, CRLF);
-          } else this.push(up, b);
+      if (up.informational) return;
+      if (up.mode === 'chunked') {
+        this.push(up, Buffer.from(`${b.length.toString(16)}\r\n`, 'latin1'));
+        this.push(up, b);
+        this.push(up, CRLF);
+      } else this.push(up, b);
     }
 
     respDone(up: Upstream): void {
-          if (up.informational) {
-            up.informational = false;
-            return;
-          }
-          if (up.mode === 'chunked') this.push(up, CHUNK_END);
-          up.done = true;
+      if (up.informational) {
+        up.informational = false;
+        return;
+      }
+      if (up.mode === 'chunked') this.push(up, CHUNK_END);
+      up.done = true;
     }
 
     push(up: Upstream, b: Buffer): void {
@@ -781,7 +781,7 @@ export function httpForwarder(o: HttpForwarderOptions): HttpForwarder {
   return {
     serve: (socket) => void new ClientConnection(socket),
     closeIdleConnections: () => {
-      for (const c of connections) if (!c.queue.length && c.messageStart < 0) c.socket.end();
+      for (const c of connections) if (!c.queue.length && !c.inMessage) c.socket.end();
     },
     closeAllConnections: () => {
       for (const c of connections) c.socket.destroy();
