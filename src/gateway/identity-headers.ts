@@ -1,4 +1,4 @@
-import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import type { OutgoingHttpHeaders } from 'node:http';
 import type { ClientIdentity } from './client-identity.js';
 
 /**
@@ -45,32 +45,9 @@ export function isSpoofable(name: string): boolean {
   return STRIPPED.has(n) || STRIPPED_PREFIXES.some((p) => n.startsWith(p));
 }
 
-/**
- * The request headers an upstream receives: hop-by-hop and spoofable ones
- * dropped, then `Host` (the route's upstream host:port, never the client's:
- * route rules judge paths only, so a client-chosen Host could pick another
- * virtual host behind the same upstream), the forwarding headers and the
- * client's identity.
- */
-export function forwardHeaders(incoming: IncomingHttpHeaders, identity: ClientIdentity, clientAddress: string, host: string): OutgoingHttpHeaders {
-  const named = new Set(String(incoming.connection ?? '').toLowerCase().split(',').map((s) => s.trim()).filter(Boolean));
-  const out: OutgoingHttpHeaders = {};
-  for (const [k, v] of Object.entries(incoming)) {
-    if (v === undefined || HOP_BY_HOP.has(k) || named.has(k) || isSpoofable(k)) continue;
-    out[k] = v;
-  }
-  out.host = host;
-  out['x-forwarded-for'] = clientAddress;
-  out['x-forwarded-proto'] = 'https';
-  return Object.assign(out, identityHeaders(identity));
-}
-
-/** The identity headers of one client: the same on every request, so encoded once per identity. */
-const identityCache = new WeakMap<ClientIdentity, OutgoingHttpHeaders>();
+/** The identity headers of one client (forwardingLines renders them once per identity). */
 function identityHeaders(identity: ClientIdentity): OutgoingHttpHeaders {
-  let out = identityCache.get(identity);
-  if (out) return out;
-  out = {};
+  const out: OutgoingHttpHeaders = {};
   if (identity.facilityNumber) out[IDENTITY_HEADERS.facilityNumber] = identity.facilityNumber;
   if (identity.facilityName) out[IDENTITY_HEADERS.facilityName] = encodeURIComponent(identity.facilityName);
   if (identity.deviceName) out[IDENTITY_HEADERS.deviceName] = encodeURIComponent(identity.deviceName);
@@ -80,15 +57,16 @@ function identityHeaders(identity: ClientIdentity): OutgoingHttpHeaders {
   out[IDENTITY_HEADERS.subject] = encodeURIComponent(identity.subject);
   out[IDENTITY_HEADERS.clientCert] = `:${identity.certificate.toString('base64')}:`;
   if (identity.chain.length) out[IDENTITY_HEADERS.clientCertChain] = identity.chain.map((c) => `:${c.toString('base64')}:`).join(', ');
-  identityCache.set(identity, out);
   return out;
 }
 
 /**
- * The relay's form of forwardHeaders (same rules): the client's header lines
+ * The request headers an upstream receives: the client's header lines
  * (raw name/value pairs as llhttp read them) an upstream receives, each
  * `name: value\r\n`, names lowercased. Dropped: hop-by-hop ones and those
- * the Connection header names, every spoofable spelling (isSpoofable), Host,
+ * the Connection header names, every spoofable spelling (isSpoofable), Host
+ * (the route's goes instead: route rules judge paths only, so a client-chosen
+ * Host could pick another virtual host behind the same upstream),
  * and the framing headers (Content-Length, Transfer-Encoding: the relay
  * writes its own from the framing llhttp read) and Expect (the relay answers
  * it). Of the fields an upstream reads once (Authorization, Content-Type, …)
@@ -152,12 +130,4 @@ const identityLines = new WeakMap<ClientIdentity, string>();
 /** Whether a response header goes back to the client: not hop-by-hop, not named by the response's Connection header. */
 export function isEndToEnd(lowerName: string, named: Set<string> | undefined): boolean {
   return !HOP_BY_HOP.has(lowerName) && !named?.has(lowerName);
-}
-
-/** Response headers as returned to the client: hop-by-hop ones dropped. */
-export function responseHeaders(incoming: IncomingHttpHeaders): OutgoingHttpHeaders {
-  const named = new Set(String(incoming.connection ?? '').toLowerCase().split(',').map((s) => s.trim()).filter(Boolean));
-  const out: OutgoingHttpHeaders = {};
-  for (const [k, v] of Object.entries(incoming)) if (v !== undefined && !HOP_BY_HOP.has(k) && !named.has(k)) out[k] = v;
-  return out;
 }
