@@ -60,6 +60,8 @@ const KEEP_ALIVE_LINES = `connection: keep-alive\r\nkeep-alive: timeout=${KEEP_A
 const CLOSE_LINE = 'connection: close\r\n';
 const CHUNK_END = Buffer.from('0\r\n\r\n', 'latin1');
 const CRLF = Buffer.from('\r\n', 'latin1');
+/** Methods that change nothing: sent again once when a reused upstream connection turns out closed. */
+const RETRYABLE = new Set(['GET', 'HEAD', 'OPTIONS']);
 const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
 
 /** A response the gateway writes itself. */
@@ -737,8 +739,9 @@ export function httpForwarder(o: HttpForwarderOptions): HttpForwarder {
       up.done = true;
       up.drop();
       if (this.closed) return;
-      // A kept-alive connection the upstream had closed meanwhile: a bodiless request goes again, once, on a new one.
-      if (up.reused && !up.gotBytes && ex.body === 'none' && !ex.retried) {
+      // A kept-alive connection the upstream had closed meanwhile: a bodiless GET, HEAD or OPTIONS goes again, once, on a new
+      // one (as nginx retries only methods that change nothing: a DELETE the upstream did but did not answer must not run twice).
+      if (up.reused && !up.gotBytes && ex.body === 'none' && !ex.retried && RETRYABLE.has(ex.method)) {
         ex.retried = true;
         ex.upstream = undefined;
         this.connect(ex);

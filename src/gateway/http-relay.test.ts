@@ -276,3 +276,23 @@ describe('the client side', () => {
     assert.deepEqual(relay.requests.slice(-2).map((x) => [x.status, x.path]), [[403, '/closed/x'], [200, '/ok']]);
   });
 });
+
+describe('a kept-alive upstream connection the upstream closed', () => {
+  test('a GET goes again once on a new connection; a bodiless DELETE is answered 502, never sent twice', async () => {
+    // The first exchange leaves an upstream connection in the pool; the upstream then closes it when the next request arrives.
+    let deletes = 0;
+    up.script = (sofar, s) => {
+      if (!sofar.endsWith('\r\n\r\n')) return;
+      if (/^DELETE /m.test(sofar)) deletes++;
+      // The first request on a connection is answered; the second finds it closed.
+      if (sofar.split('\r\n\r\n').length - 1 === 1) s.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+      else s.destroy();
+    };
+    const get = await talk(relay.port, ['GET /warm HTTP/1.1\r\nHost: a\r\n\r\n', 'GET /again HTTP/1.1\r\nHost: a\r\n\r\n'], { until: (t) => statuses(t).length === 2, gapMs: 200 });
+    assert.deepEqual(statuses(get.text), [200, 200], 'the GET went again on a new connection');
+    await up.dropConnections();
+    const del = await talk(relay.port, ['GET /warm HTTP/1.1\r\nHost: a\r\n\r\n', 'DELETE /thing HTTP/1.1\r\nHost: a\r\n\r\n'], { until: (t) => statuses(t).length === 2, gapMs: 200 });
+    assert.deepEqual(statuses(del.text), [200, 502]);
+    assert.equal(deletes, 1, 'the DELETE reached the upstream once');
+  });
+});
