@@ -267,6 +267,7 @@ export class Gateway {
         entry.http = httpForwarder({
           routes: config.routes,
           stateOf: (s) => this.#states.get(s),
+          timeouts: this.#limits.gateway,
           ...(this.o.contact ? { contact: this.o.contact } : {}),
           ...(this.o.selfCheckUrl ? { selfCheckUrl: this.o.selfCheckUrl } : {}),
           onAccessDenied: (s, id, path) => this.#refused(config.name, 'ACCESS_DENIED', `no route of "${config.name}" lets ${id.facilityNumber ?? id.subject} reach ${path}`, `${s.remoteAddress}:${s.remotePort}`, id, undefined),
@@ -275,11 +276,11 @@ export class Gateway {
             this.o.audit?.record({ actor: id.facilityNumber ?? id.subject, action: 'gateway.request-refused', outcome: 'minorFailure', reasonCode: e.code, subject: id.serial, details: { listener: config.name, client, detail: e.message } });
             this.o.log.log('warn', 'request refused', { listener: config.name, client, facility: id.facilityNumber, serial: id.serial, reason: e.code, detail: e.message });
           },
-          onRequest: (status, s, req, id, path) => {
+          onRequest: (status, s, method, url, id, path) => {
             this.metrics.requests.add({ listener: config.name, status: String(status) });
-            if (path !== undefined) this.#sessions.get(s)?.note(req.method, path, status);
+            if (path !== undefined) this.#sessions.get(s)?.note(method, path, status);
             if (this.o.log.enabled('info')) {
-              this.o.log.log('info', 'request', { listener: config.name, client: `${s.remoteAddress}:${s.remotePort}`, facility: id?.facilityNumber, serial: id?.serial, method: req.method, path: req.url, status });
+              this.o.log.log('info', 'request', { listener: config.name, client: `${s.remoteAddress}:${s.remotePort}`, facility: id?.facilityNumber, serial: id?.serial, method, path: url, status });
             }
           },
           onUpstreamError: (message) => {
@@ -288,7 +289,6 @@ export class Gateway {
           },
         });
       }
-      if (entry.http) applyHttpLimits(entry.http.server, this.#limits.gateway);
       entry.address = await tls.listen();
       this.#listeners.push(entry);
     }
@@ -400,7 +400,7 @@ export class Gateway {
         // A client of ours: tell it why on a page instead of a bare close.
         this.#states.set(socket, { refusal: verdict.reason, identity: verdict.identity });
         socket.setTimeout(10_000, () => socket.destroy());
-        entry.http!.server.emit('connection', socket);
+        entry.http!.serve(socket);
       } else {
         socket.destroy();
       }
@@ -447,7 +447,7 @@ export class Gateway {
       this.o.log.log('error', 'client refused: the audit spool is full', { listener: config.name, client, facility: id.facilityNumber, serial: id.serial, reason: 'AUDIT_SPOOL_FULL' });
       if (config.mode === 'http') {
         this.#states.set(socket, { identity: id, refusal: 'AUDIT_SPOOL_FULL' });
-        entry.http!.server.emit('connection', socket);
+        entry.http!.serve(socket);
       } else socket.destroy();
       return;
     }
@@ -466,7 +466,7 @@ export class Gateway {
     this.#track(live);
     if (config.mode === 'http') {
       this.#states.set(socket, { identity: id });
-      entry.http!.server.emit('connection', socket);
+      entry.http!.serve(socket);
     } else {
       this.#pipe(config, live, tls);
     }
@@ -734,11 +734,11 @@ export class Gateway {
     if (this.#tick) clearInterval(this.#tick);
     this.o.activePolicy?.off('change', this.#onPolicyChange);
     const stopped = Promise.all(this.#listeners.map((l) => l.tls.stop()));
-    for (const l of this.#listeners) l.http?.server.closeIdleConnections();
+    for (const l of this.#listeners) l.http?.closeIdleConnections();
     const deadline = new Promise((r) => setTimeout(r, graceMs).unref());
     await Promise.race([stopped, deadline]);
     for (const l of this.#listeners) {
-      l.http?.server.closeAllConnections();
+      l.http?.closeAllConnections();
       l.http?.closeUpstreams();
       l.tls.destroyAll();
     }

@@ -1,4 +1,4 @@
-import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import type { OutgoingHttpHeaders } from 'node:http';
 import type { ClientIdentity } from './client-identity.js';
 
 /**
@@ -45,33 +45,9 @@ export function isSpoofable(name: string): boolean {
   return STRIPPED.has(n) || STRIPPED_PREFIXES.some((p) => n.startsWith(p));
 }
 
-/** The request headers as forwarded: hop-by-hop and spoofable ones dropped, identity and forwarding added. */
-/**
- * The request headers an upstream receives: hop-by-hop and spoofable ones
- * dropped, then `Host` (the route's upstream host:port, never the client's:
- * route rules judge paths only, so a client-chosen Host could pick another
- * virtual host behind the same upstream), the forwarding headers and the
- * client's identity.
- */
-export function forwardHeaders(incoming: IncomingHttpHeaders, identity: ClientIdentity, clientAddress: string, host: string): OutgoingHttpHeaders {
-  const named = new Set(String(incoming.connection ?? '').toLowerCase().split(',').map((s) => s.trim()).filter(Boolean));
-  const out: OutgoingHttpHeaders = {};
-  for (const [k, v] of Object.entries(incoming)) {
-    if (v === undefined || HOP_BY_HOP.has(k) || named.has(k) || isSpoofable(k)) continue;
-    out[k] = v;
-  }
-  out.host = host;
-  out['x-forwarded-for'] = clientAddress;
-  out['x-forwarded-proto'] = 'https';
-  return Object.assign(out, identityHeaders(identity));
-}
-
-/** The identity headers of one client: the same on every request, so encoded once per identity. */
-const identityCache = new WeakMap<ClientIdentity, OutgoingHttpHeaders>();
+/** The identity headers of one client (forwardingLines renders them once per identity). */
 function identityHeaders(identity: ClientIdentity): OutgoingHttpHeaders {
-  let out = identityCache.get(identity);
-  if (out) return out;
-  out = {};
+  const out: OutgoingHttpHeaders = {};
   if (identity.facilityNumber) out[IDENTITY_HEADERS.facilityNumber] = identity.facilityNumber;
   if (identity.facilityName) out[IDENTITY_HEADERS.facilityName] = encodeURIComponent(identity.facilityName);
   if (identity.deviceName) out[IDENTITY_HEADERS.deviceName] = encodeURIComponent(identity.deviceName);
@@ -81,14 +57,77 @@ function identityHeaders(identity: ClientIdentity): OutgoingHttpHeaders {
   out[IDENTITY_HEADERS.subject] = encodeURIComponent(identity.subject);
   out[IDENTITY_HEADERS.clientCert] = `:${identity.certificate.toString('base64')}:`;
   if (identity.chain.length) out[IDENTITY_HEADERS.clientCertChain] = identity.chain.map((c) => `:${c.toString('base64')}:`).join(', ');
-  identityCache.set(identity, out);
   return out;
 }
 
-/** Response headers as returned to the client: hop-by-hop ones dropped. */
-export function responseHeaders(incoming: IncomingHttpHeaders): OutgoingHttpHeaders {
-  const named = new Set(String(incoming.connection ?? '').toLowerCase().split(',').map((s) => s.trim()).filter(Boolean));
-  const out: OutgoingHttpHeaders = {};
-  for (const [k, v] of Object.entries(incoming)) if (v !== undefined && !HOP_BY_HOP.has(k) && !named.has(k)) out[k] = v;
-  return out;
+/**
+ * The request headers an upstream receives: the client's header lines
+ * (raw name/value pairs as llhttp read them) an upstream receives, each
+ * `name: value\r\n`, names lowercased. Dropped: hop-by-hop ones and those
+ * the Connection header names, every spoofable spelling (isSpoofable), Host
+ * (the route's goes instead: route rules judge paths only, so a client-chosen
+ * Host could pick another virtual host behind the same upstream),
+ * and the framing headers (Content-Length, Transfer-Encoding: the relay
+ * writes its own from the framing llhttp read) and Expect (the relay answers
+ * it). Of the fields an upstream reads once (Authorization, Content-Type, …)
+ * only the first is kept, and Cookie lines are joined with "; ", as Node's
+ * server did. The caller adds Host, the forwarding and identity lines
+ * (forwardingLines).
+ */
+export function forwardLines(raw: readonly string[]): string {
+  const named = connectionNamed(raw);
+  let out = '';
+  let seen: Set<string> | undefined;
+  let cookie: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const k = raw[i]!.toLowerCase();
+    if (HOP_BY_HOP.has(k) || RELAY_OWN.has(k) || named?.has(k) || isSpoofable(k)) continue;
+    const v = raw[i + 1]!;
+    if (k === 'cookie') {
+      cookie = cookie === undefined ? v : `${cookie}; ${v}`;
+      continue;
+    }
+    if (FIRST_ONLY.has(k)) {
+      if (seen?.has(k)) continue;
+      (seen ??= new Set()).add(k);
+    }
+    out += `${k}: ${v}\r\n`;
+  }
+  return cookie === undefined ? out : `${out}cookie: ${cookie}\r\n`;
+}
+
+/** Set by the relay itself from what it read, never copied from the client. */
+const RELAY_OWN = new Set(['host', 'content-length', 'expect']);
+/** Fields Node's server kept the first of (IncomingMessage's discarded duplicates). */
+const FIRST_ONLY = new Set(['content-type', 'user-agent', 'referer', 'authorization', 'proxy-authorization', 'if-modified-since', 'if-unmodified-since', 'from', 'location', 'max-forwards', 'retry-after', 'etag', 'last-modified', 'server', 'age', 'expires']);
+
+/** The header names a Connection header (any of them) lists, lowercased; undefined when there is none. */
+export function connectionNamed(raw: readonly string[]): Set<string> | undefined {
+  let named: Set<string> | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length !== 10 || name.toLowerCase() !== 'connection') continue;
+    for (const t of raw[i + 1]!.toLowerCase().split(',')) {
+      const n = t.trim();
+      if (n) (named ??= new Set()).add(n);
+    }
+  }
+  return named;
+}
+
+/** The lines after the client's: X-Forwarded-For/-Proto and the identity of the connection's client (rendered once per identity). */
+export function forwardingLines(identity: ClientIdentity, clientAddress: string): string {
+  let lines = identityLines.get(identity);
+  if (lines === undefined) {
+    lines = '';
+    for (const [k, v] of Object.entries(identityHeaders(identity))) lines += `${k}: ${String(v)}\r\n`;
+    identityLines.set(identity, lines);
+  }
+  return `x-forwarded-for: ${clientAddress}\r\nx-forwarded-proto: https\r\n${lines}`;
+}
+const identityLines = new WeakMap<ClientIdentity, string>();
+
+/** Whether a response header goes back to the client: not hop-by-hop, not named by the response's Connection header. */
+export function isEndToEnd(lowerName: string, named: Set<string> | undefined): boolean {
+  return !HOP_BY_HOP.has(lowerName) && !named?.has(lowerName);
 }

@@ -9,7 +9,7 @@ export { StoreRevocationSource, CrlRevocationSource, serialKey, type RevocationS
 export { StoreFacilityDirectory, type FacilityDirectory } from './facility-directory.js';
 export { StoreStatusFeed, type StatusFeedOptions } from './status-feed.js';
 export { AuditBatch } from './audit-batch.js';
-export { IDENTITY_HEADERS, forwardHeaders, isSpoofable } from './identity-headers.js';
+export { IDENTITY_HEADERS, forwardLines, forwardingLines, isSpoofable } from './identity-headers.js';
 export { proxyV2Header, parseProxyV2, PP2_TYPE_SEKISHO_IDENTITY, PP2_TYPE_SSL, PP2_SUBTYPE_SSL_CN } from './proxy-protocol.js';
 export { ANYONE, allows, type AccessRule } from './access-rule.js';
 export { jsonLogger, LOG_LEVELS, type Logger, type LogLevel } from './log.js';

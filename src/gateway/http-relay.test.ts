@@ -1,0 +1,298 @@
+/**
+ * The HTTP relay (http-forwarder.ts) against request smuggling and framing
+ * trouble, through its own listener without TLS (testing/relay-harness.ts)
+ * and a raw upstream that records every byte: what a client sends that
+ * could be framed two ways is refused before anything reaches the upstream;
+ * what reaches the upstream is one request per request, with the gateway's
+ * Host and framing; answers come back in order and complete, or the
+ * connection closes.
+ */
+import { after, before, beforeEach, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Socket } from 'node:net';
+import { relayHarness, scriptedUpstream, statuses, talk, type RelayHarness, type ScriptedUpstream } from '../testing/relay-harness.js';
+
+let up: ScriptedUpstream;
+let relay: RelayHarness;
+
+/** Answers each complete request head (and its Content-Length body) with 200 "ok", keeping the connection. */
+function okScript(sofar: string, socket: Socket): void {
+  const answered = (socket as Socket & { answered?: number }).answered ?? 0;
+  const heads = sofar.split('\r\n\r\n').length - 1;
+  for (let i = answered; i < heads; i++) socket.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+  (socket as Socket & { answered?: number }).answered = heads;
+}
+
+before(async () => {
+  up = await scriptedUpstream();
+  relay = await relayHarness(up.port, { headersTimeoutMs: 1500 });
+});
+after(async () => {
+  await relay.close();
+  await up.close();
+});
+beforeEach(async () => {
+  up.script = okScript;
+  // Each test on fresh upstream connections: a script sees only its own test's bytes.
+  await up.dropConnections();
+});
+
+const upstreamBytes = () => up.received.join('');
+
+describe('the relay refuses what could be framed two ways, and nothing reaches the upstream', () => {
+  const cases: [string, string, number][] = [
+    ['Content-Length beside Transfer-Encoding (CL.TE)', 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', 400],
+    ['Transfer-Encoding beside Content-Length (TE.CL)', 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n', 400],
+    ['two Content-Length fields', 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc', 400],
+    ['Content-Length with a sign', 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +3\r\n\r\nabc', 400],
+    ['Content-Length with a space inside', 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1 3\r\n\r\nabc', 400],
+    ['Content-Length in hex', 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x3\r\n\r\nabc', 400],
+    ['Transfer-Encoding gzip (not chunked last)', 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\nabc', 400],
+    ['Transfer-Encoding chunked, gzip', 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n', 400],
+    ['Transfer-Encoding twice', 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', 400],
+    ['Transfer-Encoding gzip, chunked (a coding the gateway does not forward)', 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n', 501],
+    ['obs-fold (a header line starting with a space)', 'GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n X-Sekisho-Facility-Number: 1\r\n\r\n', 400],
+    ['bare LF line ends', 'GET / HTTP/1.1\nHost: a\n\n', 400],
+    ['a bare CR in a value', 'GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\rX-B: 2\r\n\r\n', 400],
+    ['NUL in a value', 'GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\x002\r\n\r\n', 400],
+    ['a space before the colon', 'GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n', 400],
+    ['a space in a field name', 'GET / HTTP/1.1\r\nHost: a\r\nX A: 1\r\n\r\n', 400],
+    ['a chunk size with a sign', 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n-3\r\nabc\r\n0\r\n\r\n', 400],
+    ['a head over 16 KiB', `GET / HTTP/1.1\r\nHost: a\r\nX-Big: ${'a'.repeat(17 * 1024)}\r\n\r\n`, 431],
+    ['more than 2000 header fields', `GET / HTTP/1.1\r\nHost: a\r\n${'a:b\r\n'.repeat(2100)}\r\n`, 431],
+    ['HTTP/2.0 in a request line', 'GET / HTTP/2.0\r\nHost: a\r\n\r\n', 505],
+    ['CONNECT', 'CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: a\r\n\r\n', 400],
+    ['an absolute-form target', 'GET http://127.0.0.1:22/ HTTP/1.1\r\nHost: a\r\n\r\n', 400],
+    ['an Expect other than 100-continue', 'POST / HTTP/1.1\r\nHost: a\r\nExpect: 200-ok\r\nContent-Length: 1\r\n\r\na', 417],
+  ];
+  for (const [name, bytes, status] of cases) {
+    test(`${name}: ${status}, the connection closed, no byte to the upstream`, async () => {
+      const before = upstreamBytes().length;
+      const r = await talk(relay.port, [bytes]);
+      assert.deepEqual(statuses(r.text), [status], r.text);
+      assert.match(r.text, /\r\nconnection: close\r\n/i);
+      assert.equal(r.closed, true);
+      assert.equal(upstreamBytes().length, before, upstreamBytes().slice(before));
+    });
+  }
+});
+
+describe('what reaches the upstream', () => {
+  test('pipelined requests: answered in order, each forwarded once with the gateway\'s one Host and without the client\'s identity headers', async () => {
+    const before = up.received.length;
+    const one = (p: string) => `GET ${p} HTTP/1.1\r\nHost: evil.example\r\nHost: other\r\nX-Sekisho-Facility-Number: 9999999999\r\nX_Sekisho_Cert_Serial: ff\r\nX-Forwarded-For: 10.0.0.1\r\n\r\n`;
+    const r = await talk(relay.port, [one('/a') + one('/b') + one('/c')], { until: (t) => statuses(t).length === 3 });
+    assert.deepEqual(statuses(r.text), [200, 200, 200]);
+    const got = up.received.slice(before).join('');
+    assert.deepEqual([...got.matchAll(/^GET (\S+) HTTP\/1\.1\r\n/gm)].map((m) => m[1]), ['/a', '/b', '/c']);
+    assert.equal([...got.matchAll(/^host:/gim)].length, 3, 'one Host per request');
+    assert.equal([...got.matchAll(/^host: 127\.0\.0\.1:\d+\r$/gim)].length, 3);
+    assert.doesNotMatch(got, /evil|other|9999999999|x_sekisho|10\.0\.0\.1|\r\nff\r\n/i);
+    assert.equal([...got.matchAll(/^x-sekisho-facility-number: 0110113712\r$/gm)].length, 3);
+  });
+
+  test('a chunked request goes on chunked with its data; its trailers do not', async () => {
+    let body = '';
+    up.script = (sofar, s) => {
+      if (sofar.endsWith('0\r\n\r\n')) {
+        body = sofar.slice(sofar.indexOf('\r\n\r\n') + 4);
+        s.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+      }
+    };
+    const r = await talk(relay.port, ['POST /u HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n', '2\r\nde\r\n0\r\nX-Sekisho-Facility-Number: 9\r\nX-Trailer: t\r\n\r\n'], { until: (t) => t.endsWith('ok'), gapMs: 50 });
+    assert.deepEqual(statuses(r.text), [200]);
+    // Decoded: chunk after chunk to the last one, nothing after it.
+    let data = '';
+    let rest = body;
+    for (;;) {
+      const m = /^([0-9a-f]+)\r\n/.exec(rest);
+      assert.ok(m, `chunk framing: ${JSON.stringify(body)}`);
+      const n = parseInt(m[1]!, 16);
+      rest = rest.slice(m[0].length);
+      if (n === 0) break;
+      data += rest.slice(0, n);
+      assert.equal(rest.slice(n, n + 2), '\r\n');
+      rest = rest.slice(n + 2);
+    }
+    assert.equal(data, 'abcde');
+    assert.equal(rest, '\r\n', 'no trailer');
+    assert.doesNotMatch(body, /X-Trailer|X-Sekisho|ext=1/i);
+  });
+
+  test('a Content-Length body goes on as is, with one Content-Length', async () => {
+    let got = '';
+    up.script = (sofar, s) => {
+      if (sofar.endsWith('hello')) {
+        got = sofar;
+        s.write('HTTP/1.1 201 Created\r\ncontent-length: 0\r\n\r\n');
+      }
+    };
+    const r = await talk(relay.port, ['PUT /x HTTP/1.1\r\nHost: a\r\nContent-Length:  5 \r\n\r\nhel', 'lo'], { until: (t) => statuses(t).length === 1 && t.includes('\r\n\r\n'), gapMs: 50 });
+    assert.deepEqual(statuses(r.text), [201]);
+    assert.equal([...got.matchAll(/^content-length: 5\r$/gim)].length, 1, got);
+    assert.doesNotMatch(got, /transfer-encoding/i);
+  });
+
+  test('bytes after a request with Connection: close are not forwarded', async () => {
+    const before = upstreamBytes().length;
+    const r = await talk(relay.port, ['GET /first HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n']);
+    assert.deepEqual(statuses(r.text), [200]);
+    assert.match(r.text, /\r\nconnection: close\r\n/i);
+    assert.equal(r.closed, true);
+    assert.doesNotMatch(upstreamBytes().slice(before), /smuggled/);
+  });
+
+  test('an Expect: 100-continue request gets the gateway\'s 100, then the upstream\'s answer; the upstream\'s own 1xx are not forwarded', async () => {
+    up.script = (sofar, s) => {
+      if (sofar.endsWith('abc')) s.write('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+    };
+    const c = await talk(relay.port, ['POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n', 'abc'], { until: (t) => t.endsWith('ok'), gapMs: 100 });
+    assert.deepEqual(statuses(c.text), [100, 200], c.text);
+    assert.doesNotMatch(c.text, /Early Hints|link:/);
+  });
+});
+
+describe('what comes back from the upstream', () => {
+  test('HEAD, 204 and 304 carry no body, and the next request on the connection is read right', async () => {
+    up.script = (sofar, s) => {
+      const n = sofar.split('\r\n\r\n').length - 1;
+      const seen = (s as Socket & { n?: number }).n ?? 0;
+      (s as Socket & { n?: number }).n = n;
+      const answers = ['HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n', 'HTTP/1.1 204 No Content\r\n\r\n', 'HTTP/1.1 304 Not Modified\r\ncontent-length: 9\r\n\r\n', 'HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nlast'];
+      for (let i = seen; i < n; i++) s.write(answers[i]!);
+    };
+    const r = await talk(relay.port, ['HEAD /h HTTP/1.1\r\nHost: a\r\n\r\nGET /204 HTTP/1.1\r\nHost: a\r\n\r\nGET /304 HTTP/1.1\r\nHost: a\r\n\r\nGET /last HTTP/1.1\r\nHost: a\r\n\r\n'], { until: (t) => t.endsWith('last') });
+    assert.deepEqual(statuses(r.text), [200, 204, 304, 200], r.text);
+    assert.ok(r.text.endsWith('\r\n\r\nlast'));
+  });
+
+  test('an early answer (413 before the body is sent) ends the connection; the rest of the body is not read as a request', async () => {
+    const before = upstreamBytes().length;
+    up.script = (sofar, s) => {
+      if (sofar.includes('\r\n\r\n') && !(s as Socket & { done?: boolean }).done) {
+        (s as Socket & { done?: boolean }).done = true;
+        s.end('HTTP/1.1 413 Payload Too Large\r\ncontent-length: 3\r\nconnection: close\r\n\r\nbig');
+      }
+    };
+    const r = await talk(relay.port, ['POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\nabc', 'GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n'], { gapMs: 200 });
+    assert.deepEqual(statuses(r.text), [413], r.text);
+    assert.match(r.text, /\r\nconnection: close\r\n/i);
+    assert.equal(r.closed, true);
+    assert.doesNotMatch(upstreamBytes().slice(before), /smuggled/);
+  });
+
+  test('an upstream that closes in the middle of its body: the client connection is closed, not left with a short answer it could take as whole', async () => {
+    up.script = (sofar, s) => {
+      if (sofar.endsWith('\r\n\r\n')) s.end('HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly ten b');
+    };
+    const r = await talk(relay.port, ['GET /cut HTTP/1.1\r\nHost: a\r\n\r\n']);
+    assert.equal(r.closed, true);
+    assert.ok(r.text.endsWith('only ten b'));
+    const chunked = await (async () => {
+      up.script = (sofar, s) => {
+        if (sofar.endsWith('\r\n\r\n')) s.end('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n');
+      };
+      return talk(relay.port, ['GET /cut2 HTTP/1.1\r\nHost: a\r\n\r\n']);
+    })();
+    assert.equal(chunked.closed, true);
+    assert.ok(!chunked.text.endsWith('0\r\n\r\n'), 'no last chunk: the client sees the answer is cut');
+  });
+
+  test('an upstream that closes before answering: 502', async () => {
+    up.script = (sofar, s) => {
+      if (sofar.endsWith('\r\n\r\n')) s.destroy();
+    };
+    const r = await talk(relay.port, ['GET /gone HTTP/1.1\r\nHost: a\r\n\r\n'], { until: (t) => statuses(t).length > 0 && t.includes('接続') });
+    assert.deepEqual(statuses(r.text), [502]);
+  });
+
+  test('an HTTP/1.0 upstream that answers until close: a complete chunked answer, and the client connection stays for the next request', async () => {
+    up.script = (sofar, s) => {
+      if (sofar.endsWith('\r\n\r\n')) s.end('HTTP/1.0 200 OK\r\ncontent-type: text/plain\r\n\r\nold server body');
+    };
+    const r = await talk(relay.port, ['GET /old HTTP/1.1\r\nHost: a\r\n\r\n'], { until: (t) => t.endsWith('0\r\n\r\n') });
+    assert.equal(r.closed, false);
+    assert.match(r.text, /transfer-encoding: chunked/i);
+    assert.match(r.text, /\r\nf\r\nold server body\r\n0\r\n\r\n$/);
+  });
+
+  test('chunked answers lose their trailers; hop-by-hop fields and those named by Connection are dropped', async () => {
+    up.script = (sofar, s) => {
+      if (sofar.endsWith('\r\n\r\n')) s.write('HTTP/1.1 200 OK\r\nconnection: x-private\r\nx-private: secret\r\nkeep-alive: timeout=1\r\nupgrade: h2c\r\nx-kept: yes\r\ntransfer-encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\nx-trailer: t\r\n\r\n');
+    };
+    const r = await talk(relay.port, ['GET /t HTTP/1.1\r\nHost: a\r\n\r\n'], { until: (t) => t.endsWith('0\r\n\r\n') });
+    assert.match(r.text, /x-kept: yes/);
+    assert.doesNotMatch(r.text, /x-private|secret|upgrade|x-trailer|timeout=1/i);
+    assert.match(r.text, /\r\n2\r\nhi\r\n0\r\n\r\n$/);
+  });
+
+  test('an upstream Connection: close: the client keeps its connection, the next request goes on a new upstream connection', async () => {
+    const before = up.received.length;
+    up.script = (sofar, s) => {
+      if (sofar.endsWith('\r\n\r\n')) s.end('HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok');
+    };
+    const r = await talk(relay.port, ['GET /1 HTTP/1.1\r\nHost: a\r\n\r\n', 'GET /2 HTTP/1.1\r\nHost: a\r\n\r\n'], { until: (t) => statuses(t).length === 2, gapMs: 200 });
+    assert.deepEqual(statuses(r.text), [200, 200]);
+    assert.equal(r.closed, false);
+    assert.doesNotMatch(r.text, /connection: close/i);
+    assert.equal(up.received.length - before, 2, 'two upstream connections');
+  });
+
+  test('a response the upstream sends unasked (after a complete one) does not reach the client, and the upstream connection is not reused', async () => {
+    const before = up.received.length;
+    up.script = (sofar, s) => {
+      if (sofar.endsWith('\r\n\r\n') && !sofar.includes('/b ')) s.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokHTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nextra');
+      else if (sofar.endsWith('\r\n\r\n')) s.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+    };
+    const r = await talk(relay.port, ['GET /a HTTP/1.1\r\nHost: a\r\n\r\n', 'GET /b HTTP/1.1\r\nHost: a\r\n\r\n'], { until: (t) => statuses(t).length === 2, gapMs: 200 });
+    assert.deepEqual(statuses(r.text), [200, 200]);
+    assert.doesNotMatch(r.text, /extra/);
+    assert.equal(up.received.length - before, 2);
+  });
+});
+
+describe('the client side', () => {
+  test('a head not complete within the headers timeout: 408 and closed', async () => {
+    const r = await talk(relay.port, ['GET / HTTP/1.1\r\nHost: a\r\n'], { waitMs: 8000 });
+    assert.deepEqual(statuses(r.text), [408]);
+    assert.equal(r.closed, true);
+  });
+
+  test('a client that half-closes after its request still gets the answer', async () => {
+    const r = await talk(relay.port, ['GET /half HTTP/1.1\r\nHost: a\r\n\r\n'], { endAfter: true });
+    assert.deepEqual(statuses(r.text), [200]);
+    assert.equal(r.closed, true);
+  });
+
+  test('a route the client may not use: 403 page, the connection stays, and the denied request\'s body is read and dropped', async () => {
+    const before = upstreamBytes().length;
+    const inner = 'GET /smuggled HTTP/1.1\r\nA: b\r\n\r\n';
+    const r = await talk(relay.port, [`POST /closed/x HTTP/1.1\r\nHost: a\r\nContent-Length: ${inner.length}\r\n\r\n${inner}GET /ok HTTP/1.1\r\nHost: a\r\n\r\n`], { until: (t) => statuses(t).length === 2 && t.endsWith('ok') });
+    assert.deepEqual(statuses(r.text), [403, 200]);
+    assert.match(r.text, /x-sekisho-refusal: ACCESS_DENIED/);
+    const got = upstreamBytes().slice(before);
+    assert.doesNotMatch(got, /smuggled/);
+    assert.match(got, /^GET \/ok /m);
+    assert.deepEqual(relay.requests.slice(-2).map((x) => [x.status, x.path]), [[403, '/closed/x'], [200, '/ok']]);
+  });
+});
+
+describe('a kept-alive upstream connection the upstream closed', () => {
+  test('a GET goes again once on a new connection; a bodiless DELETE is answered 502, never sent twice', async () => {
+    // The first exchange leaves an upstream connection in the pool; the upstream then closes it when the next request arrives.
+    let deletes = 0;
+    up.script = (sofar, s) => {
+      if (!sofar.endsWith('\r\n\r\n')) return;
+      if (/^DELETE /m.test(sofar)) deletes++;
+      // The first request on a connection is answered; the second finds it closed.
+      if (sofar.split('\r\n\r\n').length - 1 === 1) s.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+      else s.destroy();
+    };
+    const get = await talk(relay.port, ['GET /warm HTTP/1.1\r\nHost: a\r\n\r\n', 'GET /again HTTP/1.1\r\nHost: a\r\n\r\n'], { until: (t) => statuses(t).length === 2, gapMs: 200 });
+    assert.deepEqual(statuses(get.text), [200, 200], 'the GET went again on a new connection');
+    await up.dropConnections();
+    const del = await talk(relay.port, ['GET /warm HTTP/1.1\r\nHost: a\r\n\r\n', 'DELETE /thing HTTP/1.1\r\nHost: a\r\n\r\n'], { until: (t) => statuses(t).length === 2, gapMs: 200 });
+    assert.deepEqual(statuses(del.text), [200, 502]);
+    assert.equal(deletes, 1, 'the DELETE reached the upstream once');
+  });
+});
