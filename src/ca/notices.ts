@@ -106,6 +106,37 @@ export class IssuanceNotices {
     return createHmac('sha256', this.#lookupKey).update(`request:${compactRequestId}`).digest('hex');
   }
 
+  /** A new notice's validity from now: 1–366 days, or NOTICE_DAYS_INVALID. */
+  #window(days: number): { createdAt: string; expiresAt: string } {
+    if (!Number.isInteger(days) || days < 1 || days > 366) throw badRequest('NOTICE_DAYS_INVALID', `a notice is valid for 1–366 days (got ${days}); the default is ${NOTICE_DEFAULTS.letterDays} for letters`);
+    const now = this.o.now();
+    return { createdAt: now.toISOString(), expiresAt: new Date(now.getTime() + days * DAY_MS).toISOString() };
+  }
+
+  /** A new notice's two IDs and the record that keeps only their hashes (the slow scrypt is made here, outside any transaction). */
+  async #draft(d: { facilityNumber: string; kind: NoticeKind; maxDownloads: number; createdAt: string; expiresAt: string; actor: string; deviceName?: string }): Promise<{ record: NoticeRecord; requestId: string; referenceId: string }> {
+    const requestId = generateNoticeId('request');
+    const referenceId = generateNoticeId('reference');
+    const salt = randomBytes(16);
+    const record: NoticeRecord = {
+      id: `N-${Array.from(randomBytes(8), (b) => NOTICE_ID_ALPHABET[b % NOTICE_ID_ALPHABET.length]).join('')}`,
+      kind: d.kind,
+      facilityNumber: d.facilityNumber,
+      requestLookup: await this.#lookup(requestId.replace(/-/g, '')),
+      referenceSalt: salt.toString('hex'),
+      referenceHash: (await scrypt(referenceId.replace(/-/g, ''), salt, 32, SCRYPT)).toString('hex'),
+      status: 'active',
+      failures: 0,
+      downloads: 0,
+      maxDownloads: d.maxDownloads,
+      createdAt: d.createdAt,
+      expiresAt: d.expiresAt,
+      createdBy: d.actor,
+      ...(d.deviceName !== undefined ? { profile: 'device' as const, deviceName: d.deviceName } : {}),
+    };
+    return { record, requestId, referenceId };
+  }
+
   /**
    * A notice (or EST code) for the facility's own certificate, or, with
    * `deviceName`, for that device's certificate: the profile and name are
@@ -119,31 +150,10 @@ export class IssuanceNotices {
     }
     const deviceName = input.deviceName === undefined ? undefined : parseDeviceName(input.deviceName);
     const days = input.validityDays ?? (kind === 'letter' ? NOTICE_DEFAULTS.letterDays : NOTICE_DEFAULTS.estCodeDays);
-    if (!Number.isInteger(days) || days < 1 || days > 366) throw badRequest('NOTICE_DAYS_INVALID', `a notice is valid for 1–366 days (got ${days}); the default is ${NOTICE_DEFAULTS.letterDays} for letters`);
+    const { createdAt, expiresAt } = this.#window(days);
     const facility = await this.o.registration.activeFacility(parseFacilityNumber(input.facilityNumber));
-    const now = this.o.now();
-    const createdAt = now.toISOString();
-    const expiresAt = new Date(now.getTime() + days * DAY_MS).toISOString();
     for (let attempt = 0; attempt < 3; attempt++) {
-      const requestId = generateNoticeId('request');
-      const referenceId = generateNoticeId('reference');
-      const salt = randomBytes(16);
-      const record: NoticeRecord = {
-        id: `N-${Array.from(randomBytes(8), (b) => NOTICE_ID_ALPHABET[b % NOTICE_ID_ALPHABET.length]).join('')}`,
-        kind,
-        facilityNumber: facility.number,
-        requestLookup: await this.#lookup(requestId.replace(/-/g, '')),
-        referenceSalt: salt.toString('hex'),
-        referenceHash: (await scrypt(referenceId.replace(/-/g, ''), salt, 32, SCRYPT)).toString('hex'),
-        status: 'active',
-        failures: 0,
-        downloads: 0,
-        maxDownloads,
-        createdAt,
-        expiresAt,
-        createdBy: input.actor,
-        ...(deviceName !== undefined ? { profile: 'device' as const, deviceName } : {}),
-      };
+      const { record, requestId, referenceId } = await this.#draft({ facilityNumber: facility.number, kind, maxDownloads, createdAt, expiresAt, actor: input.actor, ...(deviceName !== undefined ? { deviceName } : {}) });
       const added = await this.o.db.transaction(async (tx) => {
         if (!(await repositories(tx).notices.add(record))) return false;
         await this.o.audit.appendIn(tx, { actor: input.actor, action: 'notice.created', outcome: 'success', subject: record.id, details: { facility: facility.number, kind, expiresAt, maxDownloads, ...(deviceName !== undefined ? { profile: 'device', device: deviceName } : {}) } });
@@ -171,30 +181,10 @@ export class IssuanceNotices {
     after?: (tx: SqlExecutor, created: readonly CreatedNotice[], skipped: readonly { facility: Facility; reason: string }[]) => Promise<void>;
   }): Promise<{ created: CreatedNotice[]; skipped: { facility: Facility; reason: string }[] }> {
     const days = input.validityDays ?? NOTICE_DEFAULTS.letterDays;
-    if (!Number.isInteger(days) || days < 1 || days > 366) throw badRequest('NOTICE_DAYS_INVALID', `a notice is valid for 1–366 days (got ${days}); the default is ${NOTICE_DEFAULTS.letterDays} for letters`);
-    const now = this.o.now();
-    const createdAt = now.toISOString();
-    const expiresAt = new Date(now.getTime() + days * DAY_MS).toISOString();
+    const { createdAt, expiresAt } = this.#window(days);
     const prepared: { record: NoticeRecord; notice: CreatedNotice }[] = [];
     for (const facility of input.facilities) {
-      const requestId = generateNoticeId('request');
-      const referenceId = generateNoticeId('reference');
-      const salt = randomBytes(16);
-      const record: NoticeRecord = {
-        id: `N-${Array.from(randomBytes(8), (b) => NOTICE_ID_ALPHABET[b % NOTICE_ID_ALPHABET.length]).join('')}`,
-        kind: 'letter',
-        facilityNumber: facility.number,
-        requestLookup: await this.#lookup(requestId.replace(/-/g, '')),
-        referenceSalt: salt.toString('hex'),
-        referenceHash: (await scrypt(referenceId.replace(/-/g, ''), salt, 32, SCRYPT)).toString('hex'),
-        status: 'active',
-        failures: 0,
-        downloads: 0,
-        maxDownloads: this.maxDownloads,
-        createdAt,
-        expiresAt,
-        createdBy: input.actor,
-      };
+      const { record, requestId, referenceId } = await this.#draft({ facilityNumber: facility.number, kind: 'letter', maxDownloads: this.maxDownloads, createdAt, expiresAt, actor: input.actor });
       prepared.push({ record, notice: { id: record.id, kind: 'letter', facility, requestId, referenceId, createdAt, expiresAt, maxDownloads: this.maxDownloads } });
     }
     return this.o.db.transaction(async (tx) => {

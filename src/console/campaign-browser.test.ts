@@ -14,13 +14,13 @@ import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { findChromium } from '../ca/index.js';
 import { openGateway, parseGatewayConfig, jsonLogger, type GatewaySetup } from '../gateway/index.js';
 import { certificateToPem } from '../pki/index.js';
-import { CHROMIUM, hasChromium } from '../testing/browser.js';
+import { chromiumWithCertificates, hasChromium } from '../testing/browser.js';
 import { facilityNumber, FACILITY_A, FACILITY_C, gatewayFixture, PASSPHRASE, type GatewayFixture } from '../testing/gateway-fixture.js';
-import { hasCommand, needPeer, run, runAsync } from '../testing/peers.js';
+import { hasCommand, needPeer, runAsync } from '../testing/peers.js';
 import { startConsoleServer, type ConsoleServer } from './index.js';
 
 const ready = hasChromium() && hasCommand('certutil') && hasCommand('pk12util') && hasCommand('curl') && hasCommand('pdftoppm');
@@ -75,37 +75,17 @@ before(async () => {
   clerkConsole = await start();
   adminConsole = await start();
 
-  // Chromium's HOME holds an NSS database with both operators' certificates; each console's origin auto-selects one.
-  const home = mkdtempSync(join(tmpdir(), 'sekisho-nss-'));
-  const db = join(home, '.pki', 'nssdb');
-  mkdirSync(db, { recursive: true });
-  const must = (cmd: string, args: string[]) => {
-    const r = run(cmd, args);
-    assert.equal(r.status, 0, `${cmd}: ${r.stderr}`);
-  };
-  must('certutil', ['-N', '-d', `sql:${db}`, '--empty-password']);
+  // Chromium's NSS database holds both operators' certificates; each console's origin auto-selects one.
+  const dir = mkdtempSync(join(tmpdir(), 'sekisho-operators-'));
+  const pkcs12: { file: string; password: string }[] = [];
   for (const [name, role] of [['clerk1', 'clerk'], ['admin1', 'admin']] as const) {
     const op = await ca.addOperator({ name, role }, P12, 'test');
-    const file = join(home, `${name}.p12`);
+    const file = join(dir, `${name}.p12`);
     writeFileSync(file, op.pkcs12);
-    must('pk12util', ['-i', file, '-d', `sql:${db}`, '-W', P12]);
+    pkcs12.push({ file, password: P12 });
   }
   const origin = (s: ConsoleServer) => `https://127.0.0.1:${s.address.port}`;
-  const profile = mkdtempSync(join(tmpdir(), 'sekisho-profile-'));
-  mkdirSync(join(profile, 'Default'));
-  const pick = (cn: string) => ({ setting: { filters: [{ SUBJECT: { CN: cn } }] } });
-  writeFileSync(join(profile, 'Default', 'Preferences'), JSON.stringify({ profile: { content_settings: { exceptions: { auto_select_certificate: { [`${origin(clerkConsole)},*`]: pick('clerk1'), [`${origin(adminConsole)},*`]: pick('admin1') } } } } }));
-  browser = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    ignoreHTTPSErrors: true,
-    javaScriptEnabled: false,
-    acceptDownloads: true,
-    locale: 'ja-JP',
-    viewport: { width: 1200, height: 900 },
-    env: { ...process.env, HOME: home },
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await chromiumWithCertificates({ pkcs12, pick: { [origin(clerkConsole)]: 'clerk1', [origin(adminConsole)]: 'admin1' }, acceptDownloads: true, viewport: { width: 1200, height: 900 } });
 });
 
 after(async () => {

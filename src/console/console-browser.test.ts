@@ -12,8 +12,8 @@ import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { CHROMIUM, hasChromium } from '../testing/browser.js';
+import type { BrowserContext, Page } from 'playwright-core';
+import { CHROMIUM, chromiumWithCertificates, hasChromium } from '../testing/browser.js';
 import { hasCommand, needPeer, run, runAsync } from '../testing/peers.js';
 import { echoUpstream, FACILITY_A, gatewayFixture, PASSPHRASE, type GatewayFixture } from '../testing/gateway-fixture.js';
 import { openGateway, parseGatewayConfig, jsonLogger, type GatewaySetup } from '../gateway/index.js';
@@ -68,33 +68,10 @@ before(async () => {
   origin = `https://localhost:${consoleServer.address.port}`;
 
   // The admin's browser: its operator PKCS#12 imported into NSS, picked for the console without a prompt.
-  const home = mkdtempSync(join(tmpdir(), 'sekisho-nss-'));
-  const db = join(home, '.pki', 'nssdb');
-  mkdirSync(db, { recursive: true });
-  const must = (cmd: string, args: string[]) => {
-    const r = run(cmd, args);
-    assert.equal(r.status, 0, `${cmd}: ${r.stderr}`);
-    return r.stdout;
-  };
-  must('certutil', ['-N', '-d', `sql:${db}`, '--empty-password']);
   const admin = await fx.ca.addOperator({ name: 'sato', role: 'admin' }, 'import-pw-123456', 'test');
-  adminP12 = join(home, 'admin.p12');
+  adminP12 = join(mkdtempSync(join(tmpdir(), 'sekisho-operator-')), 'admin.p12');
   writeFileSync(adminP12, admin.pkcs12);
-  must('pk12util', ['-i', join(home, 'admin.p12'), '-d', `sql:${db}`, '-W', 'import-pw-123456']);
-  const profile = mkdtempSync(join(tmpdir(), 'sekisho-profile-'));
-  mkdirSync(join(profile, 'Default'));
-  writeFileSync(join(profile, 'Default', 'Preferences'), JSON.stringify({ profile: { content_settings: { exceptions: { auto_select_certificate: { [`${origin},*`]: { setting: { filters: [{}] } } } } } } }));
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    ignoreHTTPSErrors: true,
-    javaScriptEnabled: false,
-    acceptDownloads: true,
-    locale: 'ja-JP',
-    viewport: { width: 1100, height: 900 },
-    env: { ...process.env, HOME: home },
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  context = await chromiumWithCertificates({ pkcs12: [{ file: adminP12, password: 'import-pw-123456' }], pick: { [origin]: undefined }, acceptDownloads: true });
   page = await context.newPage();
 });
 

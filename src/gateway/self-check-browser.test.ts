@@ -14,8 +14,8 @@ import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
-import { chromium, type BrowserContext } from 'playwright-core';
-import { CHROMIUM, hasChromium } from '../testing/browser.js';
+import type { BrowserContext } from 'playwright-core';
+import { chromiumWithCertificates, hasChromium } from '../testing/browser.js';
 import { hasCommand, needPeer, run } from '../testing/peers.js';
 import { FACILITY_A, gatewayFixture, PASSPHRASE, type ClientFiles, type GatewayFixture } from '../testing/gateway-fixture.js';
 import { openGateway, parseGatewayConfig, jsonLogger, type GatewaySetup } from './index.js';
@@ -58,37 +58,16 @@ after(async () => {
   await fx.close();
 });
 
-/** Chromium with a HOME of its own (an NSS database holding `client`, if given) and a profile that picks it for the self-check. */
+/** Chromium whose NSS database holds `client`, if given, picked for the self-check without a prompt. */
 async function browserWith(client?: ClientFiles): Promise<BrowserContext> {
-  const home = mkdtempSync(join(tmpdir(), 'sekisho-nss-'));
-  const db = join(home, '.pki', 'nssdb');
-  mkdirSync(db, { recursive: true });
-  const must = (cmd: string, args: string[]) => {
-    const r = run(cmd, args);
-    assert.equal(r.status, 0, `${cmd}: ${r.stderr}`);
-    return r.stdout;
-  };
-  must('certutil', ['-N', '-d', `sql:${db}`, '--empty-password']);
+  const pkcs12: { file: string; password: string }[] = [];
   if (client) {
-    const p12 = join(home, 'client.p12');
-    must('openssl', ['pkcs12', '-export', '-in', client.cert, '-inkey', client.key, '-out', p12, '-passout', 'pass:import-pw']);
-    must('pk12util', ['-i', p12, '-d', `sql:${db}`, '-W', 'import-pw']);
-    assert.match(must('certutil', ['-L', '-d', `sql:${db}`]), /u,u,u/, 'the certificate and its key are in the database');
+    const file = join(mkdtempSync(join(tmpdir(), 'sekisho-client-')), 'client.p12');
+    const r = run('openssl', ['pkcs12', '-export', '-in', client.cert, '-inkey', client.key, '-out', file, '-passout', 'pass:import-pw']);
+    assert.equal(r.status, 0, r.stderr);
+    pkcs12.push({ file, password: 'import-pw' });
   }
-  const profile = mkdtempSync(join(tmpdir(), 'sekisho-profile-'));
-  mkdirSync(join(profile, 'Default'));
-  writeFileSync(join(profile, 'Default', 'Preferences'), JSON.stringify({ profile: { content_settings: { exceptions: { auto_select_certificate: { [`${origin},*`]: { setting: { filters: [{}] } } } } } } }));
-  return chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    // The test trusts the network's CA the way a clinic would after checking its thumbprint.
-    ignoreHTTPSErrors: true,
-    javaScriptEnabled: false,
-    locale: 'ja-JP',
-    viewport: { width: 960, height: 1200 },
-    env: { ...process.env, HOME: home },
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  return chromiumWithCertificates({ pkcs12, pick: { [origin]: undefined }, viewport: { width: 960, height: 1200 } });
 }
 
 async function open(client: ClientFiles | undefined, shot: string): Promise<{ text: string; html: string; cspErrors: string[] }> {
