@@ -126,6 +126,12 @@ export const ATNA_ACTIONS: Readonly<Record<string, AtnaMapping>> = {
   'notice.released': securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'U', 'notice'),
   'notice.revoked': securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'D', 'notice'),
   'notice.unlocked': securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'U', 'notice'),
+  // A renewal campaign: notices for many facilities at once (each also recorded as notice.created), or their withdrawal.
+  'notice.campaign': securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'C', 'none'),
+  'notice.campaign-withdrawn': securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'D', 'none'),
+  // A person of the operator's office given, or deprived of, the console (and its certificate): a user's security attributes.
+  'operator.add': securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'C', 'none'),
+  'operator.revoke': securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'D', 'none'),
   'facility.add': securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'C', 'facility'),
   'facility.suspend': securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'U', 'facility'),
   'facility.resume': securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'U', 'facility'),
@@ -159,6 +165,7 @@ export const ATNA_ACTION_FAMILIES: ReadonlyArray<readonly [prefix: string, mappi
   ['certificate.', securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'U', 'certificate')],
   ['notice.', securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'U', 'notice')],
   ['facility.', securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'U', 'facility')],
+  ['operator.', securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'U', 'none')],
 ];
 
 /**

@@ -42,7 +42,7 @@ describe('the home is private whatever the umask', () => {
         await cli('facility', 'add', '--code', FACILITY, '--name', 'テスト診療所');
         await cli('cert', 'issue', '--facility', FACILITY, '--p12', join(home, 'export.p12'), '--password-file', join(dir, 'pw.txt'));
         await cli('notice', 'create', '--facility', FACILITY, '--out-dir', home);
-        const serve = startSekisho(['serve', '--json', '--listen', '127.0.0.1:0', '--portal', '127.0.0.1:0', '--upstream', 'http://127.0.0.1:9/'], { env });
+        const serve = startSekisho(['serve', '--json', '--listen', '127.0.0.1:0', '--portal', '127.0.0.1:0', '--console-listen', 'off', '--upstream', 'http://127.0.0.1:9/'], { env });
         try {
           await serve.summary;
           const all = modes(home);

@@ -71,7 +71,7 @@ describe('sekisho serve: a flood on one listener does not starve another', () =>
     const root = join(home, 'ca', 'root.pem');
     const upstream = await startDemoUpstream();
     const serve = startSekisho<any>(
-      ['serve', '--json', '--listen', '127.0.0.1:0', '--portal', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--upstream', upstream.url, '--log-level', 'warn', '--limit', 'portal.handshakeTimeoutSeconds=3'],
+      ['serve', '--json', '--listen', '127.0.0.1:0', '--portal', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--console-listen', 'off', '--upstream', upstream.url, '--log-level', 'warn', '--limit', 'portal.handshakeTimeoutSeconds=3'],
       { cwd: dir, env, prefix: ['prlimit', '--nofile=256:256', '--'] },
     );
     const attack: { socket: Socket; closed: Promise<void> }[] = [];
@@ -140,7 +140,7 @@ describe('sekisho serve: a flood on one listener does not starve another', () =>
     const env = cleanEnv({ SEKISHO_PASSPHRASE: 'serve-limits-passphrase', SEKISHO_HOME: home });
     assert.equal((await cli(['init'], env, dir)).status, 0);
     const upstream = await startDemoUpstream();
-    const serve = startSekisho<any>(['serve', '--json', '--listen', '127.0.0.1:0', '--portal', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--upstream', upstream.url, '--limit', 'portal.maxConnectionsPerAddress=3'], { cwd: dir, env });
+    const serve = startSekisho<any>(['serve', '--json', '--listen', '127.0.0.1:0', '--portal', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--console-listen', 'off', '--upstream', upstream.url, '--limit', 'portal.maxConnectionsPerAddress=3'], { cwd: dir, env });
     const held: { socket: Socket; closed: Promise<void> }[] = [];
     try {
       const s = await serve.summary;

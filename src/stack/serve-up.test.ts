@@ -120,7 +120,7 @@ describe('sekisho up: a demo center a newcomer runs with no setup', () => {
       assert.equal(await up.stop('SIGTERM'), 0);
 
       // A second run: the same CA, facility and notice (now used, with its certificate), no new passphrase.
-      const again = start(['up', '--json', '--listen', '127.0.0.1:0', '--portal', '127.0.0.1:0'], { cwd: dir, env });
+      const again = start(['up', '--json', '--listen', '127.0.0.1:0', '--portal', '127.0.0.1:0', '--revocation-listen', '127.0.0.1:0', '--console-listen', '127.0.0.1:0'], { cwd: dir, env });
       try {
         const s2 = await again.summary;
         assert.equal(s2.created, false);

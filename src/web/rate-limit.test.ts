@@ -96,7 +96,7 @@ for (const target of STORE_TARGETS) {
           headers: { 'Content-Type': 'application/json' },
           body: JSON.stringify({ requestId: 'ABCD-EFGH-JKLM', referenceId: 'ABCD-EFGH-JKLM', password: 'long-enough-password' }),
         });
-      const serve = () => startSekisho<{ portal: { url: string } }>(['serve', '--json', '--listen', '127.0.0.1:0', '--portal', '127.0.0.1:0', '--upstream', 'http://127.0.0.1:9/'], { env });
+      const serve = () => startSekisho<{ portal: { url: string } }>(['serve', '--json', '--listen', '127.0.0.1:0', '--portal', '127.0.0.1:0', '--console-listen', 'off', '--upstream', 'http://127.0.0.1:9/'], { env });
 
       const first = serve();
       const statuses: number[] = [];
