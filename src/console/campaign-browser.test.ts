@@ -11,14 +11,14 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
 import { findChromium } from '../ca/index.js';
 import { openGateway, parseGatewayConfig, jsonLogger, type GatewaySetup } from '../gateway/index.js';
 import { certificateToPem } from '../pki/index.js';
-import { chromiumWithCertificates, hasChromium } from '../testing/browser.js';
+import { chromiumWithCertificates, hasChromium, saveScreenshot } from '../testing/browser.js';
 import { facilityNumber, FACILITY_A, FACILITY_C, gatewayFixture, PASSPHRASE, type GatewayFixture } from '../testing/gateway-fixture.js';
 import { hasCommand, needPeer, runAsync } from '../testing/peers.js';
 import { startConsoleServer, type ConsoleServer } from './index.js';
@@ -27,16 +27,8 @@ const ready = hasChromium() && hasCommand('certutil') && hasCommand('pk12util') 
 const FACILITY_D = facilityNumber('401234567');
 const FACILITY_E = facilityNumber('231234567');
 const P12 = 'operator-p12-pw';
-const shots = mkdtempSync(join(tmpdir(), 'sekisho-shots-'));
-const keep = process.env.SEKISHO_SCREENSHOTS ? resolve(process.env.SEKISHO_SCREENSHOTS) : undefined;
-
 async function shot(page: Page, name: string): Promise<void> {
-  const file = join(shots, name);
-  writeFileSync(file, await page.screenshot({ fullPage: true }));
-  if (keep) {
-    mkdirSync(keep, { recursive: true });
-    copyFileSync(file, join(keep, name));
-  }
+  saveScreenshot(name, await page.screenshot({ fullPage: true }));
 }
 
 let fx: GatewayFixture;

@@ -9,26 +9,17 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import type { BrowserContext, Page } from 'playwright-core';
-import { CHROMIUM, chromiumWithCertificates, hasChromium } from '../testing/browser.js';
+import { CHROMIUM, chromiumWithCertificates, hasChromium, saveScreenshot } from '../testing/browser.js';
 import { hasCommand, needPeer, run, runAsync } from '../testing/peers.js';
 import { echoUpstream, FACILITY_A, gatewayFixture, PASSPHRASE, type GatewayFixture } from '../testing/gateway-fixture.js';
 import { openGateway, parseGatewayConfig, jsonLogger, type GatewaySetup } from '../gateway/index.js';
 import { certificateToPem } from '../pki/index.js';
 import { startConsoleServer, type ConsoleServer } from './index.js';
 
-const shots = mkdtempSync(join(tmpdir(), 'sekisho-shots-'));
-const keep = process.env.SEKISHO_SCREENSHOTS ? resolve(process.env.SEKISHO_SCREENSHOTS) : undefined;
-function saveShot(name: string, png: Buffer): void {
-  writeFileSync(join(shots, name), png);
-  if (keep) {
-    mkdirSync(keep, { recursive: true });
-    copyFileSync(join(shots, name), join(keep, name));
-  }
-}
 
 const ready = hasChromium() && hasCommand('certutil') && hasCommand('pk12util') && hasCommand('curl') && hasCommand('pdftoppm');
 const NEW_FACILITY = '1310000011';
@@ -89,7 +80,7 @@ describe('the console in Chromium, signed in by an operator certificate', () => 
     if (!needPeer(t, ready, 'Chromium, certutil, pk12util, curl and pdftoppm')) return;
     await page.goto(`${origin}/`, { timeout: 30_000 });
     assert.match((await page.textContent('header')) ?? '', /sato[\s\S]*管理者/);
-    saveShot('console-home.png', await page.screenshot({ fullPage: true }));
+    saveScreenshot('console-home.png', await page.screenshot({ fullPage: true }));
     await page.goto(`${origin}/facilities`);
     await page.fill('input[name="number"]', NEW_FACILITY);
     await page.fill('input[name="name"]', MARKUP_NAME);
@@ -98,7 +89,7 @@ describe('the console in Chromium, signed in by an operator certificate', () => 
     await page.waitForURL(`${origin}/facilities/${NEW_FACILITY}?done=facility-added`);
     assert.equal(await page.textContent('dl.facts dd'), MARKUP_NAME, 'the name is shown as text, not markup');
     assert.equal(await page.locator('script').count(), 0);
-    saveShot('console-facility.png', await page.screenshot({ fullPage: true }));
+    saveScreenshot('console-facility.png', await page.screenshot({ fullPage: true }));
     // On paper: no menu, forms or buttons.
     await page.emulateMedia({ media: 'print' });
     assert.equal(await page.locator('nav.main').isVisible(), false);
@@ -107,10 +98,10 @@ describe('the console in Chromium, signed in by an operator certificate', () => 
     await page.emulateMedia({ media: 'screen' });
     await page.goto(`${origin}/facilities?q=${encodeURIComponent('青葉')}`);
     assert.equal(await page.locator('tbody tr').count(), 1);
-    saveShot('console-facilities.png', await page.screenshot({ fullPage: true }));
+    saveScreenshot('console-facilities.png', await page.screenshot({ fullPage: true }));
     await page.goto(`${origin}/operators`);
     assert.match((await page.textContent('tbody')) ?? '', /sato/);
-    saveShot('console-operators.png', await page.screenshot({ fullPage: true }));
+    saveScreenshot('console-operators.png', await page.screenshot({ fullPage: true }));
   });
 
   test('create a notice and print its letter: a PDF that pdftoppm opens', async (t) => {
@@ -131,7 +122,7 @@ describe('the console in Chromium, signed in by an operator certificate', () => 
     assert.ok(created, 'the notice is audited with the operator as actor');
     await page.goto(`${origin}/notices?facility=${FACILITY_A}`);
     assert.match((await page.textContent('tbody')) ?? '', /有効/);
-    saveShot('console-notices.png', await page.screenshot({ fullPage: true }));
+    saveScreenshot('console-notices.png', await page.screenshot({ fullPage: true }));
   });
 
   test('revoke a certificate with a reason after the confirmation page; the gateway then refuses it', async (t) => {
@@ -139,11 +130,11 @@ describe('the console in Chromium, signed in by an operator certificate', () => 
     const victim = fx.clients.victim;
     assert.equal(await throughGateway(victim), 200, 'the certificate works before');
     await page.goto(`${origin}/certificates?status=issued&profile=facility`);
-    saveShot('console-certificates.png', await page.screenshot({ fullPage: true }));
+    saveScreenshot('console-certificates.png', await page.screenshot({ fullPage: true }));
     await page.click(`a[href="/certificates/${victim.serial}/revoke"]`);
     await page.selectOption('select[name="reason"]', 'keyCompromise');
     await page.check('input[name="confirm"]');
-    saveShot('console-revoke.png', await page.screenshot({ fullPage: true }));
+    saveScreenshot('console-revoke.png', await page.screenshot({ fullPage: true }));
     await page.click('form[method="post"] button.danger');
     await page.waitForURL(/done=certificate-revoked/);
     assert.match((await page.textContent('.flash')) ?? '', /失効させました/);

@@ -14,19 +14,8 @@ import assert from 'node:assert/strict';
 import { MessageParser, type MessageHead } from './http-head-parser.js';
 import { isSpoofable } from './identity-headers.js';
 import { relayHarness, scriptedUpstream, talk, type RelayHarness, type ScriptedUpstream } from '../testing/relay-harness.js';
+import { seededRandom as rng } from '../testing/seeded-random.js';
 
-/** xorshift32: small, seeded, repeatable. */
-function rng(seed: number) {
-  let x = seed >>> 0 || 1;
-  return (n: number) => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x % n;
-  };
-}
 
 const TOKENS = ['\r\n', '\n', '\r', ' ', '\t', ':', ',', '\0', 'chunked', 'Transfer-Encoding: chunked\r\n', 'Content-Length: 5\r\n', 'Content-Length: 0\r\n', 'Host: x\r\n', 'X-Sekisho-Facility-Number: 1\r\n', 'Connection: close\r\n', '0\r\n\r\n', 'GET / HTTP/1.1\r\n', '\r\n\r\n', 'HTTP/1.0', 'Expect: 100-continue\r\n', 'ffffffffffffffff', '\x80', ';'];
 

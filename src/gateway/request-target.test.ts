@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
 import { checkRoutePath, normalizeTarget } from './request-target.js';
 import { isSekishoError } from '../errors/index.js';
+import { seededRandom } from '../testing/seeded-random.js';
 
 const normalized: [string, string, string][] = [
   ['plain path unchanged', '/admin/chart', '/admin/chart'],
@@ -90,14 +91,8 @@ describe('request target normalization', () => {
     const benign = ['/', '/', '/', '.', '.', '..', './', '//', 'a', 'b', 'e', '%2e', '%2E', '%61', '%25', '%3b', '%e3%81%82', '\u00e3\u0081\u0082', ';', '?', '#', '~', '-', '_', '"', '{', '+', ':', '@'];
     const hostile = ['%', '2', 'f', 'F', '5', 'c', '0', '%2f', '%5c', '%00', '%c0%ae', '\\', ' ', '\t', '\u00ff', '\u0100', 'http://', '*', '/..;/', '%zz'];
     const seed = Number(process.env.FUZZ_SEED ?? randomInt(1 << 30));
-    let state = seed || 1;
-    const next = (n: number) => {
-      // xorshift32: reproducible from the seed printed on failure.
-      state ^= state << 13;
-      state ^= state >>> 17;
-      state ^= state << 5;
-      return (state >>> 0) % n;
-    };
+    // Reproducible from the seed printed on failure.
+    const next = seededRandom(seed);
     let accepted = 0;
     for (let i = 0; i < 20_000; i++) {
       const len = 1 + next(14);

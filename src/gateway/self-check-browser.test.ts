@@ -11,25 +11,16 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { mkdtempSync } from 'node:fs';
+import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import type { BrowserContext } from 'playwright-core';
-import { chromiumWithCertificates, hasChromium } from '../testing/browser.js';
+import { chromiumWithCertificates, hasChromium, saveScreenshot } from '../testing/browser.js';
 import { hasCommand, needPeer, run } from '../testing/peers.js';
 import { FACILITY_A, gatewayFixture, PASSPHRASE, type ClientFiles, type GatewayFixture } from '../testing/gateway-fixture.js';
 import { openGateway, parseGatewayConfig, jsonLogger, type GatewaySetup } from './index.js';
 import { complianceProfile, policyOutlook, type PolicySchedule } from '../policy/index.js';
 
-const shots = mkdtempSync(join(tmpdir(), 'sekisho-shots-'));
-const keep = process.env.SEKISHO_SCREENSHOTS ? resolve(process.env.SEKISHO_SCREENSHOTS) : undefined;
-function saveShot(name: string, png: Buffer): void {
-  writeFileSync(join(shots, name), png);
-  if (keep) {
-    mkdirSync(keep, { recursive: true });
-    copyFileSync(join(shots, name), join(keep, name));
-  }
-}
 
 const ready = hasChromium() && hasCommand('certutil') && hasCommand('pk12util') && hasCommand('openssl');
 /** The switch to the high profile: 1 April of next year, Japan time. */
@@ -82,7 +73,7 @@ async function open(client: ClientFiles | undefined, shot: string): Promise<{ te
     const text = (await page.textContent('body')) ?? '';
     // The inline style applied (its hash is in the CSP): the heading's rule is drawn.
     assert.equal(await page.evaluate("getComputedStyle(document.querySelector('h1')).borderBottomStyle"), 'solid');
-    saveShot(shot, await page.screenshot({ fullPage: true }));
+    saveScreenshot(shot, await page.screenshot({ fullPage: true }));
     return { text, html: await page.content(), cspErrors };
   } finally {
     await context.close();

@@ -4,14 +4,26 @@
  * playwright gives every launch a fresh, empty profile of its own.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { chromium, type Browser, type BrowserContext } from 'playwright-core';
 import { run } from './peers.js';
 
 export const CHROMIUM = '/usr/bin/chromium';
 export const hasChromium = () => existsSync(CHROMIUM);
+
+let shots: string | undefined;
+/** Writes a test's screenshot to a temporary directory, and copies it to $SEKISHO_SCREENSHOTS (e.g. docs/screenshots) when set. */
+export function saveScreenshot(name: string, png: Buffer): void {
+  shots ??= mkdtempSync(join(tmpdir(), 'sekisho-shots-'));
+  writeFileSync(join(shots, name), png);
+  const keep = process.env.SEKISHO_SCREENSHOTS;
+  if (keep) {
+    mkdirSync(resolve(keep), { recursive: true });
+    copyFileSync(join(shots, name), join(resolve(keep), name));
+  }
+}
 
 const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 

@@ -1,9 +1,8 @@
-import { request as httpsRequest } from 'node:https';
 import type { IncomingHttpHeaders } from 'node:http';
 import { certificateToPem } from '../pki/index.js';
 import { startConsoleServer, type ConsoleServer } from '../console/index.js';
 import type { OperatorRole } from '../store/index.js';
-import { startTestEnrollment, type TestEnrollment } from './enrollment-server.js';
+import { fetchTls, startTestEnrollment, type TestEnrollment } from './enrollment-server.js';
 
 export const OPERATOR_P12_PASSWORD = 'operator-p12-password';
 
@@ -57,23 +56,7 @@ export async function startTestConsole(o: { db?: string; chromium?: string } = {
         return { pfx: r.pkcs12, passphrase: OPERATOR_P12_PASSWORD, serial: r.serial };
       },
       request(path, r = {}) {
-        return new Promise((resolve, reject) => {
-          const req = httpsRequest(
-            new URL(path, url),
-            { method: r.method ?? 'GET', headers: r.headers ?? {}, ca: enrollment.rootPem, ...(r.client ? { pfx: r.client.pfx, passphrase: r.client.passphrase } : {}), agent: false },
-            (res) => {
-              const parts: Buffer[] = [];
-              res.on('data', (c: Buffer) => parts.push(c));
-              res.on('end', () => {
-                const body = Buffer.concat(parts);
-                resolve({ status: res.statusCode ?? 0, headers: res.headers, body, text: body.toString('utf8') });
-              });
-              res.on('error', reject);
-            },
-          );
-          req.on('error', reject);
-          req.end(r.body);
-        });
+        return fetchTls(new URL(path, url), { ca: enrollment.rootPem, ...r });
       },
       async close() {
         await server.close();

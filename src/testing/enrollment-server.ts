@@ -98,10 +98,10 @@ export function withTypo(kind: NoticeIdKind, id: string): string {
   return id.slice(0, -1) + [...NOTICE_ID_ALPHABET].find((c) => !avoid.has(c))!;
 }
 
-/** One HTTPS request to the server under test, trusting its root. */
-export function fetchTls(url: string, o: { ca: string; method?: string; headers?: Record<string, string>; body?: string | Buffer }): Promise<{ status: number; headers: IncomingHttpHeaders; body: Buffer; text: string }> {
+/** One HTTPS request to the server under test, trusting its root; with `client`, on a connection of its own presenting that PKCS#12. */
+export function fetchTls(url: string | URL, o: { ca: string; method?: string; headers?: Record<string, string>; body?: string | Buffer; client?: { pfx: Buffer; passphrase: string } }): Promise<{ status: number; headers: IncomingHttpHeaders; body: Buffer; text: string }> {
   return new Promise((resolve, reject) => {
-    const req = httpsRequest(url, { method: o.method ?? 'GET', headers: o.headers ?? {}, ca: o.ca }, (res) => {
+    const req = httpsRequest(url, { method: o.method ?? 'GET', headers: o.headers ?? {}, ca: o.ca, ...(o.client ? { pfx: o.client.pfx, passphrase: o.client.passphrase, agent: false } : {}) }, (res) => {
       const parts: Buffer[] = [];
       res.on('data', (c: Buffer) => parts.push(c));
       res.on('end', () => {

@@ -12,19 +12,8 @@ import { SekishoError } from '../errors/index.js';
 import { parseCsr, parseOcspRequest, sequence, octetString, oid, integerFromUnsigned, nullValue, contextExplicit } from '../pki/index.js';
 import { generateNoticeId } from '../ca/index.js';
 import { estCsrDer, parseBasicAuth, parseCsrEnrollJson, parseEnrollForm, parseEnrollJson } from './index.js';
+import { seededRandom as rng } from '../testing/seeded-random.js';
 
-/** xorshift32: small, seeded, repeatable. */
-function rng(seed: number) {
-  let x = seed >>> 0 || 1;
-  return (n: number) => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x % n;
-  };
-}
 
 function mutate(input: Buffer, r: (n: number) => number): Buffer {
   const b = Buffer.from(input);

@@ -7,11 +7,11 @@
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import type { Browser, Page } from 'playwright-core';
-import { hasChromium, launchChromium } from '../testing/browser.js';
+import { hasChromium, launchChromium, saveScreenshot } from '../testing/browser.js';
 import { needCommand, needPeer } from '../testing/peers.js';
 import { runPeer, startTestEnrollment, TEST_FACILITY, withTypo, type TestEnrollment } from '../testing/enrollment-server.js';
 import { findChromium, printToPdf, renderNoticeLetter } from '../ca/index.js';
@@ -20,16 +20,6 @@ import { connect as tlsConnect, createServer as createTlsServer } from 'node:tls
 import type { AddressInfo } from 'node:net';
 
 const PASSWORD = 'Shinryo-Pass-2041';
-const shots = mkdtempSync(join(tmpdir(), 'sekisho-shots-'));
-const keep = process.env.SEKISHO_SCREENSHOTS ? resolve(process.env.SEKISHO_SCREENSHOTS) : undefined;
-
-function saveShot(name: string, png: Buffer): void {
-  writeFileSync(join(shots, name), png);
-  if (keep) {
-    mkdirSync(keep, { recursive: true });
-    copyFileSync(join(shots, name), join(keep, name));
-  }
-}
 
 describe('the portal in Chromium', () => {
   let t: TestEnrollment;
@@ -100,7 +90,7 @@ describe('the portal in Chromium', () => {
     if (!needPeer(tc, hasChromium(), 'Chromium (/usr/bin/chromium)')) return;
     const n = await t.notice();
     const page = await openPortal();
-    saveShot('portal.png', await page.screenshot({ fullPage: true }));
+    saveScreenshot('portal.png', await page.screenshot({ fullPage: true }));
     const before = (await t.ca.audit.list()).length;
     const typo = withTypo('request', n.requestId);
     await fill(page, { ...n, requestId: typo });
@@ -109,7 +99,7 @@ describe('the portal in Chromium', () => {
     await page.waitForSelector('#error:not([hidden])');
     assert.equal(await page.getAttribute('#error', 'data-code'), 'NOTICE_ID_MISTYPED');
     assert.equal((await t.ca.audit.list()).length, before, 'the server saw no attempt');
-    saveShot('portal-error.png', await page.screenshot({ fullPage: true }));
+    saveScreenshot('portal-error.png', await page.screenshot({ fullPage: true }));
     await page.context().close();
   });
 
@@ -122,7 +112,7 @@ describe('the portal in Chromium', () => {
     await page.selectOption('#key_type', 'ecdsa-p256');
     await page.click('#submit');
     await page.waitForSelector('#issued', { timeout: 30_000 });
-    saveShot('portal-result.png', await page.screenshot({ fullPage: true }));
+    saveScreenshot('portal-result.png', await page.screenshot({ fullPage: true }));
     const p12 = await download(page, '.p12');
     const leaf = await opensslOpens(p12);
     assert.match(leaf, new RegExp(`CN = ${TEST_FACILITY.number}`));
@@ -180,7 +170,7 @@ describe('the portal in Chromium', () => {
     await page.setContent(html);
     const text = (await page.textContent('body')) ?? '';
     for (const s of [notice.requestId, notice.referenceId, TEST_FACILITY.name, TEST_FACILITY.number, '秘密キーの保護を強力にする', 'SHA-256', 'SHA-1', t.url]) assert.ok(text.includes(s), `the letter shows ${s}`);
-    saveShot('letter.png', await page.screenshot({ fullPage: true }));
+    saveScreenshot('letter.png', await page.screenshot({ fullPage: true }));
     await context.close();
     const pdf = await printToPdf(html, findChromium()!);
     assert.equal(pdf.subarray(0, 5).toString(), '%PDF-');
@@ -195,7 +185,7 @@ describe('the portal in Chromium', () => {
     assert.equal(png.readUInt32BE(16), 496);
     assert.equal(png.readUInt32BE(20), 702);
     assert.ok(statSync(join(dir, pages[0]!)).size > 20_000, 'the page has content');
-    saveShot('letter-pdf.png', png);
+    saveScreenshot('letter-pdf.png', png);
     const info = await runPeer('pdfinfo', [join(dir, 'letter.pdf')]);
     if (info.status === 0) assert.match(info.stdout, /Page size:\s+59[45]\.\d* x 841\.\d* pts \(A4\)/);
   });
