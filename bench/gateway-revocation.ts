@@ -42,7 +42,8 @@ async function main(): Promise<void> {
       heapGrowthMiB: (after.heapUsed - before.heapUsed) / MiB,
       rssGrowthMiB: (after.rss - before.rss) / MiB,
       rssPeakGrowthMiB: (peakRss - before.rss) / MiB,
-      externalGrowthMiB: (after.external + after.arrayBuffers - before.external - before.arrayBuffers) / MiB,
+      // `external` includes the array buffers (Node's Buffers among them): counted once.
+      externalGrowthMiB: (after.external - before.external) / MiB,
     })}\n`,
   );
 }

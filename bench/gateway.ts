@@ -33,8 +33,10 @@
  * GATEWAY_BENCH_WORKERS (gateway --workers for the multi-process run, default
  * the CPU count), GATEWAY_BENCH_REVOKED (default 1000000),
  * GATEWAY_BENCH_CPU_PROF (a directory: the single-process gateway writes a
- * V8 CPU profile there on exit; with GATEWAY_BENCH_PERF=FILE as well, it runs
- * under `perf record -g` writing FILE, for the native side: OpenSSL, libuv),
+ * V8 CPU profile there on exit), GATEWAY_BENCH_PERF=FILE (it runs under
+ * `perf record -g` writing FILE, with JIT symbols, for the native side:
+ * OpenSSL, libuv, malloc, the kernel; alone, so the V8 profiler's own
+ * sampling does not show in it),
  * GATEWAY_BENCH_BASELINE (the `dist/src/cli/main.js` of another build, e.g.
  * a checkout of the previous commit: it runs as one more contender,
  * "sekisho-baseline", one process, so before and after are measured in the
@@ -285,14 +287,15 @@ async function startNginx(name: string, dir: string, conf: string, port: number)
   };
 }
 
-async function startGateway(name: string, m: Material, port: number, upstreamPort: number, workers: number, cpuProfDir?: string, cli = CLI, more: NodeJS.ProcessEnv = {}): Promise<Peer> {
+async function startGateway(name: string, m: Material, port: number, upstreamPort: number, workers: number, profile?: { cpuProfDir?: string | undefined; perf?: string | undefined }, cli = CLI, more: NodeJS.ProcessEnv = {}): Promise<Peer> {
+  const cpuProfDir = profile?.cpuProfDir;
   const env = { ...process.env, SEKISHO_PASSPHRASE: PASSPHRASE, ...more };
   const args = [
     ...(cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfDir] : []),
     cli, 'gateway', '--home', m.home, '--listen', `127.0.0.1:${port}`, '--upstream', `http://127.0.0.1:${upstreamPort}`, '--log-level', 'warn',
     ...(workers > 1 ? ['--workers', String(workers)] : []),
   ];
-  const perf = cpuProfDir ? process.env.GATEWAY_BENCH_PERF : undefined;
+  const perf = profile?.perf;
   const started = perf
     ? start('perf', ['record', '-F', '499', '-g', '-o', perf, '--', process.execPath, '--perf-basic-prof', ...args], { timeoutMs: 3_600_000, env })
     : start(process.execPath, args, { timeoutMs: 3_600_000, env });
@@ -470,7 +473,7 @@ export async function main() {
       contenders.push(peer);
     };
     await add(() => startNginx('nginx', tmp.path, proxyConf(tmp.path, nginxPort, upPort, m), nginxPort));
-    await add(() => startGateway('sekisho', m, gwPort, upPort, 1, cpuProf));
+    await add(() => startGateway('sekisho', m, gwPort, upPort, 1, { cpuProfDir: cpuProf, perf: process.env.GATEWAY_BENCH_PERF }));
     if (gwWorkers > 1) await add(() => startGateway(`sekisho-workers-${gwWorkers}`, m, gwnPort, upPort, gwWorkers));
     // The workers as before SO_REUSEPORT (one listening socket shared by all, each connection waking every worker), in the same rounds.
     if (sharedHome) await add(() => startGateway(`sekisho-workers-${gwWorkers}-shared-socket`, sharedHome, sharedPort, upPort, gwWorkers, undefined, CLI, { NODE_CLUSTER_SCHED_POLICY: 'none' }));

@@ -1,5 +1,6 @@
 import type { ChangeListener, ChangeListenerOptions, FacilityStatus, StatusFeedBatch, StatusFeedReader } from '../store/index.js';
 import { serialKey } from './serial-key.js';
+import { SerialSet } from './serial-set.js';
 
 export interface StatusFeedOptions {
   /** How often to ask for changes (default 1 s). */
@@ -36,7 +37,7 @@ export interface StatusFeedOptions {
  * directory), so they share one cursor, one read per interval, one staleness.
  */
 export class StoreStatusFeed {
-  #revoked = new Set<string>();
+  #revoked = new SerialSet();
   /** Superseded certificates whose revocation is due at a time (ms): revoked from then on, even before a CA process records it. */
   #due = new Map<string, number>();
   #facilities = new Map<string, { status: FacilityStatus; name: string }>();
@@ -189,8 +190,10 @@ export class StoreStatusFeed {
   async #full(): Promise<void> {
     const batch = await this.reader.snapshot();
     const first = this.#cursor < 0;
-    const revoked = new Set(batch.revoked.map(serialKey));
-    const fresh = first ? [] : [...revoked].filter((s) => !this.#revoked.has(s));
+    const revoked = new SerialSet(batch.revoked.length);
+    for (const s of batch.revoked) revoked.add(s);
+    revoked.trim();
+    const fresh = first ? [] : revoked.missingFrom(this.#revoked);
     const before = this.#facilities;
     this.#revoked = revoked;
     this.#due = new Map();
@@ -208,11 +211,7 @@ export class StoreStatusFeed {
     // The store's sequence went back (restored from a backup, or another database): start over.
     if (batch.seq < this.#cursor) return this.#full();
     const fresh: string[] = [];
-    for (const s of batch.revoked.map(serialKey)) {
-      if (this.#revoked.has(s)) continue;
-      this.#revoked.add(s);
-      fresh.push(s);
-    }
+    for (const s of batch.revoked) if (this.#revoked.add(s)) fresh.push(serialKey(s));
     this.#addDue(batch);
     fresh.push(...this.#promoteDue(false));
     const suspended = this.#applyFacilities(batch, this.#facilities, false);
@@ -236,9 +235,7 @@ export class StoreStatusFeed {
     for (const [s, at] of this.#due) {
       if (at > now) continue;
       this.#due.delete(s);
-      if (this.#revoked.has(s)) continue;
-      this.#revoked.add(s);
-      if (!first) fresh.push(s);
+      if (this.#revoked.add(s) && !first) fresh.push(s);
     }
     return fresh;
   }

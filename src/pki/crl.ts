@@ -360,8 +360,8 @@ export function parseCrlSummary(
   der: Buffer,
   options: {
     entries?: boolean;
-    /** Called with each entry's serial (lowercase hex of the positive value), without building per-entry objects. */
-    onSerial?: (serialHex: string) => void;
+    /** Called with each entry's serial as a range of `der` (the INTEGER's content bytes), without building a string or object per entry. */
+    onSerial?: (der: Buffer, start: number, end: number) => void;
   } = {},
 ): CrlSummary {
   const cl = expectTlv(der, 0, TAG.SEQUENCE, 'CertificateList');
@@ -393,9 +393,7 @@ export function parseCrlSummary(
         count++;
         if (options.onSerial) {
           const serial = expectTlv(der, entry.start, TAG.INTEGER, 'userCertificate', entry.end);
-          let s = serial.start;
-          while (s < serial.end - 1 && der[s] === 0) s++;
-          options.onSerial(der.toString('hex', s, serial.end));
+          options.onSerial(der, serial.start, serial.end);
         }
         if (want) {
           const serial = expectTlv(der, entry.start, TAG.INTEGER, 'userCertificate', entry.end);
