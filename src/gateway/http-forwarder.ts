@@ -424,7 +424,12 @@ export function httpForwarder(o: HttpForwarderOptions): HttpForwarder {
         return;
       }
       this.noMore = true;
-      if (!this.queue.length) this.socket.end();
+      if (!this.queue.length) this.end();
+    }
+
+    /** Ends the client side once: a second end() on a finished stream builds an error (stack and all) only to drop it. */
+    end(): void {
+      if (!this.socket.writableEnded) this.socket.end();
     }
 
     onClose(): void {
@@ -714,7 +719,7 @@ export function httpForwarder(o: HttpForwarderOptions): HttpForwarder {
       if (ex.unrecorded) {
         this.noMore = true;
         this.queue.length = 0;
-        this.socket.end();
+        this.end();
         return;
       }
       const refused = !this.state || 'refusal' in this.state;
@@ -722,11 +727,11 @@ export function httpForwarder(o: HttpForwarderOptions): HttpForwarder {
       if (ex.closeAfter || !ex.read) {
         this.noMore = true;
         this.queue.length = 0;
-        this.socket.end();
+        this.end();
         return;
       }
       if (this.clientEnded && !this.queue.length && !this.reading) {
-        this.socket.end();
+        this.end();
         return;
       }
       if (this.queue.length <= 1 && !this.closed) this.socket.resume();
@@ -784,7 +789,7 @@ export function httpForwarder(o: HttpForwarderOptions): HttpForwarder {
   return {
     serve: (socket) => void new ClientConnection(socket),
     closeIdleConnections: () => {
-      for (const c of connections) if (!c.queue.length && !c.inMessage) c.socket.end();
+      for (const c of connections) if (!c.queue.length && !c.inMessage) c.end();
     },
     closeAllConnections: () => {
       for (const c of connections) c.socket.destroy();
