@@ -11,6 +11,7 @@ import { buildCsr, encodeName, keyIdentifier, SoftwareSigner } from '../pki/inde
 import { CERTIFICATE_PROFILES, issuanceNotBefore } from '../policy/index.js';
 import { SekishoError } from '../errors/index.js';
 import { tempDir } from '../testing/stores.js';
+import { GroupCommit, type Database, type SqlExecutor } from '../store/index.js';
 
 const PASS = 'issuance-pool-test-passphrase';
 const FACILITY = { number: '0110113719', name: 'はこだてクリニック' };
@@ -158,6 +159,36 @@ describe('issuance pool (worker threads)', () => {
       await assert.rejects(a.prepare(tooLong, { publicKey }), (e: unknown) => isCode('CERTIFICATE_LINT_FAILED')(e) && /validity_cap/.test((e as Error).message));
     } finally {
       await Promise.all([a.close(), b.close()]);
+    }
+  });
+
+  test('regression: the sign requests released by one commit reach the worker before the group commit starts its next transaction', async () => {
+    // Posting them on the next immediate let the group commit's next transaction run first, so the
+    // workers sat idle for a whole COMMIT (an fsync under synchronous=FULL) before they could sign.
+    const pool = await ownPool(1);
+    const log: string[] = [];
+    const worker = pool.workers[0]!;
+    const post = worker.postMessage.bind(worker);
+    worker.postMessage = (batch: { op: string }[]) => {
+      log.push(`post ${batch.map((m) => m.op).join(',')}`);
+      post(batch);
+    };
+    const tx = { dialect: 'sqlite', inTransaction: true, all: async () => [], get: async () => undefined, run: async () => ({ changes: 1 }) } as unknown as SqlExecutor;
+    const db = { ...tx, inTransaction: false, description: 'log', close: async () => undefined, transaction: async <T>(fn: (x: SqlExecutor) => Promise<T>) => (log.push('transaction'), fn(tx)) } as unknown as Database;
+    const commits = new GroupCommit(db);
+    try {
+      const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+      const drafts = await Promise.all([1, 2, 3].map(() => pool.prepare(facilityRequest(), { publicKey })));
+      log.length = 0;
+      // As the issuer does: reserve in a shared transaction, then sign; and one more unit arrives meanwhile.
+      const signed = drafts.map((d) => commits.run(async () => 'reserved').then(() => pool.sign(d)));
+      const later = new Promise<void>((resolve) => setImmediate(() => void commits.run(async () => 'next').then(() => resolve())));
+      const results = await Promise.all(signed);
+      await later;
+      assert.equal(results.length, 3);
+      assert.deepEqual(log, ['transaction', 'post sign,sign,sign', 'transaction'], 'the three signs go as one message, before the next transaction');
+    } finally {
+      await pool.close();
     }
   });
 
