@@ -2,6 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, sign, X509Certificate, type KeyObject } from 'node:crypto';
 import { join } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
 import type { Worker } from 'node:worker_threads';
 import { CertificateAuthority } from './authority.js';
 import { initAuthority } from './init.js';
@@ -189,6 +190,45 @@ describe('issuance pool (worker threads)', () => {
       assert.deepEqual(log, ['transaction', 'post sign,sign,sign', 'transaction'], 'the three signs go as one message, before the next transaction');
     } finally {
       await pool.close();
+    }
+  });
+
+  test('with messages posted before each COMMIT, no sign request reaches a worker before its serial is committed, and a suspended facility\'s drafts are never signed', async () => {
+    const home = join(tempDir(), 'home');
+    await initAuthority({ home, passphrase: PASS });
+    const ca = await CertificateAuthority.open({ home, issuanceWorkers: 2 });
+    // A second connection sees only committed rows: what a crash would leave.
+    const committed = new BetterSqlite3(join(home, 'sekisho.db'), { readonly: true });
+    try {
+      await ca.unlock(PASS);
+      await ca.addFacility(FACILITY, 'test');
+      const count = () => (committed.prepare("SELECT COUNT(*) AS n FROM certificates WHERE facility_number = ? AND status IN ('reserved', 'issued')").get(FACILITY.number) as { n: number }).n;
+      const pool = ca.issuancePool!;
+      let signs = 0;
+      const short: number[] = [];
+      pool.onDispatch = (op) => {
+        if (op !== 'sign') return;
+        signs++;
+        if (count() < signs) short.push(signs);
+      };
+      const csrs = await Promise.all(Array.from({ length: 24 }, (_, i) => csrFor(`c${i}`)));
+      const issued = await Promise.all(csrs.map((c) => ca.issue({ profile: 'facility', facilityNumber: FACILITY.number, csr: c.der, via: 'csr', actor: 't' })));
+      assert.equal(issued.length, 24);
+      assert.equal(signs, 24);
+      assert.deepEqual(short, [], 'every sign was dispatched after at least as many serials were committed');
+      // Drafts prepared, then the facility suspended before their reservation: none is signed.
+      signs = 0;
+      const more = csrs.slice(0, 8).map((c) => ca.issue({ profile: 'facility', facilityNumber: FACILITY.number, csr: c.der, via: 'csr', actor: 't' }));
+      await ca.setFacilityStatus(FACILITY.number, 'suspended', 'test');
+      const settled = await Promise.allSettled(more);
+      const refused = settled.filter((r) => r.status === 'rejected');
+      assert.ok(refused.length > 0, 'the suspension committed while drafts were being prepared');
+      assert.ok(refused.every((r) => isCode('FACILITY_SUSPENDED')(r.reason)), 'refused ones are refused for the suspension');
+      assert.equal(signs, settled.length - refused.length, 'only reserved drafts were signed');
+      assert.deepEqual((await ca.audit.verify()).problems, []);
+    } finally {
+      committed.close();
+      await ca.close();
     }
   });
 
