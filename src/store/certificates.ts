@@ -122,7 +122,7 @@ export class CertificateRepository {
     // row a plain INSERT … VALUES: SQLite runs INSERT … SELECT … WHERE EXISTS about twice as slowly
     // (one statement per issuance, on the thread that commits). Elsewhere (PostgreSQL, or outside a
     // transaction) the check stays in the INSERT's own statement.
-    const separateCheck = this.x.dialect === 'sqlite' && this.x.inTransaction && rec.facilityNumber !== undefined;
+    const separateCheck = this.x.dialect === 'sqlite' && this.x.inTransaction && Boolean(rec.facilityNumber);
     if (separateCheck && !(await this.x.get("SELECT 1 AS ok FROM facilities WHERE number = ? AND status = 'active'", [rec.facilityNumber]))) {
       return (await this.get(rec.serial)) ? 'serial-exists' : 'facility-not-active';
     }
