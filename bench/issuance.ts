@@ -7,18 +7,29 @@
  * Preparation (not timed): N distinct ECDSA P-256 CSRs made by `openssl req`
  * (two shell loops, one per core), N facilities registered.
  *
- * sekisho: for every CSR, `ca.issue` with the CSR as received (registry
- * lookup on the main thread; parse + proof-of-possession check, build, lint
- * in an issuance worker thread; reserve serial + audit "signing" in one
- * transaction on the main thread; sign and verify the signature in the
- * worker; store + audit "issued" in a second transaction), the CA opened as
- * `sekisho serve` opens it (one issuance worker per core;
- * ISSUANCE_BENCH_WORKERS=0 runs everything on the main thread). Four
+ * sekisho: for every CSR, `ca.issue` with the CSR as received, the CA opened
+ * as `sekisho serve` opens it (one issuance worker per core;
+ * ISSUANCE_BENCH_WORKERS=0 runs everything on the main thread). Per issuance:
+ * registry lookup on the main thread; one message to a worker, which parses
+ * the CSR, checks its proof of possession, builds and lints the TBS and keeps
+ * it under a single-use token; serial reserved (facility checked) and audit
+ * "signing" appended in a group-commit transaction on the main thread; a
+ * second message to the same worker, which signs that token's TBS once and
+ * verifies the signature; certificate stored and audit "issued" appended in a
+ * second group-commit transaction. The messages of all issuances released by
+ * one commit go to each worker as one, posted before the next COMMIT starts,
+ * so the workers sign while the main thread waits for the disk; a commit
+ * usually carries one batch's "issued" stores and the next batch's
+ * reservations. Each transaction is COMMITted with an fsync (`synchronous=FULL`)
+ * on the main thread (better-sqlite3 is synchronous): at 16 in flight that,
+ * not the workers, bounds the rate (docs/scale.md, "Issuance"). Four
  * variants: SQLite synchronous FULL (the default) and NORMAL
  * (SEKISHO_SQLITE_SYNC=NORMAL), each sequentially and with C requests in
  * flight, and a fifth: FULL with C in flight and no workers, so the run
  * itself says what the workers buy at the load it saw.
- * ISSUANCE_BENCH_VARIANTS=name,name runs only those. Each variant gets a
+ * ISSUANCE_BENCH_VARIANTS=name,name runs only those (full-sequential,
+ * full-concurrent16, normal-sequential, normal-concurrent16,
+ * full-concurrent16-main-thread, with 16 the concurrency). Each variant gets a
  * fresh CA home and a short untimed warm-up.
  *
  * CPU: each side's CPU-seconds during its timed run (sekisho: this process,

@@ -2,6 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, sign, X509Certificate, type KeyObject } from 'node:crypto';
 import { join } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
 import type { Worker } from 'node:worker_threads';
 import { CertificateAuthority } from './authority.js';
 import { initAuthority } from './init.js';
@@ -11,6 +12,7 @@ import { buildCsr, encodeName, keyIdentifier, SoftwareSigner } from '../pki/inde
 import { CERTIFICATE_PROFILES, issuanceNotBefore } from '../policy/index.js';
 import { SekishoError } from '../errors/index.js';
 import { tempDir } from '../testing/stores.js';
+import { GroupCommit, type Database, type SqlExecutor } from '../store/index.js';
 
 const PASS = 'issuance-pool-test-passphrase';
 const FACILITY = { number: '0110113719', name: 'はこだてクリニック' };
@@ -158,6 +160,75 @@ describe('issuance pool (worker threads)', () => {
       await assert.rejects(a.prepare(tooLong, { publicKey }), (e: unknown) => isCode('CERTIFICATE_LINT_FAILED')(e) && /validity_cap/.test((e as Error).message));
     } finally {
       await Promise.all([a.close(), b.close()]);
+    }
+  });
+
+  test('regression: the sign requests released by one commit reach the worker before the group commit starts its next transaction', async () => {
+    // Posting them on the next immediate let the group commit's next transaction run first, so the
+    // workers sat idle for a whole COMMIT (an fsync under synchronous=FULL) before they could sign.
+    const pool = await ownPool(1);
+    const log: string[] = [];
+    const worker = pool.workers[0]!;
+    const post = worker.postMessage.bind(worker);
+    worker.postMessage = (batch: { op: string }[]) => {
+      log.push(`post ${batch.map((m) => m.op).join(',')}`);
+      post(batch);
+    };
+    const tx = { dialect: 'sqlite', inTransaction: true, all: async () => [], get: async () => undefined, run: async () => ({ changes: 1 }) } as unknown as SqlExecutor;
+    const db = { ...tx, inTransaction: false, description: 'log', close: async () => undefined, transaction: async <T>(fn: (x: SqlExecutor) => Promise<T>) => (log.push('transaction'), fn(tx)) } as unknown as Database;
+    const commits = new GroupCommit(db);
+    try {
+      const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+      const drafts = await Promise.all([1, 2, 3].map(() => pool.prepare(facilityRequest(), { publicKey })));
+      log.length = 0;
+      // As the issuer does: reserve in a shared transaction, then sign; and one more unit arrives meanwhile.
+      const signed = drafts.map((d) => commits.run(async () => 'reserved').then(() => pool.sign(d)));
+      const later = new Promise<void>((resolve) => setImmediate(() => void commits.run(async () => 'next').then(() => resolve())));
+      const results = await Promise.all(signed);
+      await later;
+      assert.equal(results.length, 3);
+      assert.deepEqual(log, ['transaction', 'post sign,sign,sign', 'transaction'], 'the three signs go as one message, before the next transaction');
+    } finally {
+      await pool.close();
+    }
+  });
+
+  test('with messages posted before each COMMIT, no sign request reaches a worker before its serial is committed, and a suspended facility\'s drafts are never signed', async () => {
+    const home = join(tempDir(), 'home');
+    await initAuthority({ home, passphrase: PASS });
+    const ca = await CertificateAuthority.open({ home, issuanceWorkers: 2 });
+    // A second connection sees only committed rows: what a crash would leave.
+    const committed = new BetterSqlite3(join(home, 'sekisho.db'), { readonly: true });
+    try {
+      await ca.unlock(PASS);
+      await ca.addFacility(FACILITY, 'test');
+      const count = () => (committed.prepare("SELECT COUNT(*) AS n FROM certificates WHERE facility_number = ? AND status IN ('reserved', 'issued')").get(FACILITY.number) as { n: number }).n;
+      const pool = ca.issuancePool!;
+      let signs = 0;
+      const short: number[] = [];
+      pool.onDispatch = (op) => {
+        if (op !== 'sign') return;
+        signs++;
+        if (count() < signs) short.push(signs);
+      };
+      const csrs = await Promise.all(Array.from({ length: 24 }, (_, i) => csrFor(`c${i}`)));
+      const issued = await Promise.all(csrs.map((c) => ca.issue({ profile: 'facility', facilityNumber: FACILITY.number, csr: c.der, via: 'csr', actor: 't' })));
+      assert.equal(issued.length, 24);
+      assert.equal(signs, 24);
+      assert.deepEqual(short, [], 'every sign was dispatched after at least as many serials were committed');
+      // Drafts prepared, then the facility suspended before their reservation: none is signed.
+      signs = 0;
+      const more = csrs.slice(0, 8).map((c) => ca.issue({ profile: 'facility', facilityNumber: FACILITY.number, csr: c.der, via: 'csr', actor: 't' }));
+      await ca.setFacilityStatus(FACILITY.number, 'suspended', 'test');
+      const settled = await Promise.allSettled(more);
+      const refused = settled.filter((r) => r.status === 'rejected');
+      assert.ok(refused.length > 0, 'the suspension committed while drafts were being prepared');
+      assert.ok(refused.every((r) => isCode('FACILITY_SUSPENDED')(r.reason)), 'refused ones are refused for the suspension');
+      assert.equal(signs, settled.length - refused.length, 'only reserved drafts were signed');
+      assert.deepEqual((await ca.audit.verify()).problems, []);
+    } finally {
+      committed.close();
+      await ca.close();
     }
   });
 

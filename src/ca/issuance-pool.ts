@@ -156,11 +156,17 @@ export class IssuancePool {
     });
   }
 
-  /** Queues a message for the worker; what one turn of the event loop queues (a group commit's batch) goes as one. */
+  /**
+   * Queues a message for the worker; what the callers whose commit just
+   * finished queue goes as one. Flushed on the next tick (after the promise
+   * jobs now queued, before any immediate): so the messages are posted
+   * before the group commit's next transaction can block this thread in
+   * COMMIT, and the workers sign while the disk syncs.
+   */
   #send(slot: Slot, message: ToWorker): void {
     slot.outbox.push(message);
     if (slot.outbox.length > 1) return;
-    setImmediate(() => {
+    process.nextTick(() => {
       const batch = slot.outbox;
       slot.outbox = [];
       if (slot.alive) slot.worker.postMessage(batch);

@@ -181,12 +181,37 @@ export function readExtensions(extensions: readonly RawExtension[]): ExtensionVi
         part = values;
         if (parsedStatic.size < 256) parsedStatic.set(key, part);
       }
-      Object.assign(view, structuredClone(part));
+      Object.assign(view, copyValues(part));
       continue;
     }
     readExtensionValue(view, e.oid, e.value);
   }
   return view;
+}
+
+/** A copy of cached extension values (plain data: arrays of strings, small objects), so no view shares the cache's. */
+function copyValues(part: Partial<ExtensionValues>): Partial<ExtensionValues> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(part)) out[k] = Array.isArray(v) ? [...(v as unknown[])] : v && typeof v === 'object' && !Buffer.isBuffer(v) ? { ...v } : v;
+  return out as Partial<ExtensionValues>;
+}
+
+/**
+ * The common shapes of the two key identifiers, read directly (one runs per
+ * certificate built): the whole value is exactly one TLV with `tag`
+ * (SubjectKeyIdentifier: OCTET STRING), or exactly SEQUENCE { [0] keyIdentifier }
+ * (AuthorityKeyIdentifier as sekisho and most CAs write it). Anything else
+ * is left to the schema parser (undefined).
+ */
+function plainKeyIdentifier(value: Buffer, tag: number): Buffer | undefined {
+  if (value.length < 2 || value[0] !== tag || value[1]! >= 0x80) return undefined;
+  const t = readTlv(value, 0);
+  return t.end === value.length ? Buffer.from(value.subarray(t.start, t.end)) : undefined;
+}
+
+function plainAuthorityKeyIdentifier(value: Buffer): Buffer | undefined {
+  if (value.length < 2 || value[0] !== TAG.SEQUENCE || value[1]! >= 0x80 || value[1]! + 2 !== value.length) return undefined;
+  return plainKeyIdentifier(value.subarray(2), 0x80);
 }
 
 function readExtensionValue(view: ExtensionView, oid: string, value: Buffer): void {
@@ -215,9 +240,14 @@ function readExtensionValue(view: ExtensionView, oid: string, value: Buffer): vo
         break;
       }
       case EXTENSION_OIDS.subjectKeyIdentifier:
-        view.subjectKeyIdentifier = Buffer.from(AsnConvert.parse(value, SubjectKeyIdentifier).buffer);
+        view.subjectKeyIdentifier = plainKeyIdentifier(value, TAG.OCTET_STRING) ?? Buffer.from(AsnConvert.parse(value, SubjectKeyIdentifier).buffer);
         break;
       case EXTENSION_OIDS.authorityKeyIdentifier: {
+        const direct = plainAuthorityKeyIdentifier(value);
+        if (direct) {
+          view.authorityKeyIdentifier = direct;
+          break;
+        }
         const aki = AsnConvert.parse(value, AuthorityKeyIdentifier);
         if (aki.keyIdentifier) view.authorityKeyIdentifier = Buffer.from(aki.keyIdentifier.buffer);
         break;

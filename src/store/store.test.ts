@@ -71,6 +71,35 @@ for (const target of STORE_TARGETS) {
       }
     });
 
+    test('serials reserved inside a transaction (the issuer\'s group commit): the same answers, the facility\'s status read in the same transaction', async (t) => {
+      const db = await open(t);
+      if (!db) return;
+      try {
+        await repositories(db).facilities.add(facility);
+        const inTx = (rec: Parameters<ReturnType<typeof repositories>['certificates']['reserve']>[0]) => db.transaction((tx) => repositories(tx).certificates.reserve(rec));
+        assert.equal(await inTx(cert('02aa')), 'reserved');
+        assert.equal(await inTx(cert('02aa')), 'serial-exists', 'a serial never repeats');
+        // A suspension earlier in the same transaction is seen; one rolled back is not.
+        assert.equal(
+          await db.transaction(async (tx) => {
+            await repositories(tx).facilities.setStatus(facility.number, 'suspended', at);
+            return repositories(tx).certificates.reserve(cert('02bb'));
+          }),
+          'facility-not-active',
+        );
+        assert.equal(await inTx(cert('02bb')), 'facility-not-active', 'no serial is reserved for a suspended facility');
+        assert.equal(await inTx(cert('02aa')), 'serial-exists', 'an existing serial is named as such, whatever the facility');
+        await repositories(db).facilities.setStatus(facility.number, 'active', at);
+        assert.equal(await inTx(cert('02bb')), 'reserved');
+        assert.equal(await inTx({ ...cert('02cc'), facilityNumber: '0110000000' }), 'facility-not-active', 'an unknown facility is not active');
+        const { facilityNumber: _f, ...noFacility } = cert('02dd');
+        assert.equal(await inTx(noFacility), 'reserved', 'a certificate of no facility (server, device) needs no facility check');
+        assert.deepEqual(await repositories(db).certificates.countByStatus(), { reserved: 3, issued: 0, revoked: 0 });
+      } finally {
+        await db.close();
+      }
+    });
+
     test('status feed: each followed change takes the next store sequence number with it; changes after N are exactly the later ones, whatever their time stamps', async (t) => {
       const db = await open(t);
       if (!db) return;
