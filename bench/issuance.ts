@@ -8,8 +8,9 @@
  * (two shell loops, one per core), N facilities registered.
  *
  * sekisho: for every CSR, `ca.issue` with the CSR as received, the CA opened
- * as `sekisho serve` opens it (one issuance worker per core;
- * ISSUANCE_BENCH_WORKERS=0 runs everything on the main thread). Per issuance:
+ * as `sekisho serve` opens it (issuance workers 'auto': none on a machine of
+ * two cores or fewer, one per core above; ISSUANCE_BENCH_WORKERS=cores|N|0
+ * sets them). With workers, per issuance:
  * registry lookup on the main thread; one message to a worker, which parses
  * the CSR, checks its proof of possession, builds and lints the TBS and keeps
  * it under a single-use token; serial reserved (facility checked) and audit
@@ -22,14 +23,16 @@
  * usually carries one batch's "issued" stores and the next batch's
  * reservations. Each transaction is COMMITted with an fsync (`synchronous=FULL`)
  * on the main thread (better-sqlite3 is synchronous): at 16 in flight that,
- * not the workers, bounds the rate (docs/scale.md, "Issuance"). Four
+ * not the workers, bounds the rate (docs/scale.md, "Issuance"). Without
+ * workers the same steps run in turn on the main thread. Four
  * variants: SQLite synchronous FULL (the default) and NORMAL
  * (SEKISHO_SQLITE_SYNC=NORMAL), each sequentially and with C requests in
- * flight, and a fifth: FULL with C in flight and no workers, so the run
- * itself says what the workers buy at the load it saw.
+ * flight, and a fifth: FULL with C in flight the other way (a worker per
+ * core where the basis has none, -workers; else none, -main-thread), so the
+ * run itself says what the workers buy at the load it saw.
  * ISSUANCE_BENCH_VARIANTS=name,name runs only those (full-sequential,
  * full-concurrent16, normal-sequential, normal-concurrent16,
- * full-concurrent16-main-thread, with 16 the concurrency). Each variant gets a
+ * full-concurrent16-workers or -main-thread, with 16 the concurrency). Each variant gets a
  * fresh CA home and a short untimed warm-up.
  *
  * CPU: each side's CPU-seconds during its timed run (sekisho: this process,
@@ -57,7 +60,7 @@ import { Agent, request } from 'node:http';
 import { accepts as canConnect, freePort } from '../src/testing/tls-servers.js';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { CertificateAuthority, initAuthority, readKeyFile } from '../src/ca/index.js';
+import { CertificateAuthority, initAuthority, issuanceWorkerCount, readKeyFile } from '../src/ca/index.js';
 import { certificateToPem } from '../src/pki/index.js';
 import { checkDigit } from '../src/policy/index.js';
 import { envNumber, invokedDirectly, log, opensslVersion, round, runDirectly, sh, start, tempDir } from './support.js';
@@ -67,8 +70,8 @@ export interface IssuanceBenchOptions {
   concurrency?: number;
   opensslN?: number;
   maxSeconds?: number;
-  /** Issuance worker threads ('cores', or 0 for none); ISSUANCE_BENCH_WORKERS. */
-  workers?: number | 'cores';
+  /** Issuance worker threads ('auto' as `sekisho serve`, 'cores', or a number; 0 for none); ISSUANCE_BENCH_WORKERS. */
+  workers?: number | 'cores' | 'auto';
 }
 
 export interface RateResult {
@@ -243,7 +246,7 @@ async function sekishoVariant(
   sync: 'FULL' | 'NORMAL',
   concurrency: number,
   maxSeconds: number,
-  workers: number | 'cores',
+  workers: number | 'cores' | 'auto',
 ): Promise<{ result: SekishoVariant; home: string; sampleDer: Buffer }> {
   const previous = process.env.SEKISHO_SQLITE_SYNC;
   process.env.SEKISHO_SQLITE_SYNC = sync;
@@ -466,9 +469,10 @@ export async function main(options: IssuanceBenchOptions = {}): Promise<Issuance
   const concurrency = Math.floor(options.concurrency ?? envNumber('ISSUANCE_BENCH_CONCURRENCY', 16));
   const opensslN = Math.min(n, Math.floor(options.opensslN ?? envNumber('ISSUANCE_BENCH_OPENSSL_N', 1000)));
   const maxSeconds = options.maxSeconds ?? envNumber('ISSUANCE_BENCH_MAX_S', 300);
-  // As `sekisho serve` runs: one issuance worker per core. ISSUANCE_BENCH_WORKERS=0 measures the main thread alone.
+  // As `sekisho serve` runs ('auto': no workers on 2 cores or fewer, one per core above). ISSUANCE_BENCH_WORKERS=cores|N|0 sets it.
   const workersEnv = process.env.ISSUANCE_BENCH_WORKERS;
-  const workers = options.workers ?? (workersEnv === undefined || workersEnv === '' || workersEnv === 'cores' ? 'cores' : Number(workersEnv));
+  const workers = options.workers ?? (workersEnv === undefined || workersEnv === '' || workersEnv === 'auto' ? 'auto' : workersEnv === 'cores' ? 'cores' : Number(workersEnv));
+  const pooled = issuanceWorkerCount(workers) > 0;
   const tmp = tempDir('sekisho-issuance-bench-');
   try {
     const dir = tmp.path;
@@ -477,13 +481,13 @@ export async function main(options: IssuanceBenchOptions = {}): Promise<Issuance
     const csrs = made.files.map((f) => readFileSync(f, 'utf8'));
     const csrBytes = csrs.map((c) => Buffer.from(c));
 
-    const all: [string, 'FULL' | 'NORMAL', number, number | 'cores'][] = [
+    const all: [string, 'FULL' | 'NORMAL', number, number | 'cores' | 'auto'][] = [
       ['full-sequential', 'FULL', 1, workers],
       [`full-concurrent${concurrency}`, 'FULL', concurrency, workers],
       ['normal-sequential', 'NORMAL', 1, workers],
       [`normal-concurrent${concurrency}`, 'NORMAL', concurrency, workers],
-      // The basis again with everything on the main thread, at the same load: what the workers buy.
-      ...(workers === 0 ? [] : [[`full-concurrent${concurrency}-main-thread`, 'FULL', concurrency, 0] as [string, 'FULL', number, number]]),
+      // The basis again the other way, at the same load: with a worker per core where the basis has none, or on the main thread alone.
+      pooled ? [`full-concurrent${concurrency}-main-thread`, 'FULL', concurrency, 0] : [`full-concurrent${concurrency}-workers`, 'FULL', concurrency, 'cores'],
     ];
     const only = (process.env.ISSUANCE_BENCH_VARIANTS ?? '').split(',').map((x) => x.trim()).filter(Boolean);
     const variants = only.length ? all.filter(([name]) => only.includes(name)) : all;

@@ -49,12 +49,25 @@ export interface OpenOptions {
   now?: () => Date;
   /**
    * Worker threads that parse CSRs, lint and sign issuances once the CA is
-   * unlocked with its key file ('cores': one per core Node may use). Default
-   * 0: everything on the calling thread, which suits one-shot commands; a
-   * server that issues under load (`sekisho serve`) asks for 'cores'. A CA
+   * unlocked with its key file ('cores': one per core Node may use; 'auto':
+   * see issuanceWorkerCount). Default 0: everything on the calling thread,
+   * which suits one-shot commands; `sekisho serve` asks for 'auto'. A CA
    * whose key is in a token always signs on this thread.
    */
-  issuanceWorkers?: number | 'cores';
+  issuanceWorkers?: number | 'cores' | 'auto';
+}
+
+/**
+ * Issuance worker threads for a setting. 'auto' (what `sekisho serve` uses):
+ * none on a machine of two cores or fewer, where the pool's two hand-offs per
+ * issuance cost more than they spread (bench/issuance.ts: 1,690–1,774/s on
+ * the main thread alone against 1,040/s with one worker and 1,488/s with two,
+ * 0.57 against 0.89 ms of CPU per issuance); one per core above that.
+ */
+export function issuanceWorkerCount(setting: number | 'cores' | 'auto', cores = availableParallelism()): number {
+  if (setting === 'cores') return cores;
+  if (setting === 'auto') return cores > 2 ? cores : 0;
+  return setting;
 }
 
 export interface FacilityInput {
@@ -146,10 +159,10 @@ export class CertificateAuthority {
       await db.close();
       throw conflict('STORE_MISMATCH', `${db.description} is not the store of the CA in ${o.home}${identity ? ' (it belongs to another CA)' : ' (it holds no CA)'}; check --db / SEKISHO_DB`);
     }
-    const workers = o.issuanceWorkers === 'cores' ? availableParallelism() : (o.issuanceWorkers ?? 0);
+    const workers = issuanceWorkerCount(o.issuanceWorkers ?? 0);
     if (!Number.isInteger(workers) || workers < 0 || workers > 64) {
       await db.close();
-      throw badRequest('ISSUANCE_WORKERS_INVALID', `issuance workers must be 0–64 or "cores" (got ${String(o.issuanceWorkers)})`);
+      throw badRequest('ISSUANCE_WORKERS_INVALID', `issuance workers must be 0–64, "cores" or "auto" (got ${String(o.issuanceWorkers)})`);
     }
     return new CertificateAuthority(paths, config, db, root, issuing, o.now ?? (() => new Date()), workers);
   }

@@ -4,7 +4,7 @@ import { generateKeyPairSync, sign, X509Certificate, type KeyObject } from 'node
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import type { Worker } from 'node:worker_threads';
-import { CertificateAuthority } from './authority.js';
+import { CertificateAuthority, issuanceWorkerCount } from './authority.js';
 import { initAuthority } from './init.js';
 import { IssuancePool, type PooledDraft } from './issuance-pool.js';
 import type { FromWorker } from './issuance-protocol.js';
@@ -296,6 +296,25 @@ describe('issuance pool (worker threads)', () => {
       assert.deepEqual((await again.audit.verify()).problems, []);
     } finally {
       await again.close();
+    }
+  });
+});
+
+describe('issuance workers for a setting', () => {
+  test("'auto' (sekisho serve) runs on the main thread on two cores or fewer, where the pool measured slower and dearer, and a worker per core above", () => {
+    assert.equal(issuanceWorkerCount('auto', 1), 0);
+    assert.equal(issuanceWorkerCount('auto', 2), 0);
+    assert.equal(issuanceWorkerCount('auto', 4), 4);
+    assert.equal(issuanceWorkerCount('cores', 2), 2);
+    assert.equal(issuanceWorkerCount(3, 2), 3);
+    assert.equal(issuanceWorkerCount(0, 16), 0);
+  });
+
+  test('an unusable setting is refused with ISSUANCE_WORKERS_INVALID and opens nothing', async () => {
+    const home = join(tempDir(), 'home');
+    await initAuthority({ home, passphrase: PASS });
+    for (const bad of [-1, 65, 1.5]) {
+      await assert.rejects(CertificateAuthority.open({ home, issuanceWorkers: bad }), isCode('ISSUANCE_WORKERS_INVALID'));
     }
   });
 });

@@ -122,7 +122,7 @@ export async function startServeStack(o: ServeStackOptions): Promise<ServeStack>
   const limits: ResolvedLimits = resolveLimits(o.gateway.limits, o.gateway.listeners.length, { code: 'GATEWAY_CONFIG_INVALID' });
   const ledger = new ListenerLedger();
   // Issuance (portal, EST) parses, lints and signs on worker threads, one per core, once the key file is unlocked.
-  const ca = await CertificateAuthority.open({ home: o.home, ...(o.db ? { db: o.db } : {}), issuanceWorkers: 'cores' });
+  const ca = await CertificateAuthority.open({ home: o.home, ...(o.db ? { db: o.db } : {}), issuanceWorkers: 'auto' });
   let web: WebServer | undefined;
   let revocation: RevocationServer | undefined;
   let consoleServer: ConsoleServer | undefined;
