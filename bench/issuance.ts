@@ -32,8 +32,9 @@
  * run itself says what the workers buy at the load it saw.
  * ISSUANCE_BENCH_VARIANTS=name,name runs only those (full-sequential,
  * full-concurrent16, normal-sequential, normal-concurrent16,
- * full-concurrent16-workers or -main-thread, with 16 the concurrency). Each variant gets a
- * fresh CA home and a short untimed warm-up.
+ * full-concurrent16-workers or -main-thread, with 16 the concurrency). Each
+ * variant gets a fresh CA home and an untimed warm-up of 1,000 issuances at
+ * its own concurrency (ISSUANCE_BENCH_WARMUP).
  *
  * CPU: each side's CPU-seconds during its timed run (sekisho: this process,
  * all threads; cfssl: the server process from /proc, and this process as its
@@ -264,9 +265,16 @@ async function sekishoVariant(
       // As `cert issue --csr` and `sekisho serve` do: the CSR goes to the CA as received; it is parsed and
       // its signature checked where the certificate is built (a worker thread of the issuance pool).
       const issueOne = async (csr: Buffer, number: string) => ca.issue({ profile: 'facility', facilityNumber: number, csr, via: 'csr', actor: ACTOR });
-      // Warm-up (untimed): the JIT, the statement cache, the WAL file.
-      const warmup = Math.min(100, n);
-      for (let i = 0; i < warmup; i++) await issueOne(csrs[i] as Buffer, warmNumber);
+      // Warm-up (untimed), at the variant's own concurrency: the JIT, the statement cache, the WAL file, the
+      // workers. 1,000 issuances (ISSUANCE_BENCH_WARMUP): with 100, whichever variant ran first still ran
+      // partly unoptimized code and cost up to 1.5× the CPU per issuance of the same code run later.
+      const warmup = Math.min(envNumber('ISSUANCE_BENCH_WARMUP', 1000), n);
+      let w = 0;
+      await Promise.all(
+        Array.from({ length: concurrency }, async () => {
+          while (w < warmup) await issueOne(csrs[w++ % n] as Buffer, warmNumber);
+        }),
+      );
 
       const fsyncMedianMs = fsyncProbe(home);
       let next = 0;
