@@ -1,7 +1,6 @@
 /** `sekisho gateway` as an operator runs it: a process, flags, signals. */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { echoUpstream, gatewayFixture, PASSPHRASE, type GatewayFixture } from '../testing/gateway-fixture.js';
 import { hasCommand, needCommand, runAsync } from '../testing/peers.js';
 import { SEKISHO_MAIN, startSekisho } from '../testing/cli-process.js';
@@ -31,8 +30,6 @@ test('sekisho gateway --home: issues its server certificate on first start, serv
   t.after(() => gw.stop('SIGKILL'));
   const summary = await gw.summary;
   const port = summary.listeners[0]!.port;
-  // The process replaced itself (same PID) to run with the larger young generation.
-  assert.deepEqual(nodeFlags(gw.child.pid!), ['--max-semi-space-size=32', '--min-semi-space-size=16']);
   const call = () => runAsync('curl', ['-sS', '--cacert', fx.caFile, '--cert', fx.clients.good.cert, '--key', fx.clients.good.key, '-o', '/dev/null', '-w', '%{http_code}', `https://localhost:${port}/`]);
   assert.equal((await call()).stdout, '200');
   gw.child.kill('SIGHUP');
@@ -40,24 +37,6 @@ test('sekisho gateway --home: issues its server certificate on first start, serv
   assert.equal((await call()).stdout, '200', 'still serving after a reload');
   const metrics = await (await fetch(`http://127.0.0.1:${summary.admin.port}/metrics`)).text();
   assert.match(metrics, /sekisho_gateway_reloads_total\{outcome="ok"\} 1/);
-  assert.equal(await gw.stop('SIGTERM'), 0, gw.stderr());
-});
-
-/** The node options a process runs with (before its script), from /proc. */
-function nodeFlags(pid: number): string[] {
-  const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-  return argv.slice(1, argv.findIndex((a) => a.endsWith('main.js')));
-}
-
-test('an operator who sizes the young generation (NODE_OPTIONS) keeps that size: the gateway adds none of its own', async (t) => {
-  if (!needCommand(t, 'curl') || process.platform !== 'linux') return;
-  const gw = startSekisho<{ listeners: { port: number }[] }>(
-    ['gateway', '--home', fx.home, '--listen', '127.0.0.1:0', '--upstream', `http://127.0.0.1:${upstream.port}`, '--json', '--log-level', 'warn'],
-    { env: { ...process.env, SEKISHO_PASSPHRASE: PASSPHRASE, NODE_OPTIONS: '--max-semi-space-size=8' } },
-  );
-  t.after(() => gw.stop('SIGKILL'));
-  await gw.summary;
-  assert.deepEqual(nodeFlags(gw.child.pid!), []);
   assert.equal(await gw.stop('SIGTERM'), 0, gw.stderr());
 });
 
