@@ -79,7 +79,7 @@ for (const target of STORE_TARGETS) {
         const inTx = (rec: Parameters<ReturnType<typeof repositories>['certificates']['reserve']>[0]) => db.transaction((tx) => repositories(tx).certificates.reserve(rec));
         assert.equal(await inTx(cert('02aa')), 'reserved');
         assert.equal(await inTx(cert('02aa')), 'serial-exists', 'a serial never repeats');
-        // A suspension earlier in the same transaction is seen; one rolled back is not.
+        // A suspension earlier in the same transaction is seen.
         assert.equal(
           await db.transaction(async (tx) => {
             await repositories(tx).facilities.setStatus(facility.number, 'suspended', at);
