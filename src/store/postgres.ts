@@ -54,6 +54,11 @@ export class PostgresDatabase implements Database {
   async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
     const client = await this.#wrap(() => this.#pool.connect());
     let broken: Error | undefined;
+    // A checked-out client has no listener of the pool's: the server ending the connection between two
+    // statements (pg_terminate_backend, a failover) would be an unhandled 'error' event, which ends the
+    // process. Kept here instead: the next statement fails, and the client is discarded, not reused.
+    const onError = (e: Error) => void (broken ??= e);
+    client.on('error', onError);
     try {
       await client.query('BEGIN');
       const result = await fn(executor(client, true));
@@ -65,7 +70,8 @@ export class PostgresDatabase implements Database {
       await client.query('ROLLBACK').catch((err: Error) => (broken = err));
       throw e;
     } finally {
-      client.release(broken); // a client that cannot roll back is discarded, not reused
+      client.off('error', onError);
+      client.release(broken); // a client that cannot roll back (or was ended) is discarded, not reused
     }
   }
 

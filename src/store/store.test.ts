@@ -71,6 +71,28 @@ for (const target of STORE_TARGETS) {
       }
     });
 
+    test('regression: the database ends the connection between two statements of a transaction (pg_terminate_backend, a failover): the transaction fails, the process lives, the next one works', async (t) => {
+      if (target.name !== 'postgres') return;
+      const db = await open(t);
+      if (!db) return;
+      try {
+        await repositories(db).facilities.add(facility);
+        const killed = db.transaction(async (tx) => {
+          await repositories(tx).certificates.reserve(cert('03aa'));
+          const me = await tx.get<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+          // Between statements, with no query running on this connection: the server ends it.
+          await db.get('SELECT pg_terminate_backend($1)', [me!.pid]);
+          await new Promise((r) => setTimeout(r, 300));
+          return repositories(tx).certificates.reserve(cert('03bb'));
+        });
+        await assert.rejects(killed);
+        assert.equal(await repositories(db).certificates.get('03aa'), undefined, 'nothing of the ended transaction was kept');
+        assert.equal(await db.transaction((tx) => repositories(tx).certificates.reserve(cert('03cc'))), 'reserved', 'the next transaction gets a working connection');
+      } finally {
+        await db.close();
+      }
+    });
+
     test('serials reserved inside a transaction (the issuer\'s group commit): the same answers, the facility\'s status read in the same transaction', async (t) => {
       const db = await open(t);
       if (!db) return;
