@@ -194,14 +194,10 @@ describe('issuance pool (worker threads)', () => {
   });
 
   test('with messages posted before each COMMIT, no sign request reaches a worker before its serial is committed, and a suspended facility\'s drafts are never signed', async () => {
-    const home = join(tempDir(), 'home');
-    await initAuthority({ home, passphrase: PASS });
-    const ca = await CertificateAuthority.open({ home, issuanceWorkers: 2 });
+    const ca = await openCa(2);
     // A second connection sees only committed rows: what a crash would leave.
-    const committed = new BetterSqlite3(join(home, 'sekisho.db'), { readonly: true });
+    const committed = new BetterSqlite3(join(ca.paths.home, 'sekisho.db'), { readonly: true });
     try {
-      await ca.unlock(PASS);
-      await ca.addFacility(FACILITY, 'test');
       const count = () => (committed.prepare("SELECT COUNT(*) AS n FROM certificates WHERE facility_number = ? AND status IN ('reserved', 'issued')").get(FACILITY.number) as { n: number }).n;
       const pool = ca.issuancePool!;
       let signs = 0;
@@ -278,11 +274,7 @@ describe('issuance pool (worker threads)', () => {
   });
 
   test('close() waits for the issuances in flight, then refuses new ones', async () => {
-    const home = join(tempDir(), 'home');
-    await initAuthority({ home, passphrase: PASS });
-    const ca = await CertificateAuthority.open({ home, issuanceWorkers: 2 });
-    await ca.unlock(PASS);
-    await ca.addFacility(FACILITY, 'test');
+    const ca = await openCa(2);
     const csrs = await Promise.all(Array.from({ length: 12 }, (_, i) => csrFor(`c${i}`)));
     const inFlight = csrs.map((c) => ca.issue({ profile: 'facility', facilityNumber: FACILITY.number, csr: c.der, via: 'csr', actor: 't' }));
     const closed = ca.close();
@@ -290,7 +282,7 @@ describe('issuance pool (worker threads)', () => {
     await closed;
     assert.deepEqual(results.map((r) => r.status), Array(12).fill('fulfilled'), 'every issuance in flight completed');
     await assert.rejects(ca.issue({ profile: 'facility', facilityNumber: FACILITY.number, csr: csrs[0]!.der, via: 'csr', actor: 't' }), isCode('CA_CLOSING'));
-    const again = await CertificateAuthority.open({ home });
+    const again = await CertificateAuthority.open({ home: ca.paths.home });
     try {
       assert.equal((await again.listCertificates({ status: 'issued', facilityNumber: FACILITY.number })).length, 12);
       assert.deepEqual((await again.audit.verify()).problems, []);
@@ -310,7 +302,7 @@ describe('issuance workers for a setting', () => {
     assert.equal(issuanceWorkerCount(0, 16), 0);
   });
 
-  test('an unusable setting is refused with ISSUANCE_WORKERS_INVALID and opens nothing', async () => {
+  test('an unusable setting is refused with ISSUANCE_WORKERS_INVALID', async () => {
     const home = join(tempDir(), 'home');
     await initAuthority({ home, passphrase: PASS });
     for (const bad of [-1, 65, 1.5]) {

@@ -61,13 +61,8 @@ export class SerialSet {
     while (start < end - 1 && bytes[start] === 0) start++;
     const len = end - start;
     if (len <= 0 || len > MAX_SERIAL_BYTES) throw new RangeError(`a certificate serial number of ${len} bytes cannot be held (1–${MAX_SERIAL_BYTES})`);
-    let slot = hash(bytes, start, end) & this.#mask;
-    for (;;) {
-      const at = this.#table[slot]!;
-      if (at === EMPTY) break;
-      if (this.#equals(at, bytes, start, len)) return false;
-      slot = (slot + 1) & this.#mask;
-    }
+    const slot = this.#slot(bytes, start, end);
+    if (this.#table[slot] !== EMPTY) return false;
     if (this.#used + 1 + len > this.#arena.length) this.#growArena(1 + len);
     const at = this.#used;
     this.#arena[at] = len;
@@ -109,10 +104,16 @@ export class SerialSet {
   #find(bytes: Uint8Array, start: number, end: number): number {
     const len = end - start;
     if (len <= 0 || len > MAX_SERIAL_BYTES) return EMPTY;
+    return this.#table[this.#slot(bytes, start, end)]!;
+  }
+
+  /** The table slot that holds this serial, or the empty slot where it would go. */
+  #slot(bytes: Uint8Array, start: number, end: number): number {
+    const len = end - start;
     let slot = hash(bytes, start, end) & this.#mask;
     for (;;) {
       const at = this.#table[slot]!;
-      if (at === EMPTY || this.#equals(at, bytes, start, len)) return at;
+      if (at === EMPTY || this.#equals(at, bytes, start, len)) return slot;
       slot = (slot + 1) & this.#mask;
     }
   }
