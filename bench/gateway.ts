@@ -338,6 +338,8 @@ interface Measurement {
   reconnects: number;
   /** Server CPU seconds in the window / window seconds. */
   serverCores: number;
+  /** The same per server process (nginx's master and workers; the gateway's primary and workers), busiest first: how the load spread. */
+  processCores: number[];
   perServerCpuSecond: number | null;
   /** The bench process's CPU (load generator threads) / window seconds. */
   loadGeneratorCores: number;
@@ -352,10 +354,12 @@ async function measure(peer: Peer, test: (typeof TESTS)[number], m: Material, o:
   const load = runLoad(spec, o.loadWorkers);
   await sleepUntil(countFrom);
   const cpu0 = cpuSeconds(peer.pids);
+  const each0 = peer.pids.map((p) => cpuSeconds([p]));
   const me0 = process.cpuUsage();
   const mt0 = machineTicks();
   await sleepUntil(until);
   const cpu1 = cpuSeconds(peer.pids);
+  const each1 = peer.pids.map((p) => cpuSeconds([p]));
   const me1 = process.cpuUsage(me0);
   const mt1 = machineTicks();
   const r = await load;
@@ -367,6 +371,7 @@ async function measure(peer: Peer, test: (typeof TESTS)[number], m: Material, o:
     ...(r.firstError ? { firstError: r.firstError } : {}),
     reconnects: r.reconnects,
     serverCores: round(server / o.seconds, 2),
+    processCores: each1.map((c, i) => round((c - each0[i]!) / o.seconds, 2)).sort((a, b) => b - a),
     perServerCpuSecond: server > 0 ? round(r.completed / server, 1) : null,
     loadGeneratorCores: round((me1.user + me1.system) / 1e6 / o.seconds, 2),
     machineBusy: round((mt1.busy - mt0.busy) / Math.max(1, mt1.total - mt0.total), 2),
@@ -499,7 +504,7 @@ export async function main() {
           const gone = await Promise.race([peer.started.exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), 50))]);
           if (gone) throw new Error(`${peer.name} stopped during ${test.name} (${gone.code ?? gone.signal}): ${gone.stderr.trim().slice(-3000)}`);
           (runs[test.name]![peer.name] ??= []).push(x);
-          log(`gateway bench: ${test.name} round ${r + 1} ${peer.name}: ${x.perSecond}/s, server ${x.serverCores} cores, ${x.perServerCpuSecond ?? '-'}/server-CPU-s, load generator ${x.loadGeneratorCores} cores, machine ${Math.round(x.machineBusy * 100)}% busy${x.errors ? `, ${x.errors} errors (${x.firstError})` : ''}`);
+          log(`gateway bench: ${test.name} round ${r + 1} ${peer.name}: ${x.perSecond}/s, server ${x.serverCores} cores (${x.processCores.join(' + ')}), ${x.perServerCpuSecond ?? '-'}/server-CPU-s, load generator ${x.loadGeneratorCores} cores, machine ${Math.round(x.machineBusy * 100)}% busy${x.errors ? `, ${x.errors} errors (${x.firstError})` : ''}`);
         }
       }
     }

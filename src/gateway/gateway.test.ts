@@ -5,7 +5,8 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect as tlsConnect } from 'node:tls';
+import { connect as tlsConnect, TLSSocket } from 'node:tls';
+import { queryObjects } from 'node:v8';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
@@ -212,6 +213,56 @@ describe('gateway: the door of the service center', () => {
     const id = mllp.identities.at(-1)!;
     assert.equal(id.facilityNumber, FACILITY_A);
     assert.deepEqual((id.source as { address: string }).address, '127.0.0.1');
+  });
+
+  test('regression: a closed connection leaves nothing behind in the gateway (each one kept its TLS socket and OpenSSL state for good)', async (t) => {
+    if (!needCommand(t, 'openssl')) return;
+    // Every kind of end: a kept-alive exchange the client ends, a refusal page, a request cut in its head, a client
+    // refused in the handshake, an HL7 link. Before the fix each HTTP connection stayed reachable from its native
+    // request parser (a global handle until the parser is deleted), and with it the TLS socket and OpenSSL's state.
+    const ca = readFileSync(fx.caFile);
+    const as = (c: ClientFiles) => ({ host: '127.0.0.1', ca, servername: 'localhost', cert: readFileSync(c.cert), key: readFileSync(c.key) });
+    const closes: Promise<void>[] = [];
+    const track = <S extends TLSSocket>(s: S): S => {
+      s.on('error', () => undefined);
+      closes.push(new Promise<void>((r) => s.once('close', () => r())));
+      return s;
+    };
+    const open = async (o: ReturnType<typeof as>, to: number) => {
+      const s = track(tlsConnect({ ...o, port: to }));
+      await new Promise((r) => s.once('secureConnect', r));
+      return s;
+    };
+    const answer = (s: TLSSocket) => new Promise<string>((r) => s.once('data', (d: Buffer) => r(d.toString())));
+    const live = () => queryObjects(TLSSocket, { format: 'count' });
+    const before = live();
+    const N = 10;
+    // Each round in a function of its own: its sockets are unreachable from here once it returns.
+    const round = async () => {
+      const kept = await open(as(fx.clients.good), port);
+      kept.write('GET /kept HTTP/1.1\r\nHost: localhost\r\n\r\n');
+      assert.match(await answer(kept), /^HTTP\/1.1 200/);
+      kept.end();
+      const page = await open(as(fx.clients.good), port);
+      page.write('GET /osaka-only/x HTTP/1.1\r\nHost: localhost\r\n\r\n');
+      assert.match(await answer(page), /^HTTP\/1.1 403/);
+      const cut = await open(as(fx.clients.good), port);
+      cut.write('GET /cut HTTP/1.1\r\nHost: loc');
+      track(tlsConnect({ ...as(fx.clients.unknown), port }));
+      const hl7 = await open(as(fx.clients.good), tcpPort);
+      hl7.write('\x0bMSH|^~\\&|CLINIC|A|CENTER|B|20261123||ADT^A01|MSG0002|P|2.5\rPID|1||12345\x1c\x0d');
+      await answer(hl7);
+      for (const s of [page, cut, hl7]) s.destroy();
+    };
+    for (let i = 0; i < N; i++) await round();
+    await Promise.all(closes);
+    // The gateway's side closes a moment after the client's; each count is taken after a full garbage collection.
+    let left = live();
+    for (let i = 0; i < 40 && left > before + 2; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      left = live();
+    }
+    assert.ok(left <= before + 2, `${left - before} TLS sockets of ${N * 5} closed connections (and their gateway sides) are still in the heap`);
   });
 
   test('revocation cuts a live HTTP connection and a live HL7 link within 5 seconds; new connections are refused', async (t) => {

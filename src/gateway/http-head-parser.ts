@@ -94,6 +94,7 @@ export class MessageParser {
   #fields = 0;
   /** What an event handler threw: parsing goes on inside llhttp, unheard, and execute() throws it. */
   #failure: unknown;
+  #closed = false;
 
   constructor(
     kind: 'request' | 'response',
@@ -144,26 +145,40 @@ export class MessageParser {
     this.#p = p;
   }
 
-  /** Feeds bytes; throws FramingError on a framing or syntax error, or what an event handler threw. */
+  /** Feeds bytes; throws FramingError on a framing or syntax error, or what an event handler threw. Nothing, once closed. */
   execute(data: Buffer): void {
+    if (this.#closed) return;
     if (this.#failure !== undefined) throw this.#failure;
     const r = this.#p.execute(data);
     if (this.#failure !== undefined) throw this.#failure;
     if (typeof r !== 'number') throw asFramingError(r);
   }
 
-  /** The peer closed its side: completes a body read until close, or throws FramingError when a message was cut short. */
+  /** The peer closed its side: completes a body read until close, or throws FramingError when a message was cut short. Nothing, once closed. */
   finish(): void {
+    if (this.#closed) return;
     if (this.#failure !== undefined) throw this.#failure;
     const r = this.#p.finish();
     if (this.#failure !== undefined) throw this.#failure;
     if (r !== undefined && typeof r !== 'number') throw asFramingError(r);
   }
 
-  /** Frees the native parser (once; the parser is unusable after). */
+  /**
+   * Ends the parser (once; it reads nothing after). Only the binding's
+   * close() deletes the native parser: until then a global handle keeps it
+   * and, through its callbacks, everything they reach (the connection, its
+   * TLS socket and OpenSSL's state), so a parser merely freed (free() only
+   * reports its end, for a parser going back to a pool) kept every closed
+   * connection alive. Deleted on the next turn of the event loop, as Node's
+   * HTTP server does, so that no execute() of it is on the stack.
+   */
   close(): void {
-    this.#p.remove();
-    this.#p.free();
+    if (this.#closed) return;
+    this.#closed = true;
+    const p = this.#p;
+    p.remove();
+    p.free();
+    setImmediate(() => p.close());
   }
 }
 

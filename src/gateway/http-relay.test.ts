@@ -10,6 +10,8 @@
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
+import { queryObjects } from 'node:v8';
+import { MessageParser } from './http-head-parser.js';
 import { relayHarness, scriptedUpstream, statuses, talk, type RelayHarness, type ScriptedUpstream } from '../testing/relay-harness.js';
 
 let up: ScriptedUpstream;
@@ -294,5 +296,40 @@ describe('a kept-alive upstream connection the upstream closed', () => {
     const del = await talk(relay.port, ['GET /warm HTTP/1.1\r\nHost: a\r\n\r\n', 'DELETE /thing HTTP/1.1\r\nHost: a\r\n\r\n'], { until: (t) => statuses(t).length === 2, gapMs: 200 });
     assert.deepEqual(statuses(del.text), [200, 502]);
     assert.equal(deletes, 1, 'the DELETE reached the upstream once');
+  });
+});
+
+describe('closed connections', () => {
+  test('regression: the parsers of closed client and upstream connections are deleted, and nothing of those connections stays in the heap', async () => {
+    // Every way a connection ends here: a kept-alive exchange the client ends, an upstream that answers with
+    // Connection: close, an upstream that drops its connection, a request refused 400, a head cut short. Before the
+    // fix a parser was only freed, never deleted: its native side kept it, and through it the connection, for good.
+    const live = () => queryObjects(MessageParser, { format: 'count' });
+    await up.dropConnections();
+    const before = live();
+    up.script = (sofar, s) => {
+      if (!sofar.endsWith('\r\n\r\n')) return;
+      if (/^GET \/close /m.test(sofar)) s.write('HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok');
+      else if (/^GET \/drop /m.test(sofar)) s.destroy();
+      else s.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+    };
+    const N = 10;
+    for (let i = 0; i < N; i++) {
+      await Promise.all([
+        talk(relay.port, ['GET /kept HTTP/1.1\r\nHost: a\r\n\r\n'], { until: (t) => t.endsWith('ok'), endAfter: true }),
+        talk(relay.port, ['GET /close HTTP/1.1\r\nHost: a\r\n\r\n'], { until: (t) => t.endsWith('ok') }),
+        talk(relay.port, ['GET /drop HTTP/1.1\r\nHost: a\r\n\r\n'], { until: (t) => statuses(t).length === 1 }),
+        talk(relay.port, ['GET / HTTP/1.1\nHost: a\n\n'], { until: (t) => statuses(t).length === 1 }),
+        talk(relay.port, ['GET /cut HTTP/1.1\r\nHo'], { waitMs: 50 }),
+      ]);
+    }
+    // The upstream connections left in the pool go too: their parsers with them.
+    await up.dropConnections();
+    let left = live();
+    for (let i = 0; i < 40 && left > before; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      left = live();
+    }
+    assert.ok(left <= before, `${left - before} parsers of ${N * 5} closed client connections and their upstream connections are still in the heap`);
   });
 });
