@@ -63,6 +63,8 @@ const CRLF = Buffer.from('\r\n', 'latin1');
 /** Methods that change nothing: sent again once when a reused upstream connection turns out closed. */
 const RETRYABLE = new Set(['GET', 'HEAD', 'OPTIONS']);
 const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
+/** Where every upstream connection's reads land (see Upstream): bytes kept past a read are copied out. */
+const UPSTREAM_READS = Buffer.allocUnsafe(64 * 1024);
 
 /** A response the gateway writes itself. */
 interface OwnAnswer {
@@ -157,15 +159,16 @@ class Upstream {
     port: number,
     onGone: (up: Upstream) => void,
   ) {
-    this.socket = netConnect({ host, port, noDelay: true });
+    // Reads land in one buffer shared by every upstream connection (each read is parsed before the next can
+    // arrive), not in a fresh Buffer per read through the stream's 'data' machinery; what must outlive the read
+    // is copied (flush).
+    this.socket = netConnect({ host, port, noDelay: true, onread: { buffer: UPSTREAM_READS, callback: (n) => this.#read(UPSTREAM_READS.subarray(0, n)) } });
     this.parser = new MessageParser('response', {
       begin: () => undefined,
       head: (h) => this.conn!.respHead(this, h),
       body: (b) => this.conn!.respBody(this, b),
       done: () => this.conn!.respDone(this),
     });
-    // While idle (no conn), anything from the upstream is out of protocol: the connection goes.
-    this.socket.on('data', (c: Buffer) => (this.conn ? this.conn.upData(this, c) : this.drop()));
     this.socket.on('end', () => (this.conn ? this.conn.upEnd(this) : this.drop()));
     this.socket.on('error', (e) => (this.conn ? this.conn.upstreamFailed(this, e.message) : this.drop()));
     this.socket.on('close', () => {
@@ -174,6 +177,14 @@ class Upstream {
       onGone(this);
     });
     this.socket.on('drain', () => this.conn?.upDrain());
+  }
+
+  /** One read: true, reading goes on (pause() stops it). */
+  #read(chunk: Buffer): boolean {
+    // While idle (no conn), anything from the upstream is out of protocol: the connection goes.
+    if (this.conn) this.conn.upData(this, chunk);
+    else this.drop();
+    return true;
   }
 
   /** Ready for a new exchange. */
@@ -687,10 +698,11 @@ export function httpForwarder(o: HttpForwarderOptions): HttpForwarder {
       up.outBytes += b.length;
     }
 
-    /** What one upstream read produced goes to the client in one write. */
+    /** What one upstream read produced goes to the client in one write (a copy: the read's buffer is reused by the next read). */
     flush(up: Upstream): void {
       if (!up.out.length) return;
-      const b = up.out.length === 1 ? up.out[0]! : Buffer.concat(up.out, up.outBytes);
+      const one = up.out.length === 1 ? up.out[0]! : undefined;
+      const b = one && one.buffer !== UPSTREAM_READS.buffer ? one : Buffer.concat(up.out, up.outBytes);
       up.out = [];
       up.outBytes = 0;
       if (!this.write(b)) up.socket.pause();
