@@ -22,7 +22,6 @@ interface Binding {
   execute(data: Buffer): number | LlhttpError;
   finish(): number | LlhttpError | undefined;
   close(): void;
-  free(): void;
   remove(): void;
   [callback: number]: unknown;
 }
@@ -168,16 +167,16 @@ export class MessageParser {
    * close() deletes the native parser: until then a global handle keeps it
    * and, through its callbacks, everything they reach (the connection, its
    * TLS socket and OpenSSL's state), so a parser merely freed (free() only
-   * reports its end, for a parser going back to a pool) kept every closed
-   * connection alive. Deleted on the next turn of the event loop, as Node's
-   * HTTP server does, so that no execute() of it is on the stack.
+   * reports its end to async hooks, for a parser going back to a pool) kept
+   * every closed connection alive. Deleted on the next turn of the event
+   * loop, as Node's HTTP server deletes a parser it does not pool, so that
+   * no execute() of it is on the stack.
    */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     const p = this.#p;
     p.remove();
-    p.free();
     setImmediate(() => p.close());
   }
 }
