@@ -303,6 +303,11 @@ describe('gateway: the door of the service center', () => {
     }
     assert.match(m, /sekisho_gateway_connections_cut_total\{listener="hl7",reason="REVOKED"\} 1/);
     assert.match(m, /sekisho_gateway_revocation_stale\{source="store"\} 0/);
+    // Memory and CPU, for an operator watching for a leak (a closed connection once held ~30 KiB for good).
+    const value = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(m)?.[1]);
+    assert.ok(value('sekisho_gateway_resident_memory_bytes') > 20 * 1024 * 1024, 'resident memory in bytes');
+    assert.ok(value('sekisho_gateway_heap_used_bytes') > 1024 * 1024, 'heap in use in bytes');
+    assert.ok(value('sekisho_gateway_cpu_seconds_total') > 0, 'CPU seconds');
     assert.equal((await fetch(`http://127.0.0.1:${adminPort}/healthz`)).status, 200);
     const status = (await (await fetch(`http://127.0.0.1:${adminPort}/status`)).json()) as { state: string; revocation: { entries: number }[] };
     assert.equal(status.state, 'listening');

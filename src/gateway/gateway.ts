@@ -678,6 +678,12 @@ export class Gateway {
 
   #renderMetrics(): string {
     this.#refreshRevocationHealth();
+    // What an operator watches for a leak or a runaway: memory and CPU, per scrape (cheap: a few system calls).
+    const memory = process.memoryUsage();
+    const cpu = process.cpuUsage();
+    this.metrics.residentBytes.set({}, memory.rss);
+    this.metrics.heapUsedBytes.set({}, memory.heapUsed);
+    this.metrics.cpuSeconds.set({}, (cpu.user + cpu.system) / 1e6);
     if (this.o.audit) {
       const a = this.o.audit;
       this.metrics.auditSpoolBytes.set({}, a.spool.bytes());

@@ -16,6 +16,8 @@ const SUMMED_GAUGES = new Set([
   'sekisho_audit_spool_refused_total',
   'sekisho_listener_open_connections',
   'sekisho_listener_max_connections',
+  'sekisho_gateway_resident_memory_bytes',
+  'sekisho_gateway_heap_used_bytes',
 ]);
 
 interface Family {
