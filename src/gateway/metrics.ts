@@ -78,7 +78,7 @@ export class GatewayMetrics {
   readonly auditSpoolBehind = new Family('sekisho_audit_spool_behind_bytes', 'Spooled bytes a consumer (the store, each collector) has not taken yet.', 'gauge');
   readonly auditRefused = new Family('sekisho_audit_spool_refused_total', 'Events the full spool refused (their connections were refused: AUDIT_SPOOL_FULL).', 'counter');
   readonly residentBytes = new Family('sekisho_gateway_resident_memory_bytes', 'Resident memory of the gateway process (summed over a process group): steady growth under steady load is a leak.', 'gauge');
-  readonly heapUsedBytes = new Family('sekisho_gateway_heap_used_bytes', 'JavaScript heap in use after the last garbage collection, roughly (summed over a process group).', 'gauge');
+  readonly heapUsedBytes = new Family('sekisho_gateway_heap_used_bytes', 'JavaScript heap in use at the scrape, live and not yet collected (summed over a process group).', 'gauge');
   readonly cpuSeconds = new Family('sekisho_gateway_cpu_seconds_total', 'CPU time of the gateway process, user and system, all threads (summed over a process group).', 'counter');
   readonly clockOffset = new Family('sekisho_clock_offset_seconds', 'How far the clock reference (NTP server, database) is ahead of this host, by source, at the last check.', 'gauge');
   readonly clockAlarm = new Family('sekisho_clock_alarm', '1 while the host clock is off by more than the limit (or cannot be checked) against a source.', 'gauge');
