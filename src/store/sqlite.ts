@@ -17,7 +17,36 @@ function synchronousMode(): 'FULL' | 'EXTRA' | 'NORMAL' {
   return v;
 }
 
-/** SQLite through better-sqlite3 (synchronous underneath, so statements are cheap). */
+/**
+ * How long a statement may wait on this thread for a lock another
+ * connection holds (SQLite's busy handler): only briefly, because the whole
+ * process (a gateway's every connection) waits with it.
+ */
+const BUSY_WAIT_ON_THREAD_MS = 10;
+/** How long a write keeps trying for a lock held elsewhere, waiting off the thread between tries, before STORE_BUSY. */
+const BUSY_LIMIT_MS = 10_000;
+
+/** SQLITE_BUSY from the statement that takes the lock: nothing was done, try again later. */
+class LockHeldElsewhere {
+  constructor(readonly cause: unknown) {}
+}
+
+/** Runs the statement that takes a lock; SQLITE_BUSY (and its extended codes) becomes LockHeldElsewhere. */
+async function takingLock<T>(statement: () => T | Promise<T>): Promise<T> {
+  try {
+    return await statement();
+  } catch (e) {
+    const code = (e as { code?: unknown }).code;
+    throw typeof code === 'string' && code.startsWith('SQLITE_BUSY') ? new LockHeldElsewhere(e) : e;
+  }
+}
+
+/**
+ * SQLite through better-sqlite3 (synchronous underneath, so statements are
+ * cheap). A lock another process holds (`sekisho serve`, a `cert bulk` run,
+ * the CLI) is waited for between turns of the event loop, not on the
+ * thread: a gateway on the same file keeps answering its clients meanwhile.
+ */
 export class SqliteDatabase implements Database {
   readonly dialect = 'sqlite' as const;
   readonly inTransaction = false;
@@ -28,7 +57,11 @@ export class SqliteDatabase implements Database {
   readonly #direct: SqlExecutor;
   readonly #tx: SqlExecutor;
 
-  constructor(file: string, options: { create?: boolean } = {}) {
+  /** How long a write keeps trying for a lock another process holds before STORE_BUSY. */
+  readonly #lockLimitMs: number;
+
+  constructor(file: string, options: { create?: boolean; /** default BUSY_LIMIT_MS */ lockLimitMs?: number } = {}) {
+    this.#lockLimitMs = options.lockLimitMs ?? BUSY_LIMIT_MS;
     this.description = `SQLite ${file}`;
     // The database and its -wal, -shm and -journal files are the operator's alone, whatever the umask:
     // SQLite gives the files it creates the database file's mode, so the database is made 0600 first
@@ -51,7 +84,7 @@ export class SqliteDatabase implements Database {
     // FULL: a commit is on disk before issuance goes on (a CA must not forget a serial).
     this.#db.pragma(`synchronous = ${synchronousMode()}`);
     this.#db.pragma('foreign_keys = ON');
-    this.#db.pragma('busy_timeout = 10000');
+    this.#db.pragma(`busy_timeout = ${BUSY_WAIT_ON_THREAD_MS}`);
     const prepare = (sql: string): Statement => {
       let s = this.#statements.get(sql);
       if (!s) {
@@ -71,26 +104,21 @@ export class SqliteDatabase implements Database {
     this.#tx = { ...this.#direct, inTransaction: true };
   }
 
+  // Outside a transaction a statement takes its own lock (a write, or a read during recovery): SQLITE_BUSY from it changed nothing.
   all<T>(sql: string, params?: readonly unknown[]): Promise<T[]> {
-    return this.#mutex.lock(() => this.#direct.all<T>(sql, params));
+    return this.#whenFree(() => takingLock(() => this.#direct.all<T>(sql, params)));
   }
   get<T>(sql: string, params?: readonly unknown[]): Promise<T | undefined> {
-    return this.#mutex.lock(() => this.#direct.get<T>(sql, params));
+    return this.#whenFree(() => takingLock(() => this.#direct.get<T>(sql, params)));
   }
   run(sql: string, params?: readonly unknown[]): Promise<{ changes: number }> {
-    return this.#mutex.lock(() => this.#direct.run(sql, params));
+    return this.#whenFree(() => takingLock(() => this.#direct.run(sql, params)));
   }
 
   transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
-    return this.#mutex.lock(async () => {
-      try {
-        this.#db.exec('BEGIN IMMEDIATE');
-      } catch (e) {
-        if ((e as { code?: string }).code === 'SQLITE_BUSY') {
-          throw unavailable('STORE_BUSY', `another process has held ${this.description} for over 10 s (a long bulk run?); retry when it is done`, { cause: e });
-        }
-        throw e;
-      }
+    return this.#whenFree(async () => {
+      // The write lock is taken here or not at all: only this statement's SQLITE_BUSY is tried again (fn has not run).
+      await takingLock(() => this.#db.exec('BEGIN IMMEDIATE'));
       try {
         const result = await fn(this.#tx);
         this.#db.exec('COMMIT');
@@ -100,6 +128,27 @@ export class SqliteDatabase implements Database {
         throw e;
       }
     });
+  }
+
+  /**
+   * Runs `attempt` holding this connection's mutex. While another connection
+   * holds the lock it needs, lets go of the mutex (this connection's reads
+   * go on), waits a few milliseconds off the thread and tries again, for up
+   * to the lock limit (BUSY_LIMIT_MS unless the opener set another).
+   */
+  async #whenFree<T>(attempt: () => Promise<T>): Promise<T> {
+    const deadline = performance.now() + this.#lockLimitMs;
+    for (let pause = 1; ; pause = Math.min(pause * 2, 50)) {
+      try {
+        return await this.#mutex.lock(async () => attempt());
+      } catch (e) {
+        if (!(e instanceof LockHeldElsewhere)) throw e;
+        if (performance.now() >= deadline) {
+          throw unavailable('STORE_BUSY', `another process has held ${this.description} for over ${this.#lockLimitMs / 1000} s (a long bulk run?); retry when it is done`, { cause: e.cause });
+        }
+      }
+      await new Promise((r) => setTimeout(r, pause));
+    }
   }
 
   async close(): Promise<void> {
