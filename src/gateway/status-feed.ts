@@ -36,6 +36,17 @@ export interface StatusFeedOptions {
  * One feed serves both faces the gateway uses (revocation source and facility
  * directory), so they share one cursor, one read per interval, one staleness.
  */
+/** Entries added to a state being built before the thread is let go once. */
+const BUILD_SLICE = 20_000;
+
+/** Calls `each` on every item, letting the event loop run (I/O, timers) after every BUILD_SLICE. */
+async function sliced<T>(items: readonly T[], each: (item: T) => unknown): Promise<void> {
+  for (let i = 0; i < items.length; i++) {
+    each(items[i]!);
+    if (i % BUILD_SLICE === BUILD_SLICE - 1) await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+}
+
 export class StoreStatusFeed {
   #revoked = new SerialSet();
   /** Superseded certificates whose revocation is due at a time (ms): revoked from then on, even before a CA process records it. */
@@ -187,20 +198,28 @@ export class StoreStatusFeed {
     this.#schedule();
   }
 
+  /**
+   * A full read. The new state is built apart, letting the thread go every
+   * BUILD_SLICE entries (a national store's 160,000 serials and 230,000
+   * facilities held it for a third of a second more after the read), and put
+   * in place at once: lookups meanwhile see the old state whole.
+   */
   async #full(): Promise<void> {
     const batch = await this.reader.snapshot();
     const first = this.#cursor < 0;
     const revoked = new SerialSet(batch.revoked.length);
-    for (const s of batch.revoked) revoked.add(s);
+    await sliced(batch.revoked, (s) => revoked.add(s));
     revoked.trim();
+    const facilities = new Map<string, { status: FacilityStatus; name: string }>();
+    await sliced(batch.facilities, (f) => facilities.set(f.number, { status: f.status, name: f.name }));
     const fresh = first ? [] : revoked.missingFrom(this.#revoked);
     const before = this.#facilities;
+    const suspended = first ? [] : batch.facilities.filter((f) => f.status === 'suspended' && before.has(f.number) && before.get(f.number)!.status !== 'suspended').map((f) => f.number);
     this.#revoked = revoked;
     this.#due = new Map();
     this.#addDue(batch);
     fresh.push(...this.#promoteDue(first));
-    this.#facilities = new Map();
-    const suspended = this.#applyFacilities(batch, before, first);
+    this.#facilities = facilities;
     this.#cursor = batch.seq;
     this.#lastFullAt = performance.now();
     this.#tell(fresh, suspended);
@@ -214,7 +233,7 @@ export class StoreStatusFeed {
     for (const s of batch.revoked) if (this.#revoked.add(s)) fresh.push(serialKey(s));
     this.#addDue(batch);
     fresh.push(...this.#promoteDue(false));
-    const suspended = this.#applyFacilities(batch, this.#facilities, false);
+    const suspended = this.#applyFacilities(batch);
     this.#cursor = batch.seq;
     this.#tell(fresh, suspended);
   }
@@ -240,14 +259,13 @@ export class StoreStatusFeed {
     return fresh;
   }
 
-  /** Writes the batch's facilities into the current map (emptied first by a full read); returns those that went from not suspended to suspended. */
-  #applyFacilities(batch: StatusFeedBatch, before: Map<string, { status: FacilityStatus; name: string }>, first: boolean): string[] {
+  /** Writes changed facilities into the current map; returns those that went from not suspended to suspended. */
+  #applyFacilities(batch: StatusFeedBatch): string[] {
     const suspended: string[] = [];
-    const next = this.#facilities;
     for (const f of batch.facilities) {
-      const was = before.get(f.number);
-      if (!first && f.status === 'suspended' && was && was.status !== 'suspended') suspended.push(f.number);
-      next.set(f.number, { status: f.status, name: f.name });
+      const was = this.#facilities.get(f.number);
+      if (f.status === 'suspended' && was && was.status !== 'suspended') suspended.push(f.number);
+      this.#facilities.set(f.number, { status: f.status, name: f.name });
     }
     return suspended;
   }
