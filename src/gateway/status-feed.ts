@@ -212,6 +212,7 @@ export class StoreStatusFeed {
     revoked.trim();
     const facilities = new Map<string, { status: FacilityStatus; name: string }>();
     await sliced(batch.facilities, (f) => facilities.set(f.number, { status: f.status, name: f.name }));
+    if (this.#closed) return; // closed while building: nothing to put in place, no one to tell
     const fresh = first ? [] : revoked.missingFrom(this.#revoked);
     const before = this.#facilities;
     const suspended = first ? [] : batch.facilities.filter((f) => f.status === 'suspended' && before.has(f.number) && before.get(f.number)!.status !== 'suspended').map((f) => f.number);

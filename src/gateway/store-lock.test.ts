@@ -96,7 +96,7 @@ describe('a gateway on SQLite keeps serving while another process holds the stor
     }
   };
 
-  test('connections during a 4 s write lock held by another process are answered at once, and their audit events are stored after it', async (t) => {
+  test('connections during a 4 s write lock held by another process are answered while it is held, and their audit events are stored after it', async (t) => {
     assert.equal((await ask()).status, 200);
     const before = await auditedConnections();
     const holder = await holdWriteLock(join(home, 'sekisho.db'), 4000);

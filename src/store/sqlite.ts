@@ -20,9 +20,10 @@ function synchronousMode(): 'FULL' | 'EXTRA' | 'NORMAL' {
 /**
  * How long a statement may wait on this thread for a lock another
  * connection holds (SQLite's busy handler): only briefly, because the whole
- * process (a gateway's every connection) waits with it.
+ * process (a gateway's every connection) waits with it. Long enough for
+ * another process's commit (a WAL write and an fsync) to end.
  */
-const BUSY_WAIT_ON_THREAD_MS = 10;
+const BUSY_WAIT_ON_THREAD_MS = 2;
 /** How long a write keeps trying for a lock held elsewhere, waiting off the thread between tries, before STORE_BUSY. */
 const BUSY_LIMIT_MS = 10_000;
 
@@ -53,6 +54,8 @@ export class SqliteDatabase implements Database {
   readonly description: string;
   readonly #db: BetterSqlite3.Database;
   readonly #mutex = new Mutex();
+  /** Writes in arrival order: only the oldest one tries for a lock held elsewhere, the others wait behind it off the thread. */
+  readonly #writers = new Mutex();
   readonly #statements = new Map<string, Statement>();
   readonly #direct: SqlExecutor;
   readonly #tx: SqlExecutor;
@@ -80,7 +83,12 @@ export class SqliteDatabase implements Database {
       }
       throw internal('STORE_OPEN_FAILED', `cannot open the SQLite database ${file}: ${(e as Error).message}`, { cause: e });
     }
-    this.#db.pragma('journal_mode = WAL');
+    // WAL: readers never wait for the writer, and a commit needs no lock another connection holds.
+    const journal = String(this.#db.pragma('journal_mode = WAL', { simple: true }));
+    if (journal.toLowerCase() !== 'wal') {
+      this.#db.close();
+      throw internal('STORE_OPEN_FAILED', `cannot use write-ahead logging on the SQLite database ${file} (journal mode stays "${journal}"): put the home on a local file system`);
+    }
     // FULL: a commit is on disk before issuance goes on (a CA must not forget a serial).
     this.#db.pragma(`synchronous = ${synchronousMode()}`);
     this.#db.pragma('foreign_keys = ON');
@@ -112,11 +120,11 @@ export class SqliteDatabase implements Database {
     return this.#whenFree(() => takingLock(() => this.#direct.get<T>(sql, params)));
   }
   run(sql: string, params?: readonly unknown[]): Promise<{ changes: number }> {
-    return this.#whenFree(() => takingLock(() => this.#direct.run(sql, params)));
+    return this.#writers.lock(() => this.#whenFree(() => takingLock(() => this.#direct.run(sql, params))));
   }
 
   transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
-    return this.#whenFree(async () => {
+    return this.#writers.lock(() => this.#whenFree(async () => {
       // The write lock is taken here or not at all: only this statement's SQLITE_BUSY is tried again (fn has not run).
       await takingLock(() => this.#db.exec('BEGIN IMMEDIATE'));
       try {
@@ -127,7 +135,7 @@ export class SqliteDatabase implements Database {
         if (this.#db.inTransaction) this.#db.exec('ROLLBACK');
         throw e;
       }
-    });
+    }));
   }
 
   /**
@@ -151,7 +159,8 @@ export class SqliteDatabase implements Database {
     }
   }
 
+  /** After the writes already asked for (one waiting for a lock held elsewhere included). */
   async close(): Promise<void> {
-    await this.#mutex.lock(async () => this.#db.close());
+    await this.#writers.lock(() => this.#mutex.lock(async () => this.#db.close()));
   }
 }

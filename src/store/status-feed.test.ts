@@ -13,7 +13,10 @@ import { checkDigit } from '../policy/index.js';
  * facilities) held the gateway's every connection for 0.65–0.85 s at start
  * and at each 10-minute resync. Paged, it must read exactly what one read
  * does (ties in the key included), and a change made between pages is in
- * the snapshot or in the changes after its sequence number, never lost.
+ * the snapshot or in the changes after its sequence number, never lost (a
+ * check of what paging relies on; the one-read snapshot passed it too). On
+ * PostgreSQL every query lets the event loop run anyway: the turns counted
+ * are a regression check on SQLite only.
  */
 
 const at = '2026-01-01T00:00:00.000Z';
