@@ -22,6 +22,17 @@ export interface StatusFeedOptions {
   onListenState?: (listening: boolean, error?: string) => void;
 }
 
+/** Entries added to a state being built before the thread is let go once. */
+const BUILD_SLICE = 20_000;
+
+/** Calls `each` on every item, letting the event loop run (I/O, timers) after every BUILD_SLICE. */
+async function sliced<T>(items: readonly T[], each: (item: T) => unknown): Promise<void> {
+  for (let i = 0; i < items.length; i++) {
+    each(items[i]!);
+    if (i % BUILD_SLICE === BUILD_SLICE - 1) await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+}
+
 /**
  * Revocations and facility status as the gateway follows them from the CA's
  * store: everything once, then "changes after sequence N" when the store
@@ -36,17 +47,6 @@ export interface StatusFeedOptions {
  * One feed serves both faces the gateway uses (revocation source and facility
  * directory), so they share one cursor, one read per interval, one staleness.
  */
-/** Entries added to a state being built before the thread is let go once. */
-const BUILD_SLICE = 20_000;
-
-/** Calls `each` on every item, letting the event loop run (I/O, timers) after every BUILD_SLICE. */
-async function sliced<T>(items: readonly T[], each: (item: T) => unknown): Promise<void> {
-  for (let i = 0; i < items.length; i++) {
-    each(items[i]!);
-    if (i % BUILD_SLICE === BUILD_SLICE - 1) await new Promise<void>((resolve) => setImmediate(resolve));
-  }
-}
-
 export class StoreStatusFeed {
   #revoked = new SerialSet();
   /** Superseded certificates whose revocation is due at a time (ms): revoked from then on, even before a CA process records it. */
