@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { appendFileSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
 import { gatewayStoreOf, openStore } from '../store/index.js';
 import { tempDir } from '../testing/stores.js';
 import { AuditLog, AuditSpool, SpoolStoreWriter, STORE_CONSUMER, type AuditEvent } from './index.js';
@@ -105,6 +106,37 @@ test('replay after a crash: spooled events reach the store on start, and a batch
     assert.equal(new Set(rows.map((r) => r.details?.eventId)).size, rows.length, 'every row carries its own eventId');
     assert.deepEqual((await new AuditLog(db).verify()).problems, []);
   } finally {
+    await db.close();
+  }
+});
+
+test('a store whose write lock another process holds past the lock limit: the batch fails with STORE_BUSY and is reported, the events stay in the spool, and are stored once each when the lock is free', async () => {
+  const home = tempDir();
+  const db = await openStore({ home, lockLimitMs: 300 });
+  const dir = join(home, 'audit-spool', 'gateway');
+  const other = new BetterSqlite3(join(home, 'sekisho.db'));
+  try {
+    const s = AuditSpool.open({ dir, consumers: [STORE_CONSUMER] });
+    const errors: string[] = [];
+    const w = new SpoolStoreWriter(s, gatewayStoreOf(db).audit, 'gw:busy', { maxBatch: 10, onError: (m) => errors.push(m) });
+    await w.start();
+    other.exec('BEGIN IMMEDIATE');
+    for (let n = 0; n < 15; n++) s.append(ev(n));
+    await w.flush();
+    assert.equal(errors.length, 1, 'the failed batch is reported once');
+    assert.match(errors[0]!, /has held SQLite .* for over 0\.3 s/);
+    assert.match(w.lastError ?? '', /for over 0\.3 s/);
+    const stored = async () => (await new AuditLog(db).list({ limit: 1000 })).filter((r) => r.action === 'gateway.authenticated').map((r) => (r.details as { n: number }).n);
+    assert.deepEqual(await stored(), [], 'nothing of the failed batch is in the store (a read goes on while the lock is held)');
+    other.exec('COMMIT');
+    await w.flush();
+    assert.deepEqual(await stored(), [...Array(15).keys()], 'each event once, in spool order, once the lock is free');
+    assert.equal(w.lastError, undefined);
+    await w.stop();
+    s.close();
+    assert.deepEqual((await new AuditLog(db).verify()).problems, []);
+  } finally {
+    other.close();
     await db.close();
   }
 });

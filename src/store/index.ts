@@ -92,6 +92,8 @@ export async function openStore(options: {
   create?: boolean;
   /** false: only check that the schema is current (a gateway's role may not migrate). */
   migrate?: boolean;
+  /** SQLite: how long a write keeps trying for a lock another process holds before STORE_BUSY (default 10 s). */
+  lockLimitMs?: number;
 }): Promise<Database> {
   let db: Database;
   const url = options.url;
@@ -105,7 +107,7 @@ export async function openStore(options: {
     throw badRequest('STORE_URL_UNSUPPORTED', `unsupported --db "${url.replace(/\/\/[^@]*@/, '//***@')}"; use postgres://user@host/db or a SQLite file path`);
   } else {
     if (options.create !== false) ensurePrivateDir(options.home);
-    db = new SqliteDatabase(url ? url.replace(/^sqlite:/, '') : join(options.home, 'sekisho.db'), { create: options.create !== false });
+    db = new SqliteDatabase(url ? url.replace(/^sqlite:/, '') : join(options.home, 'sekisho.db'), { create: options.create !== false, ...(options.lockLimitMs !== undefined ? { lockLimitMs: options.lockLimitMs } : {}) });
   }
   try {
     if (options.migrate === false) await checkSchema(db);
