@@ -13,9 +13,7 @@
  */
 import { openStore, StatusFeedRepository } from '../src/store/index.js';
 import { StoreStatusFeed } from '../src/gateway/index.js';
-import { envNumber, invokedDirectly, round, runDirectly } from './support.js';
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+import { envNumber, invokedDirectly, median, round, runDirectly } from './support.js';
 
 async function once(home: string): Promise<{ startSeconds: number; longestGapAtStartMs: number; longestGapDuringResyncMs: number; revoked: number }> {
   const store = await openStore({ home, create: false });

@@ -60,7 +60,7 @@ import { buildCrl, certificateToPem, describeCertificate, SoftwareSigner, subjec
 import { checkDigit, complianceProfile, tlsServerOptions } from '../src/policy/index.js';
 import { accepts } from '../src/testing/tls-servers.js';
 import { createServer, type AddressInfo, type Server } from 'node:net';
-import { envNumber, invokedDirectly, log, mustSh, round, runDirectly, runtimeVersions, sh, start, tempDir, type Started } from './support.js';
+import { envNumber, invokedDirectly, log, median, mustSh, round, runDirectly, runtimeVersions, sh, start, tempDir, type Started } from './support.js';
 import { runLoad, type LoadSpec } from './tls-load.js';
 
 const PASSPHRASE = 'gateway-bench-passphrase';
@@ -377,12 +377,6 @@ async function measure(peer: Peer, test: (typeof TESTS)[number], m: Material, o:
     machineBusy: round((mt1.busy - mt0.busy) / Math.max(1, mt1.total - mt0.total), 2),
   };
 }
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const n = s.length;
-  return n === 0 ? NaN : n % 2 ? s[(n - 1) / 2]! : (s[n / 2 - 1]! + s[n / 2]!) / 2;
-};
 
 // ---- revocation ----
 

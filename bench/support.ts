@@ -174,6 +174,13 @@ export function start(cmd: string, args: string[], opts: { timeoutMs: number; en
 
 export const round = (x: number, digits = 3): number => Math.round(x * 10 ** digits) / 10 ** digits;
 
+/** The middle value (the mean of the two middle ones for an even count); NaN for none. */
+export const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const n = s.length;
+  return n === 0 ? NaN : n % 2 ? s[(n - 1) / 2]! : (s[n / 2 - 1]! + s[n / 2]!) / 2;
+};
+
 export function opensslVersion(): string {
   return mustSh('openssl', ['version']).trim();
 }

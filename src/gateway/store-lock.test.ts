@@ -15,11 +15,10 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { request } from 'node:https';
 import { join } from 'node:path';
 import { CertificateAuthority, initAuthority } from '../ca/index.js';
 import { certificateToPem } from '../pki/index.js';
-import { echoUpstream, facilityNumber } from '../testing/gateway-fixture.js';
+import { askGateway, echoUpstream, facilityNumber, issueClient, type Client } from '../testing/gateway-fixture.js';
 import { tempDir } from '../testing/stores.js';
 import { jsonLogger, openGateway, parseGatewayConfig, type GatewaySetup } from './index.js';
 
@@ -46,7 +45,7 @@ describe('a gateway on SQLite keeps serving while another process holds the stor
   let upstream: Awaited<ReturnType<typeof echoUpstream>>;
   let port = 0;
   let caPem = '';
-  let client: { cert: string; key: string; serial: string };
+  let client: Client;
 
   before(async () => {
     home = join(tempDir('sekisho-lock-'), 'home');
@@ -54,8 +53,7 @@ describe('a gateway on SQLite keeps serving while another process holds the stor
     ca = await CertificateAuthority.open({ home });
     await ca.unlock(PASSPHRASE);
     await ca.addFacility({ number: FACILITY, name: 'はこだて内科クリニック' }, 'test');
-    const issued = await ca.issueWithNewKey({ via: 'test', actor: 'test', keyType: 'ecdsa-p256', profile: 'facility', facilityNumber: FACILITY });
-    client = { serial: issued.serial, cert: certificateToPem(issued.der) + certificateToPem(ca.chain()[0]!), key: issued.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string };
+    client = await issueClient(ca, FACILITY);
     caPem = ca.chain().map(certificateToPem).join('');
     await ca.close();
     upstream = await echoUpstream();
@@ -74,18 +72,7 @@ describe('a gateway on SQLite keeps serving while another process holds the stor
   });
 
   /** One request on a new connection (a full handshake): its status and how long it took. */
-  function ask(): Promise<{ status: number; ms: number }> {
-    const started = performance.now();
-    return new Promise((resolve, reject) => {
-      const req = request({ host: '127.0.0.1', port, path: '/', servername: 'localhost', ca: caPem, cert: client.cert, key: client.key, agent: false, timeout: 20_000 }, (res) => {
-        res.resume();
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, ms: performance.now() - started }));
-      });
-      req.on('error', reject);
-      req.on('timeout', () => req.destroy(new Error('timeout')));
-      req.end();
-    });
-  }
+  const ask = () => askGateway({ port, caPem, client, timeoutMs: 20_000 });
 
   const auditedConnections = async (): Promise<number> => {
     const reader = await CertificateAuthority.open({ home });

@@ -5,6 +5,7 @@
  * header and echoes HL7 MLLP frames.
  */
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { createServer as createNetServer, type Server as NetServer } from 'node:net';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -129,6 +130,42 @@ export async function gatewayFixture(): Promise<GatewayFixture> {
 }
 
 /** An HTTP upstream that answers each request with the headers it received, as JSON. */
+/** A clinic's credential held in memory: its certificate (with the issuing CA) and key as PEM. */
+export interface Client {
+  serial: string;
+  cert: string;
+  key: string;
+}
+
+/** A facility certificate issued now with a fresh key. */
+export async function issueClient(ca: CertificateAuthority, facility: string): Promise<Client> {
+  const issued = await ca.issueWithNewKey({ via: 'test', actor: 'test', keyType: 'ecdsa-p256', profile: 'facility', facilityNumber: facility });
+  return {
+    serial: issued.serial,
+    cert: certificateToPem(issued.der) + certificateToPem(ca.chain()[0]!),
+    key: issued.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
+  };
+}
+
+/**
+ * One GET / as the clinic on a new connection (a full mutual-TLS handshake,
+ * Node's TLS client): the status, the gateway's refusal reason if it
+ * refused, and how long it took. Fails after `timeoutMs` without an answer.
+ */
+export function askGateway(o: { port: number; caPem: string; client: Pick<Client, 'cert' | 'key'>; timeoutMs: number }): Promise<{ status: number; refusal?: string; ms: number }> {
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest({ host: '127.0.0.1', port: o.port, path: '/', servername: 'localhost', ca: o.caPem, cert: o.client.cert, key: o.client.key, agent: false, timeout: o.timeoutMs }, (res) => {
+      res.resume();
+      const refusal = res.headers['x-sekisho-refusal'];
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, ...(typeof refusal === 'string' ? { refusal } : {}), ms: performance.now() - started }));
+    });
+    req.on('error', reject);
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.end();
+  });
+}
+
 export async function echoUpstream(): Promise<{ server: HttpServer; port: number; seen: Record<string, string | string[] | undefined>[] }> {
   const seen: Record<string, string | string[] | undefined>[] = [];
   const server = createHttpServer((req, res) => {
