@@ -165,8 +165,6 @@ export class ConnectionObserver {
     if (row) {
       row.connections++;
       row.lastSeen = iso;
-      // Not every connection holds its hello (listener/hello-sampler.ts): a row begun without one takes the groups of the next that does.
-      if (!row.groupsOffered && h.hello) row.groupsOffered = groupsOffered(summary, h.hello);
     } else {
       this.#add(key, {
         day,
@@ -183,7 +181,7 @@ export class ConnectionObserver {
         address: id ? null : h.address,
         offeredVersions: summary ? (offered.join(',') || (summary.format === 'sslv2' ? 'SSLv2' : '')) : '',
         offeredSuites: summary ? listed(summary.suites.map(suiteName), SUITES_LISTED) : '',
-        groupsOffered: groupsOffered(summary, h.hello),
+        groupsOffered: summary ? listed(summary.groups.map(groupName), 16) : h.hello ? groupsOf(h.hello) : '',
         certSignature: chain[0] ? (chain[0].signatureAlgorithm ?? chain[0].signatureAlgorithmOid) : '',
         certKey: chain[0] ? keyDescription(chain[0]) : '',
         certRule: certRuleOf(vComing ?? vNow),
@@ -337,9 +335,9 @@ function listed(names: readonly string[], max: number): string {
   return names.slice(0, max).join(',') + (names.length > max ? `,+${names.length - max}` : '');
 }
 
-/** The groups a hello offered; a completed handshake's hello is parsed here, only for a row that is new or lacks them. */
-function groupsOffered(summary: ClientHelloSummary | undefined, hello: Buffer | undefined): string {
-  const s = summary ?? (hello ? parseClientHello(hello) : undefined);
+/** Groups of a completed handshake's hello (only when a row is new). */
+function groupsOf(hello: Buffer): string {
+  const s = parseClientHello(hello);
   return s ? listed(s.groups.map(groupName), 16) : '';
 }
 

@@ -3,7 +3,7 @@ import { createSecureContext, type SecureContext, type SecureContextOptions, typ
 import type { X509Certificate } from 'node:crypto';
 import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
-import { GuardedListener, HelloSampler, ListenerLedger, type HelloSamplingOptions, applyHttpLimits, resolveLimits, type ResolvedLimits } from '../listener/index.js';
+import { GuardedListener, ListenerLedger, applyHttpLimits, resolveLimits, type ResolvedLimits } from '../listener/index.js';
 import type { TlsKeyOptions } from '../token/index.js';
 import { judgeConnection, policyProtocol, tlsServerOptions, type ClientCertificatePolicy, type ComplianceProfile, type ConnectionFacts, type DatedException, type PolicyOutlook, type PolicyState } from '../policy/index.js';
 import type { ActivePolicy } from './active-policy.js';
@@ -94,8 +94,6 @@ export interface GatewayOptions {
   /** How often observations are written (ms, default 5000) and how many distinct rows an interval holds (default 10 000). */
   observeIntervalMs?: number;
   observeMaxRows?: number;
-  /** Which connections hold their ClientHello for the observer (listener/hello-sampler.ts; defaults there). */
-  helloSampling?: HelloSamplingOptions;
   now?: () => Date;
   /** A cluster worker: /metrics answers for the whole process group (cluster.ts workerMetrics); given the instance label. */
   groupMetrics?: (instance: string) => Promise<string>;
@@ -176,8 +174,6 @@ export class Gateway {
   #credentials: GatewayCredentials | undefined;
   readonly #onPolicyChange = (now: PolicyOutlook, before: PolicyOutlook) => void this.#switchPolicy(now, before);
   readonly observer: ConnectionObserver | undefined;
-  /** Which connections hold their ClientHello for the observer (all listeners: an address is an address). */
-  readonly #hellos: HelloSampler | undefined;
 
   private constructor(private readonly o: GatewayOptions) {
     this.#now = o.now ?? (() => new Date());
@@ -192,7 +188,6 @@ export class Gateway {
       o.outlook && o.observations
         ? new ConnectionObserver({ outlook: o.outlook, sink: o.observations, log: o.log, now: this.#now, ...(o.observeIntervalMs !== undefined ? { intervalMs: o.observeIntervalMs } : {}), ...(o.observeMaxRows !== undefined ? { maxRows: o.observeMaxRows } : {}) })
         : undefined;
-    this.#hellos = this.observer ? new HelloSampler(o.helloSampling) : undefined;
     this.#digest = new RefusalDigest({ intervalMs: o.refusalIntervalMs ?? 10_000, maxAddresses: o.refusalMaxAddresses ?? 1000, emit: (rows) => this.#writeDigest(rows), now: this.#now });
   }
 
@@ -264,7 +259,7 @@ export class Gateway {
           if (this.observer && hello) this.observer.note({ address: remote.address, hello, refusal: reason, inHandshake: true });
           this.#refused(config.name, reason, detail, `${remote.address}:${remote.port}`, undefined, seconds);
         },
-        ...(this.#hellos ? { peekHello: this.#hellos } : {}),
+        ...(this.observer ? { peekHello: true } : {}),
         ...(this.o.reusePort ? { reusePort: true } : {}),
       });
       const entry: ListenerEntry = { config, tls };
@@ -715,7 +710,7 @@ export class Gateway {
       revocationUsable: this.#revocationUsable,
       exceptionsInUse: [...this.#exceptionUse.values()].map((e) => ({ ...e.exception, connections: e.count, lastSeen: e.lastSeen })),
       auditPending: this.o.audit?.pending() ?? 0,
-      ...(this.observer ? { observations: { pending: this.observer.pending(), ...this.observer.stats, hellos: { ...this.#hellos!.counts } } } : {}),
+      ...(this.observer ? { observations: { pending: this.observer.pending(), ...this.observer.stats } } : {}),
       ...(this.o.audit ? { audit: this.o.audit.state() } : {}),
       limits: { fileDescriptors: this.#limits.fileDescriptors, source: this.#limits.source, reserve: this.#limits.reserve, gateway: this.#limits.gateway, admin: this.#limits.admin },
     };

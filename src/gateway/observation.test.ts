@@ -254,43 +254,6 @@ describe('observation before enforcement: real clients, both verdicts, the readi
     assert.equal(setup.gateway.state, 'listening');
   });
 
-  test('a busy address holds only a sample of its hellos; a client refused in the handshake from that address is observed from its next attempt on, with what it offered', async (t) => {
-    if (!needCommand(t, 'openssl') || !needCommand(t, 'curl') || !needCommand(t, 'gnutls-cli')) return;
-    const cfg = parseGatewayConfig({
-      home: fx.home,
-      profile: 'recommended',
-      listeners: [{ name: 'busy', mode: 'http', listen: '127.0.0.1:0', routes: [{ path: '/', upstream: `http://127.0.0.1:${http.port}`, allow: { anyone: true } }] }],
-    });
-    const busy = await openGateway(cfg, { passphrase: async () => PASSPHRASE, log: jsonLogger('error'), watch: false, outlook: () => active.outlook(), spoolName: 'gateway-busy', helloSampling: { streak: 3, every: 1000 } });
-    try {
-      const busyPort = busy.gateway.addresses()[0]!.port;
-      const hellos = () => (busy.gateway.status() as unknown as { observations: { hellos: { held: number; passed: number } } }).observations.hellos;
-      for (let i = 0; i < 5; i++) {
-        const r = await runAsync('curl', ['-sS', '--max-time', '10', '--cacert', fx.caFile, '--cert', fx.clients.good.cert, '--key', fx.clients.good.key, '-o', '/dev/null', '-w', '%{http_code}', `https://localhost:${busyPort}/hello`]);
-        assert.equal(r.stdout.trim(), '200', r.stderr);
-      }
-      // Held until three in a row completed, then the first of each 1000: the 4th; the 5th went straight to TLS.
-      assert.deepEqual(hellos(), { held: 4, passed: 1 });
-      // An old client behind the same address, with an offer no other test makes (one suite).
-      const old = () =>
-        runAsync('openssl', ['s_client', '-connect', `127.0.0.1:${busyPort}`, '-servername', 'localhost', '-CAfile', fx.caFile, '-tls1', '-cipher', 'AES128-SHA@SECLEVEL=0', '-cert', fx.clients.good.cert, '-key', fx.clients.good.key], { input: '', timeoutMs: 15_000 });
-      const offered = async () => {
-        await busy.gateway.observer!.flush();
-        return (await new ObservationRepository(fx.ca.db).list(day(-DAY), day(DAY))).find((r) => r.subject === 'addr:127.0.0.1' && r.offeredSuites === 'TLS_RSA_WITH_AES_128_CBC_SHA,TLS_EMPTY_RENEGOTIATION_INFO_SCSV');
-      };
-      assert.doesNotMatch((await old()).stdout, /HTTP\/1\.[01] 200/);
-      assert.deepEqual(hellos(), { held: 4, passed: 2 }, 'its first attempt was not held');
-      assert.equal(await offered(), undefined, 'nothing to tell of an offer that was not read');
-      assert.doesNotMatch((await old()).stdout, /HTTP\/1\.[01] 200/);
-      assert.deepEqual(hellos(), { held: 5, passed: 2 }, 'the refusal made the address held again');
-      const row = await offered();
-      assert.ok(row, 'the second attempt is observed');
-      assert.equal(`${row.protocol}/${row.verdictNow}/${row.offeredVersions}/${row.connections}`, 'TLSv1.0/PROTOCOL_TOO_OLD/TLSv1.0/1');
-    } finally {
-      await busy.close(500);
-    }
-  });
-
   test('under the exception profile a TLS 1.0 clinic gets in, and is recorded by facility as one the coming profile would refuse (PROTOCOL_TOO_OLD)', async (t) => {
     if (!needCommand(t, 'openssl') || !needCommand(t, 'curl') || !needCommand(t, 'gnutls-cli')) return;
     const cfg = parseGatewayConfig({

@@ -20,7 +20,7 @@ import { CrlRevocationSource, StoreRevocationSource, type RevocationSource } fro
 import { StoreStatusFeed } from './status-feed.js';
 import { gatewayStoreOf, openStore, type GatewayStore } from '../store/index.js';
 import { ClockCheck, sntpQuery, type ClockSource } from '../time/index.js';
-import { ListenerLedger, resolveLimits, type HelloSamplingOptions, type ResolvedLimits } from '../listener/index.js';
+import { ListenerLedger, resolveLimits, type ResolvedLimits } from '../listener/index.js';
 
 export interface GatewaySetup {
   gateway: Gateway;
@@ -66,8 +66,6 @@ export interface SetupOptions {
   groupMetrics?: (instance: string) => Promise<string>;
   /** A `--workers` process that accepts on sockets of its own (cluster.ts workerOwnsSockets). */
   reusePort?: boolean;
-  /** Which connections hold their ClientHello for observation (listener/hello-sampler.ts; tests shorten the streak). */
-  helloSampling?: HelloSamplingOptions;
 }
 
 function resolveProfile(name: string): ComplianceProfile {
@@ -283,7 +281,6 @@ export async function openGateway(cfg: GatewayConfig, o: SetupOptions): Promise<
       refusalMaxAddresses: cfg.refusals.maxAddresses,
       ...(o.groupMetrics ? { groupMetrics: o.groupMetrics } : {}),
       ...(o.reusePort ? { reusePort: true } : {}),
-      ...(o.helloSampling ? { helloSampling: o.helloSampling } : {}),
     });
     closers.push(() => gateway.close());
     running = gateway;

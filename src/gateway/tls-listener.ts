@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import { X509Certificate as CryptoX509 } from 'node:crypto';
 import type { Verdict } from './client-verifier.js';
-import { GuardedListener, peekFirstRecord, refuseRenegotiation, type HelloSampler, type LimitLog, type ListenerLedger, type ListenerLimits } from '../listener/index.js';
+import { GuardedListener, peekFirstRecord, refuseRenegotiation, type LimitLog, type ListenerLedger, type ListenerLimits } from '../listener/index.js';
 import { reasonOfTlsError, type RefusalReason } from './refusal.js';
 
 /**
@@ -20,7 +20,7 @@ export interface HandshakeOutcome {
   verdict: Verdict;
   /** Seconds from accept to decision. */
   seconds: number;
-  /** The first record the client sent (its ClientHello), when `peekHello` held this connection's. */
+  /** The first record the client sent (its ClientHello), when `peekHello` is on. */
   hello?: Buffer;
   /** The context the handshake ran under: the caller tells a handshake that began before a policy switch (and negotiated under the old profile) from one that began after. */
   context: SecureContext;
@@ -39,14 +39,11 @@ export interface TlsListenerOptions {
   onHandshake: (o: HandshakeOutcome) => void;
   onRefusedInHandshake: (reason: RefusalReason, detail: string, remote: { address: string; port: number }, seconds: number, hello: Buffer | undefined) => void;
   /**
-   * Hold a socket until its first record (the ClientHello) is in and hand
+   * Hold each socket until its first record (the ClientHello) is in and hand
    * those bytes along with the outcome (listener/hello-peek.ts): observation
-   * records what refused clients offered. Only that record is held, and only
-   * on the connections the sampler picks (every one from an address until
-   * its handshakes complete in a row, listener/hello-sampler.ts); it is told
-   * how each handshake ended.
+   * records what refused clients offered. Only that record is held.
    */
-  peekHello?: HelloSampler;
+  peekHello?: boolean;
   /** Accept on a socket of this process's own (SO_REUSEPORT), as a `--workers` process does (listener/guarded-listener.ts). */
   reusePort?: boolean;
 }
@@ -84,7 +81,7 @@ export class TlsListener {
       this.front.counts.handshakeTimeouts++;
       this.#refuse(c, 'HANDSHAKE_TIMEOUT', `no completed handshake within ${this.o.limits.handshakeTimeoutMs} ms`);
     }, this.o.limits.handshakeTimeoutMs);
-    if (!this.o.peekHello?.hold(remote.address)) return this.#handshake(c);
+    if (!this.o.peekHello) return this.#handshake(c);
     peekFirstRecord(raw, (bytes) => {
       if (c.decided) return;
       if (!bytes) return this.#refuse(c, 'HANDSHAKE_FAILED', 'the client closed the connection before the handshake completed');
@@ -97,7 +94,6 @@ export class TlsListener {
     if (c.decided) return;
     c.decided = true;
     clearTimeout(c.timer);
-    this.o.peekHello?.failed(c.remote.address);
     this.o.onRefusedInHandshake(reason, detail, c.remote, (performance.now() - c.started) / 1000, c.hello);
     (c.socket ?? c.raw).destroy();
   }
@@ -124,7 +120,6 @@ export class TlsListener {
       if (c.decided) return;
       c.decided = true;
       clearTimeout(c.timer);
-      this.o.peekHello?.completed(c.remote.address);
       const leaf = socket.getPeerX509Certificate();
       let verdict: Verdict;
       if (!leaf) verdict = { ok: false, reason: 'NO_CLIENT_CERT', detail: 'no client certificate' };

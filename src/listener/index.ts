@@ -24,4 +24,3 @@ export { addressKey } from './address-key.js';
 export { refuseRenegotiation } from './renegotiation.js';
 export { parseClientHello, offeredVersions, firstRecordLength, isGrease, MAX_HELLO_BYTES, MAX_LIST, type ClientHelloSummary } from './client-hello.js';
 export { peekFirstRecord } from './hello-peek.js';
-export { HelloSampler, type HelloSamplingOptions } from './hello-sampler.js';
