@@ -20,7 +20,9 @@
  * worker answering `return 200`. The load generator (bench/tls-load.ts) is
  * the same for both, in worker threads. Each measurement is a warm-up then a
  * fixed window; peers alternate (nginx, sekisho, sekisho --workers N, nginx,
- * …) for GATEWAY_BENCH_ROUNDS rounds and medians are reported. Server CPU
+ * …) for GATEWAY_BENCH_ROUNDS rounds and medians are reported, with each
+ * round's own ratio (a contender over nginx, and over sekisho-baseline when
+ * it runs: the two met the same machine) and their median and range. Server CPU
  * seconds in each window come from /proc/<pid>/stat of the server's whole
  * process tree (nginx master + workers; gateway primary + workers), so
  * throughput per server CPU-second is reported beside throughput.
@@ -347,6 +349,22 @@ interface Measurement {
   machineBusy: number;
 }
 
+/** Per server CPU-second of `a` over `b`, round by round (the two measured in the same round), with their median and range. */
+interface Paired {
+  median: number;
+  min: number;
+  max: number;
+  rounds: number[];
+}
+
+function paired(a: Measurement[], b: Measurement[]): Paired {
+  const rounds = a.flatMap((x, i) => {
+    const y = b[i]?.perServerCpuSecond;
+    return x.perServerCpuSecond && y ? [round(x.perServerCpuSecond / y, 3)] : [];
+  });
+  return { median: round(median(rounds), 3), min: rounds.length ? Math.min(...rounds) : 0, max: rounds.length ? Math.max(...rounds) : 0, rounds };
+}
+
 async function measure(peer: Peer, test: (typeof TESTS)[number], m: Material, o: { seconds: number; warmup: number; loadWorkers: number }): Promise<Measurement> {
   const countFrom = Date.now() + 300 + o.warmup * 1000;
   const until = countFrom + o.seconds * 1000;
@@ -518,15 +536,19 @@ export async function main() {
         summary[peer] = { ...med[peer], serverCores: cpuShare.server, cpuShare, errors: xs.reduce((a, x) => a + x.errors, 0), runs: xs };
       }
       const goal = GOALS[test as TestName];
-      const ratios: Record<string, { throughput: number; perServerCpuSecond: number; meetsGoal: boolean }> = {};
+      const ratios: Record<string, { throughput: number; perServerCpuSecond: number; meetsGoal: boolean; paired: Paired; vsBaseline?: Paired }> = {};
       for (const peer of Object.keys(med)) {
         if (peer === 'nginx') continue;
         const t = round(med[peer]!.perSecond / med.nginx!.perSecond, 2);
         // The headline is per server CPU-second (on a shared 2-core machine throughput follows whoever else runs); the goal is judged on it.
         const perCpu = round(med[peer]!.perServerCpuSecond / med.nginx!.perServerCpuSecond, 2);
-        ratios[peer] = { perServerCpuSecond: perCpu, throughput: t, meetsGoal: perCpu >= goal };
+        // Each round's own ratio too: the contenders of a round meet the same machine, so a machine that drifts between rounds
+        // (other users, the host) moves both sides of a pair and not its ratio. Its spread says how far one run can be trusted.
+        const baseline = peer !== 'sekisho-baseline' && byPeer['sekisho-baseline'] ? paired(byPeer[peer]!, byPeer['sekisho-baseline']) : undefined;
+        ratios[peer] = { perServerCpuSecond: perCpu, throughput: t, meetsGoal: perCpu >= goal, paired: paired(byPeer[peer]!, byPeer.nginx!), ...(baseline ? { vsBaseline: baseline } : {}) };
         const share = (p: string) => (summary[p] as { cpuShare: { server: number; loadGenerator: number; machineBusy: number } }).cpuShare;
-        log(`gateway bench: ${test}: ${peer} / nginx per server CPU-second ${ratios[peer]!.perServerCpuSecond} (goal ≥ ${goal}), throughput ${t}; CPU share (cores): ${peer} ${share(peer).server} with its load generator ${share(peer).loadGenerator}, nginx ${share('nginx').server} with ${share('nginx').loadGenerator}; machine ${Math.round(share(peer).machineBusy * 100)}% / ${Math.round(share('nginx').machineBusy * 100)}% busy; ${runtimeLine}`);
+        const spread = (p: Paired) => `${p.median} (${p.min}–${p.max} over ${p.rounds.length} rounds)`;
+        log(`gateway bench: ${test}: ${peer} / nginx per server CPU-second ${ratios[peer]!.perServerCpuSecond} (goal ≥ ${goal}; round by round ${spread(ratios[peer]!.paired)}${baseline ? `; / sekisho-baseline round by round ${spread(baseline)}` : ''}), throughput ${t}; CPU share (cores): ${peer} ${share(peer).server} with its load generator ${share(peer).loadGenerator}, nginx ${share('nginx').server} with ${share('nginx').loadGenerator}; machine ${Math.round(share(peer).machineBusy * 100)}% / ${Math.round(share('nginx').machineBusy * 100)}% busy; ${runtimeLine}`);
       }
       results[test] = { goal, runtime, ratios, ...summary };
     }
