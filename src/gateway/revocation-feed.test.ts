@@ -18,11 +18,11 @@ import { join } from 'node:path';
 import { CertificateAuthority, initAuthority } from '../ca/index.js';
 import { certificateToPem } from '../pki/index.js';
 import { StatusFeedRepository, type StatusFeedReader } from '../store/index.js';
-import { askGateway, echoUpstream, facilityNumber, issueClient, type Client } from '../testing/gateway-fixture.js';
+import { askGateway, facilityNumber, homeGateway, issueClient, type Client } from '../testing/gateway-fixture.js';
 import { SEKISHO_MAIN } from '../testing/cli-process.js';
 import { needCommand, runAsync } from '../testing/peers.js';
 import { STORE_TARGETS, tempDir } from '../testing/stores.js';
-import { jsonLogger, openGateway, parseGatewayConfig, serialKey, StoreFacilityDirectory, StoreRevocationSource, StoreStatusFeed, type GatewaySetup } from './index.js';
+import { serialKey, StoreFacilityDirectory, StoreRevocationSource, StoreStatusFeed } from './index.js';
 
 const PASSPHRASE = 'revocation-feed-passphrase';
 const FACILITY_A = facilityNumber('011011371');
@@ -48,8 +48,7 @@ for (const target of STORE_TARGETS) {
   describe(`the gateway follows revocations and facility status on ${target.name}, whatever the clocks say`, { skip: !target.available && 'no PostgreSQL (set SEKISHO_TEST_POSTGRES_URL)' }, () => {
     let home: string;
     let ca: CertificateAuthority;
-    let setup: GatewaySetup;
-    let upstream: Awaited<ReturnType<typeof echoUpstream>>;
+    let gateway: Awaited<ReturnType<typeof homeGateway>>;
     let port = 0;
     let caPem = '';
 
@@ -61,19 +60,12 @@ for (const target of STORE_TARGETS) {
       await ca.unlock(PASSPHRASE);
       for (const [n, name] of [[FACILITY_A, 'はこだて内科クリニック'], [FACILITY_B, '東京薬局'], [FACILITY_C, '大阪病院']] as const) await ca.addFacility({ number: n, name }, 'test');
       caPem = ca.chain().map(certificateToPem).join('');
-      upstream = await echoUpstream();
-      const cfg = parseGatewayConfig({
-        home,
-        revocation: { refreshSeconds: 0.2 },
-        listeners: [{ name: 'web', listen: '127.0.0.1:0', routes: [{ path: '/', upstream: `http://127.0.0.1:${upstream.port}`, allow: { anyone: true } }] }],
-      });
-      setup = await openGateway(cfg, { passphrase: async () => PASSPHRASE, log: jsonLogger('error', () => undefined), watch: false });
-      port = setup.gateway.addresses()[0]!.port;
+      gateway = await homeGateway(home, PASSPHRASE);
+      port = gateway.port;
     });
 
     after(async () => {
-      await setup?.close(1000);
-      upstream?.server.close();
+      await gateway?.close();
       await ca?.close();
     });
 
@@ -107,7 +99,7 @@ for (const target of STORE_TARGETS) {
         // state, and the fresh certificate is then asked for again: this test is about the revocation that follows.
         const first = await ask(client).catch((e: unknown) => e as Error);
         if (first instanceof Error) {
-          t.diagnostic(`the first request with a fresh certificate failed (${first.message}); gateway status: ${JSON.stringify(setup.gateway.status())}`);
+          t.diagnostic(`the first request with a fresh certificate failed (${first.message}); gateway status: ${JSON.stringify(gateway.setup.gateway.status())}`);
           await until('the fresh certificate is let in', async () => (await ask(client)).status === 200);
         } else assert.equal(first.status, 200);
         const { closed } = await live(client);

@@ -1,6 +1,7 @@
 import type { ChangeListener, ChangeListenerOptions, FacilityStatus, StatusFeedBatch, StatusFeedReader } from '../store/index.js';
 import { serialKey } from './serial-key.js';
 import { SerialSet } from './serial-set.js';
+import { setImmediate } from 'node:timers/promises';
 
 export interface StatusFeedOptions {
   /** How often to ask for changes (default 1 s). */
@@ -29,7 +30,7 @@ const BUILD_SLICE = 20_000;
 async function sliced<T>(items: readonly T[], each: (item: T) => unknown): Promise<void> {
   for (let i = 0; i < items.length; i++) {
     each(items[i]!);
-    if (i % BUILD_SLICE === BUILD_SLICE - 1) await new Promise<void>((resolve) => setImmediate(resolve));
+    if (i % BUILD_SLICE === BUILD_SLICE - 1) await setImmediate();
   }
 }
 

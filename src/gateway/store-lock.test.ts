@@ -18,9 +18,8 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { CertificateAuthority, initAuthority } from '../ca/index.js';
 import { certificateToPem } from '../pki/index.js';
-import { askGateway, echoUpstream, facilityNumber, issueClient, type Client } from '../testing/gateway-fixture.js';
+import { askGateway, facilityNumber, homeGateway, issueClient, type Client } from '../testing/gateway-fixture.js';
 import { tempDir } from '../testing/stores.js';
-import { jsonLogger, openGateway, parseGatewayConfig, type GatewaySetup } from './index.js';
 
 const PASSPHRASE = 'store-lock-passphrase';
 const FACILITY = facilityNumber('011011371');
@@ -41,8 +40,7 @@ async function holdWriteLock(file: string, ms: number): Promise<{ child: ChildPr
 describe('a gateway on SQLite keeps serving while another process holds the store write lock', () => {
   let home: string;
   let ca: CertificateAuthority;
-  let setup: GatewaySetup;
-  let upstream: Awaited<ReturnType<typeof echoUpstream>>;
+  let gateway: Awaited<ReturnType<typeof homeGateway>>;
   let port = 0;
   let caPem = '';
   let client: Client;
@@ -56,19 +54,12 @@ describe('a gateway on SQLite keeps serving while another process holds the stor
     client = await issueClient(ca, FACILITY);
     caPem = ca.chain().map(certificateToPem).join('');
     await ca.close();
-    upstream = await echoUpstream();
-    const cfg = parseGatewayConfig({
-      home,
-      revocation: { refreshSeconds: 0.2 },
-      listeners: [{ name: 'web', listen: '127.0.0.1:0', routes: [{ path: '/', upstream: `http://127.0.0.1:${upstream.port}`, allow: { anyone: true } }] }],
-    });
-    setup = await openGateway(cfg, { passphrase: async () => PASSPHRASE, log: jsonLogger('error', () => undefined), watch: false });
-    port = setup.gateway.addresses()[0]!.port;
+    gateway = await homeGateway(home, PASSPHRASE);
+    port = gateway.port;
   });
 
   after(async () => {
-    await setup?.close(1000);
-    upstream?.server.close();
+    await gateway?.close();
   });
 
   /** One request on a new connection (a full handshake): its status and how long it took. */

@@ -1,5 +1,6 @@
 import type { SqlExecutor } from './database.js';
 import type { FacilityStatus } from './facilities.js';
+import { setImmediate } from 'node:timers/promises';
 
 /** A facility as a gateway needs it. */
 export interface FeedFacility {
@@ -50,8 +51,6 @@ const facility = (r: FacilityRow): FeedFacility => ({ number: r.number, name: r.
 /** Rows a snapshot reads per statement; between pages the thread serves others (a national store: 160,000 revoked serials, 230,000 facilities). */
 const SNAPSHOT_PAGE_ROWS = 5000;
 
-/** Lets the event loop run (I/O, timers) before the next page. */
-const breather = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 export class StatusFeedRepository implements StatusFeedReader {
   constructor(
@@ -98,7 +97,7 @@ export class StatusFeedRepository implements StatusFeedReader {
       for (const r of page) rows.push(r);
       if (page.length < this.pageRows) return rows;
       from = key(page[page.length - 1]!);
-      await breather();
+      await setImmediate(); // the event loop runs (I/O, timers) before the next page
     }
   }
 

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { CertificateAuthority, initAuthority, readKeyFile } from '../ca/index.js';
 import { certificateToPem } from '../pki/index.js';
 import { checkDigit } from '../policy/index.js';
-import { parseProxyV2, PP2_TYPE_SEKISHO_IDENTITY } from '../gateway/index.js';
+import { jsonLogger, openGateway, parseGatewayConfig, parseProxyV2, PP2_TYPE_SEKISHO_IDENTITY, type GatewaySetup } from '../gateway/index.js';
 import { run } from './peers.js';
 import { tempDir } from './stores.js';
 
@@ -129,7 +129,6 @@ export async function gatewayFixture(): Promise<GatewayFixture> {
   };
 }
 
-/** An HTTP upstream that answers each request with the headers it received, as JSON. */
 /** A clinic's credential held in memory: its certificate (with the issuing CA) and key as PEM. */
 export interface Client {
   serial: string;
@@ -166,6 +165,34 @@ export function askGateway(o: { port: number; caPem: string; client: Pick<Client
   });
 }
 
+/**
+ * A gateway following the store of `home` (its feed polled every 0.2 s),
+ * with one HTTP listener in front of an echo upstream; `close()` stops both.
+ */
+export async function homeGateway(home: string, passphrase: string): Promise<{ setup: GatewaySetup; port: number; close(): Promise<void> }> {
+  const upstream = await echoUpstream();
+  const cfg = parseGatewayConfig({
+    home,
+    revocation: { refreshSeconds: 0.2 },
+    listeners: [{ name: 'web', listen: '127.0.0.1:0', routes: [{ path: '/', upstream: `http://127.0.0.1:${upstream.port}`, allow: { anyone: true } }] }],
+  });
+  try {
+    const setup = await openGateway(cfg, { passphrase: async () => passphrase, log: jsonLogger('error', () => undefined), watch: false });
+    return {
+      setup,
+      port: setup.gateway.addresses()[0]!.port,
+      close: async () => {
+        await setup.close(1000);
+        upstream.server.close();
+      },
+    };
+  } catch (e) {
+    upstream.server.close();
+    throw e;
+  }
+}
+
+/** An HTTP upstream that answers each request with the headers it received, as JSON. */
 export async function echoUpstream(): Promise<{ server: HttpServer; port: number; seen: Record<string, string | string[] | undefined>[] }> {
   const seen: Record<string, string | string[] | undefined>[] = [];
   const server = createHttpServer((req, res) => {
