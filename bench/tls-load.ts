@@ -9,6 +9,11 @@
  *    (no session is offered, so there is no resumption), the client
  *    certificate presented, then one minimal `GET` with `Connection: close`
  *    whose `200` proves the server accepted the certificate; then close.
+ *    With `rate`, each worker starts handshakes at that pace instead of
+ *    back to back (at most `concurrency` in flight; a start that finds them
+ *    all busy waits, and counts as `late`): the same offered load for every
+ *    server, below what any of them can take, so their CPU per handshake
+ *    is compared without the machine's cores running out.
  *  - `requests`: `concurrency` kept-alive connections per worker, each
  *    sending HTTP/1.1 GETs one after another (no pipelining); a connection
  *    the server closes is replaced (counted in `reconnects`).
@@ -31,6 +36,8 @@ export interface LoadSpec {
   tls: 'TLSv1.2' | 'TLSv1.3';
   /** Operations (handshake) or connections (requests) in flight per worker. */
   concurrency: number;
+  /** Handshake mode: handshakes started per second per worker, paced (default: back to back). */
+  rate?: number;
   /** Epoch ms: counting starts (everything before is warm-up). */
   countFrom: number;
   /** Epoch ms: no new operation starts; counting ends. */
@@ -42,6 +49,8 @@ export interface WorkerResult {
   completed: number;
   errors: number;
   reconnects: number;
+  /** Paced handshakes that could not start on time (all `concurrency` in flight): the server did not keep up. */
+  late: number;
   firstError?: string;
 }
 
@@ -72,7 +81,7 @@ export async function runLoad(spec: LoadSpec, workers: number): Promise<LoadResu
   const seconds = (spec.until - spec.countFrom) / 1000;
   const completed = sum((r) => r.completed);
   const firstError = results.find((r) => r.firstError)?.firstError;
-  return { workers, seconds, completed, perSecond: completed / seconds, errors: sum((r) => r.errors), reconnects: sum((r) => r.reconnects), ...(firstError ? { firstError } : {}) };
+  return { workers, seconds, completed, perSecond: completed / seconds, errors: sum((r) => r.errors), reconnects: sum((r) => r.reconnects), late: sum((r) => r.late), ...(firstError ? { firstError } : {}) };
 }
 
 // ---- inside a worker ----
@@ -81,6 +90,7 @@ class Counter implements WorkerResult {
   completed = 0;
   errors = 0;
   reconnects = 0;
+  late = 0;
   firstError?: string;
   constructor(private readonly spec: LoadSpec) {}
   done(): void {
@@ -179,9 +189,34 @@ function keepAliveLoop(spec: LoadSpec, context: SecureContext, c: Counter): Prom
   });
 }
 
+/** Handshakes started at `spec.rate` a second until the window ends, at most `spec.concurrency` in flight. */
+async function pacedHandshakes(spec: LoadSpec, rate: number, context: SecureContext, c: Counter): Promise<void> {
+  const interval = 1000 / rate;
+  const inFlight = new Set<Promise<void>>();
+  const start = Date.now();
+  for (let i = 0; ; i++) {
+    const due = start + i * interval;
+    if (due >= spec.until) break;
+    const wait = due - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    if (inFlight.size >= spec.concurrency) {
+      if (Date.now() >= spec.countFrom) c.late++;
+      await Promise.race(inFlight);
+    }
+    const op: Promise<void> = handshakeOnce(spec, context, c).then(() => void inFlight.delete(op));
+    inFlight.add(op);
+  }
+  await Promise.all(inFlight);
+}
+
 async function workerMain(spec: LoadSpec): Promise<WorkerResult> {
   const context = createSecureContext({ cert: readFileSync(spec.cert), key: readFileSync(spec.key) });
   const c = new Counter(spec);
+  const result = (): WorkerResult => ({ completed: c.completed, errors: c.errors, reconnects: c.reconnects, late: c.late, ...(c.firstError ? { firstError: c.firstError } : {}) });
+  if (spec.rate && spec.mode === 'handshake') {
+    await pacedHandshakes(spec, spec.rate, context, c);
+    return result();
+  }
   const lane = async () => {
     for (let i = 0; Date.now() < spec.until; i++) {
       if (spec.mode === 'handshake') await handshakeOnce(spec, context, c);
@@ -192,7 +227,7 @@ async function workerMain(spec: LoadSpec): Promise<WorkerResult> {
     }
   };
   await Promise.all(Array.from({ length: spec.concurrency }, () => lane()));
-  return { completed: c.completed, errors: c.errors, reconnects: c.reconnects, ...(c.firstError ? { firstError: c.firstError } : {}) };
+  return result();
 }
 
 if (!isMainThread && (workerData as Record<string, unknown> | null)?.[MARK]) {
