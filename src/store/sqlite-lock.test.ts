@@ -141,3 +141,26 @@ describe('SQLite: a lock held by another connection is waited for off the thread
     assert.equal((await db.get<{ n: number }>('SELECT count(*) AS n FROM t WHERE x = 6'))!.n, 1);
   });
 });
+
+describe('SQLite: the lock limit a store gets when its opener sets none', () => {
+  test('a write outlasted by another connection\'s lock ends STORE_BUSY after 10 s, not before, naming the limit; it wrote nothing', async () => {
+    const file = join(tempDir('sekisho-sqlite-default-limit-'), 'store.db');
+    const db = new SqliteDatabase(file);
+    const other = new BetterSqlite3(file);
+    try {
+      await db.run('CREATE TABLE t (x INTEGER)');
+      other.exec('BEGIN IMMEDIATE');
+      other.prepare('INSERT INTO t (x) VALUES (0)').run();
+      const started = performance.now();
+      // Held until the write gives up, however long that takes: only the lower bound is the limit's.
+      await assert.rejects(db.run('INSERT INTO t (x) VALUES (1)'), (e: unknown) => (e as { code?: string }).code === 'STORE_BUSY' && /for over 10 s/.test((e as Error).message));
+      const waited = performance.now() - started;
+      assert.ok(waited >= 9_990, `STORE_BUSY after ${Math.round(waited)} ms, before the 10 s default`);
+    } finally {
+      if (other.inTransaction) other.exec('ROLLBACK');
+      other.close();
+    }
+    assert.equal((await db.get<{ n: number }>('SELECT count(*) AS n FROM t'))!.n, 0, 'nothing was written');
+    await db.close();
+  });
+});
