@@ -18,16 +18,13 @@ import { join } from 'node:path';
 import { CertificateAuthority, initAuthority } from '../ca/index.js';
 import { certificateToPem } from '../pki/index.js';
 import { StatusFeedRepository, type StatusFeedReader } from '../store/index.js';
-import { askGateway, facilityNumber, homeGateway, issueClient, type Client } from '../testing/gateway-fixture.js';
+import { askGateway, FACILITY_A, FACILITY_B, FACILITY_C, homeGateway, issueClient, type Client } from '../testing/gateway-fixture.js';
 import { SEKISHO_MAIN } from '../testing/cli-process.js';
 import { needCommand, runAsync } from '../testing/peers.js';
 import { STORE_TARGETS, tempDir } from '../testing/stores.js';
 import { serialKey, StoreFacilityDirectory, StoreRevocationSource, StoreStatusFeed } from './index.js';
 
 const PASSPHRASE = 'revocation-feed-passphrase';
-const FACILITY_A = facilityNumber('011011371');
-const FACILITY_B = facilityNumber('131234567');
-const FACILITY_C = facilityNumber('271234567');
 
 /** Polls until `check` holds (the machine is loaded: no assertion on elapsed time, only a generous limit). */
 async function until(what: string, check: () => boolean | Promise<boolean>, limitMs = 30_000): Promise<void> {

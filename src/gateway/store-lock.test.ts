@@ -18,11 +18,10 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { CertificateAuthority, initAuthority } from '../ca/index.js';
 import { certificateToPem } from '../pki/index.js';
-import { askGateway, facilityNumber, homeGateway, issueClient, type Client } from '../testing/gateway-fixture.js';
+import { askGateway, FACILITY_A as FACILITY, homeGateway, issueClient, type Client } from '../testing/gateway-fixture.js';
 import { tempDir } from '../testing/stores.js';
 
 const PASSPHRASE = 'store-lock-passphrase';
-const FACILITY = facilityNumber('011011371');
 
 /** A second process that takes the store's write lock and holds it for `ms`; resolves once the lock is held. */
 async function holdWriteLock(file: string, ms: number): Promise<{ child: ChildProcess; released: Promise<void> }> {

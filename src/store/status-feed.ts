@@ -51,7 +51,6 @@ const facility = (r: FacilityRow): FeedFacility => ({ number: r.number, name: r.
 /** Rows a snapshot reads per statement; between pages the thread serves others (a national store: 160,000 revoked serials, 230,000 facilities). */
 const SNAPSHOT_PAGE_ROWS = 5000;
 
-
 export class StatusFeedRepository implements StatusFeedReader {
   constructor(
     private readonly x: SqlExecutor,
