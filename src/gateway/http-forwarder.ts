@@ -239,6 +239,9 @@ class UpstreamPool {
   give(up: Upstream): void {
     up.conn = undefined;
     up.ex = undefined;
+    // Paused for its last client's backpressure, it would answer the next client's request into a socket nobody reads;
+    // idle, it reads, so that the upstream closing it (or sending out of turn) is seen at once.
+    up.socket.resume();
     let idle = this.#idle.get(up.key);
     if (!idle) this.#idle.set(up.key, (idle = []));
     if (idle.length >= this.o.maxIdle) {
@@ -381,14 +384,19 @@ export function httpForwarder(o: HttpForwarderOptions): HttpForwarder {
       socket.on('data', (chunk: Buffer) => this.onData(chunk));
       socket.on('end', () => this.onEnd());
       socket.on('error', () => undefined);
-      socket.on('drain', () => this.queue[0]?.upstream?.socket.resume());
+      socket.on('drain', () => {
+        this.queue[0]?.upstream?.socket.resume();
+        this.pump();
+        this.resumeReading();
+      });
       socket.once('close', () => this.onClose());
       connections.add(this);
     }
 
     onData(chunk: Buffer): void {
-      this.lastActivity = performance.now();
+      // Bytes no longer read (after a last request, a refusal, an error) are no sign of life: they keep nothing open.
       if (this.noMore) return;
+      this.lastActivity = performance.now();
       try {
         this.parser.execute(chunk);
       } catch (e) {
@@ -496,9 +504,10 @@ export function httpForwarder(o: HttpForwarderOptions): HttpForwarder {
       }
       // Route rules judge, and the upstream receives, the one normalized path (request-target.ts).
       let path: string;
+      let routePath: string;
       let query: string;
       try {
-        ({ path, query } = normalizeTarget(h.url));
+        ({ path, routePath, query } = normalizeTarget(h.url));
       } catch (e) {
         if (!isSekishoError(e)) throw e;
         o.onBadTarget(this.socket, id, e);
@@ -530,7 +539,8 @@ export function httpForwarder(o: HttpForwarderOptions): HttpForwarder {
         }
         ex.expectContinue = true;
       }
-      const route = routes.find((r) => path.startsWith(r.path) || (r.path.endsWith('/') && path === r.path.slice(0, -1)));
+      // Judged by the path without its parameters (`;…`), which is what a Java upstream routes by.
+      const route = routes.find((r) => routePath.startsWith(r.path) || (r.path.endsWith('/') && routePath === r.path.slice(0, -1)));
       if (!route || !allows(route.allow, id)) {
         o.onAccessDenied(this.socket, id, path);
         ex.own = page(403, 'ACCESS_DENIED', id, false);
@@ -541,7 +551,8 @@ export function httpForwarder(o: HttpForwarderOptions): HttpForwarder {
       const framing = chunked ? 'transfer-encoding: chunked\r\n' : length !== undefined ? `content-length: ${length}\r\n` : '';
       this.forwarding ??= forwardingLines(id, this.socket.remoteAddress ?? '');
       ex.head = `${h.method} ${route.prefix}${path}${query} HTTP/1.1\r\n${route.hostLine}${forwardLines(raw)}${framing}connection: keep-alive\r\n${this.forwarding}\r\n`;
-      if (h.upgrade) this.noMore = true;
+      // An upgrade request is relayed as a plain one (the upstream may not switch: 101 is refused); its body is read and
+      // forwarded like any other, and nothing after it (done() ends the connection: it is not kept alive).
       return ex;
     }
 
@@ -552,7 +563,8 @@ export function httpForwarder(o: HttpForwarderOptions): HttpForwarder {
       if (!ex || ex.answered || ex.upstream) return;
       if (ex.expectContinue && !ex.read && !ex.own) this.write(CONTINUE);
       if (ex.own) {
-        this.answerOwn(ex);
+        // The gateway's own answers (refusal pages) wait while the client has not taken the last one ('drain' goes on).
+        if (!this.socket.writableNeedDrain) this.answerOwn(ex);
         return;
       }
       this.connect(ex);
@@ -604,7 +616,7 @@ export function httpForwarder(o: HttpForwarderOptions): HttpForwarder {
     }
 
     upDrain(): void {
-      if (this.queue.length <= 1) this.socket.resume();
+      this.resumeReading();
     }
 
     frame(ex: Exchange, b: Buffer, parts: Buffer[]): void {
@@ -746,8 +758,17 @@ export function httpForwarder(o: HttpForwarderOptions): HttpForwarder {
         this.end();
         return;
       }
-      if (this.queue.length <= 1 && !this.closed) this.socket.resume();
+      this.resumeReading();
       this.pump();
+    }
+
+    /**
+     * Reads the client again once at most one request is open and what was
+     * written to it is taken: a client that sends and never reads gets no
+     * more answers queued for it than one read's requests produce.
+     */
+    resumeReading(): void {
+      if (this.queue.length <= 1 && !this.closed && !this.socket.writableNeedDrain) this.socket.resume();
     }
 
     upstreamFailed(up: Upstream, message: string): void {

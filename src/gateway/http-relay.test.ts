@@ -408,3 +408,93 @@ describe('closed connections', () => {
     assert.ok(left <= before, `${left - before} parsers of ${N * 5} closed client connections and their upstream connections are still in the heap`);
   });
 });
+
+describe('backpressure: a client that does not read holds back only itself', () => {
+  test('a client that pipelines requests and never reads: what the gateway buffers for it stays bounded (refusal pages wait for it to read)', async () => {
+    const c = connect({ port: relay.port, host: '127.0.0.1' });
+    c.pause();
+    c.on('error', () => undefined);
+    await new Promise((r) => c.once('connect', r));
+    // 403 pages are ~40× the bytes of the requests that earn them.
+    const req = Buffer.from('GET /closed/x HTTP/1.1\r\nHost: a\r\n\r\n'.repeat(200));
+    const started = Date.now();
+    let sent = 0;
+    for (; sent < 4 * 1024 * 1024 && Date.now() - started < 3000; sent += req.length) {
+      if (!c.write(req)) await Promise.race([new Promise((r) => c.once('drain', r)), new Promise((r) => setTimeout(r, 1000))]);
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    const buffered = Math.max(0, ...[...relay.clients].map((s) => s.writableLength));
+    c.destroy();
+    assert.ok(buffered < 4 * 1024 * 1024, `the gateway holds ${(buffered / 1048576).toFixed(1)} MiB of answers for a client that sent ${(sent / 1048576).toFixed(1)} MiB and read none`);
+  });
+
+  test('an upstream connection paused for a slow reader goes back to the pool reading: the next client gets its answer', async () => {
+    const body = 'x'.repeat(32 * 1024);
+    up.script = (sofar, s) => {
+      const heads = sofar.split('\r\n\r\n').length - 1;
+      const done = (s as Socket & { n?: number }).n ?? 0;
+      for (let i = done; i < heads; i++) s.write(`HTTP/1.1 200 OK\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
+      (s as Socket & { n?: number }).n = heads;
+    };
+    const a = connect({ port: relay.port, host: '127.0.0.1' });
+    a.pause();
+    a.on('error', () => undefined);
+    await new Promise((r) => a.once('connect', r));
+    // Until the gateway's socket towards A reports backpressure: the upstream connection was paused for it.
+    const towardsA = () => [...relay.clients].find((s) => s.remotePort === a.localPort);
+    for (let n = 0; n < 2000 && !towardsA()?.writableNeedDrain; n++) {
+      a.write('GET /a HTTP/1.1\r\nHost: a\r\n\r\n');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.ok(towardsA()?.writableNeedDrain, 'the client that does not read caused backpressure');
+    await new Promise((r) => setTimeout(r, 200));
+    const r = await talk(relay.port, ['GET /b HTTP/1.1\r\nHost: b\r\n\r\n'], { until: (t) => t.length >= body.length, waitMs: 3000 });
+    a.destroy();
+    assert.deepEqual(statuses(r.text), [200], `client B got ${r.text.length} bytes in 3 s`);
+  });
+});
+
+describe('path parameters (;…) are judged as a Java upstream maps them', () => {
+  for (const target of ['/closed;x/secret', '/closed;jsessionid=1/secret', '/;/closed/secret', '/CLOSED/../closed;a=b/x', '/%3B/closed/secret', '/closed;x']) {
+    test(`${target}: the /closed/ rule decides (403), nothing reaches the upstream`, async () => {
+      const before = upstreamBytes().length;
+      const r = await talk(relay.port, [`GET ${target} HTTP/1.1\r\nHost: a\r\n\r\n`], { waitMs: 1500, until: (t) => /\r\n\r\n/.test(t) });
+      const status = statuses(r.text)[0];
+      // %3B is an encoded ';' (kept encoded: data, not a parameter): '/%3B/closed/secret' is an ordinary path under '/'.
+      if (target.startsWith('/%3B')) assert.equal(status, 200);
+      else {
+        assert.equal(status, 403, `answered ${statuses(r.text)}`);
+        assert.equal(upstreamBytes().length, before);
+      }
+    });
+  }
+  test('a path with parameters under a route the client may use reaches the upstream with its parameters', async () => {
+    const r = await talk(relay.port, ['GET /open;jsessionid=ABC/page;v=1?q=1 HTTP/1.1\r\nHost: a\r\n\r\n'], { waitMs: 1500, until: (t) => t.endsWith('ok') });
+    assert.deepEqual(statuses(r.text), [200]);
+    assert.match(upstreamBytes(), /^GET \/open;jsessionid=ABC\/page;v=1\?q=1 HTTP\/1\.1\r\n/m);
+  });
+});
+
+describe('upgrade requests are relayed as plain requests, under the same timeouts', () => {
+  test('an Upgrade request whose Content-Length body comes in a later packet: the body reaches the upstream and the answer comes back', async () => {
+    up.script = (sofar, s) => {
+      if (sofar.endsWith('\r\n\r\n0123456789')) s.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+    };
+    const head = 'POST /u HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: h2c\r\nContent-Length: 10\r\n\r\n';
+    const r = await talk(relay.port, [head, '0123456789'], { gapMs: 100, waitMs: 1500, until: (t) => t.endsWith('ok') });
+    assert.deepEqual(statuses(r.text), [200], `upstream read: ${JSON.stringify(upstreamBytes().slice(-40))}`);
+    assert.match(r.text, /connection: close/i, 'not kept alive: nothing after the upgrade request is read');
+  });
+
+  test('an Upgrade request whose body trickles is cut at the request timeout', async () => {
+    const strict = await relayHarness(up.port, { headersTimeoutMs: 1000, requestTimeoutMs: 2000, idleTimeoutMs: 4000 });
+    try {
+      up.script = () => undefined;
+      const head = 'POST /u HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: h2c\r\nContent-Length: 100\r\n\r\n';
+      const r = await talk(strict.port, [head, ...'0123456789'], { gapMs: 700, waitMs: 7000 });
+      assert.equal(r.closed, true, 'still open after 7 s (request timeout 2 s)');
+    } finally {
+      await strict.close();
+    }
+  });
+});

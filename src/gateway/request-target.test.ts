@@ -80,6 +80,23 @@ describe('request target normalization', () => {
     });
   }
 
+  test('route rules judge the path without its segments\' parameters, as Java servlet containers map it; the upstream gets it whole', () => {
+    const cases: [string, string, string][] = [
+      ['/closed;x/secret', '/closed;x/secret', '/closed/secret'],
+      ['/closed;jsessionid=1/secret?a=1', '/closed;jsessionid=1/secret', '/closed/secret'],
+      ['/;/closed/secret', '/;/closed/secret', '/closed/secret'],
+      ['/;x/;y/closed/', '/;x/;y/closed/', '/closed/'],
+      ['/closed/;x', '/closed/;x', '/closed/'],
+      ['/closed;x', '/closed;x', '/closed'],
+      ['/;', '/;', '/'],
+      ['/a%3Bb/c', '/a%3Bb/c', '/a%3Bb/c'], // an encoded ';' is data, not a parameter
+      ['/plain/path', '/plain/path', '/plain/path'],
+    ];
+    for (const [input, path, routePath] of cases) assert.deepEqual([normalizeTarget(input).path, normalizeTarget(input).routePath], [path, routePath], input);
+    // A dot segment with parameters stays refused (it would be a dot segment once they are gone).
+    for (const bad of ['/a/.;x/b', '/a/..;x/b', '/a/%2e;x/b']) assert.throws(() => normalizeTarget(bad), (e) => isSekishoError(e) && e.code === 'REQUEST_TARGET_INVALID', bad);
+  });
+
   test('route paths must be normalized and plain', () => {
     assert.equal(checkRoutePath('/'), undefined);
     assert.equal(checkRoutePath('/osaka-only/'), undefined);
@@ -116,6 +133,10 @@ describe('request target normalization', () => {
       const again = normalizeTarget(path + t.query);
       assert.equal(again.path, path, `seed ${seed}: not idempotent for ${JSON.stringify(s)}`);
       assert.equal(again.query, t.query);
+      // What route rules judge: no parameters, no dot segment, no '//', and the path itself when it holds no ';'.
+      const r = t.routePath;
+      assert.ok(r.startsWith('/') && !r.includes(';') && !r.includes('//') && !/\/\.\.?(\/|$)/.test(r), `seed ${seed}: ${JSON.stringify(s)} → route path ${r}`);
+      if (!path.includes(';')) assert.equal(r, path);
     }
     assert.ok(accepted > 1000, `the fuzz reached the accepting paths (${accepted})`);
   });

@@ -19,11 +19,22 @@ import { malformed, type SekishoError } from '../errors/index.js';
  *    that are not UTF-8 (overlong `%C0%AE` is a dot to some decoders), a dot
  *    segment carrying path parameters (`..;`, a dot segment to Java servlet
  *    containers), and `..` climbing above the root.
+ * Path parameters (`;…` in a segment) are kept in the path the upstream
+ * gets, and left out of the one route rules judge (`routePath`).
  * The query is kept as it is (it is not matched by route rules).
  */
 export interface RequestTarget {
-  /** Normalized path: starts with `/`, no `//`, no `.` or `..` segment. */
+  /** Normalized path: starts with `/`, no `//`, no `.` or `..` segment. What the upstream receives. */
   path: string;
+  /**
+   * The path route rules judge: `path` with each segment's parameters (`;…`)
+   * removed and the segments they leave empty dropped, as Java servlet
+   * containers (Tomcat, Jetty, Undertow) and Spring map a path before routing
+   * it: to them `/closed;x/secret` and `/;/closed/secret` are
+   * `/closed/secret`, so its rule must decide, not the one for `/`. The
+   * same as `path` when it holds no `;`.
+   */
+  routePath: string;
   /** `?…` as received, or ''. */
   query: string;
 }
@@ -63,7 +74,7 @@ export function normalizeTarget(target: string): RequestTarget {
   const query = q < 0 ? '' : target.slice(q);
   if (BAD_QUERY.test(query)) throw refuse('control characters or spaces in the query');
   // The common case costs one regular expression: nothing to decode, merge or remove.
-  if (CANONICAL.test(rawPath)) return { path: rawPath, query };
+  if (CANONICAL.test(rawPath)) return { path: rawPath, routePath: withoutParameters(rawPath), query };
 
   // One pass: canonical percent-encoding, segments split on '/'.
   const segments: string[] = [];
@@ -128,7 +139,20 @@ export function normalizeTarget(target: string): RequestTarget {
   }
   const path = out.length ? '/' + out.join('/') + (trailingSlash ? '/' : '') : '/';
   if (highBytes) checkUtf8(path);
-  return { path, query };
+  return { path, routePath: withoutParameters(path), query };
+}
+
+/** A normalized path without its segments' parameters (`/a;x/b;y/` → `/a/b/`); segments left empty go, as `//` does. */
+function withoutParameters(path: string): string {
+  if (!path.includes(';')) return path;
+  const segments = path.split('/').map((s) => {
+    const p = s.indexOf(';');
+    return p < 0 ? s : s.slice(0, p);
+  });
+  // The last segment empty (a trailing slash, or parameters alone): the path still ends with '/'.
+  const trailing = segments[segments.length - 1] === '';
+  const kept = segments.filter((s) => s !== '');
+  return kept.length ? `/${kept.join('/')}${trailing ? '/' : ''}` : '/';
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });

@@ -70,6 +70,8 @@ export interface RelayHarness {
   forwarder: HttpForwarder;
   requests: { status: number; method: string; url: string; path?: string }[];
   upstreamErrors: string[];
+  /** The relay's side of each open client connection (what it has buffered for the client: `writableLength`). */
+  clients: ReadonlySet<Socket>;
   close(): Promise<void>;
 }
 
@@ -100,6 +102,7 @@ export async function relayHarness(upstreamPort: number, timeouts: Partial<HttpT
     forwarder,
     requests,
     upstreamErrors,
+    clients: sockets,
     close: () =>
       new Promise<void>((r) => {
         forwarder.closeAllConnections();
