@@ -9,6 +9,8 @@ import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import { connect as tlsConnect } from 'node:tls';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { CertificateAuthority, issueServerCredential } from '../ca/index.js';
 import { crlToPem } from '../pki/index.js';
 import { CrlRevocationSource, jsonLogger, openGateway, parseGatewayConfig, type GatewaySetup } from './index.js';
@@ -158,6 +160,50 @@ describe('gateway apart from the CA', () => {
     assert.throws(() => source.load(crlFile, Buffer.from('not a crl')), (e: Error & { code?: string }) => typeof e.code === 'string');
     assert.equal(source.status(new Date()).entries, before, 'the last good CRL stays');
     source.close();
+  });
+
+  test('an older CRL of the CA (replayed over http, or a mirror behind) never un-revokes a certificate: the newest list stays in force, and the old one is reported and logged', async (t) => {
+    if (!needCommand(t, 'openssl')) return;
+    const before = (await fx.ca.crl('test')).der; // signed before the revocation, within its nextUpdate for a day
+    let served = before;
+    let changes = 0;
+    const crlServer = createServer((_req, res) => {
+      // Each answer a new Last-Modified: the gateway fetches it whole every time.
+      res.writeHead(200, { 'content-type': 'application/pkix-crl', 'last-modified': new Date(Date.now() + ++changes * 1000).toUTCString() });
+      res.end(served);
+    });
+    await new Promise<void>((r) => crlServer.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(crlServer.address() as AddressInfo).port}/issuing.crl`;
+    const logs: Record<string, unknown>[] = [];
+    const { setup, port, admin } = await apart({ crl: [url], revocation: { refreshSeconds: 0.3 } }, logs);
+    try {
+      const client = fx.clients.device;
+      assert.deepEqual(await get(port, client), { status: 200 });
+      await fx.ca.revoke(client.serial!, 'keyCompromise', 'test');
+      served = (await fx.ca.crl('test')).der;
+      const refused = async () => {
+        const r = await get(port, client);
+        return r !== 'closed' && r.status === 403 && r.refusal === 'REVOKED';
+      };
+      const until = async (what: string, check: () => Promise<boolean> | boolean) => {
+        const end = Date.now() + 10_000;
+        while (!(await check())) {
+          assert.ok(Date.now() < end, `not within 10 s: ${what}`);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      };
+      await until('the new CRL is enforced', refused);
+      served = before; // the replay
+      const fetched = changes;
+      await until('the replayed CRL was fetched twice', () => changes >= fetched + 2);
+      assert.ok(await refused(), 'still REVOKED: the older list did not replace the newer one');
+      const status = (await (await fetch(`http://127.0.0.1:${admin}/status`)).json()) as { revocation?: { superseded?: { location: string }[] }[] };
+      assert.deepEqual(JSON.stringify(status).includes(url) && JSON.stringify(status).includes('superseded'), true, 'the status names the location serving the older list');
+      await until('the older list is logged once', () => logs.some((l) => l.level === 'warn' && String(l.msg).startsWith('a CRL older than the one in force')));
+    } finally {
+      await setup.close(100);
+      crlServer.close();
+    }
   });
 
   test('fuzz: mutated CRLs never crash the source and never replace the last good set', () => {

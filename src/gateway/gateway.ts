@@ -166,6 +166,8 @@ export class Gateway {
   #exceptionUse = new Map<string, { exception: DatedException; count: number; lastSeen: string }>();
   #revocationUsable = true;
   #staleLoggedAt = new Map<string, number>();
+  /** Superseded CRLs already logged (once each: location and list). */
+  readonly #supersededLogged = new Set<string>();
   #tick: NodeJS.Timeout | undefined;
   readonly #now: () => Date;
   #profile: ComplianceProfile;
@@ -649,6 +651,19 @@ export class Gateway {
       this.metrics.revocationAge.set({ source: s.name }, st.refreshedAt ? Math.round((now.getTime() - st.refreshedAt.getTime()) / 1000) : -1);
       this.metrics.revocationStale.set({ source: s.name }, st.stale ? 1 : 0);
       if (st.nextUpdate) earliest = Math.min(earliest ?? Infinity, (st.nextUpdate.getTime() - now.getTime()) / 1000);
+      for (const o of st.superseded ?? []) {
+        const key = `${s.name}|${o.location}|${o.crlNumber ?? o.thisUpdate.toISOString()}`;
+        if (this.#supersededLogged.has(key)) continue;
+        if (this.#supersededLogged.size >= 1024) this.#supersededLogged.clear();
+        this.#supersededLogged.add(key);
+        this.o.log.log('warn', 'a CRL older than the one in force was not applied (a lagging mirror, or a copy replayed on the way)', {
+          source: s.name,
+          location: o.location,
+          crlNumber: o.crlNumber,
+          thisUpdate: o.thisUpdate.toISOString(),
+          inForce: { crlNumber: o.inForce.crlNumber, thisUpdate: o.inForce.thisUpdate.toISOString() },
+        });
+      }
       if (st.stale) {
         usable = false;
         // Loud, but not a flood: once when it starts, then every minute while it lasts.

@@ -29,6 +29,8 @@ export interface RevocationStatus {
   /** True when the information is too old to rely on (past nextUpdate, or refreshes failing for too long). */
   stale: boolean;
   lastError?: string;
+  /** CRL sources: locations whose last CRL was older than the one in force for its CA, so not applied (a lagging mirror, or a copy replayed on the way). */
+  superseded?: { location: string; crlNumber?: string; thisUpdate: Date; inForce: { crlNumber?: string; thisUpdate: Date } }[];
   /** Store sources: how changes are learnt (push or poll), the cursor, the listening connection's last error. */
   feed?: Record<string, unknown>;
 }
@@ -161,11 +163,24 @@ export interface CrlLocation {
  * that issued it (issuer name and signature) before it replaces the previous
  * one. Files are re-read when their size or mtime changes; URLs are fetched
  * every refresh with If-Modified-Since. A CRL past its nextUpdate is stale.
+ *
+ * A CA's lists only move forward: a CRL older than the one in force for its
+ * CA (a lower cRLNumber, or, the same or no number, an earlier thisUpdate) is
+ * never applied, whichever location it comes from. Otherwise anyone on the
+ * path of a plain-http CRL could replay yesterday's list, still within its
+ * nextUpdate, and bring a certificate revoked since back in; and of two
+ * mirrors the one that changed last would win, not the newest. Such a
+ * location is reported (`superseded`, until it delivers the newest list)
+ * and counts as read; the CA's newest
+ * list decides, and its nextUpdate whether the information is stale.
  */
 export class CrlRevocationSource extends PollingSource {
   readonly name = 'crl';
   #seen = new Map<string, string>();
-  #nextUpdate = new Map<string, Date>();
+  /** The last verified list each location delivered, and its CA (fingerprint). */
+  #delivered = new Map<string, { issuer: string; list: CrlInForce }>();
+  /** The list in force per CA (fingerprint): the newest verified one seen. */
+  #inForce = new Map<string, CrlInForce>();
   constructor(
     private readonly locations: readonly string[],
     /** The trusted CAs a CRL may come from. */
@@ -218,22 +233,50 @@ export class CrlRevocationSource extends PollingSource {
     const issuer = this.issuers.find((c) => subjectMatches(c, summary.issuer));
     if (!issuer) throw new Error('the CRL is not from a trusted CA (no trust anchor has its issuer name)');
     verifyCrlSignature(der, issuer.publicKey);
-    if (summary.nextUpdate) this.#nextUpdate.set(loc, summary.nextUpdate);
+    const list: CrlInForce = { crlNumber: summary.crlNumber, thisUpdate: summary.thisUpdate, nextUpdate: summary.nextUpdate };
+    this.#delivered.set(loc, { issuer: issuer.fingerprint256, list });
+    const held = this.#inForce.get(issuer.fingerprint256);
+    if (held && olderCrl(list, held)) return;
+    this.#inForce.set(issuer.fingerprint256, list);
     serials.trim();
     this.replace(issuer.fingerprint256, serials);
   }
 
   status(now: Date): RevocationStatus {
-    const next = [...this.#nextUpdate.values()].sort((a, b) => a.getTime() - b.getTime())[0];
+    // The earliest nextUpdate of the lists in force; a list without one is never fresh.
+    const dates = [...this.#inForce.values()].map((c) => c.nextUpdate);
+    const next = dates.some((d) => d === undefined) ? undefined : (dates as Date[]).sort((a, b) => a.getTime() - b.getTime())[0];
+    const superseded: NonNullable<RevocationStatus['superseded']> = [];
+    for (const [location, { issuer, list }] of this.#delivered) {
+      const held = this.#inForce.get(issuer);
+      if (held && olderCrl(list, held)) superseded.push({ location, ...numberText(list), thisUpdate: list.thisUpdate, inForce: { ...numberText(held), thisUpdate: held.thisUpdate } });
+    }
     return {
       source: this.name,
       entries: this.count(),
       ...(this.refreshedAt ? { refreshedAt: this.refreshedAt } : {}),
       ...(next ? { nextUpdate: next } : {}),
-      stale: !next || next.getTime() < now.getTime() || this.#nextUpdate.size < this.locations.length,
+      stale: !next || next.getTime() < now.getTime() || this.#delivered.size < this.locations.length,
       ...(this.lastError ? { lastError: this.lastError } : {}),
+      ...(superseded.length ? { superseded } : {}),
     };
   }
+}
+
+interface CrlInForce {
+  crlNumber: bigint | undefined;
+  thisUpdate: Date;
+  nextUpdate: Date | undefined;
+}
+
+/** Whether `a` is an older list of the same CA than `b`: a lower cRLNumber; with the same number, or without numbers to compare, an earlier thisUpdate. */
+function olderCrl(a: CrlInForce, b: CrlInForce): boolean {
+  if (a.crlNumber !== undefined && b.crlNumber !== undefined && a.crlNumber !== b.crlNumber) return a.crlNumber < b.crlNumber;
+  return a.thisUpdate.getTime() < b.thisUpdate.getTime();
+}
+
+function numberText(c: CrlInForce): { crlNumber?: string } {
+  return c.crlNumber === undefined ? {} : { crlNumber: c.crlNumber.toString() };
 }
 
 function pemBody(text: string): Buffer {

@@ -7,12 +7,13 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MAX_SERIAL_BYTES, SerialSet } from './serial-set.js';
 import { serialKey } from './serial-key.js';
 import { CrlRevocationSource } from './revocation.js';
+import { ClientVerifier } from './client-verifier.js';
 import { buildCrl, SoftwareSigner, subjectNameDer, type RevokedEntry } from '../pki/index.js';
 import { needCommand } from '../testing/peers.js';
 import { tempDir } from '../testing/stores.js';
@@ -163,5 +164,105 @@ describe('CrlRevocationSource on SerialSet', () => {
     } finally {
       source.close();
     }
+  });
+});
+
+describe('CrlRevocationSource: a CA\'s lists only move forward', () => {
+  test('an older CRL (lower cRLNumber, or the same number signed earlier) never replaces the one in force, from the same location or a mirror; it is reported as superseded, and a newer one applies again', async (t) => {
+    if (!needCommand(t, 'openssl')) return;
+    const dir = tempDir('sekisho-crl-order-');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'ca.key'), '-out', join(dir, 'ca.pem'), '-subj', '/O=crl-order test/CN=Test CA', '-days', '2'], { stdio: 'ignore' });
+    const ca = new X509Certificate(readFileSync(join(dir, 'ca.pem')));
+    const signer = new SoftwareSigner(createPrivateKey(readFileSync(join(dir, 'ca.key'))));
+    const hour = 3_600_000;
+    const t0 = Math.floor((Date.now() - 10 * hour) / 1000) * 1000; // CRL times are to the second
+    const crl = (n: bigint, at: number, serials: string[]) =>
+      buildCrl({ issuer: subjectNameDer(ca.raw), signer, authorityKeyIdentifier: Buffer.alloc(20, 7), crlNumber: n, thisUpdate: new Date(at), nextUpdate: new Date(at + 48 * hour), entries: serials.map((s) => ({ serial: Buffer.from(s, 'hex'), revokedAt: new Date(at) })) });
+    const v4 = await crl(4n, t0, ['0a']);
+    const v5 = await crl(5n, t0 + hour, ['0a', '0b']); // 0b revoked in between
+    const v5earlier = await crl(5n, t0 + hour / 2, ['0a']); // the same number, signed earlier, without 0b
+    const v6 = await crl(6n, t0 + 2 * hour, ['0a', '0b', '0c']);
+    const source = new CrlRevocationSource(['primary', 'mirror'], [ca]);
+    const told: string[] = [];
+    source.onRevoked((_issuer, serials) => told.push(...serials));
+    const revoked = (s: string) => source.isRevoked(ca.fingerprint256, s);
+
+    source.load('primary', v4);
+    source.load('primary', v5);
+    assert.ok(revoked('0b'));
+    // Replayed on the way, or a mirror behind: nothing is un-revoked, and each is reported.
+    for (const [loc, older] of [['primary', v4], ['mirror', v4], ['mirror', v5earlier]] as const) {
+      source.load(loc, older);
+      assert.ok(revoked('0b'), `${loc}: the older list did not un-revoke 0b`);
+      const st = source.status(new Date());
+      assert.equal(st.entries, 2);
+      assert.equal(st.nextUpdate?.getTime(), t0 + hour + 48 * hour, 'staleness is judged by the list in force');
+      assert.deepEqual(st.superseded?.find((s) => s.location === loc)?.inForce, { crlNumber: '5', thisUpdate: new Date(t0 + hour) });
+    }
+    assert.equal(source.status(new Date()).stale, false, 'both locations delivered a verified list; the one in force is current');
+    // The same list again changes nothing; a newer one applies and reports what it adds.
+    source.load('primary', v5);
+    source.load('mirror', v6);
+    assert.ok(revoked('0c'));
+    assert.deepEqual(told, ['0b', '0c']);
+    const after = source.status(new Date());
+    assert.deepEqual(after.superseded?.map((s) => s.location), ['primary'], 'the mirror caught up; the primary is now the one behind');
+    source.close();
+  });
+});
+
+describe('serial keys: Node\'s serialNumber and a CRL entry name one serial', () => {
+  test('serialKey: lowercase, two digits a byte, no leading zero bytes (zero is "00"); a negative serial as its two\'s complement', () => {
+    const cases: [string, string][] = [
+      ['0', '00'],
+      ['00', '00'],
+      ['ABC', '0abc'],
+      ['00FF12', 'ff12'],
+      ['8F01', '8f01'],
+      ['-01', 'ff'],
+      ['-80', '80'],
+      ['-81', 'ff7f'],
+      ['-FF', 'ff01'],
+      ['-1234', 'edcc'],
+    ];
+    for (const [node, key] of cases) assert.equal(serialKey(node), key, node);
+    // What the sets report (missingFrom, iteration) is the same form, so a live connection is found by it.
+    const set = new SerialSet();
+    set.addBytes(Buffer.from([0x00]), 0, 1);
+    set.addBytes(Buffer.from([0xed, 0xcc]), 0, 2);
+    assert.deepEqual([...set], [serialKey('0'), serialKey('-1234')]);
+  });
+
+  test('a certificate with a negative serial (from a non-conforming CA the gateway trusts) that its CRL lists is refused as REVOKED, as openssl verify -crl_check says', async (t) => {
+    if (!needCommand(t, 'openssl')) return;
+    const dir = tempDir('sekisho-negative-serial-');
+    const run = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+    writeFileSync(
+      join(dir, 'ca.cnf'),
+      [
+        '[ca]', 'default_ca = d', '[d]', 'database = ./index.txt', 'crlnumber = ./crlnumber', 'default_md = sha256', 'default_crl_days = 7', 'certificate = ./ca.pem', 'private_key = ./ca.key',
+        '[v3_ca]', 'basicConstraints = critical, CA:TRUE', 'keyUsage = critical, keyCertSign, cRLSign', 'subjectKeyIdentifier = hash',
+        '[leaf]', 'basicConstraints = critical, CA:FALSE', 'keyUsage = critical, digitalSignature', 'extendedKeyUsage = clientAuth', 'authorityKeyIdentifier = keyid', '',
+      ].join('\n'),
+    );
+    run(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-subj', '/C=JP/O=Prefecture/CN=Prefectural CA', '-days', '30', '-config', 'ca.cnf', '-extensions', 'v3_ca']);
+    run(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'leaf.key', '-out', 'leaf.csr', '-subj', '/C=JP/O=Clinic/CN=0110113719']);
+    run(['x509', '-req', '-in', 'leaf.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-set_serial', '-0x1234', '-days', '10', '-sha256', '-extfile', 'ca.cnf', '-extensions', 'leaf', '-out', 'leaf.pem']);
+    writeFileSync(join(dir, 'crlnumber'), '01\n');
+    writeFileSync(join(dir, 'index.txt'), 'R\t301231000000Z\t250101000000Z\t-1234\tunknown\t/C=JP/O=Clinic/CN=0110113719\n');
+    run(['ca', '-config', 'ca.cnf', '-gencrl', '-out', 'crl.pem']);
+    const openssl = spawnSync('openssl', ['verify', '-crl_check', '-CAfile', 'ca.pem', '-CRLfile', 'crl.pem', 'leaf.pem'], { cwd: dir, encoding: 'utf8' });
+    assert.match(openssl.stdout + openssl.stderr, /certificate revoked/, 'openssl reads the CRL as revoking the certificate');
+
+    const ca = new X509Certificate(readFileSync(join(dir, 'ca.pem')));
+    const leaf = new X509Certificate(readFileSync(join(dir, 'leaf.pem')));
+    assert.equal(leaf.serialNumber, '-1234', 'Node prints the negative serial with a sign');
+    const crl = new CrlRevocationSource([], [ca]);
+    crl.load('prefectural.crl', readFileSync(join(dir, 'crl.pem')));
+    assert.equal(crl.status(new Date()).entries, 1);
+    const verifier = new ClientVerifier({ anchors: [ca], policy: { exceptions: [] }, revocation: [crl], revocationUsable: () => true });
+    const verdict = verifier.verify(leaf);
+    assert.equal(verdict.ok ? 'accepted' : verdict.reason, 'REVOKED');
+    crl.close();
   });
 });
