@@ -250,6 +250,16 @@ export class ClientVerifier {
       current = issuer;
     }
     const anchored = this.#anchorFingerprints.has(current.fingerprint256) && current !== leaf;
+    // Each CA's pathLenConstraint bounds the CA certificates below it (RFC 5280 §4.2.1.9; self-issued ones do not count),
+    // as OpenSSL checks in the handshake: a CA:TRUE certificate below a pathlen:0 CA may not issue.
+    if (anchored) {
+      for (let k = 2; k < views.length; k++) {
+        const limit = views[k]!.extensions.basicConstraints?.pathLength;
+        if (limit === undefined) continue;
+        const below = certs.slice(1, k).filter((c) => c.subject !== c.issuer).length;
+        if (below > limit) return { unknown: `the chain breaks the path length constraint of "${certs[k]!.subject.replace(/\n/g, ', ')}" (at most ${limit} CA certificate${limit === 1 ? '' : 's'} below it, ${below} found)` };
+      }
+    }
     const pinned = this.#pins.some((p) => p.length === leafFp.length && timingSafeEqual(p, leafFp));
     if (!anchored && !pinned) {
       return { unknown: `no trusted CA issued "${leaf.issuer.replace(/\n/g, ', ')}" (the certificate is not from this network's CA and is not pinned)` };

@@ -148,6 +148,12 @@ export function judgeClientChain(chain: readonly CertificateView[], facility: st
       if (r) return r;
     }
   }
+  // keyUsage, when present, must allow the signature a TLS client makes (or ECDH key agreement), as OpenSSL's sslclient purpose requires.
+  const ku = leaf.extensions.keyUsage;
+  if (ku && !ku.includes('digitalSignature') && !ku.includes('keyAgreement')) {
+    const r = broken('WRONG_EKU', `the client certificate's keyUsage (${ku.join(', ') || 'empty'}) allows neither digitalSignature nor keyAgreement`);
+    if (r) return r;
+  }
   const eku = leaf.extensions.extendedKeyUsage;
   if (eku && !eku.includes(EKU_CLIENT_AUTH) && !(eku as readonly string[]).includes(EKU_ANY)) {
     const r = broken('WRONG_EKU', `the client certificate's extendedKeyUsage (${eku.join(', ') || 'empty'}) lacks clientAuth`);
