@@ -62,6 +62,10 @@ const CHUNK_END = Buffer.from('0\r\n\r\n', 'latin1');
 const CRLF = Buffer.from('\r\n', 'latin1');
 /** Methods that change nothing: sent again once when a reused upstream connection turns out closed. */
 const RETRYABLE = new Set(['GET', 'HEAD', 'OPTIONS']);
+/** Informational (1xx) answers read for one request before the upstream counts as failed (each is activity that keeps the client's connection). */
+const MAX_INFORMATIONAL = 8;
+/** A Content-Length as llhttp read it (digits), in canonical decimal: `007` goes on as `7`. */
+const decimal = (v: string): string => v.trim().replace(/^0+(?=\d)/, '');
 const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
 /** Where every upstream connection's reads land (see Upstream): bytes kept past a read are copied out. */
 const UPSTREAM_READS = Buffer.allocUnsafe(64 * 1024);
@@ -145,6 +149,8 @@ class Upstream {
   mode: 'none' | 'length' | 'chunked' | 'close' = 'none';
   /** An informational (1xx) response is being read: not forwarded. */
   informational = false;
+  /** Informational answers to the current request (bounded: each one is activity that keeps the client's connection). */
+  informationalCount = 0;
   keepAlive = false;
   done = false;
   dead = false;
@@ -192,6 +198,7 @@ class Upstream {
     this.gotBytes = false;
     this.mode = 'none';
     this.informational = false;
+    this.informationalCount = 0;
     this.keepAlive = false;
     this.done = false;
     this.lastActivity = performance.now();
@@ -523,7 +530,7 @@ export function httpForwarder(o: HttpForwarderOptions): HttpForwarder {
       const raw = h.raw;
       for (let i = 0; i < raw.length; i += 2) {
         const n = raw[i]!;
-        if (n.length === 14 && n.toLowerCase() === 'content-length') length = raw[i + 1]!;
+        if (n.length === 14 && n.toLowerCase() === 'content-length') length = decimal(raw[i + 1]!);
         else if (n.length === 17 && n.toLowerCase() === 'transfer-encoding') {
           if (raw[i + 1]!.trim().toLowerCase() !== 'chunked') {
             ex.own = text(501, 'transfer coding not implemented / 対応していない転送符号化です\n', true);
@@ -642,6 +649,7 @@ export function httpForwarder(o: HttpForwarderOptions): HttpForwarder {
       if (h.status < 200) {
         // 100 Continue and other 1xx: read, not forwarded (101 means an upgrade the gateway never asked for).
         if (h.status === 101) throw new FramingError('UPGRADE', 'the upstream switched protocols');
+        if (++up.informationalCount > MAX_INFORMATIONAL) throw new FramingError('INFORMATIONAL', `more than ${MAX_INFORMATIONAL} informational (1xx) answers to one request`);
         up.informational = true;
         return false;
       }
@@ -657,9 +665,12 @@ export function httpForwarder(o: HttpForwarderOptions): HttpForwarder {
       let date = false;
       for (let i = 0; i < raw.length; i += 2) {
         const n = raw[i]!.toLowerCase();
-        if (n === 'content-length') length = raw[i + 1];
-        else if (n === 'transfer-encoding') chunked = true;
-        else if (isEndToEnd(n, named)) {
+        if (n === 'content-length') length = decimal(raw[i + 1]!);
+        else if (n === 'transfer-encoding') {
+          // Re-chunked for the client: any other coding (gzip, chunked) would reach it undone and unnamed.
+          if (raw[i + 1]!.trim().toLowerCase() !== 'chunked') throw new FramingError('CODING', `a response transfer coding the gateway does not relay (${raw[i + 1]!.trim().slice(0, 40)})`);
+          chunked = true;
+        } else if (isEndToEnd(n, named)) {
           if (n === 'date') date = true;
           lines += `${n}: ${raw[i + 1]}\r\n`;
         }

@@ -209,6 +209,36 @@ describe('what comes back from the upstream', () => {
     assert.deepEqual(statuses(r.text), [502]);
   });
 
+  test('an upstream answer in a transfer coding the gateway does not relay (gzip, chunked): 502, not the coding dropped and the bytes passed on as if plain', async () => {
+    up.script = (sofar, s) => {
+      if (sofar.endsWith('\r\n\r\n')) s.write('HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n');
+    };
+    const r = await talk(relay.port, ['GET /gz HTTP/1.1\r\nHost: a\r\n\r\n'], { until: (t) => statuses(t).length > 0 && t.includes('接続') });
+    assert.deepEqual(statuses(r.text), [502]);
+    assert.ok(relay.upstreamErrors.some((e) => /CODING/.test(e)), relay.upstreamErrors.join('; '));
+  });
+
+  test('an upstream that sends informational (1xx) answers without end: 502 after 8, the client connection is not held by them', async () => {
+    up.script = (sofar, s) => {
+      if (!sofar.endsWith('\r\n\r\n')) return;
+      const tick = setInterval(() => (s.destroyed ? clearInterval(tick) : s.write('HTTP/1.1 102 Processing\r\n\r\n')), 20);
+    };
+    const r = await talk(relay.port, ['GET /slow HTTP/1.1\r\nHost: a\r\n\r\n'], { until: (t) => statuses(t).length > 0 && t.includes('接続'), waitMs: 3000 });
+    assert.deepEqual(statuses(r.text), [502]);
+    assert.ok(relay.upstreamErrors.some((e) => /INFORMATIONAL/.test(e)), relay.upstreamErrors.join('; '));
+  });
+
+  test('a Content-Length with leading zeros goes on in canonical decimal, both ways', async () => {
+    up.script = (sofar, s) => {
+      if (sofar.endsWith('\r\n\r\nabc')) s.write('HTTP/1.1 200 OK\r\ncontent-length: 002\r\n\r\nok');
+    };
+    const r = await talk(relay.port, ['POST /len HTTP/1.1\r\nHost: a\r\nContent-Length: 003\r\n\r\nabc'], { until: (t) => t.endsWith('ok') });
+    assert.deepEqual(statuses(r.text), [200]);
+    assert.match(r.text, /\r\ncontent-length: 2\r\n/);
+    assert.match(upstreamBytes(), /\r\ncontent-length: 3\r\n/);
+    assert.doesNotMatch(upstreamBytes() + r.text, /content-length: 00/i);
+  });
+
   test('an HTTP/1.0 upstream that answers until close: a complete chunked answer, and the client connection stays for the next request', async () => {
     up.script = (sofar, s) => {
       if (sofar.endsWith('\r\n\r\n')) s.end('HTTP/1.0 200 OK\r\ncontent-type: text/plain\r\n\r\nold server body');

@@ -11,8 +11,10 @@ const stripped = [
   'x.sekisho.facility.number', 'X_SEKISHO_ANYTHING', 'client-cert', 'Client_Cert', 'client_cert_chain', 'CLIENT-CERT-CHAIN',
   'forwarded', 'Forwarded', 'x-forwarded-for', 'X_Forwarded_For', 'x_forwarded_proto', 'X_Forwarded_Host', 'x-real-ip', 'X_Real_IP',
   'x_ssl_client_verify', 'ssl_client_s_dn', 'X_Client_Cert',
+  // httpoxy: CGI's HTTP_PROXY, which HTTP client libraries take as their proxy.
+  'proxy', 'Proxy', 'PROXY',
 ];
-const kept = ['x_innocent_header', 'accept', 'user_agent', 'x-sekisho', 'client', 'client-certificate-hint', 'forwarded-by', 'x-forwarded', 'real-ip'];
+const kept = ['x_innocent_header', 'accept', 'user_agent', 'x-sekisho', 'client', 'client-certificate-hint', 'forwarded-by', 'x-forwarded', 'real-ip', 'proxy-status', 'x-proxy'];
 
 for (const name of stripped) test(`stripped: ${name}`, () => assert.equal(isSpoofable(name), true));
 for (const name of kept) test(`kept: ${name}`, () => assert.equal(isSpoofable(name), false));

@@ -23,7 +23,8 @@ export const IDENTITY_HEADERS = {
 } as const;
 
 const STRIPPED_PREFIXES = ['x-sekisho-', 'x-ssl-client', 'ssl-client', 'x-client-cert', 'x-forwarded-'];
-const STRIPPED = new Set(['client-cert', 'client-cert-chain', 'forwarded', 'x-real-ip']);
+// `Proxy` too: CGI and WSGI turn it into HTTP_PROXY, which many HTTP client libraries take as their proxy ("httpoxy").
+const STRIPPED = new Set(['client-cert', 'client-cert-chain', 'forwarded', 'x-real-ip', 'proxy']);
 /** Hop-by-hop headers (RFC 9110 §7.6.1) never forwarded. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authorization', 'proxy-authenticate']);
 
