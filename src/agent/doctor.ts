@@ -111,7 +111,7 @@ export async function runDoctor(t: DoctorTarget, o: DoctorOptions = {}): Promise
         const credential = 'credential' in cc ? cc.credential : undefined;
         if (!credential || cc.result.code === 'CLIENT_KEY_MISMATCH') put(skipped('revocation', 'client-certificate'));
         else {
-          const rv = await guarded('revocation', () => revocationStep(open, credential, t, [...(evidence?.chain ?? []), ...rootCerts(t)], timeoutMs));
+          const rv = await guarded('revocation', () => revocationStep(open, credential, t, [...(evidence?.chain ?? []), ...rootCerts(t)], timeoutMs, now()));
           put(rv.result);
           if ('httpDate' in rv && rv.httpDate) ocspDate = { source: 'ocsp-http-date', date: rv.httpDate, at: now() };
         }

@@ -7,7 +7,7 @@
  */
 import { createHash, verify as cryptoVerify, X509Certificate } from 'node:crypto';
 import { malformed } from '../errors/index.js';
-import { children, contentBytes, decodeOid, decodeTime, integerFromUnsigned, nullValue, octetString, oid, readTlv, sequence, tlvBytes, TAG, type Tlv } from './der.js';
+import { children, contentBytes, contextExplicit, decodeOid, decodeTime, integerFromUnsigned, nullValue, octetString, oid, readTlv, sequence, tlvBytes, TAG, type Tlv } from './der.js';
 import { subjectPublicKeyBits, type OcspCertStatus } from './ocsp.js';
 import { reasonFromCode } from './revocation-reason.js';
 import { spkiDer } from './keys.js';
@@ -27,10 +27,20 @@ export function ocspCertId(certDer: Buffer, issuerDer: Buffer): Buffer {
   return sequence(sequence(oid('1.3.14.3.2.26'), nullValue()), octetString(nameHash), octetString(keyHash), integerFromUnsigned(Buffer.from(cert.serialNumber, 'hex')));
 }
 
-/** A DER OCSPRequest for one certificate, without a nonce (so caching responders can answer it). */
-export function buildOcspRequest(certDer: Buffer, issuerDer: Buffer): Buffer {
-  return sequence(sequence(sequence(sequence(ocspCertId(certDer, issuerDer)))));
+/**
+ * A DER OCSPRequest for one certificate. With `nonce`, the request carries it
+ * (id-pkix-ocsp-nonce, RFC 8954: an OCTET STRING in the extension value) and
+ * an answer made for this request echoes it: an answer captured earlier
+ * cannot be replayed. Without, a caching responder can answer it.
+ */
+export function buildOcspRequest(certDer: Buffer, issuerDer: Buffer, nonce?: Buffer): Buffer {
+  const list = sequence(sequence(ocspCertId(certDer, issuerDer)));
+  const extensions = nonce ? [contextExplicit(2, sequence(nonceExtension(nonce)))] : [];
+  return sequence(sequence(list, ...extensions));
 }
+
+const ID_PKIX_OCSP_NONCE = '1.3.6.1.5.5.7.48.1.2';
+const nonceExtension = (nonce: Buffer): Buffer => sequence(oid(ID_PKIX_OCSP_NONCE), octetString(octetString(nonce)));
 
 function issuerSubjectDer(der: Buffer): Buffer {
   // Certificate → tbsCertificate → [version], serial, signature, issuer, validity, subject
@@ -47,6 +57,8 @@ export interface OcspAnswer {
   nextUpdate?: Date;
   /** Who signed: the issuer itself or a delegated responder. */
   signedBy: 'issuer' | 'delegated';
+  /** The request's nonce came back (`echoed`), or the answer carries none (`absent`: a cached answer, or a replayed one). */
+  nonce?: 'echoed' | 'absent';
 }
 
 const fail = (what: string): never => {
@@ -55,10 +67,11 @@ const fail = (what: string): never => {
 
 /**
  * Reads an OCSPResponse for `certDer` (issued by `issuerDer`): checks the
- * response status, the signature, and that it answers for this CertID.
+ * response status, the signature, and that it answers for this CertID; with
+ * `nonce` (the request's), an answer carrying another nonce is refused.
  * Every failure is OCSP_RESPONSE_INVALID with the reason.
  */
-export function readOcspResponse(der: Buffer, certDer: Buffer, issuerDer: Buffer): OcspAnswer {
+export function readOcspResponse(der: Buffer, certDer: Buffer, issuerDer: Buffer, o: { nonce?: Buffer } = {}): OcspAnswer {
   let top: Tlv;
   try {
     top = readTlv(der, 0);
@@ -96,6 +109,13 @@ export function readOcspResponse(der: Buffer, certDer: Buffer, issuerDer: Buffer
   i++; // responderID
   const producedAt = decodeTime(f[i]!.tag, contentBytes(basic, f[i]!));
   const responses = children(basic, f[i + 1]!);
+  let nonce: OcspAnswer['nonce'];
+  if (o.nonce) {
+    const echoed = f[i + 2]?.tag === 0xa1 ? responseNonce(basic, f[i + 2]!) : undefined;
+    // RFC 8954 wraps the nonce in an OCTET STRING inside extnValue; responders of RFC 2560's time put it there bare.
+    if (echoed && !echoed.equals(octetString(o.nonce)) && !echoed.equals(o.nonce)) return fail('it answers another request (its nonce is not the one sent): an old answer replayed, or a mix-up');
+    nonce = echoed ? 'echoed' : 'absent';
+  }
   const wanted = ocspCertId(certDer, issuerDer);
   for (const r of responses) {
     const [id, st, thisU, next] = children(basic, r);
@@ -115,7 +135,22 @@ export function readOcspResponse(der: Buffer, certDer: Buffer, issuerDer: Buffer
       thisUpdate: decodeTime(thisU.tag, contentBytes(basic, thisU)),
       ...(nextUpdate ? { nextUpdate: decodeTime(nextUpdate.tag, contentBytes(basic, nextUpdate)) } : {}),
       signedBy,
+      ...(nonce ? { nonce } : {}),
     };
   }
   return fail('it does not answer for this certificate');
+}
+
+/** The nonce extension's extnValue content among responseExtensions ([1] EXPLICIT Extensions), if any. */
+function responseNonce(der: Buffer, exts: Tlv): Buffer | undefined {
+  const [list] = children(der, exts);
+  if (!list || list.tag !== TAG.SEQUENCE) return fail('responseExtensions');
+  for (const ext of children(der, list)) {
+    const parts = children(der, ext);
+    if (parts[0]?.tag !== TAG.OID || decodeOid(contentBytes(der, parts[0])) !== ID_PKIX_OCSP_NONCE) continue;
+    const value = parts[parts.length - 1];
+    if (!value || value.tag !== TAG.OCTET_STRING) return fail('the nonce extension');
+    return contentBytes(der, value);
+  }
+  return undefined;
 }

@@ -238,8 +238,19 @@ async function findIssuer(open: OpenToken, cert: X509Certificate, extra: Buffer[
   const url = aia(cert, 'CA Issuers');
   if (!url) return undefined;
   const got = await httpFetch(url, t, timeoutMs).catch(() => undefined);
-  return got && got.status === 200 ? got.body : undefined;
+  if (!got || got.status !== 200) return undefined;
+  // Fetched over plain http: taken only if it really issued this certificate (its key verifies the signature), else
+  // anyone on the way could hand over a CA of their own and an OCSP answer it signed.
+  try {
+    const x = new X509Certificate(got.body);
+    return x.ca && cert.checkIssued(x) && cert.verify(x.publicKey) ? Buffer.from(x.raw) : undefined;
+  } catch {
+    return undefined;
+  }
 }
+
+/** How far the OCSP answer's times may be off this machine's clock before an answer without this request's nonce is refused as not current. */
+const OCSP_CLOCK_TOLERANCE_MS = 5 * 60_000;
 
 function aia(cert: X509Certificate, kind: 'OCSP' | 'CA Issuers'): string | undefined {
   const m = new RegExp(`${kind} - URI:(http://\\S+)`).exec(cert.infoAccess ?? '');
@@ -284,12 +295,20 @@ function httpFetch(url: string, t: DoctorTarget, timeoutMs: number, post?: Buffe
   });
 }
 
+/**
+ * The facility certificate's revocation status from its CA's OCSP responder
+ * (over plain http, RFC 5280). The request carries a fresh nonce; an answer
+ * with another nonce is refused, and one without any must be current by this
+ * machine's clock (thisUpdate not ahead, nextUpdate not past): so a "good"
+ * captured before a revocation cannot be replayed to hide it.
+ */
 export async function revocationStep(
   open: OpenToken,
   credential: TokenCredential,
   t: DoctorTarget,
   extraCerts: Buffer[],
   timeoutMs: number,
+  now: Date = new Date(),
 ): Promise<{ result: StepResult; httpDate?: string; producedAt?: Date }> {
   const der = credential.certificate!.der;
   const cert = new X509Certificate(der);
@@ -318,9 +337,10 @@ export async function revocationStep(
       ),
     };
   }
+  const nonce = randomBytes(16);
   let answer: HttpResult;
   try {
-    answer = await httpFetch(url, t, timeoutMs, buildOcspRequest(der, issuer));
+    answer = await httpFetch(url, t, timeoutMs, buildOcspRequest(der, issuer, nonce));
   } catch (e) {
     return {
       result: warn(
@@ -335,7 +355,16 @@ export async function revocationStep(
   let r;
   try {
     if (answer.status !== 200) throw new Error(`HTTP ${answer.status}`);
-    r = readOcspResponse(answer.body, der, issuer);
+    r = readOcspResponse(answer.body, der, issuer, { nonce });
+    if (r.nonce !== 'echoed') {
+      const ahead = r.thisUpdate.getTime() - now.getTime() > OCSP_CLOCK_TOLERANCE_MS;
+      const past = !r.nextUpdate || now.getTime() - r.nextUpdate.getTime() > OCSP_CLOCK_TOLERANCE_MS;
+      if (ahead || past) {
+        throw new Error(
+          `it is not current (thisUpdate ${r.thisUpdate.toISOString()}, nextUpdate ${r.nextUpdate?.toISOString() ?? 'none'}, this machine's clock ${now.toISOString()}) and does not carry this request's nonce: an old answer may have been replayed`,
+        );
+      }
+    }
   } catch (e) {
     return {
       ...(answer.date ? { httpDate: answer.date } : {}),
