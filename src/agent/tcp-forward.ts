@@ -19,7 +19,9 @@ export async function startTcpForward(
   to: HostPort,
   o: { link: CenterLink; log: AgentLog; stats: AgentStats; users?: { uid: (s: Socket) => number | undefined; allowed: (uid: number | undefined) => boolean } },
 ): Promise<Server> {
-  const server = createServer((local: Socket) => {
+  // Half-open: a sender that writes its message and then shuts its side (nc -N, one-shot HL7 and batch senders) still gets
+  // the answer; its FIN goes on to the center, and the connection closes once both directions have ended.
+  const server = createServer({ allowHalfOpen: true }, (local: Socket) => {
     if (o.users) {
       const uid = o.users.uid(local);
       if (!o.users.allowed(uid)) {
@@ -46,25 +48,36 @@ export async function startTcpForward(
       // byte that no method begins with, so a request split into small pieces is still seen.
       const first: Buffer[] = [];
       let size = 0;
-      const onFirst = (chunk: Buffer) => {
-        first.push(chunk);
-        size += chunk.length;
-        const head = first.length === 1 ? chunk : Buffer.concat(first, size);
-        const c0 = head[0]!;
-        if (size < 8 && c0 >= 0x41 && c0 <= 0x5a && !head.includes(0x0a)) return;
+      /** Decides on the bytes gathered (all there will be, when the client has ended); false when they are refused. */
+      const decide = (): boolean => {
         local.off('data', onFirst);
+        local.off('end', onEndFirst);
+        const head = first.length === 1 ? first[0]! : Buffer.concat(first, size);
         if (HTTP_REQUEST_LINE.test(head.subarray(0, 8).toString('latin1'))) {
           const e = agentErrors.httpOnTcpForward();
           o.stats.refuse(e.code);
           o.log('warn', 'connection refused', { code: e.code, message: e.message, ja: e.ja, to: `${to.host}:${to.port}` });
           local.destroy();
           remote.destroy();
-          return;
+          return false;
         }
-        remote.write(head);
-        local.pipe(remote);
+        if (size) remote.write(head);
+        return true;
+      };
+      const onFirst = (chunk: Buffer) => {
+        first.push(chunk);
+        size += chunk.length;
+        const head = first.length === 1 ? chunk : Buffer.concat(first, size);
+        const c0 = head[0]!;
+        if (size < 8 && c0 >= 0x41 && c0 <= 0x5a && !head.includes(0x0a)) return;
+        if (decide()) local.pipe(remote);
+      };
+      // The client finished sending before its first bytes could be judged (or sent none): judged on what came, then its end goes on.
+      const onEndFirst = () => {
+        if (decide()) remote.end();
       };
       local.on('data', onFirst);
+      local.once('end', onEndFirst);
       local.resume();
     });
     remote.on('error', (e) => {
