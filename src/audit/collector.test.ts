@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { CertificateAuthority, initAuthority } from '../ca/index.js';
 import { certificateToPem } from '../pki/index.js';
 import { AuditSpool, StoreFollower, SyslogCollector, parseCollectorUrl, type CollectorConfig } from './index.js';
+import { atnaSyslogFormatter } from './atna-format.js';
 import { hasCommand, needCommand } from '../testing/peers.js';
 import { tempDir } from '../testing/stores.js';
 import { gatewayStoreOf } from '../store/index.js';
@@ -91,6 +92,37 @@ describe('audit collectors against rsyslog', () => {
         assert.deepEqual([...countIds(lines).keys()], ids);
       }
       assert.ok(input(rs, 'imtcp')[0]!.includes('<110>1 '), 'the RFC 5424 message arrives unframed (octet counting understood)');
+    } finally {
+      for (const c of collectors) c.stop();
+      spool.close();
+      await rs.stop();
+    }
+  });
+
+  test('ITI-20 messages over UDP arrive whole at the default datagram size (a gateway authentication is 3–4 KB); a smaller maxDatagram is counted and said, not silent', async (t) => {
+    if (!needCommand(t, 'rsyslogd')) return;
+    const rs = await rsyslogCollector(tempDir('sekisho-rsyslog-'), server);
+    await rs.start();
+    const whole: CollectorConfig = { url: `udp://127.0.0.1:${rs.udpPort}` };
+    const small: CollectorConfig = { url: `udp://localhost:${rs.udpPort}`, maxDatagram: 2048 };
+    const spool = AuditSpool.open({ dir: join(tempDir('sekisho-spool-'), 'spool'), consumers: [parseCollectorUrl(whole.url).consumer, parseCollectorUrl(small.url).consumer] });
+    const format = atnaSyslogFormatter({ source: { auditSourceId: 'sekisho-gateway@center-1', hostname: 'gw1.center.example' }, appName: 'sekisho' });
+    const warnings: { message: string; fields: Record<string, unknown> }[] = [];
+    const collectors = [whole, small].map((config) => new SyslogCollector({ spool, config, format, confirmMs: 300, log: (_l, message, fields) => warnings.push({ message, fields }) }));
+    try {
+      for (const c of collectors) c.start();
+      const details = { connection: '6f1c2d3e-1111-2222-3333-444455556666', listener: 'hl7', client: '203.0.113.7:51514', protocol: 'TLSv1.3', cipher: 'TLS_AES_256_GCM_SHA384', fingerprint: 'a'.repeat(64) };
+      for (let n = 0; n < 3; n++) spool.append({ actor: FACILITY_A, action: 'gateway.authenticated', outcome: 'success', subject: '4f3c2a1b9e8d7c6b5a', details: { ...details, n } });
+      await until('six datagrams', () => input(rs, 'imudp').length >= 6);
+      const lines = input(rs, 'imudp');
+      const complete = lines.filter((l) => l.includes('</AuditMessage>'));
+      assert.equal(complete.length, 3, 'the default collector\'s three arrive whole (the other three are cut)');
+      assert.ok(complete.every((l) => Buffer.byteLength(l) > 2048), 'and are longer than RFC 5426\'s 2048');
+      assert.equal(collectors[0]!.truncated, 0);
+      assert.equal(collectors[1]!.truncated, 3);
+      assert.equal(warnings.length, 1, 'said once (a minute), not per message');
+      assert.match(warnings[0]!.message, /maxDatagram/);
+      assert.equal(warnings[0]!.fields.maxDatagram, 2048);
     } finally {
       for (const c of collectors) c.stop();
       spool.close();

@@ -21,7 +21,7 @@ export interface CollectorConfig {
   cert?: string;
   key?: string;
   ca?: string;
-  /** UDP: the largest datagram sent (RFC 5426 §3.2; default 2048). */
+  /** UDP: the largest datagram sent (RFC 5426 §3.2; default 8192, what rsyslog takes by default: an ITI-20 message is 3–4 KB). */
   maxDatagram?: number;
 }
 
@@ -68,6 +68,9 @@ export interface CollectorOptions {
  * what was unconfirmed when the process stopped). Every message carries the
  * event's unique id, so duplicates can be recognised.
  */
+/** The UDP datagram size used when the configuration names none: rsyslog's default message size (RFC 5426 asks receivers for 2048 at least). */
+export const UDP_DEFAULT_MAX_DATAGRAM = 8192;
+
 export class SyslogCollector {
   readonly target: CollectorTarget;
   readonly #o: CollectorOptions;
@@ -86,6 +89,9 @@ export class SyslogCollector {
   /** Messages sent again after a connection broke (sent, not yet confirmed): at most this many duplicates. */
   resent = 0;
   connects = 0;
+  /** UDP: messages longer than maxDatagram, sent cut (no longer well-formed; their record object lost). */
+  truncated = 0;
+  #truncatedLoggedAt = 0;
   lastError: string | undefined;
   connected = false;
 
@@ -230,10 +236,24 @@ export class SyslogCollector {
   }
 
   #sendUdp(batch: SpoolEntry[]): void {
-    const max = this.#o.config.maxDatagram ?? 2048;
+    const max = this.#o.config.maxDatagram ?? UDP_DEFAULT_MAX_DATAGRAM;
     const udp = this.#udp!;
     for (const { record, next } of batch) {
       const msg = this.#message(record);
+      if (msg.length > max) {
+        this.truncated++;
+        // Said, once a minute: the collector gets a cut message (RFC 5426 allows no more), and the operator the remedy.
+        if (Date.now() - this.#truncatedLoggedAt > 60_000) {
+          this.#truncatedLoggedAt = Date.now();
+          this.#o.log?.('warn', 'an audit message longer than the UDP collector\'s maxDatagram was sent cut', {
+            collector: this.#o.config.url,
+            bytes: msg.length,
+            maxDatagram: max,
+            truncated: this.truncated,
+            remedy: 'raise maxDatagram to what the collector accepts, or send over tls:// (RFC 5425), which is never cut',
+          });
+        }
+      }
       udp.send(msg.length > max ? msg.subarray(0, max) : msg, (e) => {
         // UDP cannot confirm delivery: a datagram the kernel sent counts as sent (RFC 5426).
         if (!e && udp === this.#udp) this.#o.spool.commit(this.consumer, next);
