@@ -268,6 +268,34 @@ describe('gateway apart from the CA', () => {
     }
   });
 
+  test('a CA taken out of --client-ca and a reload: its clients\' open connections are closed (UNKNOWN_CA, audited), not only new ones refused', async (t) => {
+    if (!needCommand(t, 'openssl')) return;
+    const trust = join(fx.dir, 'trust-reload.pem');
+    copyFileSync(fx.caFile, trust);
+    const logs: Record<string, unknown>[] = [];
+    const { setup, port } = await apart({ clientCa: [trust] }, logs);
+    try {
+      // A live kept-alive connection of a client of that CA.
+      const s = tlsConnect({ host: '127.0.0.1', port, servername: 'localhost', ca: readFileSync(fx.caFile), cert: readFileSync(fx.clients.good.cert), key: readFileSync(fx.clients.good.key) });
+      s.on('error', () => undefined);
+      const closed = new Promise<void>((r) => s.once('close', () => r()));
+      await new Promise((r) => s.once('secureConnect', r));
+      s.write('GET / HTTP/1.1\r\nHost: localhost\r\n\r\n');
+      assert.match(await new Promise<string>((r) => s.once('data', (d: Buffer) => r(d.toString()))), /^HTTP\/1.1 200/);
+      // The operator replaces the trust with another CA only.
+      const other = join(fx.dir, 'other-ca');
+      const r = await runAsync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${other}.key`, '-out', `${other}.pem`, '-subj', '/O=Another network/CN=Another CA', '-days', '2']);
+      assert.equal(r.status, 0, r.stderr);
+      copyFileSync(`${other}.pem`, trust);
+      assert.equal(await setup.gateway.reload(), true);
+      await Promise.race([closed, new Promise((_, reject) => setTimeout(() => reject(new Error('the open connection of the CA taken out of the trust is still open 5 s after the reload')), 5000))]);
+      assert.ok(logs.some((l) => l.msg === 'live connection closed' && l.reason === 'UNKNOWN_CA' && l.after === 'reload'), 'the cut is logged with its reason');
+      assert.equal(await get(port, fx.clients.good), 'closed', 'and a new connection is refused in the handshake');
+    } finally {
+      await setup.close(100);
+    }
+  });
+
   test('reload swaps the server certificate for new connections; a broken file keeps the old one and counts a failed reload', async (t) => {
     if (!needCommand(t, 'openssl')) return;
     const cert = join(fx.dir, 'reload.pem');

@@ -1,7 +1,6 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import { createSecureContext, type SecureContext, type SecureContextOptions, type TLSSocket } from 'node:tls';
-import type { X509Certificate } from 'node:crypto';
-import { randomUUID } from 'node:crypto';
+import { randomUUID, X509Certificate } from 'node:crypto';
 import type { Server } from 'node:http';
 import { GuardedListener, ListenerLedger, applyHttpLimits, resolveLimits, type ResolvedLimits } from '../listener/index.js';
 import type { TlsKeyOptions } from '../token/index.js';
@@ -367,6 +366,7 @@ export class Gateway {
     try {
       const c = await this.o.loadCredentials();
       await this.#swap(c);
+      this.#untrusted();
       this.o.onReloaded?.(c);
       this.metrics.reloads.add({ outcome: 'ok' });
       this.o.log.log('info', 'credentials and trust reloaded');
@@ -377,6 +377,22 @@ export class Gateway {
       return false;
     } finally {
       if (this.#state === 'reloading') this.#state = 'listening';
+    }
+  }
+
+  /**
+   * After a reload: open connections whose certificate no trust anchor or pin
+   * now vouches for (a CA or a pin taken out of the trust) are closed, as a
+   * revocation closes them; the reload would otherwise stop only new ones.
+   */
+  #untrusted(): void {
+    const verifier = this.#verifier;
+    if (!verifier) return;
+    const open = new Set<LiveConnection>();
+    for (const set of this.#live.values()) for (const l of set) open.add(l);
+    for (const live of open) {
+      const v = verifier.verify(new X509Certificate(live.identity.certificate), live.identity.chain.map((d) => new X509Certificate(d)));
+      if (!v.ok && v.reason === 'UNKNOWN_CA') this.#cutOne(live, 'UNKNOWN_CA', { detail: clip(v.detail), after: 'reload' });
     }
   }
 
