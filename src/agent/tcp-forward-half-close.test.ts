@@ -40,11 +40,14 @@ after(async () => {
   await center.close();
 });
 
-test('one HL7 message and the sender\'s FIN at once (end(data)): delivered, and its ACK comes back', async () => {
-  const seen = center.mllp.identities.length;
-  const answer = await new Promise<string>((resolve) => {
+const HL7 = '\x0bMSH|^~\\&|CLINIC|A|CENTER|B|20261207||ADT^A01|HC1|P|2.5\rPID|1||12345\x1c\x0d';
+
+/** Connects to the forward, sends `bytes` with its FIN (`afterMs` after connecting), and reads until the forward closes. */
+function sendThenShut(bytes: string, afterMs = 0): Promise<string> {
+  return new Promise<string>((resolve) => {
     const s = connect(agent.port('listen.tcp[0]'), '127.0.0.1', () => {
-      s.end('\x0bMSH|^~\\&|CLINIC|A|CENTER|B|20261207||ADT^A01|HC1|P|2.5\rPID|1||12345\x1c\x0d');
+      if (afterMs) setTimeout(() => s.end(bytes), afterMs);
+      else s.end(bytes);
     });
     s.allowHalfOpen = true;
     let buf = '';
@@ -52,34 +55,17 @@ test('one HL7 message and the sender\'s FIN at once (end(data)): delivered, and 
     s.on('close', () => resolve(buf));
     s.on('error', () => resolve(buf));
   });
-  assert.equal(center.mllp.identities.length - seen, 1, 'the center got the connection, with the facility\'s identity');
-  assert.match(answer, /MSA\|AA\|HC1/, `the ACK reached the client (${answer.length} bytes)`);
-});
+}
 
-test('one HL7 message and the FIN 500 ms after connecting: delivered, and its ACK comes back', async () => {
-  const seen = center.mllp.identities.length;
-  const answer = await new Promise<string>((resolve) => {
-    const s = connect(agent.port('listen.tcp[0]'), '127.0.0.1', () => {
-      setTimeout(() => s.end('\x0bMSH|^~\\&|CLINIC|A|CENTER|B|20261207||ADT^A01|HC1|P|2.5\rPID|1||12345\x1c\x0d'), 500);
-    });
-    s.allowHalfOpen = true;
-    let buf = '';
-    s.on('data', (d) => (buf += d.toString('latin1')));
-    s.on('close', () => resolve(buf));
-    s.on('error', () => resolve(buf));
+for (const afterMs of [0, 500]) {
+  test(`one HL7 message and the sender's FIN ${afterMs ? `${afterMs} ms after connecting` : 'at once (end(data))'}: delivered, and its ACK comes back`, async () => {
+    const seen = center.mllp.identities.length;
+    const answer = await sendThenShut(HL7, afterMs);
+    assert.equal(center.mllp.identities.length - seen, 1, "the center got the connection, with the facility's identity");
+    assert.match(answer, /MSA\|AA\|HC1/, `the ACK reached the client (${answer.length} bytes)`);
   });
-  assert.equal(center.mllp.identities.length - seen, 1, 'the center got the connection, with the facility\'s identity');
-  assert.match(answer, /MSA\|AA\|HC1/, `the ACK reached the client (${answer.length} bytes)`);
-});
+}
 
-test('a short HTTP request line followed by the FIN (a page\'s request cut to a few bytes) is still refused: nothing comes back', async () => {
-  const answer = await new Promise<string>((resolve) => {
-    const s = connect(agent.port('listen.tcp[0]'), '127.0.0.1', () => s.end('GET / '));
-    s.allowHalfOpen = true;
-    let buf = '';
-    s.on('data', (d) => (buf += d.toString('latin1')));
-    s.on('close', () => resolve(buf));
-    s.on('error', () => resolve(buf));
-  });
-  assert.equal(answer, '');
+test("a short HTTP request line followed by the FIN (a page's request cut to a few bytes) is still refused: nothing comes back", async () => {
+  assert.equal(await sendThenShut('GET / '), '');
 });
