@@ -62,6 +62,8 @@ const CHUNK_END = Buffer.from('0\r\n\r\n', 'latin1');
 const CRLF = Buffer.from('\r\n', 'latin1');
 /** Methods that change nothing: sent again once when a reused upstream connection turns out closed. */
 const RETRYABLE = new Set(['GET', 'HEAD', 'OPTIONS']);
+/** Requests read and not yet answered on one connection; one more is answered 429 after them, and the connection ends. */
+const MAX_PIPELINED = 32;
 /** Informational (1xx) answers read for one request before the upstream counts as failed (each is activity that keeps the client's connection). */
 const MAX_INFORMATIONAL = 8;
 /** A Content-Length as llhttp read it (digits), in canonical decimal: `007` goes on as `7`. */
@@ -361,6 +363,8 @@ export function httpForwarder(o: HttpForwarderOptions): HttpForwarder {
         },
         head: (h) => {
           this.headDone = true;
+          // One read can hold hundreds of pipelined requests, each earning an answer (a refusal page is ~40× its request).
+          if (this.queue.length >= MAX_PIPELINED) throw new FramingError('PIPELINE_DEPTH', `more than ${MAX_PIPELINED} requests waiting on one connection`);
           this.reading = this.exchangeFor(h);
           this.queue.push(this.reading);
           return false;
@@ -433,7 +437,7 @@ export function httpForwarder(o: HttpForwarderOptions): HttpForwarder {
         }
         this.queue.splice(this.queue.indexOf(ex), 1);
       }
-      this.unrecorded(e.code === 'HPE_HEADER_OVERFLOW' || e.code === 'HEAD_FIELDS' ? 431 : 400);
+      this.unrecorded(e.code === 'HPE_HEADER_OVERFLOW' || e.code === 'HEAD_FIELDS' ? 431 : e.code === 'PIPELINE_DEPTH' ? 429 : 400);
     }
 
     /** A bare answer (400, 408, 431) after those already queued, then the end of the connection. */
