@@ -22,6 +22,8 @@ export interface CertificateFindings {
   chain: string[]; // base64 DER, so the findings stay JSON
   /** The server stapled an OCSP response (status_request). */
   ocspStapled: boolean;
+  /** Further chains the server sent with other suites (one per key: RSA and ECDSA), each judged like the first. */
+  others?: { chain: string[]; suite: string }[];
 }
 
 export interface ClientAuthFindings {

@@ -46,7 +46,9 @@ export async function scanServer(o: ScanOptions): Promise<ScanReport> {
   const [wire, bare, withCredential, http, httpBare] = await Promise.race([probes, deadline]).finally(() => clearTimeout(timer));
   const hsts = http ? hstsOf(http) : undefined;
   const anonymousHttp = o.clientCredential ? httpBare : http;
-  const refusedInHandshake = !bare.established;
+  // Refused for want of a client certificate: after a CertificateRequest the probes saw (TLS 1.2), or with TLS 1.3's
+  // certificate_required alert. Any other failure (no shared suite, a timeout) says nothing about client certificates.
+  const refusedInHandshake = !bare.established && (wire.clientAuthFromHello !== undefined || /certificate.required|\b116\b/i.test(bare.error ?? ''));
   const refusedOverHttp = !refusedInHandshake && anonymousHttp !== undefined && refusesWithoutCertificate(anonymousHttp);
   const anySupported = wire.protocols.some((p) => p.supported);
   if (!anySupported && !bare.established && !withCredential?.established && /ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|timed out|ETIMEDOUT/.test(bare.error ?? '')) {
@@ -54,6 +56,10 @@ export async function scanServer(o: ScanOptions): Promise<ScanReport> {
   }
   const full = withCredential?.established ? withCredential : bare;
   const chainSeen = wire.certificateFromHello?.length ? wire.certificateFromHello : full.chain;
+  const first = chainSeen.map((c) => c.toString('base64')).join();
+  const others = (wire.chainsFromHello ?? [])
+    .map((h) => ({ chain: h.chain.map((c) => c.toString('base64')), suite: h.suite }))
+    .filter((h, i, all) => h.chain.join() !== first && all.findIndex((x) => x.chain.join() === h.chain.join()) === i);
   const requested = wire.clientAuthFromHello !== undefined || refusedInHandshake;
   const findings: Findings = {
     target: { host: o.target.host, port: o.target.port, ...(o.target.serverName ? { serverName: o.target.serverName } : {}) },
@@ -65,7 +71,7 @@ export async function scanServer(o: ScanOptions): Promise<ScanReport> {
     ...(wire.secureRenegotiation !== undefined ? { secureRenegotiation: wire.secureRenegotiation } : {}),
     ...(wire.compression !== undefined ? { compression: wire.compression } : {}),
     ...(wire.fallbackScsv !== undefined ? { fallbackScsv: wire.fallbackScsv } : {}),
-    ...(chainSeen.length ? { certificate: { chain: chainSeen.map((c) => c.toString('base64')), ocspStapled: full.ocspStapled } } : {}),
+    ...(chainSeen.length ? { certificate: { chain: chainSeen.map((c) => c.toString('base64')), ocspStapled: full.ocspStapled, ...(others.length ? { others } : {}) } } : {}),
     clientAuth: {
       requested,
       required: refusedInHandshake || refusedOverHttp,

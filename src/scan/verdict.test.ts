@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { hasCommand, needCommand } from '../testing/peers.js';
 import { join } from 'node:path';
 import { complianceProfile, loadComplianceProfile } from '../policy/index.js';
 import { judge } from './verdict.js';
@@ -10,7 +12,15 @@ import type { Findings } from './findings.js';
 import { SekishoError } from '../errors/index.js';
 import { tempDir } from '../testing/stores.js';
 
-const ctx = { hostname: '127.0.0.1', trustAnchors: [], now: new Date('2026-11-22T00:00:00Z') };
+const ctx = { hostname: '127.0.0.1', trustAnchors: [], now: new Date() };
+
+/** A certificate every certificate check passes (ECDSA P-256, SHA-256, valid now, for 127.0.0.1), made by openssl; a compliant server shows one. */
+const goodCertificate: string | undefined = (() => {
+  if (!hasCommand('openssl')) return undefined;
+  const dir = tempDir('sekisho-verdict-cert-');
+  const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem'), '-days', '30', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-outform', 'DER']);
+  return r.status === 0 ? readFileSync(join(dir, 'c.pem')).toString('base64') : undefined;
+})();
 
 function findings(over: Partial<Findings> = {}): Findings {
   return {
@@ -29,6 +39,7 @@ function findings(over: Partial<Findings> = {}): Findings {
     compression: false,
     fallbackScsv: 'supported',
     clientAuth: { requested: true, required: true, caNames: ['CN=x'] },
+    ...(goodCertificate ? { certificate: { chain: [goodCertificate], ocspStapled: false } } : {}),
     notes: [],
     ...over,
   };
@@ -52,7 +63,8 @@ const cases: [string, Partial<Findings>, string, string, string?][] = [
   ['client certificate only requested, mhlw', { clientAuth: { requested: true, required: false, caNames: [] } }, 'client-certificate', 'fail', 'mhlw'],
   ['client certificate not requested, high', { clientAuth: { requested: false, required: false, caNames: [] } }, 'client-certificate', 'info', 'high'],
   ['a short HSTS', { hsts: { header: 'max-age=60', maxAge: 60 } }, 'hsts', 'warn'],
-  ['no certificate seen', {}, 'certificate-signature-hash', 'skip'],
+  ['no certificate seen', { certificate: undefined }, 'certificate-signature-hash', 'skip'],
+  ['no certificate seen, though a version was accepted', { certificate: undefined }, 'certificate-observed', 'fail'],
 ];
 for (const [name, over, check, expected, profile] of cases) {
   test(`judgement: ${name} → ${check} ${expected}`, () => {
@@ -60,7 +72,8 @@ for (const [name, over, check, expected, profile] of cases) {
   });
 }
 
-test('a compliant server is compliant with high and mhlw, and the verdict names no failure', () => {
+test('a compliant server is compliant with high and mhlw, and the verdict names no failure', (t) => {
+  if (!needCommand(t, 'openssl')) return;
   for (const p of ['high', 'mhlw'] as const) {
     const v = judge(findings(), complianceProfile(p), ctx);
     assert.equal(v.compliant, true, JSON.stringify(v.results.filter((r) => r.status === 'fail')));
@@ -91,7 +104,8 @@ test('user profile files: extends a built-in, strict about unknown keys and type
   }
 });
 
-test('reports: the text ends with the verdict, JSON carries it, HTML escapes what the server sent', () => {
+test('reports: the text ends with the verdict, JSON carries it, HTML escapes what the server sent', (t) => {
+  if (!needCommand(t, 'openssl')) return;
   const f = findings({ notes: ['<script>alert(1)</script>'] });
   const r = buildReport(f, judge(f, complianceProfile('mhlw'), ctx));
   assert.match(textReport(r).split('\n').at(-1)!, /^VERDICT: compliant with mhlw/);

@@ -1,5 +1,5 @@
 import type { ComplianceProfile } from '../policy/index.js';
-import type { CheckContext, CheckResult } from './check.js';
+import type { Check, CheckContext, CheckResult } from './check.js';
 import { CHECKS } from './checks/index.js';
 import type { Findings } from './findings.js';
 
@@ -21,6 +21,21 @@ export function judge(findings: Findings, profile: ComplianceProfile, ctx: Check
       return { check: c.id, title: c.title, cites: c.cites, status: 'fail' as const, found: `the check could not run: ${(e as Error).message}`, required: '' };
     }
   });
+  // A server with more than one key sends another chain with other suites: the certificate checks judge each, and what one
+  // of them fails is a failure of the server (the first chain alone let an RSA-1024 / SHA-1 chain through beside a good one).
+  for (const other of findings.certificate?.others ?? []) {
+    const alone: Findings = { ...findings, certificate: { chain: other.chain, ocspStapled: findings.certificate!.ocspStapled } };
+    for (const c of CHECKS) {
+      if (!c.id.startsWith('certificate-') || c.id === 'certificate-observed') continue;
+      let r: ReturnType<Check['run']>;
+      try {
+        r = c.run(alone, profile, ctx);
+      } catch (e) {
+        r = { status: 'fail', found: `the check could not run: ${(e as Error).message}`, required: '' };
+      }
+      if (r.status === 'fail' || r.status === 'warn') results.push({ check: `${c.id}:${other.suite}`, title: `${c.title} (the chain sent with ${other.suite})`, ...r, cites: r.cites ?? c.cites });
+    }
+  }
   const failures = results.filter((r) => r.status === 'fail').length;
   return { profile: profile.name, compliant: failures === 0, failures, warnings: results.filter((r) => r.status === 'warn').length, results };
 }

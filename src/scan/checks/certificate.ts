@@ -31,6 +31,25 @@ function chainOf(f: Findings): ChainCert[] {
 const none = (f: Findings) => !f.certificate?.chain.length;
 const label = (c: ChainCert, i: number) => `${i === 0 ? 'leaf' : `chain[${i}]`} ${c.view ? formatName(c.view.subject) : '(unparsable)'}`;
 
+/**
+ * The certificate checks judge only what was seen: a server that let a
+ * version through but whose certificate could not be read (TLS 1.3 only and
+ * a handshake that failed, a client certificate required and none given) is
+ * not judged compliant on them. Before, they all skipped and nothing failed.
+ */
+export const certificateObserved: Check = {
+  id: 'certificate-observed',
+  title: 'Server certificate read',
+  cites: 'CRYPTREC GL-3001 (the certificate is part of the profile)',
+  effective: '2020-07-07',
+  run(f) {
+    const required = "the server's certificate chain, to judge it";
+    if (!f.protocols.some((p) => p.supported)) return result('skip', 'no protocol version was accepted', required);
+    if (!none(f)) return result('pass', `${1 + (f.certificate?.others?.length ?? 0)} chain(s) read`, required);
+    return result('fail', "the server's certificate could not be read, so none of the certificate checks ran (a server that requires a client certificate: give the scan one with --cert and --key)", required);
+  },
+};
+
 export const certificateSignatures: Check = {
   id: 'certificate-signature-hash',
   title: 'Certificate signature hashes',

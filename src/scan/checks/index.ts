@@ -2,7 +2,7 @@ import type { Check } from '../check.js';
 import { preferredProtocols, protocolVersions } from './protocols.js';
 import { serverOrder, tls12Suites, tls13Suites } from './cipher-suites.js';
 import { keyExchange } from './key-exchange.js';
-import { certificateKeys, certificateName, certificateSignatures, certificateValidity, chainComplete, ocspStapling } from './certificate.js';
+import { certificateKeys, certificateName, certificateObserved, certificateSignatures, certificateValidity, chainComplete, ocspStapling } from './certificate.js';
 import { clientAuthentication } from './client-auth.js';
 import { compression, fallbackScsv, hsts, secureRenegotiation } from './hygiene.js';
 
@@ -14,6 +14,7 @@ export const CHECKS: readonly Check[] = [
   tls13Suites,
   serverOrder,
   keyExchange,
+  certificateObserved,
   certificateSignatures,
   certificateKeys,
   certificateValidity,
