@@ -319,8 +319,10 @@ export class CertificateAuthority {
   async addFacility(input: FacilityInput, actor: string): Promise<Facility> {
     const number = parseFacilityNumber(input.number);
     const name = input.name.normalize('NFC').trim();
-    if (!name || [...name].length > 64 || /[\u0000-\u001f]/.test(name)) {
-      throw badRequest('FACILITY_NAME_INVALID', 'the facility name must be 1–64 characters (it becomes the certificate\'s O=, RFC 5280 ub-organization-name) without control characters', {
+    // Control characters (C0, DEL, C1), bidirectional overrides (a file name 「…‮gpj.p12」 shown as 「…21p.jpg」) and U+FFFD (text
+    // decoded from the wrong encoding) never belong in a name that becomes a certificate's O= and a delivery file's name.
+    if (!name || [...name].length > 64 || /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069\ufffd]/.test(name)) {
+      throw badRequest('FACILITY_NAME_INVALID', 'the facility name must be 1–64 characters (it becomes the certificate\'s O=, RFC 5280 ub-organization-name) without control characters, direction overrides or U+FFFD (text read in the wrong encoding)', {
         ja: '医療機関名は64文字以内で入力してください。',
       });
     }

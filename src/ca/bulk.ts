@@ -139,6 +139,12 @@ async function deliver(o: BulkOptions, pendingDir: string): Promise<BulkRowResul
     seen.set(number, r.row);
     if (!r.name) throw badRequest('FACILITY_NAME_INVALID', 'the facility name is empty');
     const existing = await o.ca.facility(number);
+    // A swapped digit can still pass the check digit: a number registered under another name is that other facility.
+    if (existing && existing.name.normalize('NFC').trim() !== r.name.normalize('NFC').trim()) {
+      throw badRequest('FACILITY_NAME_MISMATCH', `facility ${number} is registered as "${existing.name}", not "${r.name}": check the number (a swapped pair of digits passes the check digit), or correct the name in the registry first; nothing was issued for this row`, {
+        ja: `医療機関 ${number} は「${existing.name}」として登録されています（CSV では「${r.name}」）。番号を確認するか、先に登録の名称を直してください。この行は発行していません。`,
+      });
+    }
     const name = existing?.name ?? r.name;
     const base = `${number}-${safeFileName(name)}`;
     const p12File = join(o.outDir, `${base}.p12`);

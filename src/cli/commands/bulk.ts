@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { badRequest } from '../../errors/index.js';
 import { bulkDeliver, ensurePrivateDir, parseFacilityCsv, type BulkProgress } from '../../ca/index.js';
@@ -30,17 +30,19 @@ export const certBulkCommand: Command = {
     const keyType = parseKeyType((v.key as string | undefined) ?? 'rsa-2048');
     const concurrency = v.concurrency === undefined ? 4 : Number(v.concurrency);
     if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) throw badRequest('CONCURRENCY_INVALID', '--concurrency must be 1–64');
-    let text: string;
+    let bytes: Buffer;
     try {
-      text = readFileSync(v.csv as string, 'utf8');
+      bytes = readFileSync(v.csv as string);
     } catch {
       throw badRequest('CSV_UNREADABLE', `cannot read the CSV file ${v.csv as string}`);
     }
-    const rows = parseFacilityCsv(text);
+    const rows = parseFacilityCsv(decodeCsv(bytes, v.csv as string));
     const outDir = resolve(v.out as string);
+    // A directory given is used as it is (the files written in it are 0600); only one made here is made private.
+    if (existsSync(outDir) && !statSync(outDir).isDirectory()) throw badRequest('OUT_NOT_A_DIRECTORY', `--out ${outDir} is not a directory`);
     const passphrase = await caPassphrase(ctx.env, ctx.isTTY);
     return withAuthority({ ...ctx, env: { ...ctx.env, SEKISHO_PASSPHRASE: passphrase } }, true, async (ca) => {
-      ensurePrivateDir(outDir);
+      if (!existsSync(outDir)) ensurePrivateDir(outDir);
       const showBar = process.stderr.isTTY && !v.json;
       const results = await bulkDeliver({
         ca,
@@ -64,3 +66,18 @@ export const certBulkCommand: Command = {
     });
   },
 };
+
+/**
+ * The CSV as text: UTF-8 (with or without a BOM) only. Excel's "CSV (コンマ区切り)"
+ * saves Shift_JIS, which read as UTF-8 registered and certified every
+ * facility's name as replacement characters; it is refused, nothing done.
+ */
+function decodeCsv(bytes: Buffer, file: string): string {
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw badRequest('CSV_ENCODING', `the CSV file ${file} is not UTF-8 (Excel's "CSV (コンマ区切り)" saves Shift_JIS): save it as "CSV UTF-8 (コンマ区切り)" and run again; nothing was done`, {
+      ja: `CSV ファイル ${file} が UTF-8 ではありません（Excel の「CSV (コンマ区切り)」は Shift_JIS で保存されます）。「CSV UTF-8 (コンマ区切り)」で保存し直してから、もう一度実行してください。何も処理していません。`,
+    });
+  }
+}
