@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { findChromium, printToPdf, renderNoticeLetter, type CreatedNotice } from './index.js';
+import { findChromium, printToPdf, renderNoticeLetter, renderNoticeLetters, type CreatedNotice } from './index.js';
 import { deliveryText } from './delivery.js';
 import { needCommand, needPeer, runAsync } from '../testing/peers.js';
 
@@ -54,4 +54,23 @@ test('the letter prints on one A4 page with the longest names and the most downl
   const r = await runAsync('pdftoppm', ['-png', '-r', '50', join(dir, 'letter.pdf'), join(dir, 'page')], { timeoutMs: 60_000 });
   assert.equal(r.status, 0, r.stderr);
   assert.deepEqual(readdirSync(dir).filter((f) => f.startsWith('page')).length, 1, 'one A4 page');
+});
+
+test('regression: a campaign of letters for names up to the 64-character limit is one page per letter (a 50-character name took two, and every later letter went into the next clinic\'s envelope)', async (tc) => {
+  const chromium = findChromium();
+  if (!needPeer(tc, chromium !== undefined, 'Chromium') || !needCommand(tc, 'pdftoppm')) return;
+  const names = [
+    '医療法人社団はこだて地域包括ケア連携会はこだて湾岸総合リハビリテーション病院附属在宅医療支援センター診療所分院',
+    '医'.repeat(64),
+    '医'.repeat(50),
+    'Hakodate Bay General Rehabilitation Hospital Home Care Center 01',
+    'はこだて内科',
+  ];
+  const letters = names.map((name, i) => notice({ maxDownloads: 10, id: `N-ACDEFGH${'JKLMN'[i]}`, facility: { ...notice().facility, name } }));
+  const html = renderNoticeLetters(letters, { organization: '一般社団法人 北海道道南地域医療情報連携ネットワーク協議会', portalUrl: 'https://enrollment-portal.dounan-medical-network.example.jp/', rootDer: ROOT });
+  const dir = mkdtempSync(join(tmpdir(), 'sekisho-letters-'));
+  writeFileSync(join(dir, 'letters.pdf'), await printToPdf(html, chromium!));
+  const r = await runAsync('pdftoppm', ['-png', '-r', '30', join(dir, 'letters.pdf'), join(dir, 'page')], { timeoutMs: 60_000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(readdirSync(dir).filter((f) => f.startsWith('page')).length, names.length, 'one page per letter');
 });

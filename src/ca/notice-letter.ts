@@ -72,6 +72,22 @@ ${mains}
 `;
 }
 
+
+/**
+ * A long facility name (up to 64 characters) must not push the letter onto
+ * a second page: a campaign PDF is one page per notice, matched row by row
+ * with its mail-merge CSV. The salutation stays on one line (its size
+ * shrinks with the name), and the table cell takes two lines of a smaller
+ * size, no taller than its two-line heading.
+ */
+function nameFit(name: string): { salutation: string; cell: string } {
+  const chars = [...name].length;
+  return {
+    salutation: chars <= 44 ? '' : ` style="font-size:${Math.max(7, Math.floor(4400 / chars) / 10)}pt;white-space:nowrap"`,
+    cell: chars <= 36 ? '' : ' style="font-size:8pt;line-height:1.25"',
+  };
+}
+
 /** One letter's page (the `main` element). */
 function letterPage(input: NoticeLetterInput): string {
   const n = input.notice;
@@ -94,10 +110,10 @@ function letterPage(input: NoticeLetterInput): string {
     ${e(input.organization)}
   </div>
 </header>
-<p>${e(n.facility.name)} 御中</p>
+<p${nameFit(n.facility.name).salutation}>${e(n.facility.name)} 御中</p>
 <p>貴院（貴施設）のクライアント証明書を発行する準備ができました。下記の申請IDと参照IDを使って、有効期限までに証明書をダウンロードしてください。${e(uses)}</p>
 <table>
-  <tr><th>医療機関名<div class="en">Facility</div></th><td>${e(n.facility.name)}</td></tr>
+  <tr><th>医療機関名<div class="en">Facility</div></th><td${nameFit(n.facility.name).cell}>${e(n.facility.name)}</td></tr>
   <tr><th>医療機関番号<div class="en">Facility number</div></th><td>${e(n.facility.number)}</td></tr>
   <tr><th>申請ID<div class="en">Request ID</div></th><td class="id" data-field="request-id">${ids(n.requestId)}</td></tr>
   <tr><th>参照ID<div class="en">Reference ID</div></th><td class="id" data-field="reference-id">${ids(n.referenceId)}</td></tr>
