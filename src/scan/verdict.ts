@@ -11,29 +11,27 @@ export interface Verdict {
   results: CheckResult[];
 }
 
-/** Runs every check; a check that throws is reported as a failure of that check, never as a crash. */
+/** One check's result; a check that throws is reported as a failure of that check, never as a crash. */
+function run(c: Check, findings: Findings, profile: ComplianceProfile, ctx: CheckContext): CheckResult {
+  try {
+    const r = c.run(findings, profile, ctx);
+    return { check: c.id, title: c.title, ...r, cites: r.cites ?? c.cites };
+  } catch (e) {
+    return { check: c.id, title: c.title, cites: c.cites, status: 'fail', found: `the check could not run: ${(e as Error).message}`, required: '' };
+  }
+}
+
+/** Runs every check. */
 export function judge(findings: Findings, profile: ComplianceProfile, ctx: CheckContext): Verdict {
-  const results: CheckResult[] = CHECKS.map((c) => {
-    try {
-      const r = c.run(findings, profile, ctx);
-      return { check: c.id, title: c.title, ...r, cites: r.cites ?? c.cites };
-    } catch (e) {
-      return { check: c.id, title: c.title, cites: c.cites, status: 'fail' as const, found: `the check could not run: ${(e as Error).message}`, required: '' };
-    }
-  });
+  const results: CheckResult[] = CHECKS.map((c) => run(c, findings, profile, ctx));
   // A server with more than one key sends another chain with other suites: the certificate checks judge each, and what one
   // of them fails is a failure of the server (the first chain alone let an RSA-1024 / SHA-1 chain through beside a good one).
   for (const other of findings.certificate?.others ?? []) {
     const alone: Findings = { ...findings, certificate: { chain: other.chain, ocspStapled: findings.certificate!.ocspStapled } };
     for (const c of CHECKS) {
       if (!c.id.startsWith('certificate-') || c.id === 'certificate-observed') continue;
-      let r: ReturnType<Check['run']>;
-      try {
-        r = c.run(alone, profile, ctx);
-      } catch (e) {
-        r = { status: 'fail', found: `the check could not run: ${(e as Error).message}`, required: '' };
-      }
-      if (r.status === 'fail' || r.status === 'warn') results.push({ check: `${c.id}:${other.suite}`, title: `${c.title} (the chain sent with ${other.suite})`, ...r, cites: r.cites ?? c.cites });
+      const r = run(c, alone, profile, ctx);
+      if (r.status === 'fail' || r.status === 'warn') results.push({ ...r, check: `${c.id}:${other.suite}`, title: `${c.title} (the chain sent with ${other.suite})` });
     }
   }
   const failures = results.filter((r) => r.status === 'fail').length;
