@@ -37,10 +37,15 @@ import { openTokenSigner, readTokenKeyRef, type TokenKeyRef } from '../token/ind
 import { issuingKeyRefPath } from './init.js';
 import { existsSync } from 'node:fs';
 import { parseSerialHex } from './serial.js';
+import { NAME_CONTROL_CHARACTERS } from './file-name.js';
 import { IssuanceNotices } from './notices.js';
 import { RenewalLineage } from './renewal.js';
 import { RenewalCampaigns } from './renewal-campaign.js';
+
 import { readRootCrl, rootCrlDue, signRootCrl } from './root-crl.js';
+
+/** What a facility name may not hold: control and direction characters (file-name.ts), and U+FFFD (text decoded from the wrong encoding). */
+const NAME_REFUSED = new RegExp(`[${NAME_CONTROL_CHARACTERS}\\ufffd]`);
 
 export interface OpenOptions {
   home: string;
@@ -319,9 +324,7 @@ export class CertificateAuthority {
   async addFacility(input: FacilityInput, actor: string): Promise<Facility> {
     const number = parseFacilityNumber(input.number);
     const name = input.name.normalize('NFC').trim();
-    // Control characters (C0, DEL, C1), bidirectional overrides (a file name 「…‮gpj.p12」 shown as 「…21p.jpg」) and U+FFFD (text
-    // decoded from the wrong encoding) never belong in a name that becomes a certificate's O= and a delivery file's name.
-    if (!name || [...name].length > 64 || /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069\ufffd]/.test(name)) {
+    if (!name || [...name].length > 64 || NAME_REFUSED.test(name)) {
       throw badRequest('FACILITY_NAME_INVALID', 'the facility name must be 1–64 characters (it becomes the certificate\'s O=, RFC 5280 ub-organization-name) without control characters, direction overrides or U+FFFD (text read in the wrong encoding)', {
         ja: '医療機関名は64文字以内で入力してください。',
       });

@@ -141,8 +141,8 @@ async function deliver(o: BulkOptions, pendingDir: string): Promise<BulkRowResul
     const existing = await o.ca.facility(number);
     // A swapped digit can still pass the check digit: a number registered under another name is that other facility.
     if (existing && existing.name.normalize('NFC').trim() !== r.name.normalize('NFC').trim()) {
-      throw badRequest('FACILITY_NAME_MISMATCH', `facility ${number} is registered as "${existing.name}", not "${r.name}": check the number (a swapped pair of digits passes the check digit), or correct the name in the registry first; nothing was issued for this row`, {
-        ja: `医療機関 ${number} は「${existing.name}」として登録されています（CSV では「${r.name}」）。番号を確認するか、先に登録の名称を直してください。この行は発行していません。`,
+      throw badRequest('FACILITY_NAME_MISMATCH', `facility ${number} is registered as ${JSON.stringify(existing.name)}, not ${JSON.stringify(r.name)}: check the number (a swapped pair of digits passes the check digit), or correct the name in the registry first; nothing was issued for this row`, {
+        ja: `医療機関 ${number} は ${JSON.stringify(existing.name)} として登録されています（CSV では ${JSON.stringify(r.name)}）。番号を確認するか、先に登録の名称を直してください。この行は発行していません。`,
       });
     }
     const name = existing?.name ?? r.name;

@@ -171,8 +171,8 @@ export interface CrlLocation {
  * nextUpdate, and bring a certificate revoked since back in; and of two
  * mirrors the one that changed last would win, not the newest. Such a
  * location is reported (`superseded`, until it delivers the newest list)
- * and counts as read; the CA's newest
- * list decides, and its nextUpdate whether the information is stale.
+ * and counts as read; the CA's newest list decides, and its nextUpdate
+ * whether the information is stale.
  */
 export class CrlRevocationSource extends PollingSource {
   readonly name = 'crl';

@@ -8,7 +8,7 @@
 import { createHash, verify as cryptoVerify, X509Certificate } from 'node:crypto';
 import { malformed } from '../errors/index.js';
 import { children, contentBytes, contextExplicit, decodeOid, decodeTime, integerFromUnsigned, nullValue, octetString, oid, readTlv, sequence, tlvBytes, TAG, type Tlv } from './der.js';
-import { subjectPublicKeyBits, type OcspCertStatus } from './ocsp.js';
+import { ID_PKIX_OCSP_NONCE, subjectPublicKeyBits, type OcspCertStatus } from './ocsp.js';
 import { reasonFromCode } from './revocation-reason.js';
 import { spkiDer } from './keys.js';
 import { SHA2_SIGNATURE_HASH } from './signer.js';
@@ -39,7 +39,6 @@ export function buildOcspRequest(certDer: Buffer, issuerDer: Buffer, nonce?: Buf
   return sequence(sequence(list, ...extensions));
 }
 
-const ID_PKIX_OCSP_NONCE = '1.3.6.1.5.5.7.48.1.2';
 const nonceExtension = (nonce: Buffer): Buffer => sequence(oid(ID_PKIX_OCSP_NONCE), octetString(octetString(nonce)));
 
 function issuerSubjectDer(der: Buffer): Buffer {

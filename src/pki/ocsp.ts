@@ -33,7 +33,8 @@ import { SIGNATURE_ALGORITHM_DER, type Signer } from './signer.js';
 import { reasonCode, type RevocationReason } from './revocation-reason.js';
 
 const ID_PKIX_OCSP_BASIC = '1.3.6.1.5.5.7.48.1.1';
-const ID_PKIX_OCSP_NONCE = '1.3.6.1.5.5.7.48.1.2';
+/** id-pkix-ocsp-nonce (RFC 8954), read by the responder and sent by the client (ocsp-client.ts). */
+export const ID_PKIX_OCSP_NONCE = '1.3.6.1.5.5.7.48.1.2';
 /** Requests larger than this are refused before parsing (a CertID is ~70 bytes). */
 export const OCSP_MAX_REQUEST = 16 * 1024;
 const MAX_REQUESTS = 64;
