@@ -167,6 +167,25 @@ describe('gateway: the door of the service center', () => {
     assert.ok(await auditHas('gateway.refused.unidentified', 'NO_CLIENT_CERT'), 'summed per address and reason');
   });
 
+  test('a TLS session is never resumed: every connection is a full handshake with its chain verified and revocation applied (TLS 1.3 ticket, TLS 1.2 session)', async (t) => {
+    if (!needCommand(t, 'openssl')) return;
+    const { cert, key } = fx.clients.good;
+    const session = join(fx.dir, 'resumption.session');
+    for (const v of ['-tls1_3', '-tls1_2']) {
+      const first = await runAsync('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, v, '-ign_eof', '-CAfile', fx.caFile, '-cert', cert, '-key', key, '-sess_out', session], { input: 'GET /hello HTTP/1.0\r\n\r\n' });
+      assert.match(first.stdout, /HTTP\/1\.1 200/, `${v}: ${first.stderr}`);
+      // The same client offers the session again; then a client that holds the session but not the key.
+      const again = await runAsync('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, v, '-ign_eof', '-CAfile', fx.caFile, '-cert', cert, '-key', key, '-sess_in', session], { input: 'GET /hello HTTP/1.0\r\n\r\n' });
+      assert.match(again.stdout, /^New,/m, `${v}: the offered session was not resumed`);
+      assert.doesNotMatch(again.stdout, /^Reused,/m);
+      assert.match(again.stdout, /HTTP\/1\.1 200/);
+      const thief = await runAsync('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, v, '-ign_eof', '-CAfile', fx.caFile, '-sess_in', session], { input: 'GET /hello HTTP/1.0\r\n\r\n' });
+      assert.doesNotMatch(thief.stdout, /^Reused,/m, `${v}: a session alone must not stand in for the certificate`);
+      assert.doesNotMatch(thief.stdout, /HTTP\/1\.1 200/);
+      assert.match(thief.stdout + thief.stderr, /alert certificate required|alert number 116|alert handshake failure|alert number 40/);
+    }
+  });
+
   test('UNKNOWN_CA: a certificate from another CA is closed without a page', async (t) => {
     if (!needCommand(t, 'curl')) return;
     const r = await curl(fx.clients.unknown);
