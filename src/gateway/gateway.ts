@@ -306,6 +306,8 @@ export class Gateway {
 
   /** Builds the TLS context and verifier from fresh credentials; throws (keeping the old ones) if anything is wrong. */
   async #swap(c: GatewayCredentials): Promise<void> {
+    // No sessionIdContext, on purpose: without one OpenSSL resumes no session whose peer it verified, so every
+    // connection is a full handshake, its chain verified and revocation applied (gateway.test.ts › never resumed).
     const context = createSecureContext({
       ...tlsServerOptions(this.#profile),
       ...serverKeyPairs(c),
