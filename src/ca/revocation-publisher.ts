@@ -1,10 +1,22 @@
 import { describeCertificate, buildOcspResponse, certIdMatchesIssuer, ocspErrorResponse, parseOcspRequest, reasonFromCode, type OcspSingleResponse } from '../pki/index.js';
-import { repositories } from '../store/index.js';
+import { CERTIFICATE_PROFILES, type CertificateProfile, type CertificateProfileName } from '../policy/index.js';
+import { repositories, type CertificateRecord } from '../store/index.js';
 import type { CertificateAuthority } from './authority.js';
 
 export interface RevocationPublisherOptions {
   /** How long an OCSP response may be cached by clients (nextUpdate − thisUpdate). Default 1 hour. */
   ocspValiditySeconds?: number;
+}
+
+/**
+ * Whether the issuing CA signed a stored certificate, so its responder may
+ * answer for it: the store holds the CA certificates too (the root's, the
+ * issuing CA's own), which the root signed; a serial is unique only in the
+ * store, not per issuer. An unknown profile is not vouched for either.
+ */
+export function signedByIssuingCa(rec: CertificateRecord): boolean {
+  const profile: CertificateProfile | undefined = CERTIFICATE_PROFILES[rec.profile as CertificateProfileName];
+  return profile !== undefined && !profile.ca;
 }
 
 /** CertIDs answered in one OCSP request (more: malformedRequest). */
@@ -76,7 +88,9 @@ export class RevocationPublisher {
     for (const id of request.certIds) {
       let certStatus: OcspSingleResponse['certStatus'] = { status: 'unknown' };
       if (certIdMatchesIssuer(id, issuingView.subjectDer, issuingView.spki)) {
-        const rec = await certs.get(id.serialHex);
+        // Only what the issuing CA signed: never good for the root's or its own serial (those were signed by the root), nor a reserved serial.
+        const found = await certs.get(id.serialHex);
+        const rec = found && signedByIssuingCa(found) ? found : undefined;
         // A superseded certificate whose overlap ended is answered as revoked even before the periodic run records it
         // (read-only: an anonymous OCSP request never writes to the store).
         if (rec?.status === 'issued' && rec.revokeDueAt && Date.parse(rec.revokeDueAt) <= now.getTime()) {

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { request } from 'node:http';
 import { CertificateAuthority, initAuthority, REVOCATION_PATHS } from '../ca/index.js';
 import { certificateToPem, describeCertificate } from '../pki/index.js';
+import { repositories } from '../store/index.js';
 import { demoRevocationUrl } from '../stack/index.js';
 import { startRevocationServer, type RevocationServer } from './revocation-server.js';
 import { needCommand, runAsync } from '../testing/peers.js';
@@ -37,7 +38,7 @@ describe('revocation over plain HTTP, through the URLs the certificates carry', 
   let ca: CertificateAuthority;
   let server: RevocationServer;
   let base: string;
-  const files = { root: join(dir, 'root.der'), issuing: join(dir, 'issuing.der'), issuingPem: join(dir, 'issuing.pem'), good: join(dir, 'good.der'), goodPem: join(dir, 'good.pem'), revoked: join(dir, 'revoked.der'), revokedPem: join(dir, 'revoked.pem') };
+  const files = { root: join(dir, 'root.der'), rootPem: join(dir, 'root.pem'), issuing: join(dir, 'issuing.der'), issuingPem: join(dir, 'issuing.pem'), good: join(dir, 'good.der'), goodPem: join(dir, 'good.pem'), revoked: join(dir, 'revoked.der'), revokedPem: join(dir, 'revoked.pem') };
 
   before(async () => {
     base = await demoRevocationUrl({ host: '127.0.0.1', port: 0 });
@@ -51,6 +52,7 @@ describe('revocation over plain HTTP, through the URLs the certificates carry', 
     const revoked = await ca.issueWithNewKey(order);
     await ca.revoke(revoked.serial, 'keyCompromise', 'test');
     writeFileSync(files.root, ca.rootDer);
+    writeFileSync(files.rootPem, certificateToPem(ca.rootDer));
     writeFileSync(files.issuing, ca.issuingDer);
     writeFileSync(files.issuingPem, certificateToPem(ca.issuingDer));
     writeFileSync(files.good, good.der);
@@ -108,6 +110,32 @@ describe('revocation over plain HTTP, through the URLs the certificates carry', 
     assert.match(good.stdout, /Certificate Status: good/, good.stdout + good.stderr);
     const revoked = await ask(files.revokedPem);
     assert.match(revoked.stdout, /Certificate Status: revoked/, revoked.stdout + revoked.stderr);
+  });
+
+  test('regression: OCSP never answers good for a serial the issuing CA did not sign: the root\'s, the issuing CA\'s own, one reserved and never signed, one never issued (openssl ocsp -serial)', async (t) => {
+    if (!needCommand(t, 'openssl')) return;
+    // Before, the responder looked the serial up among every stored certificate, the two CA certificates (signed by the root) among them, and said good.
+    const reserved = '2a0102030405060708';
+    const now = new Date().toISOString();
+    assert.equal(await repositories(ca.db).certificates.reserve({ serial: reserved, profile: 'facility', facilityNumber: FACILITY, subject: 'CN=reserved', spkiSha256: '00', notBefore: now, notAfter: now, reservedAt: now }), 'reserved');
+    const serialOf = (der: Buffer) => describeCertificate(der).serialHex;
+    const ask = (serial: string, issuer = files.issuingPem) =>
+      runAsync('openssl', ['ocsp', '-issuer', issuer, '-serial', `0x${serial}`, '-url', `${base}/ocsp`, '-CAfile', files.rootPem], { timeoutMs: 30_000 });
+    const cases: [string, string][] = [
+      ['the root certificate', serialOf(ca.rootDer)],
+      ['the issuing CA certificate', serialOf(ca.issuingDer)],
+      ['a reserved serial never signed', reserved],
+      ['a serial never issued', '0102030405060708'],
+    ];
+    for (const [what, serial] of cases) {
+      const r = await ask(serial);
+      assert.equal(r.status, 0, `${what}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stderr + r.stdout, /Response verify OK/, what);
+      assert.match(r.stdout, new RegExp(`^0x${serial}: unknown$`, 'im'), `${what}: ${r.stdout}`);
+    }
+    // The certificates it did sign are still answered.
+    assert.match((await ask(serialOf(readFileSync(files.good)))).stdout, /: good$/m);
+    assert.match((await ask(serialOf(readFileSync(files.revoked)))).stdout, /: revoked$/m);
   });
 
   test('it serves nothing else: other paths 404, other methods 405, an oversized OCSP request 413', async () => {
