@@ -499,9 +499,12 @@ export class CertificateAuthority {
     return this.db.transaction((tx) => this.#revokeIn(tx, serial, reason, actor));
   }
 
-  /** The one revocation path: state checks, the compare-and-set, and the audit event in the caller's transaction. */
-  async #revokeIn(tx: SqlExecutor, serial: string, reason: RevocationReason, actor: string, details: Record<string, unknown> = {}): Promise<CertificateRecord> {
-    const at = this.now().toISOString();
+  /**
+   * The one revocation path: state checks, the compare-and-set, and the audit event in the caller's transaction.
+   * `revokedAt` (default now) is the revocation time the CRL and OCSP show: a superseded certificate's due time.
+   */
+  async #revokeIn(tx: SqlExecutor, serial: string, reason: RevocationReason, actor: string, details: Record<string, unknown> = {}, revokedAt?: string): Promise<CertificateRecord> {
+    const at = revokedAt ?? this.now().toISOString();
     const certs = repositories(tx).certificates;
     const rec = await certs.get(serial);
     if (!rec) throw notFound('CERTIFICATE_UNKNOWN', `no certificate with serial ${serial}; see "sekisho cert list"`);
@@ -540,7 +543,8 @@ export class CertificateAuthority {
    * and gateways following the store see it like any other. The due time is
    * in the store, so this survives restarts: the CA's web server runs it
    * periodically, and every CRL and revocation runs it first; an OCSP answer
-   * only reads the due time (an anonymous request never writes).
+   * only reads the due time (an anonymous request never writes). The
+   * revocation time recorded is the due time, not the time of the run.
    * Returns the serials it revoked.
    */
   async applyDueRevocations(actor = 'ca'): Promise<string[]> {
@@ -552,7 +556,8 @@ export class CertificateAuthority {
       // Read again inside the transaction: another CA process may have applied some already.
       for (const d of await repositories(tx).certificates.dueRevocations(at)) {
         try {
-          await this.#revokeIn(tx, d.serial, 'superseded', actor, { supersededBy: d.supersededBy, dueAt: d.revokeDueAt });
+          // Revoked as of its due time, whenever this runs: what OCSP answered from the row before, and what gateways applied.
+          await this.#revokeIn(tx, d.serial, 'superseded', actor, { supersededBy: d.supersededBy, dueAt: d.revokeDueAt }, d.revokeDueAt);
           done.push(d.serial);
         } catch (e) {
           // Revoked concurrently (by an operator, or another CA process): nothing left to do for it.

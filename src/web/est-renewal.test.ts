@@ -272,6 +272,40 @@ describe('EST renewal cannot multiply a stolen certificate', () => {
     }
   });
 
+  test('regression: a superseded certificate revoked late (the CA was not running at its due time) is revoked as of its due time, in OCSP before and after the run and in the CRL', async (tc) => {
+    if (!needCommand(tc, 'curl') || !needCommand(tc, 'openssl')) return;
+    // Before, OCSP answered the due time until the periodic run recorded the revocation, then the time of that run,
+    // which the CRL carried too: a CA down for a day made the certificate valid for that day in its CRL.
+    const s = await start({ windowPercent: 100, overlapHours: 1 });
+    try {
+      const a = await s.enroll(await code(s.t));
+      const serialA = s.serialOf(a.cert);
+      assert.equal((await s.reenroll(a)).status, 200);
+      const due = (await s.t.ca.certificate(serialA))!.revokeDueAt!;
+      const dueSecond = Math.floor(Date.parse(due) / 1000) * 1000;
+      s.clock.offset = 5 * HOUR;
+      const revocationTime = (text: string, label: RegExp) => {
+        const m = label.exec(text);
+        assert.ok(m, text);
+        return Date.parse(m[1]!);
+      };
+      const first = await s.ocsp(a.cert);
+      assert.match(first.stdout, OCSP_REVOKED);
+      assert.equal(revocationTime(first.stdout, /Revocation Time: (.+)/), dueSecond, 'OCSP (before the run)');
+      await s.t.ca.applyDueRevocations();
+      assert.equal((await s.t.ca.certificate(serialA))!.revokedAt, due, 'the stored revocation time');
+      const after = await s.ocsp(a.cert);
+      assert.equal(revocationTime(after.stdout, /Revocation Time: (.+)/), dueSecond, 'OCSP (after the run)');
+      const crlFile = join(s.dir, 'late.crl');
+      const fetched = await run('curl', ['-s', '--fail', '--cacert', s.t.rootFile, '-o', crlFile, `${s.portal}/crl`]);
+      assert.equal(fetched.status, 0, fetched.stderr);
+      const text = await run('openssl', ['crl', '-inform', 'DER', '-in', crlFile, '-noout', '-text']);
+      assert.equal(revocationTime(text.stdout, new RegExp(`Serial Number: ${serialA}\\s+Revocation Date: (.+)`, 'i')), dueSecond, 'the CRL');
+    } finally {
+      await s.t.close();
+    }
+  });
+
   test('with overlap 0 the renewed certificate is revoked at once, audited as superseded', async (tc) => {
     if (!needCommand(tc, 'curl') || !needCommand(tc, 'openssl')) return;
     const s = await start({ windowPercent: 100, overlapHours: 0 });
