@@ -55,7 +55,7 @@ export function createWebHono(o: WebAppOptions): Hono<WebEnv> {
 
   const app = new Hono<WebEnv>();
   app.all(`${EST_PREFIX}*`, (c) => (c.req.path.startsWith(EST_PREFIX) ? est.handle(c, c.req.path.slice(EST_PREFIX.length)) : notFound()));
-  app.route('/', revocationRoutes(ca, revocation));
+  app.route('/', revocationRoutes(ca, revocation, log));
   for (const path of ['/', '/index.html']) route(app, path, ['GET'], () => withCsp(portal.showPage()));
   route(app, '/enroll', ['POST'], (c) => withCsp(portal.enrollForm(c)));
   route(app, '/api/enroll', ['POST'], (c) => portal.enrollJson(c));

@@ -1,7 +1,7 @@
 import { Hono } from 'hono';
 import { REVOCATION_PATHS, type CertificateAuthority, type RevocationPublisher } from '../ca/index.js';
-import { OCSP_MAX_REQUEST } from '../pki/index.js';
-import { mediaType, readBody, route, send, wrongMethod, type WebContext, type WebEnv } from './http.js';
+import { OCSP_MAX_REQUEST, ocspErrorResponse } from '../pki/index.js';
+import { HTTP_STATUS, mediaType, publicError, readBody, route, send, wrongMethod, type ServerErrorLog, type WebContext, type WebEnv } from './http.js';
 
 const text = 'text/plain; charset=utf-8';
 
@@ -9,11 +9,21 @@ const text = 'text/plain; charset=utf-8';
  * The revocation endpoints, the same over the portal's HTTPS and the plain
  * HTTP revocation listener: the issuing CA's CRL, the root's CRL, OCSP
  * (POST, and GET /ocsp/{base64}, RFC 6960 Appendix A.1) and the two CA
- * certificates (caIssuers). A Hono app to mount at `/`.
+ * certificates (caIssuers). A Hono app to mount at `/`. An OCSP request the
+ * responder cannot answer (its store or signer failing) still gets an
+ * OCSPResponse (RFC 6960 §2.3: tryLater when the service is unavailable,
+ * else internalError), never a problem page; the detail goes to `log`.
  */
-export function revocationRoutes(ca: CertificateAuthority, publisher: RevocationPublisher): Hono<WebEnv> {
+export function revocationRoutes(ca: CertificateAuthority, publisher: RevocationPublisher, log?: ServerErrorLog): Hono<WebEnv> {
   const app = new Hono<WebEnv>();
-  const ocsp = async (body: Buffer) => send(200, 'application/ocsp-response', await publisher.ocsp(body), { 'Cache-Control': 'max-age=60' });
+  const ocsp = async (body: Buffer) => {
+    try {
+      return send(200, 'application/ocsp-response', await publisher.ocsp(body), { 'Cache-Control': 'max-age=60' });
+    } catch (e) {
+      const status = publicError(e, log).status === HTTP_STATUS.unavailable ? 'tryLater' : 'internalError';
+      return send(200, 'application/ocsp-response', ocspErrorResponse(status), { 'Cache-Control': 'no-store' });
+    }
+  };
   const ocspRoute = async (c: WebContext): Promise<Response> => {
     // The path as sent (not Hono's decoded one): GET's request is base64 with %-escapes, decoded once here.
     const path = new URL(c.req.url).pathname;

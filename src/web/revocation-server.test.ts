@@ -138,6 +138,31 @@ describe('revocation over plain HTTP, through the URLs the certificates carry', 
     assert.match((await ask(serialOf(readFileSync(files.revoked)))).stdout, /: revoked$/m);
   });
 
+  test('regression: a responder that cannot read its store answers an OCSPResponse (internalError) that openssl reads, not a JSON problem page; the detail goes to the log only', async (t) => {
+    if (!needCommand(t, 'openssl')) return;
+    // Before, the error reached the web edge's generic handler: HTTP 500 with problem JSON, which no OCSP client reads.
+    const broken = await CertificateAuthority.open({ home: join(dir, 'home') });
+    await broken.unlock(PASS);
+    const logged: { msg: string; fields: Record<string, unknown> }[] = [];
+    const s = await startRevocationServer({ authority: broken, listen: { host: '127.0.0.1', port: 0 }, errorLog: (msg, fields) => logged.push({ msg, fields }) });
+    try {
+      await broken.db.close();
+      const r = await runAsync('openssl', ['ocsp', '-issuer', files.issuingPem, '-cert', files.goodPem, '-url', `${s.url}/ocsp`, '-CAfile', files.rootPem], { timeoutMs: 30_000 });
+      assert.match(r.stdout + r.stderr, /Responder Error: internalerror \(2\)/, r.stdout + r.stderr);
+      // GET (RFC 6960 A.1) alike: HTTP 200, OCSPResponse { responseStatus internalError }, not cached.
+      const reqFile = join(dir, 'broken-req.der');
+      assert.equal((await runAsync('openssl', ['ocsp', '-issuer', files.issuingPem, '-cert', files.goodPem, '-no_nonce', '-reqout', reqFile])).status, 0);
+      const get = await http(`${s.url}/ocsp/${encodeURIComponent(readFileSync(reqFile).toString('base64'))}`);
+      assert.equal(get.status, 200);
+      assert.equal(get.body.toString('hex'), '30030a0102');
+      assert.ok(logged.some((l) => /not open/.test(String(l.fields.detail))), JSON.stringify(logged));
+      assert.ok(!logged.some((l) => JSON.stringify(l).includes(PASS)));
+    } finally {
+      await s.close();
+      await broken.close().catch(() => undefined);
+    }
+  });
+
   test('it serves nothing else: other paths 404, other methods 405, an oversized OCSP request 413', async () => {
     assert.equal((await http(`${base}/`)).status, 404);
     assert.equal((await http(`${base}/enroll`, { method: 'POST' })).status, 404);

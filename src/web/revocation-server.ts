@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import { RevocationPublisher, REVOCATION_PATHS, type CertificateAuthority } from '../ca/index.js';
 import { GuardedListener, ListenerLedger, applyHttpLimits, resolveLimits, stderrLimitLog, type LimitLog, type ListenerLimits } from '../listener/index.js';
 import { Hono } from 'hono';
-import { nodeListener, send, type WebEnv } from './http.js';
+import { nodeListener, send, type ServerErrorLog, type WebEnv } from './http.js';
 import { revocationRoutes } from './revocation-routes.js';
 
 /** Headers and requests per connection on the revocation listener (the OCSP body is capped at OCSP_MAX_REQUEST by its route). */
@@ -20,6 +20,8 @@ export interface RevocationServerOptions {
   ledger?: ListenerLedger;
   /** Where refusals over the caps are logged, in sums (default: stderr, JSON). */
   log?: LimitLog;
+  /** Where the detail of a request that failed is written (default: stderr, JSON); a client sees none of it. */
+  errorLog?: ServerErrorLog;
 }
 
 export interface RevocationServer {
@@ -42,11 +44,11 @@ export interface RevocationServer {
 export async function startRevocationServer(o: RevocationServerOptions): Promise<RevocationServer> {
   const ca = o.authority;
   const app = new Hono<WebEnv>();
-  app.route('/', revocationRoutes(ca, o.publisher ?? new RevocationPublisher(ca)));
+  app.route('/', revocationRoutes(ca, o.publisher ?? new RevocationPublisher(ca), o.errorLog));
   app.notFound(() => send(404, 'text/plain; charset=utf-8', `NOT_FOUND: this address serves only ${Object.values(REVOCATION_PATHS).join(', ')}\n`));
   const limits = o.limits ?? resolveLimits({}, 1).revocation;
   const log: LimitLog = o.log ?? stderrLimitLog;
-  const server = createServer({ maxHeaderSize: REVOCATION_SERVER_LIMITS.maxHeaderSize }, nodeListener(app));
+  const server = createServer({ maxHeaderSize: REVOCATION_SERVER_LIMITS.maxHeaderSize }, nodeListener(app, o.errorLog));
   server.maxRequestsPerSocket = REVOCATION_SERVER_LIMITS.maxRequestsPerSocket;
   server.on('clientError', (_e, socket) => socket.destroy());
   // The server never listens itself: the TCP front admits sockets under the caps and hands them over.
