@@ -38,6 +38,8 @@ export const ID_PKIX_OCSP_NONCE = '1.3.6.1.5.5.7.48.1.2';
 /** Requests larger than this are refused before parsing (a CertID is ~70 bytes). */
 export const OCSP_MAX_REQUEST = 16 * 1024;
 const MAX_REQUESTS = 64;
+/** A CertID's longest DER (SHA-512 hashes, a 21-byte serial, an AlgorithmIdentifier with NULL parameters: about 170 bytes). */
+const MAX_CERT_ID = 256;
 
 const HASH_OIDS: Record<string, 'sha1' | 'sha256' | 'sha384' | 'sha512'> = {
   '1.3.14.3.2.26': 'sha1',
@@ -69,6 +71,29 @@ function fail(what: string, cause?: unknown): never {
   throw malformed('OCSP_REQUEST_MALFORMED', `the OCSP request is malformed: ${what}`, cause === undefined ? undefined : { cause });
 }
 
+/** The longest nonce a request may carry (RFC 9654 §2.1; RFC 8954 allowed 32); an empty one is refused too. */
+export const OCSP_MAX_NONCE = 128;
+
+/**
+ * The length of the nonce in an Extension's extnValue: Nonce ::= OCTET STRING
+ * inside it (RFC 9654), or, as RFC 2560-era clients sent it, the bytes themselves.
+ */
+function nonceLength(der: Buffer, ext: Tlv): number {
+  const fields = children(der, ext);
+  const value = fields[fields.length - 1];
+  if (!value || value.tag !== TAG.OCTET_STRING) fail('nonce extnValue');
+  const inner = contentBytes(der, value);
+  if (inner.length >= 2 && inner[0] === TAG.OCTET_STRING) {
+    try {
+      const t = readTlv(inner, 0);
+      if (t.end === inner.length) return t.end - t.start;
+    } catch {
+      // not a DER OCTET STRING: the raw form
+    }
+  }
+  return inner.length;
+}
+
 function nonceOf(der: Buffer, exts: Tlv): Buffer | undefined {
   // [2] EXPLICIT Extensions
   const [seq] = children(der, exts);
@@ -76,7 +101,12 @@ function nonceOf(der: Buffer, exts: Tlv): Buffer | undefined {
   for (const ext of children(der, seq)) {
     const [id] = children(der, ext);
     if (!id || id.tag !== TAG.OID) fail('extension');
-    if (decodeOid(contentBytes(der, id)) === ID_PKIX_OCSP_NONCE) return tlvBytes(der, ext);
+    if (decodeOid(contentBytes(der, id)) === ID_PKIX_OCSP_NONCE) {
+      // RFC 8954 / 9654: an empty or oversized nonce is malformedRequest, never echoed (the CA would sign chosen bytes).
+      const n = nonceLength(der, ext);
+      if (n < 1 || n > OCSP_MAX_NONCE) fail(`a ${n}-byte nonce (1–${OCSP_MAX_NONCE})`);
+      return tlvBytes(der, ext);
+    }
   }
   return undefined;
 }
@@ -110,6 +140,8 @@ export function parseOcspRequest(input: Buffer): OcspRequest {
       if (!algOid || algOid.tag !== TAG.OID) fail('hashAlgorithm');
       const serialBytes = contentBytes(der, serial);
       if (serialBytes.length === 0 || serialBytes.length > 21) fail('serialNumber length');
+      // The CertID is echoed in the signed answer: no longer than a SHA-512 CertID with parameters can be.
+      if (nameHash.end - nameHash.start > 64 || keyHash.end - keyHash.start > 64 || certId.end - certId.offset > MAX_CERT_ID) fail('CertID size');
       return {
         der: Buffer.from(tlvBytes(der, certId)),
         hash: HASH_OIDS[decodeOid(contentBytes(der, algOid))],

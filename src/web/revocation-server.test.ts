@@ -11,7 +11,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'node:http';
 import { CertificateAuthority, initAuthority, REVOCATION_PATHS } from '../ca/index.js';
-import { certificateToPem, describeCertificate } from '../pki/index.js';
+import { buildOcspRequest, certificateToPem, describeCertificate, octetString, oid, readOcspResponse, sequence } from '../pki/index.js';
 import { repositories } from '../store/index.js';
 import { demoRevocationUrl } from '../stack/index.js';
 import { startRevocationServer, type RevocationServer } from './revocation-server.js';
@@ -160,6 +160,32 @@ describe('revocation over plain HTTP, through the URLs the certificates carry', 
     } finally {
       await s.close();
       await broken.close().catch(() => undefined);
+    }
+  });
+
+  test('regression: a nonce of 1 to 128 bytes is echoed; an empty or longer one is malformedRequest, not signed back (RFC 8954 / 9654)', async () => {
+    // Before, any nonce was echoed in the signed answer: up to 16 KiB of bytes of the requester's choosing under the CA's key.
+    const good = readFileSync(files.good);
+    const post = (body: Buffer) => http(`${base}/ocsp`, { method: 'POST', body, headers: { 'Content-Type': 'application/ocsp-request' } });
+    for (const n of [1, 16, 32, 128]) {
+      const nonce = Buffer.alloc(n, 0x5a);
+      const r = await post(buildOcspRequest(good, ca.issuingDer, nonce));
+      assert.equal(readOcspResponse(r.body, good, ca.issuingDer, { nonce }).certStatus.status, 'good', `${n}-byte nonce`);
+      const get = await http(`${base}/ocsp/${encodeURIComponent(buildOcspRequest(good, ca.issuingDer, nonce).toString('base64'))}`);
+      assert.equal(readOcspResponse(get.body, good, ca.issuingDer, { nonce }).certStatus.status, 'good', `${n}-byte nonce (GET)`);
+    }
+    for (const n of [0, 129, 4000]) {
+      const r = await post(buildOcspRequest(good, ca.issuingDer, Buffer.alloc(n, 0x5a)));
+      assert.equal(r.status, 200);
+      assert.equal(r.body.toString('hex'), '30030a0101', `${n}-byte nonce: malformedRequest`);
+    }
+    // The CertID is echoed too: its hashes at most 64 bytes (SHA-512), the whole at most 256.
+    const certId = (nameHash: Buffer, alg = sequence(oid('2.16.840.1.101.3.4.2.3'), Buffer.from('0500', 'hex'))) =>
+      sequence(sequence(sequence(sequence(sequence(alg, octetString(nameHash), octetString(Buffer.alloc(64, 1)), Buffer.from('020101', 'hex'))))));
+    const largest = (await post(certId(Buffer.alloc(64, 2)))).body.toString('hex');
+    assert.equal(largest.slice(8, 14), '0a0100', 'a SHA-512-sized CertID is answered (successful, unknown)');
+    for (const body of [certId(Buffer.alloc(65, 2)), certId(Buffer.alloc(64, 2), sequence(oid('1.2.3.4'), octetString(Buffer.alloc(120, 7))))]) {
+      assert.equal((await post(body)).body.toString('hex'), '30030a0101', 'an oversized CertID: malformedRequest');
     }
   });
 
