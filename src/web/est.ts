@@ -1,8 +1,8 @@
 import type { TLSSocket } from 'node:tls';
 import { Enrollment, NOTICE_ERRORS, type CertificateAuthority } from '../ca/index.js';
-import { forbidden, malformed, methodNotAllowed, unauthorized, unsupportedMediaType } from '../errors/index.js';
+import { forbidden, malformed, unauthorized, unsupportedMediaType } from '../errors/index.js';
 import { certsOnlyPkcs7, parseCsr } from '../pki/index.js';
-import { clientAddress, mediaType, publicError, readBody, send, type ServerErrorLog, type WebContext } from './http.js';
+import { clientAddress, mediaType, publicError, readBody, send, wrongMethod, type ServerErrorLog, type WebContext } from './http.js';
 import type { AttemptLimiter } from './rate-limit.js';
 
 export const EST_PREFIX = '/.well-known/est/';
@@ -65,13 +65,14 @@ export class EstService {
     const req = c.req.raw;
     try {
       if (operation === 'cacerts') {
-        if (req.method !== 'GET') throw methodNotAllowed('METHOD_NOT_ALLOWED', 'cacerts takes GET');
+        // 405 with Allow (RFC 9110 §15.5.6); HEAD is answered as GET, as on every GET path of the web edge.
+        if (req.method !== 'GET' && req.method !== 'HEAD') return wrongMethod('GET');
         return sendPkcs7(this.#ca.chain());
       }
       if (operation !== 'simpleenroll' && operation !== 'simplereenroll') {
         return send(404, 'text/plain; charset=utf-8', `EST_OPERATION_UNKNOWN: ${EST_PREFIX} offers cacerts, simpleenroll and simplereenroll\n`);
       }
-      if (req.method !== 'POST') throw methodNotAllowed('METHOD_NOT_ALLOWED', `${operation} takes POST`);
+      if (req.method !== 'POST') return wrongMethod('POST');
       if (mediaType(req) !== 'application/pkcs10') throw unsupportedMediaType('CONTENT_TYPE_UNSUPPORTED', 'send the CSR as application/pkcs10 (base64 DER)');
       const body = await readBody(req, EST_LIMIT);
       const source = { client: clientAddress(c), via: 'est' };

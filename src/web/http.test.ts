@@ -76,7 +76,6 @@ describe('error kind → HTTP status, once', () => {
     { code: 'NOTICE_NOT_RECOGNIZED', status: 401 },
     { code: 'BODY_TOO_LARGE', status: 413 },
     { code: 'CONTENT_TYPE_UNSUPPORTED', status: 415 },
-    { code: 'METHOD_NOT_ALLOWED', status: 405 },
     { code: 'CA_LOCKED', status: 503 },
     { code: 'STORE_UNREACHABLE', status: 503 },
     { code: 'STORE_BUSY', status: 503 },

@@ -147,6 +147,27 @@ describe('the web app over HTTP', () => {
     }
   });
 
+  test('regression: EST answers a method it does not take with 405 and Allow, and HEAD on cacerts as GET (length, no body)', async () => {
+    // Before, EST's 405s carried no Allow (RFC 9110 §15.5.6 requires it) and HEAD on cacerts was refused, unlike every other GET path.
+    for (const [method, path, allow] of [
+      ['POST', '/.well-known/est/cacerts', 'GET'],
+      ['PUT', '/.well-known/est/cacerts', 'GET'],
+      ['GET', '/.well-known/est/simpleenroll', 'POST'],
+      ['HEAD', '/.well-known/est/simplereenroll', 'POST'],
+    ] as const) {
+      const a = await raw(`${method} ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      assert.equal(status(a), 405, `${method} ${path}`);
+      assert.equal(header(a, 'Allow'), allow, `${method} ${path}`);
+    }
+    const get = await raw('GET /.well-known/est/cacerts HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    const head = await raw('HEAD /.well-known/est/cacerts HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    assert.equal(status(get), 200);
+    assert.equal(status(head), 200);
+    assert.equal(header(head, 'Content-Length'), header(get, 'Content-Length'));
+    assert.match(header(head, 'Content-Type') ?? '', /application\/pkcs7-mime/);
+    assert.ok(head.endsWith('\r\n\r\n'), 'no body after the headers');
+  });
+
   test('HTTP/1.0 without Host is served; an unreadable Host is 400 URL_INVALID', async () => {
     const a = await raw('GET /healthz HTTP/1.0\r\n\r\n');
     assert.equal(status(a), 200);
