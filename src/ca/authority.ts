@@ -386,7 +386,13 @@ export class CertificateAuthority {
   ): Promise<IssuedCertificate & { pkcs12: Buffer }> {
     checkPkcs12Password(password, this.config.pkcs12.minPasswordLength);
     const issued = await this.issueWithNewKey(order);
-    return { ...issued, pkcs12: await this.pkcs12For(issued.privateKey, issued.der, password, issued.view.subject, options) };
+    try {
+      return { ...issued, pkcs12: await this.pkcs12For(issued.privateKey, issued.der, password, issued.view.subject, options) };
+    } catch (e) {
+      // Nobody will ever hold this key: the certificate must not stay valid (as a download that could not be completed).
+      await this.revoke(issued.serial, 'cessationOfOperation', order.actor).catch(() => undefined);
+      throw e;
+    }
   }
 
   /** PKCS#12 of a key and its certificate with this CA's chain; friendlyName = O (the facility name) or CN. */

@@ -336,14 +336,26 @@ export const DEFAULT_ITERATIONS = 2048;
 /** pkcs-9-ub-friendlyName. */
 export const MAX_FRIENDLY_NAME = 255;
 
-/** The checks on a build's password, friendly name and iteration count; returns the iteration count. */
-export function checkPkcs12Text(password: string, friendlyName: string, iterations: number = DEFAULT_ITERATIONS): number {
+/**
+ * The passwords a build can encode (the BMPString of the MAC and PKCS#12 PBE,
+ * UTF-8 for PBES2): not empty, no NUL, no unpaired surrogate. The password
+ * policy (policy/password-policy.ts) applies this rule too, so a password
+ * the build would refuse is refused before anything is issued.
+ */
+export function checkPkcs12PasswordText(password: string): void {
   if (password.length === 0) {
     throw badRequest('PKCS12_PASSWORD_EMPTY', 'a PKCS#12 delivery file needs a password; issue one with the file');
   }
   if (password.includes('\u0000') || new TextDecoder().decode(new TextEncoder().encode(password)) !== password) {
-    throw badRequest('PKCS12_PASSWORD_INVALID', 'the password contains a NUL or an unpaired surrogate; choose another password');
+    throw badRequest('PKCS12_PASSWORD_INVALID', 'the password contains a NUL or an unpaired surrogate; choose another password', {
+      ja: 'パスワードに使えない文字（NUL 文字、または対になっていないサロゲート）が含まれています。別のパスワードにしてください。',
+    });
   }
+}
+
+/** The checks on a build's password, friendly name and iteration count; returns the iteration count. */
+export function checkPkcs12Text(password: string, friendlyName: string, iterations: number = DEFAULT_ITERATIONS): number {
+  checkPkcs12PasswordText(password);
   if (friendlyName.length === 0 || friendlyName.length > MAX_FRIENDLY_NAME) {
     throw badRequest('PKCS12_FRIENDLY_NAME_INVALID', `the friendly name must be 1 to ${MAX_FRIENDLY_NAME} characters`);
   }

@@ -178,6 +178,45 @@ describe('enrollment portal over HTTPS', () => {
     assert.match(legacy.stdout, new RegExp(`CN = ${TEST_FACILITY.number}`));
     assert.deepEqual((await t.ca.audit.verify()).problems, []);
   });
+
+  test('regression: a password the PKCS#12 cannot encode (NUL, unpaired surrogate) is refused before anything is signed; a build that fails after signing revokes the certificate', async () => {
+    const n = await t.notice();
+    const live = async () => (await t.ca.listCertificates({ facilityNumber: TEST_FACILITY.number })).filter((c) => c.status !== 'revoked').map((c) => c.serial);
+    const before = await live();
+    // Before: the policy counted only the length, the certificate was signed, then the PKCS#12 build refused the
+    // password: the claim was released, and a valid certificate whose key nobody holds stayed in the store.
+    const json = (password: string) => post('/api/enroll', JSON.stringify({ requestId: n.requestId, referenceId: n.referenceId, password }), 'application/json');
+    const cases = [
+      { name: 'NUL (JSON)', send: () => json(`${PASSWORD}\u0000x`) },
+      { name: 'unpaired high surrogate (JSON escape)', send: () => json(`${PASSWORD}\ud800`) },
+      { name: 'unpaired low surrogate (JSON escape)', send: () => json(`\udc00${PASSWORD}`) },
+      { name: 'NUL (form, %00)', send: () => post('/enroll', `request_id=${n.requestId}&reference_id=${n.referenceId}&password=${PASSWORD}%00&password_confirm=${PASSWORD}%00`) },
+    ];
+    for (const c of cases) {
+      const r = await c.send();
+      assert.equal(r.status, 400, `${c.name}: ${r.text}`);
+      assert.match(r.text, /PKCS12_PASSWORD_INVALID/, c.name);
+      assert.match(r.text, /パスワードに使えない文字/, `${c.name}: the clinic reads why in Japanese`);
+    }
+    assert.deepEqual(await live(), before, 'no certificate was signed for a refused password');
+    const summary = (await t.ca.notices.list()).find((x) => x.id === n.id)!;
+    assert.deepEqual([summary.state, summary.downloads, summary.failures], ['active', 0, 0], 'the notice is untouched');
+    // The class: whatever makes the build fail after the signature, the certificate does not stay valid.
+    const ca = t.ca as unknown as { pkcs12For: unknown };
+    ca.pkcs12For = () => Promise.reject(new Error('build failed'));
+    try {
+      const r = await json(PASSWORD);
+      assert.equal(r.status, 500, r.text);
+    } finally {
+      delete ca.pkcs12For;
+    }
+    assert.deepEqual(await live(), before, 'the certificate whose PKCS#12 failed is revoked');
+    const after = (await t.ca.notices.list()).find((x) => x.id === n.id)!;
+    assert.deepEqual([after.state, after.downloads], ['active', 0], 'and the notice is released, not spent');
+    const ok = await json(PASSWORD);
+    assert.equal(ok.status, 200, ok.text);
+    assert.deepEqual((await t.ca.audit.verify()).problems, []);
+  });
 });
 
 describe('rate limit per client address', () => {
