@@ -353,6 +353,24 @@ export function checkPkcs12PasswordText(password: string): void {
   }
 }
 
+/**
+ * Whether `c` can make the profile asked for: the legacy one needs 3DES,
+ * which WebCrypto does not have (PKCS12_LEGACY_UNAVAILABLE). The portal's
+ * page asks this before its CSR is sent, so the clinic never spends a
+ * download on a file that cannot be made, nor gets the modern one instead.
+ */
+export function checkPkcs12Profile(c: Pkcs12Crypto, legacy: boolean): void {
+  if (legacy && c.desEde3CbcEncrypt === undefined) {
+    throw badRequest('PKCS12_LEGACY_UNAVAILABLE', 'the legacy format for old Windows (3DES) cannot be made in the browser; choose "Make the key on the server", or leave the legacy format unchecked', {
+      ja: '古い Windows 用の形式（3DES）はブラウザ内では作成できません。「サーバーで鍵を作成」を選ぶか、古い Windows 用の形式のチェックを外してください。',
+    });
+  }
+}
+
+function unreachable(): never {
+  throw new Error('unreachable: checkPkcs12Profile let a legacy build through without 3DES');
+}
+
 /** The checks on a build's password, friendly name and iteration count; returns the iteration count. */
 export function checkPkcs12Text(password: string, friendlyName: string, iterations: number = DEFAULT_ITERATIONS): number {
   checkPkcs12PasswordText(password);
@@ -394,7 +412,8 @@ async function encryptPbes2(c: Pkcs12Crypto, plain: Uint8Array, passwordUtf8: Ui
 
 /** pbeWithSHAAnd3-KeyTripleDES-CBC (RFC 7292 Appendix C): key and IV from the Appendix B KDF with SHA-1. */
 async function encryptPkcs12Pbe3Des(c: Pkcs12Crypto, plain: Uint8Array, bmp: Uint8Array, iterations: number): Promise<Encrypted> {
-  if (c.desEde3CbcEncrypt === undefined) throw badRequest('PKCS12_LEGACY_UNAVAILABLE', 'the legacy (3DES) PKCS#12 format cannot be made here; make the key on the server for it');
+  checkPkcs12Profile(c, true);
+  if (c.desEde3CbcEncrypt === undefined) return unreachable();
   const salt = c.randomBytes(8);
   const digest = (r: IteratedDigest) => c.iteratedDigest(r);
   const key = await runKdf(pkcs12KdfSteps('sha1', bmp, salt, 1, iterations, 24), digest);
@@ -525,6 +544,7 @@ export interface AssemblePkcs12Input {
 export async function assemblePkcs12(input: AssemblePkcs12Input, c: Pkcs12Crypto): Promise<Uint8Array> {
   const iterations = checkPkcs12Text(input.password, input.friendlyName, input.iterations);
   const legacy = input.legacy === true;
+  checkPkcs12Profile(c, legacy);
   const utf8 = new TextEncoder().encode(input.password);
   const bmp = bmpPassword(input.password);
   const localKeyId = await c.iteratedDigest({ hash: 'sha1', data: input.certificate, iterations: 1 });

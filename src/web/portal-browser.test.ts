@@ -7,7 +7,7 @@
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import type { Browser, Page } from 'playwright-core';
@@ -134,6 +134,64 @@ describe('the portal in Chromium', () => {
     const events = await t.ca.audit.list();
     const signing = events.filter((e) => e.action === 'certificate.signing' && e.details?.facility === TEST_FACILITY.number).pop();
     assert.equal(signing?.details?.via, 'portal-csr', 'issued for a CSR: the server never made or saw the key');
+    assert.equal((await t.ca.notices.list()).find((x) => x.id === n.id)?.downloads, 1);
+    await page.context().close();
+  });
+
+  test('regression: with the key made in the browser, what the page cannot build (the legacy format, a password the PKCS#12 cannot encode) is refused before the CSR is sent; the legacy file comes with the key made on the server and NSS imports it', async (tc) => {
+    if (!needPeer(tc, hasChromium(), 'Chromium (/usr/bin/chromium)') || !needCommand(tc, 'openssl')) return;
+    // Before: the page ignored "legacy" in its default (browser) mode, spent a download and handed over an AES file
+    // an old Windows cannot import; a password its build refused failed only after the server had issued.
+    const n = await t.notice();
+    const page = await openPortal();
+    const before = (await t.ca.audit.list()).length;
+    const refusedBeforeSending = async (code: RegExp) => {
+      await page.click('#submit');
+      await page.waitForSelector('#error:not([hidden])');
+      assert.match((await page.getAttribute('#error', 'data-code')) ?? '', code);
+      assert.equal((await t.ca.audit.list()).length, before, 'the server saw no attempt');
+      await page.evaluate("document.getElementById('error').hidden = true");
+    };
+    await fill(page, n);
+    for (const keyType of ['rsa-2048', 'ecdsa-p256']) {
+      await page.selectOption('#key_type', keyType);
+      await page.check('#legacy');
+      await refusedBeforeSending(/^PKCS12_LEGACY_UNAVAILABLE$/);
+      assert.match((await page.textContent('#error')) ?? '', /サーバーで鍵を作成[\s\S]*Make the key on the server/);
+    }
+    await page.uncheck('#legacy');
+    for (const bad of [`${PASSWORD}\ud800`, `\udc00${PASSWORD}`]) {
+      // Set by script: a lone surrogate cannot be typed (JSON.stringify writes it as an escape the page decodes).
+      await page.evaluate(`for (const id of ['password', 'password_confirm']) document.getElementById(id).value = ${JSON.stringify(bad)}`);
+      await refusedBeforeSending(/^PKCS12_PASSWORD_INVALID$/);
+    }
+    const summary = (await t.ca.notices.list()).find((x) => x.id === n.id)!;
+    assert.deepEqual([summary.state, summary.downloads], ['active', 0], 'no download was spent');
+    // The legacy file, as the message says: the key made on the server.
+    await page.fill('#password', PASSWORD);
+    await page.fill('#password_confirm', PASSWORD);
+    await page.selectOption('#key_type', 'rsa-2048');
+    await page.check('#legacy');
+    await page.check('input[name=key_mode][value=server]');
+    await Promise.all([page.waitForNavigation(), page.click('#submit')]);
+    await page.waitForSelector('#issued');
+    const p12 = await download(page, '.p12');
+    const dir = mkdtempSync(join(tmpdir(), 'sekisho-legacy-'));
+    writeFileSync(join(dir, 'l.p12'), p12);
+    const info = await runPeer('openssl', ['pkcs12', '-info', '-noout', '-in', join(dir, 'l.p12'), '-passin', `pass:${PASSWORD}`]);
+    assert.equal(info.status, 0, info.stderr);
+    assert.match(info.stderr, /MAC: sha1/);
+    assert.match(info.stderr, /Shrouded Keybag: pbeWithSHA1And3-KeyTripleDES-CBC/);
+    assert.doesNotMatch(info.stderr, /AES/);
+    if (needCommand(tc, 'pk12util') && needCommand(tc, 'certutil')) {
+      const db = join(dir, 'nss');
+      writeFileSync(join(dir, 'pw'), PASSWORD);
+      mkdirSync(db);
+      assert.equal((await runPeer('certutil', ['-N', '-d', `sql:${db}`, '--empty-password'])).status, 0);
+      const imported = await runPeer('pk12util', ['-i', join(dir, 'l.p12'), '-d', `sql:${db}`, '-w', join(dir, 'pw')]);
+      assert.equal(imported.status, 0, imported.stdout + imported.stderr);
+      assert.match((await runPeer('certutil', ['-K', '-d', `sql:${db}`])).stdout, /rsa/);
+    }
     assert.equal((await t.ca.notices.list()).find((x) => x.id === n.id)?.downloads, 1);
     await page.context().close();
   });

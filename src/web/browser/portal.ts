@@ -18,7 +18,8 @@
 import { isSekishoError } from '../../errors/index.js';
 import { compactNoticeId, noticeIdProblem, parseNoticeId, type NoticeIdKind, type NoticeIdProblem } from '../../ca/notice-id.js';
 import { safeFileName } from '../../ca/file-name.js';
-import { assemblePkcs12, webCryptoPkcs12 } from '../../pki/pkcs12-core.js';
+import { assemblePkcs12, checkPkcs12Profile, webCryptoPkcs12 } from '../../pki/pkcs12-core.js';
+import { checkPkcs12Password } from '../../policy/password-policy.js';
 import { buildCsrWith, ecdsaSignatureToDer, EMPTY_NAME_DER } from '../../pki/csr-core.js';
 import { zipStore } from '../zip.js';
 
@@ -73,9 +74,27 @@ export async function makeKeyAndCsr(keyType: BrowserKeyType): Promise<{ csr: Uin
   return { csr, pkcs8 };
 }
 
-/** The PKCS#12 of a key made here (modern profile: PBES2/AES-256-CBC, HMAC-SHA256; WebCrypto has no 3DES). */
-export function buildBrowserPkcs12(input: { pkcs8: Uint8Array; certificate: Uint8Array; chain: Uint8Array[]; password: string; friendlyName: string }): Promise<Uint8Array> {
+/** The PKCS#12 of a key made here (modern profile: PBES2/AES-256-CBC, HMAC-SHA256; WebCrypto has no 3DES, so `legacy` is refused). */
+export function buildBrowserPkcs12(input: { pkcs8: Uint8Array; certificate: Uint8Array; chain: Uint8Array[]; password: string; friendlyName: string; legacy?: boolean }): Promise<Uint8Array> {
   return assemblePkcs12(input, webCryptoPkcs12);
+}
+
+/**
+ * What the PKCS#12 build here would refuse, judged before the CSR is sent:
+ * the server counts the download (and revokes the certificate of the one
+ * before) when it answers, so a refusal after that leaves the clinic with
+ * nothing. The password policy is the server's own (policy/password-policy.ts);
+ * the legacy format cannot be made with WebCrypto. Undefined when fine.
+ */
+export function browserPkcs12Problem(o: { password: string; minPassword: number; legacy: boolean }): { code: string; ja: string; en: string } | undefined {
+  try {
+    checkPkcs12Password(o.password, o.minPassword);
+    checkPkcs12Profile(webCryptoPkcs12, o.legacy);
+    return undefined;
+  } catch (e) {
+    if (!isSekishoError(e)) throw e;
+    return { code: e.code, ja: e.ja ?? '', en: e.message };
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -184,6 +203,11 @@ function field(form: HTMLFormElement, name: string): string {
   return el instanceof HTMLInputElement || el instanceof HTMLSelectElement ? el.value : el instanceof RadioNodeList ? el.value : '';
 }
 
+function checked(form: HTMLFormElement, name: string): boolean {
+  const el = form.elements.namedItem(name);
+  return el instanceof HTMLInputElement && el.checked;
+}
+
 async function enrollInBrowser(form: HTMLFormElement): Promise<void> {
   const keyType = field(form, 'key_type') === 'ecdsa-p256' ? 'ecdsa-p256' : 'rsa-2048';
   const { csr, pkcs8 } = await makeKeyAndCsr(keyType);
@@ -200,7 +224,7 @@ async function enrollInBrowser(form: HTMLFormElement): Promise<void> {
   }
   const certificate = pemToDer(body.certificate);
   const chain = body.chain.map(pemToDer);
-  const p12 = await buildBrowserPkcs12({ pkcs8, certificate, chain, password: field(form, 'password'), friendlyName: body.friendlyName });
+  const p12 = await buildBrowserPkcs12({ pkcs8, certificate, chain, password: field(form, 'password'), friendlyName: body.friendlyName, legacy: checked(form, 'legacy') });
   pkcs8.fill(0);
   const base = `${safeFileName(body.facility.name)}_${body.facility.number}`;
   const files: DownloadFile[] = [
@@ -248,6 +272,12 @@ function start(form: HTMLFormElement): void {
     const browserMode = !keymode.hidden && field(form, 'key_mode') === 'browser';
     if (!browserMode) return; // the server makes the key; the form posts normally
     ev.preventDefault();
+    // Before anything is sent: a file the page cannot build would cost a download (and the certificate before it).
+    const refused = browserPkcs12Problem({ password, minPassword, legacy: checked(form, 'legacy') });
+    if (refused) {
+      showError(refused.ja, refused.en, refused.code);
+      return;
+    }
     const button = byId<HTMLButtonElement>('submit');
     button.disabled = true;
     try {
