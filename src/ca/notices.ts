@@ -293,8 +293,8 @@ export class IssuanceNotices {
   }
 
   /** Audits an attempt refused before any notice was looked at (mistyped ID, rate limit). */
-  async refuse(source: AttemptSource, error: SekishoError): Promise<void> {
-    await this.o.audit.append({ actor: `client:${source.client}`, action: 'notice.attempt', outcome: 'minorFailure', reasonCode: error.code, details: { via: source.via } });
+  async refuse(source: AttemptSource, error: SekishoError, details: Record<string, unknown> = {}): Promise<void> {
+    await this.o.audit.append({ actor: `client:${source.client}`, action: 'notice.attempt', outcome: 'minorFailure', reasonCode: error.code, details: { via: source.via, ...details } });
   }
 
   /**

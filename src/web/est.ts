@@ -1,9 +1,9 @@
 import type { TLSSocket } from 'node:tls';
-import { Enrollment, NOTICE_ERRORS, type CertificateAuthority } from '../ca/index.js';
+import { Enrollment, type CertificateAuthority } from '../ca/index.js';
 import { forbidden, malformed, unauthorized, unsupportedMediaType } from '../errors/index.js';
 import { certsOnlyPkcs7, parseCsr } from '../pki/index.js';
 import { clientAddress, mediaType, publicError, readBody, send, wrongMethod, type ServerErrorLog, type WebContext } from './http.js';
-import type { AttemptLimiter } from './rate-limit.js';
+import { admitNoticeAttempt, type AttemptLimiter } from './rate-limit.js';
 
 export const EST_PREFIX = '/.well-known/est/';
 const EST_LIMIT = 64 * 1024;
@@ -79,12 +79,7 @@ export class EstService {
       if (operation === 'simpleenroll') {
         const auth = parseBasicAuth(req.headers.get('authorization') ?? undefined);
         if (!auth) throw unauthorized('EST_AUTH_REQUIRED', 'simpleenroll needs HTTP Basic credentials: the request ID and reference ID of a notice (or an EST code)');
-        const wait = await this.#limiter.take(source.client);
-        if (wait > 0) {
-          const err = NOTICE_ERRORS.rateLimited(wait);
-          await this.#ca.notices.refuse(source, err);
-          throw err;
-        }
+        await admitNoticeAttempt(this.#limiter, this.#ca.notices, source);
         const csr = parseCsr(estCsrDer(body));
         const issued = await this.#enrollment.withCsr({ requestId: auth.user, referenceId: auth.password }, source, csr);
         return sendPkcs7([issued.der]);

@@ -236,8 +236,49 @@ describe('rate limit per client address', () => {
       assert.equal((JSON.parse(last!.text) as { error: { code: string; ja: string } }).error.code, 'RATE_LIMITED');
       assert.equal((await t.ca.notices.list()).find((x) => x.id === n.id)?.failures, 3);
       const events = await t.ca.audit.list();
-      assert.equal(events.filter((e) => e.action === 'notice.attempt' && e.reasonCode === 'RATE_LIMITED').length, 2);
+      assert.equal(events.filter((e) => e.action === 'notice.attempt' && e.reasonCode === 'RATE_LIMITED').length, 1, 'the first refusal of the window is audited');
       assert.equal(events.filter((e) => e.action === 'notice.attempt' && e.reasonCode === 'NOTICE_REFERENCE_WRONG').length, 3);
+    } finally {
+      await t.close();
+    }
+  });
+
+  test('regression: a flood of refused attempts (form, JSON API, EST) is audited once per address and window, not once per request', async () => {
+    // Before: every refused request appended a hash-chained audit row (about 100 a second from one client,
+    // unbounded), though it touched no notice. Now the first refusal of each window is the one row.
+    let clock = Date.parse('2026-04-01T00:00:00Z');
+    const t = await startTestEnrollment({ rateLimit: { attempts: 3, windowSeconds: 600 }, now: () => new Date(clock) });
+    try {
+      const n = await t.notice();
+      const wrong = (await t.notice()).referenceId;
+      const at = (path: string) => new URL(path, t.url).href;
+      const json = { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ requestId: n.requestId, referenceId: wrong, password: PASSWORD }) };
+      const ways = [
+        () => fetchTls(at('/enroll'), { ca: t.rootPem, method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: form({ request_id: n.requestId, reference_id: wrong, password: PASSWORD, password_confirm: PASSWORD }) }),
+        () => fetchTls(at('/api/enroll'), { ca: t.rootPem, ...json }),
+        () => fetchTls(at('/api/enroll-csr'), { ca: t.rootPem, method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ requestId: n.requestId, referenceId: wrong, csr: 'x' }) }),
+        () => fetchTls(at('/.well-known/est/simpleenroll'), { ca: t.rootPem, method: 'POST', headers: { 'Content-Type': 'application/pkcs10', Authorization: `Basic ${Buffer.from(`${n.requestId}:${wrong}`).toString('base64')}` }, body: 'MAA=' }),
+      ];
+      const rateLimited = async () => (await t.ca.audit.list()).filter((e) => e.action === 'notice.attempt' && e.reasonCode === 'RATE_LIMITED');
+      const flood = async (count: number) => {
+        const statuses: number[] = [];
+        for (let i = 0; i < count; i += 8) statuses.push(...(await Promise.all(Array.from({ length: 8 }, (_, k) => ways[(i + k) % ways.length]!()))).map((r) => r.status));
+        return statuses;
+      };
+      for (let i = 0; i < 3; i++) assert.equal((await ways[1]!()).status, 401, 'within the limit');
+      const first = await flood(160);
+      assert.ok(first.every((st) => st === 429), `every one refused: ${[...new Set(first)].join(',')}`);
+      const rows = await rateLimited();
+      assert.equal(rows.length, 1, 'one audit row for 160 refusals (concurrent, over four paths)');
+      assert.deepEqual([rows[0]!.details?.limit, rows[0]!.details?.windowSeconds], [3, 600]);
+      assert.equal(rows[0]!.details?.windowEnds, new Date(Date.parse('2026-04-01T00:10:00Z')).toISOString());
+      assert.equal((await t.ca.notices.list()).find((x) => x.id === n.id)?.failures, 3, 'refused attempts touch no notice');
+      // The next window: its allowance, then again one row for its refusals.
+      clock += 601_000;
+      for (let i = 0; i < 3; i++) assert.notEqual((await ways[3]!()).status, 429, 'a new window');
+      assert.ok((await flood(40)).every((st) => st === 429));
+      assert.equal((await rateLimited()).length, 2);
+      assert.deepEqual((await t.ca.audit.verify()).problems, []);
     } finally {
       await t.close();
     }

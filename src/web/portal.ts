@@ -5,8 +5,8 @@ import { clientAddress, mediaType, publicError, readBody, send, sendError, sendJ
 import { parseCsrEnrollJson, parseEnrollForm, parseEnrollJson } from './forms.js';
 import { portalPage, resultPage, type DownloadFile } from './portal-page.js';
 import { zipStore } from './zip.js';
-import { NOTICE_ERRORS, noticeIdProblem } from '../ca/index.js';
-import type { AttemptLimiter } from './rate-limit.js';
+import { noticeIdProblem } from '../ca/index.js';
+import { admitNoticeAttempt, type AttemptLimiter } from './rate-limit.js';
 
 const FORM_LIMIT = 16 * 1024;
 const JSON_LIMIT = 64 * 1024;
@@ -92,15 +92,10 @@ export class Portal {
     return send(200, 'text/html; charset=utf-8', this.#page(), { 'Cache-Control': 'no-store' });
   }
 
-  /** Counts an attempt against the client's address; a refused one is audited and thrown. */
+  /** Counts an attempt against the client's address; a refused one is thrown (the first of its window audited). */
   async #admit(c: WebContext, via: string): Promise<{ client: string; via: string }> {
     const source = { client: clientAddress(c), via };
-    const wait = await this.#limiter.take(source.client);
-    if (wait > 0) {
-      const err = NOTICE_ERRORS.rateLimited(wait);
-      await this.#notices.refuse(source, err);
-      throw err;
-    }
+    await admitNoticeAttempt(this.#limiter, this.#notices, source);
     return source;
   }
 

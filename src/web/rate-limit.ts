@@ -1,4 +1,5 @@
 import { addressKey } from '../listener/index.js';
+import { NOTICE_ERRORS, type AttemptSource, type IssuanceNotices } from '../ca/index.js';
 
 export interface RateLimitOptions {
   /** Attempts allowed per address in one window (default 20). */
@@ -38,6 +39,15 @@ export class AttemptLimiter {
   }
 
   async take(address: string): Promise<number> {
+    return (await this.admit(address)).wait;
+  }
+
+  /**
+   * Counts one attempt: `wait` as `take` gives it, and `firstRefusal` true
+   * for exactly one refused attempt of an address's window (the first over
+   * the limit; the count is atomic, so concurrent refusals cannot both be it).
+   */
+  async admit(address: string): Promise<{ wait: number; firstRefusal: boolean; windowEnds: Date }> {
     const now = this.#now().getTime();
     if (now - this.#lastExpiry >= this.windowMs) {
       this.#lastExpiry = now;
@@ -45,7 +55,24 @@ export class AttemptLimiter {
     }
     // An IPv6 host is counted by its /64: it can rotate source addresses within it.
     const w = await this.#counter.countAttempt(addressKey(address), now, this.windowMs);
-    if (w.count <= this.attempts) return 0;
-    return Math.max(1, Math.ceil((w.windowStart + this.windowMs - now) / 1000));
+    const windowEnds = new Date(w.windowStart + this.windowMs);
+    if (w.count <= this.attempts) return { wait: 0, firstRefusal: false, windowEnds };
+    return { wait: Math.max(1, Math.ceil((windowEnds.getTime() - now) / 1000)), firstRefusal: w.count === this.attempts + 1, windowEnds };
   }
+}
+
+/**
+ * Counts one notice attempt (portal and EST) and throws RATE_LIMITED over the
+ * limit. Only the first refusal of an address's window is audited (with the
+ * limit and when the window ends): an attempt refused here touched no notice,
+ * and a hash-chained row for each would let one client grow the audit trail
+ * at the speed of its requests. The later ones are counted in the store
+ * (`notice_attempts`) until the window ends.
+ */
+export async function admitNoticeAttempt(limiter: AttemptLimiter, notices: IssuanceNotices, source: AttemptSource): Promise<void> {
+  const { wait, firstRefusal, windowEnds } = await limiter.admit(source.client);
+  if (wait === 0) return;
+  const err = NOTICE_ERRORS.rateLimited(wait);
+  if (firstRefusal) await notices.refuse(source, err, { limit: limiter.attempts, windowSeconds: limiter.windowMs / 1000, windowEnds: windowEnds.toISOString() });
+  throw err;
 }
