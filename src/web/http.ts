@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Context, Hono } from 'hono';
 import { getRequestListener, RequestError, type HttpBindings } from '@hono/node-server';
-import { isSekishoError, tooLarge, type ErrorKind, type SekishoError } from '../errors/index.js';
+import { forbidden, isSekishoError, tooLarge, type ErrorKind, type SekishoError } from '../errors/index.js';
 
 /** The one place an error kind becomes an HTTP status; the code never decides it. */
 export const HTTP_STATUS: Readonly<Record<ErrorKind, number>> = {
@@ -148,6 +148,35 @@ export function sendError(e: unknown, log?: ServerErrorLog): Response {
 /** 405 with the methods a path takes in Allow. */
 export function wrongMethod(allow: string): Response {
   return send(405, 'text/plain; charset=utf-8', `METHOD_NOT_ALLOWED: use ${allow}\n`, { Allow: allow });
+}
+
+/**
+ * Refuses a request a browser sent on behalf of another site's page (a form
+ * or a no-cors fetch on a hostile page, which needs no preflight): its
+ * `Sec-Fetch-Site` is neither `same-origin` nor `none`, or, from a browser
+ * without that header, its `Origin` is not this server's own (`null` included). Clients that are not browsers
+ * (`sekisho enroll`, curl, EST clients) send neither header and pass. Run it
+ * before an attempt is counted: a hostile page otherwise spends its
+ * visitors' allowance (a clinic's NAT address) and their addresses' guesses.
+ */
+export function refuseCrossSite(req: Request): void {
+  const site = req.headers.get('sec-fetch-site');
+  const origin = req.headers.get('origin');
+  // Browsers that send Sec-Fetch-Site are judged by it alone (a proxy rewriting Host cannot confuse it); older ones by Origin.
+  let cross = false;
+  if (site !== null) cross = site !== 'same-origin' && site !== 'none';
+  else if (origin !== null) {
+    try {
+      cross = origin === 'null' || new URL(origin).host !== (req.headers.get('host') ?? '').toLowerCase();
+    } catch {
+      cross = true;
+    }
+  }
+  if (cross) {
+    throw forbidden('CROSS_SITE_REQUEST', 'a request sent from another site\'s page is refused; open the portal at the address printed on the notice and enter the IDs there', {
+      ja: '他のサイトのページから送信された申請は受け付けません。通知書に記載のアドレスでポータルを直接開き、そこで入力してください。',
+    });
+  }
 }
 
 /** The media type of a request body, lower case, without parameters. */

@@ -17,6 +17,7 @@ import { runPeer, startTestEnrollment, TEST_FACILITY, withTypo, type TestEnrollm
 import { findChromium, printToPdf, renderNoticeLetter } from '../ca/index.js';
 import { certificateToPem, readPkcs12 } from '../pki/index.js';
 import { connect as tlsConnect, createServer as createTlsServer } from 'node:tls';
+import { createServer as createHttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 const PASSWORD = 'Shinryo-Pass-2041';
@@ -194,6 +195,57 @@ describe('the portal in Chromium', () => {
     }
     assert.equal((await t.ca.notices.list()).find((x) => x.id === n.id)?.downloads, 1);
     await page.context().close();
+  });
+
+  test('regression: a hostile page cannot make its visitors\' browsers post to the portal (a form, a form into a frame, a no-cors fetch): refused before an attempt is counted', async (tc) => {
+    if (!needPeer(tc, hasChromium(), 'Chromium (/usr/bin/chromium)')) return;
+    // Before: nothing told the portal's POSTs from another site's, so any page a clinic's staff opened could spend
+    // the clinic address's allowance (and a notice's wrong-reference count), or spread guesses over its visitors' addresses.
+    const n = await t.notice();
+    const wrong = (await t.notice()).referenceId;
+    const fields = { request_id: n.requestId, reference_id: wrong, password: PASSWORD, password_confirm: PASSWORD };
+    const inputs = Object.entries(fields).map(([k, v]) => `<input name="${k}" value="${v}">`).join('');
+    const evil = createHttpServer((req, res) => {
+      const target = req.url === '/frame' ? ' target="sink"' : '';
+      const body = req.url === '/fetch'
+        ? `<script>fetch(${JSON.stringify(new URL('/enroll', t.url).href)}, { method: 'POST', mode: 'no-cors', body: new URLSearchParams(${JSON.stringify(fields)}) }).finally(() => { document.title = 'sent'; });</script>`
+        : `<iframe name="sink"></iframe><form id="f" method="post" action="${new URL('/enroll', t.url).href}"${target}>${inputs}</form><script>document.getElementById('f').submit(); setTimeout(() => { document.title = 'sent'; }, 1500);</script>`;
+      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' }).end(`<!DOCTYPE html><html><head><title>lure</title></head><body>${body}</body></html>`);
+    });
+    await new Promise<void>((r) => evil.listen(0, '127.0.0.1', r));
+    const evilUrl = `http://127.0.0.1:${(evil.address() as AddressInfo).port}`;
+    try {
+      const before = await t.ca.audit.list();
+      const context = await browser!.newContext({ ignoreHTTPSErrors: true });
+      const page = await context.newPage();
+      // A top-level form post: the portal answers its own page with the refusal, in Japanese and English.
+      await Promise.all([page.waitForURL(new URL('/enroll', t.url).href), page.goto(`${evilUrl}/top`)]);
+      assert.equal(await page.getAttribute('#error', 'data-code'), 'CROSS_SITE_REQUEST');
+      assert.match((await page.textContent('#error')) ?? '', /他のサイト[\s\S]*another site/);
+      for (const path of ['/frame', '/fetch']) {
+        await page.goto(`${evilUrl}${path}`);
+        await page.waitForFunction("document.title === 'sent'", undefined, { timeout: 10_000 });
+      }
+      const after = await t.ca.audit.list();
+      assert.deepEqual(after.slice(before.length).filter((e) => e.action.startsWith('notice.')), [], 'no notice attempt reached the notices');
+      assert.equal((await t.ca.notices.list()).find((x) => x.id === n.id)?.failures, 0, 'the notice counted no wrong reference ID');
+      await context.close();
+      // The portal's own page still posts (form) and fetches (browser key) as before.
+      const own = await openPortal();
+      await fill(own, { ...n, referenceId: wrong });
+      await own.check('input[name=key_mode][value=server]');
+      await Promise.all([own.waitForNavigation(), own.click('#submit')]);
+      assert.equal(await own.getAttribute('#error', 'data-code'), 'NOTICE_REFERENCE_WRONG');
+      const mine = await openPortal();
+      await fill(mine, { ...n, referenceId: wrong });
+      await mine.click('#submit');
+      await mine.waitForSelector('#error:not([hidden])');
+      assert.equal(await mine.getAttribute('#error', 'data-code'), 'NOTICE_REFERENCE_WRONG');
+      await own.context().close();
+      await mine.context().close();
+    } finally {
+      evil.close();
+    }
   });
 
   test('key made on the server (no WebCrypto needed): the form posts and the files download', async (tc) => {

@@ -1,7 +1,7 @@
 import { backupAdvice, Enrollment, redemptionText, safeFileName, type CertificateAuthority, type EnrollmentResult, type IssuanceNotices, type NoticeRedemption } from '../ca/index.js';
 import { unsupportedMediaType } from '../errors/index.js';
 import { certificateToPem, fingerprint, parseCsr } from '../pki/index.js';
-import { clientAddress, mediaType, publicError, readBody, send, sendError, sendJson, type ServerErrorLog, type WebContext } from './http.js';
+import { clientAddress, mediaType, publicError, readBody, refuseCrossSite, send, sendError, sendJson, type ServerErrorLog, type WebContext } from './http.js';
 import { parseCsrEnrollJson, parseEnrollForm, parseEnrollJson } from './forms.js';
 import { portalPage, resultPage, type DownloadFile } from './portal-page.js';
 import { zipStore } from './zip.js';
@@ -114,6 +114,7 @@ export class Portal {
   async enrollForm(c: WebContext): Promise<Response> {
     let ids: { requestId?: string } = {};
     try {
+      refuseCrossSite(c.req.raw);
       if (mediaType(c.req.raw) !== 'application/x-www-form-urlencoded') throw unsupportedMediaType('CONTENT_TYPE_UNSUPPORTED', 'send the form as application/x-www-form-urlencoded');
       const body = await readBody(c.req.raw, FORM_LIMIT);
       const source = await this.#admit(c, 'portal');
@@ -131,6 +132,7 @@ export class Portal {
   /** POST /api/enroll: JSON in, JSON out (PKCS#12 and root as base64); for `sekisho enroll`. */
   async enrollJson(c: WebContext): Promise<Response> {
     try {
+      refuseCrossSite(c.req.raw);
       if (mediaType(c.req.raw) !== 'application/json') throw unsupportedMediaType('CONTENT_TYPE_UNSUPPORTED', 'send application/json');
       const body = await readBody(c.req.raw, JSON_LIMIT);
       const source = await this.#admit(c, 'api');
@@ -155,6 +157,7 @@ export class Portal {
   /** POST /api/enroll-csr: the key was made in the browser; only its CSR arrives. Returns the certificate and chain (PEM). */
   async enrollCsr(c: WebContext): Promise<Response> {
     try {
+      refuseCrossSite(c.req.raw);
       if (mediaType(c.req.raw) !== 'application/json') throw unsupportedMediaType('CONTENT_TYPE_UNSUPPORTED', 'send application/json');
       const body = await readBody(c.req.raw, JSON_LIMIT);
       const source = await this.#admit(c, 'portal-csr');
