@@ -377,6 +377,11 @@ export function checkPkcs12Text(password: string, friendlyName: string, iteratio
   if (friendlyName.length === 0 || friendlyName.length > MAX_FRIENDLY_NAME) {
     throw badRequest('PKCS12_FRIENDLY_NAME_INVALID', `the friendly name must be 1 to ${MAX_FRIENDLY_NAME} characters`);
   }
+  return checkPkcs12Iterations(iterations);
+}
+
+/** An iteration count a build writes (and reads back): an integer from 1 to MAX_ITERATIONS; returns it. */
+export function checkPkcs12Iterations(iterations: number): number {
   if (!Number.isSafeInteger(iterations) || iterations < 1 || iterations > MAX_ITERATIONS) {
     throw badRequest('PKCS12_ITERATIONS_INVALID', `iterations must be an integer from 1 to ${MAX_ITERATIONS}`);
   }

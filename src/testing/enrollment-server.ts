@@ -9,7 +9,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CertificateAuthority, checkCharacter, compactNoticeId, homePaths, initAuthority, NOTICE_ID_ALPHABET, type CreatedNotice, type NoticeIdKind, type NoticesConfig, type RenewalConfig } from '../ca/index.js';
+import { CertificateAuthority, checkCharacter, type CaConfig, compactNoticeId, homePaths, initAuthority, NOTICE_ID_ALPHABET, type CreatedNotice, type NoticeIdKind, type NoticesConfig, type RenewalConfig } from '../ca/index.js';
 import { certificateToPem } from '../pki/index.js';
 import { startWebServer, type RateLimitOptions, type WebServer } from '../web/index.js';
 import { tempDir } from './stores.js';
@@ -36,14 +36,17 @@ export interface TestEnrollment {
   close(): Promise<void>;
 }
 
-export async function startTestEnrollment(o: { db?: string; rateLimit?: RateLimitOptions; now?: () => Date; facility?: boolean; renewal?: Partial<RenewalConfig>; notices?: Partial<NoticesConfig> } = {}): Promise<TestEnrollment> {
+export async function startTestEnrollment(o: { db?: string; rateLimit?: RateLimitOptions; now?: () => Date; facility?: boolean; renewal?: Partial<RenewalConfig>; notices?: Partial<NoticesConfig>; pkcs12?: Partial<CaConfig['pkcs12']> } = {}): Promise<TestEnrollment> {
   const dir = tempDir('sekisho-enroll-');
   const home = join(dir, 'home');
   await initAuthority({ home, passphrase: TEST_PASSPHRASE, ...(o.db ? { db: o.db } : {}), ...(o.now ? { now: o.now } : {}) });
-  if (o.renewal || o.notices) {
+  if (o.renewal || o.notices || o.pkcs12) {
     const file = homePaths(home).config;
-    const config = JSON.parse(readFileSync(file, 'utf8')) as { renewal?: Partial<RenewalConfig>; notices?: Partial<NoticesConfig> };
-    writeFileSync(file, JSON.stringify({ ...config, ...(o.renewal ? { renewal: { ...config.renewal, ...o.renewal } } : {}), ...(o.notices ? { notices: { ...config.notices, ...o.notices } } : {}) }));
+    const config = JSON.parse(readFileSync(file, 'utf8')) as { renewal?: Partial<RenewalConfig>; notices?: Partial<NoticesConfig>; pkcs12?: Partial<CaConfig['pkcs12']> };
+    writeFileSync(
+      file,
+      JSON.stringify({ ...config, ...(o.renewal ? { renewal: { ...config.renewal, ...o.renewal } } : {}), ...(o.notices ? { notices: { ...config.notices, ...o.notices } } : {}), ...(o.pkcs12 ? { pkcs12: { ...config.pkcs12, ...o.pkcs12 } } : {}) }),
+    );
   }
   const ca = await CertificateAuthority.open({ home, ...(o.now ? { now: o.now } : {}) });
   try {

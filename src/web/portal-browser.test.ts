@@ -300,3 +300,48 @@ describe('the portal in Chromium', () => {
     if (info.status === 0) assert.match(info.stdout, /Page size:\s+59[45]\.\d* x 841\.\d* pts \(A4\)/);
   });
 });
+
+describe('the page\'s PKCS#12 and the operator\'s iteration count', () => {
+  test('regression: the PKCS#12 the page builds uses pkcs12.iterations from the configuration, as the server\'s does; NSS and OpenSSL 3 open both', async (tc) => {
+    if (!needPeer(tc, hasChromium(), 'Chromium (/usr/bin/chromium)') || !needCommand(tc, 'openssl')) return;
+    // Before: the page always wrote 2,048 iterations (the code's default), whatever the operator configured.
+    const iterations = 50_000;
+    const t = await startTestEnrollment({ rateLimit: { attempts: 1000 }, pkcs12: { iterations } });
+    const browser = await launchChromium();
+    try {
+      const dir = mkdtempSync(join(tmpdir(), 'sekisho-iter-'));
+      writeFileSync(join(dir, 'pw'), PASSWORD);
+      for (const mode of ['browser', 'server'] as const) {
+        const n = await t.notice();
+        const context = await browser.newContext({ ignoreHTTPSErrors: true, acceptDownloads: true });
+        const page = await context.newPage();
+        await page.goto(t.url);
+        await page.fill('#request_id', n.requestId);
+        await page.fill('#reference_id', n.referenceId);
+        await page.fill('#password', PASSWORD);
+        await page.fill('#password_confirm', PASSWORD);
+        await page.check(`input[name=key_mode][value=${mode}]`);
+        await page.click('#submit');
+        await page.waitForSelector('a.download[download$=".p12"]', { timeout: 60_000 });
+        const [d] = await Promise.all([page.waitForEvent('download'), page.click('a.download[download$=".p12"]')]);
+        const file = join(dir, `${mode}.p12`);
+        await d.saveAs(file);
+        await context.close();
+        const info = await runPeer('openssl', ['pkcs12', '-info', '-noout', '-in', file, '-passin', `file:${join(dir, 'pw')}`]);
+        assert.equal(info.status, 0, info.stderr);
+        assert.match(info.stderr, new RegExp(`MAC: sha256, Iteration ${iterations}\\b`), `${mode}: ${info.stderr}`);
+        assert.equal((info.stderr.match(new RegExp(`PBES2, PBKDF2, AES-256-CBC, Iteration ${iterations}, PRF hmacWithSHA256`, 'g')) ?? []).length, 2, `${mode}: ${info.stderr}`);
+        if (needCommand(tc, 'pk12util') && needCommand(tc, 'certutil')) {
+          const db = join(dir, `nss-${mode}`);
+          mkdirSync(db);
+          assert.equal((await runPeer('certutil', ['-N', '-d', `sql:${db}`, '--empty-password'])).status, 0);
+          const imported = await runPeer('pk12util', ['-i', file, '-d', `sql:${db}`, '-w', join(dir, 'pw')]);
+          assert.equal(imported.status, 0, `${mode}: ${imported.stdout}${imported.stderr}`);
+        }
+      }
+    } finally {
+      await browser.close();
+      await t.close();
+    }
+  });
+});

@@ -5,6 +5,8 @@ export interface PortalPageInput {
   rootSha256: string;
   rootSha1: string;
   minPasswordLength: number;
+  /** The operator's PKCS#12 iteration count (config pkcs12.iterations): the page's own PKCS#12 uses it too. */
+  pkcs12Iterations: number;
   error?: { code: string; message: string; ja?: string };
   /** Typed IDs to keep in the form after an error (never the password). */
   requestId?: string;
@@ -40,7 +42,7 @@ export function portalPage(p: PortalPageInput): string {
     `<main>
 <header><h1>証明書ダウンロード</h1><p class="en">Certificate download — ${e(p.organization)}</p></header>
 ${errorBox(p.error)}
-<form id="enroll" method="post" action="/enroll" autocomplete="off" data-alphabet="${NOTICE_ID_ALPHABET}" data-min-password="${p.minPasswordLength}">
+<form id="enroll" method="post" action="/enroll" autocomplete="off" data-alphabet="${NOTICE_ID_ALPHABET}" data-min-password="${p.minPasswordLength}" data-pkcs12-iterations="${p.pkcs12Iterations}">
   <fieldset>
     <legend>1. 通知書のID <span class="en">IDs from the notice</span></legend>
     <label for="request_id">申請ID <span class="en">Request ID</span></label>

@@ -83,6 +83,7 @@ export class Portal {
       rootSha256: fingerprint(this.#ca.rootDer),
       rootSha1: fingerprint(this.#ca.rootDer, 'sha1'),
       minPasswordLength: this.#ca.config.pkcs12.minPasswordLength,
+      pkcs12Iterations: this.#ca.config.pkcs12.iterations,
       ...(error ? { error } : {}),
       ...ids,
     });

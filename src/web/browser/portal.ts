@@ -18,7 +18,7 @@
 import { isSekishoError } from '../../errors/index.js';
 import { compactNoticeId, noticeIdProblem, parseNoticeId, type NoticeIdKind, type NoticeIdProblem } from '../../ca/notice-id.js';
 import { safeFileName } from '../../ca/file-name.js';
-import { assemblePkcs12, checkPkcs12Profile, webCryptoPkcs12 } from '../../pki/pkcs12-core.js';
+import { assemblePkcs12, checkPkcs12Iterations, checkPkcs12Profile, webCryptoPkcs12 } from '../../pki/pkcs12-core.js';
 import { checkPkcs12Password } from '../../policy/password-policy.js';
 import { buildCsrWith, ecdsaSignatureToDer, EMPTY_NAME_DER } from '../../pki/csr-core.js';
 import { zipStore } from '../zip.js';
@@ -75,7 +75,7 @@ export async function makeKeyAndCsr(keyType: BrowserKeyType): Promise<{ csr: Uin
 }
 
 /** The PKCS#12 of a key made here (modern profile: PBES2/AES-256-CBC, HMAC-SHA256; WebCrypto has no 3DES, so `legacy` is refused). */
-export function buildBrowserPkcs12(input: { pkcs8: Uint8Array; certificate: Uint8Array; chain: Uint8Array[]; password: string; friendlyName: string; legacy?: boolean }): Promise<Uint8Array> {
+export function buildBrowserPkcs12(input: { pkcs8: Uint8Array; certificate: Uint8Array; chain: Uint8Array[]; password: string; friendlyName: string; legacy?: boolean; iterations?: number }): Promise<Uint8Array> {
   return assemblePkcs12(input, webCryptoPkcs12);
 }
 
@@ -84,12 +84,14 @@ export function buildBrowserPkcs12(input: { pkcs8: Uint8Array; certificate: Uint
  * the server counts the download (and revokes the certificate of the one
  * before) when it answers, so a refusal after that leaves the clinic with
  * nothing. The password policy is the server's own (policy/password-policy.ts);
- * the legacy format cannot be made with WebCrypto. Undefined when fine.
+ * the legacy format cannot be made with WebCrypto; the iteration count is the
+ * operator's (the page's data-pkcs12-iterations). Undefined when fine.
  */
-export function browserPkcs12Problem(o: { password: string; minPassword: number; legacy: boolean }): { code: string; ja: string; en: string } | undefined {
+export function browserPkcs12Problem(o: { password: string; minPassword: number; legacy: boolean; iterations: number }): { code: string; ja: string; en: string } | undefined {
   try {
     checkPkcs12Password(o.password, o.minPassword);
     checkPkcs12Profile(webCryptoPkcs12, o.legacy);
+    checkPkcs12Iterations(o.iterations);
     return undefined;
   } catch (e) {
     if (!isSekishoError(e)) throw e;
@@ -203,6 +205,11 @@ function field(form: HTMLFormElement, name: string): string {
   return el instanceof HTMLInputElement || el instanceof HTMLSelectElement ? el.value : el instanceof RadioNodeList ? el.value : '';
 }
 
+/** The operator's iteration count, as the server's own PKCS#12 uses it (the page's data-pkcs12-iterations). */
+function pkcs12Iterations(form: HTMLFormElement): number {
+  return Number(form.dataset.pkcs12Iterations ?? NaN);
+}
+
 function checked(form: HTMLFormElement, name: string): boolean {
   const el = form.elements.namedItem(name);
   return el instanceof HTMLInputElement && el.checked;
@@ -224,7 +231,7 @@ async function enrollInBrowser(form: HTMLFormElement): Promise<void> {
   }
   const certificate = pemToDer(body.certificate);
   const chain = body.chain.map(pemToDer);
-  const p12 = await buildBrowserPkcs12({ pkcs8, certificate, chain, password: field(form, 'password'), friendlyName: body.friendlyName, legacy: checked(form, 'legacy') });
+  const p12 = await buildBrowserPkcs12({ pkcs8, certificate, chain, password: field(form, 'password'), friendlyName: body.friendlyName, legacy: checked(form, 'legacy'), iterations: pkcs12Iterations(form) });
   pkcs8.fill(0);
   const base = `${safeFileName(body.facility.name)}_${body.facility.number}`;
   const files: DownloadFile[] = [
@@ -273,7 +280,7 @@ function start(form: HTMLFormElement): void {
     if (!browserMode) return; // the server makes the key; the form posts normally
     ev.preventDefault();
     // Before anything is sent: a file the page cannot build would cost a download (and the certificate before it).
-    const refused = browserPkcs12Problem({ password, minPassword, legacy: checked(form, 'legacy') });
+    const refused = browserPkcs12Problem({ password, minPassword, legacy: checked(form, 'legacy'), iterations: pkcs12Iterations(form) });
     if (refused) {
       showError(refused.ja, refused.en, refused.code);
       return;
