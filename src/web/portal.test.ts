@@ -236,16 +236,20 @@ describe('rate limit per client address', () => {
       assert.equal((JSON.parse(last!.text) as { error: { code: string; ja: string } }).error.code, 'RATE_LIMITED');
       assert.equal((await t.ca.notices.list()).find((x) => x.id === n.id)?.failures, 3);
       const events = await t.ca.audit.list();
-      assert.equal(events.filter((e) => e.action === 'notice.attempt' && e.reasonCode === 'RATE_LIMITED').length, 1, 'the first refusal of the window is audited');
+      assert.deepEqual(
+        events.filter((e) => e.action === 'notice.attempt' && e.reasonCode === 'RATE_LIMITED').map((e) => e.details?.refusedInWindow),
+        [1, 2],
+        'the first and second refusals of the window are audited, numbered',
+      );
       assert.equal(events.filter((e) => e.action === 'notice.attempt' && e.reasonCode === 'NOTICE_REFERENCE_WRONG').length, 3);
     } finally {
       await t.close();
     }
   });
 
-  test('regression: a flood of refused attempts (form, JSON API, EST) is audited once per address and window, not once per request', async () => {
+  test('regression: a flood of refused attempts (form, JSON API, EST) is audited at its 1st, 2nd, 4th … refusal of a window, not once per request', async () => {
     // Before: every refused request appended a hash-chained audit row (about 100 a second from one client,
-    // unbounded), though it touched no notice. Now the first refusal of each window is the one row.
+    // unbounded), though it touched no notice. Now log2 of the refusals, each with its number.
     let clock = Date.parse('2026-04-01T00:00:00Z');
     const t = await startTestEnrollment({ rateLimit: { attempts: 3, windowSeconds: 600 }, now: () => new Date(clock) });
     try {
@@ -269,15 +273,19 @@ describe('rate limit per client address', () => {
       const first = await flood(160);
       assert.ok(first.every((st) => st === 429), `every one refused: ${[...new Set(first)].join(',')}`);
       const rows = await rateLimited();
-      assert.equal(rows.length, 1, 'one audit row for 160 refusals (concurrent, over four paths)');
+      assert.deepEqual(
+        rows.map((r) => r.details?.refusedInWindow).sort((a, b) => Number(a) - Number(b)),
+        [1, 2, 4, 8, 16, 32, 64, 128],
+        'eight audit rows for 160 refusals (concurrent, over four paths), each numbered once',
+      );
       assert.deepEqual([rows[0]!.details?.limit, rows[0]!.details?.windowSeconds], [3, 600]);
       assert.equal(rows[0]!.details?.windowEnds, new Date(Date.parse('2026-04-01T00:10:00Z')).toISOString());
       assert.equal((await t.ca.notices.list()).find((x) => x.id === n.id)?.failures, 3, 'refused attempts touch no notice');
-      // The next window: its allowance, then again one row for its refusals.
+      // The next window: its allowance, then its own numbering (40 refusals: 1, 2, 4, 8, 16, 32).
       clock += 601_000;
       for (let i = 0; i < 3; i++) assert.notEqual((await ways[3]!()).status, 429, 'a new window');
       assert.ok((await flood(40)).every((st) => st === 429));
-      assert.equal((await rateLimited()).length, 2);
+      assert.equal((await rateLimited()).length, 8 + 6);
       assert.deepEqual((await t.ca.audit.verify()).problems, []);
     } finally {
       await t.close();

@@ -43,11 +43,12 @@ export class AttemptLimiter {
   }
 
   /**
-   * Counts one attempt: `wait` as `take` gives it, and `firstRefusal` true
-   * for exactly one refused attempt of an address's window (the first over
-   * the limit; the count is atomic, so concurrent refusals cannot both be it).
+   * Counts one attempt: `wait` as `take` gives it, and `refused`, the how-many-th
+   * refused attempt of the address's window this one is (1 for the first over
+   * the limit; 0 when admitted). The count is atomic, so concurrent refusals
+   * never share a number.
    */
-  async admit(address: string): Promise<{ wait: number; firstRefusal: boolean; windowEnds: Date }> {
+  async admit(address: string): Promise<{ wait: number; refused: number; windowEnds: Date }> {
     const now = this.#now().getTime();
     if (now - this.#lastExpiry >= this.windowMs) {
       this.#lastExpiry = now;
@@ -56,23 +57,26 @@ export class AttemptLimiter {
     // An IPv6 host is counted by its /64: it can rotate source addresses within it.
     const w = await this.#counter.countAttempt(addressKey(address), now, this.windowMs);
     const windowEnds = new Date(w.windowStart + this.windowMs);
-    if (w.count <= this.attempts) return { wait: 0, firstRefusal: false, windowEnds };
-    return { wait: Math.max(1, Math.ceil((windowEnds.getTime() - now) / 1000)), firstRefusal: w.count === this.attempts + 1, windowEnds };
+    if (w.count <= this.attempts) return { wait: 0, refused: 0, windowEnds };
+    return { wait: Math.max(1, Math.ceil((windowEnds.getTime() - now) / 1000)), refused: w.count - this.attempts, windowEnds };
   }
 }
 
 /**
  * Counts one notice attempt (portal and EST) and throws RATE_LIMITED over the
- * limit. Only the first refusal of an address's window is audited (with the
- * limit and when the window ends): an attempt refused here touched no notice,
- * and a hash-chained row for each would let one client grow the audit trail
- * at the speed of its requests. The later ones are counted in the store
- * (`notice_attempts`) until the window ends.
+ * limit. Of an address's refusals in one window, the 1st, 2nd, 4th, 8th …
+ * are audited, each with its number (`refusedInWindow`), the limit and when
+ * the window ends: an auditor sees how hard an address tried in a number of
+ * rows that grows with its logarithm. An attempt refused here touched no
+ * notice, and a hash-chained row for each would let one client grow the audit
+ * trail at the speed of its requests.
  */
 export async function admitNoticeAttempt(limiter: AttemptLimiter, notices: IssuanceNotices, source: AttemptSource): Promise<void> {
-  const { wait, firstRefusal, windowEnds } = await limiter.admit(source.client);
+  const { wait, refused, windowEnds } = await limiter.admit(source.client);
   if (wait === 0) return;
   const err = NOTICE_ERRORS.rateLimited(wait);
-  if (firstRefusal) await notices.refuse(source, err, { limit: limiter.attempts, windowSeconds: limiter.windowMs / 1000, windowEnds: windowEnds.toISOString() });
+  if ((refused & (refused - 1)) === 0) {
+    await notices.refuse(source, err, { refusedInWindow: refused, limit: limiter.attempts, windowSeconds: limiter.windowMs / 1000, windowEnds: windowEnds.toISOString() });
+  }
   throw err;
 }
