@@ -19,6 +19,9 @@ export interface EnrollmentResult extends IssuedCertificate {
   redemption?: NoticeRedemption;
 }
 
+/** The window in which one certificate's refused renewals are numbered for the audit trail. */
+const REENROLL_REFUSAL_WINDOW_MS = 10 * 60_000;
+
 /** Key types the portal offers for a CA-made key (RSA-2048 for old Windows and middleware). */
 export const PORTAL_KEY_TYPES: readonly KeyType[] = ['rsa-2048', 'ecdsa-p256'];
 
@@ -120,7 +123,12 @@ export class Enrollment {
       return { ...issued, facility };
     } catch (e) {
       if (isSekishoError(e)) {
-        await this.ca.audit.append({ actor, action: 'certificate.reenroll', outcome: 'minorFailure', reasonCode: e.code, subject: current.serial, details: { via: source.via } });
+        // A certificate holder could repeat a refused renewal without end: its 1st, 2nd, 4th … refusal of a window
+        // is audited, numbered, as the portal does for an address's attempts (web/rate-limit.ts).
+        const w = await this.ca.notices.countAttempt(`reenroll|${current.serial}`, this.ca.now().getTime(), REENROLL_REFUSAL_WINDOW_MS);
+        if ((w.count & (w.count - 1)) === 0) {
+          await this.ca.audit.append({ actor, action: 'certificate.reenroll', outcome: 'minorFailure', reasonCode: e.code, subject: current.serial, details: { via: source.via, refusedInWindow: w.count } });
+        }
       }
       throw e;
     }

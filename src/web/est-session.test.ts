@@ -157,6 +157,14 @@ describe('EST session (verbatim) and what follows it', () => {
     const other = await curl(['--cacert', join(dir, 'root.pem'), '--cert', join(dir, 'cur.pem'), '--key', join(dir, 'k.key'), ...pkcs10, '--data-binary', csr, `${portal()}/.well-known/est/simplereenroll`]);
     assert.equal(statusOf(other), 400);
     assert.match(other.stdout, /REENROLL_SUBJECT_MISMATCH/);
+    // regression: the holder repeats the refused renewal (39 more in one curl run): each is refused, but the
+    // audit trail numbers the 1st, 2nd, 4th … of the window instead of growing a row a request.
+    const url = `${portal()}/.well-known/est/simplereenroll`;
+    const many = await run('curl', ['-s', '-w', '\ncode=%{http_code}\n', '--cacert', join(dir, 'root.pem'), '--cert', join(dir, 'cur.pem'), '--key', join(dir, 'k.key'), ...pkcs10, '--data-binary', csr, ...Array<string>(39).fill(url)]);
+    const codes = many.stdout.split('\n').filter((l) => l.startsWith('code='));
+    assert.deepEqual([codes.length, [...new Set(codes)]], [39, ['code=400']], many.stderr);
+    const refusals = (await t.ca.audit.list()).filter((e) => e.action === 'certificate.reenroll' && e.reasonCode === 'REENROLL_SUBJECT_MISMATCH');
+    assert.deepEqual(refusals.map((e) => e.details?.refusedInWindow), [1, 2, 4, 8, 16, 32]);
 
     // cacerts is the chain; an unknown operation is 404.
     const cacerts = await run('bash', ['-c', `curl -s --fail --cacert "${join(dir, 'root.pem')}" "${portal()}/.well-known/est/cacerts" | base64 -d | openssl pkcs7 -inform DER -print_certs | grep -c BEGIN`]);
