@@ -209,6 +209,58 @@ describe('audit collectors against rsyslog', () => {
     }
   });
 
+  test('regression: a CA event altered in the store so it cannot be rendered (a five-digit year, no time, details not JSON) neither stalls, floods nor crashes the export: an alert goes in its place and later events follow', async (t) => {
+    if (!needCommand(t, 'rsyslogd')) return;
+    const rs = await rsyslogCollector(tempDir('sekisho-rsyslog-'), server);
+    await rs.start();
+    const tls = tlsConfig(rs);
+    const dir = join(tempDir('sekisho-spool-'), 'spool');
+    const logs: { level: string; message: string }[] = [];
+    const spool = AuditSpool.open({ dir, consumers: [parseCollectorUrl(tls.url).consumer], log: (level, message) => logs.push({ level, message }) });
+    const follower = new StoreFollower(spool, gatewayStoreOf(ca.db).audit, { dir, intervalMs: 100 });
+    const format = atnaSyslogFormatter({ source: { auditSourceId: 'sekisho-gateway@center-1', hostname: 'gw1.center.example' }, appName: 'sekisho' });
+    const collector = new SyslogCollector({ spool, config: tls, format, confirmMs: 300, log: (level, message) => logs.push({ level, message }) });
+    const of = (action: string) => input(rs, 'imtcp').filter((l) => l.includes(`csd-code="${action}"`));
+    try {
+      await follower.start();
+      collector.start();
+      // Each row is altered in the transaction that appends it, so the follower only ever sees the altered row.
+      const tampered: [string, string][] = [
+        ['at', '+010000-01-01T00:00:00.000Z'],
+        ['at', 'not a time'],
+        ['details', '{"unterminated'],
+      ];
+      for (const [column, value] of tampered) {
+        await ca.db.transaction(async (tx) => {
+          const e = await ca.audit.appendIn(tx, { actor: 'operator:test', action: 'test.poisoned', outcome: 'success', details: {} });
+          await tx.run(`UPDATE audit_events SET ${column} = ? WHERE seq = ?`, [value, e.seq]);
+        });
+      }
+      await ca.audit.append({ actor: 'operator:test', action: 'test.after-poison', outcome: 'success' });
+      // A spooled record whose time no syslog header can carry (RFC 5424: four-digit year).
+      spool.appendStored({ actor: 'ca', action: 'test.far-future', outcome: 'success' }, new Date('+010000-01-01T00:00:00.000Z'), { seq: 1, hash: 'h' });
+      spool.append({ actor: FACILITY_A, action: 'test.after-far-future', outcome: 'success' });
+      await until('the events after the poisoned ones at the collector', () => of('test.after-poison').length >= 1 && of('test.after-far-future').length >= 1, 20_000);
+      const appended = spool.appended;
+      await new Promise((r) => setTimeout(r, 1000));
+      assert.equal(spool.appended, appended, 'nothing is spooled again and again');
+      assert.equal(follower.lastError, undefined);
+      assert.equal(follower.unreadable, 3);
+      assert.equal(of('audit.record-unreadable').length, 3, 'one alert per unreadable row');
+      assert.equal(of('test.poisoned').length, 0);
+      assert.equal(of('test.after-poison').length, 1);
+      assert.equal(collector.unformattable, 1);
+      assert.equal(of('audit.record-unformattable').length, 1, 'an alert in place of the record the format cannot render');
+      assert.ok(of('audit.record-unformattable')[0]!.includes('SYSLOG_HEADER_INVALID'));
+      assert.ok(logs.some((l) => l.level === 'error' && /could not be formatted/.test(l.message)));
+    } finally {
+      await follower.stop();
+      collector.stop();
+      spool.close();
+      await rs.stop();
+    }
+  });
+
   test('a collector that refuses everything: the spool fills to its high-water mark, raises the alarm, refuses rather than drops, and delivers all once the collector is back', async (t) => {
     if (!needCommand(t, 'rsyslogd')) return;
     const rs = await rsyslogCollector(tempDir('sekisho-rsyslog-'), server);

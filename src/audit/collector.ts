@@ -2,7 +2,7 @@ import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { isIP } from 'node:net';
 import { readFileSync } from 'node:fs';
-import { badRequest } from '../errors/index.js';
+import { badRequest, isSekishoError } from '../errors/index.js';
 import { complianceProfile, tlsServerOptions } from '../policy/index.js';
 import type { RecordedAuditEvent } from './event.js';
 import type { AuditSpool, SpoolEntry, SpoolPosition, SpooledEvent } from './spool.js';
@@ -92,6 +92,8 @@ export class SyslogCollector {
   /** UDP: messages longer than maxDatagram, sent cut (no longer well-formed; their record object lost). */
   truncated = 0;
   #truncatedLoggedAt = 0;
+  /** Records the format could not render, each sent as an `audit.record-unformattable` alert instead. */
+  unformattable = 0;
   lastError: string | undefined;
   connected = false;
 
@@ -217,14 +219,42 @@ export class SyslogCollector {
     }
   }
 
-  #message(r: SpooledEvent): Buffer {
-    return this.#o.format(recordedFromSpool(r));
+  /**
+   * The message for one spooled record. A record the format cannot render
+   * (a time outside the years 0000–9999, a field of the wrong type: a row
+   * altered in the store, followed from it) is not sent as it is, nor does it
+   * stop the collector: an `audit.record-unformattable` alert goes in its
+   * place, naming the event id and why, and it is counted and logged.
+   */
+  #message(r: SpooledEvent): Buffer | undefined {
+    try {
+      return this.#o.format(recordedFromSpool(r));
+    } catch (e) {
+      this.unformattable++;
+      const error = (e instanceof Error ? e.message : String(e)).slice(0, 300);
+      const stored = r.stored && typeof r.stored === 'object' ? r.stored : undefined;
+      this.#log('error', 'an audit event could not be formatted for the collector; an alert was sent in its place', { eventId: r.id, seq: stored?.seq ?? null, error });
+      try {
+        return this.#o.format({
+          actor: 'audit-spool',
+          action: 'audit.record-unformattable',
+          outcome: 'seriousFailure',
+          reasonCode: isSekishoError(e) ? e.code : 'AUDIT_RECORD_UNFORMATTABLE',
+          details: { eventId: String(r.id), action: String((r.event as { action?: unknown } | null)?.action ?? '').slice(0, 100), recordedAt: String(r.at).slice(0, 100), error },
+          at: new Date().toISOString(),
+          seq: typeof stored?.seq === 'number' ? stored.seq : 0,
+          hash: typeof stored?.hash === 'string' ? stored.hash : '',
+        });
+      } catch {
+        return undefined;
+      }
+    }
   }
 
   #sendTls(batch: SpoolEntry[]): void {
-    const frames = batch.map(({ record }) => {
+    const frames = batch.flatMap(({ record }) => {
       const msg = this.#message(record);
-      return Buffer.concat([Buffer.from(`${msg.length} `), msg]);
+      return msg ? [Buffer.concat([Buffer.from(`${msg.length} `), msg])] : [];
     });
     const entry = { next: batch[batch.length - 1]!.next, flushedAt: undefined as number | undefined, count: batch.length };
     this.#inFlight.push(entry);
@@ -240,6 +270,7 @@ export class SyslogCollector {
     const udp = this.#udp!;
     for (const { record, next } of batch) {
       const msg = this.#message(record);
+      if (!msg) continue;
       if (msg.length > max) {
         this.truncated++;
         // Said, once a minute: the collector gets a cut message (RFC 5426 allows no more), and the operator the remedy.

@@ -221,7 +221,15 @@ export class AuditSpool {
     this.appended++;
     this.#afterWrite();
     this.#checkAlarm();
-    for (const l of this.#listeners) l();
+    // The event is spooled: a consumer that fails now is the consumer's problem, never the producer's
+    // (an append that threw here would be retried, spooling the same event again and again).
+    for (const l of this.#listeners) {
+      try {
+        l();
+      } catch (e) {
+        this.#o.log?.('error', 'an audit spool consumer failed after an append; the event is spooled', { error: e instanceof Error ? e.message : String(e) });
+      }
+    }
     return record;
   }
 

@@ -27,6 +27,8 @@ export class StoreFollower {
   #running: Promise<void> | undefined;
   #stopped = false;
   followed = 0;
+  /** Rows that could not be read as the CA writes them (sent on as `audit.record-unreadable` alerts). */
+  unreadable = 0;
   lastError: string | undefined;
 
   constructor(
@@ -73,10 +75,18 @@ export class StoreFollower {
         const rows = await this.store.listChain(CA_WRITER, position.seq, 500);
         if (!rows.length) break;
         for (const r of rows) {
-          const details = JSON.parse(r.details) as Record<string, unknown>;
+          const details = storedDetails(r.details);
+          const at = storedTime(r.at);
+          if (!details || !at) {
+            // Not a row the CA wrote (altered in the store): the collectors get an alert in its place, and following goes on.
+            this.spool.appendStored(unreadable(`audit event ${r.writer_seq}`, !at ? 'its time' : 'its details', r.at, r.action), new Date(), { seq: r.seq, hash: r.hash });
+            this.followed++;
+            this.unreadable++;
+            continue;
+          }
           if (typeof details.eventId === 'string') continue;
           const event: AuditEvent = { actor: r.actor, action: r.action, outcome: r.outcome as AuditEvent['outcome'], ...(r.reason_code ? { reasonCode: r.reason_code } : {}), ...(r.subject ? { subject: r.subject } : {}), details };
-          this.spool.appendStored(event, new Date(r.at), { seq: r.seq, hash: r.hash });
+          this.spool.appendStored(event, at, { seq: r.seq, hash: r.hash });
           this.followed++;
         }
         this.#save({ ...position, seq: rows[rows.length - 1]!.writer_seq });
@@ -86,7 +96,12 @@ export class StoreFollower {
       const fresh = (await this.store.checkpointsAfterId(position.checkpoint)).map(checkpointFromRow);
       for (const c of fresh) {
         const { at, seq, headHash, ...signed } = c;
-        this.spool.appendStored({ actor: 'ca', action: 'audit.checkpoint', outcome: 'success', subject: String(c.id), details: { ...signed, seq, headHash } }, new Date(at), { seq, hash: headHash });
+        const when = storedTime(at);
+        if (when) this.spool.appendStored({ actor: 'ca', action: 'audit.checkpoint', outcome: 'success', subject: String(c.id), details: { ...signed, seq, headHash } }, when, { seq, hash: headHash });
+        else {
+          this.spool.appendStored(unreadable(`signed checkpoint ${c.id}`, 'its time', at, 'audit.checkpoint'), new Date(), { seq, hash: headHash });
+          this.unreadable++;
+        }
         this.followed++;
       }
       if (fresh.length) this.#save({ ...position, checkpoint: fresh[fresh.length - 1]!.id });
@@ -102,4 +117,32 @@ export class StoreFollower {
     if (this.#timer) clearTimeout(this.#timer);
     await this.#running;
   }
+}
+
+/** The time of a stored row, if a syslog message can carry it (RFC 5424 §6.2.3: a four-digit year). */
+function storedTime(raw: unknown): Date | undefined {
+  if (typeof raw !== 'string') return undefined;
+  const t = new Date(raw);
+  return !Number.isNaN(t.getTime()) && /^\d{4}-/.test(t.toISOString()) ? t : undefined;
+}
+
+/** A stored row's details, if they are a JSON object (as the CA writes them). */
+function storedDetails(raw: unknown): Record<string, unknown> | undefined {
+  try {
+    const v = JSON.parse(String(raw)) as unknown;
+    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The alert sent in place of a row that cannot be read: it was altered in the store (`sekisho audit verify` names it). */
+function unreadable(what: string, field: string, at: unknown, action: unknown): AuditEvent {
+  return {
+    actor: 'audit-follower',
+    action: 'audit.record-unreadable',
+    outcome: 'seriousFailure',
+    reasonCode: 'AUDIT_RECORD_UNREADABLE',
+    details: { detail: `${what} of the CA chain cannot be read from the store (${field} is not valid): it was altered there; "sekisho audit verify" names it`, recordedAt: String(at).slice(0, 100), action: String(action).slice(0, 100) },
+  };
 }

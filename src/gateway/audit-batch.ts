@@ -121,7 +121,7 @@ export class AuditBatch {
       alarm: this.spool.alarm() ?? null,
       refused: this.refused,
       behind: this.spool.behind(),
-      collectors: this.collectors.map((c) => ({ url: c.target.transport + '://' + c.target.host + ':' + c.target.port, connected: c.connected, sent: c.sent, ...(c.target.transport === 'udp' ? { truncated: c.truncated } : {}), lastError: c.lastError ?? null })),
+      collectors: this.collectors.map((c) => ({ url: c.target.transport + '://' + c.target.host + ':' + c.target.port, connected: c.connected, sent: c.sent, ...(c.target.transport === 'udp' ? { truncated: c.truncated } : {}), unformattable: c.unformattable, lastError: c.lastError ?? null })),
     };
   }
 }
