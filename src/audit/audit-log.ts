@@ -130,16 +130,38 @@ export class AuditLog {
     const reports: TrailReport[] = [];
     const chains: ChainReport[] = [];
     for (const writer of sorted) {
-      const head = heads.find((h) => h.writer === writer) ?? { seq: 0, hash: GENESIS_HASH };
+      const recorded = heads.find((h) => h.writer === writer);
+      const head = recorded ?? { seq: 0, hash: GENESIS_HASH };
       const v = new TrailVerifier({ publicKey: options.publicKey, checkpoints, writer, ...(options.knownLatest && writer === CA_WRITER ? { knownLatest: options.knownLatest } : {}) });
-      await this.#walk(writer, head.seq, (r) => v.add(r));
-      const r = v.finish({ seq: head.seq, hash: head.hash });
-      if (writer !== CA_WRITER && !heads.some((h) => h.writer === writer) && r.events > 0) {
-        r.problems.push({ kind: 'head-mismatch', writer, message: `the head row of audit writer ${writer} was removed (its ${r.events} events remain)` });
+      // A writer whose head row is gone: every row it left is read (and named below).
+      const read = await this.#walk(writer, recorded ? head.seq : Number.POSITIVE_INFINITY, (r) => v.add(r));
+      const r = v.finish({ seq: recorded ? head.seq : read, hash: head.hash });
+      if (!recorded) {
+        // There is no head to compare with: the chain's end is what was read.
+        r.problems = r.problems.filter((p) => p.kind !== 'head-mismatch');
+        if (r.events > 0) r.problems.push({ kind: 'head-mismatch', ...(writer === CA_WRITER ? {} : { writer }), message: `the head row of audit writer ${writer} was removed (its ${r.events} events remain)` });
       }
       reports.push(r);
       chains.push({ writer, events: r.events, head: r.head, uncovered: r.uncovered });
     }
+    // Rows no walk took: beyond their writer's head (read again now, after them: a row appended meanwhile has moved it), or of no chain.
+    const beyond = await Promise.all(heads.map(async (h) => ({ h, rows: await repo.beyond(h.writer, h.seq, 100) })));
+    const headsNow = await repo.heads();
+    for (const { h, rows } of beyond) {
+      const now = headsNow.find((x) => x.writer === h.writer)?.seq ?? h.seq;
+      const out = rows.filter((row) => !Number.isInteger(row.writer_seq) || row.writer_seq > now);
+      if (!out.length) continue;
+      const w = h.writer === CA_WRITER ? '' : ` of writer ${h.writer}`;
+      const r = reports[sorted.indexOf(h.writer)]!;
+      r.problems.push({
+        kind: 'inserted',
+        ...(h.writer === CA_WRITER ? {} : { writer: h.writer }),
+        seq: now + 1,
+        message: `${out.length >= 100 ? 'at least 100 rows' : out.length === 1 ? 'a row' : `${out.length} rows`}${w} ${out.length === 1 ? 'lies' : 'lie'} beyond the chain's head (event ${now}), the highest numbered ${String(out[0]!.writer_seq).slice(0, 40)} (store seq ${out[0]!.seq}): inserted without moving the head`,
+      });
+    }
+    const orphans = await repo.withoutChain();
+    if (orphans > 0) reports[0]!.problems.push({ kind: 'inserted', message: `${orphans} row(s) of the audit trail name no writer or no place in a chain: they were inserted` });
     const ca = reports[0]!;
     const problems = reports.flatMap((r) => r.problems);
     const events = reports.reduce((n, r) => n + r.events, 0);
@@ -150,16 +172,31 @@ export class AuditLog {
     return { ...intact, status: 'intact' };
   }
 
-  /** One writer's events in chain order, up to its place `toSeq`, in pages. */
-  async #walk(writer: string, toSeq: number, fn: (r: AuditRow) => void): Promise<void> {
+  /**
+   * Every row of one writer in chain order up to its place `toSeq`, in pages
+   * (by the writer_seq index): a place of 0 or less, or a place held by more
+   * than one row, is read too, even at a page's edge (verify does not trust
+   * the unique index of the database it checks). Returns the highest place read.
+   */
+  async #walk(writer: string, toSeq: number, fn: (r: AuditRow) => void): Promise<number> {
     const repo = repositories(this.db).audit;
     const page = 10_000;
-    let after = 0;
-    while (after < toSeq) {
-      const rows = (await repo.listChain(writer, after, page)).filter((r) => r.writer_seq <= toSeq);
-      for (const r of rows) fn(r);
-      if (rows.length === 0) break;
-      after = rows[rows.length - 1]!.writer_seq;
+    let after = Number.MIN_SAFE_INTEGER;
+    let highest = 0;
+    for (;;) {
+      const rows = await repo.listChain(writer, after, page);
+      const last = rows[rows.length - 1];
+      // The page's last place may go on in the next: it is read whole, on its own.
+      const lastPlace = last && Number.isInteger(last.writer_seq) ? last.writer_seq : undefined;
+      const taken = lastPlace === undefined ? rows : [...rows.filter((r) => r.writer_seq !== lastPlace), ...(await repo.atPlace(writer, lastPlace))];
+      for (const r of taken) {
+        if (Number.isInteger(r.writer_seq) && r.writer_seq > toSeq) return highest;
+        fn(r);
+        if (Number.isInteger(r.writer_seq)) highest = Math.max(highest, r.writer_seq);
+      }
+      // A place that is no whole number sorts last and cannot be paged past: the walk ends there.
+      if (rows.length < page || lastPlace === undefined) return highest;
+      after = lastPlace;
     }
   }
 

@@ -24,7 +24,7 @@ export const eventName = (writer: string, seq: number): string => (writer === CA
 
 export interface ChainProblem {
   seq: number;
-  kind: 'altered' | 'deleted' | 'broken-link' | 'head-mismatch';
+  kind: 'altered' | 'deleted' | 'broken-link' | 'head-mismatch' | 'inserted';
   message: string;
 }
 
@@ -39,11 +39,26 @@ export class ChainVerifier {
   readonly problems: ChainProblem[] = [];
   count = 0;
 
+  /** False for a row that has no place after the rows before it: a second row for a place, or a place that is no whole number ≥ 1. */
+  inPlace(row: AuditRow): boolean {
+    return Number.isInteger(row.writer_seq) && row.writer_seq >= this.#expectedSeq;
+  }
+
   add(full: AuditRow): void {
     // Within a chain an event's number is its place in the chain.
     const row = { ...full, seq: full.writer_seq };
     const name = (n: number) => eventName(this.writer, n);
     const w = this.writer === CA_WRITER ? '' : ` of writer ${this.writer}`;
+    if (!this.inPlace(full)) {
+      // Read, never taken into the chain: the rows around it are judged as if it were not there.
+      const what = `(store seq ${full.seq}, ${String(full.action).slice(0, 60)} at ${String(full.at).slice(0, 40)})`;
+      this.problems.push({
+        seq: Number.isInteger(row.seq) && row.seq > 0 ? row.seq : 0,
+        kind: 'inserted',
+        message: Number.isInteger(row.seq) && row.seq >= 1 ? `a second row for ${name(row.seq)} ${what} was inserted: a chain holds one event per place` : `a row numbered ${String(full.writer_seq).slice(0, 40)}${w} ${what} has no place in the chain: it was inserted`,
+      });
+      return;
+    }
     this.count++;
     if (row.seq !== this.#expectedSeq) {
       const from = this.#expectedSeq;

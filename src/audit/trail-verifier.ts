@@ -10,6 +10,8 @@ export type TrailProblemKind =
   | 'removed'
   | 'broken-link'
   | 'head-mismatch'
+  /** A row that is no event of its chain: a second row for a place, a place that is no number ≥ 1, a row beyond its writer's head or of no writer. */
+  | 'inserted'
   /** A checkpoint number is missing from the store. */
   | 'checkpoint-removed'
   /** A checkpoint whose signature does not verify under the audit key (altered or forged). */
@@ -164,6 +166,10 @@ export class TrailVerifier {
   /** The next event of this verifier's chain, in chain order (writer_seq). */
   add(row: AuditRow): void {
     const n = row.writer_seq;
+    if (!this.#chain.inPlace(row)) {
+      this.#chain.add(row); // named there, never hashed into the chain
+      return;
+    }
     this.#compareThrough(n - 1);
     this.#chain.add(row);
     this.#computed = eventHash({ ...row, prev_hash: this.#computed });

@@ -8,7 +8,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { SoftwareSigner } from '../pki/index.js';
-import { gatewayStoreOf, openStore, type AuditRow, type Database } from '../store/index.js';
+import { CA_WRITER, gatewayStoreOf, openStore, repositories, type AuditRow, type Database } from '../store/index.js';
 import { STORE_TARGETS, tempDir } from '../testing/stores.js';
 import { needPeer } from '../testing/peers.js';
 import { appendToChain, AuditLog } from './audit-log.js';
@@ -87,6 +87,47 @@ for (const target of STORE_TARGETS) {
         await db.run('DELETE FROM audit_chains WHERE writer = ?', [gone]);
         r = await log.verifyTrail({ publicKey: keys.publicKey });
         assert.ok(r.problems.some((p) => p.kind === 'removed' && p.writer === gone), JSON.stringify(r.problems));
+      } finally {
+        await db.close();
+      }
+    });
+
+    test('regression: rows the chain walk never read are named, not passed as intact: a second row for a place at a page\'s edge, places 0 and -1, a linked row beyond the head, a gateway chain whose head row was removed before any checkpoint named it', async (t) => {
+      if (!needPeer(t, target.available, 'PostgreSQL (SEKISHO_TEST_POSTGRES_URL)')) return;
+      const url = await target.fresh();
+      const db = await openStore({ home: tempDir(), ...(url ? { url } : {}) });
+      const log = new AuditLog(db);
+      try {
+        await log.append({ actor: 'ca', action: 'ca.init', outcome: 'success' });
+        // 10,000 more: the walk reads pages of 10,000 places, so place 10,000 ends the first page.
+        await db.transaction((tx) => appendToChain(repositories(tx).audit, CA_WRITER, Array.from({ length: 10_000 }, (_, k) => ({ event: { actor: '0110113719', action: 'gateway.refused', outcome: 'minorFailure' as const, reasonCode: 'REVOKED', details: { k } }, at: new Date() }))));
+        await log.checkpoint(signer);
+        assert.equal((await log.verifyTrail({ publicKey: keys.publicKey })).status, 'intact');
+        // Someone who can write the database drops the unique index the chain relied on, then adds rows.
+        await db.run('DROP INDEX audit_events_writer_seq');
+        const copy = (place: number, writerSeq: string, seq: string) =>
+          db.run(`INSERT INTO audit_events (seq, writer, writer_seq, at, actor, action, outcome, reason_code, subject, details, prev_hash, hash) SELECT ${seq}, writer, ${writerSeq}, at, actor, action, outcome, reason_code, subject, details, prev_hash, hash FROM audit_events WHERE writer = 'ca' AND writer_seq = ${place}`);
+        await copy(10_000, 'writer_seq', '900001');
+        await copy(5, '0', '900002');
+        await copy(5, '-1', '900003');
+        const head = await repositories(db).audit.head(CA_WRITER, { lock: false });
+        const beyond = { writer: CA_WRITER, writer_seq: head.seq + 1, at: new Date().toISOString(), actor: '0110113719', action: 'gateway.refused', outcome: 'minorFailure', reason_code: 'REVOKED', subject: null, details: '{}', prev_hash: head.hash };
+        await db.run('INSERT INTO audit_events (seq, writer, writer_seq, at, actor, action, outcome, reason_code, subject, details, prev_hash, hash) VALUES (900004, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)', [
+          ...Object.values(beyond),
+          eventHash(beyond),
+        ]);
+        // A gateway's three events, not yet signed, its head row then removed.
+        await appendMany(db, 'gw:x:gateway-1:09', 3);
+        await db.run('DELETE FROM audit_chains WHERE writer = ?', ['gw:x:gateway-1:09']);
+        const r = await log.verifyTrail({ publicKey: keys.publicKey });
+        assert.equal(r.status, 'tampered');
+        const named = r.problems.map((p) => [p.kind, p.writer ?? CA_WRITER, p.message]);
+        assert.equal(named.length, 5, JSON.stringify(named));
+        assert.ok(named.some(([k, , m]) => k === 'inserted' && /a second row for audit event 10000 \(store seq 900001/.test(m!)), JSON.stringify(named));
+        assert.ok(named.some(([k, , m]) => k === 'inserted' && /a row numbered 0 \(store seq 900002/.test(m!)));
+        assert.ok(named.some(([k, , m]) => k === 'inserted' && /a row numbered -1 \(store seq 900003/.test(m!)));
+        assert.ok(named.some(([k, , m]) => k === 'inserted' && new RegExp(`a row lies beyond the chain's head \\(event ${head.seq}\\)`).test(m!)), JSON.stringify(named));
+        assert.ok(named.some(([k, w, m]) => k === 'head-mismatch' && w === 'gw:x:gateway-1:09' && /head row .* was removed \(its 3 events remain\)/.test(m!)));
       } finally {
         await db.close();
       }

@@ -156,6 +156,22 @@ export class AuditEventRepository {
     return rows.map(normalize);
   }
 
+  /** Every row of a writer at place `writerSeq`, in store order (more than one only where the chain was forked or a row duplicated). */
+  async atPlace(writer: string, writerSeq: number): Promise<AuditRow[]> {
+    return (await this.x.all<AuditRow>('SELECT * FROM audit_events WHERE writer = ? AND writer_seq = ? ORDER BY seq', [writer, writerSeq])).map(normalize);
+  }
+
+  /** A writer's rows beyond place `seq`, highest first, at most `limit` (rows past a head are no chain's). */
+  async beyond(writer: string, seq: number, limit: number): Promise<AuditRow[]> {
+    return (await this.x.all<AuditRow>('SELECT * FROM audit_events WHERE writer = ? AND writer_seq > ? ORDER BY writer_seq DESC LIMIT ?', [writer, seq, limit])).map(normalize);
+  }
+
+  /** How many rows name no writer or no place (no chain can hold them). */
+  async withoutChain(): Promise<number> {
+    const r = await this.x.get<{ n: number | string }>('SELECT COUNT(*) AS n FROM audit_events WHERE writer IS NULL OR writer_seq IS NULL');
+    return Number(r?.n ?? 0);
+  }
+
   /** Writers that have rows, whether or not they have a head row (a removed head shows). */
   async writersWithEvents(): Promise<string[]> {
     return (await this.x.all<{ writer: string }>('SELECT DISTINCT writer FROM audit_events ORDER BY writer')).map((r) => r.writer);
