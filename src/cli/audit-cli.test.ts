@@ -288,6 +288,24 @@ for (const target of STORE_TARGETS) {
       }
     });
 
+    test('regression: escape sequences written into the trail reach the terminal as visible text: audit verify cannot be made to erase its TAMPERED line, print a false "intact" or conceal the rest; audit list and report refusals neither', async () => {
+      // Erase the line, return, print a verdict of its own, then conceal everything after (the AUDIT_CHAIN_BROKEN line too).
+      const hostile = '\x1b[2K\raudit trail intact: 9 events\x1b[8m\u202e';
+      await db.run('UPDATE audit_events SET action = ?, actor = ? WHERE seq = ?', [hostile, hostile, revokedSeq]);
+      await new AuditLog(db).append({ actor: hostile, action: 'gateway.refused', outcome: 'minorFailure', reasonCode: hostile, subject: FACILITY });
+      try {
+        const texts = [sekisho(home, ['audit', 'verify']), sekisho(home, ['audit', 'list']), sekisho(home, ['audit', 'list', '--action', 'gateway.refused']), sekisho(home, ['report', 'refusals'])];
+        assert.equal(texts[0]!.status, 1);
+        for (const t of texts) {
+          assert.doesNotMatch(t.stdout + t.stderr, /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e]/, 'no control character reaches the terminal');
+          assert.ok(t.stdout.includes('\\x1b[2K\\x0daudit trail intact: 9 events\\x1b[8m\\u{202E}'), t.stdout);
+        }
+        assert.match(texts[0]!.stdout, /^TAMPERED altered: audit event \d+ \(\\x1b\[2K\\x0daudit trail intact/m);
+      } finally {
+        await restore(db, original);
+      }
+    });
+
     test('events appended after the last checkpoint are reported as not yet signed, not as tampering (exit 0); audit checkpoint signs them', async () => {
       await new AuditLog(db).append({ actor: 'gateway', action: 'gateway.authenticated', outcome: 'success', subject: FACILITY });
       await new AuditLog(db).append({ actor: 'gateway', action: 'gateway.authenticated', outcome: 'success', subject: FACILITY });

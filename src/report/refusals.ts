@@ -1,4 +1,5 @@
 import { AccessEventReader, FacilityRepository, type AuditRow, type SqlExecutor } from '../store/index.js';
+import { terminalText } from './terminal.js';
 
 /**
  * The gateway's refusals in a recent window (the last day by default), from
@@ -95,8 +96,8 @@ function details(s: string): Record<string, unknown> {
 /** Plain text for the terminal. */
 export function refusalText(r: RefusalSummary): string {
   const lines = [`gateway refusals ${r.from} – ${r.to}: ${r.total}`, '', 'by reason:'];
-  for (const x of r.byReason) lines.push(`  ${String(x.count).padStart(6)}  ${x.reason}  (${x.facilities} facilit${x.facilities === 1 ? 'y' : 'ies'}${x.unidentified ? `, ${x.unidentified} without an identity` : ''})`);
+  for (const x of r.byReason) lines.push(`  ${String(x.count).padStart(6)}  ${terminalText(x.reason)}  (${x.facilities} facilit${x.facilities === 1 ? 'y' : 'ies'}${x.unidentified ? `, ${x.unidentified} without an identity` : ''})`);
   lines.push('', 'by facility:');
-  for (const x of r.byFacility) lines.push(`  ${String(x.count).padStart(6)}  ${x.facility ?? x.actor}${x.name ? `  ${x.name}` : ''}  ${Object.entries(x.reasons).map(([k, n]) => `${k}×${n}`).join(' ')}  last ${x.lastAt}`);
+  for (const x of r.byFacility) lines.push(`  ${String(x.count).padStart(6)}  ${terminalText(x.facility ?? x.actor)}${x.name ? `  ${terminalText(x.name)}` : ''}  ${Object.entries(x.reasons).map(([k, n]) => `${terminalText(k)}×${n}`).join(' ')}  last ${terminalText(x.lastAt)}`);
   return `${lines.join('\n')}\n`;
 }

@@ -2,7 +2,7 @@ import { badRequest, isSekishoError } from '../../errors/index.js';
 import type { TrailReport } from '../../audit/index.js';
 import { HOME_OPTIONS, JSON_OPTION, type Command } from '../command.js';
 import { withAuthority } from '../authority.js';
-import { parseAuditSearch, type AuditSearchInput } from '../../report/index.js';
+import { parseAuditSearch, terminalText, type AuditSearchInput } from '../../report/index.js';
 
 export const auditVerifyCommand: Command = {
   path: ['audit', 'verify'],
@@ -22,14 +22,14 @@ export const auditVerifyCommand: Command = {
       if (ctx.values.json) ctx.json({ ...r, intact: r.status === 'intact' });
       else {
         ctx.out(`audit key ${r.auditKeyId}`);
-        for (const p of r.problems) ctx.out(`TAMPERED ${p.kind}: ${p.message}`);
+        for (const p of r.problems) ctx.out(`TAMPERED ${p.kind}: ${terminalText(p.message)}`);
         if (r.status === 'intact') {
           const s = r.signedThrough;
           const writers = (r.chains?.length ?? 1) - 1;
           ctx.out(`audit trail intact: ${r.events} events${writers > 0 ? ` in ${writers + 1} chains (the CA's and ${writers} gateway writer${writers > 1 ? 's' : ''})` : ''}${s ? `, signed through event ${s.seq} (checkpoint ${s.checkpoint} at ${s.at})` : ''}`);
         }
         if (r.uncovered) ctx.out(`not yet signed: events ${r.uncovered.fromSeq}–${r.uncovered.toSeq} were appended after the last signed checkpoint (not tampering; "sekisho audit checkpoint" signs them)`);
-        for (const c of r.chains?.slice(1) ?? []) if (c.uncovered) ctx.out(`not yet signed: events ${c.uncovered.fromSeq}–${c.uncovered.toSeq} of writer ${c.writer} (not tampering; the next checkpoint signs them)`);
+        for (const c of r.chains?.slice(1) ?? []) if (c.uncovered) ctx.out(`not yet signed: events ${c.uncovered.fromSeq}–${c.uncovered.toSeq} of writer ${terminalText(c.writer)} (not tampering; the next checkpoint signs them)`);
       }
       if (r.status === 'tampered') {
         ctx.err(`sekisho: AUDIT_CHAIN_BROKEN: ${r.problems.length} problem(s) in the audit trail; preserve the database and investigate`);
@@ -84,7 +84,7 @@ export const auditListCommand: Command = {
       };
       const events = search ? await ca.audit.search(search) : await ca.audit.list({ afterSeq: num('after', 0), limit: num('limit', 1000) });
       if (ctx.values.json) return ctx.json(events);
-      for (const e of events) ctx.out(`${String(e.seq).padStart(6)}  ${e.at}  ${e.outcome.padEnd(7)}  ${e.action.padEnd(22)}  ${e.subject ?? '-'}  ${e.actor}${e.reasonCode ? `  ${e.reasonCode}` : ''}`);
+      for (const e of events) ctx.out(`${String(e.seq).padStart(6)}  ${terminalText(e.at)}  ${terminalText(e.outcome).padEnd(7)}  ${terminalText(e.action).padEnd(22)}  ${terminalText(e.subject ?? '-')}  ${terminalText(e.actor)}${e.reasonCode ? `  ${terminalText(e.reasonCode)}` : ''}`);
     });
   },
 };
