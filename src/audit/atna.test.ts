@@ -274,6 +274,23 @@ describe('ATNA audit message fuzz', () => {
   const actions = [...Object.keys(ATNA_ACTIONS), 'audit.x', 'token.y', 'unknown.z', ''];
   const outcomes: AuditOutcome[] = ['success', 'minorFailure', 'seriousFailure', 'majorFailure'];
 
+  test('regression: an event with every field at its bound (characters written visibly as \\u{…}, four-byte characters, 40 details of 3,000 characters) stays within 64 KiB and validates; the details that do not fit are counted in detailsOmitted', (t) => {
+    const docs: Array<[string, string]> = [];
+    for (const fill of ['\u0001', '😀', '<']) {
+      const long = fill.repeat(3000);
+      const details: Record<string, unknown> = { client: '192.0.2.10:50412', detail: long, facility: long, name: long, serial: long };
+      for (let k = 0; k < 40; k++) details[`${fill.repeat(300)}${k}`] = long;
+      for (const action of ['gateway.refused', 'facility.add', 'certificate.issued', 'notice.created', 'audit.x', long]) {
+        const xml = atnaMessage(ev(action, 'majorFailure', { actor: long, subject: long, reasonCode: long, hash: long, details }), SOURCE);
+        assert.ok(Buffer.byteLength(xml) <= ATNA_MAX_MESSAGE_BYTES, `${action.slice(0, 20)}: a message of ${Buffer.byteLength(xml)} bytes`);
+        const omitted = /type="detailsOmitted" value="([^"]+)"/.exec(xml);
+        assert.ok(omitted && Number(Buffer.from(omitted[1]!, 'base64').toString()) > 0, 'what did not fit is counted');
+        docs.push([`bounds ${JSON.stringify(fill)} ${action.slice(0, 20)}`, xml]);
+      }
+    }
+    validate(t, docs);
+  });
+
   test('random details never throw, stay bounded, and always validate', (t) => {
     const docs: Array<[string, string]> = [];
     for (let i = 0; i < 150; i++) {

@@ -136,9 +136,10 @@ export function atnaMessage(event: RecordedAuditEvent, source: AtnaSource): stri
   if (m.eventId === EVENT_ID.auditLogUsed) {
     objects.push(participantObject({ id: `urn:sekisho:audit:${source.auditSourceId}`, idType: OBJECT_ID_TYPE.uri, typeCode: '2', role: '13', name: 'Security Audit Log' }));
   }
-  objects.push(recordObject(event, action, details));
-
-  return `<?xml version="1.0" encoding="UTF-8"?>\n<AuditMessage>${identification}${requestor}${reporter}${auditSource}${objects.join('')}</AuditMessage>\n`;
+  const head = `<?xml version="1.0" encoding="UTF-8"?>\n<AuditMessage>${identification}${requestor}${reporter}${auditSource}${objects.join('')}`;
+  const tail = '</AuditMessage>\n';
+  // The record object takes what room the rest leaves (every other part is bounded far below the limit).
+  return head + recordObject(event, action, details, ATNA_MAX_MESSAGE_BYTES - Buffer.byteLength(head) - Buffer.byteLength(tail)) + tail;
 }
 
 /** The IP address in "address", "address:port" or "[v6]:port", if it is one. */
@@ -166,8 +167,12 @@ function certificateObject(serial: string): string {
   return participantObject({ id: serial, idType: OBJECT_ID_TYPE.certificateSerial, typeCode: '2', role: '13', name: `certificate ${serial}` });
 }
 
-/** The audit record: where it sits in the chain, and every detail it holds. */
-function recordObject(event: RecordedAuditEvent, action: string, details: Record<string, unknown>): string {
+/**
+ * The audit record: where it sits in the chain, and every detail it holds,
+ * in at most `room` bytes: details that do not fit are counted in
+ * `detailsOmitted` (the full event stays in the hash-chained trail).
+ */
+function recordObject(event: RecordedAuditEvent, action: string, details: Record<string, unknown>, room: number): string {
   const pairs: Array<[string, unknown]> = [
     ['seq', event.seq],
     ['hash', event.hash],
@@ -176,11 +181,22 @@ function recordObject(event: RecordedAuditEvent, action: string, details: Record
     ...(event.reasonCode !== undefined ? ([['reasonCode', event.reasonCode]] as Array<[string, unknown]>) : []),
     ...(event.subject !== undefined ? ([['subject', event.subject]] as Array<[string, unknown]>) : []),
   ];
-  const keys = Object.keys(details);
-  const room = ATNA_LIMITS.details - pairs.length - 1;
-  for (const k of keys.slice(0, room)) if (details[k] !== undefined) pairs.push([`detail.${k}`, details[k]]);
-  if (keys.length > room) pairs.push(['detailsOmitted', keys.length - room]);
-  return participantObject({ id: String(event.seq), idType: OBJECT_ID_TYPE.auditRecord, typeCode: '4', name: action, details: pairs });
+  const keys = Object.keys(details).filter((k) => details[k] !== undefined);
+  const slots = ATNA_LIMITS.details - pairs.length - 1;
+  for (const k of keys.slice(0, slots)) pairs.push([`detail.${k}`, details[k]]);
+  const spec = { id: String(event.seq), idType: OBJECT_ID_TYPE.auditRecord, typeCode: '4' as const, name: action };
+  // Room for the object itself and a detailsOmitted element.
+  let left = room - Buffer.byteLength(participantObject(spec)) - 128;
+  const kept: Array<readonly [string, unknown]> = [];
+  for (const pair of pairs) {
+    const size = Buffer.byteLength(detailElement(pair[0], pair[1]));
+    if (size > left) break;
+    kept.push(pair);
+    left -= size;
+  }
+  const omitted = pairs.length - kept.length + Math.max(0, keys.length - slots);
+  if (omitted > 0) kept.push(['detailsOmitted', omitted]);
+  return participantObject({ ...spec, details: kept });
 }
 
 interface ObjectSpec {
@@ -193,10 +209,7 @@ interface ObjectSpec {
 }
 
 function participantObject(o: ObjectSpec): string {
-  const details = (o.details ?? []).map(([type, value]) => {
-    const { bytes } = utf8Clipped(detailText(value), ATNA_LIMITS.detailBytes);
-    return element('ParticipantObjectDetail', [['type', clip(type, ATNA_LIMITS.text)], ['value', bytes.toString('base64')]], []);
-  });
+  const details = (o.details ?? []).map(([type, value]) => detailElement(type, value));
   return element(
     'ParticipantObjectIdentification',
     [
@@ -206,6 +219,11 @@ function participantObject(o: ObjectSpec): string {
     ],
     [coded('ParticipantObjectIDTypeCode', o.idType), `<ParticipantObjectName>${xmlText(clip(o.name, ATNA_LIMITS.text))}</ParticipantObjectName>`, ...details],
   );
+}
+
+function detailElement(type: string, value: unknown): string {
+  const { bytes } = utf8Clipped(detailText(value), ATNA_LIMITS.detailBytes);
+  return element('ParticipantObjectDetail', [['type', clip(type, ATNA_LIMITS.text)], ['value', bytes.toString('base64')]], []);
 }
 
 function detailText(value: unknown): string {
