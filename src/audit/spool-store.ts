@@ -5,6 +5,7 @@ import { basename, join } from 'node:path';
 import { writeFileAtomic } from '../files/index.js';
 import type { AuditChainStore } from '../store/index.js';
 import { appendToChain } from './audit-log.js';
+import { detailsOf } from './event.js';
 import type { AuditSpool } from './spool.js';
 
 export const STORE_CONSUMER = 'store';
@@ -119,7 +120,7 @@ export class SpoolStoreWriter {
     for (;;) {
       const rows = await this.store.listChain(this.writer, after, 5000);
       for (const r of rows) {
-        const id = (JSON.parse(r.details) as { eventId?: unknown }).eventId;
+        const id = detailsOf(r.details)?.eventId;
         if (typeof id === 'string') seen.add(id);
       }
       if (rows.length < 5000) break;

@@ -110,6 +110,37 @@ test('replay after a crash: spooled events reach the store on start, and a batch
   }
 });
 
+test('regression: a row of the writer\'s own chain whose details are not a JSON object (altered in the store) does not stop its audit writer from starting: the spooled events are stored', async () => {
+  const home = tempDir();
+  const db = await openStore({ home });
+  const dir = join(home, 'audit-spool', 'gateway');
+  try {
+    const s = AuditSpool.open({ dir, consumers: [STORE_CONSUMER] });
+    const w = new SpoolStoreWriter(s, gatewayStoreOf(db).audit, 'gw:test', { maxBatch: 10 });
+    for (let n = 0; n < 5; n++) s.append(ev(n));
+    await w.flush();
+    const committed = readFileSync(join(dir, 'cursor-store.json'), 'utf8');
+    for (let n = 5; n < 10; n++) s.append(ev(n));
+    await w.flush();
+    s.close();
+    writeFileSync(join(dir, 'cursor-store.json'), committed);
+    // Rows after the committed place, which the writer reads for their eventId on start.
+    await db.run("UPDATE audit_events SET details = '{broken' WHERE writer = 'gw:test' AND writer_seq = 7");
+    await db.run("UPDATE audit_events SET details = 'null' WHERE writer = 'gw:test' AND writer_seq = 8");
+    const again = AuditSpool.open({ dir, consumers: [STORE_CONSUMER] });
+    again.append(ev(10));
+    const w2 = new SpoolStoreWriter(again, gatewayStoreOf(db).audit, 'gw:test', { maxBatch: 10 });
+    await w2.start();
+    await w2.stop();
+    again.close();
+    const rows = await new AuditLog(db).list({ limit: 1000 });
+    assert.ok(rows.some((r) => (r.details as { n?: number }).n === 10), 'the event spooled since is stored');
+    assert.ok(rows.some((r) => r.details?.detailsUnreadable === '{broken'), 'the altered row is listed as it is');
+  } finally {
+    await db.close();
+  }
+});
+
 test('a store whose write lock another process holds past the lock limit: the batch fails with STORE_BUSY and is reported, the events stay in the spool, and are stored once each when the lock is free', async () => {
   const home = tempDir();
   const db = await openStore({ home, lockLimitMs: 300 });

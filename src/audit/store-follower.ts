@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { writeFileAtomic } from '../files/index.js';
 import { CA_WRITER, type AuditChainStore } from '../store/index.js';
 import { checkpointFromRow } from './checkpoint.js';
-import type { AuditEvent } from './event.js';
+import { detailsOf, type AuditEvent } from './event.js';
 import type { AuditSpool } from './spool.js';
 
 /**
@@ -75,7 +75,7 @@ export class StoreFollower {
         const rows = await this.store.listChain(CA_WRITER, position.seq, 500);
         if (!rows.length) break;
         for (const r of rows) {
-          const details = storedDetails(r.details);
+          const details = detailsOf(r.details);
           const at = storedTime(r.at);
           if (!details || !at) {
             // Not a row the CA wrote (altered in the store): the collectors get an alert in its place, and following goes on.
@@ -124,16 +124,6 @@ function storedTime(raw: unknown): Date | undefined {
   if (typeof raw !== 'string') return undefined;
   const t = new Date(raw);
   return !Number.isNaN(t.getTime()) && /^\d{4}-/.test(t.toISOString()) ? t : undefined;
-}
-
-/** A stored row's details, if they are a JSON object (as the CA writes them). */
-function storedDetails(raw: unknown): Record<string, unknown> | undefined {
-  try {
-    const v = JSON.parse(String(raw)) as unknown;
-    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /** The alert sent in place of a row that cannot be read: it was altered in the store (`sekisho audit verify` names it). */

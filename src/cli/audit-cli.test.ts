@@ -306,6 +306,24 @@ for (const target of STORE_TARGETS) {
       }
     });
 
+    test('regression: an event whose details are not JSON (altered in the database) is listed with its text, searched, and named by verify; the listing does not fail', async () => {
+      await db.run('UPDATE audit_events SET details = ? WHERE seq = ?', ['{"reason":', revokedSeq]);
+      try {
+        const list = sekisho(home, ['audit', 'list', '--json']);
+        assert.equal(list.status, 0, list.stderr);
+        const row = (JSON.parse(list.stdout) as { seq: number; details: Record<string, unknown> }[]).find((e) => e.seq === revokedSeq)!;
+        assert.deepEqual(row.details, { detailsUnreadable: '{"reason":' });
+        const search = sekisho(home, ['audit', 'list', '--action', 'certificate.revoked']);
+        assert.equal(search.status, 0, search.stderr);
+        assert.match(search.stdout, /certificate\.revoked/);
+        const v = verify(home);
+        assert.equal(v.status, 1);
+        assert.deepEqual(v.report.problems.map((p) => [p.kind, p.seq]), [['altered', revokedSeq]]);
+      } finally {
+        await restore(db, original);
+      }
+    });
+
     test('events appended after the last checkpoint are reported as not yet signed, not as tampering (exit 0); audit checkpoint signs them', async () => {
       await new AuditLog(db).append({ actor: 'gateway', action: 'gateway.authenticated', outcome: 'success', subject: FACILITY });
       await new AuditLog(db).append({ actor: 'gateway', action: 'gateway.authenticated', outcome: 'success', subject: FACILITY });
