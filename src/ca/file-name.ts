@@ -1,9 +1,7 @@
-/**
- * Characters no facility name may hold (it becomes a certificate's O= and a
- * delivery file's name): C0 controls, DEL, C1 controls, and the direction
- * marks and overrides that make 「…‮gpj.p12」 show as 「…21p.jpg」.
- */
-export const NAME_CONTROL_CHARACTERS = '\\u0000-\\u001f\\u007f-\\u009f\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069';
+import { HIDDEN_CHARACTERS } from '../errors/index.js';
+
+/** Characters no facility name may hold (it becomes a certificate's O= and a delivery file's name). */
+export const NAME_CONTROL_CHARACTERS = HIDDEN_CHARACTERS;
 
 const UNSAFE_IN_FILE_NAMES = new RegExp(`[\\\\/:*?"<>|${NAME_CONTROL_CHARACTERS}]`, 'g');
 

@@ -82,3 +82,4 @@ export function listenFailure(e: unknown, address: string, setting: string): unk
   if (code === 'EADDRNOTAVAIL') return badRequest('ADDRESS_UNAVAILABLE', `${address} is not an address of this machine; choose another ${setting} HOST:PORT`);
   return e;
 }
+export { HIDDEN_CHARACTERS, terminalText } from './terminal-text.js';

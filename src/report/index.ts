@@ -6,4 +6,3 @@ export { migrationReadiness, buildReadiness, parseMigrationFilter, migrationCsvR
 export { migrationReadinessHtml } from './migration-html.js';
 export { refusalSummary, buildRefusalSummary, refusalText, type RefusalSummary } from './refusals.js';
 export { parseAuditSearch, type AuditSearchInput } from './audit-search.js';
-export { terminalText } from './terminal.js';

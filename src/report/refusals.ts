@@ -1,5 +1,5 @@
 import { AccessEventReader, FacilityRepository, type AuditRow, type SqlExecutor } from '../store/index.js';
-import { terminalText } from './terminal.js';
+import { terminalText } from '../errors/index.js';
 
 /**
  * The gateway's refusals in a recent window (the last day by default), from

@@ -1,3 +1,4 @@
+import { terminalText } from '../errors/index.js';
 import type { Findings } from './findings.js';
 import type { Verdict } from './verdict.js';
 import type { CheckStatus } from './check.js';
@@ -29,18 +30,15 @@ export function buildReport(findings: Findings, verdict: Verdict): ScanReport {
 
 const LABEL: Record<CheckStatus, string> = { pass: 'PASS', fail: 'FAIL', warn: 'WARN', info: 'INFO', skip: 'SKIP' };
 
-/** One line per check: verdict, what was found, what the profile requires, and where the rule comes from. */
 /**
- * What a server controls (certificate subjects and names, alert text, CA
- * names) goes to a terminal: control characters (C0, DEL, C1) are shown as
- * `\xNN`, so an escape sequence cannot hide the verdict or print a false one.
+ * One line per check: verdict, what was found, what the profile requires, and where the rule comes from.
+ * What a server controls (certificate subjects and names, alert text, CA names) is shown through
+ * `terminalText`, so an escape sequence cannot hide the verdict or print a false one.
  */
-const printable = (s: string) => s.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
-
 export function textReport(r: ScanReport): string {
-  const lines = [`sekisho scan ${printable(r.target)} — profile ${r.profile} — ${r.findings.durationMs} ms`];
-  for (const c of r.checks) lines.push(`${LABEL[c.status]}  ${printable(c.title)}: ${printable(c.found)}  [required: ${c.required}; ${c.cites}]`);
-  for (const n of r.findings.notes) lines.push(`NOTE  ${printable(n)}`);
+  const lines = [`sekisho scan ${terminalText(r.target)} — profile ${r.profile} — ${r.findings.durationMs} ms`];
+  for (const c of r.checks) lines.push(`${LABEL[c.status]}  ${terminalText(c.title)}: ${terminalText(c.found)}  [required: ${c.required}; ${c.cites}]`);
+  for (const n of r.findings.notes) lines.push(`NOTE  ${terminalText(n)}`);
   const fails = r.checks.filter((c) => c.status === 'fail').length;
   lines.push(r.compliant ? `VERDICT: compliant with ${r.profile} (適合)` : `VERDICT: NOT compliant with ${r.profile}: ${fails} failing check(s) (不適合)`);
   return lines.join('\n');

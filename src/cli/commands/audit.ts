@@ -2,7 +2,8 @@ import { badRequest, isSekishoError } from '../../errors/index.js';
 import type { TrailReport } from '../../audit/index.js';
 import { HOME_OPTIONS, JSON_OPTION, type Command } from '../command.js';
 import { withAuthority } from '../authority.js';
-import { parseAuditSearch, terminalText, type AuditSearchInput } from '../../report/index.js';
+import { terminalText } from '../../errors/index.js';
+import { parseAuditSearch, type AuditSearchInput } from '../../report/index.js';
 
 export const auditVerifyCommand: Command = {
   path: ['audit', 'verify'],
