@@ -141,7 +141,7 @@ function token(o: Obj, base: string): AgentToken {
       throw fail('credential.token', (e as Error).message);
     }
     if (u.pinValue !== undefined || u.pinSource !== undefined) throw fail('credential.token', 'the URI must not carry a PIN (pin-value / pin-source); use credential.pin');
-    if (u.token === undefined && u.slotId === undefined) throw fail('credential.token', 'the URI must name the token (token=LABEL or slot-id=N)');
+    if (u.token === undefined && u.slotId === undefined && u.serial === undefined) throw fail('credential.token', 'the URI must name the token (token=LABEL, serial=… or slot-id=N)');
     if (o.key !== undefined) throw fail('credential.key', 'a pkcs11: token names its key in the URI (object=LABEL)');
     if (u.object === undefined) throw fail('credential.token', 'the URI must name the key (object=LABEL)');
     const module = o.module === undefined ? u.modulePath : str(o.module, 'credential.module');

@@ -54,7 +54,7 @@ export async function openAgentToken(token: AgentToken): Promise<{ module: Token
   const u = parsePkcs11Uri(token.uri);
   const module = openPkcs11Module(token.module);
   try {
-    return { module, slot: u.slotId ?? (await (module as Pkcs11Module).slotByLabel(u.token!)), keyLabel: u.object! };
+    return { module, slot: await (module as Pkcs11Module).slotForUri(u), keyLabel: u.object! };
   } catch (e) {
     await module.close();
     throw e;
@@ -126,7 +126,9 @@ export class FacilityCredential {
     const cert = await this.#chainPem(c);
     if (this.token.kind === 'pkcs11') {
       const u = parsePkcs11Uri(this.token.uri);
-      const uri = formatPkcs11Uri({ ...(u.token !== undefined ? { token: u.token } : {}), ...(u.slotId !== undefined ? { slotId: u.slotId } : {}), object: this.keyLabel, id: c.id });
+      // Every token attribute of the configured URI goes on to the engine, so it picks the token sekisho picked.
+      const { token, manufacturer, serial, model, slotId } = u;
+      const uri = formatPkcs11Uri({ token, manufacturer, serial, model, slotId, object: this.keyLabel, id: c.id });
       return createSecureContext({ ...base, cert, ...tlsKeyOptions({ kind: 'pkcs11', uri, pin: this.pin, module: this.token.module }) });
     }
     const key = await this.session.tlsPrivateKeyPem!(c.privateKey);

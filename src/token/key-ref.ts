@@ -26,7 +26,7 @@ export function normalizeTokenKeyRef(ref: TokenKeyRef): TokenKeyRef {
   if (!ref.module) throw badRequest('TOKEN_KEY_REF_INVALID', 'a PKCS#11 key needs --module PATH');
   const u = parsePkcs11Uri(ref.uri);
   if (u.object === undefined && u.id === undefined) throw badRequest('TOKEN_KEY_REF_INVALID', 'the pkcs11: URI must name the key with object=LABEL or id=…');
-  if (u.token === undefined && u.slotId === undefined) throw badRequest('TOKEN_KEY_REF_INVALID', 'the pkcs11: URI must name the token with token=LABEL or slot-id=N');
+  if (u.token === undefined && u.slotId === undefined && u.serial === undefined) throw badRequest('TOKEN_KEY_REF_INVALID', 'the pkcs11: URI must name the token with token=LABEL, serial=… or slot-id=N');
   return { kind: 'pkcs11', module: ref.module, uri: redactPkcs11Uri(u) };
 }
 
@@ -61,7 +61,7 @@ export async function openTokenOfRef(ref: TokenKeyRef): Promise<{ module: TokenM
   const u = parsePkcs11Uri(ref.uri);
   const module = openPkcs11Module(ref.module);
   try {
-    const slot = u.slotId ?? (await module.slotByLabel(u.token!));
+    const slot = await module.slotForUri(u);
     return { module, session: await module.openSession(slot) };
   } catch (e) {
     await module.close();

@@ -6,14 +6,14 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, createPublicKey, verify as cryptoVerify } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { isSekishoError } from '../errors/index.js';
 import { needCommand, run, underCi } from '../testing/peers.js';
 import { spkiDer } from '../pki/index.js';
 import { openPkcs11Module, type Pkcs11Module } from './pkcs11-token.js';
 import { TokenSigner } from './signer.js';
-import { hasSoftHsm, needSoftHsm, SOFTHSM_MODULE, useTemporarySoftHsm } from '../testing/softhsm.js';
+import { hasSoftHsm, needSoftHsm, PKCS11_ENGINE, SOFTHSM_MODULE, useTemporarySoftHsm } from '../testing/softhsm.js';
 import { openTokenSigner, keyUri } from './key-ref.js';
 
 const USER_PIN = 'user-PIN-4821';
@@ -132,3 +132,73 @@ test('SoftHSM2 never locks a PIN: the bridge reports the module\'s own flags and
   });
 });
 
+
+test('regression: a pkcs11: URI names one token — a label two tokens share is TOKEN_AMBIGUOUS (as OpenSSL\'s engine says), serial= picks the right one, and no PIN reaches another token', { skip }, async (t) => {
+  if (!needSoftHsm(t) || !needCommand(t, 'softhsm2-util') || !needCommand(t, 'pkcs11-tool')) return;
+  // Two tokens with one label, as a vendor's tool (or softhsm2-util) makes them; each with its own PIN and a key "twin-key".
+  const pins = ['twin-PIN-1111', 'twin-PIN-2222'];
+  for (const pin of pins) {
+    const r = run('softhsm2-util', ['--init-token', '--free', '--label', 'twin', '--so-pin', SO_PIN, '--pin', pin]);
+    assert.equal(r.status, 0, r.stderr);
+  }
+  const twins = await withModule(async (m) => {
+    const out: { slot: number; serial: string }[] = [];
+    for (const s of await m.slots()) {
+      if (!s.tokenPresent) continue;
+      const i = await m.tokenInfo(s.slotId);
+      if (i.label === 'twin') out.push({ slot: s.slotId, serial: i.serialNumber });
+    }
+    return out;
+  });
+  assert.equal(twins.length, 2);
+  // Which PIN went to which slot: try each (SoftHSM2 never locks).
+  const pinOf = new Map<number, string>();
+  for (const tw of twins) {
+    for (const pin of pins) if (run('pkcs11-tool', ['--module', SOFTHSM_MODULE, '--slot', String(tw.slot), '--login', '--pin', pin, '--list-objects']).status === 0) pinOf.set(tw.slot, pin);
+  }
+  const spki = new Map<number, Buffer>();
+  for (const tw of twins) {
+    const made = run('pkcs11-tool', ['--module', SOFTHSM_MODULE, '--slot', String(tw.slot), '--login', '--pin', pinOf.get(tw.slot)!, '--keypairgen', '--key-type', 'EC:prime256v1', '--label', 'twin-key', '--id', '77']);
+    assert.equal(made.status, 0, made.stderr);
+    const file = join(dir, `twin-${tw.slot}.der`);
+    assert.equal(run('pkcs11-tool', ['--module', SOFTHSM_MODULE, '--slot', String(tw.slot), '--read-object', '--type', 'pubkey', '--id', '77', '--output-file', file]).status, 0);
+    spki.set(tw.slot, readFileSync(file));
+  }
+  const [first, second] = twins as [{ slot: number; serial: string }, { slot: number; serial: string }];
+  const ref = (uri: string) => ({ kind: 'pkcs11' as const, module: SOFTHSM_MODULE, uri });
+
+  // The label alone: refused before any login (it used to log in to the first token with the second's PIN, or sign with the first's key).
+  for (const pin of pins) await assert.rejects(openTokenSigner(ref('pkcs11:token=twin;object=twin-key'), pin), code('TOKEN_AMBIGUOUS'));
+  await withModule(async (m) => {
+    await assert.rejects(m.slotByLabel('twin'), code('TOKEN_AMBIGUOUS'), 'the CLI\'s --label is refused as well');
+    await assert.rejects(m.initToken(await m.freeSlot(), { label: LABEL, soPin: SO_PIN, userPin: USER_PIN }), code('TOKEN_LABEL_TAKEN'), 'sekisho never makes a second token with a label in use');
+  });
+
+  // serial= (with or without token=) names each one; the key is that token's own.
+  for (const tw of [second, first]) {
+    for (const uri of [`pkcs11:token=twin;serial=${tw.serial};object=twin-key`, `pkcs11:serial=${tw.serial};object=twin-key`]) {
+      const opened = await openTokenSigner(ref(uri), pinOf.get(tw.slot)!);
+      try {
+        assert.deepEqual(spkiDer(opened.signer.publicKey), spki.get(tw.slot), `${uri} opens the key of slot ${tw.slot}`);
+      } finally {
+        await opened.close();
+      }
+    }
+  }
+  // Every token attribute given must match: a serial no token has, or a slot-id whose token has another label, names nothing.
+  await assert.rejects(openTokenSigner(ref('pkcs11:token=twin;serial=0000000000000000;object=twin-key'), pins[0]!), code('TOKEN_NOT_FOUND'));
+  await assert.rejects(openTokenSigner(ref(`pkcs11:token=${LABEL};slot-id=${first.slot};object=twin-key`), pinOf.get(first.slot)!), code('TOKEN_NOT_FOUND'));
+  await assert.rejects(openTokenSigner(ref('pkcs11:token=twin;model=no-such-model;object=twin-key'), pins[0]!), code('TOKEN_NOT_FOUND'));
+
+  // OpenSSL's pkcs11 engine (libp11) reaches the same verdicts: the label alone is refused, the serial signs with that token's key.
+  if (!existsSync(PKCS11_ENGINE) || !needCommand(t, 'openssl')) return;
+  const env = { ...process.env, OPENSSL_ENGINES: dirname(PKCS11_ENGINE), PKCS11_MODULE_PATH: SOFTHSM_MODULE };
+  const hash = join(dir, 'twin.sha256');
+  writeFileSync(hash, createHash('sha256').update('twin').digest());
+  const engineSign = (uri: string, out: string) => run('openssl', ['pkeyutl', '-engine', 'pkcs11', '-keyform', 'engine', '-sign', '-inkey', uri, '-in', hash, '-out', out], undefined, env);
+  const refused = engineSign(`pkcs11:token=twin;object=twin-key;type=private?pin-value=${pinOf.get(second.slot)!}`, join(dir, 'twin-ambiguous.sig'));
+  assert.match(refused.stdout + refused.stderr, /Multiple matching slots/);
+  const sigFile = join(dir, 'twin-second.sig');
+  engineSign(`pkcs11:token=twin;serial=${second.serial};object=twin-key;type=private?pin-value=${pinOf.get(second.slot)!}`, sigFile); // libp11 0.4.12 may crash at exit, after writing
+  assert.ok(cryptoVerify('sha256', Buffer.from('twin'), createPublicKey({ key: spki.get(second.slot)!, format: 'der', type: 'spki' }), readFileSync(sigFile)));
+});

@@ -13,6 +13,7 @@ import { PKCS11_FUNCTIONS } from './functions.js';
 import { mechanismName } from './mechanisms.js';
 import { Pkcs11Session } from './pkcs11-session.js';
 import type { MechanismInfo, ModuleInfo, SlotInfo, TokenInfo, TokenModule, TokenSession } from './token.js';
+import { redactPkcs11Uri, type Pkcs11Uri } from './uri.js';
 
 /** Loads a PKCS#11 module (C_Initialize). A missing or unloadable file is PKCS11_MODULE_NOT_FOUND. */
 export function openPkcs11Module(path: string): Pkcs11Module {
@@ -74,13 +75,57 @@ export class Pkcs11Module implements TokenModule {
     return h;
   }
 
-  /** The slot whose token has this label. */
+  /** The one slot whose token has this label (two tokens with one label are TOKEN_AMBIGUOUS: name it with --slot or serial=). */
   async slotByLabel(label: string): Promise<number> {
-    for (const h of guard('listing slots', () => this.lib.C_GetSlotList(true))) {
-      const t = guard('reading token info', () => this.lib.C_GetTokenInfo(h));
-      if (str(t.label) === label) return numberOf(h);
+    return this.slotForUri({ token: label });
+  }
+
+  /**
+   * The one slot whose token matches every token, slot and library attribute
+   * of an RFC 7512 URI (§2.3: an attribute that is given must match; token,
+   * manufacturer, serial, model, slot-id, slot-description, slot-manufacturer,
+   * library-*). No match is TOKEN_NOT_FOUND; more than one is TOKEN_AMBIGUOUS,
+   * never "the first": that token would get the PIN meant for another one,
+   * and OpenSSL's pkcs11 engine refuses such a URI too.
+   */
+  async slotForUri(u: Pkcs11Uri): Promise<number> {
+    const shown = redactPkcs11Uri({ ...(u.token !== undefined ? { token: u.token } : {}), ...(u.manufacturer !== undefined ? { manufacturer: u.manufacturer } : {}), ...(u.serial !== undefined ? { serial: u.serial } : {}), ...(u.model !== undefined ? { model: u.model } : {}), ...(u.slotId !== undefined ? { slotId: u.slotId } : {}) });
+    const none = () => notFound('TOKEN_NOT_FOUND', `no token in ${this.path} matches ${shown}; list them with "sekisho token info --module ${this.path}"`, { ja: `${shown} に合うトークンが見つかりません。"sekisho token info --module ${this.path}" で一覧を確認してください。` });
+    if (u.libraryManufacturer !== undefined || u.libraryDescription !== undefined || u.libraryVersion !== undefined) {
+      const i = guard('reading its info', () => this.lib.C_GetInfo());
+      const version = `${i.libraryVersion.major}.${i.libraryVersion.minor}`;
+      if (
+        (u.libraryManufacturer !== undefined && str(i.manufacturerID) !== u.libraryManufacturer) ||
+        (u.libraryDescription !== undefined && str(i.libraryDescription) !== u.libraryDescription) ||
+        (u.libraryVersion !== undefined && u.libraryVersion !== version && `${u.libraryVersion}.0` !== version)
+      ) {
+        throw none();
+      }
     }
-    throw notFound('TOKEN_NOT_FOUND', `no token labelled "${label}" in ${this.path}; list them with "sekisho token info --module ${this.path}"`);
+    const found: { slot: number; label: string; serial: string }[] = [];
+    for (const h of guard('listing slots', () => this.lib.C_GetSlotList(true))) {
+      const slot = numberOf(h);
+      if (u.slotId !== undefined && slot !== u.slotId) continue;
+      if (u.slotDescription !== undefined || u.slotManufacturer !== undefined) {
+        const s = guard('reading slot info', () => this.lib.C_GetSlotInfo(h));
+        if ((u.slotDescription !== undefined && str(s.slotDescription) !== u.slotDescription) || (u.slotManufacturer !== undefined && str(s.manufacturerID) !== u.slotManufacturer)) continue;
+      }
+      const t = guard('reading token info', () => this.lib.C_GetTokenInfo(h));
+      if ((t.flags & CKF.TOKEN_INITIALIZED) === 0) continue;
+      if (u.token !== undefined && str(t.label) !== u.token) continue;
+      if (u.manufacturer !== undefined && str(t.manufacturerID) !== u.manufacturer) continue;
+      if (u.serial !== undefined && str(t.serialNumber) !== u.serial) continue;
+      if (u.model !== undefined && str(t.model) !== u.model) continue;
+      found.push({ slot, label: str(t.label), serial: str(t.serialNumber) });
+    }
+    if (found.length === 0) throw none();
+    if (found.length > 1) {
+      const list = found.map((f) => `slot ${f.slot} serial ${f.serial}`).join(', ');
+      throw conflict('TOKEN_AMBIGUOUS', `${found.length} tokens in ${this.path} match ${shown} (${list}); name one: add serial=… to the pkcs11: URI, or give --slot N`, {
+        ja: `${shown} に合うトークンが${found.length}個あります（${list}）。URIに serial=… を加えるか --slot で1つを指定してください。`,
+      });
+    }
+    return found[0]!.slot;
   }
 
   /** The first slot whose token is not yet initialized (SoftHSM2 always offers one). */
@@ -104,6 +149,12 @@ export class Pkcs11Module implements TokenModule {
     if (present.flags & CKF.TOKEN_INITIALIZED) {
       // C_InitToken would wipe every key on it; sekisho never does that for you.
       throw conflict('TOKEN_EXISTS', `the token in slot ${slotId} ("${str(present.label)}") is already initialized; re-initializing would destroy its keys — use the token's own tools if you really mean to`);
+    }
+    for (const other of guard('listing slots', () => this.lib.C_GetSlotList(true))) {
+      const t = guard('reading token info', () => this.lib.C_GetTokenInfo(other));
+      if (t.flags & CKF.TOKEN_INITIALIZED && str(t.label) === o.label) {
+        throw conflict('TOKEN_LABEL_TAKEN', `a token labelled "${o.label}" is already in ${this.path} (serial ${str(t.serialNumber)}); choose another --label, so that token=LABEL names one token`);
+      }
     }
     const label = Buffer.from(o.label, 'utf8');
     if (label.length === 0 || label.length > 32) throw badRequest('TOKEN_LABEL_INVALID', 'the token label must be 1–32 bytes (the PKCS#11 label field)');
