@@ -2,7 +2,7 @@
  * The pkcs11js binding and what every part of the bridge shares: loading it,
  * turning Cryptoki return values into sekisho errors, attribute helpers.
  */
-import type { KeyObject } from 'node:crypto';
+import { createHmac, randomBytes, type KeyObject } from 'node:crypto';
 import { createRequire } from 'node:module';
 import type * as P from 'pkcs11js';
 import { badRequest, conflict, internal, notFound, unauthorized, type SekishoError } from '../errors/index.js';
@@ -11,6 +11,10 @@ import { operationEnded, tokenErrors } from './token-errors.js';
 import type { ObjectClass } from './token.js';
 
 export type Pkcs11js = typeof P;
+
+const PIN_DIGEST_KEY = randomBytes(32);
+/** A keyed digest of a PIN, for comparing PINs within this process (never stored, never shown). */
+export const pinDigest = (pin: string): Buffer => createHmac('sha256', PIN_DIGEST_KEY).update(pin, 'utf8').digest();
 let binding: Pkcs11js | undefined;
 export function pkcs11js(): Pkcs11js {
   if (!binding) {

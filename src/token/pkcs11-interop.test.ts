@@ -202,3 +202,41 @@ test('regression: a pkcs11: URI names one token — a label two tokens share is 
   engineSign(`pkcs11:token=twin;serial=${second.serial};object=twin-key;type=private?pin-value=${pinOf.get(second.slot)!}`, sigFile); // libp11 0.4.12 may crash at exit, after writing
   assert.ok(cryptoVerify('sha256', Buffer.from('twin'), createPublicKey({ key: spki.get(second.slot)!, format: 'der', type: 'spki' }), readFileSync(sigFile)));
 });
+
+test('regression: one login per process — a second session\'s wrong PIN is refused though the module says "already logged in", a wrong SO PIN is SO_PIN_WRONG, and closing one session or module leaves the others working', { skip }, async (t) => {
+  if (!needSoftHsm(t)) return;
+  const signs = async (s: Awaited<ReturnType<Pkcs11Module['openSession']>>) => {
+    const [k] = await s.findObjects({ class: 'private-key', label: 'made-by-tool' });
+    return (await s.sign('ecdsa-sha256', k!, Buffer.from('still logged in?'))).length > 0;
+  };
+  const m1 = openPkcs11Module(SOFTHSM_MODULE);
+  const slot = await m1.slotByLabel(LABEL);
+  const a = await m1.openSession(slot);
+  await a.login('user', USER_PIN);
+  // SoftHSM2 answers CKR_USER_ALREADY_LOGGED_IN before it looks at the PIN: the bridge took that as a login.
+  const b = await m1.openSession(slot);
+  for (const wrong of ['wrong-PIN-000', `${USER_PIN} `, USER_PIN.toLowerCase()]) await assert.rejects(b.login('user', wrong), code('PIN_WRONG'));
+  assert.equal(b.loggedInAs, undefined);
+  await b.login('user', USER_PIN);
+  assert.ok(await signs(b));
+  await assert.rejects((await m1.openSession(slot)).login('so', SO_PIN), code('TOKEN_ALREADY_LOGGED_IN'), 'the SO cannot log in beside the user');
+  await b.close();
+  assert.ok(await signs(a), 'closing one session does not log out the others (C_Logout is for every session of the process)');
+  // A second module object on the same library (the CA's token and the audit key, a reload): its wrong PIN is refused, and closing it does not finalize the first.
+  const m2 = openPkcs11Module(SOFTHSM_MODULE);
+  const c = await m2.openSession(slot);
+  await assert.rejects(c.login('user', 'wrong-PIN-111'), code('PIN_WRONG'));
+  await c.login('user', USER_PIN);
+  await m2.close();
+  assert.ok(await signs(a), 'the first module still works after the second closed');
+  await m1.close();
+  // Nothing logged in any more: the module checks again, and an SO PIN is called an SO PIN.
+  await withModule(async (m) => {
+    const s = await m.openSession(slot);
+    await assert.rejects(s.login('so', 'wrong-SO-PIN-0'), code('SO_PIN_WRONG'));
+    await assert.rejects(s.login('user', 'wrong-PIN-222'), code('PIN_WRONG'));
+    await s.login('so', SO_PIN);
+    await s.logout();
+    await s.login('user', USER_PIN);
+  });
+});

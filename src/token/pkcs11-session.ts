@@ -1,11 +1,11 @@
 /** A session on a PKCS#11 token (C_OpenSession … C_CloseSession), through pkcs11js. */
-import { createHash, createPublicKey, KeyObject, X509Certificate } from 'node:crypto';
+import { createHash, createPublicKey, KeyObject, timingSafeEqual, X509Certificate } from 'node:crypto';
 import type * as P from 'pkcs11js';
-import { badRequest, conflict, internal, unauthorized } from '../errors/index.js';
+import { badRequest, conflict, internal, unauthorized, type SekishoError } from '../errors/index.js';
 import { describePublicKey, spkiDer, subjectNameDer, type KeyType } from '../pki/index.js';
 import { keyIdFor, mechanismFits, SIGN_HASH } from './mechanisms.js';
 import { operationEnded, tokenErrors } from './token-errors.js';
-import { b64u, ckr, CLASS_OF, CURVE_OF_PARAMS, EC_PARAMS, guard, mapError, numberOf, pkcs11js, publicKeyTemplate, unb64u } from './pkcs11-binding.js';
+import { b64u, ckr, CLASS_OF, CURVE_OF_PARAMS, EC_PARAMS, guard, mapError, numberOf, pinDigest, pkcs11js, publicKeyTemplate, unb64u } from './pkcs11-binding.js';
 import type {
   CipherMechanism,
   DigestMechanism,
@@ -29,6 +29,22 @@ import type {
 /** What a session needs of its module. */
 export interface Pkcs11SessionOwner {
   readonly lib: P.PKCS11;
+  /** Per slot, who this process is logged in as and a digest of that PIN (Cryptoki keeps one login per application). */
+  readonly logins: Map<number, { who: UserType; digest: Buffer }>;
+}
+
+/** A failed C_Login as a sekisho error that names the PIN it was about. */
+function loginError(e: unknown, who: UserType): SekishoError {
+  const p = pkcs11js();
+  const rv = ckr(e);
+  if (who === 'so' && rv === p.CKR_PIN_INCORRECT) {
+    return unauthorized('SO_PIN_WRONG', 'wrong SO PIN (logging in as the security officer); the token counts wrong tries and may lock the SO PIN for good', { ja: '管理者PIN（SO PIN）が違います。続けて間違えるとロックされます。' });
+  }
+  if (who === 'so' && rv === p.CKR_PIN_LOCKED) return tokenErrors.soLocked();
+  if (rv === p.CKR_USER_ANOTHER_ALREADY_LOGGED_IN) {
+    return conflict('TOKEN_ALREADY_LOGGED_IN', `this process is logged in to the token as the ${who === 'so' ? 'user' : 'security officer'} in another session; log that out first`);
+  }
+  return mapError(e, 'logging in');
 }
 
 export class Pkcs11Session implements TokenSession {
@@ -53,14 +69,25 @@ export class Pkcs11Session implements TokenSession {
   async login(userType: UserType, pin: string): Promise<void> {
     const p = pkcs11js();
     if (!pin) throw unauthorized('PIN_REQUIRED', 'a PIN is needed: set SEKISHO_PIN (user) or SEKISHO_SO_PIN (security officer)');
+    const digest = pinDigest(pin);
     try {
       this.#lib.C_Login(this.handle, userType === 'so' ? p.CKU_SO : p.CKU_USER, pin);
     } catch (e) {
-      if (ckr(e) !== p.CKR_USER_ALREADY_LOGGED_IN) throw mapError(e, 'logging in');
+      if (ckr(e) !== p.CKR_USER_ALREADY_LOGGED_IN) throw loginError(e, userType);
+      // Another session of this process is logged in, and the module answered without looking at this PIN.
+      const known = this.module.logins.get(this.slotId);
+      if (!known) throw conflict('TOKEN_ALREADY_LOGGED_IN', 'another part of this process (e.g. the OpenSSL engine) is logged in to this token, so the module cannot check this PIN; log in once per process');
+      if (known.who !== userType || !timingSafeEqual(known.digest, digest)) {
+        throw userType === 'so'
+          ? unauthorized('SO_PIN_WRONG', 'wrong SO PIN: it is not the PIN this process is logged in with', { ja: '管理者PIN（SO PIN）が違います。' })
+          : unauthorized('PIN_WRONG', 'wrong PIN: it is not the PIN this process is logged in to the token with', { ja: 'PINが違います。' });
+      }
     }
+    this.module.logins.set(this.slotId, { who: userType, digest });
     this.#who = userType;
   }
 
+  /** C_Logout: PKCS#11 logs out every session of this process on the token. */
   async logout(): Promise<void> {
     if (!this.#who) return;
     try {
@@ -68,6 +95,7 @@ export class Pkcs11Session implements TokenSession {
     } catch {
       /* already logged out */
     }
+    this.module.logins.delete(this.slotId);
     this.#who = undefined;
   }
 
@@ -82,6 +110,8 @@ export class Pkcs11Session implements TokenSession {
 
   async setPin(oldPin: string, newPin: string): Promise<void> {
     guard('changing the PIN', () => this.#lib.C_SetPIN(this.handle, oldPin, newPin));
+    const known = this.module.logins.get(this.slotId);
+    if (known) this.module.logins.set(this.slotId, { who: known.who, digest: pinDigest(newPin) });
   }
 
   #template(t: ObjectTemplate): P.Template {
@@ -572,7 +602,8 @@ export class Pkcs11Session implements TokenSession {
 
   async close(): Promise<void> {
     if (this.#closed) return;
-    await this.logout();
+    // No C_Logout here: it would log out every other session of this process on the token. Cryptoki logs out when the last one closes.
+    this.#who = undefined;
     try {
       this.module.lib.C_CloseSession(this.handle);
     } catch {

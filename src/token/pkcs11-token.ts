@@ -4,6 +4,8 @@
  * decides PIN policy: what it reports in its token flags is what we report
  * (SoftHSM2 never locks a PIN).
  */
+import { realpathSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type * as P from 'pkcs11js';
 import { badRequest, conflict, notFound } from '../errors/index.js';
 import { CKF } from './flags.js';
@@ -12,7 +14,7 @@ import { bindingMechanismName, ckr, guard, mapError, numberOf, pkcs11js, str } f
 import { PKCS11_FUNCTIONS } from './functions.js';
 import { mechanismName } from './mechanisms.js';
 import { Pkcs11Session } from './pkcs11-session.js';
-import type { MechanismInfo, ModuleInfo, SlotInfo, TokenInfo, TokenModule, TokenSession } from './token.js';
+import type { MechanismInfo, ModuleInfo, SlotInfo, TokenInfo, TokenModule, TokenSession, UserType } from './token.js';
 import { redactPkcs11Uri, type Pkcs11Uri } from './uri.js';
 
 /** Loads a PKCS#11 module (C_Initialize). A missing or unloadable file is PKCS11_MODULE_NOT_FOUND. */
@@ -24,6 +26,7 @@ export function openPkcs11Module(path: string): Pkcs11Module {
   } catch (e) {
     throw notFound('PKCS11_MODULE_NOT_FOUND', `cannot load the PKCS#11 module ${path} (${(e as Error).message.split('\n')[0]}); check --module (SoftHSM2: /usr/lib/softhsm/libsofthsm2.so)`);
   }
+  let initializedHere = true;
   try {
     lib.C_Initialize();
   } catch (e) {
@@ -35,8 +38,36 @@ export function openPkcs11Module(path: string): Pkcs11Module {
       }
       throw mapError(e, 'initializing');
     }
+    initializedHere = false;
   }
-  return new Pkcs11Module(path, lib);
+  const key = libraryKey(path);
+  let shared = libraries.get(key);
+  if (!shared) libraries.set(key, (shared = { opened: 0, finalize: initializedHere, logins: new Map() }));
+  shared.opened += 1;
+  return new Pkcs11Module(path, lib, shared);
+}
+
+/**
+ * What every Pkcs11Module of one module file in this process shares: Cryptoki
+ * keeps initialization and logins per application, not per module object or
+ * session. The last module object to close finalizes (and only if sekisho
+ * initialized the library, not e.g. OpenSSL's engine); `logins` holds, per
+ * slot, a keyed digest of the PIN this process logged in with, so a second
+ * C_Login that the module answers "already logged in" without looking at the
+ * PIN is still checked.
+ */
+export interface SharedLibrary {
+  opened: number;
+  finalize: boolean;
+  logins: Map<number, { who: UserType; digest: Buffer }>;
+}
+const libraries = new Map<string, SharedLibrary>();
+function libraryKey(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return resolve(path);
+  }
 }
 
 export class Pkcs11Module implements TokenModule {
@@ -47,7 +78,13 @@ export class Pkcs11Module implements TokenModule {
   constructor(
     readonly path: string,
     readonly lib: P.PKCS11,
+    readonly shared: SharedLibrary,
   ) {}
+
+  /** Per slot, who this process is logged in as and a digest of that PIN (see SharedLibrary). */
+  get logins(): SharedLibrary['logins'] {
+    return this.shared.logins;
+  }
 
   async info(): Promise<ModuleInfo> {
     const i = guard('reading its info', () => this.lib.C_GetInfo());
@@ -206,8 +243,14 @@ export class Pkcs11Module implements TokenModule {
     if (this.#closed) return;
     for (const s of [...this.#sessions]) await s.close();
     this.#closed = true;
+    // Another Pkcs11Module of this file in the process still uses the library: finalizing would end its sessions too.
+    this.shared.opened -= 1;
+    const last = this.shared.opened === 0;
+    if (last && libraries.get(libraryKey(this.path)) === this.shared) libraries.delete(libraryKey(this.path));
     try {
-      this.lib.C_Finalize();
+      if (last && this.shared.finalize) this.lib.C_Finalize();
+    } catch {
+      /* finalized meanwhile by another user of the library */
     } finally {
       this.lib.close();
     }
