@@ -1,4 +1,4 @@
-import { chmodSync, closeSync, existsSync, fchmodSync, fsyncSync, mkdirSync, openSync, renameSync, writeSync, unlinkSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fchmodSync, fsyncSync, linkSync, mkdirSync, openSync, renameSync, writeSync, unlinkSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
@@ -10,9 +10,10 @@ export const PRIVATE_DIR_MODE = 0o700;
  * Writes a file so that readers see the old or the new content, never a half:
  * temporary file in the same directory → fsync → rename → fsync the directory.
  * The file gets exactly `mode` (default 0600), set on the descriptor, so the
- * umask neither widens nor narrows it.
+ * umask neither widens nor narrows it. With `noReplace`, an existing file
+ * (EEXIST) is never replaced, whoever made it and when.
  */
-export function writeFileAtomic(path: string, data: Buffer | string, mode = PRIVATE_FILE_MODE): void {
+export function writeFileAtomic(path: string, data: Buffer | string, mode = PRIVATE_FILE_MODE, o: { noReplace?: boolean } = {}): void {
   const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
   const fd = openSync(tmp, 'wx', mode);
   try {
@@ -32,7 +33,9 @@ export function writeFileAtomic(path: string, data: Buffer | string, mode = PRIV
   }
   closeSync(fd);
   try {
-    renameSync(tmp, path);
+    // noReplace: link() fails with EEXIST when `path` exists (even one made a moment ago by another process); rename would replace it.
+    if (o.noReplace) placeNew(tmp, path);
+    else renameSync(tmp, path);
   } catch (e) {
     try {
       unlinkSync(tmp); // never leave a copy of a key or PKCS#12 behind
@@ -48,6 +51,21 @@ export function writeFileAtomic(path: string, data: Buffer | string, mode = PRIV
   } catch {
     /* directories cannot be fsynced on every platform */
   }
+}
+
+/** Puts `tmp` in place at `path` unless `path` exists (EEXIST). */
+function placeNew(tmp: string, path: string): void {
+  try {
+    linkSync(tmp, path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'ENOSYS') throw e;
+    // No hard links here (FAT on removable media, some shares): claim the name exclusively, then rename over the claim.
+    closeSync(openSync(path, 'wx', PRIVATE_FILE_MODE));
+    renameSync(tmp, path);
+    return;
+  }
+  unlinkSync(tmp);
 }
 
 /** Makes a directory (and its parents) and sets the leaf to 0700 whatever the umask, also when it already existed. */

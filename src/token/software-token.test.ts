@@ -219,6 +219,41 @@ test('backup and restore: the backup opens only with its passphrase and restores
   await assert.rejects(openSoftwareToken(file).restore(backup, 'backup-Passphrase-19', { where: 'backup.json' }), code('TOKEN_EXISTS'));
 });
 
+test('regression: concurrent inits and restores never replace a token: one is made, the others are TOKEN_EXISTS; a restore over a token waits for a login in progress, which cannot write the old token back', async () => {
+  // Init: every call checked "no file yet", derived its PIN keys, then renamed its file over the others' (all said "initialized").
+  const file = join(tempDir('sekisho-swtoken-'), 'token.json');
+  const pins = [0, 1, 2, 3].map((k) => `user-PIN-${k}${k}${k}${k}`);
+  const made = await Promise.allSettled(pins.map((pin, k) => openSoftwareToken(file, { kdf: FAST_KDF }).initToken(0, { label: `clinic-${k}`, soPin: `${SO_PIN}-${k}`, userPin: pin })));
+  assert.equal(made.filter((r) => r.status === 'fulfilled').length, 1, JSON.stringify(made.map((r) => r.status)));
+  for (const r of made) if (r.status === 'rejected') assert.ok(code('TOKEN_EXISTS')(r.reason), String(r.reason));
+  const winner = made.findIndex((r) => r.status === 'fulfilled');
+  assert.equal((await info(file)).label, `clinic-${winner}`);
+  await loginOnce(file, 'user', pins[winner]!);
+  assert.deepEqual(readdirSync(dirname(file)), ['token.json'], 'no temporary or lock file is left');
+
+  // Restore to a new file: the same race between restores of two backups.
+  const other = await newToken();
+  const backups = [await openSoftwareToken(file).backup('backup-Passphrase-19', FAST_KDF), await openSoftwareToken(other).backup('backup-Passphrase-19', FAST_KDF)];
+  const target = join(dirname(file), 'restored.json');
+  const restores = await Promise.allSettled([0, 1, 0, 1].map((k) => openSoftwareToken(target).restore(backups[k]!, 'backup-Passphrase-19', { where: `backup-${k}` })));
+  assert.equal(restores.filter((r) => r.status === 'fulfilled').length, 1, JSON.stringify(restores.map((r) => r.status)));
+  for (const r of restores) if (r.status === 'rejected') assert.ok(code('TOKEN_EXISTS')(r.reason), String(r.reason));
+
+  // --replace while a right PIN is being checked: the login counted its try, then writes the reset from the file it read.
+  const serialOf = async (f: string) => (await info(f)).serialNumber;
+  const otherSerial = await serialOf(other);
+  for (let round = 0; round < 3; round++) {
+    const login = loginOnce(file, 'user', pins[winner]!).catch((e: unknown) => e);
+    while (!existsSync(`${file}.lock`)) await new Promise((r) => setImmediate(r));
+    await openSoftwareToken(file).restore(backups[1]!, 'backup-Passphrase-19', { where: 'backup-1', replace: true });
+    await login;
+    assert.equal(await serialOf(file), otherSerial, `round ${round}: the restored token is on file, not the one the login read`);
+    await loginOnce(file, 'user', USER_PIN);
+    // Back to the first token for the next round.
+    await openSoftwareToken(file).restore(backups[0]!, 'backup-Passphrase-19', { where: 'backup-0', replace: true });
+  }
+});
+
 const BAD_FILES: [string, (text: string) => string, string][] = [
   ['an empty file', () => '', 'TOKEN_FILE_CORRUPT'],
   ['a truncated file', (t) => t.slice(0, Math.floor(t.length * 0.6)), 'TOKEN_FILE_CORRUPT'],

@@ -87,6 +87,11 @@ export function checkPinLength(pin: string, min: number, what = 'PIN'): void {
   if (n > MAX_PIN_LENGTH) throw badRequest('PIN_TOO_LONG', `the ${what} must be at most ${MAX_PIN_LENGTH} characters`);
 }
 
+const INIT_HINT = 'choose another file, or remove this one if it is really no longer needed';
+const RESTORE_HINT = 'restore to a new file, or pass --replace';
+const tokenExists = (file: string, hint: string) =>
+  conflict('TOKEN_EXISTS', `${file} already holds a token; ${hint}`, { ja: `${file} には既にトークンがあります。別のファイルを指定してください（既存のトークンは上書きしません）。` });
+
 /** Opens (or, through initToken, creates) the software token in `file`. */
 export function openSoftwareToken(file: string, o: SoftwareTokenOptions = {}): SoftwareToken {
   return new SoftwareToken(file, o);
@@ -117,6 +122,16 @@ export class SoftwareToken implements TokenModule {
 
   write(f: TokenFile): void {
     writeFileAtomic(this.file, serializeTokenFile(f), 0o600);
+  }
+
+  /** Writes a new token file, never over one that exists (made before or, by another process, meanwhile). */
+  #create(text: string, hint: string): void {
+    try {
+      writeFileAtomic(this.file, text, 0o600, { noReplace: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw tokenExists(this.file, hint);
+      throw e;
+    }
   }
 
   /**
@@ -185,7 +200,7 @@ export class SoftwareToken implements TokenModule {
 
   async initToken(slotId: number, o: { label: string; soPin: string; userPin: string }): Promise<void> {
     if (slotId !== 0) throw tokenErrors.slot(slotId);
-    if (existsSync(this.file)) throw conflict('TOKEN_EXISTS', `${this.file} already holds a token; choose another file, or remove this one if it is really no longer needed`);
+    if (existsSync(this.file)) throw tokenExists(this.file, INIT_HINT);
     const policy = { ...DEFAULT_TOKEN_POLICY, ...this.options.policy };
     if (!Number.isInteger(policy.minPinLength) || policy.minPinLength < 4 || policy.minPinLength > 64) throw badRequest('TOKEN_POLICY_INVALID', 'the minimum PIN length must be a whole number from 4 to 64');
     if (!Number.isInteger(policy.maxUserPinTries) || policy.maxUserPinTries < 1 || policy.maxUserPinTries > 100) throw badRequest('TOKEN_POLICY_INVALID', 'the number of PIN tries must be a whole number from 1 to 100');
@@ -212,7 +227,7 @@ export class SoftwareToken implements TokenModule {
         publicObjects: [],
         privateObjects: sealPrivateObjects(tokenKey, serial, []),
       };
-      this.write({ body, mac: computeMac(tokenKey, body), counters: { userPinFailures: 0, soPinFailures: 0 } });
+      this.#create(serializeTokenFile({ body, mac: computeMac(tokenKey, body), counters: { userPinFailures: 0, soPinFailures: 0 } }), INIT_HINT);
     } finally {
       tokenKey.fill(0);
     }
@@ -268,8 +283,9 @@ export class SoftwareToken implements TokenModule {
   /** Writes the token held in a backup to this file (atomically; refuses to replace a token unless `replace`). */
   async restore(backupText: string, passphrase: string, o: { where: string; replace?: boolean }): Promise<void> {
     const inner = await openBackup(backupText, passphrase, o.where);
-    if (existsSync(this.file) && !o.replace) throw conflict('TOKEN_EXISTS', `${this.file} already holds a token; restore to a new file, or pass --replace`);
-    writeFileAtomic(this.file, inner, 0o600);
+    if (!o.replace) return this.#create(inner, RESTORE_HINT);
+    // Under the token's lock: a login or change in another process cannot write the old token back over the restored one.
+    await this.locked(async () => writeFileAtomic(this.file, inner, 0o600));
   }
 }
 
