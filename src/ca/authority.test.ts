@@ -157,6 +157,32 @@ test('CA key files: a wrong passphrase and an edited file are refused with their
   assert.ok(!text.includes(privateKey.export({ type: 'pkcs8', format: 'pem' }).toString().split('\n')[1]!));
 });
 
+test('regression: a CA key file with a field missing, of the wrong type or cut short is KEY_FILE_MALFORMED ("restore it from backup"), never an internal failure or a wrong passphrase', async () => {
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  const good = JSON.parse(await encryptPrivateKey(privateKey, 'right passphrase')) as Record<string, Record<string, unknown> | unknown>;
+  type F = { kdf: Record<string, unknown>; cipher: Record<string, unknown>; ciphertext: unknown };
+  const damage: [string, (f: F) => void][] = [
+    ['no salt', (f) => delete f.kdf.salt],
+    ['a numeric salt', (f) => (f.kdf.salt = 5)],
+    ['an empty salt', (f) => (f.kdf.salt = '')],
+    ['no IV', (f) => delete f.cipher.iv],
+    ['an empty IV', (f) => (f.cipher.iv = '')],
+    ['an IV cut short', (f) => (f.cipher.iv = (f.cipher.iv as string).slice(0, 8))],
+    ['a tag that is an object', (f) => (f.cipher.tag = {})],
+    ['a tag cut short', (f) => (f.cipher.tag = (f.cipher.tag as string).slice(0, 12))],
+    ['a numeric ciphertext', (f) => (f.ciphertext = 7)],
+    ['an empty ciphertext', (f) => (f.ciphertext = '')],
+    ['a ciphertext that is not base64', (f) => (f.ciphertext = '!!not base64!!')],
+    ['kdf null', (f) => ((f as unknown as Record<string, unknown>).kdf = null)],
+  ];
+  for (const [name, mutate] of damage) {
+    const f = structuredClone(good) as unknown as F;
+    mutate(f);
+    await assert.rejects(decryptPrivateKey(JSON.stringify(f), 'right passphrase'), (e: unknown) => isCode('KEY_FILE_MALFORMED')(e) && /restore/.test((e as Error).message), name);
+  }
+  assert.ok((await decryptPrivateKey(JSON.stringify(good), 'right passphrase')).equals(privateKey));
+});
+
 test('init refuses an empty passphrase and a second init of the same home', async () => {
   const home = join(tempDir(), 'home');
   await assert.rejects(initAuthority({ home, passphrase: '' }), isCode('PASSPHRASE_EMPTY'));

@@ -39,6 +39,12 @@ export async function encryptPrivateKey(key: KeyObject, passphrase: string, kdf 
   return JSON.stringify(file, null, 2) + '\n';
 }
 
+/** A canonical base64 string (of exactly `bytes` bytes when given). */
+function isB64(v: unknown, bytes?: number): v is string {
+  if (typeof v !== 'string' || v.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(v)) return false;
+  return bytes === undefined || Buffer.from(v, 'base64').length === bytes;
+}
+
 export async function decryptPrivateKey(text: string, passphrase: string, where = 'the key file'): Promise<KeyObject> {
   let f: KeyFileV1;
   try {
@@ -47,6 +53,10 @@ export async function decryptPrivateKey(text: string, passphrase: string, where 
   } catch {
     throw malformed('KEY_FILE_MALFORMED', `${where} is not a sekisho encrypted key file (damaged?); restore it from backup`);
   }
+  // Every field that is read is checked first: a damaged file is KEY_FILE_MALFORMED ("restore it"), never a crash or a "wrong passphrase".
+  if (!isB64(f.kdf.salt, 16) || !isB64(f.cipher.iv, 12) || !isB64(f.cipher.tag, 16) || !isB64(f.ciphertext) || f.ciphertext.length === 0) {
+    throw malformed('KEY_FILE_MALFORMED', `${where} is damaged (its salt, IV, tag or ciphertext is missing or cut short); restore it from backup`);
+  }
   const { N, r, p } = f.kdf;
   if (![N, r, p].every((v) => Number.isInteger(v) && v > 0) || N < 1 << 14 || N > 1 << 20 || (N & (N - 1)) !== 0 || r > 16 || p > 4) {
     throw malformed('KEY_FILE_MALFORMED', `${where} has out-of-range key derivation parameters`);
@@ -54,9 +64,7 @@ export async function decryptPrivateKey(text: string, passphrase: string, where 
   const dk = await scryptAsync(passphrase.normalize('NFC'), Buffer.from(f.kdf.salt, 'base64'), 32, { N, r, p, maxmem: 256 * N * r + 1024 * 1024 });
   const decipher = createDecipheriv('aes-256-gcm', dk, Buffer.from(f.cipher.iv, 'base64'), { authTagLength: 16 });
   decipher.setAAD(aad({ format: f.format, version: f.version, kdf: f.kdf, iv: f.cipher.iv }));
-  const tag = Buffer.from(f.cipher.tag, 'base64');
-  if (tag.length !== 16) throw malformed('KEY_FILE_MALFORMED', `${where} has a truncated authentication tag; restore it from backup`);
-  decipher.setAuthTag(tag);
+  decipher.setAuthTag(Buffer.from(f.cipher.tag, 'base64'));
   let der: Buffer;
   try {
     der = Buffer.concat([decipher.update(Buffer.from(f.ciphertext, 'base64')), decipher.final()]);
