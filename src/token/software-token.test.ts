@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { execFile } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { isSekishoError } from '../errors/index.js';
@@ -145,6 +145,45 @@ test('concurrent logins from several processes, wrong and right PINs interleaved
     assert.equal((await loginInProcess(file, USER_PIN)).outcome, 'PIN_LOCKED');
     assert.deepEqual(readdirSync(dirname(file)), ['token.json'], 'the lock file is gone');
   }
+});
+
+/** A process that takes the token's lock (as a login does) and holds it: killed, it leaves the lock behind as a crash would. */
+function lockHolder(file: string, holdMs: number): { child: ChildProcess; locked: Promise<void> } {
+  const module = new URL('./software-token.js', import.meta.url).href;
+  const script = `
+    const { openSoftwareToken } = await import(${JSON.stringify(module)});
+    await openSoftwareToken(process.argv[1]).locked(async () => { process.stdout.write('locked'); await new Promise((r) => setTimeout(r, Number(process.argv[2]))); });`;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script, file, String(holdMs)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const locked = new Promise<void>((resolve, reject) => {
+    child.stdout!.once('data', () => resolve());
+    child.once('exit', (c) => reject(new Error(`the lock holder exited (${c}) before locking`)));
+  });
+  return { child, locked };
+}
+
+test('regression: a lock left by a crashed process is taken over at once (for 30 s it made every login wait 10 s and fail with TOKEN_BUSY, exit 2: the CLI, the doctor, an agent restarted sooner than the shipped unit\'s RestartSec=30, which then stayed down); a live holder is waited for', { timeout: 120_000 }, async () => {
+  const file = await newToken();
+  for (let round = 0; round < 3; round++) {
+    const h = lockHolder(file, 60_000);
+    await h.locked;
+    h.child.kill('SIGKILL');
+    await new Promise((r) => h.child.once('exit', r));
+    assert.ok(existsSync(`${file}.lock`), 'the killed process left its lock');
+    const started = Date.now();
+    await loginOnce(file, 'user', USER_PIN);
+    assert.ok(Date.now() - started < 5_000, `round ${round}: the login waited ${Date.now() - started} ms for a dead holder`);
+    assert.deepEqual(readdirSync(dirname(file)), ['token.json'], 'the lock file is gone');
+  }
+  // A holder that is alive keeps the token: the login waits for it, then counts as usual.
+  const live = lockHolder(file, 1_500);
+  await live.locked;
+  const started = Date.now();
+  await assert.rejects(loginOnce(file, 'user', 'wrong-PIN-9'), code('PIN_WRONG'));
+  assert.ok(Date.now() - started >= 1_000, `the login did not wait for the live holder (${Date.now() - started} ms)`);
+  assert.equal((await info(file)).userPinFailures, 1);
+  // A lock from another host (a shared directory) is not judged by process id: only its age frees it.
+  writeFileSync(`${file}.lock`, `1 some-other-host 00\n`);
+  await assert.rejects(loginOnce(file, 'user', USER_PIN), code('TOKEN_BUSY'));
 });
 
 test('a right PIN resets the counter; the number of tries is configurable', async () => {

@@ -5,7 +5,8 @@
  * temporary file, fsynced and renamed, so the file is never half-written.
  */
 import { createHash, createVerify, createPrivateKey, createPublicKey, privateDecrypt, publicEncrypt, randomBytes, sign as cryptoSign, verify as cryptoVerify, constants, KeyObject, X509Certificate } from 'node:crypto';
-import { closeSync, existsSync, openSync, readFileSync, statSync, unlinkSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { badRequest, conflict, notFound, unauthorized, type SekishoError } from '../errors/index.js';
 import { describePublicKey, generateKey, spkiDer, type KeyType } from '../pki/index.js';
 import { writeFileAtomic } from '../files/index.js';
@@ -92,6 +93,30 @@ const RESTORE_HINT = 'restore to a new file, or pass --replace';
 const tokenExists = (file: string, hint: string) =>
   conflict('TOKEN_EXISTS', `${file} already holds a token; ${hint}`, { ja: `${file} には既にトークンがあります。別のファイルを指定してください（既存のトークンは上書きしません）。` });
 
+/** Removes a lock left behind: its holder on this host is no longer running, or it is older than 30 s. */
+function breakStaleLock(lock: string): void {
+  try {
+    const text = readFileSync(lock, 'utf8');
+    const [pid, host] = text.split(' ');
+    const gone = host === hostname() && /^[0-9]{1,10}$/.test(pid ?? '') && !processAlive(Number(pid));
+    if (!gone && Date.now() - statSync(lock).mtimeMs <= 30_000) return;
+    // Still the lock we judged (not one a live process took meanwhile)?
+    if (readFileSync(lock, 'utf8') === text) unlinkSync(lock);
+  } catch {
+    /* released meanwhile */
+  }
+}
+
+function processAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /** Opens (or, through initToken, creates) the software token in `file`. */
 export function openSoftwareToken(file: string, o: SoftwareTokenOptions = {}): SoftwareToken {
   return new SoftwareToken(file, o);
@@ -137,23 +162,27 @@ export class SoftwareToken implements TokenModule {
   /**
    * Runs `fn` holding the token's lock file (`FILE.lock`, created exclusively),
    * so read-change-write steps of several sessions and processes never
-   * interleave. A lock older than 30 s is taken to be left by a crash.
+   * interleave. The lock names its holder (process id and host name): a lock
+   * whose holder on this host is gone (a crash, a kill) is taken over at once;
+   * any other lock older than 30 s is taken to be left by a crash.
    */
   async locked<T>(fn: () => Promise<T>): Promise<T> {
     const lock = `${this.file}.lock`;
+    const mine = `${process.pid} ${hostname()} ${randomBytes(8).toString('hex')}\n`;
     const deadline = Date.now() + 10_000;
     for (;;) {
       try {
-        closeSync(openSync(lock, 'wx', 0o600));
+        const fd = openSync(lock, 'wx', 0o600);
+        try {
+          writeSync(fd, mine);
+        } finally {
+          closeSync(fd);
+        }
         break;
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
         if (code !== 'EEXIST') throw notFound('TOKEN_FILE_MISSING', `cannot lock the token file ${this.file} (${code ?? 'error'}); check that its directory exists and is writable`);
-        try {
-          if (Date.now() - statSync(lock).mtimeMs > 30_000) unlinkSync(lock);
-        } catch {
-          /* released meanwhile */
-        }
+        breakStaleLock(lock);
         if (Date.now() > deadline) throw conflict('TOKEN_BUSY', `the token ${this.file} is in use by another process (lock ${lock}); try again`);
         await new Promise((r) => setTimeout(r, 5 + Math.floor(Math.random() * 20)));
       }
@@ -162,7 +191,8 @@ export class SoftwareToken implements TokenModule {
       return await fn();
     } finally {
       try {
-        unlinkSync(lock);
+        // Only our own lock: one taken over as stale meanwhile belongs to someone else now.
+        if (readFileSync(lock, 'utf8') === mine) unlinkSync(lock);
       } catch {
         /* already gone */
       }
