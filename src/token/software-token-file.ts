@@ -114,8 +114,11 @@ function checkKdf(kdf: KdfParams): boolean {
   return [N, r, p].every((v) => Number.isInteger(v) && v > 0) && N >= 1 << 14 && N <= 1 << 20 && (N & (N - 1)) === 0 && r <= 16 && p <= 4;
 }
 
+/** A PIN as the token sees it: Unicode NFC, so a PIN typed as NFD (macOS input, some IMEs) is the same PIN. Every comparison and derivation goes through it. */
+export const pinText = (pin: string): string => pin.normalize('NFC');
+
 export async function pinKey(pin: string, salt: Buffer, kdf: KdfParams): Promise<Buffer> {
-  return scryptAsync(pin.normalize('NFC'), salt, 32, { N: kdf.N, r: kdf.r, p: kdf.p, maxmem: 256 * kdf.N * kdf.r + 1024 * 1024 });
+  return scryptAsync(pinText(pin), salt, 32, { N: kdf.N, r: kdf.r, p: kdf.p, maxmem: 256 * kdf.N * kdf.r + 1024 * 1024 });
 }
 
 export function seal(key: Buffer, plaintext: Buffer, aad: string): Sealed {

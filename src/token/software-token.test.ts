@@ -222,6 +222,22 @@ test('the operator\'s minimum PIN length is enforced at init, at unlock and at P
   await t.close();
 });
 
+test('regression: a user PIN equal to the SO PIN in another Unicode form (NFD, as macOS input gives) is PIN_SAME_AS_SO_PIN — it derived the same key, so the user PIN opened the SO login', async () => {
+  for (const pin of ['ぱすわーど12', 'Ünïcödé-PIN', 'ガギグゲゴ-1234', '\u212b-angstrom']) {
+    const file = join(tempDir('sekisho-swtoken-'), 'token.json');
+    const forms = [pin.normalize('NFC'), pin.normalize('NFD'), pin.normalize('NFKC')].filter((v, i, a) => a.indexOf(v) === i && v.normalize('NFC') === pin.normalize('NFC'));
+    for (const user of forms) {
+      for (const so of forms) {
+        await assert.rejects(openSoftwareToken(file, { kdf: FAST_KDF }).initToken(0, { label: 'clinic', soPin: so, userPin: user }), code('PIN_SAME_AS_SO_PIN'), `${JSON.stringify(user)} / ${JSON.stringify(so)}`);
+      }
+    }
+    assert.equal(existsSync(file), false, 'nothing is written');
+    // A PIN typed in either form opens the token made with the other.
+    await openSoftwareToken(file, { kdf: FAST_KDF }).initToken(0, { label: 'clinic', soPin: SO_PIN, userPin: pin.normalize('NFD') });
+    await loginOnce(file, 'user', pin.normalize('NFC'));
+  }
+});
+
 test('C_InitToken on an existing file is TOKEN_EXISTS and leaves it untouched; a missing file is TOKEN_FILE_MISSING', async () => {
   const file = await newToken();
   const before = readFileSync(file);

@@ -20,6 +20,7 @@ import {
   openBackup,
   openPrivateObjects,
   parseTokenFile,
+  pinText,
   sealBackup,
   sealPrivateObjects,
   serializeTokenFile,
@@ -83,7 +84,7 @@ export interface SoftwareTokenOptions {
 
 
 export function checkPinLength(pin: string, min: number, what = 'PIN'): void {
-  const n = [...pin.normalize('NFC')].length;
+  const n = [...pinText(pin)].length;
   if (n < min) throw badRequest('PIN_TOO_SHORT', `the ${what} must be at least ${min} characters (the operator's minimum; a longer PIN takes longer to guess offline)`, { ja: `PINは${min}文字以上にしてください。` });
   if (n > MAX_PIN_LENGTH) throw badRequest('PIN_TOO_LONG', `the ${what} must be at most ${MAX_PIN_LENGTH} characters`);
 }
@@ -239,7 +240,7 @@ export class SoftwareToken implements TokenModule {
     if (!label || [...label].length > 32 || /[\u0000-\u001f]/.test(label)) throw badRequest('TOKEN_LABEL_INVALID', 'the token label must be 1–32 characters (the PKCS#11 label field) without control characters');
     checkPinLength(o.userPin, policy.minPinLength, 'user PIN');
     checkPinLength(o.soPin, policy.minPinLength, 'SO PIN');
-    if (o.userPin === o.soPin) throw badRequest('PIN_SAME_AS_SO_PIN', 'the user PIN and the SO PIN must differ');
+    if (pinText(o.userPin) === pinText(o.soPin)) throw badRequest('PIN_SAME_AS_SO_PIN', 'the user PIN and the SO PIN must differ (they are compared as Unicode NFC, as the token derives its keys)', { ja: '利用者PINと管理者PIN（SO PIN）は別のものにしてください。' });
     const kdf = this.options.kdf ?? DEFAULT_KDF;
     const serial = randomBytes(8).toString('hex');
     const tokenKey = randomBytes(32);
