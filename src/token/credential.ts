@@ -16,7 +16,7 @@ export interface TokenCredential {
   id: Buffer;
   privateKey: ObjectHandle;
   /** Absent for a key that has no certificate yet (a renewal in progress, or one interrupted). */
-  certificate?: { handle: ObjectHandle; der: Buffer; notBefore: Date; notAfter: Date; subject: string; serial: string };
+  certificate?: { handle: ObjectHandle; der: Buffer; notBefore: Date; notAfter: Date; subject: string; serial: string; matchesKey: boolean };
 }
 
 const isCa = (der: Buffer) => {
@@ -27,7 +27,12 @@ const isCa = (der: Buffer) => {
   }
 };
 
-/** Every private key with `label` (every key when no label) and the end-entity certificate sharing its id, newest certificate first. */
+/**
+ * Every private key with `label` (every key when no label) and the end-entity
+ * certificate sharing its id: one for the key's own public key first (an id is
+ * only a tag: another tool may have put a certificate of another key under
+ * it), the latest-expiring among them; newest credential first.
+ */
 export async function listCredentials(session: TokenSession, label?: string): Promise<TokenCredential[]> {
   const keys = await session.findObjects({ class: 'private-key', ...(label !== undefined ? { label } : {}) });
   const out: TokenCredential[] = [];
@@ -39,7 +44,9 @@ export async function listCredentials(session: TokenSession, label?: string): Pr
       const der = (await session.getAttributes(h)).value;
       if (!der || isCa(der)) continue;
       const v = describeCertificate(der);
-      if (!c.certificate || v.notAfter > c.certificate.notAfter) c.certificate = { handle: h, der, notBefore: v.notBefore, notAfter: v.notAfter, subject: new X509Certificate(der).subject.replace(/\n/g, ', '), serial: v.serialHex };
+      const matchesKey = a.publicKeyInfo === undefined || spkiDer(new X509Certificate(der).publicKey).equals(a.publicKeyInfo);
+      const better = !c.certificate || (matchesKey && !c.certificate.matchesKey) || (matchesKey === c.certificate.matchesKey && v.notAfter > c.certificate.notAfter);
+      if (better) c.certificate = { handle: h, der, notBefore: v.notBefore, notAfter: v.notAfter, subject: new X509Certificate(der).subject.replace(/\n/g, ', '), serial: v.serialHex, matchesKey };
     }
     out.push(c);
   }
@@ -49,9 +56,14 @@ export async function listCredentials(session: TokenSession, label?: string): Pr
 /** The credential to use now: a key with a certificate valid at `now`, the latest-expiring one. */
 export async function currentCredential(session: TokenSession, label: string | undefined, now = new Date()): Promise<TokenCredential> {
   const all = await listCredentials(session, label);
-  const valid = all.filter((c) => c.certificate && c.certificate.notBefore <= now && c.certificate.notAfter > now);
+  const valid = all.filter((c) => c.certificate && c.certificate.matchesKey && c.certificate.notBefore <= now && c.certificate.notAfter > now);
   if (valid[0]) return valid[0];
   const what = label === undefined ? 'the token' : `the key "${label}"`;
+  if (all.some((c) => c.certificate && !c.certificate.matchesKey)) {
+    throw badRequest('TOKEN_CERTIFICATE_KEY_MISMATCH', `the certificate stored under ${what} in the token is for another key (its public key differs); store the key's own certificate with "sekisho token cert", or import the PKCS#12 again`, {
+      ja: 'トークン内の証明書が秘密鍵と対応していません。正しい証明書を "sekisho token cert" で格納するか、PKCS#12 を取り込み直してください。',
+    });
+  }
   if (all.some((c) => c.certificate)) {
     throw badRequest('TOKEN_CERTIFICATE_EXPIRED', `every certificate of ${what} in the token is outside its validity; enroll again with a new notice`, {
       ja: 'トークン内の証明書の有効期限が切れています。新しい発行通知書で再発行を受けてください。',

@@ -6,7 +6,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createPrivateKey, randomBytes, X509Certificate } from 'node:crypto';
+import { createSecureContext } from 'node:tls';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -14,6 +15,8 @@ import { isSekishoError } from '../errors/index.js';
 import { tempDir } from '../testing/stores.js';
 import { CKF, flagNames } from './flags.js';
 import { openSoftwareToken } from './software-token.js';
+import { currentCredential, listCredentials } from './credential.js';
+import { needCommand, run } from '../testing/peers.js';
 import { parseTokenFile, serializeTokenFile } from './software-token-file.js';
 import type { TokenPolicy } from './software-token-file.js';
 
@@ -307,6 +310,37 @@ test('regression: concurrent inits and restores never replace a token: one is ma
     // Back to the first token for the next round.
     await openSoftwareToken(file).restore(backups[0]!, 'backup-Passphrase-19', { where: 'backup-0', replace: true });
   }
+});
+
+test('regression: a certificate of another key stored under a key\'s id never becomes its credential: the key\'s own certificate is chosen even when the other expires later, and with only the other one the error says so (the agent started with it and failed in OpenSSL, "key values mismatch")', async (t) => {
+  if (!needCommand(t, 'openssl')) return;
+  const dir = tempDir('sekisho-swtoken-cred-');
+  const make = (name: string, days: number) => {
+    const r = run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, `${name}.key`), '-subj', `/CN=${name}`, '-days', String(days), '-addext', 'basicConstraints=critical,CA:FALSE', '-outform', 'DER', '-out', join(dir, `${name}.der`)]);
+    assert.equal(r.status, 0, r.stderr);
+    return { key: createPrivateKey(readFileSync(join(dir, `${name}.key`))), der: readFileSync(join(dir, `${name}.der`)) };
+  };
+  const own = make('own', 30);
+  const other = make('other', 365);
+  const file = await newToken();
+  const tk = openSoftwareToken(file);
+  const s = await tk.openSession(0);
+  await s.login('user', USER_PIN);
+  const key = await s.importPrivateKey(own.key, { label: 'facility' });
+  const id = (await s.getAttributes(key)).id!;
+  const otherHandle = await s.createObject({ class: 'certificate', label: 'facility', id, value: other.der });
+  await s.createObject({ class: 'certificate', label: 'facility', id, value: own.der });
+  const chosen = await currentCredential(s, 'facility');
+  assert.deepEqual(chosen.certificate!.der, own.der, 'the key\'s own certificate, not the later-expiring one of another key');
+  const pem = await s.tlsPrivateKeyPem!(chosen.privateKey);
+  createSecureContext({ cert: new X509Certificate(chosen.certificate!.der).toString(), key: pem });
+  pem.fill(0);
+  // Only the other key's certificate left: a clear error, in Japanese too.
+  await s.destroyObject(chosen.certificate!.handle);
+  await assert.rejects(currentCredential(s, 'facility'), (e: unknown) => code('TOKEN_CERTIFICATE_KEY_MISMATCH')(e) && Boolean((e as { ja?: string }).ja));
+  assert.equal((await listCredentials(s, 'facility'))[0]!.certificate!.matchesKey, false, 'the doctor still sees it, to report CLIENT_KEY_MISMATCH');
+  await s.destroyObject(otherHandle);
+  await tk.close();
 });
 
 const BAD_FILES: [string, (text: string) => string, string][] = [
