@@ -87,10 +87,12 @@ const userAuthentication = (eventType: AtnaCode, subject: AtnaSubjectKind, nodeA
   section: 'PS3.15 A.5.3.12 User Authentication',
 });
 
-const securityAlert = (eventType: AtnaCode, actionCode: AtnaActionCode, subject: AtnaSubjectKind, extra: Partial<AtnaMapping> = {}): AtnaMapping => ({
+// PS3.15 A.5.3.11 fixes a Security Alert's EventActionCode to E (Execute), whatever changed: what was created,
+// changed or removed is said by the EventTypeCode and the details, never by C/U/D (dcm4chee emits the same).
+const securityAlert = (eventType: AtnaCode, subject: AtnaSubjectKind, extra: Partial<AtnaMapping> = {}): AtnaMapping => ({
   eventId: EVENT_ID.securityAlert,
   eventType,
-  actionCode,
+  actionCode: 'E',
   subject,
   ...extra,
   section: 'PS3.15 A.5.3.11 Security Alert',
@@ -116,37 +118,37 @@ export const ATNA_ACTIONS: Readonly<Record<string, AtnaMapping>> = {
   'gateway.connection-cut': userAuthentication(EVENT_TYPE.logout, 'certificate', true),
   // The end of a node's session (its duration, bytes and requests in the details): the logout of its login.
   'gateway.session': userAuthentication(EVENT_TYPE.logout, 'certificate', true),
-  'gateway.refused': securityAlert(EVENT_TYPE.nodeAuthentication, 'E', 'certificate', { nodeActor: true, nodeSubject: true }),
-  'gateway.refused.unidentified': securityAlert(EVENT_TYPE.nodeAuthentication, 'E', 'none', { nodeActor: true, nodeSubject: true }),
-  'gateway.request-refused': securityAlert(EVENT_TYPE.useOfRestrictedFunction, 'E', 'certificate', { nodeActor: true, nodeSubject: true }),
+  'gateway.refused': securityAlert(EVENT_TYPE.nodeAuthentication, 'certificate', { nodeActor: true, nodeSubject: true }),
+  'gateway.refused.unidentified': securityAlert(EVENT_TYPE.nodeAuthentication, 'none', { nodeActor: true, nodeSubject: true }),
+  'gateway.request-refused': securityAlert(EVENT_TYPE.useOfRestrictedFunction, 'certificate', { nodeActor: true, nodeSubject: true }),
   'notice.attempt': userAuthentication(EVENT_TYPE.login, 'notice'),
   'notice.claimed': userAuthentication(EVENT_TYPE.login, 'notice'),
-  'notice.created': securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'C', 'notice'),
-  'notice.redeemed': securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'U', 'notice'),
-  'notice.released': securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'U', 'notice'),
-  'notice.revoked': securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'D', 'notice'),
-  'notice.unlocked': securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'U', 'notice'),
+  'notice.created': securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'notice'),
+  'notice.redeemed': securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'notice'),
+  'notice.released': securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'notice'),
+  'notice.revoked': securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'notice'),
+  'notice.unlocked': securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'notice'),
   // A renewal campaign: notices for many facilities at once (each also recorded as notice.created), or their withdrawal.
-  'notice.campaign': securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'C', 'none'),
-  'notice.campaign-withdrawn': securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'D', 'none'),
+  'notice.campaign': securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'none'),
+  'notice.campaign-withdrawn': securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'none'),
   // A person of the operator's office given, or deprived of, the console (and its certificate): a user's security attributes.
-  'operator.add': securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'C', 'none'),
-  'operator.revoke': securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'D', 'none'),
-  'facility.add': securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'C', 'facility'),
-  'facility.suspend': securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'U', 'facility'),
-  'facility.resume': securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'U', 'facility'),
-  'certificate.signing': securityAlert(EVENT_TYPE.useOfRestrictedFunction, 'E', 'certificate'),
-  'certificate.sign-failed': securityAlert(EVENT_TYPE.useOfRestrictedFunction, 'E', 'certificate'),
-  'certificate.issued': securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'C', 'certificate'),
-  'certificate.renewed': securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'U', 'certificate'),
-  'certificate.reenroll': securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'U', 'certificate'),
-  'certificate.revoked': securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'D', 'certificate'),
-  'crl.signed': securityAlert(EVENT_TYPE.useOfRestrictedFunction, 'E', 'none'),
-  'ca.init': securityAlert(EVENT_TYPE.securityConfiguration, 'C', 'none'),
+  'operator.add': securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'none'),
+  'operator.revoke': securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'none'),
+  'facility.add': securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'facility'),
+  'facility.suspend': securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'facility'),
+  'facility.resume': securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'facility'),
+  'certificate.signing': securityAlert(EVENT_TYPE.useOfRestrictedFunction, 'certificate'),
+  'certificate.sign-failed': securityAlert(EVENT_TYPE.useOfRestrictedFunction, 'certificate'),
+  'certificate.issued': securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'certificate'),
+  'certificate.renewed': securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'certificate'),
+  'certificate.reenroll': securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'certificate'),
+  'certificate.revoked': securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'certificate'),
+  'crl.signed': securityAlert(EVENT_TYPE.useOfRestrictedFunction, 'none'),
+  'ca.init': securityAlert(EVENT_TYPE.securityConfiguration, 'none'),
   // The gateway's schedule moved to another profile or set of exceptions: a change of the security configuration in force.
-  'policy.switch': securityAlert(EVENT_TYPE.securityConfiguration, 'U', 'none'),
+  'policy.switch': securityAlert(EVENT_TYPE.securityConfiguration, 'none'),
   // `sekisho db roles`: a database role given the rights of one part of a fleet.
-  'db.role': securityAlert(EVENT_TYPE.securityConfiguration, 'U', 'none'),
+  'db.role': securityAlert(EVENT_TYPE.securityConfiguration, 'none'),
 };
 
 /**
@@ -159,13 +161,13 @@ export const ATNA_ACTION_FAMILIES: ReadonlyArray<readonly [prefix: string, mappi
   ['audit.', { eventId: EVENT_ID.auditLogUsed, actionCode: 'R', subject: 'none', section: 'PS3.15 A.5.3.2 Audit Log Used' }],
   // The host clock off (or back) against its reference: the trail's times are at stake. DICOM has no type code for it.
   ['time.', { eventId: EVENT_ID.securityAlert, actionCode: 'E', subject: 'none', section: 'PS3.15 A.5.3.11 Security Alert' }],
-  ['token.', securityAlert(EVENT_TYPE.securityConfiguration, 'E', 'none')],
-  ['config.', securityAlert(EVENT_TYPE.securityConfiguration, 'U', 'none')],
-  ['ca.', securityAlert(EVENT_TYPE.securityConfiguration, 'E', 'none')],
-  ['certificate.', securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'U', 'certificate')],
-  ['notice.', securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'U', 'notice')],
-  ['facility.', securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'U', 'facility')],
-  ['operator.', securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'U', 'none')],
+  ['token.', securityAlert(EVENT_TYPE.securityConfiguration, 'none')],
+  ['config.', securityAlert(EVENT_TYPE.securityConfiguration, 'none')],
+  ['ca.', securityAlert(EVENT_TYPE.securityConfiguration, 'none')],
+  ['certificate.', securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'certificate')],
+  ['notice.', securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'notice')],
+  ['facility.', securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'facility')],
+  ['operator.', securityAlert(EVENT_TYPE.userSecurityAttributesChanged, 'none')],
 ];
 
 /**

@@ -150,14 +150,19 @@ describe('ATNA audit message', () => {
     ['node refusal is Security Alert / Node Authentication', EXAMPLES[1]![1], { eventId: '110113', type: '110126', action: 'E', outcome: '4' }],
     ['connection cut is User Authentication / Logout', EXAMPLES[5]![1], { eventId: '110114', type: '110123', action: 'E', outcome: '4' }],
     ['signing failure is Use of Restricted Function, major failure', EXAMPLES[7]![1], { eventId: '110113', type: '110132', action: 'E', outcome: '12' }],
-    ['issuance is User Security Attributes Changed, create', EXAMPLES[8]![1], { eventId: '110113', type: '110137', action: 'C', outcome: '0' }],
-    ['revocation is User Security Attributes Changed, delete', EXAMPLES[11]![1], { eventId: '110113', type: '110137', action: 'D', outcome: '0' }],
-    ['CA set-up is Security Configuration', EXAMPLES[13]![1], { eventId: '110113', type: '110129', action: 'C', outcome: '0' }],
+    ['issuance is User Security Attributes Changed', EXAMPLES[8]![1], { eventId: '110113', type: '110137', action: 'E', outcome: '0' }],
+    ['revocation is User Security Attributes Changed', EXAMPLES[11]![1], { eventId: '110113', type: '110137', action: 'E', outcome: '0' }],
+    ['CA set-up is Security Configuration', EXAMPLES[13]![1], { eventId: '110113', type: '110129', action: 'E', outcome: '0' }],
     ['notice attempt is a failed Login', EXAMPLES[20]![1], { eventId: '110114', type: '110122', action: 'E', outcome: '4' }],
     ['audit verification is Audit Log Used', EXAMPLES[25]![1], { eventId: '110101', action: 'R', outcome: '0' }],
     ['unknown success is Application Activity', EXAMPLES[27]![1], { eventId: '110100', action: 'E', outcome: '0' }],
     ['unknown failure is a Security Alert', EXAMPLES[28]![1], { eventId: '110113', action: 'E', outcome: '8' }],
   ];
+  test('regression: every Security Alert (110113) carries EventActionCode E, as PS3.15 A.5.3.11 enumerates it (issuance, revocation, notices, facilities and CA set-up were sent as C, U or D)', () => {
+    const alerts = [...Object.entries(ATNA_ACTIONS), ...ATNA_ACTION_FAMILIES, ['(failure)', genericMapping('majorFailure')] as const].filter(([, m]) => m.eventId.code === '110113');
+    assert.ok(alerts.length > 20, `${alerts.length} security alerts mapped`);
+    assert.deepEqual(alerts.filter(([, m]) => m.actionCode !== 'E').map(([a]) => a), []);
+  });
   for (const [name, e, want] of codes) {
     test(name, () => {
       const xml = atnaMessage(e, SOURCE);
