@@ -14,7 +14,8 @@ import { hasCommand, needCommand, needPeer, runAsync } from '../testing/peers.js
 import { hasChromium, launchChromium } from '../testing/browser.js';
 import { runCli } from '../cli/run.js';
 import { MAX_OPERATIONS } from '../gateway/session-record.js';
-import type { AccessReview } from './index.js';
+import { buildReview, parseAccessFilter, ReportZone, type AccessReview } from './index.js';
+import type { AuditRow } from '../store/index.js';
 
 let fx: GatewayFixture;
 let setup: GatewaySetup | undefined;
@@ -217,4 +218,17 @@ describe('report access: the access review from the audit trail', () => {
       await browser.close();
     }
   });
+});
+
+test('regression: a summed refusal that began before midnight (its first attempt 23:59:55 JST, recorded at 00:00:03) is listed on the day it was recorded, with its start, not under a day the report does not cover', () => {
+  const row = (seq: number, at: string, details: Record<string, unknown>): AuditRow => ({ seq, writer: 'gw', writer_seq: seq, at, actor: 'gateway', action: 'gateway.refused.unidentified', outcome: 'minorFailure', reason_code: 'NO_CLIENT_CERT', subject: null, details: JSON.stringify(details), prev_hash: '', hash: '' });
+  const zone = new ReportZone('Asia/Tokyo');
+  const f = parseAccessFilter({ from: '2026-04-02' }, new Date('2026-04-02T12:00:00Z'));
+  // The day 2026-04-02 JST is 2026-04-01T15:00Z – 2026-04-02T15:00Z; the range is read by `at`.
+  const range = { fromUtc: '2026-04-01T15:00:00.000Z', toUtc: '2026-04-02T15:00:00.000Z' };
+  const r = buildReview([row(1, '2026-04-01T15:00:03.000Z', { firstAt: '2026-04-01T14:59:55.000Z', count: 7, address: '192.0.2.7' })], f, zone, range, new Date('2026-04-02T12:00:00Z'));
+  assert.equal(r.rows.length, 1);
+  assert.equal(r.rows[0]!.date, '2026-04-02', 'the day of the report that read it');
+  assert.equal(r.rows[0]!.startLocal.slice(0, 19), '2026-04-01T23:59:55', 'its start stays its first attempt');
+  assert.deepEqual(r.summary.map((s) => [s.date, s.refusals]), [['2026-04-02', 7]]);
 });

@@ -122,10 +122,12 @@ export function buildReview(events: readonly AuditRow[], f: AccessReviewFilter, 
     const t = Date.parse(iso);
     return { utc: new Date(t).toISOString(), local: zone.local(t), date: zone.day(t) };
   };
+  // A row's day is the day of its event's time, by which the range was read (a summed refusal's `at` is its last
+  // attempt): a sum that began before midnight is listed, with its start, on the day it was recorded, never lost.
   const base = (e: AuditRow, d: Details, startIso: string) => {
     const s = at(startIso);
     return {
-      date: s.date,
+      date: zone.day(Date.parse(e.at)),
       facility: facilityOf(e.actor),
       actor: e.actor,
       startUtc: s.utc,
