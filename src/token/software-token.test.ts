@@ -11,6 +11,7 @@ import { createSecureContext } from 'node:tls';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { hostname } from 'node:os';
 import { isSekishoError } from '../errors/index.js';
 import { tempDir } from '../testing/stores.js';
 import { CKF, flagNames } from './flags.js';
@@ -166,9 +167,11 @@ function lockHolder(file: string, holdMs: number): { child: ChildProcess; locked
 
 test('regression: a lock left by a crashed process is taken over at once (for 30 s it made every login wait 10 s and fail with TOKEN_BUSY, exit 2: the CLI, the doctor, an agent restarted sooner than the shipped unit\'s RestartSec=30, which then stayed down); a live holder is waited for', { timeout: 120_000 }, async () => {
   const file = await newToken();
+  let deadPid = 0;
   for (let round = 0; round < 3; round++) {
     const h = lockHolder(file, 60_000);
     await h.locked;
+    deadPid = h.child.pid!;
     h.child.kill('SIGKILL');
     await new Promise((r) => h.child.once('exit', r));
     assert.ok(existsSync(`${file}.lock`), 'the killed process left its lock');
@@ -186,6 +189,11 @@ test('regression: a lock left by a crashed process is taken over at once (for 30
   assert.equal((await info(file)).userPinFailures, 1);
   // A lock from another host (a shared directory) is not judged by process id: only its age frees it.
   writeFileSync(`${file}.lock`, `1 some-other-host 00\n`);
+  await assert.rejects(loginOnce(file, 'user', USER_PIN), code('TOKEN_BUSY'));
+  // Nor is one from this host's name in another PID namespace (a container on the host's network, a pod's
+  // sidecar): its process id means nothing here, so a dead-looking id there is no reason to take its lock.
+  const bootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  writeFileSync(`${file}.lock`, `${deadPid} ${hostname()} pid:[1] ${bootId} 00\n`);
   await assert.rejects(loginOnce(file, 'user', USER_PIN), code('TOKEN_BUSY'));
 });
 

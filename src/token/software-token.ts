@@ -5,7 +5,7 @@
  * temporary file, fsynced and renamed, so the file is never half-written.
  */
 import { createHash, createVerify, createPrivateKey, createPublicKey, privateDecrypt, publicEncrypt, randomBytes, sign as cryptoSign, verify as cryptoVerify, constants, KeyObject, X509Certificate } from 'node:crypto';
-import { closeSync, existsSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readlinkSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { badRequest, conflict, notFound, unauthorized, type SekishoError } from '../errors/index.js';
 import { describePublicKey, generateKey, spkiDer, type KeyType } from '../pki/index.js';
@@ -94,17 +94,63 @@ const RESTORE_HINT = 'restore to a new file, or pass --replace';
 const tokenExists = (file: string, hint: string) =>
   conflict('TOKEN_EXISTS', `${file} already holds a token; ${hint}`, { ja: `${file} には既にトークンがあります。別のファイルを指定してください（既存のトークンは上書きしません）。` });
 
-/** Removes a lock left behind: its holder on this host is no longer running, or it is older than 30 s. */
-function breakStaleLock(lock: string): void {
+/**
+ * Who holds a lock, as written into it: the process id means something only
+ * to a process of the same host, PID namespace and boot (a container sharing
+ * the host's name and the token's directory has ids of its own).
+ */
+const LOCK_HOLDER = `${process.pid} ${hostname()} ${readOr(() => readlinkSync('/proc/self/ns/pid'))} ${readOr(() => readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim())}`;
+const STALE_LOCK_MS = 30_000;
+
+function readOr(read: () => string): string {
   try {
-    const text = readFileSync(lock, 'utf8');
-    const [pid, host] = text.split(' ');
-    const gone = host === hostname() && /^[0-9]{1,10}$/.test(pid ?? '') && !processAlive(Number(pid));
-    if (!gone && Date.now() - statSync(lock).mtimeMs <= 30_000) return;
-    // Still the lock we judged (not one a live process took meanwhile)?
+    return read().replace(/\s+/g, '');
+  } catch {
+    return '-'; // not Linux: a holder is then judged by its lock's age only
+  }
+}
+
+/**
+ * Removes a lock left behind: its holder (same host, PID namespace and boot)
+ * no longer runs, or the lock is older than 30 s. Waiters break locks one at
+ * a time, under `FILE.lock.break` (created exclusively), and re-read the lock
+ * under it: a lock another waiter broke and a live process took meanwhile is
+ * never removed.
+ */
+function breakStaleLock(lock: string): void {
+  let text: string;
+  try {
+    text = readFileSync(lock, 'utf8');
+    const [pid, ...where] = text.split(' ');
+    const [, ...ours] = LOCK_HOLDER.split(' ');
+    const sameSystem = where.length >= 3 && where.slice(0, 3).join(' ') === ours.join(' ') && !ours.includes('-');
+    const gone = sameSystem && /^[0-9]{1,10}$/.test(pid ?? '') && !processAlive(Number(pid));
+    if (!gone && Date.now() - statSync(lock).mtimeMs <= STALE_LOCK_MS) return;
+  } catch {
+    return; // released meanwhile
+  }
+  const guard = `${lock}.break`;
+  try {
+    closeSync(openSync(guard, 'wx', 0o600));
+  } catch {
+    // Another waiter is breaking it; a guard left by a crash is old news after a few seconds.
+    try {
+      if (Date.now() - statSync(guard).mtimeMs > 5_000) unlinkSync(guard);
+    } catch {
+      /* gone meanwhile */
+    }
+    return;
+  }
+  try {
     if (readFileSync(lock, 'utf8') === text) unlinkSync(lock);
   } catch {
     /* released meanwhile */
+  } finally {
+    try {
+      unlinkSync(guard);
+    } catch {
+      /* removed as stale by another waiter */
+    }
   }
 }
 
@@ -169,13 +215,16 @@ export class SoftwareToken implements TokenModule {
    */
   async locked<T>(fn: () => Promise<T>): Promise<T> {
     const lock = `${this.file}.lock`;
-    const mine = `${process.pid} ${hostname()} ${randomBytes(8).toString('hex')}\n`;
+    const mine = `${LOCK_HOLDER} ${randomBytes(8).toString('hex')}\n`;
     const deadline = Date.now() + 10_000;
     for (;;) {
       try {
         const fd = openSync(lock, 'wx', 0o600);
         try {
           writeSync(fd, mine);
+        } catch (e) {
+          unlinkSync(lock); // an empty lock (a full disk) would block everyone for 30 s
+          throw e;
         } finally {
           closeSync(fd);
         }
