@@ -191,3 +191,33 @@ test('init refuses an empty passphrase and a second init of the same home', asyn
   const key = readFileSync(join(home, 'ca', 'issuing.key.json'));
   assert.ok(!key.includes('PRIVATE KEY'));
 });
+
+test('regression: a certificate nobody received whose revocation fails is named with the command that revokes it (the failure was swallowed, leaving it valid unseen); when the revocation works the cause is rethrown', async () => {
+  const home = join(tempDir(), 'home');
+  await initAuthority({ home, passphrase: PASS });
+  const ca = await CertificateAuthority.open({ home });
+  try {
+    await ca.unlock(PASS);
+    await ca.addFacility({ number: '0110113719', name: 'はこだてクリニック' }, 'test');
+    const order = { profile: 'facility' as const, facilityNumber: '0110113719', keyType: 'ecdsa-p256' as const, via: 'test', actor: 'test' };
+    const cause = new SekishoError('badRequest', 'HAND_OVER_FAILED', 'the hand-over failed');
+    const first = await ca.issueWithNewKey(order);
+    await assert.rejects(ca.revokeUnreceived(first.serial, 'test', cause), (e) => e === cause);
+    assert.equal((await ca.certificate(first.serial))?.status, 'revoked');
+    const second = await ca.issueWithNewKey(order);
+    const revoke = ca.revoke.bind(ca);
+    ca.revoke = async () => {
+      throw new SekishoError('unavailable', 'STORE_UNAVAILABLE', 'the database is away');
+    };
+    await assert.rejects(ca.revokeUnreceived(second.serial, 'test', cause), (e: SekishoError) => {
+      assert.equal(e.code, 'CERTIFICATE_NOT_REVOKED');
+      assert.match(e.message, new RegExp(`sekisho cert revoke ${second.serial}`));
+      assert.match(e.message, /the hand-over failed.*the database is away/);
+      return true;
+    });
+    ca.revoke = revoke;
+    assert.equal((await ca.certificate(second.serial))?.status, 'issued', 'still valid: which is why the error names it');
+  } finally {
+    await ca.close();
+  }
+});

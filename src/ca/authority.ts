@@ -1,6 +1,6 @@
 import type { KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { badRequest, conflict, isSekishoError, notFound, unauthorized, unavailable } from '../errors/index.js';
+import { badRequest, conflict, internal, isSekishoError, notFound, unauthorized, unavailable } from '../errors/index.js';
 import {
   certificatesFromPem,
   describeCertificate,
@@ -390,8 +390,7 @@ export class CertificateAuthority {
       return { ...issued, pkcs12: await this.pkcs12For(issued.privateKey, issued.der, password, issued.view.subject, options) };
     } catch (e) {
       // Nobody will ever hold this key: the certificate must not stay valid (as a download that could not be completed).
-      await this.revoke(issued.serial, 'cessationOfOperation', order.actor).catch(() => undefined);
-      throw e;
+      return this.revokeUnreceived(issued.serial, order.actor, e);
     }
   }
 
@@ -464,8 +463,7 @@ export class CertificateAuthority {
         await this.audit.appendIn(tx, { actor, action: 'operator.add', outcome: 'success', subject: name, details: { role: input.role, serial: issued.serial } });
       });
     } catch (e) {
-      await this.revoke(issued.serial, 'cessationOfOperation', actor).catch(() => undefined);
-      throw e;
+      return this.revokeUnreceived(issued.serial, actor, e);
     }
     const pkcs12 = await this.pkcs12For(privateKey, issued.der, password, issued.view.subject);
     return { operator, certificate: issued, pkcs12 };
@@ -497,6 +495,24 @@ export class CertificateAuthority {
   }
 
   // ---- revocation ----
+
+  /**
+   * A certificate was signed but its holder will never receive it (`cause` stopped the hand-over): it is revoked
+   * (cessationOfOperation) and `cause` rethrown. If the revocation fails too, a valid certificate nobody holds
+   * would stay unseen: the error then names it and the command that revokes it.
+   */
+  async revokeUnreceived(serial: string, actor: string, cause: unknown): Promise<never> {
+    try {
+      await this.revoke(serial, 'cessationOfOperation', actor);
+    } catch (e) {
+      throw internal(
+        'CERTIFICATE_NOT_REVOKED',
+        `certificate ${serial} was issued but not handed over (${(cause as Error)?.message ?? String(cause)}), and revoking it failed (${(e as Error)?.message ?? String(e)}); revoke it: sekisho cert revoke ${serial} --reason cessationOfOperation`,
+        { cause: e },
+      );
+    }
+    throw cause;
+  }
 
   async revoke(serialInput: string, reason: RevocationReason, actor: string): Promise<CertificateRecord> {
     const serial = parseSerialHex(serialInput);

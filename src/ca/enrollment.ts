@@ -57,8 +57,7 @@ export class Enrollment {
       redemption = await this.ca.notices.complete(claim, issued.serial);
     } catch (e) {
       await release(e);
-      await this.ca.revoke(issued.serial, 'cessationOfOperation', 'ca').catch(() => undefined);
-      throw e;
+      return this.ca.revokeUnreceived(issued.serial, 'ca', e);
     }
     return { ...issued, facility: claim.facility, redemption };
   }

@@ -62,10 +62,19 @@ function placeNew(tmp: string, path: string): void {
     if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'ENOSYS') throw e;
     // No hard links here (FAT on removable media, some shares): claim the name exclusively, then rename over the claim.
     closeSync(openSync(path, 'wx', PRIVATE_FILE_MODE));
-    renameSync(tmp, path);
+    try {
+      renameSync(tmp, path);
+    } catch (err) {
+      unlinkSync(path); // never leave the empty claim where the file should be
+      throw err;
+    }
     return;
   }
-  unlinkSync(tmp);
+  try {
+    unlinkSync(tmp);
+  } catch {
+    // The file is in place under its name; a leftover temporary name is not a failure of the write.
+  }
 }
 
 /** Makes a directory (and its parents) and sets the leaf to 0700 whatever the umask, also when it already existed. */
