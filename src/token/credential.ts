@@ -31,7 +31,9 @@ const isCa = (der: Buffer) => {
  * Every private key with `label` (every key when no label) and the end-entity
  * certificate sharing its id: one for the key's own public key first (an id is
  * only a tag: another tool may have put a certificate of another key under
- * it), the latest-expiring among them; newest credential first.
+ * it), the latest-expiring among them. Keys with their own certificate come
+ * first, newest first, so every caller (the agent, the doctor) sees the same
+ * credential first.
  */
 export async function listCredentials(session: TokenSession, label?: string): Promise<TokenCredential[]> {
   const keys = await session.findObjects({ class: 'private-key', ...(label !== undefined ? { label } : {}) });
@@ -50,7 +52,9 @@ export async function listCredentials(session: TokenSession, label?: string): Pr
     }
     out.push(c);
   }
-  return out.sort((x, y) => (y.certificate?.notAfter.getTime() ?? 0) - (x.certificate?.notAfter.getTime() ?? 0));
+  // A key whose certificate is its own before one holding another key's (the agent never uses those), then newest.
+  const own = (c: TokenCredential) => (c.certificate?.matchesKey ? 1 : 0);
+  return out.sort((x, y) => own(y) - own(x) || (y.certificate?.notAfter.getTime() ?? 0) - (x.certificate?.notAfter.getTime() ?? 0));
 }
 
 /** The credential to use now: a key with a certificate valid at `now`, the latest-expiring one. */

@@ -347,6 +347,14 @@ test('regression: a certificate of another key stored under a key\'s id never be
   await s.destroyObject(chosen.certificate!.handle);
   await assert.rejects(currentCredential(s, 'facility'), (e: unknown) => code('TOKEN_CERTIFICATE_KEY_MISMATCH')(e) && Boolean((e as { ja?: string }).ja));
   assert.equal((await listCredentials(s, 'facility'))[0]!.certificate!.matchesKey, false, 'the doctor still sees it, to report CLIENT_KEY_MISMATCH');
+  // A second key with its own certificate (mid-renewal): listed first, though the other expires later, so the
+  // doctor judges the credential the agent uses (it reported CLIENT_KEY_MISMATCH while the agent worked).
+  const second = make('second', 30);
+  const secondKey = await s.importPrivateKey(second.key, { label: 'facility' });
+  await s.createObject({ class: 'certificate', label: 'facility', id: (await s.getAttributes(secondKey)).id!, value: second.der });
+  const listed = await listCredentials(s, 'facility');
+  assert.deepEqual([listed[0]!.certificate!.der, listed[0]!.certificate!.matchesKey], [second.der, true]);
+  assert.deepEqual((await currentCredential(s, 'facility')).certificate!.der, second.der);
   await s.destroyObject(otherHandle);
   await tk.close();
 });
