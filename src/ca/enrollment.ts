@@ -4,7 +4,7 @@ import { describeCertificate, formatName, nameValue, type KeyType, type Verified
 import { checkPkcs12Password, checkSubjectKey } from '../policy/index.js';
 import type { CertificateAuthority } from './authority.js';
 import type { IssuedCertificate } from './issuer.js';
-import type { AttemptSource, NoticeClaim } from './notices.js';
+import { isAuditedRefusal, REENROLL_REFUSAL_WINDOW_MS, type AttemptSource, type NoticeClaim } from './notices.js';
 import type { NoticeRedemption } from './notice-downloads.js';
 import type { CertificateRecord, Facility, NoticeKind } from '../store/index.js';
 
@@ -18,9 +18,6 @@ export interface EnrollmentResult extends IssuedCertificate {
   /** With a notice: which download this was, how many are left, and the certificate it superseded. */
   redemption?: NoticeRedemption;
 }
-
-/** The window in which one certificate's refused renewals are numbered for the audit trail. */
-const REENROLL_REFUSAL_WINDOW_MS = 10 * 60_000;
 
 /** Key types the portal offers for a CA-made key (RSA-2048 for old Windows and middleware). */
 export const PORTAL_KEY_TYPES: readonly KeyType[] = ['rsa-2048', 'ecdsa-p256'];
@@ -123,9 +120,9 @@ export class Enrollment {
     } catch (e) {
       if (isSekishoError(e)) {
         // A certificate holder could repeat a refused renewal without end: its 1st, 2nd, 4th … refusal of a window
-        // is audited, numbered, as the portal does for an address's attempts (web/rate-limit.ts).
+        // is audited, numbered (isAuditedRefusal, the rule the portal applies to an address's attempts).
         const w = await this.ca.notices.countAttempt(`reenroll|${current.serial}`, this.ca.now().getTime(), REENROLL_REFUSAL_WINDOW_MS);
-        if ((w.count & (w.count - 1)) === 0) {
+        if (isAuditedRefusal(w.count)) {
           await this.ca.audit.append({ actor, action: 'certificate.reenroll', outcome: 'minorFailure', reasonCode: e.code, subject: current.serial, details: { via: source.via, refusedInWindow: w.count } });
         }
       }

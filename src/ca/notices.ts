@@ -13,6 +13,18 @@ const scrypt = promisify(scryptCallback) as (password: string, salt: Buffer, key
 const SCRYPT = { N: 16384, r: 8, p: 1 };
 const DAY_MS = 86_400_000;
 
+
+/**
+ * Which refusals of one window go to the audit trail: the 1st, 2nd, 4th, 8th …
+ * (an address's notice attempts past the limit, a certificate's refused
+ * renewals). The rows grow with the logarithm of a flood, and still show its
+ * size; every refusal is answered all the same.
+ */
+export const isAuditedRefusal = (n: number): boolean => n > 0 && (n & (n - 1)) === 0;
+
+/** The window in which one certificate's refused renewals are numbered (`Enrollment.reenroll`). */
+export const REENROLL_REFUSAL_WINDOW_MS = 10 * 60_000;
+
 export const NOTICE_DEFAULTS = {
   /** Days a printed notice stays valid. */
   letterDays: 180,
@@ -392,9 +404,9 @@ export class IssuanceNotices {
     return repositories(this.o.db).noticeAttempts.count(address, nowMs, windowMs);
   }
 
-  /** Drops attempt windows that have ended. */
+  /** Drops attempt windows that have ended (a renewal's refusals are counted here too, in windows of their own). */
   expireAttempts(nowMs: number, windowMs: number): Promise<number> {
-    return repositories(this.o.db).noticeAttempts.expire(nowMs, windowMs);
+    return repositories(this.o.db).noticeAttempts.expire(nowMs, Math.max(windowMs, REENROLL_REFUSAL_WINDOW_MS));
   }
 
   /** The issuance for a claim failed: the notice is not spent. */

@@ -1,5 +1,5 @@
 import { addressKey } from '../listener/index.js';
-import { NOTICE_ERRORS, type AttemptSource, type IssuanceNotices } from '../ca/index.js';
+import { isAuditedRefusal, NOTICE_ERRORS, type AttemptSource, type IssuanceNotices } from '../ca/index.js';
 
 export interface RateLimitOptions {
   /** Attempts allowed per address in one window (default 20). */
@@ -75,7 +75,7 @@ export async function admitNoticeAttempt(limiter: AttemptLimiter, notices: Issua
   const { wait, refused, windowEnds } = await limiter.admit(source.client);
   if (wait === 0) return;
   const err = NOTICE_ERRORS.rateLimited(wait);
-  if ((refused & (refused - 1)) === 0) {
+  if (isAuditedRefusal(refused)) {
     await notices.refuse(source, err, { refusedInWindow: refused, limit: limiter.attempts, windowSeconds: limiter.windowMs / 1000, windowEnds: windowEnds.toISOString() });
   }
   throw err;
