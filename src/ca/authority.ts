@@ -38,6 +38,7 @@ import { issuingKeyRefPath } from './init.js';
 import { existsSync } from 'node:fs';
 import { parseSerialHex } from './serial.js';
 import { NAME_CONTROL_CHARACTERS } from './file-name.js';
+import { signedByIssuingCa } from './revocation-publisher.js';
 import { IssuanceNotices } from './notices.js';
 import { RenewalLineage } from './renewal.js';
 import { RenewalCampaigns } from './renewal-campaign.js';
@@ -532,7 +533,7 @@ export class CertificateAuthority {
     if (!rec) throw notFound('CERTIFICATE_UNKNOWN', `no certificate with serial ${serial}; see "sekisho cert list"`);
     if (rec.status === 'revoked') throw conflict('CERTIFICATE_ALREADY_REVOKED', `certificate ${serial} was already revoked at ${rec.revokedAt}`);
     if (rec.status !== 'issued') throw conflict('CERTIFICATE_NOT_ISSUED', `serial ${serial} was reserved but never issued; there is nothing to revoke`);
-    if (rec.profile === 'root-ca' || rec.profile === 'issuing-ca') throw badRequest('CA_CERTIFICATE_REVOKE', 'CA certificates are not revoked through the CRL they sign; to retire a compromised CA, replace the CA (a new home) and re-issue its facilities');
+    if (!signedByIssuingCa(rec)) throw badRequest('CA_CERTIFICATE_REVOKE', 'CA certificates are not revoked through the CRL they sign; to retire a compromised CA, replace the CA (a new home) and re-issue its facilities');
     if (!(await certs.revoke(serial, at, reasonCode(reason)))) {
       throw conflict('CERTIFICATE_ALREADY_REVOKED', `certificate ${serial} was revoked by someone else just now; see "sekisho cert list"`);
     }

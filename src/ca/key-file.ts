@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { malformed, notFound, unauthorized } from '../errors/index.js';
 import { writeFileAtomic } from '../files/index.js';
+import { isBase64 } from '../pki/index.js';
 
 const scryptAsync = promisify(scrypt) as (pw: string | Buffer, salt: Buffer, len: number, opts: { N: number; r: number; p: number; maxmem: number }) => Promise<Buffer>;
 
@@ -39,12 +40,6 @@ export async function encryptPrivateKey(key: KeyObject, passphrase: string, kdf 
   return JSON.stringify(file, null, 2) + '\n';
 }
 
-/** A canonical base64 string (of exactly `bytes` bytes when given). */
-function isB64(v: unknown, bytes?: number): v is string {
-  if (typeof v !== 'string' || v.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(v)) return false;
-  return bytes === undefined || Buffer.from(v, 'base64').length === bytes;
-}
-
 export async function decryptPrivateKey(text: string, passphrase: string, where = 'the key file'): Promise<KeyObject> {
   let f: KeyFileV1;
   try {
@@ -54,7 +49,7 @@ export async function decryptPrivateKey(text: string, passphrase: string, where 
     throw malformed('KEY_FILE_MALFORMED', `${where} is not a sekisho encrypted key file (damaged?); restore it from backup`);
   }
   // Every field that is read is checked first: a damaged file is KEY_FILE_MALFORMED ("restore it"), never a crash or a "wrong passphrase".
-  if (!isB64(f.kdf.salt, 16) || !isB64(f.cipher.iv, 12) || !isB64(f.cipher.tag, 16) || !isB64(f.ciphertext) || f.ciphertext.length === 0) {
+  if (!isBase64(f.kdf.salt, 16) || !isBase64(f.cipher.iv, 12) || !isBase64(f.cipher.tag, 16) || !isBase64(f.ciphertext) || f.ciphertext.length === 0) {
     throw malformed('KEY_FILE_MALFORMED', `${where} is damaged (its salt, IV, tag or ciphertext is missing or cut short); restore it from backup`);
   }
   const { N, r, p } = f.kdf;

@@ -15,8 +15,9 @@ export interface RevocationPublisherOptions {
  * store, not per issuer. An unknown profile is not vouched for either.
  */
 export function signedByIssuingCa(rec: CertificateRecord): boolean {
-  const profile: CertificateProfile | undefined = CERTIFICATE_PROFILES[rec.profile as CertificateProfileName];
-  return profile !== undefined && !profile.ca;
+  if (!Object.hasOwn(CERTIFICATE_PROFILES, rec.profile)) return false;
+  const profile: CertificateProfile = CERTIFICATE_PROFILES[rec.profile as CertificateProfileName];
+  return !profile.ca;
 }
 
 /** CertIDs answered in one OCSP request (more: malformedRequest). */

@@ -13,3 +13,4 @@ export * from './pkcs7.js';
 export * from './spki.js';
 export * from './csr-builder.js';
 export * from './ocsp-client.js';
+export { isBase64 } from './base64.js';

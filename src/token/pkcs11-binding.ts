@@ -5,7 +5,7 @@
 import { createHmac, randomBytes, type KeyObject } from 'node:crypto';
 import { createRequire } from 'node:module';
 import type * as P from 'pkcs11js';
-import { badRequest, conflict, internal, notFound, unauthorized, type SekishoError } from '../errors/index.js';
+import { badRequest, conflict, internal, notFound, type SekishoError } from '../errors/index.js';
 import { describePublicKey } from '../pki/index.js';
 import { operationEnded, tokenErrors } from './token-errors.js';
 import type { ObjectClass } from './token.js';
@@ -56,7 +56,7 @@ export function mapError(e: unknown, doing: string): SekishoError {
   const name = (e as Error).message?.split(':')[0] ?? 'error';
   switch (code) {
     case p.CKR_PIN_INCORRECT:
-      return unauthorized('PIN_WRONG', `wrong PIN (${doing}); the token counts wrong tries and may lock`, { ja: 'PINが違います。' });
+      return tokenErrors.pinWrongUncounted('user', doing);
     case p.CKR_PIN_LOCKED:
       return tokenErrors.pinLocked();
     case p.CKR_PIN_LEN_RANGE:

@@ -38,7 +38,7 @@ function loginError(e: unknown, who: UserType): SekishoError {
   const p = pkcs11js();
   const rv = ckr(e);
   if (who === 'so' && rv === p.CKR_PIN_INCORRECT) {
-    return unauthorized('SO_PIN_WRONG', 'wrong SO PIN (logging in as the security officer); the token counts wrong tries and may lock the SO PIN for good', { ja: '管理者PIN（SO PIN）が違います。続けて間違えるとロックされます。' });
+    return tokenErrors.pinWrongUncounted('so', 'logging in as the security officer');
   }
   if (who === 'so' && rv === p.CKR_PIN_LOCKED) return tokenErrors.soLocked();
   if (rv === p.CKR_USER_ANOTHER_ALREADY_LOGGED_IN) {
@@ -78,9 +78,7 @@ export class Pkcs11Session implements TokenSession {
       const known = this.module.logins.get(this.slotId);
       if (!known) throw conflict('TOKEN_ALREADY_LOGGED_IN', 'another part of this process (e.g. the OpenSSL engine) is logged in to this token, so the module cannot check this PIN; log in once per process');
       if (known.who !== userType || !timingSafeEqual(known.digest, digest)) {
-        throw userType === 'so'
-          ? unauthorized('SO_PIN_WRONG', 'wrong SO PIN: it is not the PIN this process is logged in with', { ja: '管理者PIN（SO PIN）が違います。' })
-          : unauthorized('PIN_WRONG', 'wrong PIN: it is not the PIN this process is logged in to the token with', { ja: 'PINが違います。' });
+        throw tokenErrors.pinWrongUncounted(userType, 'not the PIN this process is logged in to the token with');
       }
     }
     this.module.logins.set(this.slotId, { who: userType, digest });

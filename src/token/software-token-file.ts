@@ -15,6 +15,7 @@
 import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 import { promisify } from 'node:util';
 import { malformed, unauthorized } from '../errors/index.js';
+import { isBase64 } from '../pki/index.js';
 import type { ObjectAttributes } from './token.js';
 
 const scryptAsync = promisify(scrypt) as (pw: string | Buffer, salt: Buffer, len: number, opts: { N: number; r: number; p: number; maxmem: number }) => Promise<Buffer>;
@@ -203,17 +204,16 @@ export function serializeTokenFile(f: TokenFile): string {
 // ---- parsing (every field checked: the file may have been damaged or edited) ----
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-const isB64 = (v: unknown): v is string => typeof v === 'string' && /^[A-Za-z0-9+/]*={0,2}$/.test(v) && v.length % 4 === 0;
 const isCount = (v: unknown, max = 1000): v is number => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= max;
-const isSealed = (v: unknown): v is Sealed => isObj(v) && isB64(v.iv) && isB64(v.tag) && isB64(v.ct);
-const isWrap = (v: unknown): v is PinWrap => isSealed(v) && isB64((v as unknown as Record<string, unknown>).salt);
+const isSealed = (v: unknown): v is Sealed => isObj(v) && isBase64(v.iv) && isBase64(v.tag) && isBase64(v.ct);
+const isWrap = (v: unknown): v is PinWrap => isSealed(v) && isBase64((v as unknown as Record<string, unknown>).salt);
 
 function checkObject(o: unknown, where: string): StoredObject {
-  if (!isObj(o) || !isCount(o.handle, 2 ** 31) || !isObj(o.attrs) || (o.pkcs8 !== undefined && !isB64(o.pkcs8))) throw corrupt(where, 'an object record is damaged');
+  if (!isObj(o) || !isCount(o.handle, 2 ** 31) || !isObj(o.attrs) || (o.pkcs8 !== undefined && !isBase64(o.pkcs8))) throw corrupt(where, 'an object record is damaged');
   const attrs = o.attrs;
   if (!['certificate', 'public-key', 'private-key', 'data'].includes(attrs.class as string)) throw corrupt(where, 'an object has an unknown class');
   for (const [k, v] of Object.entries(attrs)) {
-    if (BUFFER_ATTRS.has(k) ? !isB64(v) : !(typeof v === 'string' || typeof v === 'boolean')) throw corrupt(where, `an object attribute "${k.slice(0, 30)}" is damaged`);
+    if (BUFFER_ATTRS.has(k) ? !isBase64(v) : !(typeof v === 'string' || typeof v === 'boolean')) throw corrupt(where, `an object attribute "${k.slice(0, 30)}" is damaged`);
   }
   return o as unknown as StoredObject;
 }
@@ -263,7 +263,7 @@ export async function openBackup(text: string, passphrase: string, where: string
   let doc: Record<string, unknown>;
   try {
     doc = JSON.parse(text) as Record<string, unknown>;
-    if (!isObj(doc) || doc.format !== BACKUP_FORMAT || doc.version !== 1 || !isObj(doc.kdf) || doc.kdf.name !== 'scrypt' || !isB64(doc.salt) || !isSealed(doc)) throw new Error('shape');
+    if (!isObj(doc) || doc.format !== BACKUP_FORMAT || doc.version !== 1 || !isObj(doc.kdf) || doc.kdf.name !== 'scrypt' || !isBase64(doc.salt) || !isSealed(doc)) throw new Error('shape');
   } catch {
     throw malformed('TOKEN_BACKUP_CORRUPT', `${where} is not a readable sekisho token backup (damaged or truncated); use another copy`);
   }

@@ -7,6 +7,11 @@ export const tokenErrors = {
     unauthorized(who === 'so' ? 'SO_PIN_WRONG' : 'PIN_WRONG', `wrong ${who === 'so' ? 'SO PIN' : 'PIN'}; ${left} ${left === 1 ? 'try' : 'tries'} left before the ${who === 'so' ? 'SO PIN locks for good' : 'token locks'}`, {
       ja: `PINが違います。あと${left}回間違えるとロックされます。`,
     }),
+  /** A wrong PIN where the number of tries left is not known (a PKCS#11 module that does not say). */
+  pinWrongUncounted: (who: UserType, why: string) =>
+    who === 'so'
+      ? unauthorized('SO_PIN_WRONG', `wrong SO PIN (${why}); the token counts wrong tries and may lock the SO PIN for good`, { ja: '管理者PIN（SO PIN）が違います。続けて間違えるとロックされます。' })
+      : unauthorized('PIN_WRONG', `wrong PIN (${why}); the token counts wrong tries and may lock`, { ja: 'PINが違います。続けて間違えるとロックされます。' }),
   pinLocked: () =>
     unauthorized('PIN_LOCKED', 'the user PIN is locked after too many wrong tries; the security officer unlocks it with "sekisho token unlock" (SEKISHO_SO_PIN, SEKISHO_NEW_PIN)', {
       ja: 'PINがロックされています。管理者(SO)にロック解除を依頼してください。',
