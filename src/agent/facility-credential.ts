@@ -69,6 +69,8 @@ export class FacilityCredential {
     readonly module: TokenModule,
     readonly session: TokenSession,
     readonly tokenLabel: string,
+    /** The serial number of the token sekisho chose (the one its URI names), handed to OpenSSL's engine. */
+    readonly tokenSerial: string,
     readonly keyLabel: string,
     readonly pin: string,
     current: TokenCredential,
@@ -93,7 +95,7 @@ export class FacilityCredential {
         throw e;
       }
       const current = await currentCredential(session, keyLabel, now);
-      return new FacilityCredential(token, module, session, info.label, keyLabel, pin, current);
+      return new FacilityCredential(token, module, session, info.label, info.serialNumber, keyLabel, pin, current);
     } catch (e) {
       await module.close();
       throw e;
@@ -125,10 +127,9 @@ export class FacilityCredential {
   async secureContext(base: SecureContextOptions, c: TokenCredential = this.#current): Promise<SecureContext> {
     const cert = await this.#chainPem(c);
     if (this.token.kind === 'pkcs11') {
-      const u = parsePkcs11Uri(this.token.uri);
-      // Every token attribute of the configured URI goes on to the engine, so it picks the token sekisho picked.
-      const { token, manufacturer, serial, model, slotId } = u;
-      const uri = formatPkcs11Uri({ token, manufacturer, serial, model, slotId, object: this.keyLabel, id: c.id });
+      // The engine is told the label and serial of the token sekisho chose (by every attribute of the configured
+      // URI, slot and library ones too), so it cannot pick another token the URI's token attributes also match.
+      const uri = formatPkcs11Uri({ token: this.tokenLabel, serial: this.tokenSerial, object: this.keyLabel, id: c.id });
       return createSecureContext({ ...base, cert, ...tlsKeyOptions({ kind: 'pkcs11', uri, pin: this.pin, module: this.token.module }) });
     }
     const key = await this.session.tlsPrivateKeyPem!(c.privateKey);
