@@ -270,7 +270,11 @@ export class SyslogCollector {
     const udp = this.#udp!;
     for (const { record, next } of batch) {
       const msg = this.#message(record);
-      if (!msg) continue;
+      if (!msg) {
+        // Nothing can be sent for it (counted and logged by #message): the cursor moves past it all the same.
+        this.#o.spool.commit(this.consumer, next);
+        continue;
+      }
       if (msg.length > max) {
         this.truncated++;
         // Said, once a minute: the collector gets a cut message (RFC 5426 allows no more), and the operator the remedy.

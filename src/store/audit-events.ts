@@ -156,9 +156,12 @@ export class AuditEventRepository {
     return rows.map(normalize);
   }
 
-  /** Every row of a writer at place `writerSeq`, in store order (more than one only where the chain was forked or a row duplicated). */
-  async atPlace(writer: string, writerSeq: number): Promise<AuditRow[]> {
-    return (await this.x.all<AuditRow>('SELECT * FROM audit_events WHERE writer = ? AND writer_seq = ? ORDER BY seq', [writer, writerSeq])).map(normalize);
+  /**
+   * The rows of a writer at place `writerSeq`, in store order, at most `limit` (more than one only where the chain
+   * was forked or a row duplicated: each beyond the first is already a finding, so a pile at one place is not read whole).
+   */
+  async atPlace(writer: string, writerSeq: number, limit = 1_000): Promise<AuditRow[]> {
+    return (await this.x.all<AuditRow>('SELECT * FROM audit_events WHERE writer = ? AND writer_seq = ? ORDER BY seq LIMIT ?', [writer, writerSeq, limit])).map(normalize);
   }
 
   /** A writer's rows beyond place `seq`, highest first, at most `limit` (rows past a head are no chain's). */
