@@ -42,7 +42,7 @@ export function openPkcs11Module(path: string): Pkcs11Module {
   }
   const key = libraryKey(path);
   let shared = libraries.get(key);
-  if (!shared) libraries.set(key, (shared = { opened: 0, finalize: initializedHere, logins: new Map() }));
+  if (!shared) libraries.set(key, (shared = { opened: 0, finalize: initializedHere, logins: new Map(), sessions: new Map() }));
   shared.opened += 1;
   return new Pkcs11Module(path, lib, shared);
 }
@@ -60,6 +60,8 @@ export interface SharedLibrary {
   opened: number;
   finalize: boolean;
   logins: Map<number, { who: UserType; digest: Buffer }>;
+  /** Per slot, the sessions this process has open on it: when the last closes Cryptoki logs out, and the digest goes. */
+  sessions: Map<number, number>;
 }
 const libraries = new Map<string, SharedLibrary>();
 function libraryKey(path: string): string {
@@ -212,7 +214,17 @@ export class Pkcs11Module implements TokenModule {
     const h = await this.#slot(slotId);
     const p = pkcs11js();
     const session = guard('opening a session', () => this.lib.C_OpenSession(h, p.CKF_SERIAL_SESSION | p.CKF_RW_SESSION));
-    const s = new Pkcs11Session(this, slotId, session, () => this.#sessions.delete(s));
+    const open = this.shared.sessions;
+    open.set(slotId, (open.get(slotId) ?? 0) + 1);
+    const s = new Pkcs11Session(this, slotId, session, () => {
+      this.#sessions.delete(s);
+      const left = (open.get(slotId) ?? 1) - 1;
+      if (left > 0) open.set(slotId, left);
+      else {
+        open.delete(slotId);
+        this.shared.logins.delete(slotId); // Cryptoki logged out with the last session
+      }
+    });
     this.#sessions.add(s);
     return s;
   }
