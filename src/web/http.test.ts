@@ -16,7 +16,7 @@ import { ERROR_KINDS, SekishoError, type ErrorKind } from '../errors/index.js';
 import { CertificateAuthority } from '../ca/index.js';
 import { needCommand } from '../testing/peers.js';
 import { runPeer, startTestEnrollment, type TestEnrollment } from '../testing/enrollment-server.js';
-import { HTTP_STATUS, httpStatus, kindOfStatus, publicError } from './http.js';
+import { HTTP_STATUS, httpStatus, kindOfStatus, publicError, refuseCrossSite } from './http.js';
 import { createWebApp } from './app.js';
 import { EXIT_CODE } from '../cli/run.js';
 
@@ -215,4 +215,27 @@ describe('a locked CA behind the portal and EST', () => {
       await new Promise((r) => strict.close(r));
     }
   });
+});
+
+test('cross-site POSTs: Sec-Fetch-Site decides when sent; else Origin must be the request\'s host or, behind a proxy that rewrites Host, the portal\'s published address', () => {
+  const req = (headers: Record<string, string>) => new Request('https://portal.internal:8443/enroll', { method: 'POST', headers });
+  const refused = (headers: Record<string, string>, published?: string) => {
+    try {
+      refuseCrossSite(req(headers), published);
+      return false;
+    } catch (e) {
+      return e instanceof SekishoError && e.code === 'CROSS_SITE_REQUEST';
+    }
+  };
+  assert.equal(refused({ 'sec-fetch-site': 'same-origin', origin: 'https://evil.example' }), false);
+  assert.equal(refused({ 'sec-fetch-site': 'cross-site' }), true);
+  assert.equal(refused({ 'sec-fetch-site': 'same-site' }), true);
+  assert.equal(refused({}), false, 'no browser headers: a client that is not a browser');
+  assert.equal(refused({ host: 'portal.internal:8443', origin: 'https://portal.internal:8443' }), false);
+  assert.equal(refused({ host: 'portal.internal:8443', origin: 'null' }), true);
+  assert.equal(refused({ host: 'portal.internal:8443', origin: 'https://evil.example' }), true);
+  // regression: an older browser (Origin, no Sec-Fetch-Site) behind a proxy that rewrites Host was refused on the portal's own page.
+  assert.equal(refused({ host: 'portal.internal:8443', origin: 'https://portal.example.jp' }, 'https://portal.example.jp/'), false);
+  assert.equal(refused({ host: 'portal.internal:8443', origin: 'https://portal.example.jp.evil.example' }, 'https://portal.example.jp/'), true);
+  assert.equal(refused({ host: 'portal.internal:8443', origin: 'http://portal.example.jp' }, 'https://portal.example.jp/'), true, 'another scheme is another origin');
 });

@@ -159,15 +159,19 @@ export function wrongMethod(allow: string): Response {
  * before an attempt is counted: a hostile page otherwise spends its
  * visitors' allowance (a clinic's NAT address) and their addresses' guesses.
  */
-export function refuseCrossSite(req: Request): void {
+export function refuseCrossSite(req: Request, publicUrl?: string): void {
   const site = req.headers.get('sec-fetch-site');
   const origin = req.headers.get('origin');
-  // Browsers that send Sec-Fetch-Site are judged by it alone (a proxy rewriting Host cannot confuse it); older ones by Origin.
+  // Browsers that send Sec-Fetch-Site are judged by it alone (a proxy rewriting Host cannot confuse it); older ones by
+  // Origin, which must be this request's host or the portal's public address (urls.portal: behind a proxy that rewrites Host).
   let cross = false;
   if (site !== null) cross = site !== 'same-origin' && site !== 'none';
   else if (origin !== null) {
     try {
-      cross = origin === 'null' || new URL(origin).host !== (req.headers.get('host') ?? '').toLowerCase();
+      const from = new URL(origin);
+      const ownHost = from.host === (req.headers.get('host') ?? '').toLowerCase();
+      const published = publicUrl !== undefined && from.origin === new URL(publicUrl).origin;
+      cross = origin === 'null' || !(ownHost || published);
     } catch {
       cross = true;
     }

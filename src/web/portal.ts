@@ -115,7 +115,7 @@ export class Portal {
   async enrollForm(c: WebContext): Promise<Response> {
     let ids: { requestId?: string } = {};
     try {
-      refuseCrossSite(c.req.raw);
+      refuseCrossSite(c.req.raw, this.#ca.config.urls.portal);
       if (mediaType(c.req.raw) !== 'application/x-www-form-urlencoded') throw unsupportedMediaType('CONTENT_TYPE_UNSUPPORTED', 'send the form as application/x-www-form-urlencoded');
       const body = await readBody(c.req.raw, FORM_LIMIT);
       const source = await this.#admit(c, 'portal');
@@ -133,7 +133,7 @@ export class Portal {
   /** POST /api/enroll: JSON in, JSON out (PKCS#12 and root as base64); for `sekisho enroll`. */
   async enrollJson(c: WebContext): Promise<Response> {
     try {
-      refuseCrossSite(c.req.raw);
+      refuseCrossSite(c.req.raw, this.#ca.config.urls.portal);
       if (mediaType(c.req.raw) !== 'application/json') throw unsupportedMediaType('CONTENT_TYPE_UNSUPPORTED', 'send application/json');
       const body = await readBody(c.req.raw, JSON_LIMIT);
       const source = await this.#admit(c, 'api');
@@ -158,7 +158,7 @@ export class Portal {
   /** POST /api/enroll-csr: the key was made in the browser; only its CSR arrives. Returns the certificate and chain (PEM). */
   async enrollCsr(c: WebContext): Promise<Response> {
     try {
-      refuseCrossSite(c.req.raw);
+      refuseCrossSite(c.req.raw, this.#ca.config.urls.portal);
       if (mediaType(c.req.raw) !== 'application/json') throw unsupportedMediaType('CONTENT_TYPE_UNSUPPORTED', 'send application/json');
       const body = await readBody(c.req.raw, JSON_LIMIT);
       const source = await this.#admit(c, 'portal-csr');
