@@ -187,16 +187,17 @@ function recordObject(event: RecordedAuditEvent, action: string, details: Record
   const spec = { id: String(event.seq), idType: OBJECT_ID_TYPE.auditRecord, typeCode: '4' as const, name: action };
   // Room for the object itself and a detailsOmitted element.
   let left = room - Buffer.byteLength(participantObject(spec)) - 128;
-  const kept: Array<readonly [string, unknown]> = [];
-  for (const pair of pairs) {
-    const size = Buffer.byteLength(detailElement(pair[0], pair[1]));
+  const kept: string[] = [];
+  for (const [type, value] of pairs) {
+    const rendered = detailElement(type, value);
+    const size = Buffer.byteLength(rendered);
     if (size > left) break;
-    kept.push(pair);
+    kept.push(rendered);
     left -= size;
   }
   const omitted = pairs.length - kept.length + Math.max(0, keys.length - slots);
-  if (omitted > 0) kept.push(['detailsOmitted', omitted]);
-  return participantObject({ ...spec, details: kept });
+  if (omitted > 0) kept.push(detailElement('detailsOmitted', omitted));
+  return participantObject(spec, kept);
 }
 
 interface ObjectSpec {
@@ -208,8 +209,8 @@ interface ObjectSpec {
   details?: ReadonlyArray<readonly [string, unknown]>;
 }
 
-function participantObject(o: ObjectSpec): string {
-  const details = (o.details ?? []).map(([type, value]) => detailElement(type, value));
+/** `details`: the object's detail elements when already rendered (else made from `o.details`). */
+function participantObject(o: ObjectSpec, details = (o.details ?? []).map(([type, value]) => detailElement(type, value))): string {
   return element(
     'ParticipantObjectIdentification',
     [

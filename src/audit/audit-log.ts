@@ -1,10 +1,10 @@
 import { internal } from '../errors/index.js';
-import { CA_WRITER, repositories, type AuditChainAppender, type AuditRow, type AuditSearch, type Database, type SqlExecutor } from '../store/index.js';
+import { CA_WRITER, detailsOf, repositories, type AuditChainAppender, type AuditRow, type AuditSearch, type Database, type SqlExecutor } from '../store/index.js';
 import type { KeyObject } from 'node:crypto';
 import type { Signer } from '../pki/index.js';
 import { ChainVerifier, eventHash, GENESIS_HASH, type ChainProblem } from './chain.js';
 import { CHECKPOINT_GENESIS_HASH, checkpointFromRow, checkpointToRow, signCheckpoint, type AuditCheckpoint } from './checkpoint.js';
-import { detailsOf, type AuditEvent, type RecordedAuditEvent } from './event.js';
+import type { AuditEvent, RecordedAuditEvent } from './event.js';
 import { TrailVerifier, type ChainReport, type TrailReport } from './trail-verifier.js';
 
 export interface AuditLogOptions {

@@ -3,9 +3,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, join } from 'node:path';
 import { writeFileAtomic } from '../files/index.js';
-import type { AuditChainStore } from '../store/index.js';
+import { detailsOf, type AuditChainStore } from '../store/index.js';
 import { appendToChain } from './audit-log.js';
-import { detailsOf } from './event.js';
 import type { AuditSpool } from './spool.js';
 
 export const STORE_CONSUMER = 'store';

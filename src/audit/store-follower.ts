@@ -1,9 +1,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../files/index.js';
-import { CA_WRITER, type AuditChainStore } from '../store/index.js';
+import { CA_WRITER, detailsOf, type AuditChainStore } from '../store/index.js';
 import { checkpointFromRow } from './checkpoint.js';
-import { detailsOf, type AuditEvent } from './event.js';
+import type { AuditEvent } from './event.js';
 import type { AuditSpool } from './spool.js';
 
 /**

@@ -1,6 +1,6 @@
 import { badRequest } from '../errors/index.js';
 import { isFacilityNumber } from '../policy/index.js';
-import { AccessEventReader, type AuditRow, type SqlExecutor } from '../store/index.js';
+import { AccessEventReader, detailsOf, type AuditRow, type SqlExecutor } from '../store/index.js';
 import { nextDay, ReportZone } from './zone.js';
 
 /**
@@ -108,7 +108,7 @@ export async function accessReview(x: SqlExecutor, f: AccessReviewFilter, now: D
 }
 
 export function buildReview(events: readonly AuditRow[], f: AccessReviewFilter, zone: ReportZone, range: { fromUtc: string; toUtc: string }, now: Date): AccessReview {
-  const parsed = events.map((e) => ({ e, d: safeJson(e.details) }));
+  const parsed = events.map((e) => ({ e, d: detailsOf(e.details) ?? {} }));
   const closed = new Set<string>();
   const cutOf = new Map<string, string>();
   for (const { e, d } of parsed) {
@@ -216,15 +216,6 @@ export function buildReview(events: readonly AuditRow[], f: AccessReviewFilter, 
     rows,
     summary: [...sums.values()],
   };
-}
-
-function safeJson(s: string): Details {
-  try {
-    const v = JSON.parse(s) as unknown;
-    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Details) : {};
-  } catch {
-    return {};
-  }
 }
 
 /** The CSV columns, in order (the JSON rows carry the same names). */

@@ -23,6 +23,20 @@ export interface AuditRow {
   hash: string;
 }
 
+/**
+ * A stored row's details text as the object the CA writes, or undefined when
+ * it is not one (a row altered in the store): readers show or skip such a row,
+ * they do not fail on it.
+ */
+export function detailsOf(text: unknown): Record<string, unknown> | undefined {
+  try {
+    const v = JSON.parse(String(text)) as unknown;
+    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export interface ChainHead {
   seq: number;
   hash: string;

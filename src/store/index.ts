@@ -29,6 +29,7 @@ export type { Facility, FacilityStatus } from './facilities.js';
 export { OPERATOR_ROLES, type OperatorRecord, type OperatorRole, type OperatorStatus } from './operators.js';
 export type { CertificateRecord, CertificateStatus, CertificateFilter, RevokedSerial } from './certificates.js';
 export type { AuditRow, ChainHead, WriterHead } from './audit-events.js';
+export { detailsOf } from './audit-events.js';
 export { CA_WRITER } from './audit-events.js';
 export type { ChangeListener, ChangeListenerOptions } from './change-listener.js';
 export { CHANGE_CHANNEL } from './change-seq.js';
