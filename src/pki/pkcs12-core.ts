@@ -360,16 +360,13 @@ export function checkPkcs12PasswordText(password: string): void {
  * download on a file that cannot be made, nor gets the modern one instead.
  */
 export function checkPkcs12Profile(c: Pkcs12Crypto, legacy: boolean): void {
-  if (legacy && c.desEde3CbcEncrypt === undefined) {
-    throw badRequest('PKCS12_LEGACY_UNAVAILABLE', 'the legacy format for old Windows (3DES) cannot be made in the browser; choose "Make the key on the server", or leave the legacy format unchecked', {
-      ja: '古い Windows 用の形式（3DES）はブラウザ内では作成できません。「サーバーで鍵を作成」を選ぶか、古い Windows 用の形式のチェックを外してください。',
-    });
-  }
+  if (legacy && c.desEde3CbcEncrypt === undefined) throw legacyUnavailable();
 }
 
-function unreachable(): never {
-  throw new Error('unreachable: checkPkcs12Profile let a legacy build through without 3DES');
-}
+const legacyUnavailable = () =>
+  badRequest('PKCS12_LEGACY_UNAVAILABLE', 'the legacy format for old Windows (3DES) cannot be made in the browser; choose "Make the key on the server", or leave the legacy format unchecked', {
+    ja: '古い Windows 用の形式（3DES）はブラウザ内では作成できません。「サーバーで鍵を作成」を選ぶか、古い Windows 用の形式のチェックを外してください。',
+  });
 
 /** The checks on a build's password, friendly name and iteration count; returns the iteration count. */
 export function checkPkcs12Text(password: string, friendlyName: string, iterations: number = DEFAULT_ITERATIONS): number {
@@ -417,8 +414,7 @@ async function encryptPbes2(c: Pkcs12Crypto, plain: Uint8Array, passwordUtf8: Ui
 
 /** pbeWithSHAAnd3-KeyTripleDES-CBC (RFC 7292 Appendix C): key and IV from the Appendix B KDF with SHA-1. */
 async function encryptPkcs12Pbe3Des(c: Pkcs12Crypto, plain: Uint8Array, bmp: Uint8Array, iterations: number): Promise<Encrypted> {
-  checkPkcs12Profile(c, true);
-  if (c.desEde3CbcEncrypt === undefined) return unreachable();
+  if (c.desEde3CbcEncrypt === undefined) throw legacyUnavailable();
   const salt = c.randomBytes(8);
   const digest = (r: IteratedDigest) => c.iteratedDigest(r);
   const key = await runKdf(pkcs12KdfSteps('sha1', bmp, salt, 1, iterations, 24), digest);

@@ -93,7 +93,7 @@ export class Portal {
     return send(200, 'text/html; charset=utf-8', this.#page(), { 'Cache-Control': 'no-store' });
   }
 
-  /** Counts an attempt against the client's address; a refused one is thrown (the first of its window audited). */
+  /** Counts an attempt against the client's address; a refused one is thrown (its 1st, 2nd, 4th … of a window audited). */
   async #admit(c: WebContext, via: string): Promise<{ client: string; via: string }> {
     const source = { client: clientAddress(c), via };
     await admitNoticeAttempt(this.#limiter, this.#notices, source);
