@@ -154,7 +154,8 @@ export function wrongMethod(allow: string): Response {
  * Refuses a request a browser sent on behalf of another site's page (a form
  * or a no-cors fetch on a hostile page, which needs no preflight): its
  * `Sec-Fetch-Site` is neither `same-origin` nor `none`, or, from a browser
- * without that header, its `Origin` is not this server's own (`null` included). Clients that are not browsers
+ * without that header, its `Origin` is neither the request's host nor the
+ * published portal address (`null` included). Clients that are not browsers
  * (`sekisho enroll`, curl, EST clients) send neither header and pass. Run it
  * before an attempt is counted: a hostile page otherwise spends its
  * visitors' allowance (a clinic's NAT address) and their addresses' guesses.
