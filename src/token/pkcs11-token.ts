@@ -42,7 +42,7 @@ export function openPkcs11Module(path: string): Pkcs11Module {
   }
   const key = libraryKey(path);
   let shared = libraries.get(key);
-  if (!shared) libraries.set(key, (shared = { opened: 0, finalize: initializedHere, logins: new Map(), sessions: new Map() }));
+  if (!shared) libraries.set(key, (shared = { opened: 0, finalize: initializedHere, logins: new Map(), sessions: new Map(), key }));
   shared.opened += 1;
   return new Pkcs11Module(path, lib, shared);
 }
@@ -57,6 +57,8 @@ export function openPkcs11Module(path: string): Pkcs11Module {
  * PIN is still checked.
  */
 export interface SharedLibrary {
+  /** The module file's real path, by which the process shares it. */
+  key: string;
   opened: number;
   finalize: boolean;
   logins: Map<number, { who: UserType; digest: Buffer }>;
@@ -128,7 +130,7 @@ export class Pkcs11Module implements TokenModule {
    * and OpenSSL's pkcs11 engine refuses such a URI too.
    */
   async slotForUri(u: Pkcs11Uri): Promise<number> {
-    const shown = redactPkcs11Uri({ ...(u.token !== undefined ? { token: u.token } : {}), ...(u.manufacturer !== undefined ? { manufacturer: u.manufacturer } : {}), ...(u.serial !== undefined ? { serial: u.serial } : {}), ...(u.model !== undefined ? { model: u.model } : {}), ...(u.slotId !== undefined ? { slotId: u.slotId } : {}) });
+    const shown = redactPkcs11Uri({ token: u.token, manufacturer: u.manufacturer, serial: u.serial, model: u.model, slotId: u.slotId });
     const none = () => notFound('TOKEN_NOT_FOUND', `no token in ${this.path} matches ${shown}; list them with "sekisho token info --module ${this.path}"`, { ja: `${shown} に合うトークンが見つかりません。"sekisho token info --module ${this.path}" で一覧を確認してください。` });
     if (u.libraryManufacturer !== undefined || u.libraryDescription !== undefined || u.libraryVersion !== undefined) {
       const i = guard('reading its info', () => this.lib.C_GetInfo());
@@ -258,7 +260,7 @@ export class Pkcs11Module implements TokenModule {
     // Another Pkcs11Module of this file in the process still uses the library: finalizing would end its sessions too.
     this.shared.opened -= 1;
     const last = this.shared.opened === 0;
-    if (last && libraries.get(libraryKey(this.path)) === this.shared) libraries.delete(libraryKey(this.path));
+    if (last && libraries.get(this.shared.key) === this.shared) libraries.delete(this.shared.key);
     try {
       if (last && this.shared.finalize) this.lib.C_Finalize();
     } catch {
